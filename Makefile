@@ -1,0 +1,33 @@
+# Two entry points: `make demo` (set up, then run the main job on data/) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+OUT    ?= out
+DATA   := data/sample_traces.jsonl.gz
+
+.PHONY: demo test install lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# The main job on the shipped data: validate -> ingest -> monitoring metrics.
+demo: install
+	$(BIN)/aco-lab validate $(DATA)
+	$(BIN)/aco-lab ingest $(DATA) --out $(OUT)/dataset
+	$(BIN)/aco-lab stats $(DATA)
+
+test: install
+	$(BIN)/python -m pytest -q -n 2
+
+lint: install
+	$(BIN)/ruff check aco aco_lab tests scripts examples
+
+clean:
+	rm -rf $(OUT) .pytest_cache

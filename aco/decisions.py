@@ -1,0 +1,87 @@
+"""The values the runtime's decisions return: frozen, slotted, cheap to build.
+
+Every decision says which mode produced it (`bundle` = learned from traces, `rules` = the
+documented rule-based fallback) and why, in `reason`.
+"""
+
+from dataclasses import dataclass, field
+
+MODE_BUNDLE = "bundle"
+MODE_RULES = "rules"
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingDecision:
+    """Which tier a request goes to, and why."""
+
+    tier: int
+    model_id: str
+    confidence: float  # predicted probability of success at `tier`, 0..1
+    cost_estimate: float  # USD expected for one call at `tier`
+    task_type: str | None
+    reason: str
+    mode: str  # MODE_BUNDLE or MODE_RULES
+    probabilities: tuple[float, ...] = ()  # P(success) per tier 1..5 (bundle mode), else ()
+
+
+@dataclass(frozen=True, slots=True)
+class ContextBudget:
+    """How many context tokens a run gets, what to keep verbatim and what to drop."""
+
+    total_tokens: int
+    keep_exact: tuple[str, ...]
+    omit: tuple[str, ...]
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CascadeDecision:
+    """Accept a cheap model's answer, or escalate (and to which tier)."""
+
+    escalated: bool
+    final_tier: int
+    model_id: str
+    confidence: float
+    reason: str
+    mode: str = MODE_RULES
+
+
+@dataclass(frozen=True, slots=True)
+class DoomDecision:
+    """Whether a run should be stopped because it is unlikely to succeed."""
+
+    doomed: bool
+    reason: str
+    success_probability: float | None = None
+    mode: str = MODE_RULES
+
+
+@dataclass(frozen=True, slots=True)
+class GateDecision:
+    """Whether a tool call is worth making for this task type."""
+
+    allow: bool
+    tool_name: str
+    reason: str
+    mode: str = MODE_RULES
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyDecision:
+    """Whether to call a verifier on an answer before declaring DONE."""
+
+    verify: bool
+    reason: str
+    mode: str = MODE_RULES
+
+
+@dataclass(frozen=True, slots=True)
+class StepDecision:
+    """The tier one agent step runs at under a per-run budget."""
+
+    adjusted_tier: int
+    model_id: str
+    cost_estimate: float
+    reason: str
+    allowed: bool = True  # False when no tier fits the remaining budget
+    extra: dict = field(default_factory=dict)

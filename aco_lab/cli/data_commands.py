@@ -1,0 +1,3 @@
+"""Commands over trace files: validate, ingest, stats, simulate."""
+
+COMMANDS: list = []

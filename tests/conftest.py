@@ -1,0 +1,26 @@
+"""Shared test fixtures: paths to the real benchmark traces (skipped when ../shared is absent)."""
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+ROUTERBENCH = SHARED_DATA / "routerbench-dev"
+TAU_BENCH = SHARED_DATA / "tau-bench-airline"
+
+
+@pytest.fixture(scope="session")
+def routerbench_dir() -> Path:
+    """The real RouterBench traces and config; skips the test when ../shared is absent."""
+    if not (ROUTERBENCH / "traces.jsonl.gz").exists():
+        pytest.skip("../shared/data/routerbench-dev is absent")
+    return ROUTERBENCH
+
+
+@pytest.fixture(scope="session")
+def tau_bench_dir() -> Path:
+    """The real tau-bench airline traces; skips the test when ../shared is absent."""
+    if not (TAU_BENCH / "traces.jsonl.gz").exists():
+        pytest.skip("../shared/data/tau-bench-airline is absent")
+    return TAU_BENCH
