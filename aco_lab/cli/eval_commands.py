@@ -1,0 +1,3 @@
+"""Commands registered on `aco-lab` (filled in by their issue)."""
+
+COMMANDS: list = []
