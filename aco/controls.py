@@ -1,0 +1,301 @@
+"""The run controls: cascade, doom check, tool gate, verifier and context budget.
+
+Each control has a rule version (the constants below, each with its reason) and a learned
+version read from a bundle's ``controls`` section. `Controls` uses the learned one when the
+bundle has it and the rule otherwise; every decision says which mode decided. The learned
+specs are plain data (docs/runtime.md, "Learned controls"):
+
+    {"kind": "logistic", "features": [...], "weights": [...], "bias": b, "threshold": t}
+    {"kind": "table", "values": {"<task_type>/<tool>": p, "*/<tool>": p}, "default": p,
+     "threshold": t}
+    {"kind": "thresholds", "verify_below": {"low": c, "medium": c, "high": c}}
+    {"kind": "by_tier", "total_tokens": {"1": n, ...}, "keep_exact": [...], "omit": [...]}
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aco.config import ACOConfig
+from aco.decisions import (
+    MODE_BUNDLE,
+    MODE_RULES,
+    CascadeDecision,
+    ContextBudget,
+    DoomDecision,
+    GateDecision,
+    VerifyDecision,
+)
+from aco.errors import ACOError, BundleError
+from aco.rules import RequestCues, build_context_budget, nearest_configured_tier
+
+# Cascade rule. The mean log-probability is dominated by the many easy tokens of an answer
+# (punctuation, boilerplate), so a long answer looks confident even when the few tokens that
+# carry the answer were guesses; a low quantile of the token probabilities sees those guesses.
+LOW_QUANTILE = 0.10
+NO_LOGPROBS_CONFIDENCE = 0.6  # text cues alone: mildly trusting, cues push it down
+VERY_SHORT_CHARS = 8  # an answer this short ("4", "Paris") is often right, so only a mild cue
+CUE_FACTORS = {"hedging": 0.6, "very_short": 0.85}  # confidence multipliers
+REFUSAL_CONFIDENCE = 0.05  # a refusal or an empty answer is never accepted
+REFUSAL_CUES = re.compile(
+    r"\b(I can(no|')t (help|assist|answer|do)|I cannot|I am (not able|unable)|"
+    r"I'm (not able|unable)|as an AI|I won't|I do not have (access|the ability)|"
+    r"I don't have (access|the ability)|sorry, but I)\b",
+    re.IGNORECASE,
+)
+HEDGING_CUES = re.compile(
+    r"\b(I'?m not (sure|certain)|not entirely sure|I think|I believe|I guess|probably|"
+    r"possibly|might be|may be|it depends|hard to say|unclear)\b",
+    re.IGNORECASE,
+)
+
+# Doom rule: stop a run that has spent its budget, or that keeps failing.
+DOOM_STALLED_STEPS = 5  # steps in a row without progress: the agent is looping
+DOOM_STALLED_SHARE = 0.5  # ... or this share of the budget spent and
+DOOM_STALLED_AFTER_SHARE = 2  # ... this many steps in a row without progress
+
+# Tool gate rule: a quick answer rarely gains from an expensive or slow tool.
+EXPENSIVE_TOOLS = re.compile(r"search|brows|web|crawl|scrape|fetch|url|code_?exec|execute|"
+                             r"python|sandbox|shell|sql|retriev", re.IGNORECASE)
+SIDE_EFFECT_TOOLS = re.compile(r"delete|remove|drop|send|email|pay|transfer|refund|cancel|book|"
+                               r"deploy|write|update|create|modify", re.IGNORECASE)
+GATED_TASK_TYPES = ("quick_answer",)
+
+# Verifier rule: verify when the confidence in the answer is below this, by risk.
+RISKS = ("low", "medium", "high")
+VERIFY_BELOW = {"low": 0.30, "medium": 0.70, "high": math.inf}  # high risk: always verify
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerSignals:
+    """What a cheap model's answer says about itself: log-probability summaries and text cues."""
+
+    n_tokens: int
+    mean_logprob: float | None
+    min_logprob: float | None
+    low_prob: float | None  # the LOW_QUANTILE of the token probabilities
+    cues: tuple[str, ...]  # of: empty, refusal, hedging, very_short
+
+    def as_features(self) -> dict[str, float]:
+        """Named numbers for a learned cascade (missing log-probabilities: has_logprobs=0)."""
+        features = {
+            "has_logprobs": float(self.low_prob is not None),
+            "n_tokens": float(self.n_tokens),
+            "mean_logprob": self.mean_logprob or 0.0,
+            "min_logprob": self.min_logprob or 0.0,
+            "low_prob": self.low_prob or 0.0,
+        }
+        for cue in ("empty", "refusal", "hedging", "very_short"):
+            features[f"cue_{cue}"] = float(cue in self.cues)
+        return features
+
+
+def read_answer_signals(logprobs: Sequence[float] | None, response: str | None,
+                        short_expected: bool = False) -> AnswerSignals:
+    """Summarize token log-probabilities robustly and find refusal/hedging/short cues (pure)."""
+    values = _check_logprobs(logprobs)
+    text = (response or "").strip()
+    cues = []
+    if not text:
+        cues.append("empty")
+    elif len(text) < VERY_SHORT_CHARS and not short_expected:
+        cues.append("very_short")
+    if REFUSAL_CUES.search(text):
+        cues.append("refusal")
+    if HEDGING_CUES.search(text):
+        cues.append("hedging")
+    if not values:
+        return AnswerSignals(0, None, None, None, tuple(cues))
+    probs = sorted(math.exp(v) for v in values)
+    rank = max(0, math.ceil(LOW_QUANTILE * len(probs)) - 1)  # nearest-rank quantile
+    return AnswerSignals(len(values), math.fsum(values) / len(values), min(values), probs[rank],
+                         tuple(cues))
+
+
+def _check_logprobs(logprobs: Sequence[float] | None) -> list[float]:
+    if logprobs is None:
+        return []
+    if isinstance(logprobs, str | bytes) or not isinstance(logprobs, Sequence):
+        raise ACOError(f"cheap_logprobs: expected a list of token log-probabilities, "
+                       f"got {type(logprobs).__name__}")
+    values = []
+    for i, value in enumerate(logprobs):
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or value > 1e-6:  # tolerate rounding just above 0
+            raise ACOError(f"cheap_logprobs[{i}]: expected a finite log-probability <= 0, "
+                           f"got {value!r}")
+        values.append(min(float(value), 0.0))
+    return values
+
+
+def rule_confidence(signals: AnswerSignals) -> float:
+    """Rule confidence that a cheap answer is right: low-quantile probability times cue factors."""
+    if "empty" in signals.cues or "refusal" in signals.cues:
+        return REFUSAL_CONFIDENCE
+    confidence = signals.low_prob if signals.low_prob is not None else NO_LOGPROBS_CONFIDENCE
+    for cue in signals.cues:
+        confidence *= CUE_FACTORS.get(cue, 1.0)
+    return confidence
+
+
+class Controls:
+    """The five run controls, learned where the bundle has them and rule-based otherwise."""
+
+    def __init__(self, config: ACOConfig, specs: Mapping[str, Any] | None = None) -> None:
+        self.config = config
+        self.specs = dict(specs or {})
+        for name, spec in self.specs.items():
+            _check_spec(name, spec)
+
+    def mode(self, control: str) -> str:
+        """Which mode decides this control: "bundle" when the bundle learned it, else "rules"."""
+        return MODE_BUNDLE if control in self.specs else MODE_RULES
+
+    def cascade(self, signals: AnswerSignals, initial_tier: int,
+                retries_used: int = 0) -> CascadeDecision:
+        """Accept the cheap answer or escalate one configured tier up."""
+        spec = self.specs.get("cascade")
+        if spec is None:
+            confidence, bar, how = rule_confidence(signals), self.config.safety_threshold, "rules"
+        else:
+            features = {**signals.as_features(), "initial_tier": float(initial_tier)}
+            confidence, bar, how = _logistic(spec, features), spec["threshold"], "learned"
+        up = nearest_configured_tier(initial_tier + 1, self.config)
+        cues = f", cues: {', '.join(signals.cues)}" if signals.cues else ""
+        why = f"{how}: confidence {confidence:.2f} vs threshold {bar:.2f}{cues}"
+        if confidence >= bar:
+            return self._cascade(False, initial_tier, confidence, f"{why}: accept")
+        if up <= initial_tier:
+            return self._cascade(False, initial_tier, confidence, f"{why}: already top tier")
+        if retries_used >= self.config.max_retries:
+            return self._cascade(False, initial_tier, confidence,
+                                 f"{why}: max_retries {self.config.max_retries} used")
+        return self._cascade(True, up, confidence, f"{why}: escalate {initial_tier}->{up}")
+
+    def _cascade(self, escalated: bool, tier: int, confidence: float,
+                 reason: str) -> CascadeDecision:
+        return CascadeDecision(escalated, tier, self.config.tier(tier).model_id,
+                               round(confidence, 4), reason, self.mode("cascade"))
+
+    def doom(self, total_spent: float, stalled_steps: int, n_steps: int) -> DoomDecision:
+        """Whether to stop the run: budget spent, or no progress for too long."""
+        _check_number(total_spent, "total_spent")
+        cap = self.config.max_cost_per_task
+        share = total_spent / cap if cap > 0 else (math.inf if total_spent > 0 else 0.0)
+        state = f"spent ${total_spent:.4f} of ${cap:.2f} ({share:.0%}), {stalled_steps} stalled"
+        spec = self.specs.get("doom")
+        if share >= 1.0:  # past the budget no model can help: a hard stop in both modes
+            return DoomDecision(True, f"{state}: budget spent", 0.0, self.mode("doom"))
+        if spec is not None:
+            features = {"budget_share": share, "steps_without_progress": float(stalled_steps),
+                        "n_steps": float(n_steps)}
+            p = _logistic(spec, features)
+            doomed = p < spec["threshold"]
+            return DoomDecision(doomed, f"learned: P(success) {p:.2f} vs {spec['threshold']:.2f}; "
+                                        f"{state}", round(p, 4), MODE_BUNDLE)
+        doomed = stalled_steps >= DOOM_STALLED_STEPS or (
+            share >= DOOM_STALLED_SHARE and stalled_steps >= DOOM_STALLED_AFTER_SHARE)
+        verdict = "stop: no progress" if doomed else "continue"
+        return DoomDecision(doomed, f"rules: {state}: {verdict}", None, MODE_RULES)
+
+    def gate(self, tool_name: str, task_type: str | None) -> GateDecision:
+        """Whether a tool call is worth making for this task type."""
+        if not isinstance(tool_name, str) or not tool_name:
+            raise ACOError(f"tool_name: expected a non-empty string, got {tool_name!r}")
+        spec = self.specs.get("gate")
+        if spec is not None:
+            values = spec["values"]
+            p = values.get(f"{task_type}/{tool_name}",
+                           values.get(f"*/{tool_name}", spec["default"]))
+            allow = p >= spec["threshold"]
+            return GateDecision(allow, tool_name, f"learned: P(useful) {p:.2f} vs "
+                                                  f"{spec['threshold']:.2f}", MODE_BUNDLE)
+        if task_type in GATED_TASK_TYPES and EXPENSIVE_TOOLS.search(tool_name):
+            return GateDecision(False, tool_name, f"rules: {tool_name} is expensive and a "
+                                                  f"{task_type} rarely gains from it", MODE_RULES)
+        why = "side effects: check its arguments first" if SIDE_EFFECT_TOOLS.search(tool_name) \
+            else "no rule against it"
+        return GateDecision(True, tool_name, f"rules: allow ({why})", MODE_RULES)
+
+    def verify(self, risk: str, confidence: float) -> VerifyDecision:
+        """Whether to call a verifier before declaring DONE, by risk and confidence."""
+        if risk not in RISKS:
+            raise ACOError(f"risk: expected one of {', '.join(RISKS)}, got {risk!r}")
+        _check_number(confidence, "confidence", upper=1.0)
+        spec = self.specs.get("verify")
+        below = spec["verify_below"][risk] if spec is not None else VERIFY_BELOW[risk]
+        verify = confidence < below
+        how = "learned" if spec is not None else "rules"
+        bar = "always" if math.isinf(below) else f"below {below:.2f}"
+        return VerifyDecision(verify, f"{how}: {risk} risk verifies {bar}; confidence "
+                                      f"{confidence:.2f}", self.mode("verify"))
+
+    def context_budget(self, cues: RequestCues, tier: int) -> ContextBudget:
+        """How many context tokens a run at `tier` gets, what to keep verbatim, what to drop."""
+        budget = build_context_budget(cues, tier)
+        spec = self.specs.get("context_budget")
+        if spec is None:
+            return budget
+        total = int(spec["total_tokens"].get(str(tier), budget.total_tokens))
+        return replace(budget, total_tokens=total,
+                       keep_exact=tuple(spec.get("keep_exact", budget.keep_exact)),
+                       omit=tuple(spec.get("omit", budget.omit)),
+                       reason=f"learned: tier {tier} allowance {total} tokens")
+
+
+def _logistic(spec: Mapping[str, Any], features: Mapping[str, float]) -> float:
+    z = spec["bias"] + math.fsum(w * features.get(name, 0.0)
+                                 for name, w in zip(spec["features"], spec["weights"], strict=True))
+    return 1.0 / (1.0 + math.exp(-max(-500.0, min(500.0, z))))
+
+
+_KINDS = {"cascade": "logistic", "doom": "logistic", "gate": "table", "verify": "thresholds",
+          "context_budget": "by_tier"}
+
+
+def _check_spec(name: str, spec: Any) -> None:
+    where = f"bundle controls.{name}"
+    if name not in _KINDS:
+        raise BundleError(f"{where}: unknown control; known: {', '.join(_KINDS)}")
+    if not isinstance(spec, Mapping) or spec.get("kind") != _KINDS[name]:
+        raise BundleError(f"{where}.kind: expected {_KINDS[name]!r}; rebuild the bundle")
+    kind = spec["kind"]
+    if kind == "logistic":
+        feats, weights = spec.get("features"), spec.get("weights")
+        if not (isinstance(feats, list) and isinstance(weights, list)
+                and len(feats) == len(weights)):
+            raise BundleError(f"{where}.weights: expected one weight per feature; "
+                              f"rebuild the bundle")
+        _spec_numbers(where, {"bias": spec.get("bias"), "threshold": spec.get("threshold"),
+                              **{f"weights[{i}]": w for i, w in enumerate(weights)}})
+    elif kind == "table":
+        values = spec.get("values")
+        if not isinstance(values, Mapping):
+            raise BundleError(f"{where}.values: expected a mapping; rebuild the bundle")
+        _spec_numbers(where, {"default": spec.get("default"), "threshold": spec.get("threshold"),
+                              **{f"values.{k}": v for k, v in values.items()}})
+    elif kind == "thresholds":
+        below = spec.get("verify_below")
+        if not isinstance(below, Mapping) or set(below) != set(RISKS):
+            raise BundleError(f"{where}.verify_below: expected low, medium and high")
+        _spec_numbers(where, {f"verify_below.{k}": v for k, v in below.items()})
+    elif not isinstance(spec.get("total_tokens"), Mapping):
+        raise BundleError(f"{where}.total_tokens: expected a mapping of tier -> tokens")
+
+
+def _spec_numbers(where: str, values: Mapping[str, Any]) -> None:
+    for key, value in values.items():
+        if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
+            raise BundleError(f"{where}.{key}: expected a number, got {value!r}; "
+                              f"rebuild the bundle")
+
+
+def _check_number(value: Any, name: str, upper: float = math.inf) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not 0.0 <= value <= upper:
+        allowed = "a number >= 0" if math.isinf(upper) else f"a number in 0..{upper:g}"
+        raise ACOError(f"{name}: expected {allowed}, got {value!r}")

@@ -1,0 +1,305 @@
+"""`Run`: one agent run — its routing, every call recorded through it, its spend, its trace.
+
+A `Run` is the explicit per-run handle (``run = optimizer.begin(request)``); the optimizer's
+``start_run``/``end_run`` pair keeps one as the current run of the calling thread. A run is
+safe to record into from several threads (parallel tool calls): a lock guards its steps.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aco import __version__
+from aco import trace_format as tf
+from aco.decisions import CascadeDecision, ContextBudget, DoomDecision, RoutingDecision
+from aco.errors import ACOError
+from aco.trace_format import FINAL_OUTCOMES, MAX_TIER, MIN_TIER
+
+if TYPE_CHECKING:
+    from aco.optimizer import ACOOptimizer
+
+SOURCE_RUNTIME = "runtime"  # the `source` of every trace this runtime writes
+
+
+class Run:
+    """One agent run: routing decision, recorded steps, spend; `end` writes its trace."""
+
+    def __init__(self, optimizer: ACOOptimizer, request: str, routing: RoutingDecision,
+                 context_budget: ContextBudget, difficulty: int | None = None) -> None:
+        self.optimizer = optimizer
+        self.trace_id = uuid.uuid4().hex
+        self.request = request
+        self.routing = routing
+        self.context_budget = context_budget
+        self.difficulty = difficulty
+        self.started_at = datetime.now(UTC).isoformat(timespec="milliseconds")
+        self._steps: list[dict[str, Any]] = []
+        self._progress: list[bool] = []  # per step: did it move the task forward
+        self._costs: list[float] = []
+        self._escalations = 0
+        self._ended = False
+        self._lock = threading.Lock()
+
+    # -- what the run knows -------------------------------------------------------------
+    @property
+    def total_cost(self) -> float:
+        """USD recorded so far (model calls, tool calls, verifier calls)."""
+        with self._lock:
+            return math.fsum(self._costs)
+
+    @property
+    def steps_without_progress(self) -> int:
+        """Steps in a row, counting back from the last, that made no progress."""
+        with self._lock:
+            streak = 0
+            for progressed in reversed(self._progress):
+                if progressed:
+                    break
+                streak += 1
+            return streak
+
+    @property
+    def n_steps(self) -> int:
+        """Steps recorded so far."""
+        return len(self._steps)
+
+    @property
+    def escalations(self) -> int:
+        """Cascade escalations decided in this run."""
+        return self._escalations
+
+    def start_info(self) -> dict[str, Any]:
+        """The guide's start_run dict: routing, context budget and the trace id."""
+        r, b = self.routing, self.context_budget
+        return {
+            "trace_id": self.trace_id,
+            "routing": {"tier": r.tier, "model_id": r.model_id, "confidence": r.confidence,
+                        "cost_estimate": r.cost_estimate, "task_type": r.task_type,
+                        "reason": r.reason, "mode": r.mode},
+            "context_budget": {"total_tokens": b.total_tokens, "keep_exact": list(b.keep_exact),
+                               "omit": list(b.omit)},
+        }
+
+    # -- recording ----------------------------------------------------------------------
+    def record_call(self, tier: int, cost: float, *, model_id: str | None = None,
+                    input_tokens: int | None = None, output_tokens: int | None = None,
+                    cached_input_tokens: int | None = None, latency_ms: float | None = None,
+                    escalated_from: int | None = None, logprobs: Sequence[float] | None = None,
+                    output_text: str | None = None, action: str | None = None,
+                    progress: bool | None = None) -> int:
+        """Record one model call as a new step; returns its step_num."""
+        call = self._model_call(tier, cost, model_id, input_tokens, output_tokens,
+                                cached_input_tokens, latency_ms, escalated_from, logprobs)
+        if output_text is not None:
+            call[tf.OUTPUT_TEXT] = output_text
+        return self.record_step(action=action, model_call=call, progress=progress)
+
+    def record_tool_call(self, tool_name: str, success: bool, cost: float = 0.0, *,
+                         latency_ms: float | None = None, new_step: bool = False) -> int:
+        """Record a tool call: it joins the latest step (the call that asked for it)."""
+        tool = {tf.TOOL_NAME: _text(tool_name, "tool_calls[].tool_name"),
+                tf.TOOL_SUCCESS: _flag(success, "tool_calls[].success"),
+                tf.COST: _amount(cost, "tool_calls[].cost")}
+        if latency_ms is not None:
+            tool[tf.LATENCY_MS] = _amount(latency_ms, "tool_calls[].latency_ms")
+        with self._lock:
+            self._check_open()
+            last = self._steps[-1] if self._steps else None
+            if last is None or new_step or last[tf.VERIFIER_CALLED]:
+                return self._append_step(None, None, [tool], False, None, None)
+            last[tf.TOOL_CALLS].append(tool)
+            self._costs.append(tool[tf.COST])
+            self._progress[-1] = _progressed(last)
+            return last[tf.STEP_NUM]
+
+    def record_verification(self, passed: bool, *, tier: int | None = None, cost: float = 0.0,
+                            model_id: str | None = None, input_tokens: int | None = None,
+                            output_tokens: int | None = None,
+                            latency_ms: float | None = None) -> int:
+        """Record a verifier call as a new step (with its model call when it used a model)."""
+        call = None
+        if tier is not None:
+            call = self._model_call(tier, cost, model_id, input_tokens, output_tokens, None,
+                                    latency_ms, None, None)
+        elif cost:
+            raise ACOError("record_verification: cost without tier: a verifier's cost is "
+                           "recorded as its model call; pass tier= (and model_id=)")
+        return self.record_step(model_call=call, verifier_called=True, verifier_passed=passed)
+
+    def record_step(self, *, action: str | None = None, model_call: Mapping[str, Any] | None = None,
+                    tool_calls: Iterable[Mapping[str, Any]] = (), verifier_called: bool = False,
+                    verifier_passed: bool | None = None, progress: bool | None = None) -> int:
+        """Record one step in trace-format-v1 shape; returns its step_num."""
+        call = dict(model_call) if model_call is not None else None
+        if call is not None:
+            _check_call(call)
+        tools = [dict(t) for t in tool_calls]
+        for tool in tools:
+            _text(tool.get(tf.TOOL_NAME), "tool_calls[].tool_name")
+            _flag(tool.get(tf.TOOL_SUCCESS), "tool_calls[].success")
+            tool[tf.COST] = _amount(tool.get(tf.COST, 0.0), "tool_calls[].cost")
+        if action is not None:
+            _text(action, "action", allow_empty=True)
+        if verifier_passed is not None:
+            _flag(verifier_passed, "verifier_passed")
+        with self._lock:
+            self._check_open()
+            return self._append_step(action, call, tools, bool(verifier_called), verifier_passed,
+                                     progress)
+
+    def _append_step(self, action: str | None, call: dict[str, Any] | None, tools: list,
+                     verifier_called: bool, verifier_passed: bool | None,
+                     progress: bool | None) -> int:
+        step = {tf.STEP_NUM: len(self._steps) + 1, tf.ACTION: action, tf.MODEL_CALL: call,
+                tf.TOOL_CALLS: tools, tf.VERIFIER_CALLED: verifier_called,
+                tf.VERIFIER_PASSED: verifier_passed}
+        self._steps.append(step)
+        self._progress.append(_progressed(step) if progress is None else bool(progress))
+        self._costs.extend([call[tf.COST]] if call else [])
+        self._costs.extend(t[tf.COST] for t in tools)
+        return step[tf.STEP_NUM]
+
+    def _model_call(self, tier: int, cost: float, model_id: str | None, *numbers: Any) -> dict:
+        input_tokens, output_tokens, cached, latency_ms, escalated_from, logprobs = numbers
+        _tier(tier, "model_call.tier")
+        call: dict[str, Any] = {
+            tf.MODEL_ID: model_id or self.optimizer.config.tier(tier).model_id,
+            tf.TIER: tier, tf.COST: _amount(cost, "model_call.cost"),
+            tf.INPUT_TOKENS: _count(input_tokens, "model_call.input_tokens"),
+            tf.OUTPUT_TOKENS: _count(output_tokens, "model_call.output_tokens"),
+            tf.CACHED_INPUT_TOKENS: _count(cached, "model_call.cached_input_tokens"),
+        }
+        if latency_ms is not None:
+            call[tf.LATENCY_MS] = _amount(latency_ms, "model_call.latency_ms")
+        if escalated_from is not None:
+            call[tf.ESCALATED_FROM] = _tier(escalated_from, "model_call.escalated_from")
+        if logprobs:
+            from aco.controls import read_answer_signals
+
+            signals = read_answer_signals(logprobs, None)
+            call[tf.MEAN_LOGPROB], call[tf.MIN_LOGPROB] = signals.mean_logprob, signals.min_logprob
+        return call
+
+    # -- decisions about this run -------------------------------------------------------
+    def cascade(self, cheap_logprobs: Sequence[float] | None, cheap_response: str | None,
+                initial_tier: int | None = None, request: str | None = None) -> CascadeDecision:
+        """Accept the cheap answer or escalate; counts escalations against max_retries."""
+        tier = self.routing.tier if initial_tier is None else initial_tier
+        text = self.request if request is None else request  # a sub-question of the run
+        with self._lock:  # check and count together: two threads cannot both take the last retry
+            decision = self.optimizer.decide_cascade(text, tier, cheap_logprobs, cheap_response,
+                                                     retries_used=self._escalations)
+            self._escalations += decision.escalated
+        return decision
+
+    def check_doom(self, total_spent: float | None = None) -> DoomDecision:
+        """Whether to stop this run (budget share spent, steps without progress)."""
+        spent = self.total_cost if total_spent is None else total_spent
+        return self.optimizer.controls.doom(spent, self.steps_without_progress, self.n_steps)
+
+    # -- the end --------------------------------------------------------------------------
+    def end(self, success: bool | None, final_outcome: str | None = None) -> dict[str, Any]:
+        """Close the run, append its trace (format v1) to the trace log and return it."""
+        if success is not None:
+            _flag(success, "success")
+        outcome = final_outcome or ("completed" if success or success is None else "failed")
+        if outcome not in FINAL_OUTCOMES:
+            raise ACOError(f"final_outcome: expected one of {', '.join(FINAL_OUTCOMES)}, "
+                           f"got {outcome!r}")
+        with self._lock:
+            self._check_open()
+            trace = self._trace(success, outcome)
+            self.optimizer.write_trace(trace)  # raises before the run counts as ended
+            self._ended = True
+        return trace
+
+    def _trace(self, success: bool | None, outcome: str) -> dict[str, Any]:
+        return {
+            tf.SCHEMA_VERSION_FIELD: tf.SCHEMA_VERSION, tf.TRACE_ID: self.trace_id,
+            tf.REQUEST_ID: tf.derive_request_id(self.request), tf.REQUEST: self.request,
+            tf.TASK_TYPE: self.routing.task_type, tf.DIFFICULTY: self.difficulty,
+            tf.PREDICTED_TIER: self.routing.tier, tf.TIMESTAMP: self.started_at,
+            tf.SOURCE: SOURCE_RUNTIME, tf.STEPS: [_copy_step(s) for s in self._steps],
+            tf.FINAL_OUTCOME: outcome, tf.TASK_SUCCESS: success,
+            tf.TOTAL_COST: math.fsum(self._costs),
+            tf.METADATA: {"aco_version": __version__, "router_mode": self.routing.mode,
+                          "escalations": self._escalations},
+        }
+
+    @property
+    def ended(self) -> bool:
+        """Whether `end` has written this run's trace."""
+        return self._ended
+
+    def _check_open(self) -> None:
+        if self._ended:
+            raise ACOError(f"run {self.trace_id}: already ended; start a new run")
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        # An exception inside `with` ends the run as failed; a clean exit the caller did not
+        # end records "completed" with an unknown outcome (task_success null).
+        if not self._ended:
+            self.end(False if exc_type else None)
+
+
+def _progressed(step: Mapping[str, Any]) -> bool:
+    """A step makes no progress when all its tool calls failed or its verifier failed."""
+    tools = step[tf.TOOL_CALLS]
+    if tools and not any(t[tf.TOOL_SUCCESS] for t in tools):
+        return False
+    return not (step[tf.VERIFIER_CALLED] and step[tf.VERIFIER_PASSED] is False)
+
+
+def _copy_step(step: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(step)
+    out[tf.TOOL_CALLS] = [dict(t) for t in step[tf.TOOL_CALLS]]
+    if step[tf.MODEL_CALL] is not None:
+        out[tf.MODEL_CALL] = dict(step[tf.MODEL_CALL])
+    return out
+
+
+def _check_call(call: dict[str, Any]) -> None:
+    _text(call.get(tf.MODEL_ID), "model_call.model_id")
+    _tier(call.get(tf.TIER), "model_call.tier")
+    call[tf.COST] = _amount(call.get(tf.COST), "model_call.cost")
+    for key in (tf.INPUT_TOKENS, tf.OUTPUT_TOKENS, tf.CACHED_INPUT_TOKENS):
+        _count(call.get(key), f"model_call.{key}")
+
+
+def _tier(value: Any, field: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not MIN_TIER <= value <= MAX_TIER:
+        raise ACOError(f"{field}: expected an int {MIN_TIER}..{MAX_TIER}, got {value!r}")
+    return value
+
+
+def _amount(value: Any, field: str) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0:
+        raise ACOError(f"{field}: expected a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _count(value: Any, field: str) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise ACOError(f"{field}: expected an int >= 0 or None, got {value!r}")
+    return value
+
+
+def _flag(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise ACOError(f"{field}: expected true or false, got {value!r}")
+    return value
+
+
+def _text(value: Any, field: str, allow_empty: bool = False) -> str:
+    if not isinstance(value, str) or not (value or allow_empty):
+        raise ACOError(f"{field}: expected a non-empty string, got {value!r}")
+    return value
