@@ -1,0 +1,173 @@
+"""The operating point: thresholds and task floors chosen on a validation split grouped by request.
+
+Goal: the lowest cost per request subject to a success floor, success >= floor x the success
+of always using the top tier (default floor 0.95). The rule is aco.policy's; this module
+sweeps its parameters over a grid and keeps the cheapest point that holds the floor.
+
+A policy is scored on validation requests with their observed outcome at the chosen tier
+where one exists (counterfactual data has every tier) and the calibrated prediction where
+none does (ordinary logs observe one tier per request): success from the outcome or
+P(success), cost from the observed total_cost or the request's expected cost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aco.policy import PolicyParams, build_allowed, choose_tiers
+
+log = logging.getLogger(__name__)
+
+SAFETY_GRID = (0.0, 0.1, 0.2, 0.3, 0.4)
+DOWNGRADE_GRID = (0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96, 0.98, 1.0)
+SUCCESS_VALUE_GRID = (0.0, *(round(float(v), 6) for v in np.geomspace(0.01, 100.0, 25)))
+FLOOR_SHARE = 0.5  # a tier solving < half of what a task type's best tier solves is not allowed
+MIN_FLOOR_ROWS = 20  # fewer runs of a (task type, tier): no opinion, the tier stays allowed
+
+
+@dataclass(frozen=True, slots=True)
+class OperatingPoint:
+    """The chosen policy and how it did on the validation requests."""
+
+    params: PolicyParams
+    task_floors: Mapping[str, int] = field(default_factory=dict)
+    n_requests: int = 0
+    success: float = 0.0  # success rate
+    cost: float = 0.0  # USD per request
+    top_success: float = 0.0  # always the top tier
+    top_cost: float = 0.0
+    met_floor: bool = False
+
+    @property
+    def success_ratio(self) -> float:
+        """Success relative to always using the top tier."""
+        return self.success / self.top_success if self.top_success else float("nan")
+
+    @property
+    def cost_ratio(self) -> float:
+        """Cost relative to always using the top tier."""
+        return self.cost / self.top_cost if self.top_cost else float("nan")
+
+    def to_dict(self) -> dict:
+        """Plain data for the bundle's validation metrics."""
+        return {
+            "n_requests": self.n_requests, "success": self.success, "cost": self.cost,
+            "top_success": self.top_success, "top_cost": self.top_cost,
+            "success_ratio": self.success_ratio, "cost_ratio": self.cost_ratio,
+            "met_floor": self.met_floor,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationSet:
+    """What a policy is scored on: per request and tier, predictions and outcomes."""
+
+    p: np.ndarray  # (n, tiers) calibrated P(success), non-decreasing in the tier
+    costs: np.ndarray  # (n, tiers) expected USD (what the policy sees)
+    success: np.ndarray  # (n, tiers) observed success, nan where unobserved
+    cost: np.ndarray  # (n, tiers) observed USD, nan where unobserved
+    task_types: Sequence[str | None]
+    configured: np.ndarray  # (tiers,) bool
+
+    def scored(self) -> tuple[np.ndarray, np.ndarray]:
+        """Success and cost tables: observed where available, else predicted."""
+        success = np.where(np.isnan(self.success), self.p, self.success)
+        cost = np.where(np.isnan(self.cost), self.costs, self.cost)
+        return success, cost
+
+
+def build_task_floors(
+    task_types: Sequence[str | None], tiers: np.ndarray, success: np.ndarray
+) -> dict[str, int]:
+    """Per task type, the lowest tier solving >= FLOOR_SHARE of what its best tier solves."""
+    floors: dict[str, int] = {}
+    types = np.array([t if t is not None else "" for t in task_types], dtype=object)
+    for task_type in sorted({t for t in task_types if t is not None}):
+        rates = {}
+        for tier in np.unique(tiers):
+            mask = (types == task_type) & (tiers == tier)
+            if mask.sum() >= MIN_FLOOR_ROWS:
+                rates[int(tier)] = float(success[mask].mean())
+        if not rates:
+            continue
+        best = max(rates.values())
+        floor = 1
+        # Raise the floor past each known weak tier, stopping at the first tier that is not.
+        while floor in rates and rates[floor] < FLOOR_SHARE * best:
+            floor += 1
+        floors[task_type] = floor
+    return floors
+
+
+def request_floors(task_types: Sequence[str | None], floors: Mapping[str, int]) -> np.ndarray:
+    """Each request's floor (1 when its task type has none)."""
+    return np.array([floors.get(t, 1) if t is not None else 1 for t in task_types], dtype=np.int64)
+
+
+def sweep(
+    data: ValidationSet, floors: Mapping[str, int], cost_scale: float
+) -> tuple[list[PolicyParams], np.ndarray, np.ndarray]:
+    """Every grid policy with its validation success rate and cost per request."""
+    success, cost = data.scored()
+    allowed = build_allowed(request_floors(data.task_types, floors), data.configured)
+    rows = np.arange(len(success))
+    points, successes, costs = [], [], []
+    for safety in SAFETY_GRID:
+        for downgrade in DOWNGRADE_GRID:
+            for value in SUCCESS_VALUE_GRID:
+                params = PolicyParams(safety, downgrade, value, cost_scale)
+                chosen, _ = choose_tiers(data.p, data.costs, allowed, params)
+                points.append(params)
+                successes.append(success[rows, chosen].mean())
+                costs.append(cost[rows, chosen].mean())
+    return points, np.array(successes), np.array(costs)
+
+
+def choose_operating_point(
+    data: ValidationSet,
+    success_floor: float,
+    cost_scale: float,
+    candidate_floors: Mapping[str, int] | None = None,
+) -> OperatingPoint:
+    """The cheapest grid policy with success >= success_floor x the top tier's success."""
+    success, cost = data.scored()
+    top = int(np.flatnonzero(data.configured)[-1])
+    top_success, top_cost = float(success[:, top].mean()), float(cost[:, top].mean())
+    options = [{}] if not candidate_floors else [{}, dict(candidate_floors)]
+    best: OperatingPoint | None = None
+    for floors in options:
+        points, s, c = sweep(data, floors, cost_scale)
+        point = _pick(points, s, c, success_floor * top_success)
+        candidate = OperatingPoint(
+            params=points[point], task_floors=floors, n_requests=len(success),
+            success=float(s[point]), cost=float(c[point]), top_success=top_success,
+            top_cost=top_cost, met_floor=bool(s[point] >= success_floor * top_success),
+        )
+        if best is None or _better(candidate, best):
+            best = candidate
+    assert best is not None
+    if not best.met_floor:
+        log.warning("no policy reached %.0f%% of the top tier's success on validation; "
+                    "chose the most successful one", 100 * success_floor)
+    return best
+
+
+def _pick(points: list[PolicyParams], s: np.ndarray, c: np.ndarray, needed: float) -> int:
+    """Cheapest point holding `needed` success (ties: more success); else the most successful."""
+    ok = np.flatnonzero(s >= needed - 1e-12)
+    if ok.size == 0:
+        return int(np.lexsort((c, -s))[0])
+    order = np.lexsort((-s[ok], c[ok]))
+    return int(ok[order[0]])
+
+
+def _better(a: OperatingPoint, b: OperatingPoint) -> bool:
+    if a.met_floor != b.met_floor:
+        return a.met_floor
+    if a.met_floor:
+        return a.cost < b.cost - 1e-15
+    return a.success > b.success + 1e-15
