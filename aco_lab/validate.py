@@ -87,14 +87,16 @@ _UNREADABLE = object()
 def describe_decode_error(line: bytes, exc: Exception) -> str:
     """`field.path: expected X, got Y` (without FILE:LINE) for a line msgspec refused."""
     if isinstance(exc, UnicodeDecodeError):
-        return f"(line): not valid UTF-8 at byte {exc.start + 1}; re-encode the file as UTF-8"
+        return f"not valid UTF-8 at column {_first_bad_utf8(line)}; re-encode the file as UTF-8"
     text = str(exc)
     malformed = _MALFORMED.match(text)
     if malformed:
-        column = len(line[: int(malformed["byte"])].decode("utf-8", "replace")) + 1
-        return f"(line): invalid JSON: {malformed['why']} at column {column}"
+        # msgspec's byte offset points at the bad character, or just past it for some errors
+        offset = int(malformed["byte"]) - (malformed["why"] == "trailing characters")
+        column = len(line[:offset].decode("utf-8", "replace")) + 1
+        return f"invalid JSON: {malformed['why']} near column {column}"
     if text == "Input data was truncated":
-        return "(line): invalid JSON: the line ends before the JSON value is complete"
+        return "invalid JSON: the line ends before the JSON value is complete"
     at = _AT.search(text)
     path = at["path"].lstrip(".") if at else ""
     missing = _MISSING.match(text)
@@ -106,9 +108,19 @@ def describe_decode_error(line: bytes, exc: Exception) -> str:
     return describe_value_error(path, _value_at(line, path))
 
 
+def _first_bad_utf8(line: bytes) -> int:
+    """1-based character column of the first byte that is not UTF-8."""
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return len(line[: exc.start].decode("utf-8")) + 1
+    return 1
+
+
 def describe_value_error(path: str, value: object) -> str:
     """`path: expected X, got Y` for a value that broke the rule at `path`."""
-    return f"{path or '(line)'}: expected {expected(path)}, got {_show(value)}"
+    where = f"{path}: " if path else ""
+    return f"{where}expected {expected(path)}, got {_show(value)}"
 
 
 def expected(path: str) -> str:
@@ -135,7 +147,7 @@ def _show(value: object) -> str:
     if value is _UNREADABLE:
         return "an unreadable value"
     if isinstance(value, list):
-        return f"an array of {len(value)} items"
+        return "an array"
     if isinstance(value, dict):
         return "an object"
     shown = json.dumps(value, ensure_ascii=False)

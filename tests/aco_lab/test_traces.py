@@ -240,7 +240,7 @@ def test_fail_mode_names_the_first_problems_and_the_count(tmp_path: Path) -> Non
     message = str(info.value)
     assert message.startswith("2 of 3 lines break trace format v1")
     assert f"{path}:2: total_cost: expected a number >= 0, got -1" in message
-    assert f"{path}:3: (line): invalid JSON" in message
+    assert f"{path}:3: invalid JSON" in message
     assert "\n" not in message
 
 
