@@ -1,0 +1,157 @@
+"""`aco`: the runtime's command line — route, budget, gate, verify, stats, version.
+
+Start-up stays fast: only click and the thin runtime load; numpy and the scorer load only
+when a bundle is used. Data goes to stdout, logs and errors to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from aco import __version__
+from aco.command_group import ACOGroup, configure_logging
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+    help="config.yaml (default: the built-in tier table).")
+bundle_option = click.option(
+    "--bundle", default=None,
+    help="Router bundle: a .pkl path or a version like v3 (default: the config's "
+         "runtime.router_model_path; none: rule-based routing).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+task_type_option = click.option("--task-type", default=None,
+                                help="Task type, e.g. coding (default: inferred from the text).")
+
+
+@click.group(cls=ACOGroup)
+@click.option("-v", "--verbose", count=True, help="More logging on stderr (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """Route agent requests to the cheapest model tier that will do."""
+    configure_logging(verbose)
+
+
+def _optimizer(config_path: str | None, bundle: str | None) -> Any:
+    from aco.optimizer import ACOOptimizer
+
+    return ACOOptimizer(config_path, bundle=bundle)
+
+
+def _usd(value: float) -> str:
+    """$1.50 for a dollar or more, four decimals below (cheap tiers cost fractions of a cent)."""
+    return f"${value:.2f}" if value >= 1 else f"${value:.4f}"
+
+
+def _emit(as_json: bool, data: dict[str, Any], line: str) -> None:
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+    else:
+        click.echo(line)
+        click.echo(f"reason: {data['reason']}")
+
+
+@main.command()
+@click.argument("text")
+@task_type_option
+@click.option("--input-tokens", type=click.IntRange(min=0), default=None,
+              help="Prompt tokens, when known (default: estimated from the text).")
+@click.option("--difficulty", type=click.IntRange(1, 5), default=None,
+              help="A difficulty estimate 1..5 known before the run.")
+@config_option
+@bundle_option
+@json_option
+def route(text: str, task_type: str | None, input_tokens: int | None, difficulty: int | None,
+          config_path: str | None, bundle: str | None, as_json: bool) -> None:
+    """Print the tier, model and estimated cost for a request (TEXT, or - for stdin)."""
+    text = click.get_text_stream("stdin").read() if text == "-" else text
+    d = _optimizer(config_path, bundle).route(text, task_type, input_tokens, difficulty)
+    data = {"tier": d.tier, "model_id": d.model_id, "confidence": d.confidence,
+            "cost_estimate": d.cost_estimate, "task_type": d.task_type, "reason": d.reason,
+            "mode": d.mode}
+    _emit(as_json, data, f"tier={d.tier}, model={d.model_id}, cost={_usd(d.cost_estimate)}, "
+                         f"confidence={d.confidence:.2f}, mode={d.mode}")
+
+
+@main.command()
+@click.argument("text")
+@task_type_option
+@click.option("--tier", type=click.IntRange(1, 5), default=None,
+              help="Tier the run uses (default: the routed tier).")
+@config_option
+@bundle_option
+@json_option
+def budget(text: str, task_type: str | None, tier: int | None, config_path: str | None,
+           bundle: str | None, as_json: bool) -> None:
+    """Print the context budget for a request: total tokens, what to keep, what to drop."""
+    text = click.get_text_stream("stdin").read() if text == "-" else text
+    opt = _optimizer(config_path, bundle)
+    if tier is None:
+        routing = opt.route(text, task_type)
+        tier, task_type = routing.tier, routing.task_type
+    b = opt.context_budget(text, tier, task_type)
+    data = {"tier": tier, "total_tokens": b.total_tokens, "keep_exact": list(b.keep_exact),
+            "omit": list(b.omit), "reason": b.reason, "mode": opt.controls.mode("context_budget")}
+    _emit(as_json, data, f"total_tokens={b.total_tokens}, keep_exact={','.join(b.keep_exact)}, "
+                         f"omit={','.join(b.omit)}, tier={tier}, mode={data['mode']}")
+
+
+@main.command()
+@click.argument("tool")
+@task_type_option
+@config_option
+@bundle_option
+@json_option
+def gate(tool: str, task_type: str | None, config_path: str | None, bundle: str | None,
+         as_json: bool) -> None:
+    """Print whether a call of TOOL is worth making for a task type."""
+    g = _optimizer(config_path, bundle).gate_tool(tool, task_type)
+    data = {"allow": g.allow, "tool_name": g.tool_name, "task_type": task_type,
+            "reason": g.reason, "mode": g.mode}
+    _emit(as_json, data, f"allow={str(g.allow).lower()}, tool={g.tool_name}, mode={g.mode}")
+
+
+@main.command()
+@click.option("--risk", type=click.Choice(["low", "medium", "high"]), required=True,
+              help="What a wrong answer would cost.")
+@click.option("--confidence", type=click.FloatRange(0.0, 1.0), required=True,
+              help="Confidence that the answer is right, 0..1.")
+@config_option
+@bundle_option
+@json_option
+def verify(risk: str, confidence: float, config_path: str | None, bundle: str | None,
+           as_json: bool) -> None:
+    """Print whether to call a verifier before declaring DONE."""
+    v = _optimizer(config_path, bundle).should_verify(risk, confidence)
+    data = {"verify": v.verify, "risk": risk, "confidence": confidence, "reason": v.reason,
+            "mode": v.mode}
+    _emit(as_json, data, f"verify={str(v.verify).lower()}, mode={v.mode}")
+
+
+@main.command()
+@click.option("--trace-dir", type=click.Path(file_okay=False), default=None,
+              help="Trace log directory (default: the config's runtime.trace_dir).")
+@config_option
+@json_option
+def stats(trace_dir: str | None, config_path: str | None, as_json: bool) -> None:
+    """Print the monitoring metrics over the local trace log (as `aco-lab stats` does)."""
+    from aco.config import load_config
+    from aco.monitoring import format_metrics
+    from aco.optimizer import ACOOptimizer
+
+    config = load_config(config_path)
+    if trace_dir is not None:
+        config = config.replace(trace_dir=trace_dir)
+    metrics = ACOOptimizer(config).stats()
+    click.echo(json.dumps(metrics, ensure_ascii=False) if as_json else format_metrics(metrics))
+
+
+@main.command()
+def version() -> None:
+    """Print the runtime version, trace format and feature version."""
+    from aco.features import FEATURE_VERSION
+    from aco.trace_format import SCHEMA_VERSION
+
+    click.echo(f"aco {__version__} (trace format v{SCHEMA_VERSION}, "
+               f"feature version {FEATURE_VERSION})")
