@@ -248,8 +248,10 @@ def _read_dataset_tables(directory: Path) -> TraceTables:
         raise DataError(f"{manifest_path}: not a readable dataset manifest ({exc})") from None
     if manifest.get("kind") != DATASET_KIND:
         raise DataError(f"{manifest_path}: not an {DATASET_KIND} manifest; re-run aco-lab ingest")
+    # Partitions come back grouped by source: a stable sort restores the input order.
     frames = [
-        scan_table(directory, name).select(schema.names()).cast(schema).collect()
+        scan_table(directory, name).select(schema.names()).cast(schema)
+        .sort(S.SOURCE_FILE, S.LINE, maintain_order=True).collect()
         if manifest["counts"][name] else pl.DataFrame(schema=schema)
         for name, schema in TABLE_SCHEMAS.items()
     ]

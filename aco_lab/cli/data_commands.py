@@ -1,3 +1,64 @@
 """Commands over trace files: validate, ingest, stats, simulate."""
 
-COMMANDS: list = []
+import json
+from pathlib import Path
+
+import click
+
+from aco_lab.ingest import ingest_traces
+from aco_lab.traces import read_traces
+
+
+def _summary(read: int, accepted: int, rejected: int) -> str:
+    return f"read={read} accepted={accepted} rejected={rejected}"
+
+
+@click.command("validate")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of lines.")
+def validate_command(paths: tuple[str, ...], as_json: bool) -> None:
+    """Check every line of trace files (files, globs, dirs); exit 1 if any line is bad.
+
+    Prints each problem as FILE:LINE: field.path: message, then each warning prefixed with
+    `warning: `, then `read=N accepted=A rejected=R`, all on stdout.
+    """
+    tables = read_traces(paths, on_error="skip")
+    summary = _summary(tables.lines_read, tables.runs.height, len(tables.rejected))
+    if as_json:
+        problems = [{"file": r.file, "line": r.line, "error": r.error} for r in tables.rejected]
+        click.echo(json.dumps({"read": tables.lines_read, "accepted": tables.runs.height,
+                               "rejected": len(tables.rejected), "problems": problems,
+                               "warnings": list(tables.warnings)}, ensure_ascii=False))
+    else:
+        for rejection in tables.rejected:
+            click.echo(rejection.error)
+        for warning in tables.warnings:
+            click.echo(f"warning: {warning}")
+        click.echo(summary)
+    if tables.rejected:
+        raise click.exceptions.Exit(1)
+
+
+@click.command("ingest")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Dataset directory to create (Parquet tables, manifest, rejected lines).")
+@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+              help="fail: stop at bad lines and write nothing; skip: keep them in rejected.jsonl.")
+@click.option("--force", is_flag=True, help="Replace an existing non-empty --out directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
+def ingest_command(
+    paths: tuple[str, ...], out_dir: Path, on_error: str, force: bool, as_json: bool
+) -> None:
+    """Write trace files as a Parquet dataset (partitioned by source), atomically."""
+    result = ingest_traces(list(paths), out_dir, on_error=on_error, force=force)
+    if as_json:
+        fields = ("lines_read", "accepted", "rejected", "warnings", "steps", "tool_calls")
+        click.echo(json.dumps({"out_dir": str(result.out_dir),
+                               **{f: getattr(result, f) for f in fields}}))
+    else:
+        click.echo(_summary(result.lines_read, result.accepted, result.rejected))
+    click.echo(f"wrote {result.out_dir}", err=True)
+
+
+COMMANDS: list = [validate_command, ingest_command]
