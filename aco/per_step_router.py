@@ -84,6 +84,10 @@ class PerStepRouter:
             self.step_input_tokens if input_tokens is None else input_tokens,
             self.step_output_tokens if output_tokens is None else output_tokens)
 
+    def fits(self, cost: float) -> bool:
+        """Whether the remaining budget can pay `cost` USD."""
+        return self._spent + cost <= self.max_budget  # exactly the addition record() does
+
     def route_step(self, action: str, step_num: int, has_prior_failures: bool = False,
                    task_risk: str = "medium", *, input_tokens: int | None = None,
                    output_tokens: int | None = None) -> StepDecision:
@@ -93,7 +97,7 @@ class PerStepRouter:
             tier = wanted
             while True:
                 cost = self.step_cost(tier, input_tokens, output_tokens)
-                if self._spent + cost <= self.max_budget:  # exactly the addition record() does
+                if self.fits(cost):
                     break
                 lower = [s.tier for s in self.config.tiers if self.min_tier <= s.tier < tier]
                 if not lower:

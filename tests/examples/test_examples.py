@@ -1,0 +1,179 @@
+"""The integration examples run end to end against their deterministic fake model clients."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from aco.config import ACOConfig, TierSpec
+from aco.errors import ACOError
+from aco.optimizer import ACOOptimizer
+from aco_lab.traces import read_traces
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+agent = _load("cost_aware_agent")
+lc = _load("langchain_router")
+
+
+@pytest.fixture
+def opt(tmp_path: Path) -> ACOOptimizer:
+    return ACOOptimizer(ACOConfig(trace_dir=str(tmp_path / "traces")))
+
+
+def _calls(trace: dict) -> list[dict]:
+    return [s["model_call"] for s in trace["steps"] if s["model_call"]]
+
+
+# -- the cost-aware agent harness ----------------------------------------------------------
+def test_easy_task_completes_on_the_cheapest_tier(opt: ACOOptimizer) -> None:
+    result = agent.run_agent(opt, agent.ScriptedClient(opt.config),
+                             agent.Task("What is 6 times 7?", risk="low"))
+    assert result.outcome == "completed" and result.trace["task_success"] is True
+    assert [c["tier"] for c in _calls(result.trace)] == [1]
+
+
+def test_hedged_cheap_answer_escalates(opt: ACOOptimizer) -> None:
+    client = agent.ScriptedClient(opt.config)
+    result = agent.run_agent(opt, client, agent.Task("Solve this hard puzzle", risk="low"))
+    calls = _calls(result.trace)
+    assert result.outcome == "completed"
+    assert calls[0]["tier"] <= 2 and calls[1]["escalated_from"] == calls[0]["tier"]
+    assert calls[1]["tier"] == calls[0]["tier"] + 1
+    assert calls[-1]["tier"] == 3  # the fake hedges on tiers 1-2 only
+    assert result.trace["metadata"]["escalations"] == len(calls) - 1
+
+
+def test_high_risk_answer_is_verified(opt: ACOOptimizer) -> None:
+    result = agent.run_agent(opt, agent.ScriptedClient(opt.config),
+                             agent.Task("Fix the auth bug in production", risk="high"))
+    verifier_steps = [s for s in result.trace["steps"] if s["verifier_called"]]
+    assert result.outcome == "completed" and len(verifier_steps) == 1
+    assert verifier_steps[0]["verifier_passed"] is True
+    assert verifier_steps[0]["model_call"]["tier"] == opt.config.top_tier
+
+
+def test_gate_keeps_a_quick_answer_off_web_search(opt: ACOOptimizer) -> None:
+    searched = []
+    task = agent.Task("What is the latest search trend?", task_type="quick_answer",
+                      tools={"web_search": lambda: searched.append(1) or True})
+    result = agent.run_agent(opt, agent.ScriptedClient(opt.config), task)
+    assert not searched
+    assert all(not s["tool_calls"] for s in result.trace["steps"])
+    assert any("web_search is expensive" in note for note in result.notes)
+
+
+def test_allowed_tool_is_called_and_recorded(opt: ACOOptimizer) -> None:
+    task = agent.Task("Research and search the release notes", tools={"web_search": lambda: True})
+    result = agent.run_agent(opt, agent.ScriptedClient(opt.config), task)
+    tools = [t for s in result.trace["steps"] for t in s["tool_calls"]]
+    assert result.outcome == "completed"
+    assert tools == [{"tool_name": "web_search", "success": True, "cost": 0.0}]
+
+
+def test_looping_agent_is_stopped_by_the_doom_check(opt: ACOOptimizer) -> None:
+    task = agent.Task("loop on the flaky service", tools={"flaky": lambda: False})
+    result = agent.run_agent(opt, agent.ScriptedClient(opt.config), task, max_steps=20)
+    assert result.outcome == "aborted" and result.trace["final_outcome"] == "aborted"
+    assert len(result.trace["steps"]) < 20
+    assert "no progress" in result.notes[-1]
+
+
+def test_budget_runs_out_before_it_is_overspent(tmp_path: Path) -> None:
+    priced = ACOConfig(trace_dir=str(tmp_path), tiers=tuple(
+        TierSpec(t, f"m{t}", cost_per_1k_input=0.5 * t, cost_per_1k_output=0.5 * t)
+        for t in range(1, 6)))
+    opt = ACOOptimizer(priced)
+    task = agent.Task("loop on the flaky service", tools={"flaky": lambda: False})
+    result = agent.run_agent(opt, agent.ScriptedClient(priced), task, budget=1.5, max_steps=50)
+    assert result.outcome in ("budget_exceeded", "aborted")
+    assert result.trace["total_cost"] <= 1.5
+
+
+def test_agent_traces_are_valid_for_the_lab(opt: ACOOptimizer) -> None:
+    agent.main(str(Path(opt.config.trace_dir)))
+    tables = read_traces(opt.config.trace_dir)
+    assert tables.runs.height == 5 and not tables.rejected and not tables.warnings
+    assert sorted(tables.runs["final_outcome"].to_list()) == ["aborted"] + ["completed"] * 4
+
+
+# -- the LangChain-style router ------------------------------------------------------------
+def _router(opt: ACOOptimizer, model_ids=None):
+    ids = model_ids or [spec.model_id for spec in opt.config.tiers]
+    return lc.ACORouter({mid: lc.FakeChatModel(mid) for mid in ids}, opt)
+
+
+@pytest.mark.parametrize(
+    ("input", "model_id"),
+    [
+        ("What is 2+2?", "tiny-local-3b"),
+        ("Fix the auth bug in production", "frontier-latest"),
+        ({"input": "Summarize recent papers on caching"}, "cheap-cloud-8b"),
+        ([("system", "Be terse."), ("user", "Fix the auth bug in production")], "frontier-latest"),
+    ],
+)
+def test_router_picks_the_model_per_request(opt: ACOOptimizer, input, model_id: str) -> None:
+    router = _router(opt)
+    assert router(input).name == model_id  # the RunnableLambda(router) form
+    message = router.invoke(input)
+    assert message.content.startswith(f"[{model_id}]")
+    trace = json.loads(opt.trace_log.path.read_text().splitlines()[-1])
+    assert trace["steps"][0]["model_call"]["model_id"] == model_id
+    assert trace["steps"][0]["model_call"]["mean_logprob"] == pytest.approx(-0.05)
+    assert trace["task_success"] is None
+
+
+def test_router_falls_back_to_the_next_stronger_model(opt: ACOOptimizer) -> None:
+    router = _router(opt, ["medium-70b", "specialist-expert"])
+    assert router("What is 2+2?").name == "medium-70b"
+    assert router.invoke("Fix the auth bug in production").content.startswith("[specialist")
+    with pytest.raises(ACOError, match="no model for tier"):
+        _router(opt, ["tiny-local-3b"]).invoke("Fix the auth bug in production")
+
+
+def test_router_batch_logs_one_run_per_input(opt: ACOOptimizer) -> None:
+    messages = _router(opt).batch(["What is 2+2?", "Fix the auth bug in production"])
+    assert len(messages) == 2
+    assert read_traces(opt.config.trace_dir).runs.height == 2
+
+
+def test_router_logs_a_failed_call_and_reraises(opt: ACOOptimizer) -> None:
+    class Broken:
+        def invoke(self, input, config=None):
+            raise TimeoutError("model timed out")
+
+    router = lc.ACORouter({spec.model_id: Broken() for spec in opt.config.tiers}, opt)
+    with pytest.raises(TimeoutError):
+        router.invoke("What is 2+2?")
+    trace = json.loads(opt.trace_log.path.read_text())
+    assert (trace["final_outcome"], trace["task_success"]) == ("failed", False)
+
+
+def test_router_refuses_an_unreadable_input(opt: ACOOptimizer) -> None:
+    with pytest.raises(ACOError, match="input: expected text"):
+        _router(opt).invoke(42)
+
+
+@pytest.mark.parametrize("name", ["cost_aware_agent", "langchain_router"])
+def test_example_scripts_run(tmp_path: Path, name: str) -> None:
+    out = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), str(tmp_path)],
+                         capture_output=True, text=True, check=True, timeout=120)
+    assert "traces appended to" in out.stdout
+    aco_lab = Path(sys.executable).with_name("aco-lab")  # the console script beside python
+    checked = subprocess.run([str(aco_lab), "validate", str(tmp_path)], capture_output=True,
+                             text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "rejected=0" in checked.stdout
