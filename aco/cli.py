@@ -7,6 +7,7 @@ when a bundle is used. Data goes to stdout, logs and errors to stderr.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import click
@@ -65,7 +66,7 @@ def _emit(as_json: bool, data: dict[str, Any], line: str) -> None:
 def route(text: str, task_type: str | None, input_tokens: int | None, difficulty: int | None,
           config_path: str | None, bundle: str | None, as_json: bool) -> None:
     """Print the tier, model and estimated cost for a request (TEXT, or - for stdin)."""
-    text = click.get_text_stream("stdin").read() if text == "-" else text
+    text = sys.stdin.read() if text == "-" else text
     d = _optimizer(config_path, bundle).route(text, task_type, input_tokens, difficulty)
     data = {"tier": d.tier, "model_id": d.model_id, "confidence": d.confidence,
             "cost_estimate": d.cost_estimate, "task_type": d.task_type, "reason": d.reason,
@@ -85,7 +86,7 @@ def route(text: str, task_type: str | None, input_tokens: int | None, difficulty
 def budget(text: str, task_type: str | None, tier: int | None, config_path: str | None,
            bundle: str | None, as_json: bool) -> None:
     """Print the context budget for a request: total tokens, what to keep, what to drop."""
-    text = click.get_text_stream("stdin").read() if text == "-" else text
+    text = sys.stdin.read() if text == "-" else text
     opt = _optimizer(config_path, bundle)
     if tier is None:
         routing = opt.route(text, task_type)

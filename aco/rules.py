@@ -76,7 +76,8 @@ SHORT_QUESTION_WORDS = 12  # a question of at most this many words counts as tri
 LONG_REQUEST_TOKENS = 1_500  # +1 tier above this many estimated tokens: long inputs are harder
 CODE_CUES = re.compile(r"```|^\s*(def|class|import|from \S+ import|function|const|let|#include)\b|"
                        r"Traceback \(most recent call last\)|[;{}]\s*$", re.MULTILINE)
-ERROR_CUES = re.compile(r"\b(error|exception|traceback|stack ?trace|failed|failing|crash\w*)\b",
+# "error" inside a word too: TypeError, ValueError, errors.
+ERROR_CUES = re.compile(r"error|exception|traceback|stack ?trace|\b(failed|failing|crash\w*)\b",
                         re.IGNORECASE)
 IDENTIFIER_CUES = re.compile(r"\b[A-Z]{2,}-?\d+\b|\b\d{3,}\b|\b[\w.+-]+@[\w-]+\.\w+\b")
 

@@ -1,0 +1,134 @@
+"""`aco` CLI: wiring through click's CliRunner, plus real runs of the console script."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from aco import __version__
+from aco.cli import main
+from aco.config import ACOConfig
+from aco.optimizer import ACOOptimizer
+
+ACO = Path(sys.executable).with_name("aco")  # the console script installed beside python
+
+
+def _invoke(*args: str) -> str:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_route_prints_tier_model_cost_and_mode() -> None:
+    out = _invoke("route", "Fix the auth bug in production")
+    first, reason = out.splitlines()
+    assert first.startswith("tier=4, model=frontier-latest, cost=$")
+    assert first.endswith("mode=rules")
+    assert reason.startswith("reason: rules: ")
+
+
+def test_route_json_has_the_documented_keys() -> None:
+    data = json.loads(_invoke("route", "What is 2+2?", "--json"))
+    assert set(data) == {"tier", "model_id", "confidence", "cost_estimate", "task_type",
+                         "reason", "mode"}
+    assert data["tier"] <= 2 and data["mode"] == "rules"
+
+
+def test_route_options_reach_the_router(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("task_floors:\n  coding: 5\n")
+    data = json.loads(_invoke("route", "hello", "--task-type", "coding", "--config", str(config),
+                              "--json"))
+    assert data["tier"] == 5 and data["task_type"] == "coding"
+    assert json.loads(_invoke("route", "hello", "--difficulty", "4", "--json"))["tier"] == 4
+    long = json.loads(_invoke("route", "Summarize it", "--input-tokens", "50000", "--json"))
+    assert long["tier"] > json.loads(_invoke("route", "Summarize it", "--json"))["tier"]
+
+
+def test_route_reads_stdin() -> None:
+    result = CliRunner().invoke(main, ["route", "-", "--json"], input="What is 2+2?")
+    assert json.loads(result.output)["task_type"] == "quick_answer"
+
+
+def test_budget() -> None:
+    data = json.loads(_invoke("budget", "Fix the TypeError in parse():\n```\nx = 1\n```",
+                              "--json"))
+    assert {"code", "error_messages"} <= set(data["keep_exact"])
+    assert data["total_tokens"] > 0 and data["mode"] == "rules"
+    small = json.loads(_invoke("budget", "Fix it", "--tier", "1", "--json"))
+    assert small["tier"] == 1 and small["total_tokens"] < data["total_tokens"]
+    assert _invoke("budget", "Fix it").startswith("total_tokens=")
+
+
+@pytest.mark.parametrize(("tool", "task_type", "allow"),
+                         [("web_search", "quick_answer", False), ("web_search", "research", True)])
+def test_gate(tool: str, task_type: str, allow: bool) -> None:
+    data = json.loads(_invoke("gate", tool, "--task-type", task_type, "--json"))
+    assert data["allow"] is allow and data["tool_name"] == tool and data["mode"] == "rules"
+    assert _invoke("gate", tool, "--task-type", task_type).startswith(f"allow={str(allow).lower()}")
+
+
+@pytest.mark.parametrize(("risk", "confidence", "verify"),
+                         [("high", "0.99", True), ("low", "0.9", False), ("medium", "0.5", True)])
+def test_verify(risk: str, confidence: str, verify: bool) -> None:
+    data = json.loads(_invoke("verify", "--risk", risk, "--confidence", confidence, "--json"))
+    assert data["verify"] is verify
+
+
+def test_verify_refuses_a_bad_confidence() -> None:
+    result = CliRunner().invoke(main, ["verify", "--risk", "low", "--confidence", "1.5"])
+    assert result.exit_code == 2 and "confidence" in result.output
+
+
+def test_stats_match_the_optimizer(tmp_path: Path) -> None:
+    pytest.importorskip("aco.monitoring")
+    opt = ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)))
+    for i in range(4):
+        run = opt.begin(f"What is {i}+{i}?")
+        run.record_call(tier=1 + i % 2, cost=0.01 * i, input_tokens=100, cached_input_tokens=10 * i)
+        run.end(i != 3)
+    data = json.loads(_invoke("stats", "--trace-dir", str(tmp_path), "--json"))
+    assert data == json.loads(json.dumps(opt.stats()))
+    assert _invoke("stats", "--trace-dir", str(tmp_path)).strip()
+
+
+def test_bad_config_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    bad = tmp_path / "config.yaml"
+    bad.write_text("routing:\n  safety_threshold: 7\n")
+    result = CliRunner().invoke(main, ["route", "x", "--config", str(bad)])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"error: {bad}: routing.safety_threshold: expected a number in 0..1, got 7"]
+
+
+def test_version() -> None:
+    assert _invoke("version").startswith(f"aco {__version__} (trace format v1, feature version ")
+
+
+# -- the installed console script, as a user runs it ----------------------------------------
+def _script(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ACO), *args], capture_output=True, text=True, timeout=60, cwd=cwd)
+
+
+def test_console_script_route() -> None:
+    out = _script("route", "Fix the auth bug in production", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["tier"] >= 4 and data["mode"] == "rules"
+
+
+def test_console_script_version() -> None:
+    out = _script("version")
+    assert out.returncode == 0 and out.stdout.startswith(f"aco {__version__}")
+
+
+def test_console_script_missing_bundle_is_one_line(tmp_path: Path) -> None:
+    out = _script("route", "hello", "--bundle", "v999", cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "router_bundle_v999.pkl: no such router bundle" in lines[0]
