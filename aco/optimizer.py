@@ -63,8 +63,7 @@ class ACOOptimizer:
         """The tier for a request: the bundle's router when loaded, else the rules."""
         if self.router is None:
             return route_by_rules(request, self.config, task_type, input_tokens, difficulty)
-        if task_type is None:
-            task_type = read_cues(request).task_type  # the bundle's task floors need a type
+        # Without a task type the bundle predicts one (its task-type model).
         return self.router.decide(request, task_type=task_type, input_tokens=input_tokens,
                                   difficulty=difficulty)
 
@@ -161,7 +160,7 @@ class ACOOptimizer:
         stalled = steps_without_progress
         if stalled is None:
             stalled = run.steps_without_progress if active else 0
-        n_steps = run.n_steps if active else stalled
+        n_steps = run.n_steps if active else stalled  # outside a run: at least the stalled ones
         return self.controls.doom(total_spent, stalled, n_steps)
 
     def gate_tool(self, tool_name: str, task_type: str | None = None) -> GateDecision:
