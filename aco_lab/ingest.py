@@ -20,16 +20,18 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import polars as pl
 
 from aco import __version__
-from aco.errors import DataError
+from aco.errors import DataError, TraceFormatError
 from aco.trace_format import SCHEMA_VERSION
 from aco_lab import schema as S
 from aco_lab.traces import (
@@ -39,16 +41,21 @@ from aco_lab.traces import (
     REJECTED_FILE,
     TABLE_SCHEMAS,
     OnError,
+    Rejection,
     TraceTables,
+    check_on_error,
     expand_paths,
+    format_problems,
     is_dataset,
-    read_traces,
+    iter_trace_tables,
 )
 
 log = logging.getLogger(__name__)
 
 DATASET_VERSION = 1  # layout version of DIR; bump when the layout changes
 PARQUET_COMPRESSION = "zstd"
+PARQUET_COMPRESSION_LEVEL = 1  # fastest zstd: nearly the ratio of the default level
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"  # the directory name of a null partition value
 HASH_BLOCK_BYTES = 16 * 1024 * 1024
 
 
@@ -66,29 +73,94 @@ class IngestResult:
 
 
 def ingest_traces(
-    paths: list[str | Path], out_dir: str | Path, on_error: OnError = "fail", force: bool = False
+    paths: Sequence[str | Path],
+    out_dir: str | Path,
+    on_error: OnError = "fail",
+    force: bool = False,
+    workers: int | None = None,
 ) -> IngestResult:
-    """Read traces, then write them as a partitioned Parquet dataset at out_dir, atomically."""
+    """Read traces and write them as a partitioned Parquet dataset at out_dir, atomically.
+
+    The input streams through chunk by chunk (decoded in `workers` processes for big inputs),
+    each chunk written as it comes, so memory stays bounded whatever the input size.
+    """
+    check_on_error(on_error)
     out_dir = Path(out_dir)
     check_out_dir(out_dir, force)
+    paths = list(paths)
     datasets = [Path(p) for p in paths if is_dataset(p)]
     files = datasets + expand_paths(p for p in paths if not is_dataset(p))
-    # Hashing runs in a thread while the traces load (hashlib releases the GIL on big blocks).
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        hashes = pool.submit(lambda: [describe_input(Path(p)) for p in files])
-        tables = read_traces(paths, on_error=on_error)
-        inputs = hashes.result()
-    write_dataset(tables, out_dir, build_manifest(tables, inputs, on_error), force=force)
-    log.info("wrote %s: %d runs, %d rejected", out_dir, tables.runs.height, len(tables.rejected))
+    staging = _make_staging(out_dir)
+    try:
+        # Hashing runs in a thread while the traces load (hashlib releases the GIL on big blocks).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            hashes = pool.submit(lambda: [describe_input(path) for path in files])
+            totals = write_parts(iter_trace_tables(paths, workers), staging)
+            inputs = hashes.result()
+        if totals.rejected and on_error == "fail":
+            raise TraceFormatError(format_problems(totals.rejected, totals.lines_read))
+        _finish(staging, out_dir, totals, build_manifest(totals, inputs, on_error))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("wrote %s: %d runs, %d rejected", out_dir, totals.runs, len(totals.rejected))
     return IngestResult(
         out_dir=out_dir,
-        lines_read=tables.lines_read,
-        accepted=tables.runs.height,
-        rejected=len(tables.rejected),
-        warnings=len(tables.warnings),
-        steps=tables.steps.height,
-        tool_calls=tables.tool_calls.height,
+        lines_read=totals.lines_read,
+        accepted=totals.runs,
+        rejected=len(totals.rejected),
+        warnings=totals.warnings,
+        steps=totals.steps,
+        tool_calls=totals.tool_calls,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PartTotals:
+    """What write_parts wrote: row counts, the rejected lines and the number of warnings."""
+
+    lines_read: int
+    runs: int
+    steps: int
+    tool_calls: int
+    warnings: int
+    rejected: tuple[Rejection, ...]
+
+
+def write_parts(parts: Iterable[TraceTables], directory: Path) -> PartTotals:
+    """Write each part's tables as Parquet files under directory/<table>/source=<value>/."""
+    counts = dict.fromkeys(("lines_read", "runs", "steps", "tool_calls", "warnings"), 0)
+    rejected: list[Rejection] = []
+    for index, part in enumerate(parts):
+        source_of_run = part.runs.select(S.SOURCE_FILE, S.LINE, PARTITION_KEY)
+        frames = {
+            "runs": part.runs,
+            "steps": with_run_source(part.steps, source_of_run),
+            "tool_calls": with_run_source(part.tool_calls, source_of_run),
+        }
+        for table, frame in frames.items():
+            _write_partitioned(frame, directory / table, f"part-{index:05d}.parquet")
+            counts[table] += frame.height
+        counts["lines_read"] += part.lines_read
+        counts["warnings"] += len(part.warnings)
+        rejected += part.rejected
+    return PartTotals(**counts, rejected=tuple(rejected))
+
+
+def _write_partitioned(frame: pl.DataFrame, table_dir: Path, name: str) -> None:
+    """One Parquet file per partition value, hive-style: source=<percent-encoded value>."""
+    table_dir.mkdir(exist_ok=True)
+    for (value,), rows in frame.partition_by(PARTITION_KEY, as_dict=True,
+                                             include_key=False).items():
+        folder = table_dir / f"{PARTITION_KEY}={hive_value(value)}"
+        folder.mkdir(exist_ok=True)
+        rows.write_parquet(folder / name, compression=PARQUET_COMPRESSION,
+                           compression_level=PARQUET_COMPRESSION_LEVEL)
+
+
+def hive_value(value: str | None) -> str:
+    """A partition value as a hive directory name part (as Polars and Arrow read it)."""
+    return HIVE_NULL if value is None else quote(value, safe="")
 
 
 def check_out_dir(out_dir: Path, force: bool) -> None:
@@ -109,7 +181,7 @@ def describe_input(path: Path) -> dict[str, Any]:
     return {"path": str(path), "bytes": target.stat().st_size, "sha256": digest.hexdigest()}
 
 
-def build_manifest(tables: TraceTables, inputs: list[dict], on_error: str) -> dict[str, Any]:
+def build_manifest(totals: PartTotals, inputs: list[dict], on_error: str) -> dict[str, Any]:
     """The manifest of a dataset: versions, counts, inputs, partitioning and schemas."""
     return {
         "kind": DATASET_KIND,
@@ -119,13 +191,13 @@ def build_manifest(tables: TraceTables, inputs: list[dict], on_error: str) -> di
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "on_error": on_error,
         "counts": {
-            "lines_read": tables.lines_read,
-            "accepted": tables.runs.height,
-            "rejected": len(tables.rejected),
-            "warnings": len(tables.warnings),
-            "runs": tables.runs.height,
-            "steps": tables.steps.height,
-            "tool_calls": tables.tool_calls.height,
+            "lines_read": totals.lines_read,
+            "accepted": totals.runs,
+            "rejected": len(totals.rejected),
+            "warnings": totals.warnings,
+            "runs": totals.runs,
+            "steps": totals.steps,
+            "tool_calls": totals.tool_calls,
         },
         "inputs": inputs,
         "partitioning": {"scheme": "hive", "key": PARTITION_KEY},
@@ -137,37 +209,32 @@ def build_manifest(tables: TraceTables, inputs: list[dict], on_error: str) -> di
     }
 
 
-def write_dataset(tables: TraceTables, out_dir: Path, manifest: dict, force: bool = False) -> None:
-    """Write tables, rejected lines and manifest to out_dir via a temp dir and a rename."""
+def write_dataset(tables: TraceTables, out_dir: str | Path, force: bool = False) -> None:
+    """Write loaded tables as a dataset at out_dir (same layout as ingest), atomically."""
+    out_dir = Path(out_dir)
     check_out_dir(out_dir, force)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    staging = _make_staging(out_dir)
     try:
-        _write_tables(tables, staging)
-        _write_rejected(tables, staging / REJECTED_FILE)
-        (staging / DATASET_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        _move_into_place(staging, out_dir)
+        totals = write_parts([tables], staging)
+        _finish(staging, out_dir, totals, build_manifest(totals, [], "skip"))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
-def _write_tables(tables: TraceTables, staging: Path) -> None:
-    """Each table under staging/<table>/source=<value>/, partitioned by the run's source."""
-    source_of_run = tables.runs.select(S.SOURCE_FILE, S.LINE, PARTITION_KEY)
-    frames = {
-        "runs": tables.runs,
-        "steps": with_run_source(tables.steps, source_of_run),
-        "tool_calls": with_run_source(tables.tool_calls, source_of_run),
-    }
-    for name, frame in frames.items():
-        if frame.height:
-            frame.write_parquet(
-                staging / name, partition_by=PARTITION_KEY, compression=PARQUET_COMPRESSION,
-                mkdir=True,
-            )
-        else:
-            (staging / name).mkdir()
+def _make_staging(out_dir: Path) -> Path:
+    """A fresh temporary directory beside out_dir (same file system, so rename is atomic)."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+
+
+def _finish(staging: Path, out_dir: Path, totals: PartTotals, manifest: dict) -> None:
+    """Add rejected.jsonl and the manifest (last), then move the dataset into place."""
+    for table in TABLE_SCHEMAS:
+        (staging / table).mkdir(exist_ok=True)
+    _write_rejected(totals.rejected, staging / REJECTED_FILE)
+    (staging / DATASET_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    _move_into_place(staging, out_dir)
 
 
 def with_run_source(frame: pl.DataFrame, source_of_run: pl.DataFrame) -> pl.DataFrame:
@@ -176,9 +243,9 @@ def with_run_source(frame: pl.DataFrame, source_of_run: pl.DataFrame) -> pl.Data
                       maintain_order="left")
 
 
-def _write_rejected(tables: TraceTables, path: Path) -> None:
+def _write_rejected(rejected: Sequence[Rejection], path: Path) -> None:
     with path.open("w", encoding="utf-8") as out:
-        for rejection in tables.rejected:
+        for rejection in rejected:
             out.write(json.dumps(asdict(rejection), ensure_ascii=False) + "\n")
 
 

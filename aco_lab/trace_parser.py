@@ -10,21 +10,23 @@ aco_lab/schema.py from the Structs, with the derived run columns.
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from operator import attrgetter
 from types import SimpleNamespace
 from typing import Annotated, Literal
 
 import msgspec
+import numpy as np
 import polars as pl
 from msgspec import Meta, Raw, Struct
 
 from aco import trace_format as tf
 from aco_lab import schema as S
-from aco_lab.validate import (
-    Rejection,
-    describe_decode_error,
-    describe_value_error,
-    find_bad_metadata,
-)
+from aco_lab.validate import describe_decode_error, describe_value_error, find_bad_metadata
 
 Tier = Annotated[int, Meta(ge=tf.MIN_TIER, le=tf.MAX_TIER)]
 Difficulty = Annotated[int, Meta(ge=tf.MIN_DIFFICULTY, le=tf.MAX_DIFFICULTY)]
@@ -99,31 +101,39 @@ TRACE_DECODER = msgspec.json.Decoder(Trace)
 _DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
 
 
-def decode_lines(
-    file: str, lines: list[bytes], first_line: int
-) -> tuple[list[int], list[Trace], list[Rejection]]:
-    """Decode JSONL lines: (line numbers, Traces) of the good ones and a Rejection per bad one.
+@dataclass(frozen=True, slots=True)
+class LineProblem:
+    """Why one line of a chunk was rejected (line is 1-based within the chunk)."""
 
-    Blank (empty or whitespace-only) lines are skipped: neither a trace nor a rejection.
+    line: int
+    message: str  # `field.path: what was wrong, what is allowed`, without FILE:LINE
+    raw: str
+
+
+def decode_lines(lines: list[bytes]) -> tuple[list[int], list[Trace], list[LineProblem]]:
+    """Decode JSONL lines: (1-based line numbers, Traces) of good lines, a problem per bad one.
+
+    Blank (empty or whitespace-only) lines are skipped: neither a trace nor a problem.
     """
     decode = TRACE_DECODER.decode
     numbers: list[int] = []
     traces: list[Trace] = []
-    rejected: list[Rejection] = []
-    for number, line in enumerate(lines, first_line):
+    problems: list[LineProblem] = []
+    for number, line in enumerate(lines, 1):
         try:
             traces.append(decode(line))
         except _DECODE_ERRORS as exc:
             if line.strip():
-                message = f"{file}:{number}: {describe_decode_error(line, exc)}"
-                rejected.append(Rejection(file, number, message, raw_text(line)))
+                problems.append(
+                    LineProblem(number, describe_decode_error(line, exc), raw_text(line))
+                )
             continue
         numbers.append(number)
-    return numbers, traces, rejected
+    return numbers, traces, problems
 
 
 def raw_text(line: bytes) -> str:
-    """A line's text for a Rejection: undecodable bytes replaced, line end dropped."""
+    """A line's text for a rejection: undecodable bytes replaced, line end dropped."""
     return line.decode("utf-8", "replace").rstrip("\r\n")
 
 
@@ -132,6 +142,7 @@ _DIFFICULTY_DTYPE = S.RUNS_SCHEMA[S.DIFFICULTY]
 
 # Stands in for a missing model_call so that column building reads every field as null.
 _NO_CALL = SimpleNamespace(**{name: None for name in ModelCall.__struct_fields__})
+_flatten = itertools.chain.from_iterable
 
 
 def build_chunk_tables(
@@ -143,8 +154,9 @@ def build_chunk_tables(
     already removed from the three frames.
     """
     runs, late = _build_runs(file, numbers, traces)
-    step_structs = [step for trace in traces for step in trace.steps]
-    steps = _build_steps(runs, traces, step_structs)
+    n_steps = runs.get_column(S.N_STEPS).to_numpy()
+    step_structs = list(_flatten(map(attrgetter(tf.STEPS), traces)))
+    steps = _build_steps(runs, n_steps, step_structs)
     tool_calls = _build_tool_calls(steps, step_structs)
     steps = _add_step_tool_totals(steps, tool_calls)
     runs = add_run_aggregates(runs, steps)
@@ -160,6 +172,14 @@ def build_chunk_tables(
     )
 
 
+def _owner_index(counts: np.ndarray) -> tuple[pl.Series, pl.Series]:
+    """For children counted per parent: each child's parent row and its position under it."""
+    owner = np.repeat(np.arange(len(counts), dtype=np.uint32), counts)
+    starts = np.cumsum(counts) - counts
+    position = np.arange(len(owner), dtype=np.int32) - np.repeat(starts, counts).astype(np.int32)
+    return pl.Series(owner), pl.Series(position)
+
+
 def _build_runs(
     file: str, numbers: list[int], traces: list[Trace]
 ) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
@@ -169,7 +189,6 @@ def _build_runs(
     metadata = pl.select(pl.when(metadata != "null").then(metadata)).to_series()
     timestamps, late = _parse_timestamps([t.timestamp for t in traces], numbers)
     late += [(numbers[row], message) for row, message in find_bad_metadata(metadata)]
-    late = [(line, f"{file}:{line}: {message}") for line, message in late]
     runs = pl.DataFrame(
         {
             S.SOURCE_FILE: pl.repeat(file, len(traces), dtype=pl.String, eager=True),
@@ -221,50 +240,42 @@ def _parse_timestamps(
     return parsed.cast(_TIMESTAMP_DTYPE), late
 
 
-def _build_steps(runs: pl.DataFrame, traces: list[Trace], steps: list[Step]) -> pl.DataFrame:
+def _build_steps(runs: pl.DataFrame, n_steps: np.ndarray, steps: list[Step]) -> pl.DataFrame:
     """One row per step, with its model call's fields (null when it made none)."""
-    run_of_step = pl.Series([i for i, t in enumerate(traces) for _ in t.steps], dtype=pl.UInt32)
+    run_of_step, step_index = _owner_index(n_steps)
     calls = [step.model_call or _NO_CALL for step in steps]
-    return pl.DataFrame(
-        {
-            "_run": run_of_step,
-            S.SOURCE_FILE: runs.get_column(S.SOURCE_FILE).gather(run_of_step),
-            S.LINE: runs.get_column(S.LINE).gather(run_of_step),
-            S.TRACE_ID: runs.get_column(S.TRACE_ID).gather(run_of_step),
-            S.STEP_INDEX: pl.Series(
-                [j for t in traces for j in range(len(t.steps))], dtype=pl.Int32
-            ),
-            S.STEP_NUM: pl.Series([s.step_num for s in steps], dtype=pl.Int32),
-            S.ACTION: pl.Series([s.action for s in steps], dtype=pl.String),
-            S.MODEL_ID: pl.Series([c.model_id for c in calls], dtype=pl.String),
-            S.TIER: pl.Series([c.tier for c in calls], dtype=S.TIER_DTYPE),
-            S.INPUT_TOKENS: pl.Series([c.input_tokens for c in calls], dtype=S.TOKENS_DTYPE),
-            S.OUTPUT_TOKENS: pl.Series([c.output_tokens for c in calls], dtype=S.TOKENS_DTYPE),
-            S.CACHED_INPUT_TOKENS: pl.Series(
-                [c.cached_input_tokens for c in calls], dtype=S.TOKENS_DTYPE
-            ),
-            S.COST: pl.Series([c.cost for c in calls], dtype=S.USD_DTYPE),
-            S.LATENCY_MS: pl.Series([c.latency_ms for c in calls], dtype=pl.Float64),
-            S.ESCALATED_FROM: pl.Series([c.escalated_from for c in calls], dtype=S.TIER_DTYPE),
-            S.MEAN_LOGPROB: pl.Series([c.mean_logprob for c in calls], dtype=pl.Float64),
-            S.MIN_LOGPROB: pl.Series([c.min_logprob for c in calls], dtype=pl.Float64),
-            S.OUTPUT_TEXT: pl.Series([c.output_text for c in calls], dtype=pl.String),
-            S.N_TOOL_CALLS: pl.Series([len(s.tool_calls) for s in steps], dtype=pl.Int32),
-            S.VERIFIER_CALLED: pl.Series([s.verifier_called for s in steps], dtype=pl.Boolean),
-            S.VERIFIER_PASSED: pl.Series([s.verifier_passed for s in steps], dtype=pl.Boolean),
-        }
+    owner = runs.select(S.SOURCE_FILE, S.LINE, S.TRACE_ID)[run_of_step]
+    return owner.with_columns(
+        run_of_step.alias("_run"),
+        step_index.alias(S.STEP_INDEX),
+        pl.Series(S.STEP_NUM, [s.step_num for s in steps], dtype=pl.Int32),
+        pl.Series(S.ACTION, [s.action for s in steps], dtype=pl.String),
+        pl.Series(S.MODEL_ID, [c.model_id for c in calls], dtype=pl.String),
+        pl.Series(S.TIER, [c.tier for c in calls], dtype=S.TIER_DTYPE),
+        pl.Series(S.INPUT_TOKENS, [c.input_tokens for c in calls], dtype=S.TOKENS_DTYPE),
+        pl.Series(S.OUTPUT_TOKENS, [c.output_tokens for c in calls], dtype=S.TOKENS_DTYPE),
+        pl.Series(
+            S.CACHED_INPUT_TOKENS, [c.cached_input_tokens for c in calls], dtype=S.TOKENS_DTYPE
+        ),
+        pl.Series(S.COST, [c.cost for c in calls], dtype=S.USD_DTYPE),
+        pl.Series(S.LATENCY_MS, [c.latency_ms for c in calls], dtype=pl.Float64),
+        pl.Series(S.ESCALATED_FROM, [c.escalated_from for c in calls], dtype=S.TIER_DTYPE),
+        pl.Series(S.MEAN_LOGPROB, [c.mean_logprob for c in calls], dtype=pl.Float64),
+        pl.Series(S.MIN_LOGPROB, [c.min_logprob for c in calls], dtype=pl.Float64),
+        pl.Series(S.OUTPUT_TEXT, [c.output_text for c in calls], dtype=pl.String),
+        pl.Series(S.N_TOOL_CALLS, [len(s.tool_calls) for s in steps], dtype=pl.Int32),
+        pl.Series(S.VERIFIER_CALLED, [s.verifier_called for s in steps], dtype=pl.Boolean),
+        pl.Series(S.VERIFIER_PASSED, [s.verifier_passed for s in steps], dtype=pl.Boolean),
     )
 
 
 def _build_tool_calls(steps: pl.DataFrame, step_structs: list[Step]) -> pl.DataFrame:
     """One row per tool call, with the step and run it belongs to."""
-    step_of_call = pl.Series(
-        [k for k, s in enumerate(step_structs) for _ in s.tool_calls], dtype=pl.UInt32
-    )
-    calls = [call for s in step_structs for call in s.tool_calls]
+    step_of_call, _ = _owner_index(steps.get_column(S.N_TOOL_CALLS).to_numpy())
+    calls = list(_flatten(map(attrgetter(tf.TOOL_CALLS), step_structs)))
     owner = steps.select("_run", S.SOURCE_FILE, S.LINE, S.TRACE_ID, S.STEP_NUM)[step_of_call]
     return owner.with_columns(
-        pl.Series("_step", step_of_call),
+        step_of_call.alias("_step"),
         pl.Series(S.TOOL_NAME, [c.tool_name for c in calls], dtype=pl.String),
         pl.Series(S.TOOL_SUCCESS, [c.success for c in calls], dtype=pl.Boolean),
         pl.Series(S.COST, [c.cost for c in calls], dtype=S.USD_DTYPE),
@@ -322,3 +333,64 @@ def add_run_aggregates(runs: pl.DataFrame, steps: pl.DataFrame) -> pl.DataFrame:
         .fill_null(False)
         .alias(S.ESCALATED),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkTask:
+    """Lines of one input file to decode: a byte range of the file, or bytes already read."""
+
+    file: str  # the file's name as given: the source_file of every row
+    path: str
+    start: int = 0
+    end: int = 0
+    data: bytes | None = None  # decompressed lines (gzip inputs); None: read start..end of path
+
+    def read(self) -> bytes:
+        """The chunk's bytes: whole lines, the last one ending the chunk."""
+        if self.data is not None:
+            return self.data
+        with open(self.path, "rb") as stream:
+            stream.seek(self.start)
+            return stream.read(self.end - self.start)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkTables:
+    """A decoded chunk; LINE and problem lines count from 1 at the chunk's first line."""
+
+    runs: pl.DataFrame
+    steps: pl.DataFrame
+    tool_calls: pl.DataFrame
+    problems: tuple[LineProblem, ...]  # sorted by line
+    n_lines: int  # physical lines in the chunk (blank ones included)
+    lines_read: int  # non-blank lines == runs.height + len(problems)
+
+
+def read_chunk(task: ChunkTask) -> ChunkTables:
+    """Decode and check one chunk into tables (runs in a worker process for big inputs)."""
+    lines = task.read().split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # the chunk's last line end, not an extra line
+    with _cycle_collector_paused():
+        numbers, traces, problems = decode_lines(lines)
+        runs, steps, tool_calls, late = build_chunk_tables(task.file, numbers, traces)
+    read = len(traces) + len(problems)
+    problems += [LineProblem(line, message, raw_text(lines[line - 1])) for line, message in late]
+    problems.sort(key=attrgetter("line"))
+    return ChunkTables(runs, steps, tool_calls, tuple(problems), len(lines), read)
+
+
+@contextmanager
+def _cycle_collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while building millions of acyclic objects.
+
+    Each trace holds lists (steps, tool calls) that the collector would traverse again and
+    again as they pile up; none of them can form a cycle, so the pause frees nothing late.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -14,7 +14,11 @@ import glob
 import gzip
 import json
 import logging
+import multiprocessing
+import os
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -23,14 +27,17 @@ import polars as pl
 
 from aco.errors import DataError, TraceFormatError
 from aco_lab import schema as S
-from aco_lab.trace_parser import build_chunk_tables, decode_lines, raw_text
-from aco_lab.validate import Rejection, build_cost_warnings, find_duplicate_trace_ids
+from aco_lab.trace_parser import ChunkTables, ChunkTask, raw_text, read_chunk
+from aco_lab.validate import Rejection, TraceIdIndex, build_cost_warnings
 
 log = logging.getLogger(__name__)
 
 OnError = Literal["fail", "skip"]
 TRACE_SUFFIXES = (".jsonl", ".jsonl.gz")
-CHUNK_BYTES = 32 * 1024 * 1024  # JSONL decoded per chunk: bounds the Python objects alive at once
+CHUNK_BYTES = 16 * 1024 * 1024  # JSONL per chunk: bounds the Python objects alive at once
+PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # smaller inputs are read in-process (no worker start-up)
+MAX_WORKERS = 4  # worker processes for big inputs (each holds ~2 chunks' objects)
+GZIP_RATIO = 5  # rough JSONL bytes per gzip byte, to judge an input's size
 MAX_LISTED_PROBLEMS = 5  # problems quoted in a TraceFormatError message
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -94,69 +101,127 @@ def is_dataset(path: str | Path) -> bool:
 
 
 def read_traces(
-    paths: Iterable[str | Path] | str | Path, on_error: OnError = "fail"
+    paths: Iterable[str | Path] | str | Path, on_error: OnError = "fail", workers: int | None = None
 ) -> TraceTables:
     """Load traces from JSONL files, globs, directories or ingested datasets into tables.
 
     on_error="fail" raises TraceFormatError naming the first bad lines and their count;
-    "skip" keeps going and returns every bad line in `rejected`.
+    "skip" keeps going and returns every bad line in `rejected`. workers: processes that
+    decode chunks (None: up to MAX_WORKERS when the input is at least PARALLEL_MIN_BYTES).
     """
-    if on_error not in ("fail", "skip"):
-        raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
-    given = [paths] if isinstance(paths, str | Path) else list(paths)
-    datasets = [_read_dataset_tables(Path(p)) for p in given if is_dataset(p)]
-    jsonl = [p for p in given if not is_dataset(p)]
-    files = expand_paths(jsonl) if jsonl or not given else []
-    tables = concat_tables(datasets + [_read_file(path) for path in files])
-    tables = _reject_duplicates(tables, files)
-    order = {str(path): i for i, path in enumerate(files)}
-    tables = dataclasses.replace(
-        tables,
-        rejected=tuple(sorted(tables.rejected, key=lambda r: (order.get(r.file, -1), r.line))),
-        warnings=tables.warnings + build_cost_warnings(tables.runs),
-    )
+    check_on_error(on_error)
+    tables = concat_tables(list(iter_trace_tables(paths, workers)))
     log.info("read %d lines: %d accepted, %d rejected, %d warnings",
              tables.lines_read, tables.runs.height, len(tables.rejected), len(tables.warnings))
     if tables.rejected and on_error == "fail":
-        raise TraceFormatError(format_problems(tables))
+        raise TraceFormatError(format_problems(tables.rejected, tables.lines_read))
     return tables
 
 
-def format_problems(tables: TraceTables) -> str:
+def check_on_error(on_error: str) -> None:
+    """Refuse an on_error other than "fail" or "skip"."""
+    if on_error not in ("fail", "skip"):
+        raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
+
+
+def format_problems(rejected: Sequence[Rejection], lines_read: int) -> str:
     """One line: how many lines were bad, the first few problems, and how to go on."""
-    shown = "; ".join(r.error for r in tables.rejected[:MAX_LISTED_PROBLEMS])
-    more = len(tables.rejected) - MAX_LISTED_PROBLEMS
+    shown = "; ".join(r.error for r in rejected[:MAX_LISTED_PROBLEMS])
+    more = len(rejected) - MAX_LISTED_PROBLEMS
     tail = f"; and {more} more" if more > 0 else ""
     return (
-        f"{len(tables.rejected)} of {tables.lines_read} lines break trace format v1: {shown}{tail}"
+        f"{len(rejected)} of {lines_read} lines break trace format v1: {shown}{tail}"
         " (fix them, or skip them with on_error='skip' / --on-error skip)"
     )
 
 
-def _read_file(path: Path) -> TraceTables:
-    """Decode one file chunk by chunk, each chunk straight into column tables."""
-    name = str(path)
-    parts: list[TraceTables] = []
-    first_line = 1
-    for block in _read_blocks(path):
-        lines = block.split(b"\n")
-        numbers, traces, rejected = decode_lines(name, lines, first_line)
-        runs, steps, tool_calls, late = build_chunk_tables(name, numbers, traces)
-        rejected += [
-            Rejection(name, line, message, raw_text(lines[line - first_line]))
-            for line, message in late
-        ]
-        read = len(traces) + len(rejected) - len(late)
-        parts.append(TraceTables(runs, steps, tool_calls, tuple(rejected), (), read))
-        first_line += len(lines) - 1  # a block ends with b"\n", so its last split is empty
-    return concat_tables(parts)
+def iter_trace_tables(
+    paths: Iterable[str | Path] | str | Path, workers: int | None = None
+) -> Iterator[TraceTables]:
+    """The inputs as a stream of checked TraceTables, chunk by chunk, in input order.
+
+    Each part has its own rejected lines (a trace_id seen in an earlier part included) and
+    its cost warnings; concatenated, the parts are what read_traces returns.
+    """
+    given = [paths] if isinstance(paths, str | Path) else list(paths)
+    jsonl = [p for p in given if not is_dataset(p)]
+    files = expand_paths(jsonl) if jsonl else []
+    ids = TraceIdIndex()
+    for path in given:
+        if is_dataset(path):
+            yield _checked(_read_dataset_tables(Path(path)), ids, None)
+    offsets: dict[str, int] = {}
+    for task, chunk in _map_chunks(_plan_chunks(files), _worker_count(files, workers)):
+        offset = offsets.get(task.file, 0)
+        offsets[task.file] = offset + chunk.n_lines
+        yield _checked(_with_file_lines(task, chunk, offset), ids, (task, offset))
+
+
+def _with_file_lines(task: ChunkTask, chunk: ChunkTables, offset: int) -> TraceTables:
+    """A chunk's tables with line numbers counted from the start of its file."""
+    frames = [chunk.runs, chunk.steps, chunk.tool_calls]
+    if offset:
+        frames = [f.with_columns(pl.col(S.LINE) + offset) for f in frames]
+    rejected = tuple(
+        Rejection(task.file, p.line + offset, f"{task.file}:{p.line + offset}: {p.message}", p.raw)
+        for p in chunk.problems
+    )
+    return TraceTables(*frames, rejected=rejected, lines_read=chunk.lines_read)
+
+
+def _checked(
+    part: TraceTables, ids: TraceIdIndex, origin: tuple[ChunkTask, int] | None
+) -> TraceTables:
+    """Reject runs whose trace_id was seen before (in any part); add the cost warnings."""
+    duplicates = ids.find_duplicates(part.runs)
+    if duplicates:
+        texts = _line_texts(*origin, {line for _, line, _ in duplicates}) if origin else {}
+        late = tuple(Rejection(file, line, f"{file}:{line}: {message}", texts.get(line, ""))
+                     for file, line, message in duplicates)
+        drop = pl.DataFrame([(f, n) for f, n, _ in duplicates], orient="row",
+                            schema={S.SOURCE_FILE: pl.String, S.LINE: pl.Int64})
+
+        def keep(frame: pl.DataFrame) -> pl.DataFrame:
+            return frame.join(drop, on=[S.SOURCE_FILE, S.LINE], how="anti", maintain_order="left")
+
+        part = dataclasses.replace(
+            part,
+            runs=keep(part.runs),
+            steps=keep(part.steps),
+            tool_calls=keep(part.tool_calls),
+            rejected=tuple(sorted(part.rejected + late, key=lambda r: (r.file, r.line))),
+        )
+    return dataclasses.replace(part, warnings=build_cost_warnings(part.runs))
+
+
+def _line_texts(task: ChunkTask, offset: int, lines: set[int]) -> dict[int, str]:
+    """The text of a few lines of a chunk, by file line number (a rare path: duplicates)."""
+    chunk_lines = task.read().split(b"\n")
+    return {line: raw_text(chunk_lines[line - offset - 1]) for line in lines}
+
+
+def _plan_chunks(files: Sequence[Path]) -> Iterator[ChunkTask]:
+    """Chunks of about CHUNK_BYTES of whole lines: byte ranges of plain files, bytes of gzip."""
+    for path in files:
+        with path.open("rb") as stream:
+            gzipped = stream.read(2) == _GZIP_MAGIC
+            size = stream.seek(0, os.SEEK_END)
+            if gzipped:
+                for block in _read_blocks(path):
+                    yield ChunkTask(str(path), str(path), data=block)
+                continue
+            start = 0
+            while start < size:
+                stream.seek(min(start + CHUNK_BYTES, size) - 1)
+                stream.readline()  # on to the end of the line the chunk would cut
+                end = stream.tell()
+                yield ChunkTask(str(path), str(path), start, end)
+                start = end
 
 
 def _read_blocks(path: Path) -> Iterator[bytes]:
-    """The file's (decompressed) bytes in blocks that each end with a line end."""
-    with path.open("rb") as raw:
-        gzipped = raw.read(2) == _GZIP_MAGIC
-    with (gzip.open(path, "rb") if gzipped else path.open("rb")) as stream:
+    """A gzip file's decompressed bytes in blocks of whole lines."""
+    with gzip.open(path, "rb") as stream:
         carry = b""
         while block := stream.read(CHUNK_BYTES):
             block = carry + block
@@ -165,45 +230,38 @@ def _read_blocks(path: Path) -> Iterator[bytes]:
             if cut:
                 yield block[:cut]
         if carry:
-            yield carry + b"\n"
+            yield carry
 
 
-def _reject_duplicates(tables: TraceTables, files: Sequence[Path]) -> TraceTables:
-    """Move runs whose trace_id was already used (in any input) from the tables to rejected."""
-    duplicates = find_duplicate_trace_ids(tables.runs)
-    if not duplicates:
-        return tables
-    texts = _texts_of_lines(files, {(file, line) for file, line, _ in duplicates})
-    rejected = [Rejection(f, n, message, texts.get((f, n), "")) for f, n, message in duplicates]
-    drop = pl.DataFrame(
-        {S.SOURCE_FILE: [f for f, _, _ in duplicates], S.LINE: [n for _, n, _ in duplicates]},
-        schema={S.SOURCE_FILE: pl.String, S.LINE: pl.Int64},
-    )
-
-    def keep(frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.join(drop, on=[S.SOURCE_FILE, S.LINE], how="anti", maintain_order="left")
-
-    return dataclasses.replace(
-        tables,
-        runs=keep(tables.runs),
-        steps=keep(tables.steps),
-        tool_calls=keep(tables.tool_calls),
-        rejected=tables.rejected + tuple(rejected),
-    )
+def _worker_count(files: Sequence[Path], workers: int | None) -> int:
+    if workers is not None:
+        return max(1, workers)
+    size = sum(p.stat().st_size * (GZIP_RATIO if p.name.endswith(".gz") else 1) for p in files)
+    return min(MAX_WORKERS, os.cpu_count() or 1) if size >= PARALLEL_MIN_BYTES else 1
 
 
-def _texts_of_lines(files: Sequence[Path], wanted: set[tuple[str, int]]) -> dict:
-    """The text of a few (file, line) pairs, read again from the files (a rare path)."""
-    texts = {}
-    for path in files:
-        lines = {line for file, line in wanted if file == str(path)}
-        number = 0
-        for block in _read_blocks(path) if lines else ():
-            for line in block.split(b"\n")[:-1]:
-                number += 1
-                if number in lines:
-                    texts[(str(path), number)] = raw_text(line)
-    return texts
+def _map_chunks(
+    tasks: Iterator[ChunkTask], workers: int
+) -> Iterator[tuple[ChunkTask, ChunkTables]]:
+    """(task, read_chunk(task)) in task order; in worker processes when workers > 1.
+
+    At most 2 x workers chunks are in flight, so memory stays bounded whatever the input.
+    """
+    if workers <= 1:
+        yield from ((task, read_chunk(task)) for task in tasks)
+        return
+    # spawn, not fork: forking a process that runs Polars' thread pool can deadlock.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        in_flight: deque = deque()
+        for task in tasks:
+            in_flight.append((task, pool.submit(read_chunk, task)))
+            if len(in_flight) >= 2 * workers:
+                task_done, future = in_flight.popleft()
+                yield task_done, future.result()
+        while in_flight:
+            task_done, future = in_flight.popleft()
+            yield task_done, future.result()
 
 
 def concat_tables(parts: Sequence[TraceTables]) -> TraceTables:

@@ -8,6 +8,7 @@ inputs (the second occurrence is rejected) and the total_cost == sum of call cos
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from dataclasses import dataclass
@@ -163,25 +164,43 @@ def find_bad_metadata(metadata: pl.Series) -> list[tuple[int, str]]:
     ]
 
 
-def find_duplicate_trace_ids(runs: pl.DataFrame) -> list[tuple[str, int, str]]:
-    """(file, line, message) for each run whose trace_id appeared on an earlier row."""
-    later = ~pl.col(S.TRACE_ID).is_first_distinct()
-    dup_ids = runs.filter(later).get_column(S.TRACE_ID).unique()
-    if dup_ids.is_empty():
-        return []
-    rows = runs.select(S.SOURCE_FILE, S.LINE, S.TRACE_ID).filter(
-        pl.col(S.TRACE_ID).is_in(dup_ids.implode())
-    )
-    first_seen: dict[str, str] = {}
-    found = []
-    for file, line, trace_id in rows.iter_rows():
-        where = f"{file}:{line}"
-        if trace_id in first_seen:
-            found.append((file, line, f"{where}: trace_id: {_show(trace_id)} already used at "
-                          f"{first_seen[trace_id]}; trace_id must be unique across all inputs"))
-        else:
-            first_seen[trace_id] = where
-    return found
+class TraceIdIndex:
+    """Where each trace_id was first seen, over runs read chunk by chunk in input order."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, int] = {}  # trace_id -> run number (0-based, all chunks)
+        self._chunk_starts: list[int] = []
+        self._chunk_places: list[pl.DataFrame] = []  # SOURCE_FILE and LINE of each chunk's runs
+        self._count = 0
+
+    def find_duplicates(self, runs: pl.DataFrame) -> list[tuple[str, int, str]]:
+        """(file, line, message) for runs whose trace_id was seen on an earlier row."""
+        ids = runs.get_column(S.TRACE_ID).to_list()
+        base = self._count
+        self._chunk_starts.append(base)
+        self._chunk_places.append(runs.select(S.SOURCE_FILE, S.LINE))
+        self._count += len(ids)
+        # The common case, all new and distinct, stays in C: no Python loop per run.
+        if len(set(ids)) == len(ids) and self._first.keys().isdisjoint(ids):
+            self._first.update(zip(ids, range(base, base + len(ids)), strict=True))
+            return []
+        found = []
+        for row, trace_id in enumerate(ids):
+            first = self._first.setdefault(trace_id, base + row)
+            if first != base + row:
+                file, line = self._place(base + row)
+                found.append((file, line, _duplicate_message(trace_id, self._place(first))))
+        return found
+
+    def _place(self, number: int) -> tuple[str, int]:
+        """(source_file, line) of run `number`."""
+        chunk = bisect.bisect_right(self._chunk_starts, number) - 1
+        return self._chunk_places[chunk].row(number - self._chunk_starts[chunk])
+
+
+def _duplicate_message(trace_id: str, first: tuple[str, int]) -> str:
+    return (f"trace_id: {_show(trace_id)} already used at {first[0]}:{first[1]};"
+            " trace_id must be unique across all inputs")
 
 
 def build_cost_warnings(runs: pl.DataFrame) -> tuple[str, ...]:

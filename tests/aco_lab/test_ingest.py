@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import polars as pl
@@ -11,7 +12,7 @@ from polars.testing import assert_frame_equal
 from aco.errors import DataError, TraceFormatError
 from aco_lab import ingest
 from aco_lab import schema as S
-from aco_lab.ingest import ingest_traces
+from aco_lab.ingest import hive_value, ingest_traces, write_dataset
 from aco_lab.traces import read_dataset, read_traces, scan_table
 
 SOURCES = ["runtime", "x/y=z ünï", None, "runtime", "123"]
@@ -86,8 +87,8 @@ def test_partition_pruning_reads_only_one_source(
     direct = read_traces(inputs, on_error="skip")
     wanted = pl.col(S.SOURCE).is_null() if source is None else pl.col(S.SOURCE) == source
     scan = scan_table(tmp_path / "ds", "runs").filter(wanted)
-    plan = scan.explain()
-    assert plan.count(".parquet") == 1  # one partition file is scanned, the others pruned
+    # only the wanted partition's files are scanned: the others are pruned by their path
+    assert set(re.findall(r"source=([^/]+)/", scan.explain())) == {hive_value(source)}
     back = scan.collect().select(S.RUNS_SCHEMA.names()).sort(S.SOURCE_FILE, S.LINE)
     assert_frame_equal(back, direct.runs.filter(wanted))
     steps = scan_table(tmp_path / "ds", "steps").filter(wanted).collect()
@@ -190,3 +191,32 @@ def test_real_traces_round_trip(tmp_path: Path, routerbench_dir: Path, tau_bench
     direct = read_traces(paths)
     assert_frame_equal(back.runs, direct.runs)
     assert_frame_equal(back.tool_calls, direct.tool_calls)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_many_chunks_stream_into_the_same_dataset(
+    tmp_path: Path, inputs: list[Path], monkeypatch, workers: int
+) -> None:
+    monkeypatch.setattr("aco_lab.traces.CHUNK_BYTES", 1500)  # about two traces per chunk
+    dup = json.dumps(trace(3, "runtime"))  # t3 again, several chunks later
+    (tmp_path / "in" / "c.jsonl").write_text("\n".join(
+        [json.dumps(trace(i, SOURCES[i % 5])) for i in range(20, 40)] + [dup]) + "\n")
+    paths = [*inputs, tmp_path / "in" / "c.jsonl"]
+    result = ingest_traces(paths, tmp_path / "ds", on_error="skip", workers=workers)
+    direct = read_traces(paths, on_error="skip", workers=1)
+    back = read_dataset(tmp_path / "ds")
+    assert len(list((tmp_path / "ds" / "runs" / "source=runtime").iterdir())) > 2
+    assert_frame_equal(back.runs, direct.runs)
+    assert_frame_equal(back.steps, direct.steps)
+    assert_frame_equal(back.tool_calls, direct.tool_calls)
+    assert back.rejected == direct.rejected
+    assert [r.line for r in back.rejected] == [2, 21]
+    assert result.lines_read == result.accepted + result.rejected == 8 + 21
+
+
+def test_write_dataset_writes_loaded_tables(tmp_path: Path, inputs: list[Path]) -> None:
+    tables = read_traces(inputs, on_error="skip")
+    write_dataset(tables, tmp_path / "ds")
+    back = read_dataset(tmp_path / "ds")
+    assert_frame_equal(back.runs, tables.runs)
+    assert back.rejected == tables.rejected and back.lines_read == tables.lines_read

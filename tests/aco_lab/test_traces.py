@@ -314,3 +314,26 @@ def test_real_tau_bench_traces_load_without_rejections(tau_bench_dir: Path) -> N
     assert tables.steps.height == tables.runs[S.N_STEPS].sum()
     assert tables.tool_calls.height == tables.runs[S.N_TOOL_CALLS].sum() > 0
     assert set(tables.runs[S.MODEL_ID]) == {"gpt-4o"}
+
+
+def test_worker_processes_read_the_same_tables(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("aco_lab.traces.CHUNK_BYTES", 2000)  # many chunks, several per worker
+    lines = [CASCADE if i % 5 == 0 else make_trace(f"t{i}") for i in range(1, 40)]
+    lines[7] = make_trace("t2")  # a duplicate, chunks after its first occurrence
+    lines[11], lines[12] = "", '{"bad": '
+    write_jsonl(tmp_path / "a.jsonl", lines)
+    write_jsonl(tmp_path / "b.jsonl.gz", [make_trace(f"g{i}") for i in range(30)], gz=True)
+    serial = read_traces(tmp_path, on_error="skip", workers=1)
+    parallel = read_traces(tmp_path, on_error="skip", workers=2)
+    assert parallel.runs.equals(serial.runs)
+    assert parallel.steps.equals(serial.steps)
+    assert parallel.tool_calls.equals(serial.tool_calls)
+    assert parallel.rejected == serial.rejected
+    # t2 again at line 8, the bad line 13, and CASCADE (first at line 5) every 5th line
+    assert [(r.line, r.error.split(": ")[1]) for r in serial.rejected] == [
+        (8, "trace_id"), (10, "trace_id"), (13, "invalid JSON")] + [
+        (n, "trace_id") for n in (15, 20, 25, 30, 35)]
+    assert serial.rejected[-1].error.endswith(f"already used at {tmp_path / 'a.jsonl'}:5;"
+                                              " trace_id must be unique across all inputs")
+    assert serial.rejected[-1].raw == json.dumps(CASCADE)
+    assert serial.lines_read == parallel.lines_read == 38 + 30
