@@ -1,3 +1,74 @@
-"""Commands registered on `aco-lab` (filled in by their issue)."""
+"""Commands that make and summarise traces: `simulate` and `stats`."""
 
-COMMANDS: list = []
+import json
+from pathlib import Path
+
+import click
+
+from aco.config import load_config
+from aco.monitoring import GROUP_FIELDS, format_metrics
+from aco_lab.simulate import MODES, write_simulated_traces
+from aco_lab.stats import compute_stats
+from aco_lab.traces import read_traces
+
+CONFIG_HELP = "config.yaml with the tier table and alert lines (default: the guide's)."
+
+
+def _parse_tiers(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected tiers like 1,3,5, got {value!r}") from None
+
+
+@click.command("simulate")
+@click.option("--n", "n_requests", type=click.IntRange(min=0), required=True,
+              help="Requests to simulate (counterfactual mode writes one trace per tier each).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="JSONL file to write (gzip when it ends in .gz); replaced atomically.")
+@click.option("--mode", type=click.Choice(MODES), default="counterfactual", show_default=True,
+              help="counterfactual: every request at every tier; logs: one run at a routed tier.")
+@click.option("--tiers", callback=_parse_tiers, default=None,
+              help="Comma-separated tiers to simulate, e.g. 1,3,5 (default: all configured).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+def simulate_command(
+    n_requests: int, seed: int, out: Path, mode: str, tiers: list[int] | None,
+    config_path: str | None, as_json: bool,
+) -> None:
+    """Write seeded, realistic agent traces (trace format v1) for demos, tests and benchmarks."""
+    config = load_config(config_path)
+    summary = write_simulated_traces(out, n_requests, seed, config, mode, tiers)
+    if as_json:
+        fields = ("path", "mode", "requests", "traces", "bytes")
+        click.echo(json.dumps({name: getattr(summary, name) for name in fields}))
+    else:
+        click.echo(f"wrote {summary.traces} traces ({summary.requests} requests, {summary.mode}) "
+                   f"to {summary.path} ({summary.bytes:,} bytes)")
+
+
+@click.command("stats")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the metrics.")
+@click.option("--by", type=click.Choice(GROUP_FIELDS), default=None,
+              help="Also compute the metrics per task_type, tier or source.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+              help="fail: stop at the first bad lines; skip: leave them out (counted on stderr).")
+def stats_command(
+    paths: tuple[str, ...], as_json: bool, by: str | None, config_path: str | None, on_error: str
+) -> None:
+    """The monitoring metrics and alerts of trace files (definitions: docs/metrics.md)."""
+    config = load_config(config_path)
+    tables = read_traces(list(paths), on_error=on_error)
+    if tables.rejected:
+        click.echo(f"skipped {len(tables.rejected)} of {tables.lines_read} lines that break "
+                   "trace format v1 (see aco-lab validate)", err=True)
+    metrics = compute_stats(tables, config, by).to_dict()
+    click.echo(json.dumps(metrics, ensure_ascii=False) if as_json else format_metrics(metrics))
+
+
+COMMANDS: list = [simulate_command, stats_command]
