@@ -72,7 +72,7 @@ def calibrate(p: np.ndarray, calibration: Mapping) -> np.ndarray:
     if method == "platt":
         q = clip_probability(p)
         z = calibration["a"] * (np.log(q) - np.log1p(-q)) + calibration["b"]
-        return 1.0 / (1.0 + np.exp(-z))
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -700.0, 700.0)))  # clip: no overflow warning
     if method == "isotonic":
         return np.interp(p, calibration["x"], calibration["y"])
     raise ValueError(f"calibration.method: expected one of {CALIBRATION_METHODS}, got {method!r}")

@@ -86,7 +86,7 @@ def _fit_platt(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     x = np.log(q) - np.log1p(-q)
     a, b = 1.0, 0.0
     for _ in range(NEWTON_STEPS):
-        s = 1.0 / (1.0 + np.exp(-(a * x + b)))
+        s = 1.0 / (1.0 + np.exp(-np.clip(a * x + b, -700.0, 700.0)))
         w = s * (1 - s)
         grad = np.array([np.dot(s - y, x) + PLATT_RIDGE * (a - 1), np.sum(s - y) + PLATT_RIDGE * b])
         wx = np.dot(w, x)

@@ -1,3 +1,48 @@
-"""Commands registered on `aco-lab` (filled in by their issue)."""
+"""`aco-lab train`: learn a tier router from traces and write a versioned bundle."""
 
-COMMANDS: list = []
+import json
+from pathlib import Path
+
+import click
+
+from aco.bundle import DEFAULT_MODELS_DIR
+from aco.config import load_config
+from aco_lab.estimators import MODELS, OBJECTIVES
+from aco_lab.train import TrainOptions, train_router, validation_headline
+
+
+@click.command("train")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="config.yaml with the tier table (default: the built-in one).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_MODELS_DIR,
+              show_default=True, help="Folder of versioned bundles (router_bundle_vN.pkl).")
+@click.option("--model", type=click.Choice(MODELS), default="lgbm", show_default=True)
+@click.option("--objective", type=click.Choice(OBJECTIVES), default="success", show_default=True,
+              help="success: P(success | request, tier); cheapest: cheapest sufficient tier.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--success-floor", type=click.FloatRange(0.0, 1.0), default=0.95, show_default=True,
+              help="Keep at least this share of the top tier's success (validation).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def train_command(paths: tuple[str, ...], config_path: Path | None, out_dir: Path, model: str,
+                  objective: str, seed: int, success_floor: float, as_json: bool) -> None:
+    """Train a router on trace files (files, globs, dirs) and write the next bundle version."""
+    args = ("train", *paths, "--model", model, "--objective", objective, "--seed", str(seed),
+            "--success-floor", str(success_floor), "--out", str(out_dir))
+    args += ("--config", str(config_path)) if config_path else ()
+    options = TrainOptions(model=model, objective=objective, seed=seed,
+                           success_floor=success_floor, cli_args=args)
+    click.echo(f"training {model} ({objective}) on {len(paths)} path(s)...", err=True)
+    info, payload = train_router(list(paths), load_config(config_path), options, out_dir)
+    headline = validation_headline(payload)
+    if as_json:
+        click.echo(json.dumps({"path": str(info.path), "version": info.version,
+                               "sha256": info.sha256, **headline}))
+        return
+    click.echo(f"bundle: {info.path}")
+    click.echo(f"version: {info.version}")
+    for key, value in headline.items():
+        click.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+
+
+COMMANDS: list = [train_command]

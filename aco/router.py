@@ -1,0 +1,203 @@
+"""`Router`: a trained bundle -> `RoutingDecision`, without lightgbm or scikit-learn.
+
+    router = Router.load("router_models/router_bundle_v3.pkl")
+    decision = router.decide("Fix the failing test in auth.py", task_type="coding")
+
+Per request: features (aco.features) -> P(success) per tier (aco.scoring on the bundle's
+plain model) -> calibration -> non-decreasing in the tier -> the decision rule (aco.policy)
+with the request's own expected cost per tier. The lab computes its validation figures with
+the same functions (`predict_success`, `expected_cost_table`), so both decide identically.
+
+Settings: the operating point (safety_threshold, downgrade_threshold, success_value) and the
+learned task floors come from the bundle, where they were chosen on validation data. A config
+given to `load` supplies the tier table (model ids, prices) and its own task floors, which
+only ever raise a learned floor. docs/config.md says what each threshold means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aco import scoring
+from aco.config import ACOConfig, TierSpec
+from aco.decisions import MODE_BUNDLE, RoutingDecision
+from aco.errors import BundleError
+from aco.features import FeatureSpec, check_feature_version, request_features
+from aco.policy import REASONS, PolicyParams, calibrate, choose_tier
+from aco.trace_format import TIERS
+
+BUNDLE_FORMAT = "aco-router"  # payload["format"]
+N_TIERS = len(TIERS)
+
+
+# -- model evaluation (shared with the lab) -----------------------------------------------
+def predict_success(model: Mapping[str, Any], X: np.ndarray) -> np.ndarray:
+    """(n, 5) uncalibrated P(success) per tier 1..5 from a bundle's plain model."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[None, :]
+    kind, objective = model["kind"], model["objective"]
+    if kind == "knn":  # neighbours' outcomes per tier (or "cheapest <= t" indicators)
+        return scoring.predict_knn(model["knn"], X)
+    if objective == "success":
+        if kind == "lgbm":
+            n = len(X)
+            rows = np.empty((n * N_TIERS, X.shape[1] + 1))
+            rows[:, :-1] = np.repeat(X, N_TIERS, axis=0)
+            rows[:, -1] = np.tile(np.arange(1, N_TIERS + 1, dtype=np.float64), n)
+            raw = scoring.predict_lgbm_raw(model["booster"], rows)
+            return scoring.sigmoid(raw).reshape(n, N_TIERS)
+        return scoring.sigmoid(scoring.predict_linear(model["linear"], X))
+    # "cheapest": class probabilities (0 = no tier succeeds, 1..5) -> P(cheapest <= t).
+    if kind == "lgbm":
+        raw = scoring.predict_lgbm_raw(model["booster"], X).reshape(len(X), N_TIERS + 1)
+    else:
+        raw = scoring.predict_linear(model["linear"], X)
+    return np.clip(np.cumsum(scoring.softmax(raw)[:, 1:], axis=1), 0.0, 1.0)
+
+
+def predict_task_types(
+    task_model: Mapping[str, Any], X: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(index into task_model["task_types"], probability) per row, from a softmax model."""
+    X = np.array(X, dtype=np.float64, ndmin=2)
+    X[:, task_model["task_columns"]] = 0.0  # as if no task type were given, as in training
+    X[:, task_model["missing_column"]] = 1.0
+    probs = scoring.softmax(scoring.predict_linear(task_model["linear"], X))
+    best = probs.argmax(axis=1)
+    return best, probs[np.arange(len(best)), best]
+
+
+def output_token_table(
+    cost_model: Mapping[str, Any], task_types: Sequence[str | None]
+) -> np.ndarray:
+    """(n, 5) predicted output tokens per tier: the task type's medians, else the overall ones."""
+    by_type = cost_model["output_tokens"]
+    default = cost_model["default_output_tokens"]
+    return np.array([by_type.get(t, default) if t is not None else default for t in task_types],
+                    dtype=np.float64).reshape(len(task_types), N_TIERS)
+
+
+def expected_cost_table(
+    cost_model: Mapping[str, Any],
+    tiers: Sequence[TierSpec],
+    input_tokens: np.ndarray,
+    task_types: Sequence[str | None],
+    request_chars: np.ndarray,
+) -> np.ndarray:
+    """(n, 5) expected USD per request and tier; unknown input tokens estimated from length."""
+    tokens = np.asarray(input_tokens, dtype=np.float64)
+    estimate = np.asarray(request_chars, dtype=np.float64) / cost_model["chars_per_token"]
+    tokens = np.where(np.isnan(tokens), estimate, tokens)
+    price_in, price_out = tier_prices(tiers)
+    out = output_token_table(cost_model, task_types)
+    return (tokens[:, None] * price_in + out * price_out) / 1000.0
+
+
+def tier_prices(tiers: Sequence[TierSpec]) -> tuple[np.ndarray, np.ndarray]:
+    """Prices per 1K input and output tokens for tiers 1..5 (0 for an unconfigured tier)."""
+    price_in, price_out = np.zeros(N_TIERS), np.zeros(N_TIERS)
+    for spec in tiers:
+        price_in[spec.tier - 1] = spec.cost_per_1k_input
+        price_out[spec.tier - 1] = spec.cost_per_1k_output
+    return price_in, price_out
+
+
+# -- the runtime router -------------------------------------------------------------------
+class Router:
+    """Routes one request at a time with a trained bundle (mode "bundle")."""
+
+    def __init__(self, bundle: Mapping[str, Any], config: ACOConfig | None = None,
+                 source: str = "bundle") -> None:
+        check_bundle(bundle, source)
+        self.bundle = bundle
+        self.source = source
+        self.spec = FeatureSpec.from_dict(bundle["feature_spec"])
+        self.model = bundle["model"]
+        self.calibration = bundle["calibration"]
+        self.params = PolicyParams.from_dict(bundle["policy"])
+        self.cost_model = bundle["cost_model"]
+        self.task_model = bundle.get("task_type_model")
+        self.tiers = (config.tiers if config is not None
+                      else tuple(TierSpec(**t) for t in bundle["tiers"]))
+        learned = dict(bundle.get("task_floors", {}))
+        extra = dict(config.task_floors) if config is not None else {}
+        self.task_floors = {t: max(learned.get(t, 1), extra.get(t, 1)) for t in {*learned, *extra}}
+        self._models = {spec.tier: spec.model_id for spec in self.tiers}
+        self._prices_in, self._prices_out = (a.tolist() for a in tier_prices(self.tiers))
+        self._configured = [t in self._models for t in TIERS]
+        self.version: int | None = None  # from the manifest, when loaded from a file
+        self._label = "bundle"
+
+    @classmethod
+    def load(cls, path: str | Path, config: ACOConfig | None = None) -> Router:
+        """Load a bundle (integrity-checked, restricted unpickler) and build its router."""
+        from aco.bundle import load_bundle, read_manifest
+
+        router = cls(load_bundle(path), config, source=str(path))
+        router.version = read_manifest(path).get("version")
+        router._label = f"bundle v{router.version}"
+        return router
+
+    def decide(self, request: str, task_type: str | None = None, input_tokens: int | None = None,
+               difficulty: int | None = None) -> RoutingDecision:
+        """The tier for one request, with P(success) per tier and the reason."""
+        x = request_features(self.spec, request, task_type, difficulty, input_tokens)
+        note = ""
+        if task_type is None and self.task_model is not None:
+            index, prob = predict_task_types(self.task_model, x)
+            task_type = self.task_model["task_types"][int(index[0])]
+            note = f"; task type predicted: {task_type} (p={prob[0]:.2f})"
+            x = request_features(self.spec, request, task_type, difficulty, input_tokens)
+        p = calibrate(predict_success(self.model, x)[0], self.calibration)
+        p = np.maximum.accumulate(p).tolist()
+        costs = self._costs(request, task_type, input_tokens)
+        floor = self.task_floors.get(task_type, 1) if task_type is not None else 1
+        allowed = [ok and t >= floor for ok, t in zip(self._configured, TIERS, strict=True)]
+        if not any(allowed):
+            allowed = [t == max(self._models) for t in TIERS]
+        i, code = choose_tier(p, costs, allowed, self.params)
+        return RoutingDecision(
+            tier=i + 1, model_id=self._models[i + 1], confidence=p[i], cost_estimate=costs[i],
+            task_type=task_type, reason=self._reason(code, i, p, floor) + note, mode=MODE_BUNDLE,
+            probabilities=tuple(p),
+        )
+
+    def _costs(self, request: str, task_type: str | None, input_tokens: int | None) -> list[float]:
+        tokens = (len(request) / self.cost_model["chars_per_token"]
+                  if input_tokens is None else float(input_tokens))
+        by_type = self.cost_model["output_tokens"]
+        out = by_type.get(task_type, self.cost_model["default_output_tokens"]) if task_type else \
+            self.cost_model["default_output_tokens"]
+        return [(tokens * pi + o * po) / 1000.0
+                for pi, po, o in zip(self._prices_in, self._prices_out, out, strict=True)]
+
+    def _reason(self, code: int, i: int, p: list[float], floor: int) -> str:
+        where = f"{self._label}: P(success) {p[i]:.2f} at tier {i + 1}, best {max(p):.2f}"
+        floor_note = f"; task floor {floor}" if floor > 1 else ""
+        if REASONS[code] == "safety":
+            return (f"{where}; every allowed tier is below safety_threshold "
+                    f"{self.params.safety_threshold:.2f}: top allowed tier{floor_note}")
+        value, scale = self.params.success_value, self.params.cost_scale
+        rule = ("the cheapest" if value == 0
+                else f"the best value ({value:.3g} x P - cost / {scale:.3g})")
+        return (f"{where}; {rule} of the tiers keeping >= {self.params.downgrade_threshold:.2f} "
+                f"of the best{floor_note}")
+
+
+def check_bundle(bundle: Mapping[str, Any], source: str = "bundle") -> None:
+    """Refuse a payload that is not a router bundle or was built with other features."""
+    if not isinstance(bundle, Mapping) or bundle.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{source}: not an ACO router bundle (format "
+                          f"{bundle.get('format') if isinstance(bundle, Mapping) else None!r}); "
+                          "train one with `aco-lab train`")
+    check_feature_version(bundle.get("feature_version"), where=source)
+    missing = [k for k in ("feature_spec", "model", "calibration", "policy", "cost_model", "tiers")
+               if k not in bundle]
+    if missing:
+        raise BundleError(f"{source}: missing {', '.join(missing)}; retrain with `aco-lab train`")
+
