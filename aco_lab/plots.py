@@ -211,7 +211,7 @@ def plot_bars(
 def _alert(ax: object, alert: float | None) -> None:
     if alert is not None:
         ax.axhline(
-            alert, color=ALERT_COLOR, linestyle="--", linewidth=1.2, label=f"alert line ({alert:g})"
+            alert, color=ALERT_COLOR, linestyle="--", linewidth=1.2, label=f"alert line ({alert:.4g})"
         )
 
 
