@@ -211,7 +211,11 @@ def plot_bars(
 def _alert(ax: object, alert: float | None) -> None:
     if alert is not None:
         ax.axhline(
-            alert, color=ALERT_COLOR, linestyle="--", linewidth=1.2, label=f"alert line ({alert:.4g})"
+            alert,
+            color=ALERT_COLOR,
+            linestyle="--",
+            linewidth=1.2,
+            label=f"alert line ({alert:.4g})",
         )
 
 
