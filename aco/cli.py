@@ -14,6 +14,7 @@ import click
 
 from aco import __version__
 from aco.command_group import ACOGroup, configure_logging
+from aco.monitoring import GROUP_FIELDS
 
 config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), default=None,
@@ -85,17 +86,20 @@ def route(text: str, task_type: str | None, input_tokens: int | None, difficulty
 @json_option
 def budget(text: str, task_type: str | None, tier: int | None, config_path: str | None,
            bundle: str | None, as_json: bool) -> None:
-    """Print the context budget for a request: total tokens, what to keep, what to drop."""
+    """Print the context budget for a request (TEXT, or - for stdin): tokens, keep, omit."""
     text = sys.stdin.read() if text == "-" else text
     opt = _optimizer(config_path, bundle)
+    routing_mode = "given"
     if tier is None:
         routing = opt.route(text, task_type)
-        tier, task_type = routing.tier, routing.task_type
+        tier, task_type, routing_mode = routing.tier, routing.task_type, routing.mode
     b = opt.context_budget(text, tier, task_type)
     data = {"tier": tier, "total_tokens": b.total_tokens, "keep_exact": list(b.keep_exact),
-            "omit": list(b.omit), "reason": b.reason, "mode": opt.controls.mode("context_budget")}
+            "omit": list(b.omit), "reason": b.reason, "routing_mode": routing_mode,
+            "mode": opt.controls.mode("context_budget")}
     _emit(as_json, data, f"total_tokens={b.total_tokens}, keep_exact={','.join(b.keep_exact)}, "
-                         f"omit={','.join(b.omit)}, tier={tier}, mode={data['mode']}")
+                         f"omit={','.join(b.omit)}, tier={tier} ({routing_mode}), "
+                         f"mode={data['mode']}")
 
 
 @main.command()
@@ -133,9 +137,11 @@ def verify(risk: str, confidence: float, config_path: str | None, bundle: str | 
 @main.command()
 @click.option("--trace-dir", type=click.Path(file_okay=False), default=None,
               help="Trace log directory (default: the config's runtime.trace_dir).")
+@click.option("--by", type=click.Choice(GROUP_FIELDS), default=None,
+              help="Also compute the metrics per task_type, tier or source.")
 @config_option
 @json_option
-def stats(trace_dir: str | None, config_path: str | None, as_json: bool) -> None:
+def stats(trace_dir: str | None, by: str | None, config_path: str | None, as_json: bool) -> None:
     """Print the monitoring metrics over the local trace log (as `aco-lab stats` does)."""
     from aco.config import load_config
     from aco.monitoring import format_metrics
@@ -144,7 +150,7 @@ def stats(trace_dir: str | None, config_path: str | None, as_json: bool) -> None
     config = load_config(config_path)
     if trace_dir is not None:
         config = config.replace(trace_dir=trace_dir)
-    metrics = ACOOptimizer(config).stats()
+    metrics = ACOOptimizer(config).stats(by)
     click.echo(json.dumps(metrics, ensure_ascii=False) if as_json else format_metrics(metrics))
 
 

@@ -175,11 +175,11 @@ class ACOOptimizer:
         return self.controls.verify(risk, confidence)
 
     # -- monitoring -------------------------------------------------------------------------
-    def stats(self) -> dict[str, Any]:
+    def stats(self, by: str | None = None) -> dict[str, Any]:
         """The monitoring metrics over the local trace log (same as `aco-lab stats`)."""
         from aco.monitoring import compute_metrics
 
-        return compute_metrics(self.trace_log.read(), self.config)
+        return compute_metrics(self.trace_log.read(), self.config, by)
 
 
 def load_router(ref: str | Path, config: ACOConfig) -> Any:

@@ -85,15 +85,10 @@ class TraceLog:
     def read(self) -> Iterator[dict[str, Any]]:
         """The traces in the file, in order (a torn line is skipped with a warning)."""
         if not self.path.exists():
-            return
-        with self.path.open("rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    yield json.loads(raw)
-                except ValueError:
-                    log.warning("%s:%d: not a JSON object (torn line?); skipped", self.path, number)
+            return iter(())
+        from aco.monitoring import read_trace_lines
+
+        return read_trace_lines(self.path, on_error="skip")
 
 
 def encode_trace(trace: Mapping[str, Any]) -> bytes:

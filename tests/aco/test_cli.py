@@ -60,6 +60,7 @@ def test_budget() -> None:
     assert data["total_tokens"] > 0 and data["mode"] == "rules"
     small = json.loads(_invoke("budget", "Fix it", "--tier", "1", "--json"))
     assert small["tier"] == 1 and small["total_tokens"] < data["total_tokens"]
+    assert (small["routing_mode"], data["routing_mode"]) == ("given", "rules")
     assert _invoke("budget", "Fix it").startswith("total_tokens=")
 
 
@@ -83,16 +84,32 @@ def test_verify_refuses_a_bad_confidence() -> None:
     assert result.exit_code == 2 and "confidence" in result.output
 
 
-def test_stats_match_the_optimizer(tmp_path: Path) -> None:
-    pytest.importorskip("aco.monitoring")
+@pytest.mark.parametrize("by", [None, "task_type", "tier"])
+def test_stats_match_aco_lab_stats(tmp_path: Path, by: str | None) -> None:
+    from aco_lab.cli import main as lab_main
+
     opt = ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)))
-    for i in range(4):
-        run = opt.begin(f"What is {i}+{i}?")
-        run.record_call(tier=1 + i % 2, cost=0.01 * i, input_tokens=100, cached_input_tokens=10 * i)
-        run.end(i != 3)
-    data = json.loads(_invoke("stats", "--trace-dir", str(tmp_path), "--json"))
-    assert data == json.loads(json.dumps(opt.stats()))
-    assert _invoke("stats", "--trace-dir", str(tmp_path)).strip()
+    for i, request in enumerate(["What is 2+2?", "Fix the auth bug in production",
+                                 "Summarize these papers", "Fix the login test"] * 2):
+        run = opt.begin(request)
+        run.record_call(tier=1 + i % 3, cost=0.01 * i, input_tokens=100, cached_input_tokens=10 * i)
+        if i % 3 == 0:
+            run.record_call(tier=4, cost=0.2, escalated_from=1 + i % 3)
+            run.record_verification(i % 2 == 0)
+        run.end(i % 4 != 3, "completed" if i % 5 else "failed")
+    args = ["--json"] + (["--by", by] if by else [])
+    ours = json.loads(_invoke("stats", "--trace-dir", str(tmp_path), *args))
+    lab = CliRunner().invoke(lab_main, ["stats", str(tmp_path), *args])
+    assert lab.exit_code == 0, lab.output
+    assert ours == json.loads(lab.output)
+    assert ours == json.loads(json.dumps(opt.stats(by)))
+    assert ours["runs"] == 8 and 0 < ours["escalation_rate"] < 1
+    assert _invoke("stats", "--trace-dir", str(tmp_path)).startswith("runs")
+
+
+def test_stats_of_an_empty_log(tmp_path: Path) -> None:
+    empty = json.loads(_invoke("stats", "--trace-dir", str(tmp_path / "none"), "--json"))
+    assert empty["runs"] == 0 and empty["cost_per_success"] is None
 
 
 def test_bad_config_is_one_line_and_exit_1(tmp_path: Path) -> None:
@@ -132,3 +149,53 @@ def test_console_script_missing_bundle_is_one_line(tmp_path: Path) -> None:
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert "router_bundle_v999.pkl: no such router bundle" in lines[0]
+
+
+# -- with a bundle -------------------------------------------------------------------------------
+def test_route_with_a_bundle_matches_the_optimizer(trained_bundle: Path) -> None:
+    data = json.loads(_invoke("route", "Fix the auth bug in production", "--bundle",
+                              str(trained_bundle), "--json"))
+    expected = ACOOptimizer(bundle=trained_bundle).route("Fix the auth bug in production")
+    assert data["mode"] == "bundle"
+    assert (data["tier"], data["model_id"], data["task_type"]) == (
+        expected.tier, expected.model_id, expected.task_type)
+    assert data["confidence"] == pytest.approx(expected.confidence)
+
+
+def test_bundle_version_resolves_under_router_models(trained_bundle: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from aco.bundle import manifest_path
+
+    models = tmp_path / "router_models"
+    models.mkdir()
+    for source, name in ((trained_bundle, "router_bundle_v3.pkl"),
+                         (manifest_path(trained_bundle), "router_bundle_v3.manifest.json")):
+        shutil.copy(source, models / name)
+    monkeypatch.chdir(tmp_path)
+    assert json.loads(_invoke("route", "hello", "--bundle", "v3", "--json"))["mode"] == "bundle"
+    budget = json.loads(_invoke("budget", "hello", "--bundle", "v3", "--json"))
+    assert (budget["routing_mode"], budget["mode"]) == ("bundle", "rules")  # no learned budget
+    assert "mode=rules" in _invoke("gate", "web_search", "--bundle", "latest")
+
+
+def test_console_script_route_with_a_bundle(trained_bundle: Path) -> None:
+    out = _script("route", "What is 2+2?", "--bundle", str(trained_bundle))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("tier=") and "mode=bundle" in out.stdout.splitlines()[0]
+
+
+def test_console_script_tampered_bundle_is_one_line(trained_bundle: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from aco.bundle import manifest_path
+
+    copy = tmp_path / trained_bundle.name
+    shutil.copy(trained_bundle, copy)
+    shutil.copy(manifest_path(trained_bundle), manifest_path(copy))
+    with copy.open("ab") as handle:
+        handle.write(b"\x00")
+    out = _script("route", "hello", "--bundle", str(copy))
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and "tampered or truncated" in out.stderr

@@ -239,3 +239,128 @@ def test_trace_log_failure_is_an_aco_error(tmp_path: Path) -> None:
     with pytest.raises(ACOError, match="cannot append the trace"):
         opt.end_run(True)
     assert not opt.current_run().ended  # the caller may retry after fixing trace_dir
+
+
+# -- bundle mode -------------------------------------------------------------------------------
+def _rewrite(bundle: Path, out_dir: Path, **changes) -> Path:
+    """A copy of a trained bundle with some payload keys changed, written as a new bundle."""
+    from aco.bundle import load_bundle
+    from aco_lab.bundle import write_bundle
+
+    payload = {**load_bundle(bundle), **changes}
+    return write_bundle(payload, out_dir).path
+
+
+def test_bundle_mode_routes_like_the_router(trained_bundle: Path, tmp_path: Path) -> None:
+    from aco.router import Router
+
+    opt = ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)), bundle=trained_bundle)
+    router = Router.load(trained_bundle, opt.config)
+    assert opt.mode == "bundle"
+    for request in ("Fix the auth bug in production", "What is 2+2?"):
+        plan = opt.start_run(request)
+        expected = router.decide(request)
+        assert plan["routing"]["mode"] == "bundle"
+        assert (plan["routing"]["tier"], plan["routing"]["task_type"]) == (expected.tier,
+                                                                          expected.task_type)
+        assert plan["routing"]["confidence"] == pytest.approx(expected.confidence)
+        trace = opt.end_run(True)
+        assert trace["metadata"]["router_mode"] == "bundle"
+    assert read_traces(opt.trace_log.path).runs.height == 2
+
+
+def test_config_router_model_path_selects_bundle_mode(trained_bundle: Path,
+                                                      tmp_path: Path) -> None:
+    opt = ACOOptimizer(ACOConfig(router_model_path=str(trained_bundle), trace_dir=str(tmp_path)))
+    assert opt.route("Fix the auth bug in production").mode == "bundle"
+    assert opt.controls.mode("gate") == "rules"  # a bundle without controls: rule controls
+
+
+def test_bundle_controls_are_used_when_present(trained_bundle: Path, tmp_path: Path) -> None:
+    controls = {"gate": {"kind": "table", "values": {"*/web_search": 0.05}, "default": 0.9,
+                         "threshold": 0.5}}
+    path = _rewrite(trained_bundle, tmp_path / "models", controls=controls)
+    opt = ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)), bundle=path)
+    blocked = opt.gate_tool("web_search", task_type="research")  # the rules would allow it
+    assert (blocked.allow, blocked.mode) == (False, "bundle")
+    assert opt.should_verify("high", 0.5).mode == "rules"
+
+
+def test_tampered_bundle_is_refused(trained_bundle: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from aco.bundle import manifest_path
+    from aco.errors import BundleError
+
+    copy = tmp_path / trained_bundle.name
+    shutil.copy(trained_bundle, copy)
+    shutil.copy(manifest_path(trained_bundle), manifest_path(copy))
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="tampered"):
+        ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)), bundle=copy)
+
+
+def test_bundle_of_another_feature_version_is_refused(trained_bundle: Path,
+                                                      tmp_path: Path) -> None:
+    from aco.bundle import load_bundle
+    from aco.errors import FeatureVersionError
+    from aco.features import FEATURE_VERSION
+
+    spec = dict(load_bundle(trained_bundle)["feature_spec"], version=FEATURE_VERSION + 1)
+    path = _rewrite(trained_bundle, tmp_path / "models", feature_version=FEATURE_VERSION + 1,
+                    feature_spec=spec)
+    with pytest.raises(FeatureVersionError):
+        ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)), bundle=path)
+
+
+def test_a_pickle_with_code_never_runs(tmp_path: Path) -> None:
+    import hashlib
+    import pickle
+
+    from aco.bundle import MANIFEST_KIND, manifest_path
+    from aco.errors import BundleError
+
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    path = tmp_path / "router_bundle_v1.pkl"
+    data = pickle.dumps({"bundle_format_version": 1, "model": Exploit()})
+    path.write_bytes(data)
+    manifest_path(path).write_text(json.dumps({  # a manifest that truthfully matches the bytes
+        "kind": MANIFEST_KIND, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+        "feature_version": None}))
+    with pytest.raises(BundleError, match="unsafe"):
+        ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)), bundle=path)
+    assert not marker.exists()
+
+
+def test_aco_lab_validate_accepts_the_trace_dir(opt: ACOOptimizer) -> None:
+    from click.testing import CliRunner
+
+    from aco_lab.cli import main as lab_main
+
+    for i in range(3):
+        opt.start_run(f"Fix bug {i}", task_type="coding")
+        opt.record_call(tier=3, cost=0.02, input_tokens=500, output_tokens=100)
+        opt.record_tool_call("run_tests", success=bool(i % 2), cost=0.001)
+        opt.end_run(bool(i % 2))
+    result = CliRunner().invoke(lab_main, ["validate", opt.config.trace_dir])
+    assert result.exit_code == 0, result.output
+    assert "read=3 accepted=3 rejected=0" in result.output
+    assert "warning" not in result.output
+
+
+def test_stats_over_the_local_log(opt: ACOOptimizer) -> None:
+    assert opt.stats()["runs"] == 0
+    for success in (True, True, False):
+        opt.start_run("What is 2+2?")
+        opt.record_call(tier=1, cost=0.5)
+        opt.end_run(success)
+    metrics = opt.stats()
+    assert (metrics["runs"], metrics["successes"]) == (3, 2)
+    assert metrics["cost_per_success"] == pytest.approx(1.5 / 2)
