@@ -33,7 +33,7 @@ from aco_lab.replay import (
 from aco_lab.sweep import Curve, build_frontier
 
 # Verifier of the static cascade: the chance it gives the wrong verdict on an answer.
-DEFAULT_VERIFIER_ERROR = 0.10
+DEFAULT_VERIFIER_ERROR = 0.20
 # Trade-offs (success points per USD per request) swept for the per-task-type baseline:
 # 0 buys the best tier whatever it costs, the largest makes every type pick its cheapest tier.
 TRADEOFFS = tuple(float(x) for x in np.concatenate(([0.0], np.geomspace(1e-1, 1e6, 71))))

@@ -10,6 +10,7 @@ import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -30,6 +31,7 @@ PALETTE = (
     "#17becf",
 )
 ALERT_COLOR = "#d62728"
+_TAB20 = tuple(matplotlib.colormaps["tab20"].colors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +62,12 @@ def _new(size: tuple[float, float] = WIDE) -> tuple[Figure, object]:
 def plot_cost_success(
     series: Sequence[Series], title: str, chosen: tuple[float, float] | None = None
 ) -> bytes:
-    """Cost per request (x) against success rate (y): curves, baselines and the chosen point."""
-    fig, ax = _new((7.5, 5.0))
-    markers = "osD^v<>phX"
+    """Cost per request (x) against success rate (y): curves, baselines, a recommended point."""
+    fig, ax = _new((10.0, 5.6))
+    markers = "osD^v<>phXP8"
     for i, s in enumerate(series):
-        color = PALETTE[i % len(PALETTE)]
+        # 20 distinct colours: a report draws up to ~20 policies and none may share a colour.
+        color = "black" if s.style == "star" else _TAB20[(2 * i) % 20 + (i // 10) % 2]
         if s.style in ("line", "dashed"):
             order = np.argsort(s.costs, kind="stable")
             ax.plot(
@@ -81,7 +84,7 @@ def plot_cost_success(
                 s.successes,
                 color=color,
                 marker="*" if s.style == "star" else markers[i % 10],
-                s=120 if s.style == "star" else 45,
+                s=160 if s.style == "star" else 45,
                 label=s.name,
                 zorder=3,
             )
@@ -93,14 +96,14 @@ def plot_cost_success(
             facecolors="none",
             edgecolors="black",
             linewidths=2,
-            label="chosen operating point",
+            label="recommended operating point",
             zorder=4,
         )
     _cost_axis(ax, series)
     ax.set_xlabel("cost per request (USD)")
     ax.set_ylabel("success rate")
     ax.set_title(title)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _png(fig)
 
 

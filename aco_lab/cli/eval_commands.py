@@ -1,3 +1,193 @@
-"""Commands registered on `aco-lab` (filled in by their issue)."""
+"""`aco-lab evaluate`, `compare` and `report`: what a router would have saved, and monitoring."""
 
-COMMANDS: list = []
+import json
+import shlex
+from pathlib import Path
+
+import click
+
+from aco_lab.baselines import DEFAULT_VERIFIER_ERROR
+from aco_lab.evaluate import COMPARE_MODELS, DEFAULT_TARGET, EvalOptions
+
+_CONFIG = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="config.yaml with the tier table (default: the bundle's own).",
+)
+_OVERLAP = click.option(
+    "--allow-overlap",
+    is_flag=True,
+    help="Evaluate even on requests the bundle trained on (flagged in the report).",
+)
+_VERIFIER = click.option(
+    "--verifier-error",
+    type=click.FloatRange(0.0, 1.0),
+    default=DEFAULT_VERIFIER_ERROR,
+    show_default=True,
+    help="Error rate of the static cascade baseline's verifier.",
+)
+_MODELS = click.option(
+    "--compare-models",
+    default=",".join(COMPARE_MODELS),
+    show_default=True,
+    help="Routers trained on the same data as baselines (comma list; '' none).",
+)
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print metrics.json on stdout.")
+
+
+def _options(allow_overlap: bool, verifier_error: float, compare_models: str) -> EvalOptions:
+    models = tuple(m for m in compare_models.split(",") if m)
+    return EvalOptions(
+        allow_overlap=allow_overlap,
+        verifier_error=verifier_error,
+        target=DEFAULT_TARGET,
+        compare_models=models,
+    )
+
+
+def _command_line(ctx: click.Context) -> str:
+    """The command as typed (the report records it so anyone can rerun it)."""
+    parts = ["aco-lab", *ctx.command_path.split()[1:]]
+    for name, value in sorted(ctx.params.items()):
+        if name == "paths":
+            continue
+        flag = "--" + name.replace("_", "-").replace("as-json", "json").replace("-path", "")
+        if value is True:
+            parts.append(flag)
+        elif value not in (None, False):
+            parts += [flag, str(value)]
+    return shlex.join([*parts, *map(str, ctx.params.get("paths", ()))])
+
+
+@click.command("evaluate")
+@click.option(
+    "--bundle",
+    "bundle_ref",
+    required=True,
+    help="Bundle version (v11 -> router_models/router_bundle_v11.pkl) or a path.",
+)
+@click.argument("paths", nargs=-1)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("evaluation"),
+    show_default=True,
+    help="Folder for metrics.json, decisions.jsonl, sweep.csv, report.md and report.html.",
+)
+@_CONFIG
+@_OVERLAP
+@_VERIFIER
+@_MODELS
+@_JSON
+@click.pass_context
+def evaluate_command(
+    ctx: click.Context,
+    bundle_ref: str,
+    paths: tuple[str, ...],
+    out_dir: Path,
+    config_path: Path | None,
+    allow_overlap: bool,
+    verifier_error: float,
+    compare_models: str,
+    as_json: bool,
+) -> None:
+    """Replay (or, on ordinary logs, estimate) a router on traces it did not train on."""
+    from aco_lab.evaluate import evaluate_bundle
+    from aco_lab.report import build_evaluation_metrics, format_evaluation_table, write_evaluation
+
+    click.echo(f"evaluating {bundle_ref} on {len(paths) or 'its held-out'} path(s)...", err=True)
+    options = _options(allow_overlap, verifier_error, compare_models)
+    ev = evaluate_bundle(bundle_ref, list(paths), config_path, options)
+    command = _command_line(ctx)
+    written = write_evaluation(ev, out_dir, command)
+    for warning in ev.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if as_json:
+        click.echo(json.dumps(build_evaluation_metrics(ev, command), sort_keys=True))
+        return
+    click.echo(format_evaluation_table(ev), nl=False)
+    if ev.recommended is not None:
+        click.echo(f"recommended: {ev.recommended.why}")
+    click.echo(f"wrote {', '.join(str(p) for p in written.values())}", err=True)
+
+
+@click.command("compare")
+@click.argument("bundles", nargs=2)
+@click.argument("paths", nargs=-1)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("comparison"),
+    show_default=True,
+    help="Folder for metrics.json, report.md and report.html.",
+)
+@_CONFIG
+@_OVERLAP
+@_VERIFIER
+@click.option(
+    "--compare-models",
+    default="",
+    show_default=True,
+    help="Also train these routers as baselines (comma list; evaluate does by default).",
+)
+@_JSON
+@click.pass_context
+def compare_command(
+    ctx: click.Context,
+    bundles: tuple[str, str],
+    paths: tuple[str, ...],
+    out_dir: Path,
+    config_path: Path | None,
+    allow_overlap: bool,
+    verifier_error: float,
+    compare_models: str,
+    as_json: bool,
+) -> None:
+    """Two bundles side by side on the same traces (e.g. `aco-lab compare v10 v11 eval.jsonl`)."""
+    from aco_lab.comparison import compare_bundles, format_comparison, write_comparison
+
+    options = _options(allow_overlap, verifier_error, compare_models)
+    comparison = compare_bundles(bundles, list(paths), config_path, options)
+    metrics = write_comparison(comparison, out_dir, _command_line(ctx))
+    if as_json:
+        click.echo(json.dumps(metrics, sort_keys=True))
+        return
+    click.echo(format_comparison(comparison), nl=False)
+
+
+@click.command("report")
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("report"),
+    show_default=True,
+    help="Folder for report.html, report.md and metrics.json.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="config.yaml whose alerts: section draws the alert lines.",
+)
+def report_command(paths: tuple[str, ...], out_dir: Path, config_path: Path | None) -> None:
+    """The monitoring dashboard of any traces as a self-contained HTML page."""
+    from aco_lab.dashboard import report_traces
+
+    dashboard, written = report_traces(list(paths), out_dir, config_path)
+    m = dashboard.overall
+    click.echo(f"runs: {m.runs}")
+    click.echo(f"success_rate: {m.success_rate}")
+    click.echo(f"cost_per_success: {m.cost_per_success}")
+    for alert in m.alerts:
+        click.echo(f"ALERT {alert.name}: {alert.message}")
+    click.echo(f"wrote {', '.join(str(p) for p in written)}", err=True)
+
+
+COMMANDS: list = [evaluate_command, compare_command, report_command]
