@@ -81,23 +81,42 @@ def log_loss(p: np.ndarray, y: np.ndarray) -> float:
 
 
 def _fit_platt(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Newton's method on the regularised log loss of sigmoid(a * logit(p) + b)."""
+    """Damped Newton's method on the regularised log loss of sigmoid(a * logit(p) + b)."""
     q = clip_probability(p)
     x = np.log(q) - np.log1p(-q)
-    a, b = 1.0, 0.0
+    theta = np.array([1.0, 0.0])
+    loss = _platt_loss(theta, x, y)
     for _ in range(NEWTON_STEPS):
-        s = 1.0 / (1.0 + np.exp(-np.clip(a * x + b, -700.0, 700.0)))
+        s = 1.0 / (1.0 + np.exp(-np.clip(theta[0] * x + theta[1], -700.0, 700.0)))
         w = s * (1 - s)
-        grad = np.array([np.dot(s - y, x) + PLATT_RIDGE * (a - 1), np.sum(s - y) + PLATT_RIDGE * b])
+        grad = np.array([np.dot(s - y, x), np.sum(s - y)]) + PLATT_RIDGE * (theta - [1.0, 0.0])
         wx = np.dot(w, x)
         hess = np.array([[np.dot(w, x * x) + PLATT_RIDGE, wx], [wx, np.sum(w) + PLATT_RIDGE]])
         step = np.linalg.solve(hess, grad)
-        a, b = a - step[0], b - step[1]
-        if np.max(np.abs(step)) < 1e-12:
+        # Halve the step until the loss falls: a full Newton step can overshoot.
+        for _ in range(30):
+            new_loss = _platt_loss(theta - step, x, y)
+            if new_loss <= loss:
+                break
+            step = step / 2
+        else:
             break
+        theta, converged = theta - step, loss - new_loss < 1e-12 * max(1.0, loss)
+        loss = new_loss
+        if converged:
+            break
+    a, b = float(theta[0]), float(theta[1])
     if a < 0:  # reversed order would break monotonicity in the tier: fall back to a constant
-        a, b = 0.0, float(np.log(max(y.mean(), 1e-6)) - np.log(max(1 - y.mean(), 1e-6)))
-    return float(a), float(b)
+        rate = min(max(float(y.mean()), 1e-6), 1 - 1e-6)
+        a, b = 0.0, float(np.log(rate / (1 - rate)))
+    return a, b
+
+
+def _platt_loss(theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
+    z = theta[0] * x + theta[1]
+    # log(1 + e^z) - y z, computed stably; plus the ridge pull towards (1, 0).
+    nll = np.sum(np.logaddexp(0.0, z) - y * z)
+    return float(nll + 0.5 * PLATT_RIDGE * ((theta[0] - 1) ** 2 + theta[1] ** 2))
 
 
 def _fit_isotonic(p: np.ndarray, y: np.ndarray) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 FIT, CALIBRATION, VALIDATION = "fit", "calibration", "validation"
 MIN_REQUESTS = 20  # fewer distinct requests cannot be split three ways meaningfully
+PARALLEL_MIN_ROWS = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +64,10 @@ class TrainOptions:
     success_floor: float = 0.95  # share of the top tier's success the operating point keeps
     calibration: str = "platt"  # platt | isotonic | none
     folds: tuple[tuple[str, float], ...] = ((FIT, 0.5), (CALIBRATION, 0.25), (VALIDATION, 0.25))
-    num_threads: int = 2  # fixed, so LightGBM grows the same trees everywhere
+    # LightGBM threads; None: 1 below PARALLEL_MIN_ROWS training rows, else 2. Fixed either
+    # way (and recorded), so the same data and seed grow the same trees everywhere. One
+    # thread on small data: OpenMP's spin-waits cost more than they save on busy cores.
+    num_threads: int | None = None
     cli_args: tuple[str, ...] = field(default=())
 
 
@@ -97,6 +101,8 @@ def build_router(
 ) -> TrainedRouter:
     """Learn P(success | request, tier), calibrate it and choose the operating point."""
     usable = build_training_runs(add_labels(runs, config))
+    if options.num_threads is None:
+        options = replace(options, num_threads=1 if usable.height < PARALLEL_MIN_ROWS else 2)
     outcomes = build_outcome_matrix(usable, config)
     if outcomes.n_requests < MIN_REQUESTS:
         raise DataError(f"{outcomes.n_requests} usable requests; training needs at least "
