@@ -14,16 +14,19 @@ leaves either the old dataset or the new one, never half of one. Inputs are only
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import itertools
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -34,6 +37,7 @@ from aco import __version__
 from aco.errors import DataError, TraceFormatError
 from aco.trace_format import SCHEMA_VERSION
 from aco_lab import schema as S
+from aco_lab.trace_parser import ChunkTask, read_chunk
 from aco_lab.traces import (
     DATASET_KIND,
     DATASET_MANIFEST,
@@ -47,8 +51,13 @@ from aco_lab.traces import (
     expand_paths,
     format_problems,
     is_dataset,
-    iter_trace_tables,
+    map_chunks,
+    plan_chunks,
+    read_dataset,
+    reject_duplicates,
+    worker_count,
 )
+from aco_lab.validate import TraceIdIndex, build_cost_warnings
 
 log = logging.getLogger(__name__)
 
@@ -81,21 +90,20 @@ def ingest_traces(
 ) -> IngestResult:
     """Read traces and write them as a partitioned Parquet dataset at out_dir, atomically.
 
-    The input streams through chunk by chunk (decoded in `workers` processes for big inputs),
-    each chunk written as it comes, so memory stays bounded whatever the input size.
+    The input streams through chunk by chunk: each chunk is decoded, checked and written as
+    Parquet by a worker process (for big inputs), so memory stays bounded whatever the size.
     """
     check_on_error(on_error)
     out_dir = Path(out_dir)
     check_out_dir(out_dir, force)
-    paths = list(paths)
     datasets = [Path(p) for p in paths if is_dataset(p)]
-    files = datasets + expand_paths(p for p in paths if not is_dataset(p))
+    files = expand_paths(p for p in paths if not is_dataset(p))
     staging = _make_staging(out_dir)
     try:
         # Hashing runs in a thread while the traces load (hashlib releases the GIL on big blocks).
         with ThreadPoolExecutor(max_workers=1) as pool:
-            hashes = pool.submit(lambda: [describe_input(path) for path in files])
-            totals = write_parts(iter_trace_tables(paths, workers), staging)
+            hashes = pool.submit(lambda: [describe_input(p) for p in datasets + files])
+            totals = _write_all(datasets, files, staging, worker_count(files, workers))
             inputs = hashes.result()
         if totals.rejected and on_error == "fail":
             raise TraceFormatError(format_problems(totals.rejected, totals.lines_read))
@@ -116,8 +124,21 @@ def ingest_traces(
 
 
 @dataclass(frozen=True, slots=True)
+class WrittenPart:
+    """What was written for one part of the input, and what later parts are checked against."""
+
+    ids: pl.DataFrame  # SOURCE_FILE, LINE, TRACE_ID of the runs written
+    files: tuple[Path, ...]  # the Parquet files written
+    rejected: tuple[Rejection, ...]
+    warnings: tuple[str, ...]
+    lines_read: int
+    steps: int
+    tool_calls: int
+
+
+@dataclass(frozen=True, slots=True)
 class PartTotals:
-    """What write_parts wrote: row counts, the rejected lines and the number of warnings."""
+    """What was written in all: row counts, the rejected lines and the number of warnings."""
 
     lines_read: int
     runs: int
@@ -127,35 +148,96 @@ class PartTotals:
     rejected: tuple[Rejection, ...]
 
 
-def write_parts(parts: Iterable[TraceTables], directory: Path) -> PartTotals:
-    """Write each part's tables as Parquet files under directory/<table>/source=<value>/."""
-    counts = dict.fromkeys(("lines_read", "runs", "steps", "tool_calls", "warnings"), 0)
-    rejected: list[Rejection] = []
-    for index, part in enumerate(parts):
-        source_of_run = part.runs.select(S.SOURCE_FILE, S.LINE, PARTITION_KEY)
-        frames = {
-            "runs": part.runs,
-            "steps": with_run_source(part.steps, source_of_run),
-            "tool_calls": with_run_source(part.tool_calls, source_of_run),
-        }
-        for table, frame in frames.items():
-            _write_partitioned(frame, directory / table, f"part-{index:05d}.parquet")
-            counts[table] += frame.height
-        counts["lines_read"] += part.lines_read
-        counts["warnings"] += len(part.warnings)
-        rejected += part.rejected
-    return PartTotals(**counts, rejected=tuple(rejected))
+def _write_all(datasets: list[Path], files: list[Path], staging: Path, workers: int) -> PartTotals:
+    """Write every part (datasets first, then file chunks); drop runs whose trace_id repeats."""
+    ids = TraceIdIndex()
+    from_datasets = [
+        (None, write_part(read_dataset(path), staging, f"part-dataset{index}.parquet"))
+        for index, path in enumerate(datasets)
+    ]
+    chunks = map_chunks(partial(write_chunk, directory=staging), plan_chunks(files), workers)
+    written: list[WrittenPart] = []
+    for task, part in itertools.chain(from_datasets, chunks):
+        duplicates = reject_duplicates(part.ids, ids, task)
+        written.append(_drop_duplicates(part, duplicates) if duplicates else part)
+    return PartTotals(
+        lines_read=sum(w.lines_read for w in written),
+        runs=sum(w.ids.height for w in written),
+        steps=sum(w.steps for w in written),
+        tool_calls=sum(w.tool_calls for w in written),
+        warnings=sum(len(w.warnings) for w in written),
+        rejected=tuple(r for w in written for r in w.rejected),
+    )
 
 
-def _write_partitioned(frame: pl.DataFrame, table_dir: Path, name: str) -> None:
+def write_chunk(task: ChunkTask, directory: Path) -> WrittenPart:
+    """Decode, check and write one chunk (in a worker process for big inputs)."""
+    chunk = read_chunk(task)
+    tables = TraceTables(chunk.runs, chunk.steps, chunk.tool_calls, chunk.rejected,
+                         build_cost_warnings(chunk.runs), chunk.lines_read)
+    tag = hashlib.sha256(task.file.encode()).hexdigest()[:12]
+    return write_part(tables, directory, f"part-{tag}-{task.first_line:012d}.parquet")
+
+
+def write_part(tables: TraceTables, directory: Path, name: str) -> WrittenPart:
+    """Write a part's tables as directory/<table>/source=<value>/<name>."""
+    source_of_run = tables.runs.select(S.SOURCE_FILE, S.LINE, PARTITION_KEY)
+    frames = {
+        "runs": tables.runs,
+        "steps": with_run_source(tables.steps, source_of_run),
+        "tool_calls": with_run_source(tables.tool_calls, source_of_run),
+    }
+    files = [path for table, frame in frames.items()
+             for path in _write_partitioned(frame, directory / table, name)]
+    return WrittenPart(
+        ids=tables.runs.select(S.SOURCE_FILE, S.LINE, S.TRACE_ID),
+        files=tuple(files),
+        rejected=tables.rejected,
+        warnings=tables.warnings,
+        lines_read=tables.lines_read,
+        steps=tables.steps.height,
+        tool_calls=tables.tool_calls.height,
+    )
+
+
+def _drop_duplicates(part: WrittenPart, duplicates: tuple[Rejection, ...]) -> WrittenPart:
+    """Rewrite a part's files without the runs whose trace_id repeats (a rare path)."""
+    drop = pl.DataFrame([(r.file, r.line) for r in duplicates], orient="row",
+                        schema={S.SOURCE_FILE: pl.String, S.LINE: pl.Int64})
+    removed = {"steps": 0, "tool_calls": 0}
+    for path in part.files:
+        frame = pl.read_parquet(path, hive_partitioning=False)
+        kept = frame.join(drop, on=[S.SOURCE_FILE, S.LINE], how="anti", maintain_order="left")
+        removed[path.parent.parent.name] = removed.get(path.parent.parent.name, 0) + (
+            frame.height - kept.height)
+        _write_parquet(kept, path)
+    places = {f"{r.file}:{r.line}: " for r in duplicates}
+    return dataclasses.replace(
+        part,
+        ids=part.ids.join(drop, on=[S.SOURCE_FILE, S.LINE], how="anti", maintain_order="left"),
+        rejected=tuple(sorted(part.rejected + duplicates, key=lambda r: (r.file, r.line))),
+        warnings=tuple(w for w in part.warnings if not any(w.startswith(p) for p in places)),
+        steps=part.steps - removed["steps"],
+        tool_calls=part.tool_calls - removed["tool_calls"],
+    )
+
+
+def _write_partitioned(frame: pl.DataFrame, table_dir: Path, name: str) -> list[Path]:
     """One Parquet file per partition value, hive-style: source=<percent-encoded value>."""
     table_dir.mkdir(exist_ok=True)
+    written = []
     for (value,), rows in frame.partition_by(PARTITION_KEY, as_dict=True,
                                              include_key=False).items():
         folder = table_dir / f"{PARTITION_KEY}={hive_value(value)}"
         folder.mkdir(exist_ok=True)
-        rows.write_parquet(folder / name, compression=PARQUET_COMPRESSION,
-                           compression_level=PARQUET_COMPRESSION_LEVEL)
+        _write_parquet(rows, folder / name)
+        written.append(folder / name)
+    return written
+
+
+def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    frame.write_parquet(path, compression=PARQUET_COMPRESSION,
+                        compression_level=PARQUET_COMPRESSION_LEVEL)
 
 
 def hive_value(value: str | None) -> str:
@@ -215,7 +297,9 @@ def write_dataset(tables: TraceTables, out_dir: str | Path, force: bool = False)
     check_out_dir(out_dir, force)
     staging = _make_staging(out_dir)
     try:
-        totals = write_parts([tables], staging)
+        part = write_part(tables, staging, "part-0.parquet")
+        totals = PartTotals(tables.lines_read, tables.runs.height, part.steps, part.tool_calls,
+                            len(tables.warnings), tables.rejected)
         _finish(staging, out_dir, totals, build_manifest(totals, [], "skip"))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -17,22 +17,23 @@ import logging
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import polars as pl
 
 from aco.errors import DataError, TraceFormatError
 from aco_lab import schema as S
-from aco_lab.trace_parser import ChunkTables, ChunkTask, raw_text, read_chunk
+from aco_lab.trace_parser import ChunkTask, read_chunk
 from aco_lab.validate import Rejection, TraceIdIndex, build_cost_warnings
 
 log = logging.getLogger(__name__)
 
 OnError = Literal["fail", "skip"]
+T = TypeVar("T")
 TRACE_SUFFIXES = (".jsonl", ".jsonl.gz")
 CHUNK_BYTES = 16 * 1024 * 1024  # JSONL per chunk: bounds the Python objects alive at once
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # smaller inputs are read in-process (no worker start-up)
@@ -149,36 +150,18 @@ def iter_trace_tables(
     ids = TraceIdIndex()
     for path in given:
         if is_dataset(path):
-            yield _checked(_read_dataset_tables(Path(path)), ids, None)
-    offsets: dict[str, int] = {}
-    for task, chunk in _map_chunks(_plan_chunks(files), _worker_count(files, workers)):
-        offset = offsets.get(task.file, 0)
-        offsets[task.file] = offset + chunk.n_lines
-        yield _checked(_with_file_lines(task, chunk, offset), ids, (task, offset))
+            yield check_part(_read_dataset_tables(Path(path)), ids)
+    for task, chunk in map_chunks(read_chunk, plan_chunks(files), worker_count(files, workers)):
+        part = TraceTables(chunk.runs, chunk.steps, chunk.tool_calls, chunk.rejected,
+                           lines_read=chunk.lines_read)
+        yield check_part(part, ids, task)
 
 
-def _with_file_lines(task: ChunkTask, chunk: ChunkTables, offset: int) -> TraceTables:
-    """A chunk's tables with line numbers counted from the start of its file."""
-    frames = [chunk.runs, chunk.steps, chunk.tool_calls]
-    if offset:
-        frames = [f.with_columns(pl.col(S.LINE) + offset) for f in frames]
-    rejected = tuple(
-        Rejection(task.file, p.line + offset, f"{task.file}:{p.line + offset}: {p.message}", p.raw)
-        for p in chunk.problems
-    )
-    return TraceTables(*frames, rejected=rejected, lines_read=chunk.lines_read)
-
-
-def _checked(
-    part: TraceTables, ids: TraceIdIndex, origin: tuple[ChunkTask, int] | None
-) -> TraceTables:
+def check_part(part: TraceTables, ids: TraceIdIndex, task: ChunkTask | None = None) -> TraceTables:
     """Reject runs whose trace_id was seen before (in any part); add the cost warnings."""
-    duplicates = ids.find_duplicates(part.runs)
-    if duplicates:
-        texts = _line_texts(*origin, {line for _, line, _ in duplicates}) if origin else {}
-        late = tuple(Rejection(file, line, f"{file}:{line}: {message}", texts.get(line, ""))
-                     for file, line, message in duplicates)
-        drop = pl.DataFrame([(f, n) for f, n, _ in duplicates], orient="row",
+    rejected = reject_duplicates(part.runs, ids, task)
+    if rejected:
+        drop = pl.DataFrame([(r.file, r.line) for r in rejected], orient="row",
                             schema={S.SOURCE_FILE: pl.String, S.LINE: pl.Int64})
 
         def keep(frame: pl.DataFrame) -> pl.DataFrame:
@@ -189,37 +172,55 @@ def _checked(
             runs=keep(part.runs),
             steps=keep(part.steps),
             tool_calls=keep(part.tool_calls),
-            rejected=tuple(sorted(part.rejected + late, key=lambda r: (r.file, r.line))),
+            rejected=tuple(sorted(part.rejected + rejected, key=lambda r: (r.file, r.line))),
         )
     return dataclasses.replace(part, warnings=build_cost_warnings(part.runs))
 
 
-def _line_texts(task: ChunkTask, offset: int, lines: set[int]) -> dict[int, str]:
-    """The text of a few lines of a chunk, by file line number (a rare path: duplicates)."""
-    chunk_lines = task.read().split(b"\n")
-    return {line: raw_text(chunk_lines[line - offset - 1]) for line in lines}
+def reject_duplicates(
+    runs: pl.DataFrame, ids: TraceIdIndex, task: ChunkTask | None = None
+) -> tuple[Rejection, ...]:
+    """A Rejection per run whose trace_id was seen on an earlier row (texts from the task)."""
+    duplicates = ids.find_duplicates(runs)
+    if not duplicates:
+        return ()
+    texts = task.line_texts(line for _, line, _ in duplicates) if task else {}
+    return tuple(Rejection(file, line, f"{file}:{line}: {message}", texts.get(line, ""))
+                 for file, line, message in duplicates)
 
 
-def _plan_chunks(files: Sequence[Path]) -> Iterator[ChunkTask]:
-    """Chunks of about CHUNK_BYTES of whole lines: byte ranges of plain files, bytes of gzip."""
+def plan_chunks(files: Sequence[Path]) -> Iterator[ChunkTask]:
+    """Chunks of about CHUNK_BYTES of whole lines: byte ranges of plain files, bytes of gzip.
+
+    Counting each chunk's lines here gives every worker its first line number up front.
+    """
     for path in files:
-        with path.open("rb") as stream:
-            gzipped = stream.read(2) == _GZIP_MAGIC
-            size = stream.seek(0, os.SEEK_END)
-            if gzipped:
-                for block in _read_blocks(path):
-                    yield ChunkTask(str(path), str(path), data=block)
-                continue
-            start = 0
-            while start < size:
-                stream.seek(min(start + CHUNK_BYTES, size) - 1)
-                stream.readline()  # on to the end of the line the chunk would cut
-                end = stream.tell()
-                yield ChunkTask(str(path), str(path), start, end)
-                start = end
+        first_line = 1
+        for start, end, data in _blocks(path):
+            task = ChunkTask(str(path), first_line, start, end, data)
+            yield task
+            block = task.read()
+            first_line += block.count(b"\n") + (not block.endswith(b"\n"))
 
 
-def _read_blocks(path: Path) -> Iterator[bytes]:
+def _blocks(path: Path) -> Iterator[tuple[int, int, bytes | None]]:
+    """(start, end, None) byte ranges of whole lines of a plain file; (0, 0, bytes) of gzip."""
+    with path.open("rb") as stream:
+        gzipped = stream.read(2) == _GZIP_MAGIC
+        size = stream.seek(0, os.SEEK_END)
+        if gzipped:
+            yield from ((0, 0, block) for block in _read_gzip_blocks(path))
+            return
+        start = 0
+        while start < size:
+            stream.seek(min(start + CHUNK_BYTES, size) - 1)
+            stream.readline()  # on to the end of the line the chunk would cut
+            end = stream.tell()
+            yield start, end, None
+            start = end
+
+
+def _read_gzip_blocks(path: Path) -> Iterator[bytes]:
     """A gzip file's decompressed bytes in blocks of whole lines."""
     with gzip.open(path, "rb") as stream:
         carry = b""
@@ -233,29 +234,30 @@ def _read_blocks(path: Path) -> Iterator[bytes]:
             yield carry
 
 
-def _worker_count(files: Sequence[Path], workers: int | None) -> int:
+def worker_count(files: Sequence[Path], workers: int | None) -> int:
+    """Processes to decode with: `workers` if given, else by input size and cores."""
     if workers is not None:
         return max(1, workers)
     size = sum(p.stat().st_size * (GZIP_RATIO if p.name.endswith(".gz") else 1) for p in files)
     return min(MAX_WORKERS, os.cpu_count() or 1) if size >= PARALLEL_MIN_BYTES else 1
 
 
-def _map_chunks(
-    tasks: Iterator[ChunkTask], workers: int
-) -> Iterator[tuple[ChunkTask, ChunkTables]]:
-    """(task, read_chunk(task)) in task order; in worker processes when workers > 1.
+def map_chunks(
+    function: Callable[[ChunkTask], T], tasks: Iterator[ChunkTask], workers: int
+) -> Iterator[tuple[ChunkTask, T]]:
+    """(task, function(task)) in task order; in worker processes when workers > 1.
 
     At most 2 x workers chunks are in flight, so memory stays bounded whatever the input.
     """
     if workers <= 1:
-        yield from ((task, read_chunk(task)) for task in tasks)
+        yield from ((task, function(task)) for task in tasks)
         return
     # spawn, not fork: forking a process that runs Polars' thread pool can deadlock.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         in_flight: deque = deque()
         for task in tasks:
-            in_flight.append((task, pool.submit(read_chunk, task)))
+            in_flight.append((task, pool.submit(function, task)))
             if len(in_flight) >= 2 * workers:
                 task_done, future = in_flight.popleft()
                 yield task_done, future.result()

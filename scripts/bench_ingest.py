@@ -1,0 +1,145 @@
+"""Benchmark: validated ingest (JSONL -> partitioned Parquet) against a bare json.loads loop.
+
+    .venv/bin/python scripts/bench_ingest.py --n 1000000          # simulate, then measure
+    .venv/bin/python scripts/bench_ingest.py --input traces.jsonl # an existing file
+
+Each measurement runs in a fresh child process (so one cannot warm another's memory); the
+figures are the median wall time of --repeat runs, the ratio to the json.loads loop measured
+in the same run, the CPU time of the child's process tree (user + system, worker processes
+included: robust to other load on the machine, unlike wall time) and the peak resident memory
+of that tree, sampled from /proc every 20 ms. Goal: ingest <= 0.5x json.loads wall, < 4 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+# What each child runs; it prints its own wall time for the work (no interpreter start-up).
+CHILD_CODE = {
+    "json.loads loop": """
+import json, sys, time
+t = time.perf_counter()
+with open(sys.argv[1], "rb") as f:
+    for line in f:
+        if line.strip():
+            json.loads(line)
+print(time.perf_counter() - t)
+""",
+    "read_traces (validate)": """
+import sys, time
+from aco_lab.traces import read_traces
+t = time.perf_counter()
+tables = read_traces(sys.argv[1], on_error="skip")
+print(time.perf_counter() - t)
+print(tables.lines_read, tables.runs.height, len(tables.rejected), file=sys.stderr)
+""",
+    "ingest (validate + Parquet)": """
+import sys, time
+from aco_lab.ingest import ingest_traces
+t = time.perf_counter()
+result = ingest_traces([sys.argv[1]], sys.argv[2], on_error="skip", force=True)
+print(time.perf_counter() - t)
+print(result, file=sys.stderr)
+""",
+}
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of a process and all its descendants (Linux /proc)."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(status.split("VmRSS:")[1].split()[0]) * 1024
+            for task in Path(f"/proc/{current}/task").iterdir():
+                stack += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def run_child(code: str, args: list[str]) -> tuple[float, float, int]:
+    """(wall s reported by the child, CPU s of its process tree, peak RSS of the tree in bytes)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    child = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_rss_bytes(child.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = child.communicate()
+    done.set()
+    sampler.join()
+    if child.returncode != 0:
+        raise SystemExit(f"child failed ({child.returncode}):\n{err}")
+    print(f"    {err.strip()}", file=sys.stderr)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # workers included: the child joined them
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return float(out.strip().splitlines()[-1]), cpu, peak
+
+
+def make_input(n: int, seed: int, cache_dir: Path) -> Path:
+    """Simulated traces (one run per request, ~4 steps each), cached by n and seed."""
+    path = cache_dir / f"sim-logs-{n}-{seed}.jsonl"
+    if not path.exists():
+        from aco_lab.simulate import write_simulated_traces
+
+        print(f"simulating {n} traces into {path} ...", file=sys.stderr)
+        started = time.perf_counter()
+        write_simulated_traces(path, n, seed, mode="logs")
+        print(f"  done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return path
+
+
+def main() -> None:
+    """Parse options, measure each mode --repeat times, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000, help="simulated traces")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--input", type=Path, help="an existing JSONL file instead")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "aco-bench")
+    options = parser.parse_args()
+    options.cache_dir.mkdir(parents=True, exist_ok=True)
+    path = options.input or make_input(options.n, options.seed, options.cache_dir)
+    out_dir = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=options.cache_dir)) / "dataset"
+    size = path.stat().st_size
+    print(f"input {path} ({size / 1e6:.0f} MB), {os.cpu_count()} cores, "
+          f"Python {sys.version.split()[0]}, median of {options.repeat}")
+    results: dict[str, list[tuple[float, float, int]]] = {mode: [] for mode in CHILD_CODE}
+    for _ in range(options.repeat):  # interleaved, so background load hits every mode alike
+        for mode, code in CHILD_CODE.items():
+            results[mode].append(run_child(code, [str(path), str(out_dir)]))
+    base_wall = statistics.median(t for t, _, _ in results["json.loads loop"])
+    base_cpu = statistics.median(c for _, c, _ in results["json.loads loop"])
+    print(f"{'mode':30s} {'wall s':>8s} {'x json':>7s} {'MB/s':>6s} {'CPU s':>7s} {'x json':>7s}"
+          f" {'peak RSS MB':>12s}")
+    for mode, runs in results.items():
+        wall = statistics.median(t for t, _, _ in runs)
+        cpu = statistics.median(c for _, c, _ in runs)
+        peak = max(p for _, _, p in runs)
+        print(f"{mode:30s} {wall:8.2f} {wall / base_wall:7.2f} {size / 1e6 / wall:6.0f} "
+              f"{cpu:7.2f} {cpu / base_cpu:7.2f} {peak / 2**20:12.0f}")
+    shutil.rmtree(out_dir.parent, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
