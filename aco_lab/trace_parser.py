@@ -36,10 +36,11 @@ from aco_lab.validate import (
 
 Tier = Annotated[int, Meta(ge=tf.MIN_TIER, le=tf.MAX_TIER)]
 Difficulty = Annotated[int, Meta(ge=tf.MIN_DIFFICULTY, le=tf.MAX_DIFFICULTY)]
-Tokens = Annotated[int, Meta(ge=0)]
+INT64_MAX, INT32_MAX = 2**63 - 1, 2**31 - 1  # the table columns' limits
+Tokens = Annotated[int, Meta(ge=0, le=INT64_MAX)]
 Usd = Annotated[float, Meta(ge=0.0)]
 Logprob = Annotated[float, Meta(le=0.0)]
-StepNum = Annotated[int, Meta(ge=1)]
+StepNum = Annotated[int, Meta(ge=1, le=INT32_MAX)]
 SchemaVersion = Annotated[int, Meta(ge=tf.SCHEMA_VERSION, le=tf.SCHEMA_VERSION)]
 FinalOutcome = Literal[tf.FINAL_OUTCOMES]  # type: ignore[valid-type]
 NULL_JSON = b"null"

@@ -87,6 +87,10 @@ BAD_LINES = [
      "steps[0].model_call.cost: required field is missing; expected a number >= 0"),
     (mutate(drop("steps", 0, "model_call", "tier")),
      "steps[0].model_call.tier: required field is missing; expected an int 1..5"),
+    (mutate(call(input_tokens=2**63)),  # past the Int64 column
+     f"steps[0].model_call.input_tokens: expected an int >= 0 or null, got {2**63}"),
+    (mutate(lambda t: t["steps"][0].update(step_num=2**31)),
+     f"steps[0].step_num: expected an int >= 1, got {2**31}"),
     (mutate(tool(success=1)), "steps[0].tool_calls[0].success: expected true or false, got 1"),
     (mutate(tool(cost=-1)), "steps[0].tool_calls[0].cost: expected a number >= 0, got -1"),
     (mutate(drop("steps", 0, "tool_calls", 0, "tool_name")),
