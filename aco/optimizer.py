@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from aco.decisions import (
     VerifyDecision,
 )
 from aco.errors import ACOError
-from aco.rules import read_cues, route_by_rules
+from aco.rules import RequestCues, read_cues, route_cues
 from aco.run import Run
 from aco.trace_log import TraceLog
 
@@ -61,11 +62,7 @@ class ACOOptimizer:
     def route(self, request: str, task_type: str | None = None, input_tokens: int | None = None,
               difficulty: int | None = None) -> RoutingDecision:
         """The tier for a request: the bundle's router when loaded, else the rules."""
-        if self.router is None:
-            return route_by_rules(request, self.config, task_type, input_tokens, difficulty)
-        # Without a task type the bundle predicts one (its task-type model).
-        return self.router.decide(request, task_type=task_type, input_tokens=input_tokens,
-                                  difficulty=difficulty)
+        return self.plan(request, task_type, input_tokens, difficulty, with_budget=False)[0]
 
     def context_budget(self, request: str, tier: int,
                        task_type: str | None = None) -> ContextBudget:
@@ -73,17 +70,28 @@ class ACOOptimizer:
         return self.controls.context_budget(read_cues(request, task_type), tier)
 
     def plan(self, request: str, task_type: str | None = None, input_tokens: int | None = None,
-             difficulty: int | None = None) -> tuple[RoutingDecision, ContextBudget]:
-        """Routing decision and context budget for a request, without opening a run."""
-        routing = self.route(request, task_type, input_tokens, difficulty)
-        return routing, self.context_budget(request, routing.tier, routing.task_type)
+             difficulty: int | None = None, with_budget: bool = True
+             ) -> tuple[RoutingDecision, ContextBudget | None, RequestCues]:
+        """Routing decision, context budget and request cues, without opening a run."""
+        if not isinstance(request, str):
+            raise ACOError(f"request: expected a string, got {type(request).__name__}")
+        cues = read_cues(request, task_type)  # read once: rules, budget and cascade share them
+        if self.router is None:
+            routing = route_cues(cues, self.config, input_tokens, difficulty)
+        else:  # without a task type the bundle predicts one (its task-type model)
+            routing = self.router.decide(request, task_type=task_type,
+                                         input_tokens=input_tokens, difficulty=difficulty)
+            if routing.task_type != cues.task_type:
+                cues = replace(cues, task_type=routing.task_type)
+        budget = self.controls.context_budget(cues, routing.tier) if with_budget else None
+        return routing, budget, cues
 
     # -- runs -------------------------------------------------------------------------------
     def begin(self, request: str, task_type: str | None = None, *,
               input_tokens: int | None = None, difficulty: int | None = None) -> Run:
         """Open an explicit run handle (use it from any thread; `run.end(success)` logs it)."""
-        routing, budget = self.plan(request, task_type, input_tokens, difficulty)
-        return Run(self, request, routing, budget, difficulty)
+        routing, budget, cues = self.plan(request, task_type, input_tokens, difficulty)
+        return Run(self, request, routing, budget, difficulty, cues)
 
     def start_run(self, request: str, task_type: str | None = None, *,
                   input_tokens: int | None = None, difficulty: int | None = None) -> dict:
@@ -145,11 +153,12 @@ class ACOOptimizer:
 
     def decide_cascade(self, request: str, initial_tier: int,
                        cheap_logprobs: Sequence[float] | None, cheap_response: str | None,
-                       retries_used: int = 0) -> CascadeDecision:
-        """The cascade decision alone (no run bookkeeping)."""
+                       retries_used: int = 0, cues: RequestCues | None = None
+                       ) -> CascadeDecision:
+        """The cascade decision alone (no run bookkeeping); `cues` of `request` if known."""
+        cues = cues or read_cues(request)
         # A short answer to a trivial question ("4" to "What is 2+2?") is no warning sign.
-        signals = read_answer_signals(cheap_logprobs, cheap_response,
-                                      short_expected=read_cues(request).trivial)
+        signals = read_answer_signals(cheap_logprobs, cheap_response, short_expected=cues.trivial)
         return self.controls.cascade(signals, initial_tier, retries_used)
 
     def check_doom(self, total_spent: float,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from aco.config import ACOConfig
 from aco.decisions import MODE_RULES, ContextBudget, RoutingDecision
@@ -31,55 +32,81 @@ CHARS_PER_TOKEN = 4
 # verifier rule (which verifies below a confidence) on the careful side.
 RULES_CONFIDENCE = 0.5
 
-# Task types, in the order they are tried; the first whose cues match wins.
-TASK_CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (name, re.compile(pattern, re.IGNORECASE))
-    for name, pattern in (
-        ("legal_regulated", r"\b(contracts?|legal|lawsuits?|liabilit\w*|complian\w*|gdpr|hipaa|"
-                            r"sox|regulat\w*|clauses?|court|attorney|tax(es)?|audit\w*|medical|"
-                            r"diagnos\w*|prescri\w*)\b"),
-        ("coding", r"\b(bugs?|debug\w*|code|coding|functions?|refactor\w*|compil\w*|stack ?trace|"
-                   r"exceptions?|unit tests?|python|javascript|typescript|java|rust|golang|sql|"
-                   r"api|endpoints?|regex|script|class|implement\w*|segfault|null pointer)\b|```"),
-        ("long_horizon", r"\b(migrat\w*|end[- ]to[- ]end|multi[- ]step|roadmap|step by step plan|"
-                         r"build (an?|the) (app|application|service|system|pipeline)|"
-                         r"set up|orchestrat\w*|project plan)\b"),
-        ("research", r"\b(research|compare|comparison|analy[sz]\w*|investigat\w*|literature|"
-                     r"papers?|studies|survey|summari[sz]e|pros and cons|trade-?offs?|sources)\b"),
-        ("quick_answer", r"^\s*(what|who|when|where|which|how (much|many|old)|is|are|does|do|"
-                         r"define|convert|translate)\b"),
-    )
-)
+
+@dataclass(frozen=True, slots=True)
+class CueSet:
+    """Words, word prefixes, word parts and phrases that signal one thing in a request."""
+
+    words: frozenset[str] = frozenset()
+    prefixes: tuple[str, ...] = ()  # "migrat" matches migrate, migrating, migration
+    parts: tuple[str, ...] = ()  # anywhere in a word: "error" matches TypeError
+    phrases: tuple[str, ...] = ()  # several words, matched on the lowered words joined by " "
+
+    def matches_word(self, word: str) -> bool:
+        """Whether one lowered word is a cue of this set."""
+        return word in self.words or word.startswith(self.prefixes) or any(
+            part in word for part in self.parts)
+
+
+def _cues(words: str = "", prefixes: str = "", parts: str = "", phrases: tuple = ()) -> CueSet:
+    return CueSet(frozenset(words.split()), tuple(prefixes.split()), tuple(parts.split()),
+                  phrases)
+
+
+# Task types, in the order they are tried: the first with a cue in the request wins.
+TASK_CUES: dict[str, CueSet] = {
+    "legal_regulated": _cues(
+        "contract contracts legal lawsuit lawsuits gdpr hipaa sox clause clauses court attorney "
+        "tax taxes medical", "liabilit complian regulat audit diagnos prescri"),
+    "coding": _cues(
+        "bug bugs code coding function functions stacktrace exception exceptions python "
+        "javascript typescript java rust golang sql api endpoint endpoints regex script class "
+        "segfault", "debug refactor compil implement",
+        phrases=("stack trace", "unit test", "null pointer")),
+    "long_horizon": _cues(
+        "roadmap", "migrat orchestrat",
+        phrases=("end to end", "multi step", "step by step plan", "set up", "project plan",
+                 *(f"build {a} {b}" for a in ("a", "an", "the")
+                   for b in ("app", "application", "service", "system", "pipeline")))),
+    "research": _cues(
+        "research compare comparison literature paper papers studies survey sources tradeoff "
+        "tradeoffs", "analy investigat summari",
+        phrases=("pros and cons", "trade off", "trade offs")),
+}
+# A request opening with one of these words (or "how much/many/old") is a quick answer.
+QUICK_ANSWER_OPENERS = frozenset(("what", "who", "when", "where", "which", "is", "are", "does",
+                                  "do", "define", "convert", "translate"))
+QUICK_ANSWER_HOW = frozenset(("much", "many", "old"))
 # Tier a task type starts from before cues; the config's task floor still applies after.
 BASE_TIER = {"quick_answer": 1, "research": 2, "coding": 3, "long_horizon": 3,
              "legal_regulated": 4}
 DEFAULT_BASE_TIER = 2  # an unknown kind of request starts at the cheap cloud tier
 
-RISK_CUES = re.compile(
-    r"\b(production|prod|live|outage|incident|security|vulnerab\w*|auth\w*|login|passwords?|"
-    r"credentials?|payments?|billing|invoices?|bank\w*|transfer|financ\w*|data loss|"
-    r"corrupt\w*|breach|critical|urgent|customers?|patients?)\b",
-    re.IGNORECASE,
-)
-HARD_CUES = re.compile(
-    r"\b(concurren\w*|race conditions?|deadlocks?|distributed|architect\w*|prove|proof|"
-    r"theorem|optimi[sz]\w*|performance|scal(e|ing|ability)|cryptograph\w*|memory leak|"
-    r"design (a|the) system)\b",
-    re.IGNORECASE,
-)
-TRIVIAL_CUES = re.compile(
-    r"^\s*(what is|what's|define|convert|translate|spell)\b|^[\s\d+\-*/().=?x^%]+$|"
-    r"\b\d+\s*[-+*/x]\s*\d+\b",
-    re.IGNORECASE,
-)
+RISK_CUES = _cues(
+    "production prod live outage incident security auth authentication authorization oauth "
+    "login password passwords credential credentials payment payments billing invoice invoices "
+    "transfer breach critical urgent customer customers patient patients",
+    "vulnerab bank financ corrupt", phrases=("data loss",))
+HARD_CUES = _cues(
+    "distributed prove proof theorem performance scale scaling scalability deadlock deadlocks",
+    "concurren architect optimi optimal cryptograph",
+    phrases=("race condition", "memory leak", "design a system", "design the system"))
+ERROR_CUES = _cues("traceback stacktrace failed failing", "crash", "error exception",
+                   phrases=("stack trace",))
+_WORD_CUES = {**TASK_CUES, "risk": RISK_CUES, "hard": HARD_CUES, "error": ERROR_CUES}
+# (cue set, " phrase ") pairs, padded once: phrases match whole words of the joined words.
+_PHRASES = tuple((name, f" {phrase} ") for name, cues in _WORD_CUES.items()
+                 for phrase in cues.phrases)
+TRIVIAL_OPENERS = ("what is", "what's", "define", "convert", "translate", "spell")
+ARITHMETIC = re.compile(r"\d\s*[-+*/x^%]\s*\d")  # "2+2", "6 x 7"
 SHORT_QUESTION_WORDS = 12  # a question of at most this many words counts as trivial
 LONG_REQUEST_TOKENS = 1_500  # +1 tier above this many estimated tokens: long inputs are harder
 CODE_CUES = re.compile(r"```|^\s*(def|class|import|from \S+ import|function|const|let|#include)\b|"
                        r"Traceback \(most recent call last\)|[;{}]\s*$", re.MULTILINE)
-# "error" inside a word too: TypeError, ValueError, errors.
-ERROR_CUES = re.compile(r"error|exception|traceback|stack ?trace|\b(failed|failing|crash\w*)\b",
-                        re.IGNORECASE)
-IDENTIFIER_CUES = re.compile(r"\b[A-Z]{2,}-?\d+\b|\b\d{3,}\b|\b[\w.+-]+@[\w-]+\.\w+\b")
+WORD = re.compile(r"[a-z0-9_]+")  # on the lowered text: "what's" -> what, s
+# Cues are read from the first 24K and the last 8K characters: a pasted megabyte of logs
+# must not make every decision slow, and what the request asks sits at its ends.
+SCAN_HEAD_CHARS, SCAN_TAIL_CHARS = 24_000, 8_000
 
 # Expected output tokens of one call, by task type (USD estimates only).
 EXPECTED_OUTPUT_TOKENS = {"quick_answer": 100, "research": 800, "coding": 800,
@@ -114,45 +141,65 @@ def estimate_tokens(text: str) -> int:
 
 def read_cues(request: str, task_type: str | None = None) -> RequestCues:
     """Scan a request once for every cue the rules use (pure)."""
-    inferred, task_cues = _infer_task_type(request)
-    has_code = bool(CODE_CUES.search(request))
+    text = request if len(request) <= SCAN_HEAD_CHARS + SCAN_TAIL_CHARS else (
+        request[:SCAN_HEAD_CHARS] + "\n" + request[-SCAN_TAIL_CHARS:])
+    lower = text.lower()
+    words = WORD.findall(lower)
+    found_words = dict.fromkeys(words)
+    found = _find_cues(found_words, words)
+    inferred, task_cues = _task_type_of(words, found)
+    has_code = bool(CODE_CUES.search(text))
     if task_type is None:
         task_type = inferred if inferred or not has_code else "coding"
-    words = request.split()
-    trivial = bool(TRIVIAL_CUES.search(request)) or (
-        request.rstrip().endswith("?") and len(words) <= SHORT_QUESTION_WORDS
-    )
+    trivial = lower.lstrip().startswith(TRIVIAL_OPENERS) or bool(ARITHMETIC.search(text)) or (
+        text.rstrip().endswith("?") and len(text.split()) <= SHORT_QUESTION_WORDS)
     return RequestCues(
         task_type=task_type,
         task_cues=task_cues,
-        risk=_matches(RISK_CUES, request),
-        hard=_matches(HARD_CUES, request),
+        risk=found.get("risk", ()),
+        hard=found.get("hard", ()),
         trivial=trivial,
         has_code=has_code,
-        has_errors=bool(ERROR_CUES.search(request)),
-        has_identifiers=bool(IDENTIFIER_CUES.search(request)),
+        has_errors="error" in found,
+        # Ids, numbers, snake_case names, e-mail addresses: words of 3+ with a digit or "_".
+        has_identifiers="@" in text or any(len(w) >= 3 and not w.isalpha() for w in found_words),
         tokens=estimate_tokens(request),
     )
 
 
 def infer_task_type(request: str) -> str | None:
     """The task type the request's keywords suggest, or None when none matches."""
-    return _infer_task_type(request)[0]
+    return read_cues(request).task_type
 
 
-def _infer_task_type(request: str) -> tuple[str | None, tuple[str, ...]]:
-    for name, pattern in TASK_CUES:
-        found = _matches(pattern, request)
-        if found:
-            return name, found
+def _find_cues(unique: dict[str, None], words: list[str]) -> dict[str, tuple[str, ...]]:
+    """Cue set name -> the cues found (unique words first, then phrases)."""
+    found: dict[str, dict[str, None]] = {}
+    for word in unique:
+        for name in _word_cues(word):
+            found.setdefault(name, {})[word] = None
+    joined = " " + " ".join(words) + " "  # punctuation and hyphens are spaces now
+    for name, phrase in _PHRASES:
+        if phrase in joined:
+            found.setdefault(name, {})[phrase.strip()] = None
+    return {name: tuple(cues) for name, cues in found.items()}
+
+
+@lru_cache(maxsize=1 << 16)
+def _word_cues(word: str) -> tuple[str, ...]:
+    # Cached per word: a vocabulary repeats across requests, so most lookups are one hit.
+    return tuple(name for name, cues in _WORD_CUES.items() if cues.matches_word(word))
+
+
+def _task_type_of(words: list[str], found: dict[str, tuple[str, ...]]
+                  ) -> tuple[str | None, tuple[str, ...]]:
+    for name in TASK_CUES:
+        if name in found:
+            return name, found[name]
+    if words and (words[0] in QUICK_ANSWER_OPENERS
+                  or (words[0] == "how" and words[1:2] and words[1] in QUICK_ANSWER_HOW)):
+        return "quick_answer", tuple(words[:2] if words[0] == "how" else words[:1])
     return None, ()
-
-
-def _matches(pattern: re.Pattern[str], text: str) -> tuple[str, ...]:
-    seen: dict[str, None] = {}
-    for match in pattern.finditer(text):
-        seen.setdefault(match.group(0).strip().lower(), None)
-    return tuple(seen)
 
 
 def choose_tier(cues: RequestCues, config: ACOConfig, difficulty: int | None = None,
@@ -193,7 +240,12 @@ def route_by_rules(request: str, config: ACOConfig, task_type: str | None = None
     """Route one request with the rules (mode="rules")."""
     if not isinstance(request, str):
         raise ACOError(f"request: expected a string, got {type(request).__name__}")
-    cues = read_cues(request, task_type)
+    return route_cues(read_cues(request, task_type), config, input_tokens, difficulty)
+
+
+def route_cues(cues: RequestCues, config: ACOConfig, input_tokens: int | None = None,
+               difficulty: int | None = None) -> RoutingDecision:
+    """Route a request whose cues are already read (mode="rules")."""
     tier, reason = choose_tier(cues, config, difficulty, input_tokens)
     return RoutingDecision(
         tier=tier,

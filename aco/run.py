@@ -18,6 +18,7 @@ from aco import __version__
 from aco import trace_format as tf
 from aco.decisions import CascadeDecision, ContextBudget, DoomDecision, RoutingDecision
 from aco.errors import ACOError
+from aco.rules import RequestCues
 from aco.trace_format import FINAL_OUTCOMES, MAX_TIER, MIN_TIER
 
 if TYPE_CHECKING:
@@ -30,13 +31,15 @@ class Run:
     """One agent run: routing decision, recorded steps, spend; `end` writes its trace."""
 
     def __init__(self, optimizer: ACOOptimizer, request: str, routing: RoutingDecision,
-                 context_budget: ContextBudget, difficulty: int | None = None) -> None:
+                 context_budget: ContextBudget, difficulty: int | None = None,
+                 cues: RequestCues | None = None) -> None:
         self.optimizer = optimizer
         self.trace_id = uuid.uuid4().hex
         self.request = request
         self.routing = routing
         self.context_budget = context_budget
         self.difficulty = difficulty
+        self.cues = cues  # what the rules read in the request (reused by the cascade)
         self.started_at = datetime.now(UTC).isoformat(timespec="milliseconds")
         self._steps: list[dict[str, Any]] = []
         self._progress: list[bool] = []  # per step: did it move the task forward
@@ -190,10 +193,11 @@ class Run:
                 initial_tier: int | None = None, request: str | None = None) -> CascadeDecision:
         """Accept the cheap answer or escalate; counts escalations against max_retries."""
         tier = self.routing.tier if initial_tier is None else initial_tier
-        text = self.request if request is None else request  # a sub-question of the run
+        own = request is None or request == self.request  # else a sub-question of the run
+        text = self.request if own else request
         with self._lock:  # check and count together: two threads cannot both take the last retry
             decision = self.optimizer.decide_cascade(text, tier, cheap_logprobs, cheap_response,
-                                                     retries_used=self._escalations)
+                                                     self._escalations, self.cues if own else None)
             self._escalations += decision.escalated
         return decision
 

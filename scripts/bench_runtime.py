@@ -5,7 +5,9 @@
 Baselines are measured in the same run, interleaved with the runtime's figures:
 - a fresh `python -c "import lightgbm"` against a fresh `aco route TEXT --bundle B`;
 - one `predict_proba` of one row through LightGBM's scikit-learn wrapper (a model with the
-  bundle's number of features and trees) against one `ACOOptimizer.start_run` with the bundle.
+  bundle's number of features and trees) against one `ACOOptimizer.start_run` with the bundle
+  (distinct simulated requests; `Router.decide` alone is timed too, to show the runtime's own
+  overhead).
 Without --bundle, one is trained on simulated traces (seeded) in a temporary directory.
 """
 
@@ -23,9 +25,7 @@ import time
 from pathlib import Path
 
 HEAVY = ("polars", "pyarrow", "sklearn", "lightgbm", "matplotlib", "pandas")
-REQUESTS = ("Fix the auth bug in production", "What is 2+2?",
-            "Summarize recent papers on retrieval-augmented generation",
-            "Review this vendor contract for GDPR liability clauses")
+REQUEST = "Fix the auth bug in production"
 BIN = Path(sys.executable).parent
 
 
@@ -59,8 +59,8 @@ def bench_processes(bundle: Path, repeats: int) -> dict[str, list[float]]:
     """Interleaved fresh-process timings: import lightgbm, aco route with and without bundle."""
     commands = {
         "python -c 'import lightgbm'": [sys.executable, "-c", "import lightgbm"],
-        "aco route --bundle": [str(BIN / "aco"), "route", REQUESTS[0], "--bundle", str(bundle)],
-        "aco route (rules)": [str(BIN / "aco"), "route", REQUESTS[0]],
+        "aco route --bundle": [str(BIN / "aco"), "route", REQUEST, "--bundle", str(bundle)],
+        "aco route (rules)": [str(BIN / "aco"), "route", REQUEST],
         "python -c 'pass'": [sys.executable, "-c", "pass"],
     }
     times: dict[str, list[float]] = {name: [] for name in commands}
@@ -70,43 +70,43 @@ def bench_processes(bundle: Path, repeats: int) -> dict[str, list[float]]:
     return times
 
 
-def bench_in_process(bundle: Path, calls: int, seed: int) -> tuple[list[float], list[float]]:
-    """Per-call seconds: start_run with the bundle, and one-row LGBMClassifier.predict_proba."""
+def bench_in_process(bundle: Path, calls: int, seed: int) -> dict[str, list[float]]:
+    """Per-call seconds, interleaved: start_run with the bundle, its Router.decide alone, and
+    one-row LGBMClassifier.predict_proba (the bundle's number of features and trees)."""
     import numpy as np
     from lightgbm import LGBMClassifier
 
     from aco.config import ACOConfig
     from aco.optimizer import ACOOptimizer
+    from aco_lab.simulate import build_sim_request
 
     logging.getLogger("aco.optimizer").setLevel(logging.ERROR)  # start_run drops open runs
     opt = ACOOptimizer(ACOConfig(trace_dir=tempfile.mkdtemp()), bundle=bundle)
+    requests = [build_sim_request(seed, i).text for i in range(min(calls, 1000))]
     n_features, n_trees = _model_shape(opt.router)
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(2_000, n_features))
     y = (X[:, 0] + rng.normal(size=len(X)) > 0).astype(int)
     clf = LGBMClassifier(n_estimators=n_trees, num_leaves=31, verbose=-1, random_state=seed,
                          n_jobs=1).fit(X, y)
-    start_times, predict_times = [], []
+    steps = {"start_run (bundle)": opt.start_run, "Router.decide": opt.router.decide,
+             "LGBMClassifier.predict_proba (1 row)": None}
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for i in range(calls):
-        request = REQUESTS[i % len(REQUESTS)]
-        row = X[i % len(X)][None, :]
-        t0 = time.perf_counter()
-        opt.start_run(request)
-        t1 = time.perf_counter()
-        clf.predict_proba(row)
-        t2 = time.perf_counter()
-        start_times.append(t1 - t0)
-        predict_times.append(t2 - t1)
-    return start_times, predict_times
+        request, row = requests[i % len(requests)], X[i % len(X)][None, :]
+        for name, call in steps.items():
+            t0 = time.perf_counter()
+            call(request) if call is not None else clf.predict_proba(row)
+            times[name].append(time.perf_counter() - t0)
+    return times
 
 
 def _model_shape(router) -> tuple[int, int]:
-    """(features, trees) of the bundle's model, for a like-for-like LightGBM baseline."""
-    model = router.bundle["model"]
-    n_features = len(router.spec.names) if hasattr(router.spec, "names") else 300
-    booster = model.get("booster") if isinstance(model, dict) else None
-    trees = booster.get("trees") if isinstance(booster, dict) else None
-    return n_features, len(trees) if isinstance(trees, list) and trees else 100
+    """(features, trees) of the bundle's LightGBM model, for a like-for-like baseline."""
+    from aco.scoring import compile_lgbm
+
+    trees = compile_lgbm(router.model["booster"])
+    return trees.num_features, trees.num_trees
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -136,15 +136,15 @@ def main() -> None:
             print(f"fresh process, median of {args.repeats}: {name:<30} {median * 1000:8.1f} ms")
         ratio = medians["aco route --bundle"] / medians["python -c 'import lightgbm'"]
         print(f"aco route --bundle / import lightgbm: {ratio:.2f}x (target <= 0.35x)")
-        start, predict = bench_in_process(bundle, args.calls, args.seed)
-    p50_start, p50_predict = quantile(start, 0.5), quantile(predict, 0.5)
-    print(f"in process, {args.calls} calls: start_run (bundle) p50 {p50_start * 1e6:.0f} us, "
-          f"p99 {quantile(start, 0.99) * 1e6:.0f} us")
-    print(f"in process, {args.calls} calls: LGBMClassifier.predict_proba (1 row) p50 "
-          f"{p50_predict * 1e6:.0f} us, p99 {quantile(predict, 0.99) * 1e6:.0f} us")
-    print(f"predict_proba p50 / start_run p50: {p50_predict / p50_start:.1f}x "
-          f"(target >= 5x)")
-
+        times = bench_in_process(bundle, args.calls, args.seed)
+    for name, values in times.items():
+        p50, p99 = quantile(values, 0.5) * 1e6, quantile(values, 0.99) * 1e6
+        print(f"in process, {args.calls} calls: {name:<38} p50 {p50:6.0f} us  p99 {p99:6.0f} us")
+    start = quantile(times["start_run (bundle)"], 0.5)
+    predict = quantile(times["LGBMClassifier.predict_proba (1 row)"], 0.5)
+    print(f"predict_proba p50 / start_run p50: {predict / start:.1f}x (target >= 5x); "
+          f"runtime overhead of start_run beyond Router.decide: "
+          f"{(start - quantile(times['Router.decide'], 0.5)) * 1e6:.0f} us")
 
 if __name__ == "__main__":
     main()
