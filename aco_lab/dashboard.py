@@ -93,16 +93,21 @@ def cost_alert_line(d: Dashboard) -> float | None:
     return d.config.alerts.max_cost_ratio_vs_frontier * top.cost_per_success
 
 
-def build_dashboard_document(d: Dashboard) -> Document:
-    """The dashboard as a Document (tables, figures, alerts), rendered to HTML and markdown."""
+def build_callouts(d: Dashboard) -> tuple[Callout, ...]:
+    """What the page shows above everything: crossed alert lines and rejected lines."""
     callouts = tuple(Callout(f"ALERT {a.name}: {a.message}", CALLOUT_WARNING)
                      for a in d.overall.alerts)
     if d.n_rejected_lines:
         callouts += (Callout(f"{d.n_rejected_lines} trace lines were rejected and are not counted "
                              "(aco-lab validate lists them)", CALLOUT_WARNING),)
+    return callouts
+
+
+def build_dashboard_document(d: Dashboard) -> Document:
+    """The dashboard as a Document (tables, figures, alerts), rendered to HTML and markdown."""
     sections = (_summary(d), _over_time(d), _by_group(d, d.by_tier, "tier"),
                 _by_group(d, d.by_task_type, "task type"), _sources(d))
-    return Document("ACO monitoring dashboard", sections, callouts)
+    return Document("ACO monitoring dashboard", sections, build_callouts(d))
 
 
 def _summary(d: Dashboard) -> Section:
