@@ -20,7 +20,15 @@ NEUTRAL_OPENERS = ("", "", "Hi,", "Hello team,", "Can you help?", "Question:", "
 HARD_OPENERS = ("We have a production outage:", "Urgent - this is blocking a release:",
                 "Critical issue:", "This is a hard one.", "Escalated from tier-2 support:",
                 "High priority, customer-facing:")
-MISLEADING_OPENER_CHANCE = 0.10
+MISLEADING_OPENER_CHANCE = 0.07
+
+# Scope qualifiers: the same words across task types, so even a small training set learns them.
+EASY_SCOPE = ("It's a small, self-contained thing.", "Nothing fancy needed.", "Just the basics.",
+              "It should be simple.", "Only one case to handle.")
+HARD_SCOPE = ("It spans several legacy systems with no tests.", "There are many edge cases.",
+              "It involves multiple teams and conflicting requirements.",
+              "Everything is distributed across {k} regions.", "Nobody has managed this before.")
+SCOPE_CHANCE = 0.75  # share of requests that state their scope at all
 
 URGENCY = ("Customers are affected right now.", "We lose about ${m} per hour while this is down.",
            "The regulator expects an answer by {date}.", "Please treat this as P1.",
@@ -246,7 +254,7 @@ def _draw_slot(rng: random.Random, key: str) -> str:
 def _pick_topic(rng: random.Random, task_type: str, visible: float) -> str:
     """A topic whose difficulty is near `visible` (a Gaussian kernel: near, not exact)."""
     topics = TOPICS[task_type]
-    weights = [math.exp(-((d - visible) ** 2) / 0.03) + 0.02 for _, d in topics]
+    weights = [math.exp(-((d - visible) ** 2) / 0.015) + 0.01 for _, d in topics]
     return rng.choices(topics, weights)[0][0]
 
 
@@ -296,16 +304,19 @@ def build_request(rng: random.Random, task_type: str, visible: float) -> str:
     topic = _phrase(rng, _pick_topic(rng, task_type, visible).format_map(slots))
     opener = _opener(rng, visible)
     parts.append(f"{opener} {topic}" if opener else topic)
+    if rng.random() < SCOPE_CHANCE:
+        easy = rng.random() < 1.0 / (1.0 + math.exp(8.0 * (visible - 0.45)))
+        parts.append(rng.choice(EASY_SCOPE if easy else HARD_SCOPE).format_map(slots))
     if rng.random() < 0.35:
         parts.append(rng.choice(CONTEXT).format_map(slots))
     pool = CONSTRAINTS[task_type] + GENERIC_CONSTRAINTS
-    n_constraints = min(_poisson(rng, 0.3 + 3.5 * visible), len(pool))
+    n_constraints = min(_poisson(rng, 0.2 + 5.0 * visible), len(pool))
     # Fresh slots per sentence: a number drawn for the topic must not reappear by accident.
     parts.extend(c.format_map(_Slots(rng)) for c in rng.sample(pool, n_constraints))
     code_chance = {"coding": 0.7, "data_analysis": 0.3, "long_horizon": 0.2}.get(task_type, 0.0)
     if rng.random() < code_chance:
         parts.append(_code_block(rng, visible, slots))
-    if rng.random() < 0.6 * visible**2:
+    if rng.random() < 0.8 * visible**2:
         parts.append(rng.choice(URGENCY).format_map(slots))
     if rng.random() < 0.03:
         parts.append(rng.choice(("🙏", "Merci !", "Danke.", "ありがとう")))

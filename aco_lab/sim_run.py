@@ -28,7 +28,7 @@ DOOM_SHARE = 0.6  # hopeless runs (logit << 0) that loop without progress, at mo
 ESCALATE_ON_FAIL = 0.45  # chance a failed verifier check escalates to the next tier
 MID_VERIFY = 0.06  # chance an intermediate step calls the verifier
 FALSE_DONE = {1: 0.6, 2: 0.55, 3: 0.45, 4: 0.35, 5: 0.35}  # failed runs that still claim DONE
-UNKNOWN_OUTCOME = 0.03  # completed runs whose grader gave no verdict (task_success null)
+UNKNOWN_OUTCOME = 0.01  # completed runs whose grader gave no verdict (task_success null)
 LOGPROB_MISSING = {4: 0.3, 5: 0.4}  # share of runs whose API returned no logprobs, per tier
 MAX_STEPS = 15
 # Tokens: small enough that the guide's prices ($ per 1K tokens) give cents to a few dollars.
@@ -51,7 +51,7 @@ class RunSetting:
 
     specs: dict[int, TierSpec]  # configured tiers
     budget: float  # USD a run may spend (ACOConfig.max_cost_per_task)
-    max_retries: int  # escalations allowed per run (ACOConfig.max_retries)
+    max_retries: int  # escalations allowed per run (0: the run stays at its tier)
 
 
 @dataclass(frozen=True, slots=True)

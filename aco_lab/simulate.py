@@ -5,12 +5,14 @@ request wording aco_lab/request_templates.py, one run's steps aco_lab/sim_run.py
 reads only the request text can learn the difficulty the text shows, never the rest, so it
 beats fixed tiers without reaching the oracle.
 
-Modes: `counterfactual` runs every request at each of `tiers` (runs share request_id, so routers
-can be trained and replayed); `logs` runs each request once, at the tier a simple exploring rule
-chose, with the rule's probability of that choice in `metadata.routing_propensity` (for
-inverse-propensity estimates). In both modes `predicted_tier` is the tier the run started at;
-a run may escalate from it mid-run (`escalated_from`). Request i is the same in both modes and
-for any `tiers`: each request and each run draws from its own seeded generator.
+Modes: `counterfactual` runs every request at each of `tiers`, each run staying at its tier
+(runs share request_id, so routers can be trained and replayed, as on RouterBench); `logs` runs
+each request once, at the tier a simple exploring rule chose, with the rule's probability of
+that choice in `metadata.routing_propensity` (for inverse-propensity estimates), and a failed
+verifier check may escalate the rest of the run one tier up (`escalated_from`), as a cascade
+in production does. In both modes `predicted_tier` is the tier the run started at. Request i is
+the same in both modes and for any `tiers`: each request and each run has its own seeded
+generator.
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ from aco_lab.sim_world import (
 Mode = Literal["counterfactual", "logs"]
 MODES: tuple[str, ...] = ("counterfactual", "logs")
 SOURCE = "simulator"
-ESTIMATE_SD = 0.15  # noise of the pre-run `difficulty` estimate, on the 0..1 scale
-ESTIMATE_MISSING = 0.25  # share of requests without a difficulty estimate
+ESTIMATE_SD = 0.08  # noise of the pre-run `difficulty` estimate, on the 0..1 scale
+ESTIMATE_MISSING = 0.15  # share of requests without a difficulty estimate
 START_EPOCH = 1767225600  # 2026-01-01T00:00:00Z: runs spread over the 30 days after it
 SPAN_SECONDS = 30 * 86400
 TIER_GAP_SECONDS = 45.0  # counterfactual runs of a request start one after another
@@ -103,9 +105,9 @@ def generate_traces(
     """Yield the simulated traces (trace-format-v1 dicts), request by request."""
     config = config or ACOConfig()
     chosen = _check_args(n_requests, config, mode, tiers)
-    setting = RunSetting(
-        {s.tier: s for s in config.tiers}, config.max_cost_per_task, config.max_retries
-    )
+    # Counterfactual runs stay at their tier: a cascade would blur what each tier can do alone.
+    retries = config.max_retries if mode == "logs" else 0
+    setting = RunSetting({s.tier: s for s in config.tiers}, config.max_cost_per_task, retries)
     for index in range(n_requests):
         request = build_sim_request(seed, index)
         if mode == "logs":
@@ -114,9 +116,9 @@ def generate_traces(
             meta = {"sim_mode": mode, "sim_seed": seed, "routing_propensity": propensity}
             yield _trace(request, tier, f"{request.request_id}-log", 0.0, setting, rng, meta)
             continue
-        for position, tier in enumerate(chosen):
+        for tier in chosen:
             rng = random.Random(f"{seed}:{index}:run{tier}")
-            offset = position * TIER_GAP_SECONDS + rng.random() * 30.0
+            offset = (tier - 1) * TIER_GAP_SECONDS + rng.random() * 30.0
             meta = {"sim_mode": mode, "sim_seed": seed}
             yield _trace(request, tier, f"{request.request_id}-t{tier}", offset, setting, rng, meta)
 
