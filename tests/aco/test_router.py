@@ -1,0 +1,125 @@
+"""Router: the golden bundle routes identically, versions are checked, runtime == LightGBM."""
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aco.config import ACOConfig, TierSpec
+from aco.errors import BundleError, FeatureVersionError
+from aco.router import Router, check_bundle
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+GOLDEN_BUNDLE = GOLDEN / "router_bundle_v1.pkl"
+
+
+def golden_cases() -> list[dict]:
+    lines = (GOLDEN / "expected_decisions.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+@pytest.fixture(scope="module")
+def golden() -> Router:
+    return Router.load(GOLDEN_BUNDLE)
+
+
+def test_golden_bundle_routes_identically(golden: Router) -> None:
+    """Every future runtime must load the committed bundle and make the recorded decisions."""
+    cases = golden_cases()
+    assert len(cases) >= 20
+    for case in cases:
+        d = golden.decide(case["request"], task_type=case["task_type"],
+                          input_tokens=case["input_tokens"])
+        assert (d.tier, d.model_id, d.task_type) == (
+            case["tier"], case["model_id"], case["decided_task_type"]), case["request"]
+        np.testing.assert_allclose(d.probabilities, case["probabilities"], rtol=0, atol=1e-9)
+        assert d.confidence == pytest.approx(case["confidence"], abs=1e-9)
+        assert d.cost_estimate == pytest.approx(case["cost_estimate"], rel=1e-12)
+        assert d.mode == "bundle"
+
+
+def test_decision_fields_and_reason(golden: Router) -> None:
+    d = golden.decide("Summarise the attached quarterly report", task_type="research",
+                      input_tokens=1200)
+    assert list(d.probabilities) == sorted(d.probabilities)  # non-decreasing in the tier
+    assert d.confidence == d.probabilities[d.tier - 1]
+    assert d.reason.startswith("bundle v1: P(success)")
+    predicted = golden.decide("Summarise the attached quarterly report")
+    assert "task type predicted" in predicted.reason and predicted.task_type is not None
+
+
+def test_config_supplies_prices_and_can_only_raise_floors(golden: Router) -> None:
+    bundle = golden.bundle
+    free = ACOConfig(tiers=tuple(TierSpec(t, f"m{t}") for t in range(1, 6)),
+                     task_floors={"quick_answer": 5})
+    router = Router(bundle, free)
+    d = router.decide("What is 2+2?", task_type="quick_answer", input_tokens=10)
+    assert d.tier == 5 and d.model_id == "m5" and d.cost_estimate == 0.0
+    assert "task floor 5" in d.reason
+
+
+def test_feature_version_mismatch_is_refused_with_what_to_do(golden: Router) -> None:
+    bundle = dict(golden.bundle)
+    bundle["feature_version"] = 999
+    with pytest.raises(FeatureVersionError, match="retrain"):
+        Router(bundle)
+    spec = dict(bundle["feature_spec"], version=999)
+    with pytest.raises(FeatureVersionError):
+        Router(dict(golden.bundle, feature_spec=spec))
+
+
+def test_foreign_or_incomplete_payloads_are_refused(golden: Router) -> None:
+    with pytest.raises(BundleError, match="not an ACO router bundle"):
+        check_bundle({"format": "something-else"})
+    incomplete = {k: v for k, v in golden.bundle.items() if k != "policy"}
+    with pytest.raises(BundleError, match="missing policy"):
+        check_bundle(incomplete)
+
+
+def test_feature_version_mismatch_in_a_file(tmp_path: Path, golden: Router) -> None:
+    from aco_lab.bundle import write_bundle
+
+    bundle = {k: v for k, v in golden.bundle.items() if k != "bundle_format_version"}
+    info = write_bundle(dict(bundle, feature_version=999), tmp_path)
+    with pytest.raises(FeatureVersionError):
+        Router.load(info.path)
+
+
+@pytest.mark.shared_data
+def test_runtime_matches_lightgbm_on_routerbench(routerbench_dir: Path, tmp_path: Path) -> None:
+    """Router probabilities == booster.predict + the same calibration, within 1e-9."""
+    import polars as pl
+
+    from aco.config import load_config
+    from aco.features import FeatureSpec, request_features
+    from aco.policy import calibrate
+    from aco_lab.bundle import write_bundle
+    from aco_lab.traces import read_traces
+    from aco_lab.train import TrainOptions, build_router
+
+    config = load_config(routerbench_dir / "config.yaml")
+    runs = read_traces(routerbench_dir / "traces.jsonl.gz").runs
+    ids = sorted(runs["request_id"].unique().to_list())
+    train = runs.filter(pl.col("request_id").is_in(ids[::5]))
+    trained = build_router(train, config, TrainOptions(seed=3))
+    router = Router.load(write_bundle(trained.payload, tmp_path).path, config)
+    spec = FeatureSpec.from_dict(trained.payload["feature_spec"])
+    held = runs.filter(pl.col("request_id").is_in(ids[1::40]))
+    held = held.unique("request_id").sort("request_id")
+    for request, task_type, tokens in held.select("request", "task_type",
+                                                  "first_input_tokens").iter_rows():
+        x = request_features(spec, request, task_type, None, tokens)
+        rows = np.column_stack([np.repeat(x[None], 5, axis=0), np.arange(1, 6)])
+        expected = np.maximum.accumulate(calibrate(trained.booster.predict(rows),
+                                                   trained.payload["calibration"]))
+        d = router.decide(request, task_type=task_type, input_tokens=tokens)
+        np.testing.assert_allclose(d.probabilities, expected, rtol=0, atol=1e-9)
+
+
+def test_golden_bundle_is_plain_data() -> None:
+    from aco.bundle import load_bundle
+
+    payload = load_bundle(GOLDEN_BUNDLE)
+    assert pickle.loads(pickle.dumps(payload)) == payload
