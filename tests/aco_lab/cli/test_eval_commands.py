@@ -1,0 +1,78 @@
+"""`aco-lab evaluate`, `compare` and `report`: wiring (CliRunner) and one real subprocess."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from aco_lab.cli import main
+from tests.aco_lab.eval_case import eval_case  # noqa: F401 - the fixture
+
+ACO_LAB = Path(sys.executable).with_name("aco-lab")
+
+
+def test_evaluate_prints_the_table_and_writes_every_output(eval_case, tmp_path) -> None:  # noqa: F811
+    out = tmp_path / "ev"
+    result = CliRunner().invoke(main, ["evaluate", "--bundle", str(eval_case.bundle),
+                                       str(eval_case.eval), "--out", str(out),
+                                       "--compare-models", ""])
+    assert result.exit_code == 0, result.output
+    assert "router (router_bundle_v1.pkl)" in result.stdout
+    assert "oracle (cheapest successful tier)" in result.stdout
+    for name in ("metrics.json", "decisions.jsonl", "sweep.csv", "report.md", "report.html"):
+        assert (out / name).is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["command"].startswith("aco-lab evaluate")
+    assert str(eval_case.eval) in metrics["command"]
+
+
+def test_evaluate_json_prints_metrics(eval_case, tmp_path) -> None:  # noqa: F811
+    result = CliRunner().invoke(main, ["evaluate", "--bundle", str(eval_case.bundle),
+                                       str(eval_case.eval), "--out", str(tmp_path), "--json",
+                                       "--compare-models", "", "--verifier-error", "0.3"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert metrics["settings"]["verifier_error"] == 0.3
+    assert "static cascade (verifier error 30%)" in metrics["baselines"]
+
+
+def test_overlap_is_one_error_line_saying_how_to_proceed(eval_case, tmp_path) -> None:  # noqa: F811
+    result = CliRunner().invoke(main, ["evaluate", "--bundle", str(eval_case.bundle),
+                                       str(eval_case.train), "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "--allow-overlap" in errors[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_compare_puts_two_bundles_side_by_side(eval_case, tmp_path) -> None:  # noqa: F811
+    from aco.config import ACOConfig
+    from aco_lab.train import TrainOptions, train_router
+
+    models = tmp_path / "router_models"
+    for seed in (1, 2):
+        train_router([eval_case.train], ACOConfig(), TrainOptions(model="lgbm", seed=seed), models)
+    result = CliRunner().invoke(main, ["compare", str(models / "router_bundle_v1.pkl"),
+                                       str(models / "router_bundle_v2.pkl"), str(eval_case.eval),
+                                       "--out", str(tmp_path / "cmp")])
+    assert result.exit_code == 0, result.output
+    header = result.stdout.splitlines()[0]
+    assert "router_bundle_v1.pkl" in header and "router_bundle_v2.pkl" in header
+    assert "cost per successful task" in result.stdout
+    metrics = json.loads((tmp_path / "cmp" / "metrics.json").read_text())
+    assert [b["bundle"]["name"] for b in metrics["bundles"]] == ["router_bundle_v1.pkl",
+                                                                 "router_bundle_v2.pkl"]
+    assert "data-plot=\"cost_success\"" in (tmp_path / "cmp" / "report.html").read_text()
+
+
+@pytest.mark.skipif(not ACO_LAB.exists(), reason="the aco-lab console script is not installed")
+def test_report_runs_as_a_real_command(eval_case, tmp_path) -> None:  # noqa: F811
+    out = tmp_path / "dash"
+    done = subprocess.run([str(ACO_LAB), "report", str(eval_case.logs), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("runs: 200")
+    assert (out / "report.html").is_file() and (out / "metrics.json").is_file()
