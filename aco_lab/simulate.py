@@ -18,6 +18,7 @@ generator.
 from __future__ import annotations
 
 import gzip
+import multiprocessing
 import os
 import random
 import tempfile
@@ -56,7 +57,7 @@ TIER_GAP_SECONDS = 45.0  # counterfactual runs of a request start one after anot
 EXPLORE = 0.25  # the logs-mode rule picks a uniformly random tier this often
 HARD_CUES = ("outage", "Urgent", "Critical", "P1", "ASAP", "affected", "regulator")
 LONG_REQUEST_CHARS = 600  # the logs-mode rule adds a tier for requests longer than this
-WRITE_CHUNK_BYTES = 1 << 20
+BLOCK_REQUESTS = 200  # requests per block of lines (a worker's unit of work)
 GZIP_LEVEL = 6
 
 
@@ -105,10 +106,45 @@ def generate_traces(
     """Yield the simulated traces (trace-format-v1 dicts), request by request."""
     config = config or ACOConfig()
     chosen = _check_args(n_requests, config, mode, tiers)
+    yield from _traces(range(n_requests), seed, config, mode, chosen)
+
+
+def write_simulated_traces(
+    path: str | Path,
+    n_requests: int,
+    seed: int,
+    config: ACOConfig | None = None,
+    mode: Mode = "counterfactual",
+    tiers: Sequence[int] | None = None,
+    workers: int = 1,
+) -> SimulationSummary:
+    """Simulate and stream the traces to a JSONL file (gzip for *.gz), written atomically.
+
+    workers > 1 simulates blocks of requests in that many processes; the bytes are the same.
+    """
+    config = config or ACOConfig()
+    chosen = _check_args(n_requests, config, mode, tiers)
+    jobs = [
+        (start, min(start + BLOCK_REQUESTS, n_requests), seed, config, mode, chosen)
+        for start in range(0, n_requests, BLOCK_REQUESTS)
+    ]
+    if workers > 1 and len(jobs) > 1:
+        # spawn: a forked child of a process that loaded polars can deadlock.
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            size = _write_blocks(Path(path), pool.imap(_encode_block, jobs))
+    else:
+        size = _write_blocks(Path(path), map(_encode_block, jobs))
+    traces = n_requests * (len(chosen) if mode == "counterfactual" else 1)
+    return SimulationSummary(str(path), mode, n_requests, traces, size)
+
+
+def _traces(
+    indices: range, seed: int, config: ACOConfig, mode: str, chosen: list[int]
+) -> Iterator[dict]:
     # Counterfactual runs stay at their tier: a cascade would blur what each tier can do alone.
     retries = config.max_retries if mode == "logs" else 0
     setting = RunSetting({s.tier: s for s in config.tiers}, config.max_cost_per_task, retries)
-    for index in range(n_requests):
+    for index in indices:
         request = build_sim_request(seed, index)
         if mode == "logs":
             rng = random.Random(f"{seed}:{index}:logs")
@@ -123,19 +159,15 @@ def generate_traces(
             yield _trace(request, tier, f"{request.request_id}-t{tier}", offset, setting, rng, meta)
 
 
-def write_simulated_traces(
-    path: str | Path,
-    n_requests: int,
-    seed: int,
-    config: ACOConfig | None = None,
-    mode: Mode = "counterfactual",
-    tiers: Sequence[int] | None = None,
-) -> SimulationSummary:
-    """Simulate and stream the traces to a JSONL file (gzip for *.gz), written atomically."""
+def _encode_block(job: tuple) -> bytes:
+    """The JSONL bytes of requests start..stop (a worker's unit of work)."""
+    start, stop, seed, config, mode, chosen = job
     encoder = msgspec.json.Encoder()
-    traces = generate_traces(n_requests, seed, config, mode, tiers)
-    count, size = _write_lines(Path(path), (encoder.encode(trace) for trace in traces))
-    return SimulationSummary(str(path), mode, n_requests, count, size)
+    buffer = bytearray()
+    for trace in _traces(range(start, stop), seed, config, mode, chosen):
+        encoder.encode_into(trace, buffer, -1)
+        buffer += b"\n"
+    return bytes(buffer)
 
 
 def route_for_logs(
@@ -196,27 +228,19 @@ def _check_args(
     return chosen
 
 
-def _write_lines(path: Path, lines: Iterator[bytes]) -> tuple[int, int]:
-    """Stream lines to a temp file beside `path`, then rename it over `path`; (lines, bytes).
+def _write_blocks(path: Path, blocks: Iterator[bytes]) -> int:
+    """Stream blocks of lines to a temp file beside `path`, then rename it over `path`; bytes.
 
     A .gz name is gzip-compressed with a fixed header (no name, mtime 0): same lines, same bytes.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    count = 0
     try:
         with os.fdopen(fd, "wb") as raw:
             gzipped = path.name.endswith(".gz")
             out = gzip.GzipFile("", "wb", GZIP_LEVEL, raw, mtime=0) if gzipped else raw
-            buffer = bytearray()
-            for line in lines:
-                buffer += line
-                buffer += b"\n"
-                count += 1
-                if len(buffer) >= WRITE_CHUNK_BYTES:
-                    out.write(buffer)
-                    buffer.clear()
-            out.write(buffer)
+            for block in blocks:
+                out.write(block)
             if gzipped:
                 out.close()
             size = raw.tell()
@@ -224,7 +248,7 @@ def _write_lines(path: Path, lines: Iterator[bytes]) -> tuple[int, int]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return count, size
+    return size
 
 
 def _timestamp(seconds: float) -> str:

@@ -34,14 +34,16 @@ def _parse_tiers(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option("--tiers", callback=_parse_tiers, default=None,
               help="Comma-separated tiers to simulate, e.g. 1,3,5 (default: all configured).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes simulating blocks of requests (the file is the same).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def simulate_command(
     n_requests: int, seed: int, out: Path, mode: str, tiers: list[int] | None,
-    config_path: str | None, as_json: bool,
+    config_path: str | None, workers: int, as_json: bool,
 ) -> None:
     """Write seeded, realistic agent traces (trace format v1) for demos, tests and benchmarks."""
     config = load_config(config_path)
-    summary = write_simulated_traces(out, n_requests, seed, config, mode, tiers)
+    summary = write_simulated_traces(out, n_requests, seed, config, mode, tiers, workers)
     if as_json:
         fields = ("path", "mode", "requests", "traces", "bytes")
         click.echo(json.dumps({name: getattr(summary, name) for name in fields}))

@@ -15,6 +15,7 @@ import pytest
 
 from aco.config import ACOConfig
 from aco.errors import ConfigError, DataError
+from aco_lab import simulate
 from aco_lab.sim_world import ANSWER_HEDGES, ANSWER_REFUSALS
 from aco_lab.simulate import (
     EXPLORE,
@@ -283,14 +284,33 @@ def test_bad_arguments_are_refused(kwargs: dict, error: type, message: str) -> N
         list(generate_traces(**args))
 
 
-def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path: Path) -> None:
+def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "sim.jsonl.gz"
     write_simulated_traces(path, 3, seed=1)
     before = path.read_bytes()
     with pytest.raises(ConfigError):
         write_simulated_traces(path, 3, seed=2, tiers=[9])
+    # A failure after some blocks were written (fault injected into the second block).
+    real = simulate._encode_block
+
+    def second_fails(job: tuple) -> bytes:
+        if job[0] > 0:
+            raise OSError("disk full")
+        return real(job)
+
+    monkeypatch.setattr(simulate, "_encode_block", second_fails)
+    with pytest.raises(OSError, match="disk full"):
+        write_simulated_traces(path, simulate.BLOCK_REQUESTS + 1, seed=2)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["sim.jsonl.gz"]
+
+
+def test_workers_write_the_same_bytes(tmp_path: Path) -> None:
+    n = 2 * simulate.BLOCK_REQUESTS + 7
+    one = write_simulated_traces(tmp_path / "one.jsonl.gz", n, seed=3, mode="logs")
+    two = write_simulated_traces(tmp_path / "two.jsonl.gz", n, seed=3, mode="logs", workers=2)
+    assert (tmp_path / "one.jsonl.gz").read_bytes() == (tmp_path / "two.jsonl.gz").read_bytes()
+    assert one.traces == two.traces == n
 
 
 def test_gzip_output_is_plain_gzip_of_the_lines(tmp_path: Path) -> None:
