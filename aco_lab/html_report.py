@@ -196,7 +196,7 @@ def build_evaluation_document(
     sections = [
         Section("Summary", _summary_blocks(ev, metrics)),
         Section("The router against every alternative", _comparison_blocks(ev, columns, rows)),
-        Section("Cost against success", (_cost_success_figure(ev),)),
+        Section("Cost against success", (build_cost_success_figure(ev),)),
         Section("Threshold sweep and area metrics", _sweep_blocks(ev)),
         Section("Tier mix", (_tier_mix_figure(ev),)),
         Section("Calibration", _calibration_blocks(ev, metrics["calibration"])),
@@ -266,7 +266,8 @@ def _dense(name: str, costs: Sequence[float], successes: Sequence[float], style:
     return Series(name, tuple(grid.tolist()), tuple(frontier_success(fc, fs, grid).tolist()), style)
 
 
-def _cost_success_figure(ev: Evaluation) -> Figure:
+def build_cost_success_figure(ev: Evaluation) -> Figure:
+    """The cost-against-success plot of an evaluation (its curves, baselines and points)."""
     series = []
     for i, curve in enumerate(ev.curves):
         style = "dashed" if curve.name.startswith("random mixing") else "line"
