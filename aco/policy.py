@@ -78,6 +78,34 @@ def calibrate(p: np.ndarray, calibration: Mapping) -> np.ndarray:
     raise ValueError(f"calibration.method: expected one of {CALIBRATION_METHODS}, got {method!r}")
 
 
+def calibrate_one(p: Sequence[float], calibration: Mapping) -> list[float]:
+    """calibrate for one request's few probabilities, in plain Python (run-time speed)."""
+    method = calibration.get("method", "none")
+    if method == "none":
+        return [float(v) for v in p]
+    if method == "platt":
+        a, b = calibration["a"], calibration["b"]
+        out = []
+        for v in p:
+            q = min(max(v, PROBABILITY_EPS), 1.0 - PROBABILITY_EPS)
+            z = min(max(a * (math.log(q) - math.log1p(-q)) + b, -700.0), 700.0)
+            out.append(1.0 / (1.0 + math.exp(-z)))
+        return out
+    if method == "isotonic":
+        p = np.asarray(p, dtype=np.float64)
+        return np.interp(p, calibration["x"], calibration["y"]).tolist()
+    raise ValueError(f"calibration.method: expected one of {CALIBRATION_METHODS}, got {method!r}")
+
+
+def make_monotone_one(p: Sequence[float]) -> list[float]:
+    """make_monotone for one request: a running maximum over the tiers."""
+    out, best = [], -math.inf
+    for v in p:
+        best = v if v > best else best
+        out.append(best)
+    return out
+
+
 def make_monotone(p: np.ndarray) -> np.ndarray:
     """P(success) made non-decreasing along the last axis (tiers): a running maximum."""
     return np.maximum.accumulate(p, axis=-1)

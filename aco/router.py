@@ -27,7 +27,7 @@ from aco.config import ACOConfig, TierSpec
 from aco.decisions import MODE_BUNDLE, RoutingDecision
 from aco.errors import BundleError
 from aco.features import FeatureSpec, check_feature_version, request_features
-from aco.policy import REASONS, PolicyParams, calibrate, choose_tier
+from aco.policy import REASONS, PolicyParams, calibrate_one, choose_tier, make_monotone_one
 from aco.trace_format import TIERS
 
 BUNDLE_FORMAT = "aco-router"  # payload["format"]
@@ -153,8 +153,8 @@ class Router:
             task_type = self.task_model["task_types"][int(index[0])]
             note = f"; task type predicted: {task_type} (p={prob[0]:.2f})"
             x = request_features(self.spec, request, task_type, difficulty, input_tokens)
-        p = calibrate(predict_success(self.model, x)[0], self.calibration)
-        p = np.maximum.accumulate(p).tolist()
+        p = make_monotone_one(calibrate_one(predict_success(self.model, x)[0].tolist(),
+                                            self.calibration))
         costs = self._costs(request, task_type, input_tokens)
         floor = self.task_floors.get(task_type, 1) if task_type is not None else 1
         allowed = [ok and t >= floor for ok, t in zip(self._configured, TIERS, strict=True)]

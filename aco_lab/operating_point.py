@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aco.policy import PolicyParams, build_allowed, choose_tiers
+from aco.policy import PolicyParams, build_allowed
 
 log = logging.getLogger(__name__)
 
@@ -114,17 +114,29 @@ def sweep(
     """Every grid policy with its validation success rate and cost per request."""
     success, cost = data.scored()
     allowed = build_allowed(request_floors(data.task_types, floors), data.configured)
+    # aco.policy.choose_tiers, unrolled: what does not depend on a parameter is computed once,
+    # and the safety threshold only overrides the chosen tier (a test checks the two agree).
+    p = data.p
+    p_best = np.where(allowed, p, -np.inf).max(axis=1)
+    top = p.shape[1] - 1 - np.argmax(allowed[:, ::-1], axis=1)
     rows = np.arange(len(success))
-    points, successes, costs = [], [], []
-    for safety in SAFETY_GRID:
-        for downgrade in DOWNGRADE_GRID:
-            for value in SUCCESS_VALUE_GRID:
-                params = PolicyParams(safety, downgrade, value, cost_scale)
-                chosen, _ = choose_tiers(data.p, data.costs, allowed, params)
-                points.append(params)
-                successes.append(success[rows, chosen].mean())
-                costs.append(cost[rows, chosen].mean())
-    return points, np.array(successes), np.array(costs)
+    top_success, top_cost = success[rows, top], cost[rows, top]
+    safety_masks = [p_best < s for s in SAFETY_GRID]
+    scaled = data.costs / cost_scale
+    found: dict[tuple[float, float, float], tuple[float, float]] = {}
+    for downgrade in DOWNGRADE_GRID:
+        candidates = allowed & (p >= downgrade * p_best[:, None])
+        for value in SUCCESS_VALUE_GRID:
+            chosen = np.argmax(np.where(candidates, value * p - scaled, -np.inf), axis=1)
+            s_chosen, c_chosen = success[rows, chosen], cost[rows, chosen]
+            for safety, mask in zip(SAFETY_GRID, safety_masks, strict=True):
+                found[(safety, downgrade, value)] = (
+                    float(np.where(mask, top_success, s_chosen).mean()),
+                    float(np.where(mask, top_cost, c_chosen).mean()),
+                )
+    keys = sorted(found)  # safety, then downgrade, then value: a fixed order for ties
+    points = [PolicyParams(s, d, v, cost_scale) for s, d, v in keys]
+    return points, np.array([found[k][0] for k in keys]), np.array([found[k][1] for k in keys])
 
 
 def choose_operating_point(

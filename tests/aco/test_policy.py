@@ -75,3 +75,16 @@ def test_helpers() -> None:
         calibrate(np.array([0.5]), {"method": "magic"})
     params = PolicyParams(0.1, 0.2, 3.0, 0.5)
     assert PolicyParams.from_dict(params.to_dict()) == params
+
+
+@settings(max_examples=200, deadline=None)
+@given(p=st.lists(st.floats(0, 1), min_size=5, max_size=5), a=st.floats(0, 5),
+       b=st.floats(-5, 5))
+def test_single_request_calibration_matches_the_vectorised_one(p, a, b) -> None:
+    from aco.policy import calibrate_one, make_monotone_one
+
+    for calibration in ({"method": "platt", "a": a, "b": b}, {"method": "none"},
+                        {"method": "isotonic", "x": [0.0, 0.5, 1.0], "y": [0.1, 0.4, 0.9]}):
+        one = make_monotone_one(calibrate_one(p, calibration))
+        many = make_monotone(calibrate(np.array([p]), calibration))[0]
+        np.testing.assert_allclose(one, many, rtol=0, atol=1e-12)

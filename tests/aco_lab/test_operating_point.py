@@ -76,3 +76,20 @@ def test_task_floors_skip_tiers_far_below_the_best() -> None:
     floors = build_task_floors(types, tiers, success.astype(float))
     assert floors == {"code": 3, "qa": 1}
     assert request_floors(["code", None, "other"], floors).tolist() == [3, 1, 1]
+
+
+def test_sweep_scores_each_policy_as_the_decision_rule_routes() -> None:
+    from aco_lab.operating_point import sweep
+
+    data = validation(n=300, seed=5, informative=False)
+    data.p[:, 2] = np.linspace(0.1, 0.9, 300)  # spread, so safety and downgrade both bite
+    data = ValidationSet(np.maximum.accumulate(data.p, axis=1), data.costs, data.success,
+                         data.cost, ["qa"] * 150 + ["code"] * 150, data.configured)
+    floors = {"code": 3}
+    points, successes, costs = sweep(data, floors, 1.0)
+    allowed = build_allowed(np.array([1] * 150 + [3] * 150), data.configured)
+    rows = np.arange(300)
+    for i in range(0, len(points), 37):
+        tiers, _ = choose_tiers(data.p, data.costs, allowed, points[i])
+        assert successes[i] == data.success[rows, tiers].mean()
+        assert costs[i] == data.cost[rows, tiers].mean()
