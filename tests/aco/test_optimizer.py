@@ -364,3 +364,25 @@ def test_stats_over_the_local_log(opt: ACOOptimizer) -> None:
     metrics = opt.stats()
     assert (metrics["runs"], metrics["successes"]) == (3, 2)
     assert metrics["cost_per_success"] == pytest.approx(1.5 / 2)
+
+
+def test_bundle_mode_is_consistent_across_threads(trained_bundle: Path, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    opt = ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)), bundle=trained_bundle)
+    requests = [f"Fix bug #{i} in the {w} service" for i in range(40)
+                for w in ("billing", "search")]
+    alone = [opt.route(r) for r in requests]
+
+    def run_one(request: str) -> tuple[dict, dict]:
+        plan = opt.start_run(request)
+        opt.record_call(tier=plan["routing"]["tier"], cost=0.01)
+        return plan, opt.end_run(True)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(run_one, requests))
+    for decision, (plan, trace) in zip(alone, results, strict=True):
+        assert (plan["routing"]["tier"], plan["routing"]["task_type"]) == (decision.tier,
+                                                                          decision.task_type)
+        assert trace["trace_id"] == plan["trace_id"] and trace["predicted_tier"] == decision.tier
+    assert read_traces(opt.trace_log.path).runs.height == len(requests)
