@@ -16,6 +16,7 @@ import json
 import logging
 import multiprocessing
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -255,6 +256,7 @@ def map_chunks(
     # spawn, not fork: forking a process that runs Polars' thread pool can deadlock.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        _start_workers(pool, workers)
         in_flight: deque = deque()
         for task in tasks:
             in_flight.append((task, pool.submit(function, task)))
@@ -264,6 +266,28 @@ def map_chunks(
         while in_flight:
             task_done, future = in_flight.popleft()
             yield task_done, future.result()
+
+
+def _start_workers(pool: ProcessPoolExecutor, workers: int) -> None:
+    """Start every worker now, without the caller's main module.
+
+    A spawned worker normally re-runs the caller's script (to find functions defined there);
+    a script that reads traces at top level, without `if __name__ == "__main__":`, would
+    then start workers from inside a worker and crash. Ours need only aco_lab's functions,
+    so main is hidden while the workers start (submitting one task per worker starts them
+    all; the pool starts no others later).
+    """
+    main = sys.modules["__main__"]
+    saved = {name: main.__dict__.pop(name) for name in ("__file__", "__spec__")
+             if name in main.__dict__}
+    main.__spec__ = None
+    try:
+        started = [pool.submit(os.getpid) for _ in range(workers)]
+    finally:
+        del main.__spec__
+        main.__dict__.update(saved)
+    for future in started:
+        future.result()
 
 
 def concat_tables(parts: Sequence[TraceTables]) -> TraceTables:

@@ -3,6 +3,8 @@
 import datetime as dt
 import gzip
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -337,3 +339,13 @@ def test_worker_processes_read_the_same_tables(tmp_path: Path, monkeypatch) -> N
                                               " trace_id must be unique across all inputs")
     assert serial.rejected[-1].raw == json.dumps(CASCADE)
     assert serial.lines_read == parallel.lines_read == 38 + 30
+
+
+def test_a_script_without_main_guard_can_use_workers(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [make_trace(f"t{i}") for i in range(50)])
+    script = tmp_path / "no_guard.py"  # reads at top level: spawned workers must not re-run it
+    script.write_text("from aco_lab.traces import read_traces\n"
+                      f"print(read_traces({str(tmp_path / 'a.jsonl')!r}, workers=2).runs.height)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300)
+    assert (done.returncode, done.stdout) == (0, "50\n"), done.stderr
