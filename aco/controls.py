@@ -80,19 +80,6 @@ class AnswerSignals:
     low_prob: float | None  # the LOW_QUANTILE of the token probabilities
     cues: tuple[str, ...]  # of: empty, refusal, hedging, very_short
 
-    def as_features(self) -> dict[str, float]:
-        """Named numbers for a learned cascade (missing log-probabilities: has_logprobs=0)."""
-        features = {
-            "has_logprobs": float(self.low_prob is not None),
-            "n_tokens": float(self.n_tokens),
-            "mean_logprob": self.mean_logprob or 0.0,
-            "min_logprob": self.min_logprob or 0.0,
-            "low_prob": self.low_prob or 0.0,
-        }
-        for cue in ("empty", "refusal", "hedging", "very_short"):
-            features[f"cue_{cue}"] = float(cue in self.cues)
-        return features
-
 
 def read_answer_signals(logprobs: Sequence[float] | None, response: str | None,
                         short_expected: bool = False) -> AnswerSignals:
@@ -150,23 +137,29 @@ class Controls:
         self.specs = dict(specs or {})
         for name, spec in self.specs.items():
             _check_spec(name, spec)
+        self._cascade_policy = None
+        if "cascade" in self.specs:
+            from aco.cascade import CascadePolicy  # validates the spec (BundleError)
+
+            self._cascade_policy = CascadePolicy(self.specs["cascade"])
 
     def mode(self, control: str) -> str:
         """Which mode decides this control: "bundle" when the bundle learned it, else "rules"."""
         return MODE_BUNDLE if control in self.specs else MODE_RULES
 
-    def cascade(self, signals: AnswerSignals, initial_tier: int,
-                retries_used: int = 0) -> CascadeDecision:
-        """Accept the cheap answer or escalate one configured tier up."""
-        spec = self.specs.get("cascade")
-        if spec is None:
-            confidence, bar, how = rule_confidence(signals), self.config.safety_threshold, "rules"
-        else:
-            features = {**signals.as_features(), "initial_tier": float(initial_tier)}
-            confidence, bar, how = _logistic(spec, features), spec["threshold"], "learned"
+    def cascade(self, signals: AnswerSignals, initial_tier: int, retries_used: int = 0,
+                answers: Sequence[Any] = (), task_type: str | None = None) -> CascadeDecision:
+        """Accept the cheap answer or call another model (`escalated`, at `final_tier`).
+
+        `answers` (aco.cascade.Answer, this one last) feed the learned cascade, which weighs
+        the agreement between the answers of one cascade; the rules use `signals` alone.
+        """
+        if self._cascade_policy is not None and answers:
+            return self._learned_cascade(signals, initial_tier, retries_used, answers, task_type)
+        confidence, bar = rule_confidence(signals), self.config.safety_threshold
         up = nearest_configured_tier(initial_tier + 1, self.config)
         cues = f", cues: {', '.join(signals.cues)}" if signals.cues else ""
-        why = f"{how}: confidence {confidence:.2f} vs threshold {bar:.2f}{cues}"
+        why = f"rules: confidence {confidence:.2f} vs threshold {bar:.2f}{cues}"
         if confidence >= bar:
             return self._cascade(False, initial_tier, confidence, f"{why}: accept")
         if up <= initial_tier:
@@ -176,10 +169,41 @@ class Controls:
                                  f"{why}: max_retries {self.config.max_retries} used")
         return self._cascade(True, up, confidence, f"{why}: escalate {initial_tier}->{up}")
 
+    def _learned_cascade(self, signals: AnswerSignals, initial_tier: int, retries_used: int,
+                         answers: Sequence[Any], task_type: str | None) -> CascadeDecision:
+        from aco.cascade import ACCEPT
+
+        step = self._cascade_policy.step(task_type, answers)
+        # The fallback's answer is final and carries no score: the text cues still speak.
+        confidence = step.confidence if step.confidence is not None else rule_confidence(signals)
+        configured = {spec.model_id for spec in self.config.tiers}
+        tier = nearest_configured_tier(step.tier, self.config)
+        model = step.model_id if step.model_id in configured else self.config.tier(tier).model_id
+        if step.action == ACCEPT:
+            return CascadeDecision(False, tier, model, round(confidence, 4), step.reason,
+                                   MODE_BUNDLE)
+        if retries_used >= self.config.max_retries:
+            return CascadeDecision(False, initial_tier, self.config.tier(initial_tier).model_id,
+                                   round(confidence, 4), f"{step.reason}; but max_retries "
+                                   f"{self.config.max_retries} used: accept", MODE_BUNDLE)
+        return CascadeDecision(True, tier, model, round(confidence, 4), step.reason, MODE_BUNDLE)
+
+    def answer(self, signals: AnswerSignals, text: str | None, tier: int,
+               task_type: str | None) -> Any:
+        """The aco.cascade.Answer of one reply for the learned cascade (None without one)."""
+        if self._cascade_policy is None:
+            return None
+        from aco.cascade import Answer
+
+        model = self._cascade_policy.option_of(task_type, tier, self.config.tier(tier).model_id)
+        if model is None:  # the learned cascade knows no model at this tier
+            return None
+        return Answer(model, tier, text, signals.mean_logprob, signals.min_logprob)
+
     def _cascade(self, escalated: bool, tier: int, confidence: float,
                  reason: str) -> CascadeDecision:
         return CascadeDecision(escalated, tier, self.config.tier(tier).model_id,
-                               round(confidence, 4), reason, self.mode("cascade"))
+                               round(confidence, 4), reason, MODE_RULES)
 
     def doom(self, total_spent: float, stalled_steps: int, n_steps: int) -> DoomDecision:
         """Whether to stop the run: budget spent, or no progress for too long."""
@@ -253,7 +277,7 @@ def _logistic(spec: Mapping[str, Any], features: Mapping[str, float]) -> float:
     return 1.0 / (1.0 + math.exp(-max(-500.0, min(500.0, z))))
 
 
-_KINDS = {"cascade": "logistic", "doom": "logistic", "gate": "table", "verify": "thresholds",
+_KINDS = {"cascade": "cascade_stages", "doom": "logistic", "gate": "table", "verify": "thresholds",
           "context_budget": "by_tier"}
 
 
@@ -264,6 +288,8 @@ def _check_spec(name: str, spec: Any) -> None:
     if not isinstance(spec, Mapping) or spec.get("kind") != _KINDS[name]:
         raise BundleError(f"{where}.kind: expected {_KINDS[name]!r}; rebuild the bundle")
     kind = spec["kind"]
+    if kind == "cascade_stages":
+        return  # aco.cascade.CascadePolicy checks the rest
     if kind == "logistic":
         feats, weights = spec.get("features"), spec.get("weights")
         if not (isinstance(feats, list) and isinstance(weights, list)

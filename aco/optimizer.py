@@ -153,13 +153,28 @@ class ACOOptimizer:
 
     def decide_cascade(self, request: str, initial_tier: int,
                        cheap_logprobs: Sequence[float] | None, cheap_response: str | None,
-                       retries_used: int = 0, cues: RequestCues | None = None
-                       ) -> CascadeDecision:
-        """The cascade decision alone (no run bookkeeping); `cues` of `request` if known."""
+                       retries_used: int = 0) -> CascadeDecision:
+        """The cascade decision for one answer alone (no run bookkeeping)."""
+        return self.cascade_answer(request, initial_tier, cheap_logprobs, cheap_response,
+                                   retries_used)[0]
+
+    def cascade_answer(self, request: str, initial_tier: int,
+                       cheap_logprobs: Sequence[float] | None, cheap_response: str | None,
+                       retries_used: int = 0, cues: RequestCues | None = None,
+                       earlier: Sequence[Any] = ()) -> tuple[CascadeDecision, Any]:
+        """The cascade decision and the answer as the learned cascade sees it (or None).
+
+        `cues` are the request's when already read; `earlier` are the answers this cascade
+        collected before (aco.cascade.Answer), which the learned cascade compares.
+        """
         cues = cues or read_cues(request)
         # A short answer to a trivial question ("4" to "What is 2+2?") is no warning sign.
         signals = read_answer_signals(cheap_logprobs, cheap_response, short_expected=cues.trivial)
-        return self.controls.cascade(signals, initial_tier, retries_used)
+        answer = self.controls.answer(signals, cheap_response, initial_tier, cues.task_type)
+        answers = (*earlier, answer) if answer is not None else ()
+        decision = self.controls.cascade(signals, initial_tier, retries_used, answers,
+                                         cues.task_type)
+        return decision, answer
 
     def check_doom(self, total_spent: float,
                    steps_without_progress: int | None = None) -> DoomDecision:

@@ -45,6 +45,8 @@ class Run:
         self._progress: list[bool] = []  # per step: did it move the task forward
         self._costs: list[float] = []
         self._escalations = 0
+        self._answers_for: str | None = None  # the request of the cascade in progress
+        self._answers: list[Any] = []  # its answers so far (aco.cascade.Answer)
         self._ended = False
         self._lock = threading.Lock()
 
@@ -196,9 +198,14 @@ class Run:
         own = request is None or request == self.request  # else a sub-question of the run
         text = self.request if own else request
         with self._lock:  # check and count together: two threads cannot both take the last retry
-            decision = self.optimizer.decide_cascade(text, tier, cheap_logprobs, cheap_response,
-                                                     self._escalations, self.cues if own else None)
+            earlier = self._answers if self._answers_for == text else []
+            decision, answer = self.optimizer.cascade_answer(
+                text, tier, cheap_logprobs, cheap_response, self._escalations,
+                self.cues if own else None, earlier)
             self._escalations += decision.escalated
+            # A cascade lasts while it calls on; its answers are what the learned one compares.
+            keep = decision.escalated and answer is not None
+            self._answers_for, self._answers = (text, [*earlier, answer]) if keep else (None, [])
         return decision
 
     def check_doom(self, total_spent: float | None = None) -> DoomDecision:

@@ -145,9 +145,26 @@ def test_verify_refuses_bad_input(risk: str, confidence: float) -> None:
         RULES.verify(risk, confidence)
 
 
+# A learned cascade (aco.cascade): ask tier 1, then tier 2 when unsure, accept when they agree,
+# else fall back to tier 5.
+CASCADE = {
+    "kind": "cascade_stages", "version": 1,
+    "options": {"tiny-local-3b": {"tier": 1, "mean_cost": 0.0},
+                "cheap-cloud-8b": {"tier": 2, "mean_cost": 0.001},
+                "specialist-expert": {"tier": 5, "mean_cost": 0.1}},
+    "top": "specialist-expert",
+    "policies": {"*": {
+        "sequence": ["tiny-local-3b", "cheap-cloud-8b"], "fallback": "specialist-expert",
+        "accept_at": [0.8, 0.6], "escalate_below": [0.0, 0.0],
+        "rank": ["cheap-cloud-8b", "tiny-local-3b"],
+        "models": {
+            "tiny-local-3b": {"features": ["tiny-local-3b:min_logprob"], "weights": [2.0],
+                              "bias": 2.0},
+            "cheap-cloud-8b|tiny-local-3b": {"features": ["all_agree"], "weights": [4.0],
+                                             "bias": -2.0}}}},
+}
 LEARNED = {
-    "cascade": {"kind": "logistic", "features": ["low_prob", "cue_refusal"],
-                "weights": [6.0, -10.0], "bias": -3.0, "threshold": 0.5},
+    "cascade": CASCADE,
     "doom": {"kind": "logistic", "features": ["budget_share", "steps_without_progress"],
              "weights": [-4.0, -1.0], "bias": 2.0, "threshold": 0.2},
     "gate": {"kind": "table", "values": {"coding/web_search": 0.1, "*/web_search": 0.9},
@@ -157,12 +174,38 @@ LEARNED = {
 }
 
 
+def _learned_cascade(controls: Controls, replies: list[tuple[int, list[float], str]]):
+    """Feed one cascade its replies in order, as the runtime does; the decisions."""
+    answers, decisions = [], []
+    for tier, logprobs, text in replies:
+        signals = read_answer_signals(logprobs, text)
+        answers.append(controls.answer(signals, text, tier, None))
+        decisions.append(controls.cascade(signals, tier, len(decisions), answers, None))
+    return decisions
+
+
+def test_learned_cascade_accepts_escalates_and_compares_answers() -> None:
+    learned = Controls(CONFIG, LEARNED)
+    sure = _learned_cascade(learned, [(1, CONFIDENT, "Paris")])[0]
+    assert (sure.escalated, sure.final_tier, sure.mode) == (False, 1, MODE_BUNDLE)
+    assert sure.reason.startswith("learned") and sure.confidence > 0.8
+    asked, agreed = _learned_cascade(learned, [(1, SHAKY, "Paris"), (2, SHAKY, "paris.")])
+    assert (asked.escalated, asked.final_tier, asked.model_id) == (True, 2, "cheap-cloud-8b")
+    assert (agreed.escalated, agreed.final_tier) == (False, 2)  # two cheap answers agree
+    _, split = _learned_cascade(learned, [(1, SHAKY, "Paris"), (2, SHAKY, "Lyon")])
+    assert (split.escalated, split.final_tier, split.model_id) == (True, 5, "specialist-expert")
+    assert learned.answer(read_answer_signals(None, "x"), "x", 3, None) is None  # no tier-3 model
+
+
+def test_learned_cascade_respects_max_retries() -> None:
+    learned = Controls(CONFIG.replace(max_retries=1), LEARNED)
+    asked, capped = _learned_cascade(learned, [(1, SHAKY, "Paris"), (2, SHAKY, "Lyon")])
+    assert asked.escalated and not capped.escalated and "max_retries 1" in capped.reason
+
+
 def test_learned_controls_decide_and_say_so() -> None:
     learned = Controls(CONFIG, LEARNED)
-    sure = learned.cascade(read_answer_signals(CONFIDENT, "Paris"), 1)
-    unsure = learned.cascade(read_answer_signals(SHAKY, "Lyon"), 1)
-    assert (sure.escalated, unsure.escalated) == (False, True)
-    assert sure.mode == MODE_BUNDLE and sure.reason.startswith("learned")
+    assert learned.cascade(read_answer_signals(SHAKY, "x"), 1).mode == MODE_RULES  # no answers
     assert not learned.doom(0.1, 0, 1).doomed
     assert learned.doom(2.5, 3, 5).doomed and learned.doom(2.5, 3, 5).success_probability < 0.2
     assert not learned.gate("web_search", "coding").allow
@@ -184,7 +227,7 @@ def test_partial_controls_fall_back_to_rules_per_control() -> None:
     [
         ({"teleport": {}}, "controls.teleport: unknown control"),
         ({"cascade": {"kind": "table"}}, "controls.cascade.kind"),
-        ({"cascade": {**LEARNED["cascade"], "weights": [1.0]}}, "controls.cascade.weights"),
+        ({"cascade": {**CASCADE, "top": "gpt-9"}}, "controls.cascade.top"),
         ({"doom": {**LEARNED["doom"], "bias": "x"}}, "controls.doom.bias"),
         ({"gate": {**LEARNED["gate"], "values": {"a/b": None}}}, "controls.gate.values.a/b"),
         ({"verify": {"kind": "thresholds", "verify_below": {"low": 0.1}}}, "verify_below"),

@@ -386,3 +386,23 @@ def test_bundle_mode_is_consistent_across_threads(trained_bundle: Path, tmp_path
                                                                           decision.task_type)
         assert trace["trace_id"] == plan["trace_id"] and trace["predicted_tier"] == decision.tier
     assert read_traces(opt.trace_log.path).runs.height == len(requests)
+
+
+def test_learned_cascade_through_a_run(trained_bundle: Path, tmp_path: Path) -> None:
+    from tests.aco.test_controls import CASCADE
+
+    path = _rewrite(trained_bundle, tmp_path / "models", controls={"cascade": CASCADE})
+    opt = ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)), bundle=path)
+    request, shaky = "Which city is the capital of France?", [-3.0] * 5
+    opt.start_run(request)
+    first = opt.cascade_step(request, 1, shaky, "Paris")
+    agreed = opt.cascade_step(request, 2, shaky, "Paris")  # the run keeps the first answer
+    assert (first.escalated, first.final_tier, first.mode) == (True, 2, "bundle")
+    assert (agreed.escalated, agreed.final_tier) == (False, 2)
+    opt.cascade_step(request, 1, shaky, "Paris")  # a new cascade: the answers start over
+    split = opt.cascade_step(request, 2, shaky, "Lyon")
+    assert (split.escalated, split.model_id) == (True, "specialist-expert")
+    assert opt.end_run(True)["metadata"]["escalations"] == 3
+    # Without a run there is no history: a lone second answer is scored on its own.
+    lone = opt.cascade_step(request, 2, shaky, "Paris")
+    assert lone.mode == "bundle" and lone.escalated
