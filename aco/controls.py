@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from aco.cascade import ACCEPT, HEDGING, REFUSAL, Answer, CascadePolicy, score
 from aco.config import ACOConfig
 from aco.decisions import (
     MODE_BUNDLE,
@@ -41,17 +42,8 @@ NO_LOGPROBS_CONFIDENCE = 0.6  # text cues alone: mildly trusting, cues push it d
 VERY_SHORT_CHARS = 8  # an answer this short ("4", "Paris") is often right, so only a mild cue
 CUE_FACTORS = {"hedging": 0.6, "very_short": 0.85}  # confidence multipliers
 REFUSAL_CONFIDENCE = 0.05  # a refusal or an empty answer is never accepted
-REFUSAL_CUES = re.compile(
-    r"\b(I can(no|')t (help|assist|answer|do)|I cannot|I am (not able|unable)|"
-    r"I'm (not able|unable)|as an AI|I won't|I do not have (access|the ability)|"
-    r"I don't have (access|the ability)|sorry, but I)\b",
-    re.IGNORECASE,
-)
-HEDGING_CUES = re.compile(
-    r"\b(I'?m not (sure|certain)|not entirely sure|I think|I believe|I guess|probably|"
-    r"possibly|might be|may be|it depends|hard to say|unclear)\b",
-    re.IGNORECASE,
-)
+# What counts as a refusal or as hedging is written once, in aco.cascade (REFUSAL, HEDGING),
+# for the rule cascade here and the learned one there.
 
 # Doom rule: stop a run that has spent its budget, or that keeps failing.
 DOOM_STALLED_STEPS = 5  # steps in a row without progress: the agent is looping
@@ -91,9 +83,9 @@ def read_answer_signals(logprobs: Sequence[float] | None, response: str | None,
         cues.append("empty")
     elif len(text) < VERY_SHORT_CHARS and not short_expected:
         cues.append("very_short")
-    if REFUSAL_CUES.search(text):
+    if REFUSAL.search(text):
         cues.append("refusal")
-    if HEDGING_CUES.search(text):
+    if HEDGING.search(text):
         cues.append("hedging")
     if not values:
         return AnswerSignals(0, None, None, None, tuple(cues))
@@ -137,18 +129,15 @@ class Controls:
         self.specs = dict(specs or {})
         for name, spec in self.specs.items():
             _check_spec(name, spec)
-        self._cascade_policy = None
-        if "cascade" in self.specs:
-            from aco.cascade import CascadePolicy  # validates the spec (BundleError)
-
-            self._cascade_policy = CascadePolicy(self.specs["cascade"])
+        cascade = self.specs.get("cascade")  # CascadePolicy validates it (BundleError)
+        self._cascade_policy = CascadePolicy(cascade) if cascade is not None else None
 
     def mode(self, control: str) -> str:
         """Which mode decides this control: "bundle" when the bundle learned it, else "rules"."""
         return MODE_BUNDLE if control in self.specs else MODE_RULES
 
     def cascade(self, signals: AnswerSignals, initial_tier: int, retries_used: int = 0,
-                answers: Sequence[Any] = (), task_type: str | None = None) -> CascadeDecision:
+                answers: Sequence[Answer] = (), task_type: str | None = None) -> CascadeDecision:
         """Accept the cheap answer or call another model (`escalated`, at `final_tier`).
 
         `answers` (aco.cascade.Answer, this one last) feed the learned cascade, which weighs
@@ -170,9 +159,7 @@ class Controls:
         return self._cascade(True, up, confidence, f"{why}: escalate {initial_tier}->{up}")
 
     def _learned_cascade(self, signals: AnswerSignals, initial_tier: int, retries_used: int,
-                         answers: Sequence[Any], task_type: str | None) -> CascadeDecision:
-        from aco.cascade import ACCEPT
-
+                         answers: Sequence[Answer], task_type: str | None) -> CascadeDecision:
         step = self._cascade_policy.step(task_type, answers)
         # The fallback's answer is final and carries no score: the text cues still speak.
         confidence = step.confidence if step.confidence is not None else rule_confidence(signals)
@@ -189,12 +176,10 @@ class Controls:
         return CascadeDecision(True, tier, model, round(confidence, 4), step.reason, MODE_BUNDLE)
 
     def answer(self, signals: AnswerSignals, text: str | None, tier: int,
-               task_type: str | None) -> Any:
-        """The aco.cascade.Answer of one reply for the learned cascade (None without one)."""
+               task_type: str | None) -> Answer | None:
+        """The Answer of one reply as the learned cascade sees it (None without one)."""
         if self._cascade_policy is None:
             return None
-        from aco.cascade import Answer
-
         model = self._cascade_policy.option_of(task_type, tier, self.config.tier(tier).model_id)
         if model is None:  # the learned cascade knows no model at this tier
             return None
@@ -217,7 +202,7 @@ class Controls:
         if spec is not None:
             features = {"budget_share": share, "steps_without_progress": float(stalled_steps),
                         "n_steps": float(n_steps)}
-            p = _logistic(spec, features)
+            p = score(spec, features)
             doomed = p < spec["threshold"]
             return DoomDecision(doomed, f"learned: P(success) {p:.2f} vs {spec['threshold']:.2f}; "
                                         f"{state}", round(p, 4), MODE_BUNDLE)
@@ -269,12 +254,6 @@ class Controls:
                        keep_exact=tuple(spec.get("keep_exact", budget.keep_exact)),
                        omit=tuple(spec.get("omit", budget.omit)),
                        reason=f"learned: tier {tier} allowance {total} tokens")
-
-
-def _logistic(spec: Mapping[str, Any], features: Mapping[str, float]) -> float:
-    z = spec["bias"] + math.fsum(w * features.get(name, 0.0)
-                                 for name, w in zip(spec["features"], spec["weights"], strict=True))
-    return 1.0 / (1.0 + math.exp(-max(-500.0, min(500.0, z))))
 
 
 _KINDS = {"cascade": "cascade_stages", "doom": "logistic", "gate": "table", "verify": "thresholds",

@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from aco.cascade import Answer
 from aco.config import ACOConfig, load_config
 from aco.controls import Controls, read_answer_signals
 from aco.decisions import (
@@ -161,11 +162,11 @@ class ACOOptimizer:
     def cascade_answer(self, request: str, initial_tier: int,
                        cheap_logprobs: Sequence[float] | None, cheap_response: str | None,
                        retries_used: int = 0, cues: RequestCues | None = None,
-                       earlier: Sequence[Any] = ()) -> tuple[CascadeDecision, Any]:
+                       earlier: Sequence[Answer] = ()) -> tuple[CascadeDecision, Answer | None]:
         """The cascade decision and the answer as the learned cascade sees it (or None).
 
         `cues` are the request's when already read; `earlier` are the answers this cascade
-        collected before (aco.cascade.Answer), which the learned cascade compares.
+        collected before, which the learned cascade compares.
         """
         cues = cues or read_cues(request)
         # A short answer to a trivial question ("4" to "What is 2+2?") is no warning sign.

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from aco import __version__
 from aco import trace_format as tf
+from aco.cascade import Answer
 from aco.decisions import CascadeDecision, ContextBudget, DoomDecision, RoutingDecision
 from aco.errors import ACOError
 from aco.rules import RequestCues
@@ -46,7 +47,7 @@ class Run:
         self._costs: list[float] = []
         self._escalations = 0
         self._answers_for: str | None = None  # the request of the cascade in progress
-        self._answers: list[Any] = []  # its answers so far (aco.cascade.Answer)
+        self._answers: list[Answer] = []  # its answers so far
         self._ended = False
         self._lock = threading.Lock()
 
