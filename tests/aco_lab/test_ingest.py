@@ -220,3 +220,16 @@ def test_write_dataset_writes_loaded_tables(tmp_path: Path, inputs: list[Path]) 
     back = read_dataset(tmp_path / "ds")
     assert_frame_equal(back.runs, tables.runs)
     assert back.rejected == tables.rejected and back.lines_read == tables.lines_read
+
+
+def test_a_dataset_ingested_again_with_more_files(tmp_path: Path, inputs: list[Path]) -> None:
+    ingest_traces(inputs, tmp_path / "ds", on_error="skip")
+    more = tmp_path / "in" / "more.jsonl"
+    more.write_text(json.dumps(trace(50, "new")) + "\n" + json.dumps(trace(0, "runtime")) + "\n")
+    result = ingest_traces([tmp_path / "ds", more], tmp_path / "ds2", on_error="skip")
+    back = read_dataset(tmp_path / "ds2")
+    assert (result.accepted, result.rejected, result.lines_read) == (8, 2, 10)
+    assert back.rejected[-1].error.startswith(f'{more}:2: trace_id: "t0" already used at')
+    assert sorted(back.runs[S.TRACE_ID]) == sorted([f"t{i}" for i in range(5)] + ["t10", "t11",
+                                                                                   "t50"])
+    assert back.steps.height == 16 and back.tool_calls.height == 8
