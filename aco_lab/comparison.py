@@ -28,6 +28,7 @@ from aco_lab.report import (
     METRICS_FILE,
     build_evaluation_metrics,
     dumps_json,
+    format_text_table,
     write_document,
     write_text,
 )
@@ -96,17 +97,7 @@ def build_comparison_table(c: Comparison) -> tuple[tuple[str, ...], list[tuple[s
 
 def format_comparison(c: Comparison) -> str:
     """The comparison table as aligned plain text."""
-    columns, rows = build_comparison_table(c)
-    table = [columns, *rows]
-    widths = [max(len(r[i]) for r in table) for i in range(3)]
-    lines = [
-        "  ".join(
-            v.ljust(w) if i == 0 else v.rjust(w)
-            for i, (v, w) in enumerate(zip(r, widths, strict=True))
-        ).rstrip()
-        for r in table
-    ]
-    return "\n".join(lines) + "\n"
+    return format_text_table(*build_comparison_table(c))
 
 
 def build_comparison_document(c: Comparison) -> Document:

@@ -299,18 +299,21 @@ def build_cost_success_figure(ev: Evaluation) -> Figure:
     )
 
 
-def _sweep_blocks(ev: Evaluation) -> tuple:
-    columns = (
-        "curve",
-        "AIQ",
-        "APGR",
-        "CPT(50%)",
-        "CPT(80%)",
-        "cost @80% top",
-        "@90%",
-        "@95%",
-        "@100%",
-    )
+CURVE_COLUMNS = (
+    "curve",
+    "AIQ",
+    "APGR",
+    "CPT(50%)",
+    "CPT(80%)",
+    "cost @80% top",
+    "@90%",
+    "@95%",
+    "@100%",
+)
+
+
+def build_curve_rows(ev: Evaluation) -> list[tuple[str, ...]]:
+    """Area metrics of every curve: AIQ, APGR, CPT and cost at shares of the top success."""
     rows = []
     for name, a in ev.areas:
         d = a.to_dict()
@@ -324,6 +327,11 @@ def _sweep_blocks(ev: Evaluation) -> tuple:
                 *(fmt_pct(d["cost_fraction_at"][k]) for k in ("80", "90", "95", "100")),
             )
         )
+    return rows
+
+
+def _sweep_blocks(ev: Evaluation) -> tuple:
+    columns, rows = CURVE_COLUMNS, build_curve_rows(ev)
     caption = (
         "AIQ: mean success over the single tiers' cost range along the non-decreasing "
         "convex hull (RouterBench). APGR: mean share of the weak-to-strong success gap "

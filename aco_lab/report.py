@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aco_lab.html_report import (
+    CURVE_COLUMNS,
     Callout,
     Document,
     Figure,
     Table,
+    build_curve_rows,
     build_evaluation_document,
     fmt_pct,
     fmt_usd,
@@ -199,12 +201,12 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or not b else a / b
 
 
-def format_evaluation_table(ev: Evaluation) -> str:
-    """The comparison table as aligned plain text (what `aco-lab evaluate` prints)."""
-    rows = [TABLE_COLUMNS, *build_evaluation_rows(ev)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
+def format_text_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Aligned plain text: the first column left, the others right, a rule under the header."""
+    table = [tuple(columns), *map(tuple, rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
     lines = []
-    for k, row in enumerate(rows):
+    for k, row in enumerate(table):
         cells = [
             c.ljust(w) if i == 0 else c.rjust(w)
             for i, (c, w) in enumerate(zip(row, widths, strict=True))
@@ -213,6 +215,23 @@ def format_evaluation_table(ev: Evaluation) -> str:
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines) + "\n"
+
+
+def format_evaluation_table(ev: Evaluation) -> str:
+    """What `aco-lab evaluate` prints: the comparison table, the curves, the quality goal."""
+    goal = build_quality_goal(ev)
+    point = goal["operating_point"]
+    return (
+        format_text_table(TABLE_COLUMNS, build_evaluation_rows(ev))
+        + "\n"
+        + format_text_table(CURVE_COLUMNS, build_curve_rows(ev))
+        + "\nquality goal (>= 95% of the top tier's success at <= 25% of its cost): operating "
+        f"point {'met' if point['met'] else 'not met'} (success "
+        f"{fmt_pct(point['success_fraction_of_top'])} of top at "
+        f"{fmt_pct(point['cost_fraction_of_top'])} of its cost); router curve "
+        f"{fmt_pct(goal['curve_cost_fraction_at_95'])} of top cost at 95% of its success, best "
+        f"tier per task type {fmt_pct(goal['per_task_type_cost_fraction_at_95'])}\n"
+    )
 
 
 def build_quality_goal(ev: Evaluation) -> dict:

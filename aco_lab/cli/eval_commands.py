@@ -190,4 +190,20 @@ def report_command(paths: tuple[str, ...], out_dir: Path, config_path: Path | No
     click.echo(f"wrote {', '.join(str(p) for p in written)}", err=True)
 
 
-COMMANDS: list = [evaluate_command, compare_command, report_command]
+@click.command("holdout")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder for train.jsonl.gz and eval.jsonl.gz.")
+@click.option("--eval-fraction", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+              default=0.5, show_default=True, help="Share of the requests held out.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def holdout_command(paths: tuple[str, ...], out_dir: Path, eval_fraction: float, seed: int) -> None:
+    """Split traces by request into train and eval files (no request on both sides)."""
+    from aco_lab.holdout import split_trace_files
+
+    train, held = split_trace_files(list(paths), out_dir, eval_fraction, seed)
+    click.echo(f"train: {train}")
+    click.echo(f"eval: {held}")
+
+
+COMMANDS: list = [evaluate_command, compare_command, report_command, holdout_command]

@@ -76,3 +76,11 @@ def test_report_runs_as_a_real_command(eval_case, tmp_path) -> None:  # noqa: F8
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("runs: 200")
     assert (out / "report.html").is_file() and (out / "metrics.json").is_file()
+
+
+def test_holdout_splits_by_request_and_prints_both_paths(eval_case, tmp_path) -> None:  # noqa: F811
+    result = CliRunner().invoke(main, ["holdout", str(eval_case.eval), "--out", str(tmp_path),
+                                       "--eval-fraction", "0.25", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [f"train: {tmp_path / 'train.jsonl.gz'}",
+                                          f"eval: {tmp_path / 'eval.jsonl.gz'}"]
