@@ -153,10 +153,14 @@ def evaluate_bundle(
     path = resolve_bundle_path(bundle_ref, models_dir)
     payload = load_bundle(path)
     config = load_config(config_path) if config_path else bundle_config(payload)
+    held_ids = None
     if not paths:
-        paths = holdout_paths(payload, path)
+        paths, held_ids = holdout_of(payload, path)
     files = expand_paths(paths)
     tables = read_traces(files, on_error="skip")
+    runs = tables.runs
+    if held_ids is not None:
+        runs = runs.filter(pl.col(S.REQUEST_ID).is_in(held_ids))
     fingerprints = tuple((str(f["path"]), f["sha256"]) for f in read_file_fingerprints(files))
     info = _bundle_info(bundle_ref, path, payload)
     training_runs = read_training_runs(payload)
@@ -164,7 +168,7 @@ def evaluate_bundle(
         payload,
         info,
         config,
-        tables.runs,
+        runs,
         options,
         fingerprints,
         len(tables.rejected),
@@ -177,16 +181,19 @@ def bundle_config(payload: dict) -> ACOConfig:
     return ACOConfig(tiers=tuple(TierSpec(**t) for t in payload["tiers"]), task_floors={})
 
 
-def holdout_paths(payload: dict, path: Path) -> list[str]:
-    """The held-out traces a bundle recorded; a DataError saying what to pass when none."""
+def holdout_of(payload: dict, path: Path) -> tuple[list[str], list[str] | None]:
+    """The held-out traces a bundle recorded (files, and request ids when recorded) under
+    training_data.holdout; a DataError saying what to pass when there are none."""
     holdout = payload.get("training_data", {}).get("holdout") or {}
     files = [f["path"] if isinstance(f, dict) else f for f in holdout.get("files", [])]
-    if files and all(Path(f).exists() for f in files):
-        return files
+    if files and all(Path(f).is_file() for f in files):
+        ids = holdout.get("request_ids")
+        return files, (list(ids) if ids else None)
     raise DataError(
         f"{path}: no evaluation traces given and the bundle records no held-out traces that "
-        "exist here; pass trace files the bundle did not train on, e.g. "
-        "`aco-lab evaluate --bundle vN eval.jsonl.gz`"
+        "exist here; pass trace files the bundle did not train on (split them off before "
+        "training with `aco-lab holdout TRACES --out DIR`), e.g. "
+        "`aco-lab evaluate --bundle vN DIR/eval.jsonl.gz`"
     )
 
 

@@ -160,3 +160,17 @@ def test_trained_baselines_are_skipped_with_a_reason_when_training_files_are_gon
     skipped = dict(ev.skipped)
     assert "training traces are not readable" in skipped["knn router"]
     assert "best tier per task type" in skipped
+
+
+def test_without_paths_the_holdout_the_bundle_records_is_evaluated(eval_case, tmp_path) -> None:  # noqa: F811
+    from aco.bundle import load_bundle
+    from aco_lab.bundle import write_bundle
+
+    payload = load_bundle(eval_case.bundle)
+    ids = sorted({t["request_id"] for t in read_jsonl(eval_case.eval)})[:30]
+    payload["training_data"]["holdout"] = {"files": [{"path": str(eval_case.eval)}],
+                                           "request_ids": ids}
+    info = write_bundle(payload, tmp_path)
+    ev = evaluate_bundle(info.path, [], options=FAST)
+    assert ev.data.n_requests + ev.data.n_excluded == 30
+    assert set(ev.decisions[S.REQUEST_ID].to_list()) <= set(ids)
