@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aco import __version__
 from aco import trace_format as tf
 from aco.cascade import Answer
+from aco.controls import read_answer_signals
 from aco.decisions import CascadeDecision, ContextBudget, DoomDecision, RoutingDecision
 from aco.errors import ACOError
 from aco.rules import RequestCues
@@ -99,8 +100,10 @@ class Run:
                     output_text: str | None = None, action: str | None = None,
                     progress: bool | None = None) -> int:
         """Record one model call as a new step; returns its step_num."""
-        call = self._model_call(tier, cost, model_id, input_tokens, output_tokens,
-                                cached_input_tokens, latency_ms, escalated_from, logprobs)
+        call = self._model_call(tier, cost, model_id, input_tokens=input_tokens,
+                                output_tokens=output_tokens, cached=cached_input_tokens,
+                                latency_ms=latency_ms, escalated_from=escalated_from,
+                                logprobs=logprobs)
         if output_text is not None:
             call[tf.OUTPUT_TEXT] = output_text
         return self.record_step(action=action, model_call=call, progress=progress)
@@ -130,8 +133,8 @@ class Run:
         """Record a verifier call as a new step (with its model call when it used a model)."""
         call = None
         if tier is not None:
-            call = self._model_call(tier, cost, model_id, input_tokens, output_tokens, None,
-                                    latency_ms, None, None)
+            call = self._model_call(tier, cost, model_id, input_tokens=input_tokens,
+                                    output_tokens=output_tokens, latency_ms=latency_ms)
         elif cost:
             raise ACOError("record_verification: cost without tier: a verifier's cost is "
                            "recorded as its model call; pass tier= (and model_id=)")
@@ -170,8 +173,12 @@ class Run:
         self._costs.extend(t[tf.COST] for t in tools)
         return step[tf.STEP_NUM]
 
-    def _model_call(self, tier: int, cost: float, model_id: str | None, *numbers: Any) -> dict:
-        input_tokens, output_tokens, cached, latency_ms, escalated_from, logprobs = numbers
+    def _model_call(self, tier: int, cost: float, model_id: str | None, *,
+                    input_tokens: int | None = None, output_tokens: int | None = None,
+                    cached: int | None = None, latency_ms: float | None = None,
+                    escalated_from: int | None = None,
+                    logprobs: Sequence[float] | None = None) -> dict[str, Any]:
+        """A validated model_call object (trace format v1)."""
         _tier(tier, "model_call.tier")
         call: dict[str, Any] = {
             tf.MODEL_ID: model_id or self.optimizer.config.tier(tier).model_id,
@@ -185,8 +192,6 @@ class Run:
         if escalated_from is not None:
             call[tf.ESCALATED_FROM] = _tier(escalated_from, "model_call.escalated_from")
         if logprobs:
-            from aco.controls import read_answer_signals
-
             signals = read_answer_signals(logprobs, None)
             call[tf.MEAN_LOGPROB], call[tf.MIN_LOGPROB] = signals.mean_logprob, signals.min_logprob
         return call
