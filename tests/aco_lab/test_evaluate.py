@@ -174,3 +174,40 @@ def test_without_paths_the_holdout_the_bundle_records_is_evaluated(eval_case, tm
     ev = evaluate_bundle(info.path, [], options=FAST)
     assert ev.data.n_requests + ev.data.n_excluded == 30
     assert set(ev.decisions[S.REQUEST_ID].to_list()) <= set(ids)
+
+
+@pytest.mark.shared_data
+def test_routerbench_half_and_half(routerbench_dir, tmp_path) -> None:
+    from aco.config import load_config
+    from aco_lab.holdout import split_trace_files
+    from aco_lab.train import TrainOptions, train_router
+
+    config_path = routerbench_dir / "config.yaml"
+    train, held = split_trace_files([routerbench_dir / "traces.jsonl.gz"], tmp_path, 0.5, seed=0)
+    info, _ = train_router([train], load_config(config_path), TrainOptions(seed=0),
+                           tmp_path / "models")
+    ev = evaluate_bundle(info.path, [held], config_path, options=FAST)
+    assert ev.mode == MODE_REPLAY and ev.data.n_overlap == 0
+    # gpt-4 (tier 5) on the held-out half, straight from the raw lines.
+    gpt4 = [t for t in read_jsonl_gz(held) if t["steps"][0]["model_call"]["tier"] == 5
+            and t["steps"][0]["model_call"]["model_id"] == ev.tier_models[-1]]
+    top = next(b for b in ev.baselines if b.name == "tier 5 only")
+    assert top.n_requests == len(gpt4) == ev.data.n_requests
+    assert top.success_rate == pytest.approx(np.mean([t["task_success"] for t in gpt4]))
+    areas = {name: a.to_dict() for name, a in ev.areas}
+    oracle = next(b for b in ev.baselines if b.name.startswith("oracle"))
+    assert oracle.cost_per_request / ev.reference.strong_cost < \
+        areas["random mixing of tiers"]["cost_fraction_at"]["95"]
+    router = Router.load(info.path, load_config(config_path))
+    by_id = {t["request_id"]: t for t in gpt4}
+    for row in ev.decisions.head(50).iter_rows(named=True):
+        t = by_id[row[S.REQUEST_ID]]
+        tokens = t["steps"][0]["model_call"]["input_tokens"]
+        assert router.decide(t["request"], t["task_type"], tokens).tier == row[S.TIER]
+
+
+def read_jsonl_gz(path) -> list[dict]:  # noqa: ANN001
+    import gzip
+
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
