@@ -9,7 +9,7 @@ Under the lock the writer also repairs a torn tail left by a writer that died mi
 glues two traces together.
 
 Fsync policy: ``fsync=True`` (the default) calls ``os.fsync`` after every line, so a trace
-is on disk when ``end_run`` returns (about a millisecond on an SSD; an agent run takes
+is on disk when ``end_run`` returns (milliseconds, docs/benchmarks.md; an agent run takes
 seconds). The directory is fsynced once after the file is created. ``fsync=False`` leaves
 flushing to the OS: a machine crash (not a process crash) can lose the last lines.
 Needs POSIX (``fcntl``); on other systems appends are serialized within the process only.
