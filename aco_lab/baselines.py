@@ -111,6 +111,23 @@ def _tier_of(single: PolicyResult) -> int:
     return max(single.tier_mix, key=lambda tm: tm[1])[0]
 
 
+TASK_FLOOR_NAME = "task-floor rule (config)"
+RULES_NAME = "rule-based router (aco.rules)"
+
+
+def task_floor_tiers(task_types: Sequence[str | None], config: ACOConfig) -> np.ndarray:
+    """Each request's task-type floor from the config (tier 1 without a floor)."""
+    return np.array([nearest_configured_tier(config.floor_for(t), config) for t in task_types])
+
+
+def rules_tiers(
+    requests: Sequence[str], task_types: Sequence[str | None], config: ACOConfig
+) -> np.ndarray:
+    """The tier the runtime's rule-based router (aco.rules) picks for each request."""
+    pairs = zip(requests, task_types, strict=True)
+    return np.array([route_by_rules(r, config, task_type=t).tier for r, t in pairs])
+
+
 def task_floor_rule(
     success: np.ndarray,
     cost: np.ndarray,
@@ -119,8 +136,8 @@ def task_floor_rule(
     config: ACOConfig,
 ) -> PolicyResult:
     """Each request at its task type's floor tier from the config (tier 1 without a floor)."""
-    chosen = np.array([nearest_configured_tier(config.floor_for(t), config) for t in task_types])
-    return replay_choices("task-floor rule (config)", success, cost, tiers, chosen)
+    chosen = task_floor_tiers(task_types, config)
+    return replay_choices(TASK_FLOOR_NAME, success, cost, tiers, chosen)
 
 
 def rules_router(
@@ -132,9 +149,8 @@ def rules_router(
     config: ACOConfig,
 ) -> PolicyResult:
     """The runtime's rule-based router (aco.rules), used when no bundle is configured."""
-    pairs = zip(requests, task_types, strict=True)
-    chosen = np.array([route_by_rules(r, config, task_type=t).tier for r, t in pairs])
-    return replay_choices("rule-based router (aco.rules)", success, cost, tiers, chosen)
+    chosen = rules_tiers(requests, task_types, config)
+    return replay_choices(RULES_NAME, success, cost, tiers, chosen)
 
 
 @dataclass(frozen=True, slots=True)

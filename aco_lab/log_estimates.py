@@ -108,7 +108,13 @@ def build_log_evaluation(
         config.top_tier,
     )
     sweep = build_router_sweep(scores, estimate, options.thresholds)
-    rows = [*singles, as_logged(logs, tiers)]
+    task_types = table[S.TASK_TYPE].to_list()
+    rows = [
+        *singles,
+        estimate(B.TASK_FLOOR_NAME, B.task_floor_tiers(task_types, config)),
+        estimate(B.RULES_NAME, B.rules_tiers(table[S.REQUEST].to_list(), task_types, config)),
+        as_logged(logs, tiers),
+    ]
     curves = [build_curve(router.name, sweep), B.random_mix_curve(singles)]
     skipped = [
         (name, NEEDS_COUNTERFACTUAL)

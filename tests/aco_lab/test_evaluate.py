@@ -121,7 +121,10 @@ def test_ordinary_logs_give_labelled_ipw_estimates_never_a_replay(eval_case) -> 
     assert any("ESTIMATE" in w for w in ev.warnings)
     skipped = dict(ev.skipped)
     assert "oracle" in skipped and "static cascade" in skipped
-    logged = next(b for b in ev.baselines if b.name == "as logged (observed)")
+    rows = {b.name: b for b in ev.baselines}
+    assert rows["rule-based router (aco.rules)"].kind == KIND_ESTIMATE
+    assert rows["task-floor rule (config)"].kind == KIND_ESTIMATE
+    logged = rows["as logged (observed)"]
     assert logged.kind == KIND_REPLAY
     runs = read_traces(eval_case.logs).runs.filter(pl.col(S.TASK_SUCCESS).is_not_null())
     assert logged.success_rate == pytest.approx(runs[S.TASK_SUCCESS].mean())
