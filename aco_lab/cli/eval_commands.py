@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from aco.bundle import DEFAULT_MODELS_DIR
 from aco_lab.baselines import DEFAULT_VERIFIER_ERROR
 from aco_lab.evaluate import COMPARE_MODELS, DEFAULT_TARGET, EvalOptions
 
@@ -35,6 +36,13 @@ _MODELS = click.option(
     help="Routers trained on the same data as baselines (comma list; '' none).",
 )
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print metrics.json on stdout.")
+_MODELS_DIR = click.option(
+    "--models-dir",
+    type=click.Path(path_type=Path),
+    default=Path(DEFAULT_MODELS_DIR),
+    show_default=True,
+    help="Where --bundle vN and latest are looked up.",
+)
 
 
 def _options(allow_overlap: bool, verifier_error: float, compare_models: str) -> EvalOptions:
@@ -48,17 +56,16 @@ def _options(allow_overlap: bool, verifier_error: float, compare_models: str) ->
 
 
 def _command_line(ctx: click.Context) -> str:
-    """The command as typed (the report records it so anyone can rerun it)."""
-    parts = ["aco-lab", *ctx.command_path.split()[1:]]
-    for name, value in sorted(ctx.params.items()):
-        if name == "paths":
-            continue
-        flag = "--" + name.replace("_", "-").replace("as-json", "json").replace("-path", "")
-        if value is True:
-            parts.append(flag)
-        elif value not in (None, False):
-            parts += [flag, str(value)]
-    return shlex.join([*parts, *map(str, ctx.params.get("paths", ()))])
+    """The command with its arguments and non-default options (the report records it)."""
+    options, arguments = [], []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if isinstance(param, click.Argument):
+            arguments += [str(v) for v in (value if isinstance(value, tuple) else (value,))]
+        elif value not in (None, False) and value != param.default and param.name != "as_json":
+            flag = max(param.opts, key=len)
+            options += [flag] if value is True else [flag, str(value)]
+    return shlex.join(["aco-lab", str(ctx.info_name), *options, *arguments])
 
 
 @click.command("evaluate")
@@ -81,6 +88,7 @@ def _command_line(ctx: click.Context) -> str:
 @_OVERLAP
 @_VERIFIER
 @_MODELS
+@_MODELS_DIR
 @_JSON
 @click.pass_context
 def evaluate_command(
@@ -92,6 +100,7 @@ def evaluate_command(
     allow_overlap: bool,
     verifier_error: float,
     compare_models: str,
+    models_dir: Path,
     as_json: bool,
 ) -> None:
     """Replay (or, on ordinary logs, estimate) a router on traces it did not train on."""
@@ -100,7 +109,7 @@ def evaluate_command(
 
     click.echo(f"evaluating {bundle_ref} on {len(paths) or 'its held-out'} path(s)...", err=True)
     options = _options(allow_overlap, verifier_error, compare_models)
-    ev = evaluate_bundle(bundle_ref, list(paths), config_path, options)
+    ev = evaluate_bundle(bundle_ref, list(paths), config_path, options, models_dir)
     command = _command_line(ctx)
     written = write_evaluation(ev, out_dir, command)
     for warning in ev.warnings:
@@ -134,6 +143,7 @@ def evaluate_command(
     show_default=True,
     help="Also train these routers as baselines (comma list; evaluate does by default).",
 )
+@_MODELS_DIR
 @_JSON
 @click.pass_context
 def compare_command(
@@ -145,13 +155,14 @@ def compare_command(
     allow_overlap: bool,
     verifier_error: float,
     compare_models: str,
+    models_dir: Path,
     as_json: bool,
 ) -> None:
     """Two bundles side by side on the same traces (e.g. `aco-lab compare v10 v11 eval.jsonl`)."""
     from aco_lab.comparison import compare_bundles, format_comparison, write_comparison
 
     options = _options(allow_overlap, verifier_error, compare_models)
-    comparison = compare_bundles(bundles, list(paths), config_path, options)
+    comparison = compare_bundles(bundles, list(paths), config_path, options, models_dir)
     metrics = write_comparison(comparison, out_dir, _command_line(ctx))
     if as_json:
         click.echo(json.dumps(metrics, sort_keys=True))
@@ -192,10 +203,20 @@ def report_command(paths: tuple[str, ...], out_dir: Path, config_path: Path | No
 
 @click.command("holdout")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
-              help="Folder for train.jsonl.gz and eval.jsonl.gz.")
-@click.option("--eval-fraction", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
-              default=0.5, show_default=True, help="Share of the requests held out.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder for train.jsonl.gz and eval.jsonl.gz.",
+)
+@click.option(
+    "--eval-fraction",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=0.5,
+    show_default=True,
+    help="Share of the requests held out.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 def holdout_command(paths: tuple[str, ...], out_dir: Path, eval_fraction: float, seed: int) -> None:
     """Split traces by request into train and eval files (no request on both sides)."""

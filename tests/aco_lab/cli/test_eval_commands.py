@@ -1,6 +1,7 @@
 """`aco-lab evaluate`, `compare` and `report`: wiring (CliRunner) and one real subprocess."""
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -25,8 +26,17 @@ def test_evaluate_prints_the_table_and_writes_every_output(eval_case, tmp_path) 
     for name in ("metrics.json", "decisions.jsonl", "sweep.csv", "report.md", "report.html"):
         assert (out / name).is_file()
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["command"].startswith("aco-lab evaluate")
-    assert str(eval_case.eval) in metrics["command"]
+    expected = ["aco-lab", "evaluate", "--bundle", str(eval_case.bundle), "--out", str(out),
+                "--compare-models", "", str(eval_case.eval)]
+    assert metrics["command"] == shlex.join(expected)
+
+
+def test_evaluate_finds_latest_in_the_models_dir(eval_case, tmp_path) -> None:  # noqa: F811
+    result = CliRunner().invoke(main, ["evaluate", "--bundle", "latest", "--models-dir",
+                                       str(eval_case.models_dir), str(eval_case.eval), "--out",
+                                       str(tmp_path), "--compare-models", "", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["bundle"]["path"] == str(eval_case.bundle)
 
 
 def test_evaluate_json_prints_metrics(eval_case, tmp_path) -> None:  # noqa: F811
