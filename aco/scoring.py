@@ -1,0 +1,457 @@
+"""Evaluate a bundle's model from plain data with numpy only: LightGBM trees, linear, kNN.
+
+The lab converts fitted models into plain dicts (``aco_lab.scoring``); this module scores
+them without lightgbm or scikit-learn, to within floating-point summation order of the
+originals (parity tests: 1e-9 against ``Booster.predict(raw_score=True)``).
+
+LightGBM trees. Every tree of the model is laid out in one table of entries (internal
+nodes and leaves), children of a node side by side, so "go right" is ``left + 1``; a leaf
+points to itself and never moves. All trees of all rows then descend together, one level
+per step: gather the entries, gather the feature values, compare, step. Missing values are
+handled as LightGBM does (``NumericalDecision`` in its tree.h): per node, NaN goes to the
+default side when the node's missing_type is NaN, else NaN counts as 0.0; with missing_type
+Zero, 0.0 (|x| <= 1e-35f) and NaN go to the default side. Rather than branching per node,
+each call builds the few variants of X the model needs (NaN -> 0, NaN -> -inf/+inf, zero ->
+-inf/+inf), and each node reads its feature from the variant that sends its missing values
+the right way; -inf always goes left, +inf always right.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from aco.errors import BundleError
+
+LGBM_KIND = "lgbm_trees"
+LINEAR_KIND = "linear"
+KNN_KIND = "knn"
+LGBM_LAYOUT_VERSION = 1
+
+# Missing-value codes of a node (the variant of X it reads), see the module docstring.
+MISSING_NONE, MISSING_NAN_LEFT, MISSING_NAN_RIGHT, MISSING_ZERO_LEFT, MISSING_ZERO_RIGHT = range(5)
+ZERO_THRESHOLD = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (a float literal)
+CHUNK_CELLS = 4_000_000  # rows x nodes per pass for large batches: bounds the work arrays
+PLAN_CACHE_SIZE = 64  # shared-row plans kept per model (one per set of varying columns)
+COMPILED_CACHE_SIZE = 8  # compiled models kept per process (one router usually needs one)
+
+_ALL_LEAVES = (1 << 64) - 1
+_ALL = np.uint64(_ALL_LEAVES)
+
+
+# -- LightGBM --------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class CompiledTrees:
+    """A plain LightGBM model decoded into numpy tables, ready to score."""
+
+    num_class: int
+    num_trees: int
+    num_features: int
+    average_output: bool
+    objective: str
+    variants: tuple[int, ...]  # missing codes used, in the order of X's variant blocks
+    zero_as_missing: bool  # some node sends 0.0 to its default side
+    # Bit-vector tables (QuickScorer): one row per internal node, tree by tree.
+    node_col: np.ndarray  # (N,) column in the X variants
+    node_feature: np.ndarray  # (N,) column in X itself
+    node_thr: np.ndarray  # (N,) threshold: x > thr goes right
+    node_mask: np.ndarray  # (N,) uint64: leaves still possible when the node goes right
+    tree_start: np.ndarray  # (T,) first node of each tree (every tree has one, maybe a dummy)
+    node_tree: np.ndarray  # (N,) the tree of each node
+    leaf_base: np.ndarray  # (T,) index of each tree's leaf 0 in leaf_value, minus 1
+    leaf_value: np.ndarray  # (L,) leaves, left to right within each tree
+    # Level-wise tables, for models with a tree of more than 64 leaves (else None).
+    entries: np.ndarray | None = None  # (E, 3) intp: column, left child, feature
+    entry_thr: np.ndarray | None = None
+    entry_value: np.ndarray | None = None
+    roots: np.ndarray | None = None
+    depth: int = 0
+    plans: dict = field(default_factory=dict, repr=False, compare=False)  # see _shared_plan
+
+
+def compile_lgbm(model: Mapping[str, Any]) -> CompiledTrees:
+    """Decode a plain LightGBM model (aco_lab.scoring.lgbm_model_to_plain) into numpy tables."""
+    _check_kind(model, LGBM_KIND)
+    if model.get("layout_version") != LGBM_LAYOUT_VERSION:
+        raise BundleError(
+            f"model: LightGBM layout version {model.get('layout_version')!r}, this aco reads "
+            f"{LGBM_LAYOUT_VERSION}; retrain with this aco-lab"
+        )
+    feature = np.frombuffer(model["feature"], dtype="<i4").astype(np.intp)
+    missing = np.frombuffer(model["missing"], dtype="u1").astype(np.intp)
+    left = np.frombuffer(model["left"], dtype="<i4").astype(np.intp)
+    threshold = np.frombuffer(model["threshold"], dtype="<f8")
+    value = np.frombuffer(model["value"], dtype="<f8")
+    roots = np.frombuffer(model["tree_root"], dtype="<i4").astype(np.intp)
+    internal = left != np.arange(len(left))
+    variants = tuple(sorted(set(missing[internal].tolist()) | {MISSING_NONE}))
+    slot = np.zeros(5, dtype=np.intp)
+    slot[list(variants)] = np.arange(len(variants))
+    num_features = int(model["num_features"])
+    col = slot[missing] * num_features + feature
+    tables = _bit_vector_tables(roots, left, value)
+    wide = tables is None  # some tree has more than 64 leaves
+    if wide:
+        tables = _bit_vector_tables(roots[:0], left, value)
+    nodes, masks, starts, node_tree, leaf_base, leaf_value = tables
+    return CompiledTrees(
+        num_class=int(model["num_class"]),
+        num_trees=len(roots),
+        num_features=num_features,
+        average_output=bool(model["average_output"]),
+        objective=str(model["objective"]),
+        variants=variants,
+        zero_as_missing=bool(
+            np.isin(missing[internal], (MISSING_ZERO_LEFT, MISSING_ZERO_RIGHT)).any()
+        ),
+        node_col=col.take(nodes),
+        node_feature=feature.take(nodes),
+        node_thr=np.where(nodes < 0, np.inf, threshold.take(nodes)),
+        node_mask=masks,
+        tree_start=starts,
+        node_tree=node_tree,
+        leaf_base=leaf_base,
+        leaf_value=leaf_value,
+        entries=np.stack([col, left, feature], axis=1) if wide else None,
+        entry_thr=np.where(internal, threshold, np.inf) if wide else None,
+        entry_value=value.copy() if wide else None,
+        roots=roots if wide else None,
+        depth=int(model["max_depth"]),
+    )
+
+
+def _bit_vector_tables(roots: np.ndarray, left: np.ndarray, value: np.ndarray) -> tuple | None:
+    """QuickScorer tables; None when a tree has more than 64 leaves (one uint64 per node)."""
+    nodes: list[int] = []  # entry of each internal node; -1: a single-leaf tree's dummy node
+    masks: list[int] = []
+    starts, node_tree, leaf_base, leaf_value = [], [], [], []
+    for tree, root in enumerate(roots.tolist()):
+        starts.append(len(nodes))
+        leaf_base.append(len(leaf_value) - 1)  # exit exponents count from 1
+        first_leaf = len(leaf_value)
+        # In-order walk (explicit stack): leaves come out left to right, so a subtree's
+        # leaves are a contiguous range of numbers; a node going right kills its left range.
+        stack: list[tuple[int, int]] = [(root, 0)]
+        pending: list[int] = []  # internal nodes waiting for the end of their left subtree
+        while stack:
+            entry, state = stack.pop()
+            child = int(left[entry])
+            if state == 1:  # left subtree done: its leaves are [start, now)
+                start = pending.pop()
+                nodes.append(entry)
+                masks.append(_range_mask(start - first_leaf, len(leaf_value) - first_leaf))
+            elif child == entry:
+                leaf_value.append(float(value[entry]))
+                if len(leaf_value) - first_leaf > 64:
+                    return None
+            else:
+                pending.append(len(leaf_value))
+                stack += [(child + 1, 0), (entry, 1), (child, 0)]
+        if len(nodes) == starts[-1]:  # a single leaf: one dummy node that keeps it
+            nodes.append(-1)
+            masks.append(_ALL_LEAVES)
+        node_tree += [tree] * (len(nodes) - starts[-1])
+    return (
+        np.asarray(nodes, dtype=np.intp),
+        np.asarray(masks, dtype=np.uint64),
+        np.asarray(starts, dtype=np.intp),
+        np.asarray(node_tree, dtype=np.intp),
+        np.asarray(leaf_base, dtype=np.intp),
+        np.asarray(leaf_value, dtype=np.float64),
+    )
+
+
+def _range_mask(lo: int, hi: int) -> int:
+    return _ALL_LEAVES ^ (((1 << (hi - lo)) - 1) << lo)
+
+
+_compiled: OrderedDict[int, tuple[Mapping[str, Any], CompiledTrees]] = OrderedDict()
+_compiled_lock = threading.Lock()
+
+
+def _compiled_for(model: Mapping[str, Any] | CompiledTrees) -> CompiledTrees:
+    # Keyed by id() while holding a reference to the model, so the id cannot be reused.
+    if isinstance(model, CompiledTrees):
+        return model
+    key = id(model)
+    with _compiled_lock:
+        hit = _compiled.get(key)
+        if hit is not None and hit[0] is model:
+            _compiled.move_to_end(key)
+            return hit[1]
+    compiled = compile_lgbm(model)
+    with _compiled_lock:
+        _compiled[key] = (model, compiled)
+        while len(_compiled) > COMPILED_CACHE_SIZE:
+            _compiled.popitem(last=False)
+    return compiled
+
+
+def predict_lgbm_raw(model: Mapping[str, Any] | CompiledTrees, X: np.ndarray) -> np.ndarray:
+    """Raw scores as Booster.predict(X, raw_score=True): (n,) or (n, num_class) if multiclass."""
+    trees = _compiled_for(model)
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[None, :]
+    if X.ndim != 2 or X.shape[1] != trees.num_features:
+        raise ValueError(
+            f"X: expected shape (n, {trees.num_features}) for this model, got {X.shape}"
+        )
+    leaves = _leaf_values_levels if trees.entries is not None else _leaf_values_bits
+    n = len(X)
+    step = max(1, CHUNK_CELLS // max(len(trees.node_thr), trees.num_trees))
+    if n <= step:
+        values = leaves(trees, X)
+    else:
+        values = np.concatenate([leaves(trees, X[s : s + step]) for s in range(0, n, step)])
+    k = trees.num_class
+    raw = values.reshape(n, trees.num_trees // k, k).sum(axis=1)
+    if trees.average_output:
+        raw /= trees.num_trees // k
+    return raw[:, 0] if k == 1 else raw
+
+
+def _variants(trees: CompiledTrees, X: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(X laid out as the nodes read it, True when that is X itself)."""
+    nan = np.isnan(X)
+    if not trees.zero_as_missing and not nan.any():
+        return X, True  # every variant equals X
+    blocks = []
+    zero = None
+    for code in trees.variants:
+        if code >= MISSING_ZERO_LEFT and zero is None:
+            zero = nan | (np.abs(np.where(nan, 0.0, X)) <= ZERO_THRESHOLD)
+        mask = zero if code >= MISSING_ZERO_LEFT else nan
+        fill = 0.0 if code == MISSING_NONE else -np.inf if code % 2 else np.inf
+        blocks.append(np.where(mask, fill, X))
+    return (blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)), False
+
+
+def _leaf_values_bits(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
+    """(n, T) leaf values by bit vectors: a fixed number of numpy calls, whatever the depth."""
+    xv, plain = _variants(trees, X)
+    cols = trees.node_feature if plain else trees.node_col
+    if len(xv) > 1:
+        alive = _alive_shared(trees, xv, cols)
+        if alive is None:
+            right = xv.take(cols, axis=1) > trees.node_thr
+            alive = np.bitwise_and.reduceat(
+                np.where(right, trees.node_mask, _ALL), trees.tree_start, axis=1
+            )
+    else:
+        right = xv[0].take(cols) > trees.node_thr
+        alive = np.bitwise_and.reduceat(np.where(right, trees.node_mask, _ALL), trees.tree_start)[
+            None, :
+        ]
+    # The exit leaf is the lowest surviving bit; frexp's exponent of 2**i is i + 1.
+    exponent = np.frexp((alive & np.negative(alive)).astype(np.float64))[1]
+    return trees.leaf_value.take(trees.leaf_base + exponent)
+
+
+def _alive_shared(trees: CompiledTrees, xv: np.ndarray, cols: np.ndarray) -> np.ndarray | None:
+    """Surviving leaves for rows that differ in few columns (one request x every tier)."""
+    varies = ~(xv == xv[0]).all(axis=0)
+    plan = _shared_plan(trees, varies, cols)
+    if plan is None:
+        return None  # rows mostly differ: score them independently
+    shared_thr, v_cols, v_thr, v_mask, v_tree = plan
+    # Nodes on shared columns decide once (varying nodes have thr +inf here: they keep all).
+    masks = np.where(xv[0].take(cols) > shared_thr, trees.node_mask, _ALL)
+    alive = np.repeat(np.bitwise_and.reduceat(masks, trees.tree_start)[None, :], len(xv), axis=0)
+    per_row = np.where(xv.take(v_cols, axis=1) > v_thr, v_mask, _ALL)
+    np.bitwise_and.at(alive, (np.arange(len(xv))[:, None], v_tree), per_row)
+    return alive
+
+
+def _shared_plan(trees: CompiledTrees, varies: np.ndarray, cols: np.ndarray) -> tuple | None:
+    # Cached per set of varying columns: a router always varies the same one (the tier).
+    key = (varies.tobytes(), cols is trees.node_feature)
+    plan = trees.plans.get(key)
+    if plan is None and key not in trees.plans:
+        varying = np.flatnonzero(varies.take(cols))
+        if len(varying) * 2 <= len(cols):
+            shared_thr = trees.node_thr.copy()
+            shared_thr[varying] = np.inf
+            v_tree = trees.node_tree.take(varying)[None, :]
+            plan = (
+                shared_thr,
+                cols.take(varying),
+                trees.node_thr.take(varying),
+                trees.node_mask.take(varying),
+                v_tree,
+            )
+        if len(trees.plans) < PLAN_CACHE_SIZE:
+            trees.plans[key] = plan
+    return plan
+
+
+def _leaf_values_levels(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
+    """(n, T) leaf values, descending all trees one level per step (trees of any size)."""
+    xv, plain = _variants(trees, X)
+    entries = trees.entries
+    cols = entries[:, 2] if plain else entries[:, 0]
+    offsets = (np.arange(len(X), dtype=np.intp) * xv.shape[1])[:, None]
+    flat = xv.ravel()
+    g = np.broadcast_to(trees.roots, (len(X), trees.num_trees))
+    for _ in range(trees.depth):
+        right = flat.take(cols.take(g) + offsets) > trees.entry_thr.take(g)
+        g = entries[:, 1].take(g) + right
+    return trees.entry_value.take(g)
+
+
+def predict_lgbm(model: Mapping[str, Any] | CompiledTrees, X: np.ndarray) -> np.ndarray:
+    """Scores like Booster.predict(X): the objective's transform of the raw scores."""
+    trees = _compiled_for(model)
+    raw = predict_lgbm_raw(trees, X)
+    name, _, param = trees.objective.partition(" ")
+    if name in ("binary", "multiclassova", "cross_entropy"):
+        scale = float(param.split(":")[1]) if param.startswith("sigmoid:") else 1.0
+        return sigmoid(raw, scale)
+    if name in ("multiclass", "softmax"):
+        return softmax(raw)
+    if name in ("poisson", "gamma", "tweedie"):
+        return np.exp(raw)
+    return raw
+
+
+def sigmoid(x: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """1 / (1 + exp(-scale * x)), without overflow warnings."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-scale * np.asarray(x, dtype=np.float64)))
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (n, k) scores."""
+    x = np.asarray(x, dtype=np.float64)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+# -- linear ----------------------------------------------------------------------------------
+def build_linear_model(
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    mean: np.ndarray | None = None,
+    scale: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Plain data of a linear model on standardised features: z = (x - mean) / scale."""
+    coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
+    n_out, n_feat = coef.shape
+    mean = np.zeros(n_feat) if mean is None else np.asarray(mean, dtype=np.float64)
+    scale = np.ones(n_feat) if scale is None else np.asarray(scale, dtype=np.float64)
+    scale = np.where(scale == 0, 1.0, scale)  # a constant feature: any scale gives z = 0
+    return {
+        "kind": LINEAR_KIND,
+        "n_features": n_feat,
+        "n_outputs": n_out,
+        "coef": _f8(coef),
+        "intercept": _f8(np.atleast_1d(intercept)),
+        "mean": _f8(mean),
+        "scale": _f8(scale),
+    }
+
+
+def predict_linear(model: Mapping[str, Any], X: np.ndarray) -> np.ndarray:
+    """Decision values (n, n_outputs) of a linear model; NaN features count as the mean."""
+    _check_kind(model, LINEAR_KIND)
+    n_feat, n_out = int(model["n_features"]), int(model["n_outputs"])
+    mean, scale = _from_f8(model["mean"]), _from_f8(model["scale"])
+    z = (_as_2d(X, n_feat) - mean) / scale
+    z[np.isnan(z)] = 0.0
+    return z @ _from_f8(model["coef"]).reshape(n_out, n_feat).T + _from_f8(model["intercept"])
+
+
+# -- kNN -------------------------------------------------------------------------------------
+def build_knn_model(
+    vectors: np.ndarray,
+    targets: np.ndarray,
+    k: int,
+    prior: np.ndarray | None = None,
+    prior_weight: float = 0.0,
+    mean: np.ndarray | None = None,
+    scale: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Plain data of a cosine kNN: stored standardised, unit-length rows and their targets."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.float64).reshape(len(vectors), -1)
+    n_feat = vectors.shape[1]
+    mean = np.zeros(n_feat) if mean is None else np.asarray(mean, dtype=np.float64)
+    scale = np.ones(n_feat) if scale is None else np.where(np.asarray(scale) == 0, 1.0, scale)
+    if prior is None:  # the targets' own means, a tier never run anywhere -> 0.5
+        seen = ~np.isnan(targets)
+        prior = np.where(seen.any(axis=0), np.nansum(targets, 0) / np.maximum(seen.sum(0), 1), 0.5)
+    return {
+        "kind": KNN_KIND,
+        "n_features": n_feat,
+        "n_targets": targets.shape[1],
+        "k": int(k),
+        "vectors": _f8(_unit_rows(_standardise(vectors, mean, scale))),
+        "targets": _f8(targets),
+        "prior": _f8(np.asarray(prior, dtype=np.float64)),
+        "prior_weight": float(prior_weight),
+        "mean": _f8(mean),
+        "scale": _f8(np.asarray(scale, dtype=np.float64)),
+    }
+
+
+def predict_knn(model: Mapping[str, Any], X: np.ndarray, k: int | None = None) -> np.ndarray:
+    """(n, n_targets) neighbour averages; a target no neighbour knows (NaN) falls to the prior.
+
+    Neighbours are the k stored rows of highest cosine similarity after standardisation (ties:
+    the lower stored index first). Per target: (sum of known neighbour values + prior_weight *
+    prior) / (count of known values + prior_weight); with no known value, the prior.
+    """
+    _check_kind(model, KNN_KIND)
+    n_feat, n_targets = int(model["n_features"]), int(model["n_targets"])
+    refs = _from_f8(model["vectors"]).reshape(-1, n_feat)
+    targets = _from_f8(model["targets"]).reshape(len(refs), n_targets)
+    k = min(int(model["k"] if k is None else k), len(refs))
+    z = _unit_rows(
+        _standardise(_as_2d(X, n_feat), _from_f8(model["mean"]), _from_f8(model["scale"]))
+    )
+    order = np.argsort(-(z @ refs.T), axis=1, kind="stable")[:, :k]
+    picked = targets[order]  # (n, k, n_targets)
+    known = ~np.isnan(picked)
+    weight, prior = float(model["prior_weight"]), _from_f8(model["prior"])
+    total = np.where(known, picked, 0.0).sum(axis=1) + weight * prior
+    count = known.sum(axis=1) + weight
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, prior)
+
+
+def _standardise(X: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    z = (X - mean) / scale
+    z[np.isnan(z)] = 0.0
+    return z
+
+
+def _unit_rows(X: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.where(norms == 0, 1.0, norms)
+
+
+# -- plain data helpers ----------------------------------------------------------------------
+def _f8(a: np.ndarray) -> bytes:
+    return np.ascontiguousarray(a, dtype="<f8").tobytes()
+
+
+def _from_f8(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<f8")
+
+
+def _as_2d(X: np.ndarray, n_feat: int) -> np.ndarray:
+    X = np.array(X, dtype=np.float64, ndmin=2)
+    if X.shape[1] != n_feat:
+        raise ValueError(f"X: expected {n_feat} features per row, got {X.shape[1]}")
+    return X
+
+
+def _check_kind(model: Mapping[str, Any], kind: str) -> None:
+    if not isinstance(model, Mapping) or model.get("kind") != kind:
+        got = model.get("kind") if isinstance(model, Mapping) else type(model).__name__
+        raise BundleError(f"model: expected a plain {kind!r} model, got {got!r}")
