@@ -19,6 +19,7 @@ from aco_lab.html_report import (
     Figure,
     Section,
     build_table,
+    dense_series,
     fmt_number,
     fmt_pct,
     fmt_usd,
@@ -117,7 +118,7 @@ def build_comparison_document(c: Comparison) -> Document:
             )
         )
     mix = next(cv for cv in c.second.curves if cv.name.startswith("random mixing"))
-    series.append(Series(mix.name, mix.costs, mix.successes, "dashed"))
+    series.append(dense_series(mix.name, mix.costs, mix.successes, "dashed"))
     for r in c.second.baselines:
         if r.name.startswith("tier "):
             series.append(Series(r.name, (r.cost_per_request,), (r.success_rate,), "point"))

@@ -254,8 +254,10 @@ def _comparison_blocks(
     return tuple(blocks)
 
 
-def _dense(name: str, costs: Sequence[float], successes: Sequence[float], style: str) -> Series:
-    """A frontier with enough points to draw its straight segments on a log cost axis."""
+def dense_series(
+    name: str, costs: Sequence[float], successes: Sequence[float], style: str
+) -> Series:
+    """A frontier with enough points to draw its (linear-cost) segments on a log cost axis."""
     from aco_lab.sweep import build_frontier, frontier_success
 
     fc, fs = build_frontier(costs, successes)
@@ -272,7 +274,7 @@ def build_cost_success_figure(ev: Evaluation) -> Figure:
     for i, curve in enumerate(ev.curves):
         style = "dashed" if curve.name.startswith("random mixing") else "line"
         label = f"{curve.name} (frontier)" if i else f"{curve.name}: threshold sweep frontier"
-        series.append(_dense(label, curve.costs, curve.successes, style))
+        series.append(dense_series(label, curve.costs, curve.successes, style))
     for r in ev.baselines:
         if not r.name.startswith(("random mixing",)):
             series.append(Series(r.name, (r.cost_per_request,), (r.success_rate,), "point"))
