@@ -255,10 +255,10 @@ def _run_sums(trace: Mapping[str, Any], where: str) -> tuple[tuple, float, int |
     if not isinstance(trace, Mapping):
         raise TraceFormatError(f"{where}: expected a JSON object, got {type(trace).__name__}")
     where = f"{where} ({trace.get(tf.TRACE_ID, '?')})"
-    success = _field(trace, tf.TASK_SUCCESS, (bool, type(None)), where)
-    cost = _field(trace, tf.TOTAL_COST, (int, float), where)
-    outcome = _field(trace, tf.FINAL_OUTCOME, (str,), where)
-    steps = _field(trace, tf.STEPS, (list,), where)
+    success = _field(trace, tf.TASK_SUCCESS, (bool, type(None)), "true, false or null", where)
+    cost = _field(trace, tf.TOTAL_COST, (int, float), "a number >= 0", where)
+    outcome = _field(trace, tf.FINAL_OUTCOME, (str,), "a string", where)
+    steps = _field(trace, tf.STEPS, (list,), "a list of steps", where)
     tiers, escalated, tokens, cached, reported, verified = set(), False, 0, 0, False, 0
     for i, step in enumerate(steps):
         if not isinstance(step, Mapping):
@@ -285,12 +285,13 @@ def _run_sums(trace: Mapping[str, Any], where: str) -> tuple[tuple, float, int |
     return run, float(cost), tier, success
 
 
-def _field(trace: Mapping[str, Any], key: str, types: tuple, where: str) -> Any:
+def _field(trace: Mapping[str, Any], key: str, types: tuple, expected: str, where: str) -> Any:
     if key not in trace:
         raise TraceFormatError(f"{where}: {key}: required field missing; see trace format v1")
     value = trace[key]
-    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-        raise TraceFormatError(f"{where}: {key}: expected {types[0].__name__}, got {value!r:.40}")
+    wrong = not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
+    if wrong or (isinstance(value, float | int) and not isinstance(value, bool) and value < 0):
+        raise TraceFormatError(f"{where}: {key}: expected {expected}, got {value!r:.40}")
     return value
 
 

@@ -260,9 +260,11 @@ def test_unknown_group_field_is_refused() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"total_cost": "cheap"}, r"trace #1 \(t\): total_cost: expected int, got 'cheap'"),
-        ({"task_success": 1}, r"task_success: expected bool, got 1"),
-        ({"steps": None}, r"steps: expected list"),
+        ({"total_cost": "cheap"},
+         r"trace #1 \(t\): total_cost: expected a number >= 0, got 'cheap'"),
+        ({"total_cost": -0.5}, r"total_cost: expected a number >= 0, got -0.5"),
+        ({"task_success": 1}, r"task_success: expected true, false or null, got 1"),
+        ({"steps": None}, r"steps: expected a list of steps, got None"),
         ({"steps": [{"step_num": 1, "model_call": {"tier": "high"}}]},
          r"steps\[0\]\.model_call\.tier: expected an int 1..5"),
     ],
