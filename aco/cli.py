@@ -21,14 +21,15 @@ config_option = click.option(
     help="config.yaml (default: the built-in tier table).")
 bundle_option = click.option(
     "--bundle", default=None,
-    help="Router bundle: a .pkl path or a version like v3 (default: the config's "
-         "runtime.router_model_path; none: rule-based routing).")
+    help="Router bundle: a .pkl path, a version like v3 or 'latest' under ./router_models "
+         "(default: the config's runtime.router_model_path; none: rule-based routing).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 task_type_option = click.option("--task-type", default=None,
                                 help="Task type, e.g. coding (default: inferred from the text).")
 
 
 @click.group(cls=ACOGroup)
+@click.version_option(__version__, prog_name="aco")
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-v info, -vv debug).")
 def main(verbose: int) -> None:
     """Route agent requests to the cheapest model tier that will do."""
