@@ -185,6 +185,7 @@ def _cost_alert(metrics: Metrics, totals: Totals, ratio: float) -> Alert | None:
 def sorted_groups(groups: Mapping[str, Any]) -> dict[str, Any]:
     """Groups in key order (tiers numerically), the null group last."""
     def order(key: str) -> tuple:
+        """Null group last, numbers before names, numbers by value."""
         return (key == NULL_GROUP, not key.isdigit(), int(key) if key.isdigit() else 0, key)
 
     return {key: groups[key] for key in sorted(groups, key=order)}
@@ -210,6 +211,7 @@ class _Sums:
     tiers: dict[int, list] = field(default_factory=dict)  # tier -> [runs, successes, known, cost]
 
     def add(self, run: tuple, cost: float, tier: int | None, success: bool | None) -> None:
+        """Add one run (as _run_sums returns it)."""
         for i, value in enumerate(run):
             self.counts[i] += value
         self.total_cost += cost
@@ -221,6 +223,7 @@ class _Sums:
             sums[3] += cost
 
     def totals(self) -> Totals:
+        """The sums so far as Totals."""
         tiers = tuple(TierTotals(t, *self.tiers[t]) for t in sorted(self.tiers))
         counts = dict(zip(_RUN_COUNTS, self.counts, strict=True))
         return Totals(**counts, total_cost=self.total_cost, tiers=tiers)
