@@ -1,0 +1,223 @@
+"""Learn the cascade: which cheap models to call, in what order, and when to stop or escalate.
+
+From counterfactual traces (`CascadeData`), per task type (and pooled, for unknown types):
+
+1. options: a model is *cheap* when its mean cost is at most `cheap_cost_share` of the top
+   model's. The cheap candidates are the cheap models no other cheap model beats on both
+   cost and success, topped up by success to `max_cheap_options`; the fallbacks (where a
+   cascade ends when it does not trust the cheap answers) are the other models on the
+   cost-success frontier, the top model always among them;
+2. evidence models: for every set of cheap models a cascade might have called, a logistic
+   model of P(the candidate answer is right | answer-level evidence), the features of
+   `aco.cascade.state_features` (agreement, answer form, log-probabilities). Thresholds are
+   chosen on out-of-fold predictions (k folds), so they are not fitted to the models' own
+   training rows;
+3. policies: for every cheap sequence (cheapest first) and fallback, every combination of
+   thresholds is replayed on the training requests with every call paid
+   (`cascade_search`), keeping the cost-success frontier;
+4. the operating point: one value per success (USD) for all task types, each picking the
+   frontier point maximizing value * successes - cost; the cheapest value whose total success
+   reaches `target_success_ratio` of the top model's (on training requests) is kept.
+
+The result is the plain-data spec `aco.cascade.CascadePolicy` applies.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from aco.cascade import ANY_TASK, KIND, SPEC_VERSION, state_features, subset_key
+from aco.errors import DataError
+from aco_lab.controls.cascade_data import CascadeData
+from aco_lab.controls.cascade_search import (
+    PolicyPoint,
+    StageData,
+    build_frontier,
+    frontier_indices,
+    pick_at_value,
+    search_sequence,
+)
+from aco_lab.controls.logistic import DEFAULT_C, build_matrix, fit_logistic, out_of_fold
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CascadeSettings:
+    """How the cascade is learned; every number with its unit and reason."""
+
+    target_success_ratio: float = 0.95  # of the top model's success, reached on training requests
+    cheap_cost_share: float = 0.25  # cheap model: mean cost <= this share of the top model's
+    max_cheap_options: int = 4  # cheap candidates per task type (the search grows as 2**this)
+    max_cheap_calls: int = 3  # cheap answers a cascade may ask for before it must decide
+    min_requests: int = 40  # a task type with fewer training requests uses the pooled policy
+    min_available: float = 0.95  # a model is an option when it answered this share of requests
+    folds: int = 5  # out-of-fold predictions for choosing thresholds honestly
+    C: float = DEFAULT_C  # inverse L2 strength of the evidence models
+    values_per_success: int = 400  # value-per-success grid size of the operating point
+    # Count an accepted answer as its out-of-fold P(right) rather than its 0/1 outcome when
+    # comparing policies: choosing among thousands of threshold combinations on a few hundred
+    # requests otherwise picks the ones that fit the outcomes' noise (winner's curse).
+    expected_successes: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class GroupFit:
+    """One task type's (or the pooled) candidate policies and evidence models."""
+
+    name: str
+    rows: np.ndarray  # row indices of the CascadeData used
+    rank: tuple[str, ...]  # options by training success, best first
+    frontier: tuple[PolicyPoint, ...]
+    models: dict  # subset key -> plain logistic model
+    top_successes: float  # successes of the top model on these rows
+    top_cost: float  # USD of the top model on these rows
+
+
+def learn_cascade(data: CascadeData, seed: int,
+                  settings: CascadeSettings = CascadeSettings()) -> dict:
+    """The learned cascade spec (plain data) from counterfactual training traces."""
+    fits = {name: _fit_group(data, name, rows, seed, settings)
+            for name, rows in _groups(data, settings).items()}
+    typed = [f for name, f in fits.items() if name != ANY_TASK] or [fits[ANY_TASK]]
+    value = _choose_value(typed, settings)
+    policies = {name: _policy(pick_at_value(fit.frontier, value), fit)
+                for name, fit in fits.items()}
+    chosen = [pick_at_value(f.frontier, value) for f in typed]
+    used = {m for p in policies.values() for m in [*p["sequence"], p["fallback"]]} | {data.top}
+    return {
+        "kind": KIND, "version": SPEC_VERSION, "top": data.top,
+        "options": {m: {"tier": data.tier_of(m),
+                        "mean_cost": round(float(np.nanmean(data.cost[:, data.col(m)])), 8)}
+                    for m in sorted(used)},
+        "value_per_success": round(value, 8),
+        "policies": policies,
+        "train": {"requests": int(sum(len(f.rows) for f in typed)),
+                  "successes": sum(p.successes for p in chosen),
+                  "cost": round(sum(p.cost for p in chosen), 6),
+                  "top_successes": sum(f.top_successes for f in typed),
+                  "top_cost": round(sum(f.top_cost for f in typed), 6),
+                  "target_success_ratio": settings.target_success_ratio},
+    }
+
+
+def _groups(data: CascadeData, settings: CascadeSettings) -> dict[str, np.ndarray]:
+    types = np.array([t or "" for t in data.task_types], dtype=object)
+    groups = {ANY_TASK: np.arange(data.n_requests)}
+    for name in sorted(set(types.tolist()) - {""}):
+        rows = np.flatnonzero(types == name)
+        if len(rows) >= settings.min_requests:
+            groups[name] = rows
+    return groups
+
+
+def _fit_group(data: CascadeData, name: str, rows: np.ndarray, seed: int,
+               settings: CascadeSettings) -> GroupFit:
+    avail = data.available[rows]
+    cols = [j for j in range(len(data.options))
+            if avail[:, j].mean() >= settings.min_available or data.options[j] == data.top]
+    rows = rows[avail[:, cols].all(axis=1)]
+    if len(rows) < 2:
+        raise DataError(f"cascade: task type {name!r}: fewer than 2 requests answered by the top "
+                        f"model {data.top} and the others; add counterfactual traces")
+    options = [data.options[j] for j in cols]
+    success = {m: data.success[rows, data.col(m)] for m in options}
+    cost = {m: data.cost[rows, data.col(m)] for m in options}
+    cheap, fallbacks = _choose_options(options, success, cost, data.top, settings)
+    rank = tuple(sorted(options, key=lambda m: (-success[m].mean(), -data.tier_of(m), m)))
+    stages, models = _evidence(data, rows, cheap, rank, seed, settings)
+    points: list[PolicyPoint] = []
+    for size in range(0, min(len(cheap), settings.max_cheap_calls) + 1):
+        for subset in itertools.combinations(cheap, size):  # cheap is sorted: cheapest first
+            staged = []
+            for k, m in enumerate(subset):
+                p, y = stages[subset_key(subset[:k + 1])]
+                staged.append(StageData(p, p if settings.expected_successes else y, cost[m]))
+            for fb in fallbacks:
+                points += search_sequence(subset, fb, staged, success[fb], cost[fb])
+    frontier = tuple(build_frontier(points))
+    log.info("cascade %s: %d requests, cheap %s, fallbacks %s, %d frontier points",
+             name, len(rows), cheap, fallbacks, len(frontier))
+    return GroupFit(name, rows, rank, frontier, models, float(success[data.top].sum()),
+                    float(cost[data.top].sum()))
+
+
+def _choose_options(options: Sequence[str], success: dict, cost: dict, top: str,
+                    settings: CascadeSettings) -> tuple[list[str], list[str]]:
+    mean_cost = {m: float(cost[m].mean()) for m in options}
+    rate = {m: float(success[m].mean()) for m in options}
+    limit = settings.cheap_cost_share * mean_cost[top]
+    cheap = [m for m in options if m != top and mean_cost[m] <= limit]
+    dear = [m for m in options if m not in cheap]
+
+    def efficient(models: list[str]) -> list[str]:
+        if not models:
+            return []
+        keep = frontier_indices(np.array([mean_cost[m] for m in models]),
+                                np.array([rate[m] for m in models]))
+        return [models[i] for i in keep]
+
+    chosen = efficient(cheap)[: settings.max_cheap_options]
+    for m in sorted(cheap, key=lambda m: (-rate[m], mean_cost[m], m)):
+        if len(chosen) >= settings.max_cheap_options:
+            break
+        if m not in chosen:
+            chosen.append(m)
+    fallbacks = sorted(set(efficient(dear)) | {top}, key=lambda m: (mean_cost[m], m))
+    return sorted(chosen, key=lambda m: (mean_cost[m], m)), fallbacks
+
+
+def _evidence(data: CascadeData, rows: np.ndarray, cheap: Sequence[str], rank: Sequence[str],
+              seed: int, settings: CascadeSettings
+              ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, dict]]:
+    # Per set of called models: out-of-fold P(candidate right), the truth, and the full model.
+    stages, models = {}, {}
+    for size in range(1, min(len(cheap), settings.max_cheap_calls) + 1):
+        for subset in itertools.combinations(cheap, size):
+            key = subset_key(subset)
+            candidates, feats = [], []
+            for i in rows:
+                model, f = state_features([data.answer(int(i), m) for m in subset], rank)
+                candidates.append(data.col(model))
+                feats.append(f)
+            X, names = build_matrix(feats)
+            y = data.success[rows, np.array(candidates)]
+            models[key] = fit_logistic(X, y, names, settings.C)
+            stages[key] = (out_of_fold(X, y, names, settings.folds, seed, settings.C), y)
+    return stages, models
+
+
+def _choose_value(fits: Sequence[GroupFit], settings: CascadeSettings) -> float:
+    per_request = sum(f.top_cost for f in fits) / max(1, sum(len(f.rows) for f in fits))
+    values = np.geomspace(per_request * 1e-3, per_request * 1e5, settings.values_per_success)
+    needed = settings.target_success_ratio * sum(f.top_successes for f in fits)
+    best_value, best_cost = None, np.inf
+    for value in values:
+        chosen = [pick_at_value(f.frontier, value) for f in fits]
+        succ, cost = sum(p.successes for p in chosen), sum(p.cost for p in chosen)
+        if succ >= needed - 1e-9 and cost < best_cost - 1e-12:
+            best_value, best_cost = float(value), cost
+    if best_value is None:  # out of reach: the most successful policies
+        log.warning("cascade: %.0f%% of the top model's success is out of reach on training "
+                    "requests; using the most successful policies",
+                    100 * settings.target_success_ratio)
+        best_value = float(values[-1])
+    return best_value
+
+
+def _policy(point: PolicyPoint, fit: GroupFit) -> dict:
+    used = {subset_key(point.sequence[:k + 1]) for k in range(len(point.sequence))}
+    return {
+        "sequence": list(point.sequence), "fallback": point.fallback,
+        "accept_at": list(point.accept_at), "escalate_below": list(point.escalate_below),
+        "rank": list(fit.rank),
+        "models": {key: model for key, model in fit.models.items() if key in used},
+        "train": {"requests": len(fit.rows), "successes": point.successes,
+                  "cost": round(point.cost, 6), "top_successes": fit.top_successes,
+                  "top_cost": round(fit.top_cost, 6)},
+    }
