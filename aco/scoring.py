@@ -210,9 +210,8 @@ def predict_lgbm_raw(model: Mapping[str, Any] | CompiledTrees, X: np.ndarray) ->
     else:
         values = np.concatenate([leaves(trees, X[s : s + step]) for s in range(0, n, step)])
     k = trees.num_class
+    # Like LightGBM's PredictRaw: summed even for an averaged (random forest) model.
     raw = values.reshape(n, trees.num_trees // k, k).sum(axis=1)
-    if trees.average_output:
-        raw /= trees.num_trees // k
     return raw[:, 0] if k == 1 else raw
 
 
@@ -308,6 +307,8 @@ def predict_lgbm(model: Mapping[str, Any] | CompiledTrees, X: np.ndarray) -> np.
     """Scores like Booster.predict(X): the objective's transform of the raw scores."""
     trees = _compiled_for(model)
     raw = predict_lgbm_raw(trees, X)
+    if trees.average_output:  # LightGBM averages after PredictRaw, before the transform
+        raw = raw / (trees.num_trees // trees.num_class)
     name, _, param = trees.objective.partition(" ")
     if name in ("binary", "multiclassova", "cross_entropy"):
         scale = float(param.split(":")[1]) if param.startswith("sigmoid:") else 1.0
