@@ -8,20 +8,25 @@
 - the best tier per task type, fit on the training requests (a cost/success trade-off swept,
   its operating point chosen on the training requests, then replayed on the evaluation ones);
 - a static cheapest-first cascade with a verifier of stated error rate (every call is paid);
+- kNN and logistic routers trained by aco_lab.train on the bundle's training runs;
 - the oracle: the cheapest tier that succeeded (a bound, not a policy).
 
-Rows are requests, columns tiers in ascending order, as in aco_lab.replay. Pure functions.
+Rows are requests, columns tiers in ascending order, as in aco_lab.replay. Pure functions;
+`build_baselines` assembles them all for one evaluation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+import polars as pl
 
 from aco.config import ACOConfig
 from aco.rules import nearest_configured_tier, route_by_rules
+from aco_lab.labels import OutcomeMatrix, build_outcome_matrix
 from aco_lab.replay import (
     KIND_EXPECTED,
     KIND_REPLAY,
@@ -30,7 +35,17 @@ from aco_lab.replay import (
     replay_choices,
     replay_mixture,
 )
-from aco_lab.sweep import Curve, build_frontier
+from aco_lab.router_scores import (
+    build_curve,
+    build_router_sweep,
+    replayer,
+    score_outcomes,
+    train_options_like,
+)
+from aco_lab.sweep import Curve, build_frontier, choose_point
+
+if TYPE_CHECKING:
+    from aco_lab.evaluate import EvalOptions
 
 # Verifier of the static cascade: the chance it gives the wrong verdict on an answer.
 DEFAULT_VERIFIER_ERROR = 0.20
@@ -250,3 +265,108 @@ def static_cascade(
 def kind_label(result: PolicyResult) -> str:
     """How a row's figures were obtained, for tables."""
     return {KIND_REPLAY: "replay", KIND_EXPECTED: "expected (replay)"}.get(result.kind, "ESTIMATE")
+
+
+# -- assembled for an evaluation (aco_lab.evaluate) -------------------------------------------
+def build_baselines(
+    payload: dict,
+    config: ACOConfig,
+    ev: OutcomeMatrix,
+    success: np.ndarray,
+    cost: np.ndarray,
+    singles: list[PolicyResult],
+    router: PolicyResult,
+    options: EvalOptions,
+    training_runs: pl.DataFrame | None,
+) -> tuple[list[PolicyResult], list[Curve], list[tuple[str, str]]]:
+    """Every baseline row of a replay, their curves, and the ones skipped with the reason."""
+    tiers = tuple(spec.tier for spec in config.tiers)
+    rows = list(singles)
+    rows.append(random_mix_at_cost(success, cost, tiers, singles, router.cost_per_request))
+    curves = [random_mix_curve(singles)]
+    rows.append(task_floor_rule(success, cost, tiers, ev.task_types, config))
+    rows.append(rules_router(success, cost, tiers, ev.requests, ev.task_types, config))
+    rows.append(static_cascade(success, cost, tiers, options.verifier_error))
+    skipped = []
+    if training_runs is None or training_runs.is_empty():
+        why = "the bundle's training traces are not readable here (recorded paths)"
+        skipped = [("best tier per task type", why)] + [
+            (f"{m} router", why) for m in options.compare_models
+        ]
+    else:
+        train = build_outcome_matrix(training_runs, config)
+        train = train.take(train.available[:, np.asarray(tiers) - 1].all(axis=1))
+        row, curve = task_type_baseline(train, ev, success, cost, tiers, options.target)
+        rows.append(row)
+        curves.append(curve)
+        for model in options.compare_models:
+            row, curve = trained_baseline(
+                model, payload, config, training_runs, ev, success, cost, tiers, options.thresholds
+            )
+            rows.append(row)
+            curves.append(curve)
+    rows.append(oracle(success, cost, tiers))
+    return rows, curves, skipped
+
+
+def task_type_baseline(
+    train: OutcomeMatrix,
+    ev: OutcomeMatrix,
+    success: np.ndarray,
+    cost: np.ndarray,
+    tiers: tuple[int, ...],
+    target: float,
+) -> tuple[PolicyResult, Curve]:
+    """Best tier per task type: trade-off chosen on the training requests, replayed here."""
+    cols = np.asarray(tiers) - 1
+    table = fit_task_type_table(train.success[:, cols], train.cost[:, cols], train.task_types)
+    fitted, choices = task_type_curve(
+        table, tiers, train.success[:, cols], train.cost[:, cols], train.task_types
+    )
+    top = float(train.success[:, cols[-1]].mean())
+    i = choose_point(fitted, target * top)
+    if i is None:
+        i = int(np.argmax(fitted.successes))
+    chosen = apply_task_type_choice(choices[i], ev.task_types)
+    shown = ", ".join(f"{k}: tier {v}" for k, v in sorted(choices[i].items()) if k != "*")
+    row = replay_choices(
+        "best tier per task type (fit on training)",
+        success,
+        cost,
+        tiers,
+        chosen,
+        note=f"{shown}; chosen for {target:.0%} of the top tier's success on the training requests",
+    )
+    curve, _ = task_type_curve(table, tiers, success, cost, ev.task_types)
+    return row, curve
+
+
+def trained_baseline(
+    model: str,
+    payload: dict,
+    config: ACOConfig,
+    training_runs: pl.DataFrame,
+    ev: OutcomeMatrix,
+    success: np.ndarray,
+    cost: np.ndarray,
+    tiers: tuple[int, ...],
+    thresholds: Sequence[float],
+) -> tuple[PolicyResult, Curve]:
+    """A kNN or logistic router trained by aco_lab.train on the bundle's training runs."""
+    from aco_lab.train import build_router
+
+    other = build_router(training_runs, config, train_options_like(payload, model)).payload
+    scores = score_outcomes(other, config, ev)
+    chosen, _ = scores.decide()
+    name = f"{model} router (same training data)"
+    row = replay_choices(
+        name,
+        success,
+        cost,
+        tiers,
+        chosen,
+        note=f"aco-lab train --model {model}, its own operating point",
+    )
+    return row, build_curve(
+        name, build_router_sweep(scores, replayer(success, cost, tiers), thresholds)
+    )

@@ -45,7 +45,6 @@ from aco_lab.router_scores import (
     build_router_sweep,
     replayer,
     score_outcomes,
-    train_options_like,
 )
 from aco_lab.sweep import (
     DEFAULT_THRESHOLDS,
@@ -314,18 +313,8 @@ def _replay_evaluation(
     )
     sweep = build_router_sweep(scores, replayer(success, cost, tiers), options.thresholds)
     router_curve = build_curve(f"router ({info.name})", sweep)
-    baselines, curves, skipped = _baselines(
-        payload,
-        config,
-        ev,
-        success,
-        cost,
-        tiers,
-        singles,
-        router,
-        options,
-        training_runs,
-        reference,
+    baselines, curves, skipped = B.build_baselines(
+        payload, config, ev, success, cost, singles, router, options, training_runs
     )
     curves = (router_curve, *curves)
     target = options.target * reference.strong_success
@@ -375,110 +364,6 @@ def recommend(
     )
     return Recommendation(
         p.downgrade_threshold, p.success_value, r.success_rate, r.cost_per_request, why
-    )
-
-
-def _baselines(
-    payload: dict,
-    config: ACOConfig,
-    ev: OutcomeMatrix,
-    success: np.ndarray,
-    cost: np.ndarray,
-    tiers: tuple[int, ...],
-    singles: list[PolicyResult],
-    router: PolicyResult,
-    options: EvalOptions,
-    training_runs: pl.DataFrame | None,
-    reference: Reference,
-) -> tuple[list[PolicyResult], list[Curve], list[tuple[str, str]]]:
-    rows = list(singles)
-    rows.append(B.random_mix_at_cost(success, cost, tiers, singles, router.cost_per_request))
-    curves = [B.random_mix_curve(singles)]
-    rows.append(B.task_floor_rule(success, cost, tiers, ev.task_types, config))
-    rows.append(B.rules_router(success, cost, tiers, ev.requests, ev.task_types, config))
-    rows.append(B.static_cascade(success, cost, tiers, options.verifier_error))
-    skipped = []
-    if training_runs is None or training_runs.is_empty():
-        why = "the bundle's training traces are not readable here (recorded paths)"
-        skipped = [("best tier per task type", why)] + [
-            (f"{m} router", why) for m in options.compare_models
-        ]
-    else:
-        train = build_outcome_matrix(training_runs, config)
-        train = train.take(train.available[:, np.asarray(tiers) - 1].all(axis=1))
-        row, curve = task_type_baseline(train, ev, success, cost, tiers, options.target)
-        rows.append(row)
-        curves.append(curve)
-        for model in options.compare_models:
-            row, curve = trained_baseline(
-                model, payload, config, training_runs, ev, success, cost, tiers, options.thresholds
-            )
-            rows.append(row)
-            curves.append(curve)
-    rows.append(B.oracle(success, cost, tiers))
-    return rows, curves, skipped
-
-
-def task_type_baseline(
-    train: OutcomeMatrix,
-    ev: OutcomeMatrix,
-    success: np.ndarray,
-    cost: np.ndarray,
-    tiers: tuple[int, ...],
-    target: float,
-) -> tuple[PolicyResult, Curve]:
-    """Best tier per task type: trade-off chosen on the training requests, replayed here."""
-    cols = np.asarray(tiers) - 1
-    table = B.fit_task_type_table(train.success[:, cols], train.cost[:, cols], train.task_types)
-    fitted, choices = B.task_type_curve(
-        table, tiers, train.success[:, cols], train.cost[:, cols], train.task_types
-    )
-    top = float(train.success[:, cols[-1]].mean())
-    i = choose_point(fitted, target * top)
-    if i is None:
-        i = int(np.argmax(fitted.successes))
-    chosen = B.apply_task_type_choice(choices[i], ev.task_types)
-    shown = ", ".join(f"{k}: tier {v}" for k, v in sorted(choices[i].items()) if k != "*")
-    row = replay_choices(
-        "best tier per task type (fit on training)",
-        success,
-        cost,
-        tiers,
-        chosen,
-        note=f"{shown}; chosen for {target:.0%} of the top tier's success on the training requests",
-    )
-    curve, _ = B.task_type_curve(table, tiers, success, cost, ev.task_types)
-    return row, curve
-
-
-def trained_baseline(
-    model: str,
-    payload: dict,
-    config: ACOConfig,
-    training_runs: pl.DataFrame,
-    ev: OutcomeMatrix,
-    success: np.ndarray,
-    cost: np.ndarray,
-    tiers: tuple[int, ...],
-    thresholds: Sequence[float],
-) -> tuple[PolicyResult, Curve]:
-    """A kNN or logistic router trained by aco_lab.train on the bundle's training runs."""
-    from aco_lab.train import build_router
-
-    other = build_router(training_runs, config, train_options_like(payload, model)).payload
-    scores = score_outcomes(other, config, ev)
-    chosen, _ = scores.decide()
-    name = f"{model} router (same training data)"
-    row = replay_choices(
-        name,
-        success,
-        cost,
-        tiers,
-        chosen,
-        note=f"aco-lab train --model {model}, its own operating point",
-    )
-    return row, build_curve(
-        name, build_router_sweep(scores, replayer(success, cost, tiers), thresholds)
     )
 
 
