@@ -1,15 +1,11 @@
 """The run controls: cascade, doom check, tool gate, verifier and context budget.
 
 Each control has a rule version (the constants below, each with its reason) and a learned
-version read from a bundle's ``controls`` section. `Controls` uses the learned one when the
-bundle has it and the rule otherwise; every decision says which mode decided. The learned
-specs are plain data (docs/runtime.md, "Learned controls"):
-
-    {"kind": "logistic", "features": [...], "weights": [...], "bias": b, "threshold": t}
-    {"kind": "table", "values": {"<task_type>/<tool>": p, "*/<tool>": p}, "default": p,
-     "threshold": t}
-    {"kind": "thresholds", "verify_below": {"low": c, "medium": c, "high": c}}
-    {"kind": "by_tier", "total_tokens": {"1": n, ...}, "keep_exact": [...], "omit": [...]}
+version from a bundle's ``controls`` section: the cascade in `aco.cascade`, the others in
+`aco.learned_controls` (their spec formats are documented there). `Controls` uses the
+learned one when the bundle has it and the rule otherwise, control by control; every
+decision says which mode decided. Two rules hold in both modes: a run that has spent its
+whole budget is stopped, and a high-risk answer is always verified.
 """
 
 from __future__ import annotations
@@ -17,10 +13,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-from aco.cascade import ACCEPT, HEDGING, REFUSAL, Answer, CascadePolicy, score
+from aco import learned_controls as learned
+from aco.cascade import ACCEPT, HEDGING, REFUSAL, Answer, CascadePolicy
 from aco.config import ACOConfig
 from aco.decisions import (
     MODE_BUNDLE,
@@ -31,8 +28,13 @@ from aco.decisions import (
     GateDecision,
     VerifyDecision,
 )
-from aco.errors import ACOError, BundleError
-from aco.rules import RequestCues, build_context_budget, nearest_configured_tier
+from aco.errors import ACOError
+from aco.rules import (
+    CONTEXT_MARGIN_TOKENS,
+    RequestCues,
+    build_context_budget,
+    nearest_configured_tier,
+)
 
 # Cascade rule. The mean log-probability is dominated by the many easy tokens of an answer
 # (punctuation, boilerplate), so a long answer looks confident even when the few tokens that
@@ -128,8 +130,9 @@ class Controls:
         self.config = config
         self.specs = dict(specs or {})
         for name, spec in self.specs.items():
-            _check_spec(name, spec)
-        cascade = self.specs.get("cascade")  # CascadePolicy validates it (BundleError)
+            if name != "cascade":  # CascadePolicy validates the cascade below
+                learned.check_spec(name, spec)  # BundleError naming the field
+        cascade = self.specs.get("cascade")
         self._cascade_policy = CascadePolicy(cascade) if cascade is not None else None
 
     def mode(self, control: str) -> str:
@@ -190,8 +193,14 @@ class Controls:
         return CascadeDecision(escalated, tier, self.config.tier(tier).model_id,
                                round(confidence, 4), reason, MODE_RULES)
 
-    def doom(self, total_spent: float, stalled_steps: int, n_steps: int) -> DoomDecision:
-        """Whether to stop the run: budget spent, or no progress for too long."""
+    def doom(self, total_spent: float, stalled_steps: int, n_steps: int, *,
+             failures: int | None = None, task_type: str | None = None,
+             tier: int | None = None) -> DoomDecision:
+        """Whether to stop the run: budget spent, or unlikely to succeed / no progress.
+
+        `failures` (steps without progress in all), `task_type` and `tier` inform the learned
+        check; the rule needs the spend and the steps without progress in a row.
+        """
         _check_number(total_spent, "total_spent")
         cap = self.config.max_cost_per_task
         share = total_spent / cap if cap > 0 else (math.inf if total_spent > 0 else 0.0)
@@ -200,12 +209,9 @@ class Controls:
         if share >= 1.0:  # past the budget no model can help: a hard stop in both modes
             return DoomDecision(True, f"{state}: budget spent", 0.0, self.mode("doom"))
         if spec is not None:
-            features = {"budget_share": share, "steps_without_progress": float(stalled_steps),
-                        "n_steps": float(n_steps)}
-            p = score(spec, features)
-            doomed = p < spec["threshold"]
-            return DoomDecision(doomed, f"learned: P(success) {p:.2f} vs {spec['threshold']:.2f}; "
-                                        f"{state}", round(p, 4), MODE_BUNDLE)
+            failed = stalled_steps if failures is None else failures
+            return learned.apply_doom(spec, task_type, tier, n_steps, total_spent, failed,
+                                      stalled_steps)
         doomed = stalled_steps >= DOOM_STALLED_STEPS or (
             share >= DOOM_STALLED_SHARE and stalled_steps >= DOOM_STALLED_AFTER_SHARE)
         verdict = "stop: no progress" if doomed else "continue"
@@ -217,12 +223,7 @@ class Controls:
             raise ACOError(f"tool_name: expected a non-empty string, got {tool_name!r}")
         spec = self.specs.get("gate")
         if spec is not None:
-            values = spec["values"]
-            p = values.get(f"{task_type}/{tool_name}",
-                           values.get(f"*/{tool_name}", spec["default"]))
-            allow = p >= spec["threshold"]
-            return GateDecision(allow, tool_name, f"learned: P(useful) {p:.2f} vs "
-                                                  f"{spec['threshold']:.2f}", MODE_BUNDLE)
+            return learned.apply_gate(spec, tool_name, task_type)
         if task_type in GATED_TASK_TYPES and EXPENSIVE_TOOLS.search(tool_name):
             return GateDecision(False, tool_name, f"rules: {tool_name} is expensive and a "
                                                   f"{task_type} rarely gains from it", MODE_RULES)
@@ -230,73 +231,28 @@ class Controls:
             else "no rule against it"
         return GateDecision(True, tool_name, f"rules: allow ({why})", MODE_RULES)
 
-    def verify(self, risk: str, confidence: float) -> VerifyDecision:
+    def verify(self, risk: str, confidence: float, *, task_type: str | None = None,
+               tier: int | None = None, n_steps: int = 1, failures: int = 0) -> VerifyDecision:
         """Whether to call a verifier before declaring DONE, by risk and confidence."""
         if risk not in RISKS:
             raise ACOError(f"risk: expected one of {', '.join(RISKS)}, got {risk!r}")
         _check_number(confidence, "confidence", upper=1.0)
         spec = self.specs.get("verify")
-        below = spec["verify_below"][risk] if spec is not None else VERIFY_BELOW[risk]
-        verify = confidence < below
-        how = "learned" if spec is not None else "rules"
+        if spec is not None and risk != "high":  # the caller's "high" is not second-guessed
+            return learned.apply_verify(spec, task_type, tier, None, n_steps, failures,
+                                        confidence)
+        below = VERIFY_BELOW[risk]
         bar = "always" if math.isinf(below) else f"below {below:.2f}"
-        return VerifyDecision(verify, f"{how}: {risk} risk verifies {bar}; confidence "
-                                      f"{confidence:.2f}", self.mode("verify"))
+        return VerifyDecision(confidence < below, f"rules: {risk} risk verifies {bar}; "
+                                                  f"confidence {confidence:.2f}", MODE_RULES)
 
     def context_budget(self, cues: RequestCues, tier: int) -> ContextBudget:
         """How many context tokens a run at `tier` gets, what to keep verbatim, what to drop."""
-        budget = build_context_budget(cues, tier)
         spec = self.specs.get("context_budget")
         if spec is None:
-            return budget
-        total = int(spec["total_tokens"].get(str(tier), budget.total_tokens))
-        return replace(budget, total_tokens=total,
-                       keep_exact=tuple(spec.get("keep_exact", budget.keep_exact)),
-                       omit=tuple(spec.get("omit", budget.omit)),
-                       reason=f"learned: tier {tier} allowance {total} tokens")
-
-
-_KINDS = {"cascade": "cascade_stages", "doom": "logistic", "gate": "table", "verify": "thresholds",
-          "context_budget": "by_tier"}
-
-
-def _check_spec(name: str, spec: Any) -> None:
-    where = f"bundle controls.{name}"
-    if name not in _KINDS:
-        raise BundleError(f"{where}: unknown control; known: {', '.join(_KINDS)}")
-    if not isinstance(spec, Mapping) or spec.get("kind") != _KINDS[name]:
-        raise BundleError(f"{where}.kind: expected {_KINDS[name]!r}; rebuild the bundle")
-    kind = spec["kind"]
-    if kind == "cascade_stages":
-        return  # aco.cascade.CascadePolicy checks the rest
-    if kind == "logistic":
-        feats, weights = spec.get("features"), spec.get("weights")
-        if not (isinstance(feats, list) and isinstance(weights, list)
-                and len(feats) == len(weights)):
-            raise BundleError(f"{where}.weights: expected one weight per feature; "
-                              f"rebuild the bundle")
-        _spec_numbers(where, {"bias": spec.get("bias"), "threshold": spec.get("threshold"),
-                              **{f"weights[{i}]": w for i, w in enumerate(weights)}})
-    elif kind == "table":
-        values = spec.get("values")
-        if not isinstance(values, Mapping):
-            raise BundleError(f"{where}.values: expected a mapping; rebuild the bundle")
-        _spec_numbers(where, {"default": spec.get("default"), "threshold": spec.get("threshold"),
-                              **{f"values.{k}": v for k, v in values.items()}})
-    elif kind == "thresholds":
-        below = spec.get("verify_below")
-        if not isinstance(below, Mapping) or set(below) != set(RISKS):
-            raise BundleError(f"{where}.verify_below: expected low, medium and high")
-        _spec_numbers(where, {f"verify_below.{k}": v for k, v in below.items()})
-    elif not isinstance(spec.get("total_tokens"), Mapping):
-        raise BundleError(f"{where}.total_tokens: expected a mapping of tier -> tokens")
-
-
-def _spec_numbers(where: str, values: Mapping[str, Any]) -> None:
-    for key, value in values.items():
-        if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
-            raise BundleError(f"{where}.{key}: expected a number, got {value!r}; "
-                              f"rebuild the bundle")
+            return build_context_budget(cues, tier)
+        return learned.apply_context_budget(spec, cues.task_type, tier, cues.tokens,
+                                            CONTEXT_MARGIN_TOKENS)
 
 
 def _check_number(value: Any, name: str, upper: float = math.inf) -> None:

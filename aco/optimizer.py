@@ -147,8 +147,8 @@ class ACOOptimizer:
     def cascade_step(self, request: str, initial_tier: int, cheap_logprobs: Sequence[float] | None,
                      cheap_response: str | None) -> CascadeDecision:
         """Accept a cheap model's answer or escalate (counts against the current run's retries)."""
-        run = self._current.get()
-        if run is not None and not run.ended:
+        run = self._active_run()
+        if run is not None:
             return run.cascade(cheap_logprobs, cheap_response, initial_tier, request)
         return self.decide_cascade(request, initial_tier, cheap_logprobs, cheap_response)
 
@@ -180,24 +180,29 @@ class ACOOptimizer:
     def check_doom(self, total_spent: float,
                    steps_without_progress: int | None = None) -> DoomDecision:
         """Whether to stop the run: budget share spent, steps without progress."""
-        run = self._current.get()
-        active = run is not None and not run.ended
-        stalled = steps_without_progress
-        if stalled is None:
-            stalled = run.steps_without_progress if active else 0
-        n_steps = run.n_steps if active else stalled  # outside a run: at least the stalled ones
-        return self.controls.doom(total_spent, stalled, n_steps)
+        run = self._active_run()
+        if run is not None:
+            return run.check_doom(total_spent, steps_without_progress)
+        stalled = steps_without_progress or 0  # outside a run: all we know are these steps
+        return self.controls.doom(total_spent, stalled, stalled)
 
     def gate_tool(self, tool_name: str, task_type: str | None = None) -> GateDecision:
         """Whether a tool call is worth making (task type defaults to the current run's)."""
-        run = self._current.get()
+        run = self._active_run()
         if task_type is None and run is not None:
-            task_type = run.routing.task_type
+            return run.gate_tool(tool_name)
         return self.controls.gate(tool_name, task_type)
 
     def should_verify(self, risk: str, confidence: float) -> VerifyDecision:
-        """Whether to call a verifier before declaring DONE."""
+        """Whether to call a verifier before declaring DONE (in the current run, if any)."""
+        run = self._active_run()
+        if run is not None:
+            return run.should_verify(risk, confidence)
         return self.controls.verify(risk, confidence)
+
+    def _active_run(self) -> Run | None:
+        run = self._current.get()
+        return run if run is not None and not run.ended else None
 
     # -- monitoring -------------------------------------------------------------------------
     def stats(self, by: str | None = None) -> dict[str, Any]:

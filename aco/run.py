@@ -18,7 +18,14 @@ from aco import __version__
 from aco import trace_format as tf
 from aco.cascade import Answer
 from aco.controls import read_answer_signals
-from aco.decisions import CascadeDecision, ContextBudget, DoomDecision, RoutingDecision
+from aco.decisions import (
+    CascadeDecision,
+    ContextBudget,
+    DoomDecision,
+    GateDecision,
+    RoutingDecision,
+    VerifyDecision,
+)
 from aco.errors import ACOError
 from aco.rules import RequestCues
 from aco.trace_format import FINAL_OUTCOMES, MAX_TIER, MIN_TIER
@@ -69,6 +76,12 @@ class Run:
                     break
                 streak += 1
             return streak
+
+    @property
+    def failures(self) -> int:
+        """Steps so far that made no progress (all tool calls failed, or the verifier did)."""
+        with self._lock:
+            return self._progress.count(False)
 
     @property
     def n_steps(self) -> int:
@@ -214,10 +227,25 @@ class Run:
             self._answers_for, self._answers = (text, [*earlier, answer]) if keep else (None, [])
         return decision
 
-    def check_doom(self, total_spent: float | None = None) -> DoomDecision:
+    def check_doom(self, total_spent: float | None = None,
+                   steps_without_progress: int | None = None) -> DoomDecision:
         """Whether to stop this run (budget share spent, steps without progress)."""
         spent = self.total_cost if total_spent is None else total_spent
-        return self.optimizer.controls.doom(spent, self.steps_without_progress, self.n_steps)
+        stalled = self.steps_without_progress if steps_without_progress is None \
+            else steps_without_progress
+        return self.optimizer.controls.doom(spent, stalled, self.n_steps, failures=self.failures,
+                                            task_type=self.routing.task_type,
+                                            tier=self.routing.tier)
+
+    def gate_tool(self, tool_name: str) -> GateDecision:
+        """Whether a tool call is worth making for this run's task type."""
+        return self.optimizer.controls.gate(tool_name, self.routing.task_type)
+
+    def should_verify(self, risk: str, confidence: float) -> VerifyDecision:
+        """Whether to call a verifier before declaring this run's answer DONE."""
+        return self.optimizer.controls.verify(risk, confidence, task_type=self.routing.task_type,
+                                              tier=self.routing.tier, n_steps=self.n_steps,
+                                              failures=self.failures)
 
     # -- the end --------------------------------------------------------------------------
     def end(self, success: bool | None, final_outcome: str | None = None) -> dict[str, Any]:

@@ -163,14 +163,24 @@ CASCADE = {
             "cheap-cloud-8b|tiny-local-3b": {"features": ["all_agree"], "weights": [4.0],
                                              "bias": -2.0}}}},
 }
+# Learned doom, gate, verify and context budget in aco.learned_controls' formats.
+TOOL = {"runs": 40, "lift": -0.05, "shrunk_lift": -0.03, "cost": 0.01, "failure_rate": 0.2,
+        "net_value": -0.02}
 LEARNED = {
     "cascade": CASCADE,
-    "doom": {"kind": "logistic", "features": ["budget_share", "steps_without_progress"],
-             "weights": [-4.0, -1.0], "bias": 2.0, "threshold": 0.2},
-    "gate": {"kind": "table", "values": {"coding/web_search": 0.1, "*/web_search": 0.9},
-             "default": 0.5, "threshold": 0.3},
-    "verify": {"kind": "thresholds", "verify_below": {"low": 0.1, "medium": 0.5, "high": 0.95}},
-    "context_budget": {"kind": "by_tier", "total_tokens": {"1": 1234}},
+    "doom": {"kind": "doom_logistic", "version": 1,
+             "model": {"features": ["stalled", "log_spend_ratio"], "weights": [-1.0, -2.0],
+                       "bias": 2.0},
+             "threshold": 0.2, "min_steps": 2, "typical": {"*/*": {"cost": 1.0, "steps": 4.0}}},
+    "gate": {"kind": "tool_values", "version": 1, "value_per_success": 1.0,
+             "tools": {"coding/web_search": {**TOOL, "allow": False},
+                       "*/web_search": {**TOOL, "allow": True}}},
+    "verify": {"kind": "false_done_logistic", "version": 1,
+               "model": {"features": [], "weights": [], "bias": 0.0}, "threshold": {"*": 0.3},
+               "false_done_cost": {"*": 1.0}, "verifier_cost": 0.01, "max_call_rate": 0.5},
+    "context_budget": {"kind": "token_quantiles", "version": 1, "quantile": 0.9,
+                       "total_tokens": {"*/1": 1234, "*/*": 5000},
+                       "keep_exact": {"*": ["request"]}, "omit": {"*": ["old_turns"]}},
 }
 
 
@@ -206,20 +216,29 @@ def test_learned_cascade_respects_max_retries() -> None:
 def test_learned_controls_decide_and_say_so() -> None:
     learned = Controls(CONFIG, LEARNED)
     assert learned.cascade(read_answer_signals(SHAKY, "x"), 1).mode == MODE_RULES  # no answers
-    assert not learned.doom(0.1, 0, 1).doomed
-    assert learned.doom(2.5, 3, 5).doomed and learned.doom(2.5, 3, 5).success_probability < 0.2
+    early = learned.doom(2.5, 3, 1)
+    assert not early.doomed and "too early" in early.reason  # min_steps
+    late = learned.doom(2.5, 3, 5, failures=3, task_type="coding", tier=3)
+    assert late.doomed and late.success_probability < 0.2 and late.mode == MODE_BUNDLE
+    assert learned.doom(5.0, 0, 1).doomed  # the whole budget stops a run in both modes
     assert not learned.gate("web_search", "coding").allow
-    assert learned.gate("web_search", "research").allow
-    assert learned.gate("calculator", "coding").allow  # default 0.5 >= 0.3
-    assert not learned.verify("high", 0.96).verify and learned.verify("high", 0.9).verify
-    assert learned.context_budget(read_cues("hello"), 1).total_tokens == 1234
+    assert learned.gate("web_search", "research").allow  # the "*" entry
+    assert learned.gate("calculator", "coding").allow  # no traces of it: allowed
+    assert not learned.verify("medium", 0.9).verify  # P(false DONE) 0.1 < 0.3
+    assert learned.verify("low", 0.5).verify  # the rule would skip a low-risk 0.5
+    high = learned.verify("high", 0.99)
+    assert high.verify and high.mode == MODE_RULES  # high risk is always verified
+    budget = learned.context_budget(read_cues("hello"), 1)
+    assert (budget.total_tokens, budget.keep_exact, budget.omit) == (1234, ("request",),
+                                                                      ("old_turns",))
+    assert learned.context_budget(read_cues("x" * 40_000), 1).total_tokens == 10_000 + 1_000
     assert all(learned.mode(name) == MODE_BUNDLE for name in LEARNED)
 
 
 def test_partial_controls_fall_back_to_rules_per_control() -> None:
     partial = Controls(CONFIG, {"gate": LEARNED["gate"]})
-    assert partial.mode("gate") == MODE_BUNDLE
-    assert partial.verify("high", 0.99).mode == MODE_RULES
+    assert partial.mode("gate") == MODE_BUNDLE and partial.mode("verify") == MODE_RULES
+    assert partial.verify("low", 0.5).mode == MODE_RULES
 
 
 @pytest.mark.parametrize(
@@ -228,10 +247,12 @@ def test_partial_controls_fall_back_to_rules_per_control() -> None:
         ({"teleport": {}}, "controls.teleport: unknown control"),
         ({"cascade": {"kind": "table"}}, "controls.cascade.kind"),
         ({"cascade": {**CASCADE, "top": "gpt-9"}}, "controls.cascade.top"),
-        ({"doom": {**LEARNED["doom"], "bias": "x"}}, "controls.doom.bias"),
-        ({"gate": {**LEARNED["gate"], "values": {"a/b": None}}}, "controls.gate.values.a/b"),
-        ({"verify": {"kind": "thresholds", "verify_below": {"low": 0.1}}}, "verify_below"),
-        ({"context_budget": {"kind": "by_tier"}}, "total_tokens"),
+        ({"doom": {**LEARNED["doom"], "model": {"features": ["a"], "weights": [], "bias": 0}}},
+         "controls.doom.model"),
+        ({"gate": {**LEARNED["gate"], "version": 2}}, "controls.gate.version"),
+        ({"verify": {k: v for k, v in LEARNED["verify"].items() if k != "threshold"}},
+         "controls.verify.threshold"),
+        ({"context_budget": {"kind": "by_tier"}}, "controls.context_budget.kind"),
     ],
 )
 def test_malformed_controls_are_refused(specs: dict, message: str) -> None:

@@ -277,13 +277,25 @@ def test_config_router_model_path_selects_bundle_mode(trained_bundle: Path,
 
 
 def test_bundle_controls_are_used_when_present(trained_bundle: Path, tmp_path: Path) -> None:
-    controls = {"gate": {"kind": "table", "values": {"*/web_search": 0.05}, "default": 0.9,
-                         "threshold": 0.5}}
-    path = _rewrite(trained_bundle, tmp_path / "models", controls=controls)
+    from tests.aco.test_controls import LEARNED, TOOL
+
+    gate = {**LEARNED["gate"], "tools": {"*/web_search": {**TOOL, "allow": False}}}
+    path = _rewrite(trained_bundle, tmp_path / "models",
+                    controls={"gate": gate, "doom": LEARNED["doom"], "verify": LEARNED["verify"]})
     opt = ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)), bundle=path)
     blocked = opt.gate_tool("web_search", task_type="research")  # the rules would allow it
     assert (blocked.allow, blocked.mode) == (False, "bundle")
-    assert opt.should_verify("high", 0.5).mode == "rules"
+    assert opt.should_verify("high", 0.5).mode == "rules"  # high risk: always verified
+    assert opt.should_verify("low", 0.5).verify  # learned: P(false DONE) 0.5 >= 0.3
+    run = opt.begin("Fix the flaky build")
+    for _ in range(3):  # three steps whose only tool call failed: stalled and spending
+        run.record_call(tier=3, cost=0.8)
+        run.record_tool_call("compile", success=False)
+    assert run.failures == 3 and run.steps_without_progress == 3
+    doom = run.check_doom()
+    assert doom.mode == "bundle" and doom.doomed and "3 failed steps" in doom.reason
+    assert not run.gate_tool("web_search").allow
+    run.end(False, "aborted")
 
 
 def test_tampered_bundle_is_refused(trained_bundle: Path, tmp_path: Path) -> None:
