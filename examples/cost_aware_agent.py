@@ -73,7 +73,7 @@ def run_agent(opt: ACOOptimizer, client, task: Task, budget: float | None = None
         reply, confidence = _ask_with_cascade(opt, run, client, steps, prompt,
                                               step.adjusted_tier)
         if reply.tool:
-            failures = not _call_tool(opt, run, task, reply.tool, notes)
+            failures = not _call_tool(run, task, reply.tool, notes)
             prompt = f"{task.request}\n[tool {reply.tool} {'failed' if failures else 'ok'}]"
             continue
         if reply.done:
@@ -114,8 +114,8 @@ def _call(opt: ACOOptimizer, run: Run, client, steps: PerStepRouter, prompt: str
     return reply
 
 
-def _call_tool(opt: ACOOptimizer, run: Run, task: Task, tool: str, notes: list[str]) -> bool:
-    gate = opt.gate_tool(tool, run.routing.task_type)
+def _call_tool(run: Run, task: Task, tool: str, notes: list[str]) -> bool:
+    gate = run.gate_tool(tool)
     if not gate.allow or tool not in task.tools:
         notes.append(gate.reason if not gate.allow else f"unknown tool {tool}")
         return False
@@ -126,7 +126,7 @@ def _call_tool(opt: ACOOptimizer, run: Run, task: Task, tool: str, notes: list[s
 
 def _verify_if_needed(opt: ACOOptimizer, run: Run, client, steps: PerStepRouter, task: Task,
                       reply: Reply, confidence: float) -> bool:
-    if not opt.should_verify(task.risk, confidence).verify:
+    if not run.should_verify(task.risk, confidence).verify:
         return True
     tier = opt.config.top_tier if task.risk == "high" else 3
     model_id = opt.config.tier(tier).model_id
