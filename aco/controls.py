@@ -201,7 +201,7 @@ class Controls:
         `failures` (steps without progress in all), `task_type` and `tier` inform the learned
         check; the rule needs the spend and the steps without progress in a row.
         """
-        _check_number(total_spent, "total_spent")
+        check_number(total_spent, "total_spent")
         cap = self.config.max_cost_per_task
         share = total_spent / cap if cap > 0 else (math.inf if total_spent > 0 else 0.0)
         state = f"spent ${total_spent:.4f} of ${cap:.2f} ({share:.0%}), {stalled_steps} stalled"
@@ -236,7 +236,7 @@ class Controls:
         """Whether to call a verifier before declaring DONE, by risk and confidence."""
         if risk not in RISKS:
             raise ACOError(f"risk: expected one of {', '.join(RISKS)}, got {risk!r}")
-        _check_number(confidence, "confidence", upper=1.0)
+        check_number(confidence, "confidence", upper=1.0)
         spec = self.specs.get("verify")
         if spec is not None and risk != "high":  # the caller's "high" is not second-guessed
             return learned.apply_verify(spec, task_type, tier, None, n_steps, failures,
@@ -255,8 +255,10 @@ class Controls:
                                             CONTEXT_MARGIN_TOKENS)
 
 
-def _check_number(value: Any, name: str, upper: float = math.inf) -> None:
+def check_number(value: Any, name: str, upper: float = math.inf) -> float:
+    """A finite number in 0..upper (USD, ms, a probability) as a float, else ACOError."""
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or not 0.0 <= value <= upper:
-        allowed = "a number >= 0" if math.isinf(upper) else f"a number in 0..{upper:g}"
+        allowed = "a finite number >= 0" if math.isinf(upper) else f"a number in 0..{upper:g}"
         raise ACOError(f"{name}: expected {allowed}, got {value!r}")
+    return float(value)

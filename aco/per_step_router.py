@@ -18,11 +18,11 @@ The invariant (tested with hypothesis): as long as each step costs at most its
 from __future__ import annotations
 
 import logging
-import math
 import re
 import threading
 
 from aco.config import ACOConfig
+from aco.controls import check_number
 from aco.decisions import StepDecision
 from aco.errors import ACOError, BudgetExceededError
 from aco.rules import nearest_configured_tier
@@ -56,7 +56,7 @@ class PerStepRouter:
     def __init__(self, max_budget: float, config: ACOConfig | None = None, *,
                  min_tier: int = MIN_TIER, step_input_tokens: int = STEP_INPUT_TOKENS,
                  step_output_tokens: int = STEP_OUTPUT_TOKENS) -> None:
-        _check_usd(max_budget, "max_budget")
+        check_number(max_budget, "max_budget")
         if not isinstance(min_tier, int) or not MIN_TIER <= min_tier <= MAX_TIER:
             raise ACOError(f"min_tier: expected an int {MIN_TIER}..{MAX_TIER}, got {min_tier!r}")
         self.max_budget = float(max_budget)
@@ -117,7 +117,7 @@ class PerStepRouter:
 
     def record(self, cost: float) -> None:
         """Record what a step really cost (USD)."""
-        _check_usd(cost, "cost")
+        check_number(cost, "cost")
         with self._lock:
             self._spent += float(cost)
             over = self._spent > self.max_budget
@@ -153,9 +153,3 @@ class PerStepRouter:
                   f"the cheapest allowed tier ({tier}) costs ${cost:.4f}: end the run as "
                   f"budget_exceeded")
         return StepDecision(tier, self.config.tier(tier).model_id, cost, reason, allowed=False)
-
-
-def _check_usd(value: object, name: str) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0:
-        raise ACOError(f"{name}: expected a finite number of USD >= 0, got {value!r}")

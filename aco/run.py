@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aco import __version__
 from aco import trace_format as tf
 from aco.cascade import Answer
-from aco.controls import read_answer_signals
+from aco.controls import check_number, read_answer_signals
 from aco.decisions import (
     CascadeDecision,
     ContextBudget,
@@ -126,9 +126,9 @@ class Run:
         """Record a tool call: it joins the latest step (the call that asked for it)."""
         tool = {tf.TOOL_NAME: _text(tool_name, "tool_calls[].tool_name"),
                 tf.TOOL_SUCCESS: _flag(success, "tool_calls[].success"),
-                tf.COST: _amount(cost, "tool_calls[].cost")}
+                tf.COST: check_number(cost, "tool_calls[].cost")}
         if latency_ms is not None:
-            tool[tf.LATENCY_MS] = _amount(latency_ms, "tool_calls[].latency_ms")
+            tool[tf.LATENCY_MS] = check_number(latency_ms, "tool_calls[].latency_ms")
         with self._lock:
             self._check_open()
             last = self._steps[-1] if self._steps else None
@@ -164,7 +164,7 @@ class Run:
         for tool in tools:
             _text(tool.get(tf.TOOL_NAME), "tool_calls[].tool_name")
             _flag(tool.get(tf.TOOL_SUCCESS), "tool_calls[].success")
-            tool[tf.COST] = _amount(tool.get(tf.COST, 0.0), "tool_calls[].cost")
+            tool[tf.COST] = check_number(tool.get(tf.COST, 0.0), "tool_calls[].cost")
         if action is not None:
             _text(action, "action", allow_empty=True)
         if verifier_passed is not None:
@@ -195,13 +195,13 @@ class Run:
         _tier(tier, "model_call.tier")
         call: dict[str, Any] = {
             tf.MODEL_ID: model_id or self.optimizer.config.tier(tier).model_id,
-            tf.TIER: tier, tf.COST: _amount(cost, "model_call.cost"),
+            tf.TIER: tier, tf.COST: check_number(cost, "model_call.cost"),
             tf.INPUT_TOKENS: _count(input_tokens, "model_call.input_tokens"),
             tf.OUTPUT_TOKENS: _count(output_tokens, "model_call.output_tokens"),
             tf.CACHED_INPUT_TOKENS: _count(cached, "model_call.cached_input_tokens"),
         }
         if latency_ms is not None:
-            call[tf.LATENCY_MS] = _amount(latency_ms, "model_call.latency_ms")
+            call[tf.LATENCY_MS] = check_number(latency_ms, "model_call.latency_ms")
         if escalated_from is not None:
             call[tf.ESCALATED_FROM] = _tier(escalated_from, "model_call.escalated_from")
         if logprobs:
@@ -314,7 +314,7 @@ def _copy_step(step: Mapping[str, Any]) -> dict[str, Any]:
 def _check_call(call: dict[str, Any]) -> None:
     _text(call.get(tf.MODEL_ID), "model_call.model_id")
     _tier(call.get(tf.TIER), "model_call.tier")
-    call[tf.COST] = _amount(call.get(tf.COST), "model_call.cost")
+    call[tf.COST] = check_number(call.get(tf.COST), "model_call.cost")
     for key in (tf.INPUT_TOKENS, tf.OUTPUT_TOKENS, tf.CACHED_INPUT_TOKENS):
         _count(call.get(key), f"model_call.{key}")
 
@@ -323,13 +323,6 @@ def _tier(value: Any, field: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not MIN_TIER <= value <= MAX_TIER:
         raise ACOError(f"{field}: expected an int {MIN_TIER}..{MAX_TIER}, got {value!r}")
     return value
-
-
-def _amount(value: Any, field: str) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0:
-        raise ACOError(f"{field}: expected a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 def _count(value: Any, field: str) -> int | None:
