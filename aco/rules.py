@@ -1,6 +1,7 @@
 """The documented rule-based router: what the runtime decides when no bundle is configured.
 
-Deterministic and cheap (a few regex scans of the request). It answers the same questions
+Deterministic and cheap (one pass over the request's words, tens of microseconds for a
+typical request). It answers the same questions
 as a bundle with the same decision types, always with ``mode="rules"``:
 
 - the tier: a base tier for the task type (inferred from keywords when not given), the task
