@@ -125,3 +125,20 @@ def test_context_budget_keeps_what_the_request_needs() -> None:
 def test_context_budget_fits_a_long_request() -> None:
     request = "x" * 4 * 50_000
     assert build_context_budget(read_cues(request), 1).total_tokens > 50_000
+
+
+def test_a_huge_request_is_scanned_at_its_ends_only() -> None:
+    filler = "lorem ipsum " * 100_000  # 1.2 MB of pasted log between the ends
+    cues = read_cues("Fix the bug. " + filler + " outage " + filler + " It is urgent.")
+    assert cues.task_type == "coding" and cues.risk == ("urgent",)  # "outage" sits mid-log
+    assert cues.tokens == estimate_tokens("Fix the bug. " + filler + " outage " + filler +
+                                          " It is urgent.")
+
+
+@pytest.mark.parametrize(
+    ("text", "risk"),
+    [("we had an outage in prod", ("outage", "prod")), ("the author wrote", ()),
+     ("possible data loss", ("data loss",)), ("metadata lossy", ())],
+)
+def test_cues_match_whole_words_and_phrases(text: str, risk: tuple) -> None:
+    assert read_cues(text).risk == risk
