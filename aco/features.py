@@ -27,6 +27,7 @@ from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
+from operator import xor
 from typing import Any
 
 import numpy as np
@@ -144,12 +145,15 @@ _KEYWORD_GROUP = {
 }
 
 
-def _char_hashing(lo: int, hi: int) -> tuple[tuple[np.uint64, np.uint64], ...]:
-    # (left shift that keeps the low n bytes of a little-endian 8-byte read, multiplier).
-    return tuple(
-        (np.uint64(64 - 8 * n), np.uint64((_FIB_INT * (2 * n + 1)) & _MASK64 | 1))
-        for n in range(lo, hi + 1)
+def _char_hashing(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    # Per size n, as (sizes, 1) columns: the left shift that keeps the low n bytes of a
+    # little-endian 8-byte read, and an odd multiplier of its own (sizes never share hashes).
+    sizes = range(lo, hi + 1)
+    shifts = np.array([[64 - 8 * n] for n in sizes], dtype=np.uint64)
+    multipliers = np.array(
+        [[(_FIB_INT * (2 * n + 1)) & _MASK64 | 1] for n in sizes], dtype=np.uint64
     )
+    return shifts, multipliers
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,30 +293,26 @@ def build_feature_spec(task_types: Sequence[str | None], **settings: Any) -> Fea
 
 def split_few_shot(lower: str) -> tuple[int, int]:
     """(completed few-shot examples, index where the final question starts) of lowercased text."""
-    last_start, last_end = _last_marker(lower, len(lower))
-    if last_start < 0:
+    found = [(lower.rfind(marker), marker) for marker in SHOT_MARKERS]
+    found = [(start, marker) for start, marker in found if start >= 0]
+    if not found:
         return 0, 0
-    count = sum(lower.count(marker) for marker in SHOT_MARKERS)
+    count = sum(lower.count(marker) for _, marker in found)  # only markers that occur
+    last_start, marker = max(found)
+    last_end = last_start + len(marker)
     if lower[last_end:].strip():
         completed_end = last_end  # every marker is answered; the question follows the last
     else:
         count -= 1  # the prompt ends with an open marker: the final question's own
         if count == 0:
             return 0, 0
-        completed_end = _last_marker(lower, last_start)[1]
+        previous = [(lower.rfind(m, 0, last_start), m) for _, m in found]
+        start, marker = max(previous)
+        completed_end = start + len(marker)
     blank = lower.find("\n\n", completed_end)
     if blank < 0:
         return count, 0
     return count, blank + 2
-
-
-def _last_marker(lower: str, before: int) -> tuple[int, int]:
-    best = (-1, -1)
-    for marker in SHOT_MARKERS:
-        start = lower.rfind(marker, 0, before)
-        if start > best[0]:
-            best = (start, start + len(marker))
-    return best
 
 
 def request_features(
@@ -379,17 +379,17 @@ def _hash_ngrams(spec: FeatureSpec, data: bytes, words: list[bytes], out: np.nda
     unigrams = list(map(zlib.crc32, words))
     hashes = unigrams if spec.word_ngrams[0] == 1 else []
     if spec.word_ngrams[1] == 2 and len(words) > 1:
-        seeds = map(int.__xor__, unigrams, repeat(_CRC_BIGRAM_SEED))
+        seeds = map(xor, unigrams, repeat(_CRC_BIGRAM_SEED))  # operator.xor: a C call per item
         hashes = hashes + list(map(zlib.crc32, words[1:], seeds))
     parts = [np.frombuffer(array("I", hashes), dtype=np.uint32) >> spec._word_shift]
     # Every position's next 8 bytes as one little-endian uint64: a strided view, then one copy.
     buffer = b"\0" + data + bytes(8)
     reads = np.ndarray((len(data) + 1,), dtype="<u8", buffer=buffer, strides=(1,)).copy()
-    for keep, multiplier in spec._char_hashing:
-        grams = reads << keep  # only the n-gram's n bytes survive, at the top
-        grams *= multiplier  # a different odd multiplier per size: sizes never share hashes
-        grams >>= spec._gram_shift
-        parts.append(grams)
+    shifts, multipliers = spec._char_hashing
+    grams = reads[None, :] << shifts  # (sizes, positions): only the n-gram's bytes survive
+    grams *= multipliers
+    grams >>= spec._gram_shift
+    parts.append(grams.ravel())
     counts = np.bincount(np.concatenate(parts).view(np.int64), minlength=spec.hash_buckets)
     norm = math.sqrt(int(counts @ counts)) or 1.0
     np.divide(counts, norm, out=out[spec.hash_offset :])
