@@ -188,10 +188,11 @@ def print_table(result: dict) -> None:
     """A human-readable table with ratios against LightGBM's own predict."""
     us = result["us"]
     base = us["Booster.predict raw (1 request x 5 tiers)"]["p50"]
+    r = result
     print(
-        f"{result['source']}: {result['requests']} requests (median {result['median_request_chars']:.0f}"
-        f" chars), {result['features']} features, {result['trees']} trees (depth <= "
-        f"{result['max_depth']}), max |ours - lightgbm| = {result['max_abs_diff_vs_lightgbm']:.1e}"
+        f"{r['source']}: {r['requests']} requests (median {r['median_request_chars']:.0f} chars), "
+        f"{r['features']} features, {r['trees']} trees (depth <= {r['max_depth']}), "
+        f"max |ours - lightgbm| = {r['max_abs_diff_vs_lightgbm']:.1e}"
     )
     print(f"{'per request':45s} {'p50 us':>9s} {'p99 us':>9s} {'p50 vs Booster 5 rows':>22s}")
     for name, row in us.items():
