@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from aco.cascade import ANY_TASK, KIND, SPEC_VERSION, state_features, subset_key
 from aco.errors import DataError
@@ -82,8 +83,9 @@ class GroupFit:
 def learn_cascade(data: CascadeData, seed: int,
                   settings: CascadeSettings = CascadeSettings()) -> dict:
     """The learned cascade spec (plain data) from counterfactual training traces."""
-    fits = {name: _fit_group(data, name, rows, seed, settings)
-            for name, rows in _groups(data, settings).items()}
+    with threadpool_limits(limits=1, user_api="blas"):  # small products: threads only contend
+        fits = {name: _fit_group(data, name, rows, seed, settings)
+                for name, rows in _groups(data, settings).items()}
     typed = [f for name, f in fits.items() if name != ANY_TASK] or [fits[ANY_TASK]]
     value = _choose_value(typed, settings)
     policies = {name: _policy(pick_at_value(fit.frontier, value), fit)
