@@ -16,6 +16,7 @@ edge) and returns an `Evaluation`; `aco_lab.report.write_evaluation` writes it o
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from aco.bundle import load_bundle, read_manifest, resolve_bundle_path
+from aco.bundle import (
+    BUNDLE_PREFIX,
+    BUNDLE_SUFFIX,
+    load_bundle,
+    read_manifest,
+    resolve_bundle_path,
+)
 from aco.config import ACOConfig, TierSpec, load_config
 from aco.errors import DataError
 from aco.policy import PolicyParams
@@ -161,7 +168,7 @@ def evaluate_bundle(
     if held_ids is not None:
         runs = runs.filter(pl.col(S.REQUEST_ID).is_in(held_ids))
     fingerprints = tuple((str(f["path"]), f["sha256"]) for f in read_file_fingerprints(files))
-    info = _bundle_info(bundle_ref, path, payload)
+    info = _bundle_info(path, payload)
     training_runs = read_training_runs(payload)
     return build_evaluation(
         payload,
@@ -210,8 +217,14 @@ def read_training_runs(payload: dict) -> pl.DataFrame | None:
     return runs.filter(pl.col(S.REQUEST_ID).is_in(list(ids)))
 
 
-def _bundle_info(ref: str | Path, path: Path, payload: dict) -> BundleInfo:
-    name = str(ref) if not Path(str(ref)).suffix else path.name
+def bundle_name(path: Path) -> str:
+    """How reports name a bundle: "v11" for router_bundle_v11.pkl, else its file name."""
+    match = re.fullmatch(rf"{BUNDLE_PREFIX}(\d+){re.escape(BUNDLE_SUFFIX)}", path.name)
+    return f"v{match.group(1)}" if match else path.name
+
+
+def _bundle_info(path: Path, payload: dict) -> BundleInfo:
+    name = bundle_name(path)
     return BundleInfo(
         name=name,
         path=str(path),
@@ -406,18 +419,21 @@ def build_per_task_type(
     return pl.DataFrame(rows)
 
 
-def build_warnings(data: DataInfo) -> tuple[str, ...]:
+def build_warnings(data: DataInfo, mode: str = MODE_REPLAY) -> tuple[str, ...]:
+    """What a reader must know about the data: overlap, exclusions, rejected lines."""
     out = []
     if data.n_overlap:
         out.append(
             f"{data.n_overlap} evaluation requests were used to train this bundle "
             "(--allow-overlap): these figures overstate how it does on new requests"
         )
-    if data.n_excluded:
+    if data.n_excluded and mode == MODE_REPLAY:
         out.append(
             f"{data.n_excluded} requests were left out: some configured tier has no run "
             "of them with a known outcome"
         )
+    elif data.n_excluded:
+        out.append(f"{data.n_excluded} logged runs were left out: unknown task_success or tier")
     if data.n_rejected_lines:
         out.append(
             f"{data.n_rejected_lines} trace lines were rejected (aco-lab validate lists them)"

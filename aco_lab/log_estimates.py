@@ -169,7 +169,7 @@ def build_log_evaluation(
             f"ordinary logs (one run per request): every router figure is an ESTIMATE by "
             f"{method}, not a replay",
         )
-        + build_warnings(data),
+        + build_warnings(data, MODE_ESTIMATE),
         extra={
             "estimator": "ipw" if has_ipw else "direct",
             "direct_estimate": estimate_direct(

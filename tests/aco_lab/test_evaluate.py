@@ -99,6 +99,7 @@ def test_evaluating_on_training_requests_is_refused_unless_allowed(eval_case) ->
     ev = evaluate_bundle(eval_case.bundle, [eval_case.train],
                          options=EvalOptions(compare_models=(), allow_overlap=True))
     assert ev.data.n_overlap == 160 and ev.data.overlap_allowed
+    assert ev.bundle.name == "v1"
     assert any("used to train this bundle" in w for w in ev.warnings)
 
 

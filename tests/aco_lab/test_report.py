@@ -94,7 +94,7 @@ def test_the_html_report_is_self_contained_and_shows_every_plot(written) -> None
     assert names == ["cost_success", "tier_mix", "reliability"]
     assert page.count('src="data:image/png;base64,') == len(names)
     md = (out / REPORT_MD).read_text()
-    assert "| policy |" in md and "router (router_bundle_v1.pkl)" in md
+    assert "| policy |" in md and "router (v1)" in md
 
 
 def test_same_input_gives_the_same_bytes(written, eval_case, tmp_path) -> None:  # noqa: F811

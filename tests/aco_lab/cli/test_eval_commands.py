@@ -21,7 +21,7 @@ def test_evaluate_prints_the_table_and_writes_every_output(eval_case, tmp_path) 
                                        str(eval_case.eval), "--out", str(out),
                                        "--compare-models", ""])
     assert result.exit_code == 0, result.output
-    assert "router (router_bundle_v1.pkl)" in result.stdout
+    assert "router (v1)" in result.stdout
     assert "oracle (cheapest successful tier)" in result.stdout
     for name in ("metrics.json", "decisions.jsonl", "sweep.csv", "report.md", "report.html"):
         assert (out / name).is_file()
@@ -70,11 +70,10 @@ def test_compare_puts_two_bundles_side_by_side(eval_case, tmp_path) -> None:  # 
                                        "--out", str(tmp_path / "cmp")])
     assert result.exit_code == 0, result.output
     header = result.stdout.splitlines()[0]
-    assert "router_bundle_v1.pkl" in header and "router_bundle_v2.pkl" in header
+    assert header.split() == ["v1", "v2"]
     assert "cost per successful task" in result.stdout
     metrics = json.loads((tmp_path / "cmp" / "metrics.json").read_text())
-    assert [b["bundle"]["name"] for b in metrics["bundles"]] == ["router_bundle_v1.pkl",
-                                                                 "router_bundle_v2.pkl"]
+    assert [b["bundle"]["name"] for b in metrics["bundles"]] == ["v1", "v2"]
     assert "data-plot=\"cost_success\"" in (tmp_path / "cmp" / "report.html").read_text()
 
 
