@@ -349,7 +349,7 @@ def _replay_evaluation(
         reliability=build_reliability(scores.p, ev),
         per_task_type=build_per_task_type(ev, success, cost, tiers, chosen, config.top_tier),
         options=options,
-        warnings=build_warnings(data),
+        warnings=build_warnings(data) + unseen_task_types(payload, ev.task_types),
     )
 
 
@@ -439,3 +439,16 @@ def build_warnings(data: DataInfo, mode: str = MODE_REPLAY) -> tuple[str, ...]:
             f"{data.n_rejected_lines} trace lines were rejected (aco-lab validate lists them)"
         )
     return tuple(out)
+
+
+def unseen_task_types(payload: dict, task_types: Sequence[str | None]) -> tuple[str, ...]:
+    """A warning when evaluation requests carry task types the bundle never trained on."""
+    known = set(payload.get("feature_spec", {}).get("task_types") or ())
+    unseen = [t for t in task_types if t is not None and t not in known]
+    if not unseen:
+        return ()
+    names = ", ".join(sorted(set(unseen)))
+    return (
+        f"{len(unseen)} evaluation requests have task types the bundle never trained on "
+        f"({names}): its P(success) for them is an extrapolation",
+    )

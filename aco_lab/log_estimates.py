@@ -34,6 +34,7 @@ from aco_lab.evaluate import (
     Evaluation,
     build_warnings,
     recommend,
+    unseen_task_types,
 )
 from aco_lab.replay import (
     KIND_REPLAY,
@@ -169,7 +170,8 @@ def build_log_evaluation(
             f"ordinary logs (one run per request): every router figure is an ESTIMATE by "
             f"{method}, not a replay",
         )
-        + build_warnings(data, MODE_ESTIMATE),
+        + build_warnings(data, MODE_ESTIMATE)
+        + unseen_task_types(payload, table[S.TASK_TYPE].to_list()),
         extra={
             "estimator": "ipw" if has_ipw else "direct",
             "direct_estimate": estimate_direct(

@@ -215,3 +215,13 @@ def read_jsonl_gz(path) -> list[dict]:  # noqa: ANN001
 
     with gzip.open(path, "rt", encoding="utf-8") as lines:
         return [json.loads(line) for line in lines if line.strip()]
+
+
+def test_unseen_task_types_are_flagged() -> None:
+    from aco_lab.evaluate import unseen_task_types
+
+    payload = {"feature_spec": {"task_types": ["coding"]}}
+    assert unseen_task_types(payload, ["coding", None]) == ()
+    (warning,) = unseen_task_types(payload, ["coding", "legal", "legal", "chat"])
+    assert warning.startswith("3 evaluation requests have task types the bundle never trained on")
+    assert "(chat, legal)" in warning
