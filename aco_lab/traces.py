@@ -42,6 +42,7 @@ MAX_WORKERS = 4  # worker processes for big inputs (each holds ~2 chunks' object
 GZIP_RATIO = 5  # rough JSONL bytes per gzip byte, to judge an input's size
 MAX_LISTED_PROBLEMS = 5  # problems quoted in a TraceFormatError message
 _GZIP_MAGIC = b"\x1f\x8b"
+_POLARS_THREADS = "POLARS_MAX_THREADS"
 
 # The layout of a dataset written by `aco-lab ingest` (docs/trace_format.md, "Datasets").
 DATASET_MANIFEST = "manifest.json"
@@ -275,17 +276,24 @@ def _start_workers(pool: ProcessPoolExecutor, workers: int) -> None:
     a script that reads traces at top level, without `if __name__ == "__main__":`, would
     then start workers from inside a worker and crash. Ours need only aco_lab's functions,
     so main is hidden while the workers start (submitting one task per worker starts them
-    all; the pool starts no others later).
+    all; the pool starts no others later). Each worker also runs Polars on one thread: the
+    workers already use the cores, and Polars' own pool would only compete with them.
     """
     main = sys.modules["__main__"]
     saved = {name: main.__dict__.pop(name) for name in ("__file__", "__spec__")
              if name in main.__dict__}
     main.__spec__ = None
+    polars_threads = os.environ.get(_POLARS_THREADS)
+    os.environ[_POLARS_THREADS] = "1"  # read by Polars when a worker imports it
     try:
         started = [pool.submit(os.getpid) for _ in range(workers)]
     finally:
         del main.__spec__
         main.__dict__.update(saved)
+        if polars_threads is None:
+            del os.environ[_POLARS_THREADS]
+        else:
+            os.environ[_POLARS_THREADS] = polars_threads
     for future in started:
         future.result()
 
