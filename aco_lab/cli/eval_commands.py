@@ -46,7 +46,15 @@ _MODELS_DIR = click.option(
 
 
 def _options(allow_overlap: bool, verifier_error: float, compare_models: str) -> EvalOptions:
-    models = tuple(m for m in compare_models.split(",") if m)
+    from aco_lab.estimators import MODELS
+
+    models = tuple(m.strip() for m in compare_models.split(",") if m.strip())
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise click.BadParameter(
+            f"{', '.join(unknown)}: expected models from {', '.join(MODELS)}",
+            param_hint="--compare-models",
+        )
     return EvalOptions(
         allow_overlap=allow_overlap,
         verifier_error=verifier_error,
@@ -107,8 +115,8 @@ def evaluate_command(
     from aco_lab.evaluate import evaluate_bundle
     from aco_lab.report import build_evaluation_metrics, format_evaluation_table, write_evaluation
 
-    click.echo(f"evaluating {bundle_ref} on {len(paths) or 'its held-out'} path(s)...", err=True)
     options = _options(allow_overlap, verifier_error, compare_models)
+    click.echo(f"evaluating {bundle_ref} on {len(paths) or 'its held-out'} path(s)...", err=True)
     ev = evaluate_bundle(bundle_ref, list(paths), config_path, options, models_dir)
     command = _command_line(ctx)
     written = write_evaluation(ev, out_dir, command)

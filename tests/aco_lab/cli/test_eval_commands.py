@@ -93,3 +93,10 @@ def test_holdout_splits_by_request_and_prints_both_paths(eval_case, tmp_path) ->
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [f"train: {tmp_path / 'train.jsonl.gz'}",
                                           f"eval: {tmp_path / 'eval.jsonl.gz'}"]
+
+
+def test_an_unknown_baseline_model_is_a_usage_error(tmp_path) -> None:
+    result = CliRunner().invoke(main, ["evaluate", "--bundle", "v1", "--compare-models", "svm",
+                                       str(tmp_path)])
+    assert result.exit_code == 2
+    assert "svm: expected models from" in result.stderr
