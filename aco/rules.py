@@ -103,7 +103,7 @@ ARITHMETIC = re.compile(r"\d\s*[-+*/x^%]\s*\d")  # "2+2", "6 x 7"
 SHORT_QUESTION_WORDS = 12  # a question of at most this many words counts as trivial
 LONG_REQUEST_TOKENS = 1_500  # +1 tier above this many estimated tokens: long inputs are harder
 CODE_CUES = re.compile(r"```|^\s*(def|class|import|from \S+ import|function|const|let|#include)\b|"
-                       r"Traceback \(most recent call last\)|[;{}]\s*$", re.MULTILINE)
+                       r"Traceback \(most recent call last\)|[;{}]\s*$|\w\(\)", re.MULTILINE)
 WORD = re.compile(r"[a-z0-9_]+")  # on the lowered text: "what's" -> what, s
 # Cues are read from the first 24K and the last 8K characters: a pasted megabyte of logs
 # must not make every decision slow, and what the request asks sits at its ends.

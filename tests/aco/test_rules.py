@@ -42,8 +42,10 @@ def test_rule_table(request_text: str, task_type: str | None, low: int, high: in
     assert decision.reason.startswith("rules: ")
 
 
-def test_code_without_keywords_is_coding() -> None:
-    assert read_cues("def f(x):\n    return x + 1\n").task_type == "coding"
+@pytest.mark.parametrize("text", ["def f(x):\n    return x + 1\n", "Fix the TypeError in parse()",
+                                  "x = {1: 2};"])
+def test_code_without_keywords_is_coding(text: str) -> None:
+    assert read_cues(text).task_type == "coding"
 
 
 def test_given_task_type_wins_and_its_floor_applies() -> None:
