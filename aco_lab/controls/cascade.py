@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -78,6 +78,7 @@ class GroupFit:
     models: dict  # subset key -> plain logistic model
     top_successes: float  # successes of the top model on these rows
     top_cost: float  # USD of the top model on these rows
+    singles: tuple[PolicyPoint, ...]  # every option alone: the per-task-type baseline's choices
 
 
 def learn_cascade(data: CascadeData, seed: int,
@@ -91,7 +92,13 @@ def learn_cascade(data: CascadeData, seed: int,
     policies = {name: _policy(pick_at_value(fit.frontier, value), fit)
                 for name, fit in fits.items()}
     chosen = [pick_at_value(f.frontier, value) for f in typed]
-    used = {m for p in policies.values() for m in [*p["sequence"], p["fallback"]]} | {data.top}
+    # The baseline a cascade must beat: one model per task type, chosen the same way.
+    single_fits = [replace(f, frontier=f.singles) for f in typed]
+    single_value = _choose_value(single_fits, settings)
+    per_type = {f.name: pick_at_value(f.singles, single_value).fallback for f in single_fits}
+    per_type[ANY_TASK] = pick_at_value(fits[ANY_TASK].singles, single_value).fallback
+    used = ({m for p in policies.values() for m in [*p["sequence"], p["fallback"]]}
+            | {data.top} | set(per_type.values()))
     return {
         "kind": KIND, "version": SPEC_VERSION, "top": data.top,
         "options": {m: {"tier": data.tier_of(m),
@@ -99,6 +106,7 @@ def learn_cascade(data: CascadeData, seed: int,
                     for m in sorted(used)},
         "value_per_success": round(value, 8),
         "policies": policies,
+        "baseline_per_task_type": per_type,
         "train": {"requests": int(sum(len(f.rows) for f in typed)),
                   "successes": sum(p.successes for p in chosen),
                   "cost": round(sum(p.cost for p in chosen), 6),
@@ -145,8 +153,10 @@ def _fit_group(data: CascadeData, name: str, rows: np.ndarray, seed: int,
     frontier = tuple(build_frontier(points))
     log.info("cascade %s: %d requests, cheap %s, fallbacks %s, %d frontier points",
              name, len(rows), cheap, fallbacks, len(frontier))
+    singles = tuple(build_frontier([PolicyPoint((), m, (0.0,), (0.0,), float(success[m].sum()),
+                                                float(cost[m].sum())) for m in options]))
     return GroupFit(name, rows, rank, frontier, models, float(success[data.top].sum()),
-                    float(cost[data.top].sum()))
+                    float(cost[data.top].sum()), singles)
 
 
 def _choose_options(options: Sequence[str], success: dict, cost: dict, top: str,

@@ -206,6 +206,16 @@ def agreement_chooser(cheap: Sequence[str], fallback: str) -> Chooser:
     return choose
 
 
+def per_task_type_chooser(choice: Mapping[str, str]) -> Chooser:
+    """One model per task type (the "*" entry for others), no cascade: the baseline to beat."""
+
+    def choose(data: CascadeData, row: int, answers: Sequence[Answer]) -> tuple[bool, str, str]:
+        model = choice.get(data.task_types[row] or "") or choice["*"]
+        return (True, model, "per task type") if answers else (False, model, "per task type")
+
+    return choose
+
+
 def single_chooser(model: str) -> Chooser:
     """Every request answered by one model."""
 

@@ -1,0 +1,152 @@
+"""Learning and replaying the cascade: data layout, the learned policy, exact paid replay."""
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aco.cascade import CascadePolicy
+from aco.config import ACOConfig, TierSpec, load_config
+from aco.errors import DataError
+from aco_lab.controls.cascade import CascadeSettings, learn_cascade
+from aco_lab.controls.cascade_data import build_cascade_data
+from aco_lab.controls.cascade_replay import (
+    agreement_chooser,
+    learned_chooser,
+    replay,
+    write_decisions,
+)
+from aco_lab.split import assign_splits
+from tests.aco_lab.controls.builders import agreement_world, run, step, tables_of
+
+CONFIG = ACOConfig(tiers=(TierSpec(1, "cheap-a"), TierSpec(2, "cheap-b"), TierSpec(5, "top")),
+                   task_floors={})
+
+
+def test_cascade_data_lays_out_each_requests_final_answers_and_costs(tmp_path) -> None:
+    runs = [
+        run("x-a", [step(1, 1, 0.001, "cheap-a", text="draft"),
+                    step(2, 1, 0.002, "cheap-a", text="B", logprobs=(-0.2, -1.5))],
+            True, request_id="x"),
+        run("x-top", [step(1, 5, 0.05, "top", text="B")], True, request_id="x"),
+        run("y-a", [step(1, 1, 0.001, "cheap-a", text="C")], False, request_id="y"),  # alone
+    ]
+    data = build_cascade_data(tables_of(tmp_path, runs), CONFIG)
+    assert data.request_ids == ("x",)  # y ran at one tier only: nothing to learn from it
+    assert data.options == ("cheap-a", "top") and data.top == "top"
+    answer = data.answer(0, "cheap-a")
+    assert (answer.text, answer.mean_logprob, answer.min_logprob) == ("B", -0.2, -1.5)
+    assert data.cost[0, data.col("cheap-a")] == pytest.approx(0.003)  # every call of the run
+
+
+def test_traces_with_one_tier_per_request_cannot_teach_a_cascade(tmp_path) -> None:
+    runs = [run(f"r{i}", [step(1, 1, text="A")], True) for i in range(5)]
+    with pytest.raises(DataError, match="counterfactual"):
+        build_cascade_data(tables_of(tmp_path, runs), CONFIG)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """Agreement world: 500 training requests and 500 held-out ones, laid out."""
+    tmp = tmp_path_factory.mktemp("world")
+    data = build_cascade_data(tables_of(tmp, agreement_world(1000, seed=3)), CONFIG)
+    train = data.take(np.arange(500))
+    held = data.take(np.arange(500, 1000))
+    return train, held, learn_cascade(train, seed=0)
+
+
+def test_the_learned_cascade_trusts_agreement_and_pays_far_less_than_the_top(world) -> None:
+    train, held, spec = world
+    policy = spec["policies"]["mc"]
+    assert policy["sequence"] == ["cheap-a", "cheap-b"] and policy["fallback"] == "top"
+    lines, learned = replay("learned", held, learned_chooser(spec))
+    assert learned.success_ratio >= 0.93
+    assert learned.cost_ratio <= 0.75
+    _, crude = replay("agreement", held, agreement_chooser(["cheap-a", "cheap-b"], "top"))
+    assert learned.cost <= crude.cost * 1.02  # it never pays more than blind agreement
+    escalated = [line for line in lines if len(line.tiers) == 3]
+    assert escalated and all(line.final_model == "top" for line in escalated)
+
+
+def test_every_call_a_cascade_makes_is_paid(world) -> None:
+    _, held, spec = world
+    lines, summary = replay("learned", held, learned_chooser(spec))
+    for line in lines:
+        row = held.request_ids.index(line.request_id)
+        paid = sum(held.cost[row, held.col(m)] for m in line.models)
+        assert line.cost == pytest.approx(paid)
+        assert line.tiers == tuple(held.tier_of(m) for m in line.models)
+        assert line.final_model in line.models
+    assert summary.cost == pytest.approx(sum(line.cost for line in lines))
+
+
+def test_a_higher_target_buys_more_success_on_the_training_requests(world) -> None:
+    train, _, _ = world
+    figures = []
+    for target in (0.80, 0.90, 0.99):
+        spec = learn_cascade(train, seed=0, settings=CascadeSettings(target_success_ratio=target))
+        _, summary = replay("t", train, learned_chooser(spec))
+        figures.append((summary.successes, summary.cost))
+    assert [s for s, _ in figures] == sorted(s for s, _ in figures)
+    assert [c for _, c in figures] == sorted(c for _, c in figures)
+
+
+def test_the_spec_is_plain_data_the_runtime_accepts(world) -> None:
+    _, _, spec = world
+    CascadePolicy(spec)  # validates
+    assert json.loads(json.dumps(spec)) == spec
+
+
+def _replay_independently(decisions: Path, traces: list[Path]) -> tuple[int, float, int]:
+    """Success and cost of decisions.jsonl recomputed with plain json over the raw traces."""
+    runs = {}
+    for path in traces:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as lines:
+            for text in lines:
+                t = json.loads(text)
+                tiers = [s["model_call"]["tier"] for s in t["steps"] if s.get("model_call")]
+                models = [s["model_call"]["model_id"] for s in t["steps"] if s.get("model_call")]
+                runs[t["trace_id"]] = (t["request_id"], models[-1], max(tiers), t["total_cost"],
+                                       t["task_success"])
+    successes, cost, calls = 0, 0.0, 0
+    with open(decisions, encoding="utf-8") as lines:
+        for text in lines:
+            d = json.loads(text)
+            called = [runs[tid] for tid in d["trace_ids"]]
+            assert all(r[0] == d["request_id"] for r in called)
+            assert [r[2] for r in called] == d["tiers"]
+            assert [r[1] for r in called] == d["models"]
+            final = [r for r in called if r[1] == d["final_model"]]
+            assert len(final) == 1 and final[0][2] == d["final_tier"]
+            successes += bool(final[0][4])
+            cost += sum(r[3] for r in called)
+            calls += len(called)
+    return successes, cost, calls
+
+
+def _check_replay_file(tmp_path: Path, traces: Path, config: ACOConfig, seed: int) -> None:
+    from aco_lab.traces import read_traces
+
+    data = build_cascade_data(read_traces([traces]), config)
+    parts = assign_splits(data.request_ids, [("train", 0.5), ("eval", 0.5)], seed=seed)
+    spec = learn_cascade(data.select(set(parts["train"])), seed=seed)
+    lines, summary = replay("learned", data.select(set(parts["eval"])), learned_chooser(spec))
+    path = write_decisions(lines, tmp_path / "decisions.jsonl")
+    successes, cost, calls = _replay_independently(path, [traces])
+    assert successes == summary.successes
+    assert cost == pytest.approx(summary.cost, rel=1e-9)
+    assert calls == round(summary.calls_per_request * summary.requests)
+    assert calls > summary.requests  # some requests paid for more than one call
+
+
+def test_decisions_replay_exactly_from_simulated_traces(tmp_path, sim) -> None:
+    _check_replay_file(tmp_path, sim.path, ACOConfig(), seed=0)
+
+
+@pytest.mark.shared_data
+def test_decisions_replay_exactly_from_routerbench(tmp_path, routerbench_dir) -> None:
+    _check_replay_file(tmp_path, routerbench_dir / "traces.jsonl.gz",
+                       load_config(routerbench_dir / "config.yaml"), seed=0)
