@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import platform
 import sys
 import time
@@ -22,11 +23,22 @@ from pathlib import Path
 
 import numpy as np
 
-from aco.features import build_feature_spec, request_features
-from aco.scoring import compile_lgbm, predict_lgbm_raw, sigmoid
+# One thread everywhere: a single request gains nothing from more, and idle OpenMP workers
+# spinning after a LightGBM call would steal the core from every other measurement.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from aco.features import build_feature_spec, request_features  # noqa: E402
+from aco.scoring import (  # noqa: E402
+    compile_lgbm,
+    predict_lgbm_raw,
+    predict_lgbm_raw_sweep,
+    sigmoid,
+)
 
 ROUTERBENCH = Path(__file__).resolve().parents[2] / "shared/data/routerbench-dev/traces.jsonl.gz"
 N_TIERS = 5
+TIERS = np.arange(1.0, N_TIERS + 1)
 LGBM_PARAMS = {
     "objective": "binary",
     "num_leaves": 15,
@@ -95,15 +107,22 @@ def _synthetic(limit: int, seed: int) -> tuple[list[tuple[str, str]], np.ndarray
     return requests, np.array(success)
 
 
-def timed(fn: Callable[[int], object], n: int) -> np.ndarray:
-    """Per-call wall times in microseconds of fn(i) for i in 0..n-1 (after a warm-up pass)."""
+def timed(fns: dict[str, Callable[[int], object]], n: int) -> dict[str, np.ndarray]:
+    """Per-call wall microseconds of each fn(i), i in 0..n-1, after a warm-up pass.
+
+    The functions take turns on each request, so a shared machine's changing load falls on
+    all of them alike (the np.add row shows what one trivial numpy call cost meanwhile).
+    """
     for i in range(min(n, 200)):
-        fn(i)
-    out = np.empty(n)
+        for fn in fns.values():
+            fn(i)
+    out = {name: np.empty(n) for name in fns}
+    clock = time.perf_counter_ns  # ~0.1 us; a CPU-time clock is a syscall here (~3 us)
     for i in range(n):
-        start = time.perf_counter_ns()
-        fn(i)
-        out[i] = (time.perf_counter_ns() - start) / 1000.0
+        for name, fn in fns.items():
+            start = clock()
+            fn(i)
+            out[name][i] = (clock() - start) / 1000.0
     return out
 
 
@@ -122,9 +141,8 @@ def train(X: np.ndarray, success: np.ndarray, trees: int):  # noqa: ANN201 (ligh
     rows = np.column_stack([X[req], tier + 1.0])
     params = {**LGBM_PARAMS, "monotone_constraints": [0] * X.shape[1] + [1]}
     booster = lgb.train(params, lgb.Dataset(rows, success[req, tier]), num_boost_round=trees)
-    classifier = lgb.LGBMClassifier(
-        n_estimators=trees, **{k: v for k, v in params.items() if k != "objective"}
-    )
+    sklearn_params = {k: v for k, v in params.items() if k not in ("objective", "num_threads")}
+    classifier = lgb.LGBMClassifier(n_estimators=trees, n_jobs=1, **sklearn_params)
     classifier.fit(rows, success[req, tier].astype(int))
     return booster, classifier
 
@@ -142,31 +160,41 @@ def run(n_requests: int, trees: int, seed: int) -> dict:
     rows = [tier_rows(x) for x in X]
     n = len(requests)
     worst = max(
-        np.abs(predict_lgbm_raw(compiled, r) - booster.predict(r, raw_score=True)).max()
+        max(
+            np.abs(predict_lgbm_raw(compiled, r) - booster.predict(r, raw_score=True)).max(),
+            np.abs(
+                predict_lgbm_raw_sweep(compiled, r[0], X.shape[1], TIERS)
+                - booster.predict(r, raw_score=True)
+            ).max(),
+        )
         for r in rows[:200]
     )
 
     def route(i: int) -> int:
         x = request_features(spec, *requests[i])
-        return int(np.argmax(sigmoid(predict_lgbm_raw(compiled, tier_rows(x)))))
+        x_tier = np.append(x, 0.0)  # the tier column, set per tier by the sweep
+        return int(np.argmax(sigmoid(predict_lgbm_raw_sweep(compiled, x_tier, len(x), TIERS))))
 
-    times = {
-        "request_features": timed(lambda i: request_features(spec, *requests[i]), n),
-        "predict_lgbm_raw (1 request x 5 tiers)": timed(
-            lambda i: predict_lgbm_raw(compiled, rows[i]), n
-        ),
-        "predict_lgbm_raw (1 row)": timed(lambda i: predict_lgbm_raw(compiled, rows[i][:1]), n),
-        "features + scoring + argmax": timed(route, n),
-        "Booster.predict raw (1 request x 5 tiers)": timed(
-            lambda i: booster.predict(rows[i], raw_score=True), n
-        ),
-        "Booster.predict raw (1 row)": timed(
-            lambda i: booster.predict(rows[i][:1], raw_score=True), n
-        ),
-        "LGBMClassifier.predict_proba (1 row)": timed(
-            lambda i: classifier.predict_proba(rows[i][:1]), n
-        ),
-    }
+    times = timed(
+        {
+            "np.add(1.0, 2.0): one numpy call": lambda i: np.add(1.0, 2.0),
+            "request_features": lambda i: request_features(spec, *requests[i]),
+            "predict_lgbm_raw (1 request x 5 tiers)": lambda i: predict_lgbm_raw(compiled, rows[i]),
+            "predict_lgbm_raw_sweep (1 request x 5 tiers)": lambda i: predict_lgbm_raw_sweep(
+                compiled, rows[i][0], X.shape[1], TIERS
+            ),
+            "predict_lgbm_raw (1 row)": lambda i: predict_lgbm_raw(compiled, rows[i][:1]),
+            "features + scoring + argmax": route,
+            "Booster.predict raw (1 request x 5 tiers)": lambda i: booster.predict(
+                rows[i], raw_score=True, num_threads=1
+            ),
+            "Booster.predict raw (1 row)": lambda i: booster.predict(
+                rows[i][:1], raw_score=True, num_threads=1
+            ),
+            "LGBMClassifier.predict_proba (1 row)": lambda i: classifier.predict_proba(rows[i][:1]),
+        },
+        n,
+    )
     return {
         "source": source,
         "requests": n,
@@ -194,9 +222,9 @@ def print_table(result: dict) -> None:
         f"{r['features']} features, {r['trees']} trees (depth <= {r['max_depth']}), "
         f"max |ours - lightgbm| = {r['max_abs_diff_vs_lightgbm']:.1e}"
     )
-    print(f"{'per request':45s} {'p50 us':>9s} {'p99 us':>9s} {'p50 vs Booster 5 rows':>22s}")
+    print(f"{'per request':44s}{'p50 us':>9s}{'p99 us':>9s}{'p50 / Booster 5 rows':>22s}")
     for name, row in us.items():
-        print(f"{name:45s} {row['p50']:9.1f} {row['p99']:9.1f} {row['p50'] / base:21.2f}x")
+        print(f"{name:44s}{row['p50']:9.1f}{row['p99']:9.1f}{row['p50'] / base:21.2f}x")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

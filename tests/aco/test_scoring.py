@@ -54,6 +54,17 @@ def assert_parity(booster: lgb.Booster, plain: dict) -> None:
         assert ours.shape == theirs.shape, name
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-9, err_msg=name)
         np.testing.assert_allclose(sc.predict_lgbm(plain, X), booster.predict(X), atol=1e-9)
+    messy_row = row_sets()["batch"][1]
+    for x, values in [
+        (messy_row, [1.0, 2.0, 3.0, 4.0, 5.0]),
+        (np.nan_to_num(messy_row), [1.0, 2.0, 3.0, 4.0, 5.0]),  # no NaN anywhere: X as is
+        (messy_row, [np.nan, 0.0, 1e-36, 2.0, -1.0]),
+    ]:
+        rows = np.repeat(x[None, :], len(values), axis=0)
+        rows[:, -1] = values
+        sweep = sc.predict_lgbm_raw_sweep(plain, x, N_FEATURES - 1, values)
+        expected = booster.predict(rows, raw_score=True)
+        np.testing.assert_allclose(sweep, expected, rtol=0, atol=1e-9, err_msg=f"sweep {values}")
 
 
 @pytest.mark.parametrize(
