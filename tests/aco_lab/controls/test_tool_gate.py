@@ -1,0 +1,80 @@
+"""The tool gate: per-tool figures, shrinkage, one-sided denial, the simulator's truth."""
+
+import pytest
+
+from aco.config import ACOConfig
+from aco.learned_controls import apply_gate, check_spec
+from aco_lab.controls.tool_gate import (
+    RUNS_WITH,
+    RUNS_WITHOUT,
+    SUCCESS_WITH,
+    GateSettings,
+    build_tool_table,
+    evaluate_gate,
+    learn_gate,
+)
+from aco_lab.sim_world import PROFILES
+from tests.aco_lab.controls.builders import run, step, tables_of
+
+
+def _runs(tool: str, cost: float, n_with: int, ok_with: int, n_without: int, ok_without: int,
+          fail: bool = False) -> list[dict]:
+    out = []
+    for i in range(n_with):
+        out.append(run(f"w{i}", [step(1, tools=((tool, not fail, cost),)), step(2)],
+                       i < ok_with, task_type="qa"))
+    for i in range(n_without):
+        out.append(run(f"o{i}", [step(1, tools=(("other", True, 0.0),)), step(2)],
+                       i < ok_without, task_type="qa"))
+    return out
+
+
+def test_the_table_compares_with_runs_that_used_other_tools(tmp_path) -> None:
+    runs = _runs("search", 0.01, 10, 3, 20, 15) + [run("plain", [step(1)], True, task_type="qa")]
+    table = build_tool_table(tables_of(tmp_path, runs))
+    row = table.filter((table["task_type"] == "qa") & (table["tool_name"] == "search")).row(
+        0, named=True)
+    # The one-step run that called no tool is not the comparison group.
+    assert (row[RUNS_WITH], row[SUCCESS_WITH], row[RUNS_WITHOUT]) == (10, 3, 20)
+    assert set(table["task_type"]) == {"qa", "*"}
+
+
+def test_a_costly_tool_that_does_not_pay_is_denied_with_its_figures(tmp_path) -> None:
+    spec = learn_gate(tables_of(tmp_path, _runs("search", 0.05, 60, 15, 60, 45)))
+    check_spec("gate", spec)
+    entry = spec["tools"]["qa/search"]
+    assert not entry["allow"]
+    assert entry["lift"] == pytest.approx(-0.5)
+    assert entry["shrunk_lift"] == pytest.approx(-0.5 * 60 / 80)
+    decision = apply_gate(spec, "search", "qa")
+    assert not decision.allow and "60 runs" in decision.reason
+
+
+def test_rare_and_free_tools_are_never_denied(tmp_path) -> None:
+    rare = learn_gate(tables_of(tmp_path, _runs("search", 0.05, 8, 0, 60, 45), "rare.jsonl"))
+    assert rare["tools"]["qa/search"]["allow"]  # 8 runs: too few to judge
+    free = learn_gate(tables_of(tmp_path, _runs("think", 0.0, 60, 15, 60, 45), "free.jsonl"))
+    assert free["tools"]["qa/think"]["allow"]  # costs nothing, never fails: nothing to save
+    flaky = learn_gate(tables_of(tmp_path, _runs("think", 0.0, 60, 15, 60, 45, fail=True),
+                                 "flaky.jsonl"))
+    assert not flaky["tools"]["qa/think"]["allow"]  # every call fails: a wasted step each
+
+
+def test_more_shrinkage_never_denies_more(sim) -> None:
+    denied = [sum(not v["allow"] for v in learn_gate(sim.train, GateSettings(prior_runs=k))
+                  ["tools"].values()) for k in (0.0, 20.0, 200.0, 2000.0)]
+    assert denied == sorted(denied, reverse=True)
+
+
+def test_on_simulated_traces_it_denies_mostly_tools_the_simulator_made_useless(sim) -> None:
+    spec = learn_gate(sim.train)
+    denied = {k for k, v in spec["tools"].items() if not v["allow"] and not k.startswith("*/")}
+    useless = {f"{task}/{t.name}" for task, p in PROFILES.items() for t in p.other_tools}
+    useless -= {f"{task}/{t.name}" for task, p in PROFILES.items() for t in p.useful_tools}
+    # A useful tool can still be denied where it costs more than a cheap task's success is
+    # worth (a $0.02 search for a $0.10 quick answer): precision, not perfection.
+    assert len(denied & useless) >= 0.85 * len(denied)
+    assert len(denied & useless) >= 0.5 * len(useless)
+    learned, rules = evaluate_gate(spec, sim.held_out, ACOConfig())
+    assert learned.denied_runs_success < learned.other_runs_success
+    assert learned.denied_cost > rules.denied_cost
