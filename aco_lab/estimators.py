@@ -52,7 +52,11 @@ LGBM_TUNE_GRID = (
     {},
     {"num_leaves": 4, "min_data_in_leaf": 60, "lambda_l2": 10.0, "feature_fraction": 0.5},
 )
-LGBM_TUNE_MAX_ROWS = 200_000  # above: the defaults only (each try is a full training)
+LGBM_TUNE_MAX_ROWS = 200_000  # above: the defaults only (each try is a full training) ...
+# ... and these instead: every round grows its trees on a seeded half of the rows, with faster
+# shrinkage, so a million rows train in minutes on two cores with little loss of accuracy.
+LGBM_LARGE = {"bagging_fraction": 0.5, "bagging_freq": 1, "learning_rate": 0.1,
+              "min_data_in_leaf": 100}
 LGBM_MAX_ROUNDS = 400
 LGBM_EARLY_STOP = 30  # rounds without improvement on the held-out fold
 LOGREG_C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # inverse L2 strength, tuned held-out
@@ -181,7 +185,10 @@ def _fit_lgbm_cheapest(
 
 def _train_lgbm(lgb, params: dict, X, y, X_held, y_held):  # noqa: ANN001, ANN202
     """The booster of the tuning grid with the lowest held-out log loss."""
-    grid = LGBM_TUNE_GRID if len(y) <= LGBM_TUNE_MAX_ROWS and len(y_held) else LGBM_TUNE_GRID[:1]
+    if len(y) > LGBM_TUNE_MAX_ROWS:
+        grid: tuple[dict, ...] = (LGBM_LARGE,)
+    else:
+        grid = LGBM_TUNE_GRID if len(y_held) else LGBM_TUNE_GRID[:1]
     best, best_loss = None, np.inf
     for extra in grid:
         booster, loss = _train_lgbm_once(lgb, {**params, **extra}, X, y, X_held, y_held)

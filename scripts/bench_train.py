@@ -49,9 +49,9 @@ def main() -> None:
             summary = write_simulated_traces(path, args.requests, 1, config, args.mode)
             print(f"simulated {summary.traces if hasattr(summary, 'traces') else ''} traces "
                   f"in {time.perf_counter() - start:.1f} s ({path.stat().st_size / 1e6:.0f} MB)")
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         runs = read_traces(path).runs
-        read_s = time.perf_counter() - start
+        read_s, read_cpu = time.perf_counter() - start, time.process_time() - cpu_start
         start = time.perf_counter()
         trained = build_router(runs, config, TrainOptions(model=args.model, seed=1))
         train_s = time.perf_counter() - start
@@ -59,9 +59,13 @@ def main() -> None:
         total_s = read_s + train_s
     headline = validation_headline(trained.payload)
     print(f"traces: {runs.height:,} ({args.mode}, {args.requests:,} requests), model {args.model}")
-    print(f"read_traces (baseline): {read_s:7.1f} s")
+    print(f"read_traces (baseline): {read_s:7.1f} s  (CPU {read_cpu:.1f} s in this process)")
     print(f"build_router:           {train_s:7.1f} s")
     print(f"read + train:           {total_s:7.1f} s   ({total_s / read_s:.1f}x reading alone)")
+    cpu = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    print(f"CPU time: this process {cpu[0].ru_utime + cpu[0].ru_stime:,.0f} s, workers "
+          f"{cpu[1].ru_utime + cpu[1].ru_stime:,.0f} s (on a shared machine, CPU time is the "
+          f"figure that carries over)")
     print(f"peak RSS: this process {peak_mb(resource.RUSAGE_SELF):,.0f} MB, "
           f"workers {peak_mb(resource.RUSAGE_CHILDREN):,.0f} MB")
     print(f"bundle {info.size / 1e3:.0f} KB; validation success {headline['success_vs_top']:.3f}, "
