@@ -166,9 +166,9 @@ class Controls:
         step = self._cascade_policy.step(task_type, answers)
         # The fallback's answer is final and carries no score: the text cues still speak.
         confidence = step.confidence if step.confidence is not None else rule_confidence(signals)
-        configured = {spec.model_id for spec in self.config.tiers}
-        tier = nearest_configured_tier(step.tier, self.config)
-        model = step.model_id if step.model_id in configured else self.config.tier(tier).model_id
+        # The learned cascade names the model it learned from the traces: a tier may have
+        # several (two cheap opinions), and it is that model's answers its thresholds trust.
+        tier, model = step.tier, step.model_id
         if step.action == ACCEPT:
             return CascadeDecision(False, tier, model, round(confidence, 4), step.reason,
                                    MODE_BUNDLE)

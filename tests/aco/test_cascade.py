@@ -176,3 +176,20 @@ def test_score_is_a_logistic_of_named_features() -> None:
     model = {"features": ["x", "y"], "weights": [2.0, -1.0], "bias": 0.5}
     assert score(model, {"x": 1.0, "y": 2.5}) == pytest.approx(0.5)
     assert score(model, {}) == pytest.approx(1 / (1 + 2.718281828 ** -0.5), rel=1e-6)
+
+
+def test_the_runtime_asks_for_the_learned_model_even_when_the_config_names_another() -> None:
+    from aco.config import ACOConfig, TierSpec
+    from aco.controls import Controls, read_answer_signals
+
+    config = ACOConfig(tiers=(TierSpec(1, CHEAP_A), TierSpec(2, "configured-b"),
+                              TierSpec(5, TOP)), task_floors={})
+    controls = Controls(config, {"cascade": spec()})
+    signals = read_answer_signals(None, "B")
+    first = controls.answer(signals, "B", 1, None)
+    decision = controls.cascade(signals, 1, 0, [first], None)
+    # Tier 2's learned model is cheap-b (its answers taught the thresholds), not the config's.
+    assert (decision.escalated, decision.final_tier, decision.model_id) == (True, 2, CHEAP_B)
+    second = controls.answer(signals, "B", 2, None)
+    assert second.model_id == CHEAP_B
+    assert not controls.cascade(signals, 2, 1, [first, second], None).escalated
