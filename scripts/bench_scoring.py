@@ -16,6 +16,7 @@ import gzip
 import json
 import os
 import platform
+import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -212,6 +213,33 @@ def run(n_requests: int, trees: int, seed: int) -> dict:
     }
 
 
+def time_build_features(requests: list[tuple[str, str]], n_rows: int) -> dict[str, float]:
+    """Seconds of aco_lab.build_features on n_rows distinct requests, 1 and 2 processes."""
+    import polars as pl
+
+    from aco_lab import schema as S
+    from aco_lab.features import build_features
+
+    texts = [f"{requests[i % len(requests)][0]} #{i}" for i in range(n_rows)]  # all distinct
+    types = [requests[i % len(requests)][1] for i in range(n_rows)]
+    runs = pl.DataFrame({S.REQUEST: texts, S.TASK_TYPE: types})
+    spec = build_feature_spec(types)
+    out = {}
+    for workers in (1, 2):
+        start, cpu = time.perf_counter(), _cpu_seconds()
+        build_features(runs, spec, workers=workers)
+        name = f"{workers} process{'es' if workers > 1 else ''}"
+        out[name] = {"wall": time.perf_counter() - start, "cpu": _cpu_seconds() - cpu}
+    return out
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (the feature workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def print_table(result: dict) -> None:
     """A human-readable table with ratios against LightGBM's own predict."""
     us = result["us"]
@@ -225,6 +253,13 @@ def print_table(result: dict) -> None:
     print(f"{'per request':44s}{'p50 us':>9s}{'p99 us':>9s}{'p50 / Booster 5 rows':>22s}")
     for name, row in us.items():
         print(f"{name:44s}{row['p50']:9.1f}{row['p99']:9.1f}{row['p50'] / base:21.2f}x")
+    rows = result.get("lab_rows")
+    for name, t in result.get("build_features_s", {}).items():
+        print(
+            f"build_features, {rows} distinct requests, {name}: {t['wall']:.1f} s wall, "
+            f"{t['cpu']:.1f} s CPU ({t['cpu'] / rows * 1e6:.0f} us CPU per row; 1M rows: "
+            f"{t['cpu'] / rows * 1e6 / 2:.0f} s on 2 free cores)"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -233,9 +268,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--trees", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lab-rows", type=int, default=0, help="also time build_features")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     result = run(args.requests, args.trees, args.seed)
+    if args.lab_rows:
+        requests = load_requests(args.requests, args.seed)[0]
+        result["lab_rows"] = args.lab_rows
+        result["build_features_s"] = time_build_features(requests, args.lab_rows)
     if args.json:
         json.dump(result, sys.stdout, indent=2)
         print()
