@@ -11,10 +11,11 @@ Design, and why:
 - Bounded work: few-shot prompts (RouterBench's repeated "Answer:" examples) carry a long,
   shared preamble. It is counted (examples, size) but not hashed: n-grams and content
   signals come from the final question only, cut to a head + tail window of bytes.
-- Speed (~20 numpy/bytes calls per request, none per byte in Python): every byte n-gram
-  comes from one strided little-endian uint64 view of the window and one mask; words come
-  from ``bytes.translate`` + ``split`` and a C-level ``map(zlib.crc32, ...)``; whole-text
-  work is limited to ``len`` and ``str.count``.
+- Speed (a fixed number of numpy and bytes calls per request, no Python loop per byte):
+  byte n-grams of every size come from one strided little-endian uint64 view of the window
+  (shift, multiply, shift on a (sizes, positions) array); words come from
+  ``bytes.translate`` + ``split`` and a C-level ``map(zlib.crc32, ...)``; whole-text work is
+  limited to ``len``, ``str.count`` and ``str.rfind``.
 - Nothing here reads an outcome: only the request text, its task type, a pre-run
   difficulty estimate and the prompt's input token count.
 """
@@ -122,7 +123,7 @@ SIGNAL_NAMES = (
     "code_words",  # def, class, return, import, ...
     "urgency_words",  # urgent, asap, production, outage, critical, ...
     "risk_words",  # legal, compliance, security, medical, payment, contract, ...
-    "non_ascii_ratio",  # share of non-ASCII bytes in the window
+    "non_ascii_ratio",  # (UTF-8 bytes - characters) / bytes of the final question
     "urls",  # "http" occurrences in the whole request
 )
 TASK_UNKNOWN = "task_type_unknown"  # a task type not seen in training
