@@ -219,7 +219,10 @@ def _check_payload(path: Path, bundle: Any) -> None:
 
 def check_plain(value: Any, where: str = "payload") -> None:
     """Raise BundleError naming the first value (by key path) that is not plain data."""
-    _check_plain(value, where, set())
+    try:
+        _check_plain(value, where, set())
+    except RecursionError:
+        raise BundleError(f"{where}: nested too deeply to be a bundle (a crafted file?)") from None
 
 
 def _check_plain(value: Any, where: str, path_ids: set[int]) -> None:

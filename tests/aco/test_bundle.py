@@ -193,3 +193,20 @@ def test_loading_imports_no_heavy_library(tmp_path: Path) -> None:
         [sys.executable, "-c", code, str(info.path)], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == ""
+
+
+def test_sets_bytearrays_and_deep_nesting_built_without_globals_are_refused(tmp_path: Path) -> None:
+    # Pickle opcodes build these without any global, so the unpickler alone lets them through.
+    for i, extra in enumerate([{1, 2}, bytearray(b"x"), frozenset()]):
+        data = pickle.dumps({FORMAT_VERSION_KEY: 1, "x": extra}, protocol=5)
+        with pytest.raises(BundleError, match="payload|is not plain data"):
+            load_bundle(write_raw(tmp_path / f"b{i}.pkl", data))
+
+    # 100,000 nested lists, written opcode by opcode (pickle.dumps itself would recurse).
+    def text(s: str) -> bytes:
+        return b"\x8c" + bytes([len(s)]) + s.encode()  # SHORT_BINUNICODE
+
+    nested = b"]" * 100_000 + b"a" * 99_999  # EMPTY_LIST each, then APPEND each into the one below
+    data = b"\x80\x04}(" + text(FORMAT_VERSION_KEY) + b"K\x01" + text("x") + nested + b"u."
+    with pytest.raises(BundleError, match="nested too deeply"):
+        load_bundle(write_raw(tmp_path / "deep.pkl", data))
