@@ -499,8 +499,11 @@ def _f8(a: np.ndarray) -> bytes:
     return np.ascontiguousarray(a, dtype="<f8").tobytes()
 
 
-def _from_f8(data: bytes) -> np.ndarray:
-    return np.frombuffer(data, dtype="<f8")
+def _from_f8(data: bytes | list) -> np.ndarray:
+    # Little-endian float64 bytes (what the builders write); plain (nested) lists work too.
+    if isinstance(data, bytes):
+        return np.frombuffer(data, dtype="<f8")
+    return np.asarray(data, dtype=np.float64).ravel()
 
 
 def _as_2d(X: np.ndarray, n_feat: int) -> np.ndarray:

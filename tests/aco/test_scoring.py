@@ -243,3 +243,18 @@ def test_knn_parity_with_brute_force(k: int, weight: float) -> None:
         brute_force_knn(refs, targets, X, 3, prior, weight, mean, scale)[:, :4],
         atol=1e-12,
     )
+
+
+def test_linear_and_knn_models_may_hold_plain_lists_instead_of_bytes() -> None:
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(20, 3))
+    linear = sc.build_linear_model([[1.0, 2.0, -1.0]], [0.1], mean=[0.0, 1.0, 2.0], scale=[1, 2, 4])
+    as_lists = {
+        k: np.frombuffer(v).tolist() if isinstance(v, bytes) else v for k, v in linear.items()
+    }
+    np.testing.assert_array_equal(sc.predict_linear(as_lists, X), sc.predict_linear(linear, X))
+    knn = sc.build_knn_model(X, rng.random((20, 2)), k=3)
+    knn_lists = {
+        k: np.frombuffer(v).tolist() if isinstance(v, bytes) else v for k, v in knn.items()
+    }
+    np.testing.assert_array_equal(sc.predict_knn(knn_lists, X[:4]), sc.predict_knn(knn, X[:4]))
