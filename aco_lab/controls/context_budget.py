@@ -77,6 +77,7 @@ def learn_context_budget(tables: TraceTables,
         grouped = ok.group_by(keys) if keys else ok.group_by(pl.lit(1))
         cells = grouped.agg(pl.col(MAX_INPUT).quantile(settings.quantile, "higher").alias("q"),
                             pl.len().alias("n"))
+        cells = cells.sort(keys) if keys else cells  # same data, same bytes: a stable order
         for rec in cells.iter_rows(named=True):
             if keys and rec["n"] < settings.min_runs:
                 continue

@@ -138,6 +138,7 @@ def build_typical(runs: pl.DataFrame, min_runs: int) -> dict[str, dict[str, floa
         grouped = (ok.group_by(keys) if keys else ok.group_by(pl.lit(1)))
         stats = grouped.agg(pl.col(S.TOTAL_COST).median().alias("cost"),
                             pl.col(S.N_STEPS).median().alias("steps"), pl.len().alias("n"))
+        stats = stats.sort(keys) if keys else stats  # same data, same bytes: a stable order
         for rec in stats.iter_rows(named=True):
             if rec["n"] < min_runs and keys:
                 continue

@@ -191,4 +191,8 @@ def evaluate_bundle_controls(bundle_ref: str | Path, paths: Sequence[str | Path]
     overlap = check_overlap(training_ids, set(tables.runs[S.REQUEST_ID].to_list()),
                             allow_overlap)
     meta = {"bundle": str(path), "runs": tables.runs.height, "overlap_requests": len(overlap)}
-    return evaluate_controls(controls, tables, config), meta
+    ev = evaluate_controls(controls, tables, config)
+    failed = {k: v for k, v in ev.skipped.items() if k in controls}
+    if failed and len(failed) == len(controls):
+        raise DataError("; ".join(f"{k}: {v}" for k, v in sorted(failed.items())))
+    return ev, meta

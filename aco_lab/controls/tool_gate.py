@@ -94,7 +94,8 @@ def build_values(tables: TraceTables, settings: GateSettings) -> tuple[dict, dic
             value[key] = settings.value_multiplier * float(reference[S.TOTAL_COST].mean())
         steps = float(part[S.N_STEPS].sum())
         step_cost[key] = float(part[S.MODEL_COST].sum()) / steps if steps else 0.0
-    return value, step_cost
+    # Sorted: group_by's order varies from run to run, and the bundle's bytes must not.
+    return dict(sorted(value.items())), dict(sorted(step_cost.items()))
 
 
 def learn_gate(tables: TraceTables, settings: GateSettings = GateSettings()) -> dict:

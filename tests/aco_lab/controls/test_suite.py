@@ -57,3 +57,8 @@ def test_real_agent_runs_teach_the_step_controls_but_no_cascade(tau_bench_dir) -
     assert "cascade" not in learned  # one model per task: nothing counterfactual
     assert {"doom", "gate", "verify", "context_budget"} <= set(learned)
     assert learned["verify"]["verifier"]["source"].startswith("assumed")
+
+
+def test_the_same_traces_and_seed_give_the_same_bytes(controls, sim) -> None:
+    again = learn_controls(sim.train, ACOConfig(), seed=0)
+    assert pickle.dumps(again) == pickle.dumps(controls)  # key order included
