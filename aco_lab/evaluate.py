@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +142,9 @@ class Evaluation:
     options: EvalOptions
     warnings: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    # The bundle's learned run controls against their rule versions on these traces
+    # (aco_lab.controls.suite.ControlsEvaluation); None when the bundle learned none.
+    controls: Any = None
 
 
 # -- the I/O edge --------------------------------------------------------------------------
@@ -170,7 +173,7 @@ def evaluate_bundle(
     fingerprints = tuple((str(f["path"]), f["sha256"]) for f in read_file_fingerprints(files))
     info = _bundle_info(path, payload)
     training_runs = read_training_runs(payload)
-    return build_evaluation(
+    ev = build_evaluation(
         payload,
         info,
         config,
@@ -180,6 +183,13 @@ def evaluate_bundle(
         len(tables.rejected),
         training_runs,
     )
+    if not payload.get("controls"):
+        return ev
+    from aco_lab.controls.suite import evaluate_controls, restrict_tables
+
+    held = set(runs[S.REQUEST_ID].to_list())
+    return replace(ev, controls=evaluate_controls(payload["controls"],
+                                                  restrict_tables(tables, held), config))
 
 
 def bundle_config(payload: dict) -> ACOConfig:

@@ -203,6 +203,10 @@ def build_evaluation_document(
     ]
     if not ev.per_task_type.is_empty():
         sections.append(Section("Per task type", (_per_task_type_table(ev),)))
+    if ev.controls is not None:  # a section per learned run control against its rules
+        from aco_lab.controls.report import build_controls_sections
+
+        sections.extend(build_controls_sections(ev.controls))
     sections.append(Section("Reproduce", _reproduce_blocks(ev, metrics)))
     return Document(f"Router evaluation: {ev.bundle.name}", tuple(sections), callouts)
 

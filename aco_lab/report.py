@@ -323,7 +323,14 @@ def build_evaluation_metrics(ev: Evaluation, command: str = "") -> dict:
             "thresholds": len(ev.options.thresholds),
         },
         **({"estimates": ev.extra} if ev.extra else {}),
+        **({"controls": _controls_metrics(ev.controls)} if ev.controls is not None else {}),
     }
+
+
+def _controls_metrics(controls: Any) -> dict:
+    from aco_lab.controls.report import build_controls_metrics
+
+    return build_controls_metrics(controls)
 
 
 def build_calibration_summary(

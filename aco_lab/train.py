@@ -69,6 +69,7 @@ class TrainOptions:
     # thread on small data: OpenMP's spin-waits cost more than they save on busy cores.
     num_threads: int | None = None
     cli_args: tuple[str, ...] = field(default=())
+    controls: bool = True  # also learn the run controls (aco_lab.controls) from the traces
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +91,14 @@ def train_router(
     tables = read_traces(files)
     log.info("training on %d runs from %d files", tables.runs.height, len(files))
     trained = build_router(tables.runs, config, options, read_file_fingerprints(files))
-    info = write_bundle(trained.payload, out_dir)
+    payload = trained.payload
+    if options.controls:
+        from aco_lab.controls.suite import learn_controls
+
+        payload = {**payload, "controls": learn_controls(tables, config, options.seed)}
+    info = write_bundle(payload, out_dir)
     log.info("wrote %s", info.path)
-    return info, trained.payload
+    return info, payload
 
 
 def build_router(

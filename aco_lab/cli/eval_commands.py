@@ -92,6 +92,14 @@ def _command_line(ctx: click.Context) -> str:
     show_default=True,
     help="Folder for metrics.json, decisions.jsonl, sweep.csv, report.md and report.html.",
 )
+@click.option(
+    "--policy",
+    type=click.Choice(("router", "cascade")),
+    default="router",
+    show_default=True,
+    help="router: the bundle's tier router (and its learned controls); cascade: the bundle's "
+    "learned cascade, every call paid, each decisions.jsonl line listing the tiers called.",
+)
 @_CONFIG
 @_OVERLAP
 @_VERIFIER
@@ -104,6 +112,7 @@ def evaluate_command(
     bundle_ref: str,
     paths: tuple[str, ...],
     out_dir: Path,
+    policy: str,
     config_path: Path | None,
     allow_overlap: bool,
     verifier_error: float,
@@ -115,6 +124,10 @@ def evaluate_command(
     from aco_lab.evaluate import evaluate_bundle
     from aco_lab.report import build_evaluation_metrics, format_evaluation_table, write_evaluation
 
+    if policy == "cascade":
+        _evaluate_cascade(ctx, bundle_ref, paths, out_dir, config_path, allow_overlap,
+                          models_dir, as_json)
+        return
     options = _options(allow_overlap, verifier_error, compare_models)
     click.echo(f"evaluating {bundle_ref} on {len(paths) or 'its held-out'} path(s)...", err=True)
     ev = evaluate_bundle(bundle_ref, list(paths), config_path, options, models_dir)
@@ -128,6 +141,24 @@ def evaluate_command(
     click.echo(format_evaluation_table(ev), nl=False)
     if ev.recommended is not None:
         click.echo(f"recommended: {ev.recommended.why}")
+    click.echo(f"wrote {', '.join(str(p) for p in written.values())}", err=True)
+
+
+def _evaluate_cascade(ctx: click.Context, bundle_ref: str, paths: tuple[str, ...],
+                      out_dir: Path, config_path: Path | None, allow_overlap: bool,
+                      models_dir: Path, as_json: bool) -> None:
+    """`evaluate --policy cascade`: replay the bundle's learned cascade and its baselines."""
+    from aco_lab.controls.report import format_cascade_table, write_cascade_evaluation
+    from aco_lab.controls.suite import evaluate_bundle_controls
+
+    click.echo(f"evaluating the cascade of {bundle_ref}...", err=True)
+    ev, meta = evaluate_bundle_controls(bundle_ref, list(paths), config_path, models_dir,
+                                        only=("cascade",), allow_overlap=allow_overlap)
+    written = write_cascade_evaluation(ev, out_dir, _command_line(ctx), meta)
+    if as_json:
+        click.echo(json.dumps(json.loads(written["metrics"].read_text()), sort_keys=True))
+        return
+    click.echo(format_cascade_table(ev.cascade), nl=False)
     click.echo(f"wrote {', '.join(str(p) for p in written.values())}", err=True)
 
 
