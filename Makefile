@@ -20,7 +20,7 @@ install: $(VENV)/.installed
 # The main job on the shipped data: validate -> ingest -> monitoring metrics.
 demo: install
 	$(BIN)/aco-lab validate $(DATA)
-	$(BIN)/aco-lab ingest $(DATA) --out $(OUT)/dataset
+	$(BIN)/aco-lab ingest $(DATA) --out $(OUT)/dataset --force
 	$(BIN)/aco-lab stats $(DATA)
 
 test: install
