@@ -1,5 +1,6 @@
 """Traces built in code for the controls' tests: one dict per run, read back by read_traces."""
 
+import gzip
 import json
 import random
 from pathlib import Path
@@ -62,3 +63,31 @@ def agreement_world(n: int, seed: int, cheap_accuracy: float = 0.7) -> list[dict
             runs.append(run(f"r{i}-{model}", [step(1, tier, cost, model, text=letter + "\n")],
                             right, request_id=f"r{i}", task_type="mc"))
     return runs
+
+
+def replay_decisions_independently(decisions: Path, traces: list[Path]) -> tuple[int, float, int]:
+    """Success and cost of decisions.jsonl recomputed with plain json over the raw traces."""
+    runs = {}
+    for path in traces:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as lines:
+            for text in lines:
+                t = json.loads(text)
+                tiers = [s["model_call"]["tier"] for s in t["steps"] if s.get("model_call")]
+                models = [s["model_call"]["model_id"] for s in t["steps"] if s.get("model_call")]
+                runs[t["trace_id"]] = (t["request_id"], models[-1], max(tiers), t["total_cost"],
+                                       t["task_success"])
+    successes, cost, calls = 0, 0.0, 0
+    with open(decisions, encoding="utf-8") as lines:
+        for text in lines:
+            d = json.loads(text)
+            called = [runs[tid] for tid in d["trace_ids"]]
+            assert all(r[0] == d["request_id"] for r in called)
+            assert [r[2] for r in called] == d["tiers"]
+            assert [r[1] for r in called] == d["models"]
+            final = [r for r in called if r[1] == d["final_model"]]
+            assert len(final) == 1 and final[0][2] == d["final_tier"]
+            successes += bool(final[0][4])
+            cost += sum(r[3] for r in called)
+            calls += len(called)
+    return successes, cost, calls

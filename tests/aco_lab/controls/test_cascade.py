@@ -1,6 +1,5 @@
 """Learning and replaying the cascade: data layout, the learned policy, exact paid replay."""
 
-import gzip
 import json
 from pathlib import Path
 
@@ -19,7 +18,13 @@ from aco_lab.controls.cascade_replay import (
     write_decisions,
 )
 from aco_lab.split import assign_splits
-from tests.aco_lab.controls.builders import agreement_world, run, step, tables_of
+from tests.aco_lab.controls.builders import (
+    agreement_world,
+    replay_decisions_independently,
+    run,
+    step,
+    tables_of,
+)
 
 CONFIG = ACOConfig(tiers=(TierSpec(1, "cheap-a"), TierSpec(2, "cheap-b"), TierSpec(5, "top")),
                    task_floors={})
@@ -99,34 +104,6 @@ def test_the_spec_is_plain_data_the_runtime_accepts(world) -> None:
     assert json.loads(json.dumps(spec)) == spec
 
 
-def _replay_independently(decisions: Path, traces: list[Path]) -> tuple[int, float, int]:
-    """Success and cost of decisions.jsonl recomputed with plain json over the raw traces."""
-    runs = {}
-    for path in traces:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as lines:
-            for text in lines:
-                t = json.loads(text)
-                tiers = [s["model_call"]["tier"] for s in t["steps"] if s.get("model_call")]
-                models = [s["model_call"]["model_id"] for s in t["steps"] if s.get("model_call")]
-                runs[t["trace_id"]] = (t["request_id"], models[-1], max(tiers), t["total_cost"],
-                                       t["task_success"])
-    successes, cost, calls = 0, 0.0, 0
-    with open(decisions, encoding="utf-8") as lines:
-        for text in lines:
-            d = json.loads(text)
-            called = [runs[tid] for tid in d["trace_ids"]]
-            assert all(r[0] == d["request_id"] for r in called)
-            assert [r[2] for r in called] == d["tiers"]
-            assert [r[1] for r in called] == d["models"]
-            final = [r for r in called if r[1] == d["final_model"]]
-            assert len(final) == 1 and final[0][2] == d["final_tier"]
-            successes += bool(final[0][4])
-            cost += sum(r[3] for r in called)
-            calls += len(called)
-    return successes, cost, calls
-
-
 def _check_replay_file(tmp_path: Path, traces: Path, config: ACOConfig, seed: int) -> None:
     from aco_lab.traces import read_traces
 
@@ -135,7 +112,7 @@ def _check_replay_file(tmp_path: Path, traces: Path, config: ACOConfig, seed: in
     spec = learn_cascade(data.select(set(parts["train"])), seed=seed)
     lines, summary = replay("learned", data.select(set(parts["eval"])), learned_chooser(spec))
     path = write_decisions(lines, tmp_path / "decisions.jsonl")
-    successes, cost, calls = _replay_independently(path, [traces])
+    successes, cost, calls = replay_decisions_independently(path, [traces])
     assert successes == summary.successes
     assert cost == pytest.approx(summary.cost, rel=1e-9)
     assert calls == round(summary.calls_per_request * summary.requests)
