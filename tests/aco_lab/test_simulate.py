@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aco.config import ACOConfig
+from aco.config import ACOConfig, TierSpec
 from aco.errors import ConfigError, DataError
 from aco_lab import simulate
 from aco_lab.sim_world import ANSWER_HEDGES, ANSWER_REFUSALS
@@ -98,8 +98,8 @@ def test_call_costs_follow_the_price_table(counterfactual: list[dict]) -> None:
 
 
 def test_the_price_table_comes_from_the_config() -> None:
-    config = ACOConfig().replace(tiers=tuple(s.__class__(s.tier, f"x{s.tier}", s.provider, 0.0, 0.0)
-                                             for s in ACOConfig().tiers))
+    free = tuple(TierSpec(s.tier, f"x{s.tier}", s.provider, 0.0, 0.0) for s in ACOConfig().tiers)
+    config = ACOConfig().replace(tiers=free)
     traces = list(generate_traces(10, seed=1, config=config))
     assert all(math.isclose(t["total_cost"], _steps_cost(t), abs_tol=1e-12) for t in traces)
     models = {call["model_id"] for t in traces for call in _calls(t)}
