@@ -172,7 +172,7 @@ def test_outcomes_are_not_perfectly_predictable(counterfactual: list[dict]) -> N
     assert 0.2 < sum(t["task_success"] is True for t in cell) / len(cell) < 0.9
 
 
-def test_text_carries_real_but_noisy_signal(tmp_path: Path) -> None:
+def test_text_carries_real_but_noisy_signal() -> None:
     """A text-only classifier trained on half the requests ranks the rest well, not perfectly."""
     from sklearn.feature_extraction.text import HashingVectorizer
     from sklearn.linear_model import LogisticRegression
