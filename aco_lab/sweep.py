@@ -123,9 +123,11 @@ def frontier_cost_at(fc: np.ndarray, fs: np.ndarray, target: float) -> float | N
     """The least cost at which the frontier reaches a success rate; None if it never does."""
     if fs.size == 0 or fs[-1] < target - 1e-12:
         return None
-    if fs[0] >= target:
+    if fs[0] >= target - 1e-12:  # the same tolerance as the test above: never step past the end
         return float(fc[0])
     i = int(np.searchsorted(fs, target))  # fs is increasing along the frontier
+    if i >= fs.size:  # target within the tolerance above the last point
+        return float(fc[-1])
     c0, c1, s0, s1 = fc[i - 1], fc[i], fs[i - 1], fs[i]
     return float(c0 + (target - s0) * (c1 - c0) / (s1 - s0))
 
