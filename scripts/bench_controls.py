@@ -1,0 +1,157 @@
+"""The learned run controls: held-out figures against their rule versions, and their speed.
+
+    .venv/bin/python scripts/bench_controls.py [--sim N] [--seed 0] [--shared ../shared/data]
+                                               [--calls 5000] [--splits 1]
+
+For each data set (simulated counterfactual traces, and RouterBench and tau-bench when
+--shared holds them), the requests are split in half by request (aco_lab.split, --seed);
+the controls are learned on one half (`learn_controls`) and replayed on the other beside
+their rule versions (`evaluate_controls`). --splits N repeats RouterBench's cascade on N
+splits (seeds seed..seed+N-1) and prints each and the mean, because one half of 1,598
+prompts moves the success ratio by about a point from split to split.
+
+Speed: per decision, median over --calls calls, learned and rule versions timed in the same
+run, interleaved (the learned cascade scores several answers; the rule reads one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from aco.cascade import Answer
+from aco.config import ACOConfig, load_config
+from aco.controls import Controls, read_answer_signals
+from aco.rules import read_cues
+from aco_lab.controls.cascade import learn_cascade
+from aco_lab.controls.cascade_data import build_cascade_data
+from aco_lab.controls.cascade_replay import learned_chooser, replay
+from aco_lab.controls.report import build_controls_sections
+from aco_lab.controls.suite import evaluate_controls, learn_controls, restrict_tables
+from aco_lab.html_report import Document
+from aco_lab.report import render_markdown
+from aco_lab.split import assign_splits
+from aco_lab.traces import TraceTables, read_traces
+
+
+def halves(tables: TraceTables, seed: int) -> tuple[TraceTables, TraceTables]:
+    """Training and held-out halves, split by request."""
+    parts = assign_splits(tables.runs["request_id"].unique().to_list(),
+                          [("train", 0.5), ("eval", 0.5)], seed=seed)
+    return restrict_tables(tables, set(parts["train"])), restrict_tables(tables, set(parts["eval"]))
+
+
+def bench_quality(name: str, tables: TraceTables, config: ACOConfig, seed: int) -> dict:
+    """Learn on one half, evaluate on the other; print the report sections; the controls."""
+    train, held = halves(tables, seed)
+    start = time.perf_counter()
+    controls = learn_controls(train, config, seed)
+    learned_in = time.perf_counter() - start
+    start = time.perf_counter()
+    ev = evaluate_controls(controls, held, config)
+    evaluated_in = time.perf_counter() - start
+    print(f"\n# {name}: {train.runs.height} training runs, {held.runs.height} held-out runs")
+    print(f"learned {', '.join(controls) or 'nothing'} in {learned_in:.1f}s; "
+          f"evaluated in {evaluated_in:.1f}s\n")
+    print(render_markdown(Document(name, build_controls_sections(ev))))
+    return controls
+
+
+def bench_cascade_splits(tables: TraceTables, config: ACOConfig, seed: int, splits: int) -> None:
+    """The learned cascade on several request splits: success and cost against the top."""
+    data = build_cascade_data(tables, config)
+    rows = []
+    for s in range(seed, seed + splits):
+        parts = assign_splits(data.request_ids, [("train", 0.5), ("eval", 0.5)], seed=s)
+        spec = learn_cascade(data.select(set(parts["train"])), seed=s)
+        _, summary = replay("learned", data.select(set(parts["eval"])), learned_chooser(spec))
+        rows.append((s, summary.success_ratio, summary.cost_ratio))
+        print(f"split seed {s}: {summary.success_ratio:.1%} of the top's success at "
+              f"{summary.cost_ratio:.1%} of its cost ({summary.requests} held-out requests)")
+    if len(rows) > 1:
+        print(f"mean over {len(rows)} splits: {statistics.mean(r[1] for r in rows):.1%} at "
+              f"{statistics.mean(r[2] for r in rows):.1%}")
+
+
+def _median_us(fn, calls: int) -> float:  # noqa: ANN001
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter_ns()
+        fn()
+        times.append(time.perf_counter_ns() - start)
+    return statistics.median(times) / 1000
+
+
+def bench_speed(controls: dict, config: ACOConfig, calls: int) -> None:
+    """Median microseconds per decision, learned against rules, interleaved in rounds."""
+    learned, rules = Controls(config, controls), Controls(config)
+    policy = learned._cascade_policy  # noqa: SLF001 - the learned cascade itself
+    task = next(t for t in controls["cascade"]["policies"] if t != "*")
+    sequence = controls["cascade"]["policies"][task]["sequence"]
+    options = controls["cascade"]["options"]
+    answers = [Answer(m, options[m]["tier"], "B", -0.2, -1.5) for m in sequence[:2]]
+    signals = read_answer_signals([-0.2, -1.5, -0.01], "B")
+    cues = read_cues("Fix the failing unit test in the parser module", "coding")
+    cases = {
+        "cascade step": (lambda: policy.step(task, answers),
+                         lambda: rules.cascade(signals, 1)),
+        "doom check": (lambda: learned.doom(0.3, 1, 4, failures=2, task_type="coding", tier=3),
+                       lambda: rules.doom(0.3, 1, 4)),
+        "tool gate": (lambda: learned.gate("web_search", "coding"),
+                      lambda: rules.gate("web_search", "coding")),
+        "verify": (lambda: learned.verify("medium", 0.6, task_type="coding", tier=3),
+                   lambda: rules.verify("medium", 0.6)),
+        "context budget": (lambda: learned.context_budget(cues, 3),
+                           lambda: rules.context_budget(cues, 3)),
+    }
+    print(f"\n# speed: median microseconds per decision over {calls} calls (5 rounds, "
+          f"interleaved)")
+    print("| decision | learned | rules | ratio |\n|---|---:|---:|---:|")
+    for name, (learned_fn, rule_fn) in cases.items():
+        a, b = [], []
+        for _ in range(5):
+            a.append(_median_us(learned_fn, calls // 5))
+            b.append(_median_us(rule_fn, calls // 5))
+        la, rb = statistics.median(a), statistics.median(b)
+        print(f"| {name} | {la:.1f} | {rb:.1f} | {la / rb:.1f}x |")
+
+
+def main() -> None:
+    """Run the benchmark and print its figures (markdown) on stdout."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sim", type=int, default=2000, help="simulated requests")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--calls", type=int, default=5000)
+    parser.add_argument("--splits", type=int, default=1)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    print(f"machine: {platform.machine()}, Python {platform.python_version()}, "
+          f"{platform.system()}; command: {' '.join(sys.argv)}")
+    from aco_lab.simulate import write_simulated_traces
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "sim.jsonl.gz"
+        write_simulated_traces(path, args.sim, seed=args.seed, config=ACOConfig())
+        sim_controls = bench_quality(f"simulated ({args.sim} requests x 5 tiers)",
+                                     read_traces([path]), ACOConfig(), args.seed)
+    router = args.shared / "routerbench-dev"
+    if (router / "traces.jsonl.gz").exists():
+        config = load_config(router / "config.yaml")
+        tables = read_traces([router / "traces.jsonl.gz"])
+        bench_quality("RouterBench", tables, config, args.seed)
+        bench_cascade_splits(tables, config, args.seed, args.splits)
+    tau = args.shared / "tau-bench-airline" / "traces.jsonl.gz"
+    if tau.exists():
+        bench_quality("tau-bench airline", read_traces([tau]), ACOConfig(), args.seed)
+    bench_speed(sim_controls, ACOConfig(), args.calls)
+
+
+if __name__ == "__main__":
+    main()
