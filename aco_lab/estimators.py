@@ -160,11 +160,16 @@ def _fit_lgbm_success(data: FitData, seed: int, num_threads: int) -> FittedModel
 
     from aco_lab.scoring import lgbm_model_to_plain
 
-    train = stack_tier_rows(data.X, data.rows.request, data.rows.tier)
-    held = stack_tier_rows(data.X_held, data.rows_held.request, data.rows_held.tier)
     monotone = [0] * data.X.shape[1] + [1]  # success never drops as the tier rises
     params = _lgbm_params(seed, num_threads, objective="binary", monotone_constraints=monotone)
-    booster = _train_lgbm(lgb, params, train, data.rows.label, held, data.rows_held.label)
+    # The stacked (request, tier) rows are binned into LightGBM's datasets and dropped before
+    # boosting: on a million rows they are the largest arrays of the whole training.
+    train, held = _datasets(
+        lgb, params, stack_tier_rows(data.X, data.rows.request, data.rows.tier), data.rows.label,
+        stack_tier_rows(data.X_held, data.rows_held.request, data.rows_held.tier),
+        data.rows_held.label,
+    )
+    booster = _train_lgbm(lgb, params, train, held)
     model = {"kind": "lgbm", "objective": "success", "booster": lgbm_model_to_plain(booster)}
     return FittedModel(model, booster)
 
@@ -178,33 +183,42 @@ def _fit_lgbm_cheapest(
     from aco_lab.scoring import lgbm_model_to_plain
 
     params = _lgbm_params(seed, num_threads, objective="multiclass", num_class=N_TIERS + 1)
-    booster = _train_lgbm(lgb, params, X, y, X_held, y_held)
+    booster = _train_lgbm(lgb, params, *_datasets(lgb, params, X, y, X_held, y_held))
     model = {"kind": "lgbm", "objective": "cheapest", "booster": lgbm_model_to_plain(booster)}
     return FittedModel(model, booster)
 
 
-def _train_lgbm(lgb, params: dict, X, y, X_held, y_held):  # noqa: ANN001, ANN202
+def _datasets(lgb, params: dict, X, y, X_held, y_held):  # noqa: ANN001, ANN202
+    """Binned training and held-out datasets (raw arrays not kept)."""
+    keys = ("max_bin", "seed", "num_threads", "verbosity")
+    dataset_params = {k: params[k] for k in keys} | {"feature_pre_filter": False}
+    train = lgb.Dataset(X, label=y, params=dataset_params, free_raw_data=True).construct()
+    held = None
+    if len(y_held):
+        held = lgb.Dataset(X_held, label=y_held, reference=train, params=dataset_params,
+                           free_raw_data=True).construct()
+    return train, held
+
+
+def _train_lgbm(lgb, params: dict, train, held):  # noqa: ANN001, ANN202
     """The booster of the tuning grid with the lowest held-out log loss."""
-    if len(y) > LGBM_TUNE_MAX_ROWS:
+    if train.num_data() > LGBM_TUNE_MAX_ROWS:
         grid: tuple[dict, ...] = (LGBM_LARGE,)
     else:
-        grid = LGBM_TUNE_GRID if len(y_held) else LGBM_TUNE_GRID[:1]
+        grid = LGBM_TUNE_GRID if held is not None else LGBM_TUNE_GRID[:1]
     best, best_loss = None, np.inf
     for extra in grid:
-        booster, loss = _train_lgbm_once(lgb, {**params, **extra}, X, y, X_held, y_held)
-        log.info("lightgbm %s: held-out log loss %.4f", extra or "defaults", loss)
+        booster, loss = _train_lgbm_once(lgb, {**params, **extra}, train, held)
+        log.info("lightgbm %s: %d trees, held-out log loss %.4f", extra or "defaults",
+                 booster.num_trees(), loss)
         if loss < best_loss - 1e-12 or best is None:
             best, best_loss = booster, loss
     return best
 
 
-def _train_lgbm_once(lgb, params: dict, X, y, X_held, y_held):  # noqa: ANN001, ANN202
-    train = lgb.Dataset(X, label=y, params={"max_bin": params["max_bin"]}, free_raw_data=False)
-    callbacks = []
-    valid_sets = []
-    if len(y_held):
-        valid_sets = [lgb.Dataset(X_held, label=y_held, reference=train)]
-        callbacks = [lgb.early_stopping(LGBM_EARLY_STOP, verbose=False)]
+def _train_lgbm_once(lgb, params: dict, train, held):  # noqa: ANN001, ANN202
+    valid_sets = [held] if held is not None else []
+    callbacks = [lgb.early_stopping(LGBM_EARLY_STOP, verbose=False)] if valid_sets else []
     booster = lgb.train(params, train, num_boost_round=LGBM_MAX_ROUNDS, valid_sets=valid_sets,
                         callbacks=callbacks)
     loss = min(booster.best_score["valid_0"].values()) if valid_sets else 0.0
@@ -212,6 +226,34 @@ def _train_lgbm_once(lgb, params: dict, X, y, X_held, y_held):  # noqa: ANN001, 
         text = booster.model_to_string(num_iteration=booster.best_iteration)
         booster = lgb.Booster(model_str=text)
     return booster, float(loss)
+
+
+PREDICT_CHUNK = 20_000  # requests per batch: bounds the (requests x 5 tiers) row matrix
+
+
+def predict_fitted(fitted: FittedModel, X: np.ndarray, num_threads: int = 1) -> np.ndarray:
+    """(n, 5) P(success) as aco.router.predict_success computes it from the plain model.
+
+    With the LightGBM booster at hand, its own predict is used (the same numbers within 1e-9,
+    a parity test checks it; much faster on large batches).
+    """
+    from aco.router import predict_success
+
+    out = np.empty((len(X), N_TIERS))
+    for start in range(0, len(X), PREDICT_CHUNK):
+        chunk = X[start : start + PREDICT_CHUNK]
+        booster = fitted.booster
+        if booster is None:
+            out[start : start + len(chunk)] = predict_success(fitted.model, chunk)
+        elif fitted.model["objective"] == "success":
+            rows = np.column_stack([np.repeat(chunk, N_TIERS, axis=0),
+                                    np.tile(np.arange(1.0, N_TIERS + 1), len(chunk))])
+            p = booster.predict(rows, num_threads=num_threads)
+            out[start : start + len(chunk)] = p.reshape(len(chunk), N_TIERS)
+        else:
+            classes = booster.predict(chunk, num_threads=num_threads)
+            out[start : start + len(chunk)] = np.clip(np.cumsum(classes[:, 1:], axis=1), 0, 1)
+    return out
 
 
 # -- logistic regression ------------------------------------------------------------------

@@ -21,10 +21,16 @@ from aco.config import ACOConfig
 from aco.errors import DataError
 from aco.features import FeatureSpec, build_feature_spec
 from aco.policy import calibrate, make_monotone
-from aco.router import expected_cost_table, predict_success
+from aco.router import expected_cost_table
 from aco_lab import schema as S
 from aco_lab.calibration import build_calibration_metrics, fit_calibration
-from aco_lab.estimators import FitData, TierRows, fit_estimator, fit_task_type_model
+from aco_lab.estimators import (
+    FitData,
+    TierRows,
+    fit_estimator,
+    fit_task_type_model,
+    predict_fitted,
+)
 from aco_lab.labels import (
     SUCCESS,
     OutcomeMatrix,
@@ -119,20 +125,21 @@ def build_router(
     fitted = fit_estimator(options.model, options.objective, _fit_data(X, usable, outcomes, folds),
                            options.seed, options.num_threads)
     log.info("fitted %s (%s objective)", options.model, options.objective)
-    raw = {name: make_monotone(predict_success(fitted.model, X[idx]))
-           for name, idx in folds.items()}
-    calibration = fit_calibration(*_cells(raw[CALIBRATION], outcomes, folds[CALIBRATION]),
+    # Both held-out folds, predicted once: the calibration fold fits the calibration map, the
+    # validation fold measures it, and together they choose the operating point (twice the
+    # requests of validation alone; the map's few parameters barely fit the calibration fold).
+    held = np.concatenate([folds[CALIBRATION], folds[VALIDATION]])
+    raw = make_monotone(predict_fitted(fitted, X[held], options.num_threads))
+    n_cal = len(folds[CALIBRATION])
+    calibration = fit_calibration(*_cells(raw[:n_cal], outcomes, folds[CALIBRATION]),
                                   options.calibration)
-    metrics = build_calibration_metrics(*_cells(raw[VALIDATION], outcomes, folds[VALIDATION]),
+    metrics = build_calibration_metrics(*_cells(raw[n_cal:], outcomes, folds[VALIDATION]),
                                         calibration)
     fit_runs = _runs_of(usable, outcomes, folds[FIT])
     cost_model = build_cost_model(fit_runs)
     cost_model["cost_scale"] = _cost_scale(cost_model, config, outcomes, folds[FIT])
-    # Both held-out folds choose the operating point: twice the requests of validation alone,
-    # and the calibration map's two or few parameters barely fit the calibration fold.
-    held = np.concatenate([folds[CALIBRATION], folds[VALIDATION]])
-    point = _operating_point(options, make_monotone(predict_success(fitted.model, X[held])),
-                             calibration, cost_model, outcomes, held, fit_runs, config)
+    point = _operating_point(options, raw, calibration, cost_model, outcomes, held, fit_runs,
+                             config)
     payload = build_payload(
         model=fitted.model, calibration=calibration, operating_point=point, cost_model=cost_model,
         spec=spec, config=config,
