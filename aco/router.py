@@ -32,6 +32,7 @@ from aco.trace_format import TIERS
 
 BUNDLE_FORMAT = "aco-router"  # payload["format"]
 N_TIERS = len(TIERS)
+_TIERS = np.arange(1.0, N_TIERS + 1)  # the tier column's values
 
 
 # -- model evaluation (shared with the lab) -----------------------------------------------
@@ -46,6 +47,10 @@ def predict_success(model: Mapping[str, Any], X: np.ndarray) -> np.ndarray:
     if objective == "success":
         if kind == "lgbm":
             n = len(X)
+            if n == 1:  # one request at its five tiers: the shared columns are decided once
+                x = np.append(X[0], 0.0)
+                raw = scoring.predict_lgbm_raw_sweep(model["booster"], x, len(x) - 1, _TIERS)
+                return scoring.sigmoid(raw)[None, :]
             rows = np.empty((n * N_TIERS, X.shape[1] + 1))
             rows[:, :-1] = np.repeat(X, N_TIERS, axis=0)
             rows[:, -1] = np.tile(np.arange(1, N_TIERS + 1, dtype=np.float64), n)
