@@ -178,6 +178,13 @@ class Controls:
                                    f"{self.config.max_retries} used: accept", MODE_BUNDLE)
         return CascadeDecision(True, tier, model, round(confidence, 4), step.reason, MODE_BUNDLE)
 
+    def cascade_start(self, task_type: str | None) -> tuple[int, str] | None:
+        """(tier, model) the learned cascade asks first for this task type; None by the rules."""
+        if self._cascade_policy is None:
+            return None
+        model, tier = self._cascade_policy.first(task_type)
+        return tier, model
+
     def answer(self, signals: AnswerSignals, text: str | None, tier: int,
                task_type: str | None) -> Answer | None:
         """The Answer of one reply as the learned cascade sees it (None without one)."""

@@ -96,7 +96,7 @@ class Run:
     def start_info(self) -> dict[str, Any]:
         """The guide's start_run dict: routing, context budget and the trace id."""
         r, b = self.routing, self.context_budget
-        return {
+        info = {
             "trace_id": self.trace_id,
             "routing": {"tier": r.tier, "model_id": r.model_id, "confidence": r.confidence,
                         "cost_estimate": r.cost_estimate, "task_type": r.task_type,
@@ -104,6 +104,10 @@ class Run:
             "context_budget": {"total_tokens": b.total_tokens, "keep_exact": list(b.keep_exact),
                                "omit": list(b.omit)},
         }
+        start = self.optimizer.controls.cascade_start(r.task_type)
+        if start is not None:  # a learned cascade: the model its learned order asks first
+            info["cascade"] = {"tier": start[0], "model_id": start[1]}
+        return info
 
     # -- recording ----------------------------------------------------------------------
     def record_call(self, tier: int, cost: float, *, model_id: str | None = None,

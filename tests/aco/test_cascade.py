@@ -193,3 +193,20 @@ def test_the_runtime_asks_for_the_learned_model_even_when_the_config_names_anoth
     second = controls.answer(signals, "B", 2, None)
     assert second.model_id == CHEAP_B
     assert not controls.cascade(signals, 2, 1, [first, second], None).escalated
+
+
+def test_start_run_names_where_the_learned_cascade_begins(trained_bundle, tmp_path) -> None:
+    from aco.bundle import load_bundle
+    from aco.config import ACOConfig, TierSpec
+    from aco.optimizer import ACOOptimizer
+    from aco_lab.bundle import write_bundle
+
+    payload = load_bundle(trained_bundle)
+    payload.pop("format_version", None)
+    info = write_bundle({**payload, "controls": {"cascade": spec()}}, tmp_path / "models")
+    config = ACOConfig(tiers=(TierSpec(1, CHEAP_A), TierSpec(2, CHEAP_B), TierSpec(5, TOP)),
+                       task_floors={}, trace_dir=str(tmp_path / "traces"))
+    plan = ACOOptimizer(config, bundle=info.path).start_run("Is it A or B?")
+    assert plan["cascade"] == {"tier": 1, "model_id": CHEAP_A}
+    rules = ACOOptimizer(config.replace(trace_dir=str(tmp_path / "t2"))).start_run("A or B?")
+    assert "cascade" not in rules
