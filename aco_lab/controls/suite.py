@@ -41,7 +41,12 @@ from aco_lab.controls.context_budget import (
 )
 from aco_lab.controls.doom import DoomResult, evaluate_doom, learn_doom
 from aco_lab.controls.tool_gate import GateResult, evaluate_gate, learn_gate
-from aco_lab.controls.verifier_budget import VerifierResult, evaluate_verifier, learn_verifier
+from aco_lab.controls.verifier_budget import (
+    VerifierResult,
+    VerifierSettings,
+    evaluate_verifier,
+    learn_verifier,
+)
 from aco_lab.traces import TraceTables
 
 log = logging.getLogger(__name__)
@@ -65,7 +70,9 @@ def learn_controls(tables: TraceTables, config: ACOConfig, seed: int,
             build_cascade_data(tables, config, settings.cascade_pool), seed, settings.cascade),
         "doom": lambda: learn_doom(tables, seed),
         "gate": lambda: learn_gate(tables),
-        "verify": lambda: learn_verifier(tables),
+        # The call-rate cap is the config's alert line: verifying more would raise the alert.
+        "verify": lambda: learn_verifier(tables, VerifierSettings(
+            max_call_rate=config.alerts.max_verifier_call_rate)),
         "context_budget": lambda: learn_context_budget(tables),
     }
     controls = {}

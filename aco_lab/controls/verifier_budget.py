@@ -50,7 +50,8 @@ FINAL_PASSED = "final_passed"
 class VerifierSettings:
     """How the verifier budget is learned."""
 
-    max_call_rate: float = 0.50  # share of DONEs verified at most (ACOConfig alert line)
+    max_call_rate: float = 0.50  # share of DONEs verified at most (learn_controls passes the
+    # config's alerts.max_verifier_call_rate: the guide's monitoring alerts above it)
     false_done_multiplier: float = 2.0  # a wrong answer delivered as done costs 2 successes
     verifier_cost_multiplier: float = 1.0  # a check costs this many final model calls
     assumed_catch_rate: float = 0.7  # when no final step was verified in the traces

@@ -62,3 +62,11 @@ def test_real_agent_runs_teach_the_step_controls_but_no_cascade(tau_bench_dir) -
 def test_the_same_traces_and_seed_give_the_same_bytes(controls, sim) -> None:
     again = learn_controls(sim.train, ACOConfig(), seed=0)
     assert pickle.dumps(again) == pickle.dumps(controls)  # key order included
+
+
+def test_the_verifier_cap_is_the_configs_alert_line(sim) -> None:
+    from aco.config import AlertThresholds
+
+    config = ACOConfig(alerts=AlertThresholds(max_verifier_call_rate=0.1))
+    learned = learn_controls(sim.train, config, seed=0)
+    assert learned["verify"]["max_call_rate"] == 0.1
