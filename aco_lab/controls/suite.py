@@ -139,25 +139,18 @@ def evaluate_cascade(spec: Mapping[str, Any], tables: TraceTables, config: ACOCo
     summaries = [learned]
     tiers = tier_models(data, config)
     cheap = [tiers[t] for t in sorted(tiers)[:2]]
-    for name, chooser in (
-        ("rule cascade (aco.controls)", rules_chooser(data, config)),
+    per_type = spec["baseline_per_task_type"]
+    for name, chooser, needs in (  # each baseline, and the models it needs in the traces
+        ("rule cascade (aco.controls)", rules_chooser(data, config), list(tiers.values())),
         (f"agreement cascade ({' + '.join(cheap)} agree, else top)",
-         agreement_chooser(cheap, data.top)),
-        ("best model per task type (chosen on training)",
-         per_task_type_chooser(spec["baseline_per_task_type"])),
-        (f"top model only ({data.top})", single_chooser(data.top)),
+         agreement_chooser(cheap, data.top), [*cheap, data.top]),
+        ("best model per task type (chosen on training)", per_task_type_chooser(per_type),
+         list(per_type.values())),
+        (f"top model only ({data.top})", single_chooser(data.top), [data.top]),
     ):
-        if all(m in data.options for m in _models_of(name, spec, cheap, data.top)):
+        if all(m in data.options for m in needs):
             summaries.append(replay(name, data, chooser)[1])
     return summaries, lines
-
-
-def _models_of(name: str, spec: Mapping[str, Any], cheap: list[str], top: str) -> list[str]:
-    if name.startswith("agreement"):
-        return [*cheap, top]
-    if name.startswith("best model"):
-        return list(spec["baseline_per_task_type"].values())
-    return [top]
 
 
 def restrict_tables(tables: TraceTables, request_ids: set[str] | None) -> TraceTables:
