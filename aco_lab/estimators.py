@@ -53,14 +53,16 @@ LGBM_TUNE_GRID = (
     {"num_leaves": 4, "min_data_in_leaf": 60, "lambda_l2": 10.0, "feature_fraction": 0.5},
 )
 LGBM_TUNE_MAX_ROWS = 200_000  # above: the defaults only (each try is a full training) ...
-# ... and these instead: every round grows its trees on a seeded half of the rows, with faster
-# shrinkage, so a million rows train in minutes on two cores with little loss of accuracy.
-LGBM_LARGE = {"bagging_fraction": 0.5, "bagging_freq": 1, "learning_rate": 0.1,
+# ... and these instead: every round grows its trees on a seeded fifth of the rows, with
+# faster shrinkage. On 500k simulated rows: held-out log loss 0.2765 after ~100 rounds at
+# ~1/5 of the time per round, against 0.2710 after 370 rounds with all rows at rate 0.1.
+LGBM_LARGE = {"bagging_fraction": 0.2, "bagging_freq": 1, "learning_rate": 0.2,
               "min_data_in_leaf": 100}
 LGBM_MAX_ROUNDS = 400
 LGBM_EARLY_STOP = 30  # rounds without improvement on the held-out fold
 LOGREG_C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # inverse L2 strength, tuned held-out
 TASK_TYPE_C = 1.0  # inverse L2 strength of the task-type classifier
+TASK_TYPE_MAX_ROWS = 20_000  # requests it learns from (a seeded sample beyond this)
 KNN_K_GRID = (1, 3, 5, 10, 20, 40, 80, 160)  # tuned on the held-out fold (log loss)
 KNN_MAX_REFERENCES = 20_000  # stored neighbours; a seeded sample beyond this
 
@@ -382,6 +384,11 @@ def fit_task_type_model(
     types = sorted({t for t in task_types if t is not None})
     if not types:
         return None
+    if known.sum() > TASK_TYPE_MAX_ROWS:
+        rng = np.random.default_rng(seed)
+        keep = rng.choice(np.flatnonzero(known), TASK_TYPE_MAX_ROWS, replace=False)
+        known = np.zeros_like(known)
+        known[keep] = True
     task_columns = [spec.names.index(f"task_type={t}") for t in spec.task_types]
     task_columns.append(spec.names.index(TASK_UNKNOWN))
     model = {"task_types": types, "task_columns": task_columns,
@@ -389,7 +396,7 @@ def fit_task_type_model(
     Xm = np.array(X[known])
     Xm[:, task_columns] = 0.0
     Xm[:, model["missing_column"]] = 1.0
-    y = np.array([types.index(t) for t in task_types if t is not None])
+    y = np.array([types.index(task_types[i]) for i in np.flatnonzero(known)])
     coef = np.zeros((len(types), X.shape[1]))
     intercept = np.zeros(len(types))
     Z, mean, scale = _standardiser(Xm)
