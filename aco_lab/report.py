@@ -234,6 +234,19 @@ def format_evaluation_table(ev: Evaluation) -> str:
     )
 
 
+def format_headline(ev: Evaluation) -> str:
+    """The line a user reads first: cost per successful task against always the top tier."""
+    ref, r = ev.reference, ev.router
+    top_cps = _ratio(ref.strong_cost, ref.strong_success)
+    return (
+        f"headline: {r.name} costs {fmt_usd(r.cost_per_success)} per successful task against "
+        f"{fmt_usd(top_cps)} always using the top tier "
+        f"({fmt_pct(_ratio(r.cost_per_success, top_cps))} of it), at "
+        f"{fmt_pct(_ratio(r.success_rate, ref.strong_success))} of the top tier's success "
+        f"({_figures(r)} on {r.n_requests} held-out requests)\n"
+    )
+
+
 def build_quality_goal(ev: Evaluation) -> dict:
     """The quality goal: >= 95% of the top tier's success at <= 25% of its cost."""
     areas = dict(ev.areas)

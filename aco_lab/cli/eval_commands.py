@@ -122,7 +122,12 @@ def evaluate_command(
 ) -> None:
     """Replay (or, on ordinary logs, estimate) a router on traces it did not train on."""
     from aco_lab.evaluate import evaluate_bundle
-    from aco_lab.report import build_evaluation_metrics, format_evaluation_table, write_evaluation
+    from aco_lab.report import (
+        build_evaluation_metrics,
+        format_evaluation_table,
+        format_headline,
+        write_evaluation,
+    )
 
     if policy == "cascade":
         _evaluate_cascade(ctx, bundle_ref, paths, out_dir, config_path, allow_overlap,
@@ -142,6 +147,7 @@ def evaluate_command(
     if ev.recommended is not None:
         click.echo(f"recommended: {ev.recommended.why}")
     click.echo(f"wrote {', '.join(str(p) for p in written.values())}", err=True)
+    click.echo(format_headline(ev), nl=False)
 
 
 def _evaluate_cascade(ctx: click.Context, bundle_ref: str, paths: tuple[str, ...],

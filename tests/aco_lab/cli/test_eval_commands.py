@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from aco_lab.cli import main
+from aco_lab.html_report import fmt_usd
 from tests.aco_lab.eval_case import eval_case  # noqa: F401 - the fixture
 
 ACO_LAB = Path(sys.executable).with_name("aco-lab")
@@ -29,6 +30,10 @@ def test_evaluate_prints_the_table_and_writes_every_output(eval_case, tmp_path) 
     expected = ["aco-lab", "evaluate", "--bundle", str(eval_case.bundle), "--out", str(out),
                 "--compare-models", "", str(eval_case.eval)]
     assert metrics["command"] == shlex.join(expected)
+    # The last line is the headline, with the router's own cost per successful task.
+    headline = result.stdout.splitlines()[-1]
+    assert headline.startswith("headline: router (v1) costs ")
+    assert fmt_usd(metrics["router"]["cost_per_success"]) in headline
 
 
 def test_evaluate_finds_latest_in_the_models_dir(eval_case, tmp_path) -> None:  # noqa: F811
