@@ -97,6 +97,27 @@ def calibrate_one(p: Sequence[float], calibration: Mapping) -> list[float]:
     raise ValueError(f"calibration.method: expected one of {CALIBRATION_METHODS}, got {method!r}")
 
 
+# logit(1 - eps): clip_probability keeps every logit inside +-this.
+LOGIT_LIMIT = math.log((1.0 - PROBABILITY_EPS) / PROBABILITY_EPS)
+
+
+def calibrate_margins_one(raw: Sequence[float], calibration: Mapping) -> list[float]:
+    """calibrate(sigmoid(raw)) for one request's raw scores, in plain Python.
+
+    Platt on a sigmoid's output is a sigmoid of the clipped margin: logit(sigmoid(z)) = z,
+    so no log is taken (the same numbers as the vectorised path up to rounding).
+    """
+    if calibration.get("method", "none") != "platt":
+        return calibrate_one([1.0 / (1.0 + math.exp(-min(max(z, -700.0), 700.0))) for z in raw],
+                             calibration)
+    a, b = calibration["a"], calibration["b"]
+    out = []
+    for z in raw:
+        z = a * min(max(z, -LOGIT_LIMIT), LOGIT_LIMIT) + b
+        out.append(1.0 / (1.0 + math.exp(-min(max(z, -700.0), 700.0))))
+    return out
+
+
 def make_monotone_one(p: Sequence[float]) -> list[float]:
     """make_monotone for one request: a running maximum over the tiers."""
     out, best = [], -math.inf

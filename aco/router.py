@@ -27,12 +27,20 @@ from aco.config import ACOConfig, TierSpec
 from aco.decisions import MODE_BUNDLE, RoutingDecision
 from aco.errors import BundleError
 from aco.features import FeatureSpec, check_feature_version, request_features
-from aco.policy import REASONS, PolicyParams, calibrate_one, choose_tier, make_monotone_one
+from aco.policy import (
+    REASONS,
+    PolicyParams,
+    calibrate_margins_one,
+    calibrate_one,
+    choose_tier,
+    make_monotone_one,
+)
 from aco.trace_format import TIERS
 
 BUNDLE_FORMAT = "aco-router"  # payload["format"]
 N_TIERS = len(TIERS)
 _TIERS = np.arange(1.0, N_TIERS + 1)  # the tier column's values
+_ZERO = np.zeros(1)
 
 
 # -- model evaluation (shared with the lab) -----------------------------------------------
@@ -137,6 +145,8 @@ class Router:
         self._configured = [t in self._models for t in TIERS]
         self.version: int | None = None  # from the manifest, when loaded from a file
         self._label = "bundle"
+        lgbm_success = self.model["kind"] == "lgbm" and self.model["objective"] == "success"
+        self._sweep_column = self.spec.n_features if lgbm_success else None
 
     @classmethod
     def load(cls, path: str | Path, config: ACOConfig | None = None) -> Router:
@@ -158,8 +168,7 @@ class Router:
             task_type = self.task_model["task_types"][int(index[0])]
             note = f"; task type predicted: {task_type} (p={prob[0]:.2f})"
             x = request_features(self.spec, request, task_type, difficulty, input_tokens)
-        p = make_monotone_one(calibrate_one(predict_success(self.model, x)[0].tolist(),
-                                            self.calibration))
+        p = make_monotone_one(self._calibrated(x))
         costs = self._costs(request, task_type, input_tokens)
         floor = self.task_floors.get(task_type, 1) if task_type is not None else 1
         allowed = [ok and t >= floor for ok, t in zip(self._configured, TIERS, strict=True)]
@@ -171,6 +180,15 @@ class Router:
             task_type=task_type, reason=self._reason(code, i, p, floor) + note, mode=MODE_BUNDLE,
             probabilities=tuple(p),
         )
+
+    def _calibrated(self, x: np.ndarray) -> list[float]:
+        """Calibrated P(success) per tier for one feature vector."""
+        if self._sweep_column is not None:  # LightGBM success model: raw margins, fused sigmoid
+            row = np.concatenate((x, _ZERO))  # the tier column, set by the sweep
+            raw = scoring.predict_lgbm_raw_sweep(self.model["booster"], row, self._sweep_column,
+                                                 _TIERS)
+            return calibrate_margins_one(raw.tolist(), self.calibration)
+        return calibrate_one(predict_success(self.model, x)[0].tolist(), self.calibration)
 
     def _costs(self, request: str, task_type: str | None, input_tokens: int | None) -> list[float]:
         tokens = (len(request) / self.cost_model["chars_per_token"]

@@ -88,3 +88,15 @@ def test_single_request_calibration_matches_the_vectorised_one(p, a, b) -> None:
         one = make_monotone_one(calibrate_one(p, calibration))
         many = make_monotone(calibrate(np.array([p]), calibration))[0]
         np.testing.assert_allclose(one, many, rtol=0, atol=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.lists(st.floats(-40, 40), min_size=5, max_size=5), a=st.floats(0, 5),
+       b=st.floats(-5, 5))
+def test_calibrating_margins_matches_calibrating_their_sigmoid(raw, a, b) -> None:
+    from aco.policy import calibrate_margins_one
+
+    for calibration in ({"method": "platt", "a": a, "b": b}, {"method": "none"}):
+        fused = calibrate_margins_one(raw, calibration)
+        plain = calibrate(1.0 / (1.0 + np.exp(-np.array(raw))), calibration)
+        np.testing.assert_allclose(fused, plain, rtol=0, atol=1e-9)
