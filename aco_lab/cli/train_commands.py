@@ -7,6 +7,7 @@ import click
 
 from aco.bundle import DEFAULT_MODELS_DIR
 from aco.config import load_config
+from aco.policy import CALIBRATION_METHODS
 from aco_lab.estimators import MODELS, OBJECTIVES
 from aco_lab.train import TrainOptions, train_router, validation_headline
 
@@ -23,19 +24,23 @@ from aco_lab.train import TrainOptions, train_router, validation_headline
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--success-floor", type=click.FloatRange(0.0, 1.0), default=0.95, show_default=True,
               help="Keep at least this share of the top tier's success (validation).")
+@click.option("--calibration", type=click.Choice(CALIBRATION_METHODS), default="platt",
+              show_default=True, help="How predicted success is calibrated (held-out fold).")
 @click.option("--controls/--no-controls", default=True, show_default=True,
               help="Also learn the run controls (cascade, doom, tool gate, verifier, context).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def train_command(paths: tuple[str, ...], config_path: Path | None, out_dir: Path, model: str,
-                  objective: str, seed: int, success_floor: float, controls: bool,
-                  as_json: bool) -> None:
+                  objective: str, seed: int, success_floor: float, calibration: str,
+                  controls: bool, as_json: bool) -> None:
     """Train a router on trace files (files, globs, dirs) and write the next bundle version."""
     args = ("train", *paths, "--model", model, "--objective", objective, "--seed", str(seed),
-            "--success-floor", str(success_floor), "--out", str(out_dir))
+            "--success-floor", str(success_floor), "--calibration", calibration,
+            "--out", str(out_dir))
     args += ("--config", str(config_path)) if config_path else ()
     args += () if controls else ("--no-controls",)
     options = TrainOptions(model=model, objective=objective, seed=seed,
-                           success_floor=success_floor, cli_args=args, controls=controls)
+                           success_floor=success_floor, calibration=calibration, cli_args=args,
+                           controls=controls)
     click.echo(f"training {model} ({objective}) on {len(paths)} path(s)...", err=True)
     info, payload = train_router(list(paths), load_config(config_path), options, out_dir)
     headline = validation_headline(payload)

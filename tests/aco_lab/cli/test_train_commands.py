@@ -56,9 +56,12 @@ def test_cheapest_on_logs_is_one_line_error(tmp_path: Path) -> None:
 def test_real_console_script_trains_and_routes(traces: Path, tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("aco-lab")
     done = subprocess.run([str(exe), "train", str(traces), "--out", str(tmp_path), "--json",
-                           "--model", "knn"], capture_output=True, text=True, check=False)
+                           "--model", "knn", "--calibration", "isotonic", "--no-controls"],
+                          capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "training knn" in done.stderr
     path = json.loads(done.stdout)["path"]
-    decision = Router.load(path).decide("Fix the flaky login test", task_type="coding")
+    router = Router.load(path)
+    assert router.calibration["method"] == "isotonic" and "controls" not in router.bundle
+    decision = router.decide("Fix the flaky login test", task_type="coding")
     assert decision.mode == "bundle" and 1 <= decision.tier <= 5
