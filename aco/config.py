@@ -30,7 +30,9 @@ class TierSpec:
 
     def cost(self, input_tokens: float, output_tokens: float) -> float:
         """USD for one call with these token counts."""
-        return (input_tokens * self.cost_per_1k_input + output_tokens * self.cost_per_1k_output) / 1000.0
+        return (
+            input_tokens * self.cost_per_1k_input + output_tokens * self.cost_per_1k_output
+        ) / 1000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +116,14 @@ def _validate(cfg: ACOConfig) -> None:
         value = getattr(cfg, key)
         if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
             raise ConfigError(f"{where}routing.{key}: expected a number in 0..1, got {value!r}")
-    if not isinstance(cfg.max_retries, int) or isinstance(cfg.max_retries, bool) or cfg.max_retries < 0:
-        raise ConfigError(f"{where}routing.max_retries: expected an int >= 0, got {cfg.max_retries!r}")
+    if (
+        not isinstance(cfg.max_retries, int)
+        or isinstance(cfg.max_retries, bool)
+        or cfg.max_retries < 0
+    ):
+        raise ConfigError(
+            f"{where}routing.max_retries: expected an int >= 0, got {cfg.max_retries!r}"
+        )
     _check_nonneg(cfg.max_cost_per_task, f"{where}routing.max_cost_per_task")
     if not cfg.tiers:
         raise ConfigError(f"{where}models: expected at least one tier, got none")
@@ -127,8 +135,14 @@ def _validate(cfg: ACOConfig) -> None:
         _check_nonneg(spec.cost_per_1k_input, f"{where}models.tier{spec.tier}.cost_per_1k_input")
         _check_nonneg(spec.cost_per_1k_output, f"{where}models.tier{spec.tier}.cost_per_1k_output")
     for task_type, floor in cfg.task_floors.items():
-        if not isinstance(floor, int) or isinstance(floor, bool) or not MIN_TIER <= floor <= MAX_TIER:
-            raise ConfigError(f"{where}task_floors.{task_type}: expected an int 1..5, got {floor!r}")
+        if (
+            not isinstance(floor, int)
+            or isinstance(floor, bool)
+            or not MIN_TIER <= floor <= MAX_TIER
+        ):
+            raise ConfigError(
+                f"{where}task_floors.{task_type}: expected an int 1..5, got {floor!r}"
+            )
 
 
 def _check_nonneg(value: Any, where: str) -> None:
@@ -146,11 +160,15 @@ def load_config(path: str | Path | None = None) -> ACOConfig:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found; pass an existing --config file") from None
+        raise ConfigError(
+            f"{path}: config file not found; pass an existing --config file"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise ConfigError(
+            f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})"
+        ) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -195,9 +213,7 @@ def _section(raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
 def _no_unknown(section: Mapping[str, Any], allowed: Any, where: str, prefix: str) -> None:
     for key in section:
         if key not in allowed:
-            raise ConfigError(
-                f"{where}{prefix}{key}: unknown key; allowed: {', '.join(allowed)}"
-            )
+            raise ConfigError(f"{where}{prefix}{key}: unknown key; allowed: {', '.join(allowed)}")
 
 
 def _parse_models(models: Mapping[str, Any], where: str) -> tuple[TierSpec, ...]:
