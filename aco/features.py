@@ -404,6 +404,23 @@ def _fill_context(
     input_tokens: float | None,
     n_chars: int,
 ) -> None:
+    _fill_task_type(spec, out, task_type)
+    at = len(SIGNAL_NAMES) + len(spec.task_types) + 2
+    out[at] = math.nan if difficulty is None or difficulty != difficulty else float(difficulty)
+    estimated = input_tokens is None or input_tokens != input_tokens
+    tokens = n_chars / CHARS_PER_TOKEN if estimated else float(input_tokens)
+    out[at + 1] = math.log1p(max(tokens, 0.0))
+    out[at + 2] = 1.0 if estimated else 0.0
+
+
+def with_task_type(spec: FeatureSpec, features: np.ndarray, task_type: str | None) -> np.ndarray:
+    """A copy of a request's features with another task type: the text is not hashed again."""
+    out = features.copy()
+    _fill_task_type(spec, out, task_type)
+    return out
+
+
+def _fill_task_type(spec: FeatureSpec, out: np.ndarray, task_type: str | None) -> None:
     start = len(SIGNAL_NAMES)
     n_tasks = len(spec.task_types)
     out[start : start + n_tasks + 2] = 0.0
@@ -411,9 +428,3 @@ def _fill_context(
         out[start + n_tasks + 1] = 1.0
     else:
         out[spec._task_index.get(task_type, start + n_tasks)] = 1.0
-    at = start + n_tasks + 2
-    out[at] = math.nan if difficulty is None or difficulty != difficulty else float(difficulty)
-    estimated = input_tokens is None or input_tokens != input_tokens
-    tokens = n_chars / CHARS_PER_TOKEN if estimated else float(input_tokens)
-    out[at + 1] = math.log1p(max(tokens, 0.0))
-    out[at + 2] = 1.0 if estimated else 0.0

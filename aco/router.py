@@ -26,7 +26,7 @@ from aco import scoring
 from aco.config import ACOConfig, TierSpec
 from aco.decisions import MODE_BUNDLE, RoutingDecision
 from aco.errors import BundleError
-from aco.features import FeatureSpec, check_feature_version, request_features
+from aco.features import FeatureSpec, check_feature_version, request_features, with_task_type
 from aco.policy import (
     REASONS,
     PolicyParams,
@@ -167,7 +167,7 @@ class Router:
             index, prob = predict_task_types(self.task_model, x)
             task_type = self.task_model["task_types"][int(index[0])]
             note = f"; task type predicted: {task_type} (p={prob[0]:.2f})"
-            x = request_features(self.spec, request, task_type, difficulty, input_tokens)
+            x = with_task_type(self.spec, x, task_type)
         p = make_monotone_one(self._calibrated(x))
         costs = self._costs(request, task_type, input_tokens)
         floor = self.task_floors.get(task_type, 1) if task_type is not None else 1
