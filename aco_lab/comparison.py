@@ -23,6 +23,7 @@ from aco_lab.html_report import (
     fmt_number,
     fmt_pct,
     fmt_usd,
+    operating_point_series,
 )
 from aco_lab.plots import Series, plot_cost_success
 from aco_lab.report import (
@@ -109,14 +110,7 @@ def build_comparison_document(c: Comparison) -> Document:
     for ev in (c.first, c.second):
         curve = ev.curves[0]
         series.append(Series(f"{curve.name} sweep", curve.costs, curve.successes, "point"))
-        series.append(
-            Series(
-                f"{ev.router.name}: operating point",
-                (ev.router.cost_per_request,),
-                (ev.router.success_rate,),
-                "star",
-            )
-        )
+        series.append(operating_point_series(ev))
     mix = next(cv for cv in c.second.curves if cv.name.startswith("random mixing"))
     series.append(dense_series(mix.name, mix.costs, mix.successes, "dashed"))
     for r in c.second.baselines:

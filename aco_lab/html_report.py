@@ -272,6 +272,12 @@ def dense_series(
     return Series(name, tuple(grid.tolist()), tuple(frontier_success(fc, fs, grid).tolist()), style)
 
 
+def operating_point_series(ev: Evaluation) -> Series:
+    """The router's own operating point, drawn as a star on a cost-against-success plot."""
+    r = ev.router
+    return Series(f"{r.name}: operating point", (r.cost_per_request,), (r.success_rate,), "star")
+
+
 def build_cost_success_figure(ev: Evaluation) -> Figure:
     """The cost-against-success plot of an evaluation (its curves, baselines and points)."""
     series = []
@@ -282,14 +288,7 @@ def build_cost_success_figure(ev: Evaluation) -> Figure:
     for r in ev.baselines:
         if not r.name.startswith(("random mixing",)):
             series.append(Series(r.name, (r.cost_per_request,), (r.success_rate,), "point"))
-    series.append(
-        Series(
-            f"{ev.router.name}: operating point",
-            (ev.router.cost_per_request,),
-            (ev.router.success_rate,),
-            "star",
-        )
-    )
+    series.append(operating_point_series(ev))
     rec = ev.recommended
     png = plot_cost_success(
         series,
