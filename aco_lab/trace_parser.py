@@ -17,7 +17,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import attrgetter
-from types import SimpleNamespace
 from typing import Annotated, Literal
 
 import msgspec
@@ -110,23 +109,26 @@ _DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
 
 @dataclass(frozen=True, slots=True)
 class LineProblem:
-    """Why one line of a chunk was rejected (line is 1-based within the chunk)."""
+    """Why one line of a chunk was rejected."""
 
-    line: int
+    line: int  # 1-based, in the file
     message: str  # `field.path: what was wrong, what is allowed`, without FILE:LINE
     raw: str
 
 
-def decode_lines(lines: list[bytes]) -> tuple[list[int], list[Trace], list[LineProblem]]:
-    """Decode JSONL lines: (1-based line numbers, Traces) of good lines, a problem per bad one.
+def decode_lines(
+    lines: list[bytes], first_line: int = 1
+) -> tuple[list[int], list[Trace], list[LineProblem]]:
+    """Decode JSONL lines: (line numbers, Traces) of good lines, a problem per bad one.
 
-    Blank (empty or whitespace-only) lines are skipped: neither a trace nor a problem.
+    Line numbers count from first_line (the number of lines[0] in its file). Blank (empty or
+    whitespace-only) lines are skipped: neither a trace nor a problem.
     """
     decode = TRACE_DECODER.decode
     numbers: list[int] = []
     traces: list[Trace] = []
     problems: list[LineProblem] = []
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(lines, first_line):
         try:
             traces.append(decode(line))
         except _DECODE_ERRORS as exc:
@@ -145,11 +147,33 @@ def raw_text(line: bytes) -> str:
 
 
 _TIMESTAMP_DTYPE = S.RUNS_SCHEMA[S.TIMESTAMP]
-_DIFFICULTY_DTYPE = S.RUNS_SCHEMA[S.DIFFICULTY]
-
-# Stands in for a missing model_call so that column building reads every field as null.
-_NO_CALL = SimpleNamespace(**{name: None for name in ModelCall.__struct_fields__})
 _flatten = itertools.chain.from_iterable
+_BLOCK = 64  # Structs transposed at a time: few enough that their fields stay in the CPU cache
+
+
+def struct_columns(structs: list[Struct], fields: tuple[str, ...]) -> dict[str, list]:
+    """Same-typed Structs as columns, {field: [its value in each Struct]}, fields in order.
+
+    msgspec's astuple and zip read and transpose the values in C, a block of Structs at a time;
+    a list comprehension per field would cost a Python step per value and walk every Struct
+    once per field.
+    """
+    columns: list[list] = [[] for _ in fields]
+    astuple = msgspec.structs.astuple
+    for start in range(0, len(structs), _BLOCK):
+        rows = map(astuple, structs[start : start + _BLOCK])
+        for column, values in zip(columns, zip(*rows, strict=True), strict=True):
+            column += values
+    return dict(zip(fields, columns, strict=True))
+
+
+def _series(columns: dict[str, list], schema: pl.Schema, rename: dict[str, str] | None = None
+            ) -> list[pl.Series]:
+    """Series of the columns that the table schema holds, with its dtypes (renamed first)."""
+    rename = rename or {}
+    named = ((rename.get(field, field), values) for field, values in columns.items())
+    return [pl.Series(name, values, dtype=schema[name]) for name, values in named
+            if name in schema]
 
 
 def build_chunk_tables(
@@ -160,11 +184,15 @@ def build_chunk_tables(
     Late rejects are values only a column check catches (timestamps, metadata); their rows are
     already removed from the three frames.
     """
-    runs, late = _build_runs(file, numbers, traces)
-    n_steps = runs.get_column(S.N_STEPS).to_numpy()
-    step_structs = list(_flatten(map(attrgetter(tf.STEPS), traces)))
-    steps = _build_steps(runs, n_steps, step_structs)
-    tool_calls = _build_tool_calls(steps, step_structs)
+    run = struct_columns(traces, Trace.__struct_fields__)
+    step_structs = list(_flatten(run[tf.STEPS]))
+    step = struct_columns(step_structs, Step.__struct_fields__)
+    tool_structs = list(_flatten(step[tf.TOOL_CALLS]))
+    n_steps = np.fromiter(map(len, run[tf.STEPS]), np.int64, len(traces))
+    n_tool_calls = np.fromiter(map(len, step[tf.TOOL_CALLS]), np.int64, len(step_structs))
+    runs, late = _build_runs(file, numbers, run, n_steps)
+    steps = _build_steps(runs, n_steps, step, n_tool_calls)
+    tool_calls = _build_tool_calls(steps, n_tool_calls, tool_structs)
     steps = _add_step_tool_totals(steps, tool_calls)
     runs = add_run_aggregates(runs, steps)
     if late:
@@ -188,40 +216,32 @@ def _owner_index(counts: np.ndarray) -> tuple[pl.Series, pl.Series]:
 
 
 def _build_runs(
-    file: str, numbers: list[int], traces: list[Trace]
+    file: str, numbers: list[int], run: dict[str, list], n_steps: np.ndarray
 ) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
     """The runs frame of the format's top-level fields (no derived columns yet)."""
-    derive = tf.derive_request_id
-    metadata = pl.Series([bytes(t.metadata) for t in traces], dtype=pl.Binary).cast(pl.String)
+    request_ids = run[tf.REQUEST_ID]
+    if None in request_ids:
+        derive = tf.derive_request_id
+        run[tf.REQUEST_ID] = [
+            given if given is not None else derive(request)
+            for given, request in zip(request_ids, run[tf.REQUEST], strict=True)
+        ]
+    metadata = pl.Series(list(map(bytes, run.pop(tf.METADATA))), dtype=pl.Binary)
+    metadata = metadata.cast(pl.String)
     metadata = pl.select(pl.when(metadata != "null").then(metadata)).to_series()
-    timestamps, late = _parse_timestamps([t.timestamp for t in traces], numbers)
+    timestamps, late = _parse_timestamps(run.pop(tf.TIMESTAMP), numbers)
     late += [(numbers[row], message) for row, message in find_bad_metadata(metadata)]
     runs = pl.DataFrame(
-        {
-            S.SOURCE_FILE: pl.repeat(file, len(traces), dtype=pl.String, eager=True),
-            S.LINE: pl.Series(numbers, dtype=pl.Int64),
-            S.SCHEMA_VERSION: pl.Series([t.schema_version for t in traces], dtype=pl.Int64),
-            S.TRACE_ID: pl.Series([t.trace_id for t in traces], dtype=pl.String),
-            S.REQUEST_ID: pl.Series(
-                [t.request_id if t.request_id is not None else derive(t.request) for t in traces],
-                dtype=pl.String,
-            ),
-            S.REQUEST: pl.Series([t.request for t in traces], dtype=pl.String),
-            S.TASK_TYPE: pl.Series([t.task_type for t in traces], dtype=pl.String),
-            S.DIFFICULTY: pl.Series([t.difficulty for t in traces], dtype=_DIFFICULTY_DTYPE),
-            S.PREDICTED_TIER: pl.Series([t.predicted_tier for t in traces], dtype=S.TIER_DTYPE),
-            S.TIMESTAMP: timestamps,
-            S.SOURCE: pl.Series([t.source for t in traces], dtype=pl.String),
-            S.FINAL_OUTCOME: pl.Series([t.final_outcome for t in traces], dtype=pl.String),
-            S.TASK_SUCCESS: pl.Series([t.task_success for t in traces], dtype=pl.Boolean),
-            S.TOTAL_COST: pl.Series([t.total_cost for t in traces], dtype=S.USD_DTYPE),
-            S.METADATA: metadata,
-            S.N_STEPS: pl.Series([len(t.steps) for t in traces], dtype=pl.Int32),
-        }
+        [
+            pl.repeat(file, len(numbers), dtype=pl.String, eager=True).alias(S.SOURCE_FILE),
+            pl.Series(S.LINE, numbers, dtype=pl.Int64),
+            *_series(run, S.RUNS_SCHEMA),
+            timestamps.alias(S.TIMESTAMP),
+            metadata.alias(S.METADATA),
+            pl.Series(S.N_STEPS, n_steps, dtype=pl.Int32),
+        ]
     )
     return runs, late
-
-
 
 
 def _parse_timestamps(
@@ -247,46 +267,43 @@ def _parse_timestamps(
     return parsed.cast(_TIMESTAMP_DTYPE), late
 
 
-def _build_steps(runs: pl.DataFrame, n_steps: np.ndarray, steps: list[Step]) -> pl.DataFrame:
+def _build_steps(
+    runs: pl.DataFrame, n_steps: np.ndarray, step: dict[str, list], n_tool_calls: np.ndarray
+) -> pl.DataFrame:
     """One row per step, with its model call's fields (null when it made none)."""
     run_of_step, step_index = _owner_index(n_steps)
-    calls = [step.model_call or _NO_CALL for step in steps]
     owner = runs.select(S.SOURCE_FILE, S.LINE, S.TRACE_ID)[run_of_step]
-    return owner.with_columns(
+    steps = owner.with_columns(
         run_of_step.alias("_run"),
         step_index.alias(S.STEP_INDEX),
-        pl.Series(S.STEP_NUM, [s.step_num for s in steps], dtype=pl.Int32),
-        pl.Series(S.ACTION, [s.action for s in steps], dtype=pl.String),
-        pl.Series(S.MODEL_ID, [c.model_id for c in calls], dtype=pl.String),
-        pl.Series(S.TIER, [c.tier for c in calls], dtype=S.TIER_DTYPE),
-        pl.Series(S.INPUT_TOKENS, [c.input_tokens for c in calls], dtype=S.TOKENS_DTYPE),
-        pl.Series(S.OUTPUT_TOKENS, [c.output_tokens for c in calls], dtype=S.TOKENS_DTYPE),
-        pl.Series(
-            S.CACHED_INPUT_TOKENS, [c.cached_input_tokens for c in calls], dtype=S.TOKENS_DTYPE
-        ),
-        pl.Series(S.COST, [c.cost for c in calls], dtype=S.USD_DTYPE),
-        pl.Series(S.LATENCY_MS, [c.latency_ms for c in calls], dtype=pl.Float64),
-        pl.Series(S.ESCALATED_FROM, [c.escalated_from for c in calls], dtype=S.TIER_DTYPE),
-        pl.Series(S.MEAN_LOGPROB, [c.mean_logprob for c in calls], dtype=pl.Float64),
-        pl.Series(S.MIN_LOGPROB, [c.min_logprob for c in calls], dtype=pl.Float64),
-        pl.Series(S.OUTPUT_TEXT, [c.output_text for c in calls], dtype=pl.String),
-        pl.Series(S.N_TOOL_CALLS, [len(s.tool_calls) for s in steps], dtype=pl.Int32),
-        pl.Series(S.VERIFIER_CALLED, [s.verifier_called for s in steps], dtype=pl.Boolean),
-        pl.Series(S.VERIFIER_PASSED, [s.verifier_passed for s in steps], dtype=pl.Boolean),
+        *_series(step, S.STEPS_SCHEMA),
+        pl.Series(S.N_TOOL_CALLS, n_tool_calls, dtype=pl.Int32),
     )
+    return pl.concat([steps, _model_call_columns(step[tf.MODEL_CALL])], how="horizontal")
 
 
-def _build_tool_calls(steps: pl.DataFrame, step_structs: list[Step]) -> pl.DataFrame:
+def _model_call_columns(calls: list[ModelCall | None]) -> pl.DataFrame:
+    """The model-call fields of each step: a row per step, all null where it made no call."""
+    made = [call for call in calls if call is not None] if None in calls else calls
+    frame = pl.DataFrame(_series(struct_columns(made, ModelCall.__struct_fields__),
+                                 S.STEPS_SCHEMA))
+    if len(made) == len(calls):
+        return frame
+    has_call = pl.Series([call is not None for call in calls], dtype=pl.Boolean)
+    call_row = pl.select(pl.when(has_call).then(has_call.cum_sum() - 1)).to_series()
+    return frame[call_row.cast(pl.UInt32)]
+
+
+def _build_tool_calls(
+    steps: pl.DataFrame, n_tool_calls: np.ndarray, tool_structs: list[ToolCall]
+) -> pl.DataFrame:
     """One row per tool call, with the step and run it belongs to."""
-    step_of_call, _ = _owner_index(steps.get_column(S.N_TOOL_CALLS).to_numpy())
-    calls = list(_flatten(map(attrgetter(tf.TOOL_CALLS), step_structs)))
+    step_of_call, _ = _owner_index(n_tool_calls)
     owner = steps.select("_run", S.SOURCE_FILE, S.LINE, S.TRACE_ID, S.STEP_NUM)[step_of_call]
+    columns = struct_columns(tool_structs, ToolCall.__struct_fields__)
     return owner.with_columns(
         step_of_call.alias("_step"),
-        pl.Series(S.TOOL_NAME, [c.tool_name for c in calls], dtype=pl.String),
-        pl.Series(S.TOOL_SUCCESS, [c.success for c in calls], dtype=pl.Boolean),
-        pl.Series(S.COST, [c.cost for c in calls], dtype=S.USD_DTYPE),
-        pl.Series(S.LATENCY_MS, [c.latency_ms for c in calls], dtype=pl.Float64),
+        *_series(columns, S.TOOL_CALLS_SCHEMA, rename={"success": S.TOOL_SUCCESS}),
     )
 
 
@@ -401,19 +418,16 @@ def read_chunk(task: ChunkTask) -> ChunkTables:
     if lines[-1] == b"":
         lines.pop()  # the chunk's last line end, not an extra line
     with _cycle_collector_paused():
-        numbers, traces, problems = decode_lines(lines)
+        numbers, traces, problems = decode_lines(lines, task.first_line)
+        read = len(traces) + len(problems)
         runs, steps, tool_calls, late = build_chunk_tables(task.file, numbers, traces)
-    read = len(traces) + len(problems)
-    problems += [LineProblem(line, message, raw_text(lines[line - 1])) for line, message in late]
-    shift = task.first_line - 1
+        del traces  # freed while the collector is paused, so it never walks them
+    problems += [LineProblem(line, message, raw_text(lines[line - task.first_line]))
+                 for line, message in late]
     rejected = [
-        Rejection(task.file, p.line + shift, f"{task.file}:{p.line + shift}: {p.message}", p.raw)
+        Rejection(task.file, p.line, f"{task.file}:{p.line}: {p.message}", p.raw)
         for p in sorted(problems, key=attrgetter("line"))
     ]
-    if shift:
-        runs, steps, tool_calls = (
-            frame.with_columns(pl.col(S.LINE) + shift) for frame in (runs, steps, tool_calls)
-        )
     return ChunkTables(runs, steps, tool_calls, tuple(rejected), read)
 
 
