@@ -148,7 +148,82 @@ def raw_text(line: bytes) -> str:
 
 _TIMESTAMP_DTYPE = S.RUNS_SCHEMA[S.TIMESTAMP]
 _flatten = itertools.chain.from_iterable
+BATCH_LINES = 512  # lines decoded and turned into columns at a time (their objects stay cached)
 _BLOCK = 64  # Structs transposed at a time: few enough that their fields stay in the CPU cache
+_RENAMED = {"success": S.TOOL_SUCCESS}  # Struct fields whose table column has another name
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedChunk:
+    """The good lines of a chunk as column frames, before provenance and derived columns.
+
+    runs holds the top-level fields (timestamp as text, metadata as JSON bytes) and n_steps;
+    steps the step and model-call fields and n_tool_calls, one row per step in run order;
+    tool_calls the tool-call fields, one row per call in step order.
+    """
+
+    numbers: list[int]  # line number of each run, in the file
+    runs: pl.DataFrame
+    steps: pl.DataFrame
+    tool_calls: pl.DataFrame
+    problems: list[LineProblem]
+
+
+def decode_chunk(lines: list[bytes], first_line: int = 1) -> DecodedChunk:
+    """Decode JSONL lines into column frames, BATCH_LINES lines at a time.
+
+    Each batch's Structs are turned into columns and freed before the next batch is decoded,
+    so the values are read while still in the CPU cache and their memory is reused.
+    """
+    numbers: list[int] = []
+    problems: list[LineProblem] = []
+    parts: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]] = []
+    for start in range(0, len(lines), BATCH_LINES):
+        batch_numbers, traces, batch_problems = decode_lines(
+            lines[start : start + BATCH_LINES], first_line + start
+        )
+        numbers += batch_numbers
+        problems += batch_problems
+        parts.append(batch_frames(traces))
+        del traces
+    if not parts:
+        parts.append(batch_frames([]))
+    runs, steps, tool_calls = (
+        pl.concat(frames, rechunk=False) for frames in zip(*parts, strict=True)
+    )
+    return DecodedChunk(numbers, runs, steps, tool_calls, problems)
+
+
+def batch_frames(traces: list[Trace]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The top-level, step (with model call) and tool-call fields of Traces as frames."""
+    run = struct_columns(traces, Trace.__struct_fields__)
+    step_structs = list(_flatten(run.pop(tf.STEPS)))
+    step = struct_columns(step_structs, Step.__struct_fields__)
+    tool_structs = list(_flatten(step.pop(tf.TOOL_CALLS)))
+    n_steps = pl.Series(S.N_STEPS, list(map(len, map(attrgetter(tf.STEPS), traces))),
+                        dtype=pl.Int32)
+    n_tool_calls = pl.Series(S.N_TOOL_CALLS, list(map(len, map(attrgetter(tf.TOOL_CALLS),
+                                                               step_structs))), dtype=pl.Int32)
+    if None in run[tf.REQUEST_ID]:
+        derive = tf.derive_request_id
+        run[tf.REQUEST_ID] = [
+            given if given is not None else derive(request)
+            for given, request in zip(run[tf.REQUEST_ID], run[tf.REQUEST], strict=True)
+        ]
+    runs = pl.DataFrame(
+        [
+            *_series(run, S.RUNS_SCHEMA, skip=(tf.TIMESTAMP, tf.METADATA)),
+            pl.Series(S.TIMESTAMP, run[tf.TIMESTAMP], dtype=pl.String),
+            pl.Series(S.METADATA, list(map(bytes, run[tf.METADATA])), dtype=pl.Binary),
+            n_steps,
+        ]
+    )
+    steps = pl.DataFrame([*_series(step, S.STEPS_SCHEMA), n_tool_calls])
+    steps = pl.concat([steps, _model_call_frame(step[tf.MODEL_CALL])], how="horizontal")
+    tool_calls = pl.DataFrame(
+        _series(struct_columns(tool_structs, ToolCall.__struct_fields__), S.TOOL_CALLS_SCHEMA)
+    )
+    return runs, steps, tool_calls
 
 
 def struct_columns(structs: list[Struct], fields: tuple[str, ...]) -> dict[str, list]:
@@ -167,32 +242,39 @@ def struct_columns(structs: list[Struct], fields: tuple[str, ...]) -> dict[str, 
     return dict(zip(fields, columns, strict=True))
 
 
-def _series(columns: dict[str, list], schema: pl.Schema, rename: dict[str, str] | None = None
+def _series(columns: dict[str, list], schema: pl.Schema, skip: tuple[str, ...] = ()
             ) -> list[pl.Series]:
-    """Series of the columns that the table schema holds, with its dtypes (renamed first)."""
-    rename = rename or {}
-    named = ((rename.get(field, field), values) for field, values in columns.items())
+    """Series of the columns that the table schema holds (under its names and dtypes)."""
+    named = ((_RENAMED.get(field, field), values) for field, values in columns.items()
+             if field not in skip)
     return [pl.Series(name, values, dtype=schema[name]) for name, values in named
             if name in schema]
 
 
-def build_chunk_tables(
-    file: str, numbers: list[int], traces: list[Trace]
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, list[tuple[int, str]]]:
-    """Runs, steps and tool-call frames of decoded traces, and (line, message) of late rejects.
+def _model_call_frame(calls: list[ModelCall | None]) -> pl.DataFrame:
+    """The model-call fields of each step: a row per step, all null where it made no call."""
+    made = [call for call in calls if call is not None] if None in calls else calls
+    frame = pl.DataFrame(_series(struct_columns(made, ModelCall.__struct_fields__),
+                                 S.STEPS_SCHEMA))
+    if len(made) == len(calls):
+        return frame
+    has_call = pl.Series([call is not None for call in calls], dtype=pl.Boolean)
+    call_row = pl.select(pl.when(has_call).then(has_call.cum_sum() - 1)).to_series()
+    return frame[call_row.cast(pl.UInt32)]
 
-    Late rejects are values only a column check catches (timestamps, metadata); their rows are
-    already removed from the three frames.
+
+def build_chunk_tables(
+    file: str, decoded: DecodedChunk
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, list[tuple[int, str]]]:
+    """Runs, steps and tool-call tables of a decoded chunk, and (line, message) of late rejects.
+
+    Adds provenance and the derived columns. Late rejects are values only a column check
+    catches (timestamps, metadata); their rows are already removed from the three tables.
     """
-    run = struct_columns(traces, Trace.__struct_fields__)
-    step_structs = list(_flatten(run[tf.STEPS]))
-    step = struct_columns(step_structs, Step.__struct_fields__)
-    tool_structs = list(_flatten(step[tf.TOOL_CALLS]))
-    n_steps = np.fromiter(map(len, run[tf.STEPS]), np.int64, len(traces))
-    n_tool_calls = np.fromiter(map(len, step[tf.TOOL_CALLS]), np.int64, len(step_structs))
-    runs, late = _build_runs(file, numbers, run, n_steps)
-    steps = _build_steps(runs, n_steps, step, n_tool_calls)
-    tool_calls = _build_tool_calls(steps, n_tool_calls, tool_structs)
+    runs, late = _build_runs(file, decoded.numbers, decoded.runs)
+    n_steps = runs.get_column(S.N_STEPS).to_numpy()
+    steps = _build_steps(runs, n_steps, decoded.steps)
+    tool_calls = _build_tool_calls(steps, decoded.tool_calls)
     steps = _add_step_tool_totals(steps, tool_calls)
     runs = add_run_aggregates(runs, steps)
     if late:
@@ -216,95 +298,62 @@ def _owner_index(counts: np.ndarray) -> tuple[pl.Series, pl.Series]:
 
 
 def _build_runs(
-    file: str, numbers: list[int], run: dict[str, list], n_steps: np.ndarray
+    file: str, numbers: list[int], runs: pl.DataFrame
 ) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
-    """The runs frame of the format's top-level fields (no derived columns yet)."""
-    request_ids = run[tf.REQUEST_ID]
-    if None in request_ids:
-        derive = tf.derive_request_id
-        run[tf.REQUEST_ID] = [
-            given if given is not None else derive(request)
-            for given, request in zip(request_ids, run[tf.REQUEST], strict=True)
-        ]
-    metadata = pl.Series(list(map(bytes, run.pop(tf.METADATA))), dtype=pl.Binary)
-    metadata = metadata.cast(pl.String)
+    """The runs table's format fields with provenance; timestamps and metadata checked."""
+    metadata = runs.get_column(S.METADATA).cast(pl.String)
     metadata = pl.select(pl.when(metadata != "null").then(metadata)).to_series()
-    timestamps, late = _parse_timestamps(run.pop(tf.TIMESTAMP), numbers)
+    texts = runs.get_column(S.TIMESTAMP)
+    timestamps, late = _parse_timestamps(texts, numbers)
     late += [(numbers[row], message) for row, message in find_bad_metadata(metadata)]
-    runs = pl.DataFrame(
-        [
-            pl.repeat(file, len(numbers), dtype=pl.String, eager=True).alias(S.SOURCE_FILE),
-            pl.Series(S.LINE, numbers, dtype=pl.Int64),
-            *_series(run, S.RUNS_SCHEMA),
-            timestamps.alias(S.TIMESTAMP),
-            metadata.alias(S.METADATA),
-            pl.Series(S.N_STEPS, n_steps, dtype=pl.Int32),
-        ]
+    runs = runs.with_columns(
+        pl.repeat(file, len(numbers), dtype=pl.String, eager=True).alias(S.SOURCE_FILE),
+        pl.Series(S.LINE, numbers, dtype=pl.Int64),
+        timestamps.alias(S.TIMESTAMP),
+        metadata.alias(S.METADATA),
     )
     return runs, late
 
 
 def _parse_timestamps(
-    texts: list[str | None], numbers: list[int]
+    column: pl.Series, numbers: list[int]
 ) -> tuple[pl.Series, list[tuple[int, str]]]:
     """RFC 3339 texts -> Datetime(us, UTC); (line, message) for texts that are not dates.
 
     Polars parses the common shapes column-wise; the few it refuses are retried one by one
     with msgspec's RFC 3339 parser, which also reads timestamps without an offset (as UTC).
     """
-    column = pl.Series(texts, dtype=pl.String)
     parsed = column.str.to_datetime("%+", time_unit="us", time_zone="UTC", strict=False)
     retry = (column.is_not_null() & parsed.is_null()).arg_true().to_list()
     late: list[tuple[int, str]] = []
     for row in retry:
+        text = column[row]
         try:
-            value = msgspec.convert(texts[row], dt.datetime)
+            value = msgspec.convert(text, dt.datetime)
         except msgspec.ValidationError:
-            late.append((numbers[row], describe_value_error(tf.TIMESTAMP, texts[row])))
+            late.append((numbers[row], describe_value_error(tf.TIMESTAMP, text)))
             continue
         value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
         parsed = parsed.scatter(row, value.astimezone(dt.UTC))
     return parsed.cast(_TIMESTAMP_DTYPE), late
 
 
-def _build_steps(
-    runs: pl.DataFrame, n_steps: np.ndarray, step: dict[str, list], n_tool_calls: np.ndarray
-) -> pl.DataFrame:
-    """One row per step, with its model call's fields (null when it made none)."""
+def _build_steps(runs: pl.DataFrame, n_steps: np.ndarray, steps: pl.DataFrame) -> pl.DataFrame:
+    """Steps with their run's provenance and trace_id, and their index in the run."""
     run_of_step, step_index = _owner_index(n_steps)
     owner = runs.select(S.SOURCE_FILE, S.LINE, S.TRACE_ID)[run_of_step]
-    steps = owner.with_columns(
-        run_of_step.alias("_run"),
-        step_index.alias(S.STEP_INDEX),
-        *_series(step, S.STEPS_SCHEMA),
-        pl.Series(S.N_TOOL_CALLS, n_tool_calls, dtype=pl.Int32),
+    return pl.concat(
+        [owner.with_columns(run_of_step.alias("_run"), step_index.alias(S.STEP_INDEX)), steps],
+        how="horizontal",
     )
-    return pl.concat([steps, _model_call_columns(step[tf.MODEL_CALL])], how="horizontal")
 
 
-def _model_call_columns(calls: list[ModelCall | None]) -> pl.DataFrame:
-    """The model-call fields of each step: a row per step, all null where it made no call."""
-    made = [call for call in calls if call is not None] if None in calls else calls
-    frame = pl.DataFrame(_series(struct_columns(made, ModelCall.__struct_fields__),
-                                 S.STEPS_SCHEMA))
-    if len(made) == len(calls):
-        return frame
-    has_call = pl.Series([call is not None for call in calls], dtype=pl.Boolean)
-    call_row = pl.select(pl.when(has_call).then(has_call.cum_sum() - 1)).to_series()
-    return frame[call_row.cast(pl.UInt32)]
-
-
-def _build_tool_calls(
-    steps: pl.DataFrame, n_tool_calls: np.ndarray, tool_structs: list[ToolCall]
-) -> pl.DataFrame:
-    """One row per tool call, with the step and run it belongs to."""
-    step_of_call, _ = _owner_index(n_tool_calls)
+def _build_tool_calls(steps: pl.DataFrame, tool_calls: pl.DataFrame) -> pl.DataFrame:
+    """Tool calls with the step and run they belong to."""
+    step_of_call, _ = _owner_index(steps.get_column(S.N_TOOL_CALLS).to_numpy())
     owner = steps.select("_run", S.SOURCE_FILE, S.LINE, S.TRACE_ID, S.STEP_NUM)[step_of_call]
-    columns = struct_columns(tool_structs, ToolCall.__struct_fields__)
-    return owner.with_columns(
-        step_of_call.alias("_step"),
-        *_series(columns, S.TOOL_CALLS_SCHEMA, rename={"success": S.TOOL_SUCCESS}),
-    )
+    return pl.concat([owner.with_columns(step_of_call.alias("_step")), tool_calls],
+                     how="horizontal")
 
 
 def _add_step_tool_totals(steps: pl.DataFrame, tool_calls: pl.DataFrame) -> pl.DataFrame:
@@ -418,12 +467,13 @@ def read_chunk(task: ChunkTask) -> ChunkTables:
     if lines[-1] == b"":
         lines.pop()  # the chunk's last line end, not an extra line
     with _cycle_collector_paused():
-        numbers, traces, problems = decode_lines(lines, task.first_line)
-        read = len(traces) + len(problems)
-        runs, steps, tool_calls, late = build_chunk_tables(task.file, numbers, traces)
-        del traces  # freed while the collector is paused, so it never walks them
-    problems += [LineProblem(line, message, raw_text(lines[line - task.first_line]))
-                 for line, message in late]
+        decoded = decode_chunk(lines, task.first_line)
+    runs, steps, tool_calls, late = build_chunk_tables(task.file, decoded)
+    read = len(decoded.numbers) + len(decoded.problems)
+    problems = decoded.problems + [
+        LineProblem(line, message, raw_text(lines[line - task.first_line]))
+        for line, message in late
+    ]
     rejected = [
         Rejection(task.file, p.line, f"{task.file}:{p.line}: {p.message}", p.raw)
         for p in sorted(problems, key=attrgetter("line"))
