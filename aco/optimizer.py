@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +82,7 @@ class ACOOptimizer:
             routing = self.router.decide(request, task_type=task_type,
                                          input_tokens=input_tokens, difficulty=difficulty)
             if routing.task_type != cues.task_type:
-                cues = replace(cues, task_type=routing.task_type)
+                cues = cues.with_task_type(routing.task_type)
         budget = self.controls.context_budget(cues, routing.tier) if with_budget else None
         return routing, budget, cues
 

@@ -16,6 +16,7 @@ only ever raise a learned floor. docs/config.md says what each threshold means.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from aco.trace_format import TIERS
 BUNDLE_FORMAT = "aco-router"  # payload["format"]
 N_TIERS = len(TIERS)
 _TIERS = np.arange(1.0, N_TIERS + 1)  # the tier column's values
-_ZERO = np.zeros(1)
+_TIER_VALUES = tuple(float(t) for t in TIERS)  # the tier column's values, as the sweep reads them
 
 
 # -- model evaluation (shared with the lab) -----------------------------------------------
@@ -83,6 +84,40 @@ def predict_task_types(
     probs = scoring.softmax(scoring.predict_linear(task_model["linear"], X))
     best = probs.argmax(axis=1)
     return best, probs[np.arange(len(best)), best]
+
+
+class TaskTypePredictor:
+    """predict_task_types for one feature vector, folded for speed at load time.
+
+    The linear model reads z = (x - mean) / scale with NaN as the mean and the task-type
+    columns overridden (one-hots 0, "missing" 1): standardisation and the overridden columns
+    fold into the weights and one constant, so a request costs one dot product.
+    """
+
+    def __init__(self, task_model: Mapping[str, Any]) -> None:
+        linear = task_model["linear"]
+        n_feat, n_out = int(linear["n_features"]), int(linear["n_outputs"])
+        coef = np.frombuffer(linear["coef"], dtype="<f8").reshape(n_out, n_feat)
+        mean = np.frombuffer(linear["mean"], dtype="<f8")
+        scale = np.frombuffer(linear["scale"], dtype="<f8")
+        weights = coef / scale
+        fixed = np.full(n_feat, np.nan)
+        fixed[list(task_model["task_columns"])] = 0.0
+        fixed[task_model["missing_column"]] = 1.0
+        overridden = ~np.isnan(fixed)
+        constant = np.frombuffer(linear["intercept"], dtype="<f8") - weights @ mean
+        constant += weights[:, overridden] @ fixed[overridden]
+        weights[:, overridden] = 0.0
+        self.types: list[str] = list(task_model["task_types"])
+        self._weights, self._constant, self._mean = weights, constant, mean.copy()
+
+    def predict(self, x: np.ndarray) -> tuple[str, float]:
+        """(most likely task type, its probability) for one request's features."""
+        x = np.where(x == x, x, self._mean)  # NaN reads as the mean: contributes nothing
+        logits = (self._weights @ x + self._constant).tolist()
+        best = max(range(len(logits)), key=logits.__getitem__)
+        top = logits[best]
+        return self.types[best], 1.0 / math.fsum(math.exp(v - top) for v in logits)
 
 
 def output_token_table(
@@ -135,6 +170,7 @@ class Router:
         self.params = PolicyParams.from_dict(bundle["policy"])
         self.cost_model = bundle["cost_model"]
         self.task_model = bundle.get("task_type_model")
+        self._task_types = TaskTypePredictor(self.task_model) if self.task_model else None
         self.tiers = (config.tiers if config is not None
                       else tuple(TierSpec(**t) for t in bundle["tiers"]))
         learned = dict(bundle.get("task_floors", {}))
@@ -163,10 +199,9 @@ class Router:
         """The tier for one request, with P(success) per tier and the reason."""
         x = request_features(self.spec, request, task_type, difficulty, input_tokens)
         note = ""
-        if task_type is None and self.task_model is not None:
-            index, prob = predict_task_types(self.task_model, x)
-            task_type = self.task_model["task_types"][int(index[0])]
-            note = f"; task type predicted: {task_type} (p={prob[0]:.2f})"
+        if task_type is None and self._task_types is not None:
+            task_type, prob = self._task_types.predict(x)
+            note = f"; task type predicted: {task_type} (p={prob:.2f})"
             x = with_task_type(self.spec, x, task_type)
         p = make_monotone_one(self._calibrated(x))
         costs = self._costs(request, task_type, input_tokens)
@@ -184,10 +219,8 @@ class Router:
     def _calibrated(self, x: np.ndarray) -> list[float]:
         """Calibrated P(success) per tier for one feature vector."""
         if self._sweep_column is not None:  # LightGBM success model: raw margins, fused sigmoid
-            row = np.concatenate((x, _ZERO))  # the tier column, set by the sweep
-            raw = scoring.predict_lgbm_raw_sweep(self.model["booster"], row, self._sweep_column,
-                                                 _TIERS)
-            return calibrate_margins_one(raw.tolist(), self.calibration)
+            raw = scoring.sweep_raw_list(self.model["booster"], x, self._sweep_column, _TIER_VALUES)
+            return calibrate_margins_one(raw, self.calibration)
         return calibrate_one(predict_success(self.model, x)[0].tolist(), self.calibration)
 
     def _costs(self, request: str, task_type: str | None, input_tokens: int | None) -> list[float]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import compress
 
 from aco.config import ACOConfig
 from aco.decisions import MODE_RULES, ContextBudget, RoutingDecision
@@ -98,12 +99,25 @@ _WORD_CUES = {**TASK_CUES, "risk": RISK_CUES, "hard": HARD_CUES, "error": ERROR_
 # (cue set, " phrase ") pairs, padded once: phrases match whole words of the joined words.
 _PHRASES = tuple((name, f" {phrase} ") for name, cues in _WORD_CUES.items()
                  for phrase in cues.phrases)
+_PHRASES_BY_FIRST_WORD: dict[str, list[int]] = {}  # first word -> indexes into _PHRASES
+for _i, (_, _phrase) in enumerate(_PHRASES):
+    _PHRASES_BY_FIRST_WORD.setdefault(_phrase.split()[0], []).append(_i)
+_PHRASE_FIRST_WORDS = frozenset(_PHRASES_BY_FIRST_WORD)
 TRIVIAL_OPENERS = ("what is", "what's", "define", "convert", "translate", "spell")
 ARITHMETIC = re.compile(r"\d\s*[-+*/x^%]\s*\d")  # "2+2", "6 x 7"
 SHORT_QUESTION_WORDS = 12  # a question of at most this many words counts as trivial
 LONG_REQUEST_TOKENS = 1_500  # +1 tier above this many estimated tokens: long inputs are harder
-CODE_CUES = re.compile(r"```|^\s*(def|class|import|from \S+ import|function|const|let|#include)\b|"
-                       r"Traceback \(most recent call last\)|[;{}]\s*$|\w\(\)", re.MULTILINE)
+# Code: a fence, a line opening like code, a Python traceback, a line ending in ; { or }, or a
+# call "name()". Searched as separate patterns behind cheap substring tests: the same
+# answer as one alternation, without trying every alternative at every character.
+CODE_FENCE, TRACEBACK = "```", "Traceback (most recent call last)"
+CODE_LINE = re.compile(r"^\s*(def|class|import|from \S+ import|function|const|let|#include)\b",
+                       re.MULTILINE)
+CODE_LINE_END = re.compile(r"[;{}]\s*$", re.MULTILINE)
+CODE_CALL = re.compile(r"\w\(\)")
+# A word of 3+ characters with a digit or "_" (an id, a number, a snake_case name), searched
+# in the request's words joined by spaces.
+IDENTIFIER = re.compile(r" (?=[a-z0-9_]{3})[a-z]*[0-9_]")
 WORD = re.compile(r"[a-z0-9_]+")  # on the lowered text: "what's" -> what, s
 # Cues are read from the first 24K and the last 8K characters: a pasted megabyte of logs
 # must not make every decision slow, and what the request asks sits at its ends.
@@ -134,6 +148,11 @@ class RequestCues:
     has_identifiers: bool
     tokens: int
 
+    def with_task_type(self, task_type: str | None) -> RequestCues:
+        """The same cues under another task type (dataclasses.replace, without its cost)."""
+        return RequestCues(task_type, self.task_cues, self.risk, self.hard, self.trivial,
+                           self.has_code, self.has_errors, self.has_identifiers, self.tokens)
+
 
 def estimate_tokens(text: str) -> int:
     """Rough token count of a text (characters / 4, at least 1 for non-empty text)."""
@@ -146,10 +165,10 @@ def read_cues(request: str, task_type: str | None = None) -> RequestCues:
         request[:SCAN_HEAD_CHARS] + "\n" + request[-SCAN_TAIL_CHARS:])
     lower = text.lower()
     words = WORD.findall(lower)
-    found_words = dict.fromkeys(words)
-    found = _find_cues(found_words, words)
+    joined = " " + " ".join(words) + " "  # punctuation and hyphens are spaces now
+    found = _find_cues(dict.fromkeys(words), joined)
     inferred, task_cues = _task_type_of(words, found)
-    has_code = bool(CODE_CUES.search(text))
+    has_code = _has_code(text)
     if task_type is None:
         task_type = inferred if inferred or not has_code else "coding"
     trivial = lower.lstrip().startswith(TRIVIAL_OPENERS) or bool(ARITHMETIC.search(text)) or (
@@ -162,10 +181,17 @@ def read_cues(request: str, task_type: str | None = None) -> RequestCues:
         trivial=trivial,
         has_code=has_code,
         has_errors="error" in found,
-        # Ids, numbers, snake_case names, e-mail addresses: words of 3+ with a digit or "_".
-        has_identifiers="@" in text or any(len(w) >= 3 and not w.isalpha() for w in found_words),
+        has_identifiers="@" in text or IDENTIFIER.search(joined) is not None,
         tokens=estimate_tokens(request),
     )
+
+
+def _has_code(text: str) -> bool:
+    return (CODE_FENCE in text or TRACEBACK in text
+            or ("()" in text and CODE_CALL.search(text) is not None)
+            or (("{" in text or "}" in text or ";" in text)
+                and CODE_LINE_END.search(text) is not None)
+            or CODE_LINE.search(text) is not None)
 
 
 def infer_task_type(request: str) -> str | None:
@@ -173,14 +199,17 @@ def infer_task_type(request: str) -> str | None:
     return read_cues(request).task_type
 
 
-def _find_cues(unique: dict[str, None], words: list[str]) -> dict[str, tuple[str, ...]]:
+def _find_cues(unique: dict[str, None], joined: str) -> dict[str, tuple[str, ...]]:
     """Cue set name -> the cues found (unique words first, then phrases)."""
     found: dict[str, dict[str, None]] = {}
-    for word in unique:
+    for word in compress(unique, map(_word_cues, unique)):  # C-level: most words are no cue
         for name in _word_cues(word):
             found.setdefault(name, {})[word] = None
-    joined = " " + " ".join(words) + " "  # punctuation and hyphens are spaces now
-    for name, phrase in _PHRASES:
+    # A phrase can only match when its first word is a word of the request: try those, in
+    # the order of _PHRASES.
+    tried = sorted(i for first in _PHRASE_FIRST_WORDS.intersection(unique)
+                   for i in _PHRASES_BY_FIRST_WORD[first])
+    for name, phrase in map(_PHRASES.__getitem__, tried):
         if phrase in joined:
             found.setdefault(name, {})[phrase.strip()] = None
     return {name: tuple(cues) for name, cues in found.items()}

@@ -22,11 +22,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import count
 from typing import Any
 
 import numpy as np
 
 from aco.errors import BundleError
+from aco.native import native as _native
 
 LGBM_KIND = "lgbm_trees"
 LINEAR_KIND = "linear"
@@ -71,6 +73,7 @@ class CompiledTrees:
     entry_value: np.ndarray | None = None
     roots: np.ndarray | None = None
     depth: int = 0
+    native: Any = None  # aco._native.Trees over the same tables, when the C module is built
     plans: dict = field(default_factory=dict, repr=False, compare=False)  # see _shared_plan
 
 
@@ -89,6 +92,7 @@ def compile_lgbm(model: Mapping[str, Any]) -> CompiledTrees:
     value = np.frombuffer(model["value"], dtype="<f8")
     roots = np.frombuffer(model["tree_root"], dtype="<i4").astype(np.intp)
     internal = left != np.arange(len(left))
+    _check_tables(feature, left, missing, value, roots, internal, model)
     variants = tuple(sorted(set(missing[internal].tolist()) | {MISSING_NONE}))
     slot = np.zeros(5, dtype=np.intp)
     slot[list(variants)] = np.arange(len(variants))
@@ -122,7 +126,37 @@ def compile_lgbm(model: Mapping[str, Any]) -> CompiledTrees:
         entry_value=value.copy() if wide else None,
         roots=roots if wide else None,
         depth=int(model["max_depth"]),
+        native=_native_trees(model),
     )
+
+
+def _native_trees(model: Mapping[str, Any]) -> Any:
+    """The C scorer over the plain tables (it checks every index), or None without it."""
+    if _native is None:
+        return None
+    tables = (bytes(model[k]) for k in ("feature", "threshold", "left", "missing", "value",
+                                        "tree_root"))
+    try:
+        return _native.Trees(*tables, int(model["num_class"]), int(model["num_features"]))
+    except ValueError as exc:
+        raise BundleError(f"model: LightGBM tables are inconsistent ({exc}); retrain with "
+                          "aco-lab") from None
+
+
+def _check_tables(feature: np.ndarray, left: np.ndarray, missing: np.ndarray, value: np.ndarray,
+                  roots: np.ndarray, internal: np.ndarray, model: Mapping[str, Any]) -> None:
+    """Refuse tables whose indexes point outside them (before anything walks them)."""
+    n = len(left)
+    inside = (
+        len(feature) == len(missing) == len(value) == n
+        and ((left[internal] >= 0) & (left[internal] + 1 < n)).all()
+        and ((feature[internal] >= 0) & (feature[internal] < int(model["num_features"]))).all()
+        and (missing[internal] <= MISSING_ZERO_RIGHT).all()
+        and ((roots >= 0) & (roots < n)).all()
+    )
+    if not inside:
+        raise BundleError("model: LightGBM tables are inconsistent (an index points outside "
+                          "them); retrain with aco-lab")
 
 
 def _bit_vector_tables(roots: np.ndarray, left: np.ndarray, value: np.ndarray) -> tuple | None:
@@ -138,7 +172,12 @@ def _bit_vector_tables(roots: np.ndarray, left: np.ndarray, value: np.ndarray) -
         # leaves are a contiguous range of numbers; a node going right kills its left range.
         stack: list[tuple[int, int]] = [(root, 0)]
         pending: list[int] = []  # internal nodes waiting for the end of their left subtree
-        while stack:
+        for steps in count():
+            if not stack:
+                break
+            if steps > 3 * len(left):  # each entry is pushed at most twice: a cycle
+                raise BundleError("model: a LightGBM tree does not end in leaves (a cycle); "
+                                  "retrain with aco-lab")
             entry, state = stack.pop()
             child = int(left[entry])
             if state == 1:  # left subtree done: its leaves are [start, now)
@@ -228,6 +267,9 @@ def predict_lgbm_raw_sweep(
             f"x: expected {trees.num_features} features and a column inside, got "
             f"{len(x)} features and column {column}"
         )
+    if trees.native is not None:
+        raw = np.array(trees.native.sweep(x, column, values.tolist()))
+        return raw if trees.num_class == 1 else raw.reshape(len(values), trees.num_class)
     if trees.entries is not None:  # wide trees: no bit vectors; score the stacked rows
         rows = np.repeat(x[None, :], len(values), axis=0)
         rows[:, column] = values
@@ -238,6 +280,22 @@ def predict_lgbm_raw_sweep(
     plan = _sweep_plan(trees, column, plain)
     alive = _alive_with_plan(trees, xv[0].take(cols), vv.take(plan[-1], axis=1), plan)
     return _sum_trees(trees, _exit_values(trees, alive))
+
+
+def sweep_raw_list(
+    model: Mapping[str, Any] | CompiledTrees, x: np.ndarray, column: int, values: tuple
+) -> list[float]:
+    """predict_lgbm_raw_sweep of a binary model as a list; x may stop before a last column.
+
+    The runtime's path for one request at its tiers: no numpy call when the C module is
+    built (x is read in place; column == len(x) means the tier column after the features).
+    """
+    trees = _compiled_for(model)
+    if trees.native is not None:
+        return trees.native.sweep(x, column, values)
+    if column == len(x):
+        x = np.append(x, 0.0)
+    return predict_lgbm_raw_sweep(trees, x, column, np.asarray(values)).tolist()
 
 
 def _sum_trees(trees: CompiledTrees, values: np.ndarray) -> np.ndarray:

@@ -123,3 +123,20 @@ def test_golden_bundle_is_plain_data() -> None:
 
     payload = load_bundle(GOLDEN_BUNDLE)
     assert pickle.loads(pickle.dumps(payload)) == payload
+
+
+def test_folded_task_type_predictor_equals_the_linear_model(golden: Router) -> None:
+    from aco.features import request_features
+    from aco.router import TaskTypePredictor, predict_task_types
+    from aco_lab.simulate import build_sim_request
+
+    predictor = TaskTypePredictor(golden.task_model)
+    texts = [build_sim_request(4, i).text for i in range(200)]
+    X = np.stack([request_features(golden.spec, t, difficulty=d) for t in texts
+                  for d in (None, 3)])  # NaN difficulty: read as the training mean
+    index, prob = predict_task_types(golden.task_model, X)
+    for x, i, p in zip(X, index, prob, strict=True):
+        task_type, q = predictor.predict(x)
+        assert task_type == golden.task_model["task_types"][i]
+        assert q == pytest.approx(p, abs=1e-12)
+    assert len(set(index.tolist())) > 1  # the check covers more than one answer

@@ -1,6 +1,10 @@
 """The rule-based router: the guide's examples, cues, floors, difficulty, configured tiers."""
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aco.config import ACOConfig, TierSpec
 from aco.decisions import MODE_RULES
@@ -8,6 +12,7 @@ from aco.errors import ACOError
 from aco.rules import (
     CONTEXT_TOKENS_BY_TIER,
     LONG_REQUEST_TOKENS,
+    _has_code,
     build_context_budget,
     estimate_tokens,
     infer_task_type,
@@ -144,3 +149,19 @@ def test_a_huge_request_is_scanned_at_its_ends_only() -> None:
 )
 def test_cues_match_whole_words_and_phrases(text: str, risk: tuple) -> None:
     assert read_cues(text).risk == risk
+
+
+# The one alternation _has_code replaced (kept here as the reference it must equal).
+CODE_ALTERNATION = re.compile(
+    r"```|^\s*(def|class|import|from \S+ import|function|const|let|#include)\b|"
+    r"Traceback \(most recent call last\)|[;{}]\s*$|\w\(\)", re.MULTILINE)
+CODE_PIECES = ["```", "def ", "class", " import ", "from x import y", "let", "#include", "()",
+               "f()", ";", "{", "}", " ", "\n", "\t", "Traceback (most recent call last)", "a",
+               "_", "9", "(", ")"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(CODE_PIECES), max_size=12).map("".join))
+def test_has_code_equals_the_single_alternation(text: str) -> None:
+    assert _has_code(text) == bool(CODE_ALTERNATION.search(text))
+
