@@ -371,41 +371,98 @@ def _add_step_tool_totals(steps: pl.DataFrame, tool_calls: pl.DataFrame) -> pl.D
     return steps.with_columns(tool_cost.alias(S.TOOL_COST), failures.alias(S.N_TOOL_FAILURES))
 
 
+_POPCOUNT = np.array([bin(bits).count("1") for bits in range(2 << tf.MAX_TIER)], np.int8)
+
+
 def add_run_aggregates(runs: pl.DataFrame, steps: pl.DataFrame) -> pl.DataFrame:
-    """Add the derived run columns of RUNS_SCHEMA, aggregated from each run's steps."""
-    tier = pl.col(S.TIER)
-    called = tier.is_not_null()
-    top = tier.max()
+    """Add the derived run columns of RUNS_SCHEMA, aggregated from each run's steps.
+
+    The loader builds steps run by run, in run order (`_run`: the run's row), so most
+    aggregates are numpy reductions over each run's slice of steps. The cost sums stay a
+    Polars group_by: float sums depend on the order of additions, and these are Polars'.
+    """
+    n_steps = runs.get_column(S.N_STEPS).to_numpy()
+    has_steps = n_steps > 0
+    starts = (np.cumsum(n_steps) - n_steps)[has_steps]
+
+    def run_sum(values: pl.Series) -> np.ndarray:
+        """Per run, the int sum of a step column (0 for a run without steps)."""
+        total = np.zeros(runs.height, np.int64)
+        if len(starts):
+            total[has_steps] = np.add.reduceat(values.to_numpy().astype(np.int64), starts)
+        return total
 
     def total_or_null(column: str) -> pl.Expr:
         # null when every call left the field null (or there was no call), else the sum
-        return pl.when(pl.col(column).count() > 0).then(pl.col(column).sum()).alias(column)
+        values = steps.get_column(column)
+        known = pl.Series(run_sum(values.is_not_null()) > 0)
+        return pl.when(known).then(pl.Series(run_sum(values.fill_null(0)))).alias(column)
 
-    per_run = steps.group_by("_run").agg(
-        tier.filter(called).first().alias(S.FIRST_TIER),
-        top.alias(S.MAX_TIER_CALLED),
-        tier.filter(called).n_unique().cast(pl.Int8).alias(S.N_TIERS_CALLED),
-        pl.col(S.MODEL_ID).filter(tier == top).last().alias(S.MODEL_ID),
-        pl.col(S.INPUT_TOKENS).filter(called).first().alias(S.FIRST_INPUT_TOKENS),
+    calls = _call_aggregates(steps, runs.height)
+    n_tiers = calls.get_column(S.N_TIERS_CALLED).fill_null(0)
+    escalated = run_sum(steps.get_column(S.ESCALATED_FROM).is_not_null()) > 0
+    return runs.with_columns(
+        calls.get_column(S.FIRST_TIER),
+        calls.get_column(S.MAX_TIER_CALLED),
+        n_tiers,
+        calls.get_column(S.MODEL_ID),
+        calls.get_column(S.FIRST_INPUT_TOKENS),
         total_or_null(S.INPUT_TOKENS),
         total_or_null(S.OUTPUT_TOKENS),
         total_or_null(S.CACHED_INPUT_TOKENS),
-        pl.col(S.COST).sum().alias(S.MODEL_COST),
-        pl.col(S.TOOL_COST).sum(),
-        pl.col(S.N_TOOL_CALLS).sum().cast(pl.Int32),
-        pl.col(S.VERIFIER_CALLED).sum().cast(pl.Int32).alias(S.N_VERIFIER_CALLS),
-        pl.col(S.ESCALATED_FROM).is_not_null().any().alias("_any_escalated_from"),
+        *_cost_sums(steps, runs.height),
+        pl.Series(S.N_TOOL_CALLS, run_sum(steps.get_column(S.N_TOOL_CALLS)), dtype=pl.Int32),
+        pl.Series(S.N_VERIFIER_CALLS, run_sum(steps.get_column(S.VERIFIER_CALLED)),
+                  dtype=pl.Int32),
+        pl.Series(S.ESCALATED, escalated | (n_tiers.to_numpy() > 1), dtype=pl.Boolean),
+    ).with_columns(pl.coalesce(S.PREDICTED_TIER, S.MAX_TIER_CALLED).alias(S.TIER))
+
+
+def _call_aggregates(steps: pl.DataFrame, n_runs: int) -> pl.DataFrame:
+    """Per run, over its model calls: first tier, highest tier, distinct tiers, the model of
+    the last call at the highest tier, and the first call's input tokens (null: no call)."""
+    schema = {S.FIRST_TIER: S.TIER_DTYPE, S.MAX_TIER_CALLED: S.TIER_DTYPE,
+              S.N_TIERS_CALLED: pl.Int8, S.MODEL_ID: pl.String,
+              S.FIRST_INPUT_TOKENS: S.TOKENS_DTYPE}
+    tier = steps.get_column(S.TIER)
+    call_step = np.flatnonzero(tier.is_not_null().to_numpy())
+    if not len(call_step):
+        return pl.DataFrame(schema=schema).clear(n_runs)
+    run_of_step = steps.get_column("_run").to_numpy().astype(np.int64)
+    call_run = run_of_step[call_step]
+    call_tier = tier.fill_null(0).to_numpy()[call_step].astype(np.int64)
+    first = np.flatnonzero(np.diff(call_run, prepend=-1))  # each run's first call
+    top = np.maximum.reduceat(call_tier, first)
+    at_top = call_step[call_tier == np.repeat(top, np.diff(first, append=len(call_step)))]
+    at_top_run = run_of_step[at_top]
+    last_at_top = at_top[np.diff(at_top_run, append=-1) != 0]
+    per_called_run = pl.DataFrame(
+        [
+            pl.Series(S.FIRST_TIER, call_tier[first], dtype=S.TIER_DTYPE),
+            pl.Series(S.MAX_TIER_CALLED, top, dtype=S.TIER_DTYPE),
+            pl.Series(S.N_TIERS_CALLED, _POPCOUNT[np.bitwise_or.reduceat(1 << call_tier, first)]),
+            steps.get_column(S.MODEL_ID).gather(last_at_top),
+            steps.get_column(S.INPUT_TOKENS).gather(call_step[first]),
+        ]
+    ).rename({S.INPUT_TOKENS: S.FIRST_INPUT_TOKENS})
+    row = np.full(n_runs, -1, np.int64)
+    row[call_run[first]] = np.arange(len(first))
+    row_series = pl.Series(row)
+    return per_called_run[pl.select(pl.when(row_series >= 0).then(row_series)).to_series()]
+
+
+def _cost_sums(steps: pl.DataFrame, n_runs: int) -> tuple[pl.Series, pl.Series]:
+    """Per run, the sums of model-call costs and of tool costs (0.0 without any)."""
+    sums = steps.group_by("_run").agg(
+        pl.col(S.COST).sum().alias(S.MODEL_COST), pl.col(S.TOOL_COST).sum()
     )
-    runs = runs.with_row_index("_run").join(per_run, on="_run", how="left", maintain_order="left")
-    return runs.with_columns(
-        pl.coalesce(S.PREDICTED_TIER, S.MAX_TIER_CALLED).alias(S.TIER),
-        pl.col(S.N_TIERS_CALLED).fill_null(0),
-        pl.col(S.MODEL_COST, S.TOOL_COST).fill_null(0.0),
-        pl.col(S.N_TOOL_CALLS, S.N_VERIFIER_CALLS).fill_null(0),
-        (pl.col("_any_escalated_from").fill_null(False) | (pl.col(S.N_TIERS_CALLED) > 1))
-        .fill_null(False)
-        .alias(S.ESCALATED),
-    )
+    model_cost = pl.zeros(n_runs, S.USD_DTYPE, eager=True).alias(S.MODEL_COST)
+    tool_cost = pl.zeros(n_runs, S.USD_DTYPE, eager=True).alias(S.TOOL_COST)
+    if sums.height:
+        index = sums.get_column("_run")
+        model_cost = model_cost.scatter(index, sums.get_column(S.MODEL_COST))
+        tool_cost = tool_cost.scatter(index, sums.get_column(S.TOOL_COST))
+    return model_cost, tool_cost
 
 
 @dataclass(frozen=True, slots=True)
