@@ -7,6 +7,7 @@
  *   window_features  aco.features._window_signals_py + _hash_ngrams: words, digit runs, "?",
  *                    option lines, backticks, braces, keyword groups of the final-question
  *                    window, and its l2-normalised hashed word/byte n-gram counts.
+ *   linear_scores    aco.router.TaskTypePredictor: a folded linear model on one row.
  *   Trees.sweep      aco.scoring.predict_lgbm_raw_sweep: LightGBM raw scores of one row with
  *                    one column set to each of a few values (a request at its five tiers),
  *                    deciding missing values as LightGBM's NumericalDecision does.
@@ -255,6 +256,48 @@ static PyObject *window_features(PyObject *self, PyObject *const *args, Py_ssize
     PyBuffer_Release(&out);
     return Py_BuildValue("(lllllllll)", n_words, numbers, qmarks, options, backticks, braces,
                          groups[0], groups[1], groups[2]);
+}
+
+/* -- linear scores ------------------------------------------------------------------------ */
+
+/* linear_scores(weights: bytes <f8 (k x n), x: float64 buffer (n), fill: bytes <f8 (n),
+ *               constant: bytes <f8 (k)) -> [constant[i] + sum_j weights[i, j] * x'[j]]
+ * where x'[j] = fill[j] when x[j] is NaN: a folded linear model on one row. */
+static PyObject *linear_scores(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[2]) ||
+        !PyBytes_Check(args[3]))
+        return PyErr_Format(PyExc_TypeError,
+                            "linear_scores: expected weights, x, fill, constant (bytes, buffer, "
+                            "bytes, bytes)");
+    Py_ssize_t k = PyBytes_GET_SIZE(args[3]) / 8, n = PyBytes_GET_SIZE(args[2]) / 8;
+    if (PyBytes_GET_SIZE(args[0]) != k * n * 8)
+        return PyErr_Format(PyExc_ValueError, "linear_scores: weights are not k x n");
+    Py_buffer xb;
+    if (PyObject_GetBuffer(args[1], &xb, PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    if (xb.itemsize != 8 || xb.len != n * 8) {
+        PyBuffer_Release(&xb);
+        return PyErr_Format(PyExc_ValueError, "linear_scores: x must hold %zd float64", n);
+    }
+    const double *w = (const double *)PyBytes_AS_STRING(args[0]);
+    const double *fill = (const double *)PyBytes_AS_STRING(args[2]);
+    const double *constant = (const double *)PyBytes_AS_STRING(args[3]);
+    const double *x = xb.buf;
+    PyObject *result = PyList_New(k);
+    for (Py_ssize_t i = 0; result != NULL && i < k; i++) {
+        double acc = constant[i];
+        const double *row = w + i * n;
+        for (Py_ssize_t j = 0; j < n; j++)
+            acc += row[j] * (isnan(x[j]) ? fill[j] : x[j]);
+        PyObject *f = PyFloat_FromDouble(acc);
+        if (f == NULL)
+            Py_CLEAR(result);
+        else
+            PyList_SET_ITEM(result, i, f);
+    }
+    PyBuffer_Release(&xb);
+    return result;
 }
 
 /* -- LightGBM trees ------------------------------------------------------------------------ */
@@ -520,6 +563,8 @@ static PyMethodDef module_methods[] = {
     {"window_features", (PyCFunction)(void (*)(void))window_features, METH_FASTCALL,
      "signals and hashed n-gram counts of a request's final-question window"},
     {"set_keywords", set_keywords, METH_O, "set the (word, group) keyword table"},
+    {"linear_scores", (PyCFunction)(void (*)(void))linear_scores, METH_FASTCALL,
+     "a folded linear model's scores for one row, NaN read as a fill value"},
     {NULL, NULL, 0, NULL},
 };
 

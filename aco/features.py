@@ -421,7 +421,7 @@ def _fill_context(
     input_tokens: float | None,
     n_chars: int,
 ) -> None:
-    _fill_task_type(spec, out, task_type)
+    set_task_type(spec, out, task_type)
     at = len(SIGNAL_NAMES) + len(spec.task_types) + 2
     out[at] = math.nan if difficulty is None or difficulty != difficulty else float(difficulty)
     estimated = input_tokens is None or input_tokens != input_tokens
@@ -433,11 +433,12 @@ def _fill_context(
 def with_task_type(spec: FeatureSpec, features: np.ndarray, task_type: str | None) -> np.ndarray:
     """A copy of a request's features with another task type: the text is not hashed again."""
     out = features.copy()
-    _fill_task_type(spec, out, task_type)
+    set_task_type(spec, out, task_type)
     return out
 
 
-def _fill_task_type(spec: FeatureSpec, out: np.ndarray, task_type: str | None) -> None:
+def set_task_type(spec: FeatureSpec, out: np.ndarray, task_type: str | None) -> None:
+    """with_task_type in place: rewrite the task-type columns of a feature vector."""
     start = len(SIGNAL_NAMES)
     n_tasks = len(spec.task_types)
     out[start : start + n_tasks + 2] = 0.0

@@ -27,7 +27,8 @@ from aco import scoring
 from aco.config import ACOConfig, TierSpec
 from aco.decisions import MODE_BUNDLE, RoutingDecision
 from aco.errors import BundleError
-from aco.features import FeatureSpec, check_feature_version, request_features, with_task_type
+from aco.features import FeatureSpec, check_feature_version, request_features, set_task_type
+from aco.native import native as _native
 from aco.policy import (
     REASONS,
     PolicyParams,
@@ -110,11 +111,17 @@ class TaskTypePredictor:
         weights[:, overridden] = 0.0
         self.types: list[str] = list(task_model["task_types"])
         self._weights, self._constant, self._mean = weights, constant, mean.copy()
+        self._tables = (weights.astype("<f8").tobytes(), mean.astype("<f8").tobytes(),
+                        constant.astype("<f8").tobytes())
 
     def predict(self, x: np.ndarray) -> tuple[str, float]:
         """(most likely task type, its probability) for one request's features."""
-        x = np.where(x == x, x, self._mean)  # NaN reads as the mean: contributes nothing
-        logits = (self._weights @ x + self._constant).tolist()
+        if _native is not None:
+            weights, fill, constant = self._tables
+            logits = _native.linear_scores(weights, x, fill, constant)
+        else:
+            x = np.where(x == x, x, self._mean)  # NaN reads as the mean: contributes nothing
+            logits = (self._weights @ x + self._constant).tolist()
         best = max(range(len(logits)), key=logits.__getitem__)
         top = logits[best]
         return self.types[best], 1.0 / math.fsum(math.exp(v - top) for v in logits)
@@ -179,6 +186,12 @@ class Router:
         self._models = {spec.tier: spec.model_id for spec in self.tiers}
         self._prices_in, self._prices_out = (a.tolist() for a in tier_prices(self.tiers))
         self._configured = [t in self._models for t in TIERS]
+        self._allowed_by_floor: dict[int, list[bool]] = {}
+        # Output tokens x output price per tier, by task type (None: the overall medians).
+        by_type = {**self.cost_model["output_tokens"],
+                   None: self.cost_model["default_output_tokens"]}
+        self._output_costs = {t: [o * po for o, po in zip(out, self._prices_out, strict=True)]
+                              for t, out in by_type.items()}
         self.version: int | None = None  # from the manifest, when loaded from a file
         self._label = "bundle"
         lgbm_success = self.model["kind"] == "lgbm" and self.model["objective"] == "success"
@@ -202,13 +215,10 @@ class Router:
         if task_type is None and self._task_types is not None:
             task_type, prob = self._task_types.predict(x)
             note = f"; task type predicted: {task_type} (p={prob:.2f})"
-            x = with_task_type(self.spec, x, task_type)
+            set_task_type(self.spec, x, task_type)
         p = make_monotone_one(self._calibrated(x))
         costs = self._costs(request, task_type, input_tokens)
-        floor = self.task_floors.get(task_type, 1) if task_type is not None else 1
-        allowed = [ok and t >= floor for ok, t in zip(self._configured, TIERS, strict=True)]
-        if not any(allowed):
-            allowed = [t == max(self._models) for t in TIERS]
+        floor, allowed = self._allowed(task_type)
         i, code = choose_tier(p, costs, allowed, self.params)
         return RoutingDecision(
             tier=i + 1, model_id=self._models[i + 1], confidence=p[i], cost_estimate=costs[i],
@@ -224,13 +234,24 @@ class Router:
         return calibrate_one(predict_success(self.model, x)[0].tolist(), self.calibration)
 
     def _costs(self, request: str, task_type: str | None, input_tokens: int | None) -> list[float]:
+        """USD per tier: the request's input tokens, the task type's predicted output tokens."""
         tokens = (len(request) / self.cost_model["chars_per_token"]
                   if input_tokens is None else float(input_tokens))
-        by_type = self.cost_model["output_tokens"]
-        out = by_type.get(task_type, self.cost_model["default_output_tokens"]) if task_type else \
-            self.cost_model["default_output_tokens"]
-        return [(tokens * pi + o * po) / 1000.0
-                for pi, po, o in zip(self._prices_in, self._prices_out, out, strict=True)]
+        output = self._output_costs.get(task_type) if task_type else None
+        if output is None:
+            output = self._output_costs[None]
+        return [(tokens * pi + oc) / 1000.0 for pi, oc in zip(self._prices_in, output, strict=True)]
+
+    def _allowed(self, task_type: str | None) -> tuple[int, list[bool]]:
+        """(task floor, tiers allowed): configured tiers at or above the floor, else the top."""
+        floor = self.task_floors.get(task_type, 1) if task_type is not None else 1
+        allowed = self._allowed_by_floor.get(floor)
+        if allowed is None:
+            allowed = [ok and t >= floor for ok, t in zip(self._configured, TIERS, strict=True)]
+            if not any(allowed):
+                allowed = [t == max(self._models) for t in TIERS]
+            self._allowed_by_floor[floor] = allowed  # floors are few: 1..5
+        return floor, allowed
 
     def _reason(self, code: int, i: int, p: list[float], floor: int) -> str:
         where = f"{self._label}: P(success) {p[i]:.2f} at tier {i + 1}, best {max(p):.2f}"

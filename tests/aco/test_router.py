@@ -125,7 +125,13 @@ def test_golden_bundle_is_plain_data() -> None:
     assert pickle.loads(pickle.dumps(payload)) == payload
 
 
-def test_folded_task_type_predictor_equals_the_linear_model(golden: Router) -> None:
+@pytest.mark.parametrize("pure_python", [False, True], ids=["C module if built", "numpy"])
+def test_folded_task_type_predictor_equals_the_linear_model(golden: Router, pure_python: bool,
+                                                            monkeypatch) -> None:
+    import aco.router
+
+    if pure_python:
+        monkeypatch.setattr(aco.router, "_native", None)
     from aco.features import request_features
     from aco.router import TaskTypePredictor, predict_task_types
     from aco_lab.simulate import build_sim_request
