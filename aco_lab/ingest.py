@@ -181,14 +181,14 @@ def write_chunk(task: ChunkTask, directory: Path) -> WrittenPart:
 
 def write_part(tables: TraceTables, directory: Path, name: str) -> WrittenPart:
     """Write a part's tables as directory/<table>/source=<value>/<name>."""
-    source_of_run = tables.runs.select(S.SOURCE_FILE, S.LINE, PARTITION_KEY)
-    frames = {
-        "runs": tables.runs,
-        "steps": with_run_source(tables.steps, source_of_run),
-        "tool_calls": with_run_source(tables.tool_calls, source_of_run),
-    }
-    files = [path for table, frame in frames.items()
-             for path in _write_partitioned(frame, directory / table, name)]
+    sources = tables.runs.get_column(PARTITION_KEY)
+    if tables.runs.height and sources.n_unique() == 1:
+        # One source (the usual case): each table is one file, no split by source needed.
+        files = [_write_parquet_in(frame, directory / table, sources[0], name)
+                 for table, frame in _frames(tables, runs_source=False).items()]
+    else:
+        files = [path for table, frame in _frames(tables, runs_source=True).items()
+                 for path in _write_partitioned(frame, directory / table, name)]
     return WrittenPart(
         ids=tables.runs.select(S.SOURCE_FILE, S.LINE, S.TRACE_ID),
         files=tuple(files),
@@ -198,6 +198,19 @@ def write_part(tables: TraceTables, directory: Path, name: str) -> WrittenPart:
         steps=tables.steps.height,
         tool_calls=tables.tool_calls.height,
     )
+
+
+def _frames(tables: TraceTables, runs_source: bool) -> dict[str, pl.DataFrame]:
+    """The three tables to write; with runs_source, each row carries its run's `source`."""
+    if not runs_source:
+        return {"runs": tables.runs.drop(PARTITION_KEY), "steps": tables.steps,
+                "tool_calls": tables.tool_calls}
+    source_of_run = tables.runs.select(S.SOURCE_FILE, S.LINE, PARTITION_KEY)
+    return {
+        "runs": tables.runs,
+        "steps": with_run_source(tables.steps, source_of_run),
+        "tool_calls": with_run_source(tables.tool_calls, source_of_run),
+    }
 
 
 def _drop_duplicates(part: WrittenPart, duplicates: tuple[Rejection, ...]) -> WrittenPart:
@@ -224,15 +237,17 @@ def _drop_duplicates(part: WrittenPart, duplicates: tuple[Rejection, ...]) -> Wr
 
 def _write_partitioned(frame: pl.DataFrame, table_dir: Path, name: str) -> list[Path]:
     """One Parquet file per partition value, hive-style: source=<percent-encoded value>."""
-    table_dir.mkdir(exist_ok=True)
-    written = []
-    for (value,), rows in frame.partition_by(PARTITION_KEY, as_dict=True,
-                                             include_key=False).items():
-        folder = table_dir / f"{PARTITION_KEY}={hive_value(value)}"
-        folder.mkdir(exist_ok=True)
-        _write_parquet(rows, folder / name)
-        written.append(folder / name)
-    return written
+    return [_write_parquet_in(rows, table_dir, value, name)
+            for (value,), rows in frame.partition_by(PARTITION_KEY, as_dict=True,
+                                                     include_key=False).items()]
+
+
+def _write_parquet_in(frame: pl.DataFrame, table_dir: Path, value: str | None, name: str) -> Path:
+    """Write table_dir/source=<value>/name (the frame without its partition column)."""
+    folder = table_dir / f"{PARTITION_KEY}={hive_value(value)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_parquet(frame, folder / name)
+    return folder / name
 
 
 def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
