@@ -305,6 +305,14 @@ static PyObject *linear_scores(PyObject *self, PyObject *const *args, Py_ssize_t
 enum { MISSING_NONE, MISSING_NAN_LEFT, MISSING_NAN_RIGHT, MISSING_ZERO_LEFT, MISSING_ZERO_RIGHT };
 #define ZERO_THRESHOLD ((double)1e-35f) /* LightGBM's kZeroThreshold */
 
+/* One entry, packed so a descent touches one cache line per node: the threshold of an
+ * internal node or the value of a leaf (left == its own index). */
+typedef struct {
+    double number;
+    int32_t feature, left;
+    unsigned char missing;
+} node_t;
+
 typedef struct {
     PyObject_HEAD
     Py_ssize_t n_entries, n_trees, num_features;
@@ -312,6 +320,7 @@ typedef struct {
     int32_t *feature, *left, *roots;
     unsigned char *missing;
     double *threshold, *value;
+    node_t *nodes;
 } TreesObject;
 
 static void Trees_dealloc(TreesObject *self)
@@ -322,6 +331,7 @@ static void Trees_dealloc(TreesObject *self)
     PyMem_Free(self->missing);
     PyMem_Free(self->threshold);
     PyMem_Free(self->value);
+    PyMem_Free(self->nodes);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -395,6 +405,18 @@ static PyObject *Trees_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
             goto fail;
         }
     }
+    self->nodes = PyMem_Malloc((n > 0 ? n : 1) * sizeof(node_t));
+    if (self->nodes == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t e = 0; e < n; e++) {
+        int leaf = self->left[e] == e;
+        self->nodes[e].number = leaf ? self->value[e] : self->threshold[e];
+        self->nodes[e].feature = self->feature[e];
+        self->nodes[e].left = self->left[e];
+        self->nodes[e].missing = self->missing[e];
+    }
     self->n_entries = n;
     self->n_trees = n_roots;
     self->num_features = num_features;
@@ -405,9 +427,9 @@ fail:
     return NULL;
 }
 
-static int go_right(const TreesObject *t, Py_ssize_t e, double x)
+static int go_right(const node_t *node, double x)
 {
-    int code = t->missing[e];
+    int code = node->missing;
     if (isnan(x)) {
         if (code == MISSING_NAN_LEFT || code == MISSING_ZERO_LEFT)
             return 0;
@@ -417,7 +439,7 @@ static int go_right(const TreesObject *t, Py_ssize_t e, double x)
     } else if (code >= MISSING_ZERO_LEFT && x >= -ZERO_THRESHOLD && x <= ZERO_THRESHOLD) {
         return code == MISSING_ZERO_RIGHT;
     }
-    return !(x <= t->threshold[e]);
+    return !(x <= node->number);
 }
 
 /* Adds one tree's leaf value for each of the rows x[column] = vals[lo..hi) to their raw
@@ -432,26 +454,27 @@ static void descend_rows(const TreesObject *t, Py_ssize_t e, double *x, Py_ssize
             *error = -1;
             return;
         }
-        Py_ssize_t l = t->left[e];
+        const node_t *node = t->nodes + e;
+        Py_ssize_t l = node->left;
         if (l == e) {
             for (Py_ssize_t i = lo; i < hi; i++)
-                raw[i * stride] += t->value[e];
+                raw[i * stride] += node->number;
             return;
         }
-        if (t->feature[e] != column) {
-            e = l + go_right(t, e, x[t->feature[e]]);
+        if (node->feature != column) {
+            e = l + go_right(node, x[node->feature]);
             continue;
         }
         /* Rows going left first, then right: the common case for sorted values. */
         Py_ssize_t split = lo;
-        while (split < hi && !go_right(t, e, vals[split]))
+        while (split < hi && !go_right(node, vals[split]))
             split++;
         Py_ssize_t k = split;
-        while (k < hi && go_right(t, e, vals[k]))
+        while (k < hi && go_right(node, vals[k]))
             k++;
         if (k < hi) { /* not a prefix/suffix split: one row at a time */
             for (Py_ssize_t i = lo; i < hi; i++)
-                descend_rows(t, l + go_right(t, e, vals[i]), x, column, vals, i, i + 1, raw,
+                descend_rows(t, l + go_right(node, vals[i]), x, column, vals, i, i + 1, raw,
                              stride, depth, error);
             return;
         }
