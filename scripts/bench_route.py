@@ -2,6 +2,7 @@
 single-row predict, measured in the same run.
 
     .venv/bin/python scripts/bench_route.py [--requests 2000] [--train-requests 400]
+    ACO_PURE_PYTHON=1 .venv/bin/python scripts/bench_route.py   # the numpy path, for comparison
 
 Trains a LightGBM router on seeded simulated traces, then times, per request:
 `Router.decide` end to end, and its parts (aco.features.request_features, the model on the
@@ -20,6 +21,7 @@ import numpy as np
 
 from aco.config import ACOConfig
 from aco.features import FeatureSpec, request_features
+from aco.native import native
 from aco.policy import calibrate, choose_tier
 from aco.router import Router, predict_success
 from aco_lab.bundle import write_bundle
@@ -66,6 +68,8 @@ def main() -> None:
     results = {
         "decide (end to end)": timed(lambda c: router.decide(c[0], task_type=c[1],
                                                              input_tokens=c[2]), cases),
+        "decide, task type predicted": timed(lambda c: router.decide(c[0], input_tokens=c[2]),
+                                             cases),
         "features": timed(lambda c: request_features(spec, c[0], c[1], None, c[2]), cases),
         "model (5 tier rows)": timed(lambda x: predict_success(router.model, x), feats),
         "calibrate + rule": timed(lambda p: choose_tier(np.maximum.accumulate(
@@ -73,7 +77,8 @@ def main() -> None:
         "lightgbm Booster.predict (5 rows)": timed(lambda r: booster.predict(r), rows),
     }
     print(f"{args.requests} requests, model: {booster.num_trees()} trees, "
-          f"{spec.n_features} features")
+          f"{spec.n_features} features; hot loops: "
+          f"{'C (aco._native)' if native is not None else 'numpy (ACO_PURE_PYTHON or not built)'}")
     print(f"{'what':36s} {'p50 us':>9s} {'p99 us':>9s}")
     for name, us in results.items():
         print(f"{name:36s} {np.percentile(us, 50):9.1f} {np.percentile(us, 99):9.1f}")
