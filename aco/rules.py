@@ -99,6 +99,8 @@ _WORD_CUES = {**TASK_CUES, "risk": RISK_CUES, "hard": HARD_CUES, "error": ERROR_
 # (cue set, " phrase ") pairs, padded once: phrases match whole words of the joined words.
 _PHRASES = tuple((name, f" {phrase} ") for name, cues in _WORD_CUES.items()
                  for phrase in cues.phrases)
+_CUES_HAVE_DIGITS = any(ch.isdigit() for cues in _WORD_CUES.values()
+                        for cue in (*cues.words, *cues.prefixes, *cues.parts) for ch in cue)
 _PHRASES_BY_FIRST_WORD: dict[str, list[int]] = {}  # first word -> indexes into _PHRASES
 for _i, (_, _phrase) in enumerate(_PHRASES):
     _PHRASES_BY_FIRST_WORD.setdefault(_phrase.split()[0], []).append(_i)
@@ -218,6 +220,8 @@ def _find_cues(unique: dict[str, None], joined: str) -> dict[str, tuple[str, ...
 @lru_cache(maxsize=1 << 16)
 def _word_cues(word: str) -> tuple[str, ...]:
     # Cached per word: a vocabulary repeats across requests, so most lookups are one hit.
+    if word.isdigit() and not _CUES_HAVE_DIGITS:  # numbers are new words, and never cues
+        return ()
     return tuple(name for name, cues in _WORD_CUES.items() if cues.matches_word(word))
 
 
