@@ -13,7 +13,7 @@ import datetime as dt
 import gc
 import io
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import attrgetter
@@ -116,8 +116,22 @@ class LineProblem:
     raw: str
 
 
+def split_lines(data: bytes) -> list[memoryview]:
+    """The lines of a block of JSONL, as views into it (no copies); line ends dropped."""
+    view = memoryview(data)
+    lines = []
+    find = data.find
+    start = 0
+    while (end := find(b"\n", start)) >= 0:
+        lines.append(view[start:end])
+        start = end + 1
+    if start < len(data):
+        lines.append(view[start:])  # a last line without a line end
+    return lines
+
+
 def decode_lines(
-    lines: list[bytes], first_line: int = 1
+    lines: Sequence[bytes | memoryview], first_line: int = 1
 ) -> tuple[list[int], list[Trace], list[LineProblem]]:
     """Decode JSONL lines: (line numbers, Traces) of good lines, a problem per bad one.
 
@@ -132,18 +146,19 @@ def decode_lines(
         try:
             traces.append(decode(line))
         except _DECODE_ERRORS as exc:
-            if line.strip():
+            text = bytes(line)
+            if text.strip():
                 problems.append(
-                    LineProblem(number, describe_decode_error(line, exc), raw_text(line))
+                    LineProblem(number, describe_decode_error(text, exc), raw_text(text))
                 )
             continue
         numbers.append(number)
     return numbers, traces, problems
 
 
-def raw_text(line: bytes) -> str:
+def raw_text(line: bytes | memoryview) -> str:
     """A line's text for a rejection: undecodable bytes replaced, line end dropped."""
-    return line.decode("utf-8", "replace").rstrip("\r\n")
+    return bytes(line).decode("utf-8", "replace").rstrip("\r\n")
 
 
 _TIMESTAMP_DTYPE = S.RUNS_SCHEMA[S.TIMESTAMP]
@@ -169,7 +184,7 @@ class DecodedChunk:
     problems: list[LineProblem]
 
 
-def decode_chunk(lines: list[bytes], first_line: int = 1) -> DecodedChunk:
+def decode_chunk(lines: Sequence[bytes | memoryview], first_line: int = 1) -> DecodedChunk:
     """Decode JSONL lines into column frames, BATCH_LINES lines at a time.
 
     Each batch's Structs are turned into columns and freed before the next batch is decoded,
@@ -197,13 +212,13 @@ def decode_chunk(lines: list[bytes], first_line: int = 1) -> DecodedChunk:
 def batch_frames(traces: list[Trace]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """The top-level, step (with model call) and tool-call fields of Traces as frames."""
     run = struct_columns(traces, Trace.__struct_fields__)
-    step_structs = list(_flatten(run.pop(tf.STEPS)))
+    steps_of_run = run.pop(tf.STEPS)
+    step_structs = list(_flatten(steps_of_run))
     step = struct_columns(step_structs, Step.__struct_fields__)
-    tool_structs = list(_flatten(step.pop(tf.TOOL_CALLS)))
-    n_steps = pl.Series(S.N_STEPS, list(map(len, map(attrgetter(tf.STEPS), traces))),
-                        dtype=pl.Int32)
-    n_tool_calls = pl.Series(S.N_TOOL_CALLS, list(map(len, map(attrgetter(tf.TOOL_CALLS),
-                                                               step_structs))), dtype=pl.Int32)
+    calls_of_step = step.pop(tf.TOOL_CALLS)
+    tool_structs = list(_flatten(calls_of_step))
+    n_steps = pl.Series(S.N_STEPS, list(map(len, steps_of_run)), dtype=pl.Int32)
+    n_tool_calls = pl.Series(S.N_TOOL_CALLS, list(map(len, calls_of_step)), dtype=pl.Int32)
     if None in run[tf.REQUEST_ID]:
         derive = tf.derive_request_id
         run[tf.REQUEST_ID] = [
@@ -520,9 +535,7 @@ def _chunk_from_ipc(
 
 def read_chunk(task: ChunkTask) -> ChunkTables:
     """Decode and check one chunk into tables (runs in a worker process for big inputs)."""
-    lines = task.read().split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()  # the chunk's last line end, not an extra line
+    lines = split_lines(task.read())
     with _cycle_collector_paused():
         decoded = decode_chunk(lines, task.first_line)
     runs, steps, tool_calls, late = build_chunk_tables(task.file, decoded)
