@@ -255,11 +255,21 @@ class Controls:
 
     def context_budget(self, cues: RequestCues, tier: int) -> ContextBudget:
         """How many context tokens a run at `tier` gets, what to keep verbatim, what to drop."""
-        spec = self.specs.get("context_budget")
-        if spec is None:
+        if self.budget_reads_cues:
             return build_context_budget(cues, tier)
-        return learned.apply_context_budget(spec, cues.task_type, tier, cues.tokens,
-                                            CONTEXT_MARGIN_TOKENS)
+        return self.learned_context_budget(cues.task_type, tier, cues.tokens)
+
+    @property
+    def budget_reads_cues(self) -> bool:
+        """Whether context_budget reads the request's cues (the rules) or only its task type
+        and size (the learned budget, see learned_context_budget)."""
+        return "context_budget" not in self.specs
+
+    def learned_context_budget(self, task_type: str | None, tier: int,
+                               request_tokens: int) -> ContextBudget:
+        """The learned context budget (the bundle has one: budget_reads_cues is False)."""
+        return learned.apply_context_budget(self.specs["context_budget"], task_type, tier,
+                                            request_tokens, CONTEXT_MARGIN_TOKENS)
 
 
 def check_number(value: Any, name: str, upper: float = math.inf) -> float:

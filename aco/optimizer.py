@@ -33,7 +33,7 @@ from aco.decisions import (
     VerifyDecision,
 )
 from aco.errors import ACOError
-from aco.rules import RequestCues, read_cues, route_cues
+from aco.rules import RequestCues, estimate_tokens, read_cues, route_cues
 from aco.run import Run
 from aco.trace_log import TraceLog
 
@@ -71,19 +71,30 @@ class ACOOptimizer:
 
     def plan(self, request: str, task_type: str | None = None, input_tokens: int | None = None,
              difficulty: int | None = None, with_budget: bool = True
-             ) -> tuple[RoutingDecision, ContextBudget | None, RequestCues]:
-        """Routing decision, context budget and request cues, without opening a run."""
+             ) -> tuple[RoutingDecision, ContextBudget | None, RequestCues | None]:
+        """Routing decision, context budget and request cues, without opening a run.
+
+        The cues are read once and shared by the rules, the rule context budget and the
+        cascade. With a bundle and a learned context budget nothing here needs them: they
+        are None then, and a run reads them when its cascade first asks (Run.cues).
+        """
         if not isinstance(request, str):
             raise ACOError(f"request: expected a string, got {type(request).__name__}")
-        cues = read_cues(request, task_type)  # read once: rules, budget and cascade share them
+        cues = None
+        if self.router is None or self.controls.budget_reads_cues:
+            cues = read_cues(request, task_type)
         if self.router is None:
             routing = route_cues(cues, self.config, input_tokens, difficulty)
         else:  # without a task type the bundle predicts one (its task-type model)
             routing = self.router.decide(request, task_type=task_type,
                                          input_tokens=input_tokens, difficulty=difficulty)
-            if routing.task_type != cues.task_type:
+            if cues is not None and routing.task_type != cues.task_type:
                 cues = cues.with_task_type(routing.task_type)
-        budget = self.controls.context_budget(cues, routing.tier) if with_budget else None
+        budget = None
+        if with_budget:
+            budget = (self.controls.context_budget(cues, routing.tier) if cues is not None else
+                      self.controls.learned_context_budget(routing.task_type, routing.tier,
+                                                           estimate_tokens(request)))
         return routing, budget, cues
 
     # -- runs -------------------------------------------------------------------------------

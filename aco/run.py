@@ -28,7 +28,7 @@ from aco.decisions import (
     VerifyDecision,
 )
 from aco.errors import ACOError
-from aco.rules import RequestCues
+from aco.rules import RequestCues, read_cues
 from aco.trace_format import FINAL_OUTCOMES, MAX_TIER, MIN_TIER
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class Run:
         self.routing = routing
         self.context_budget = context_budget
         self.difficulty = difficulty
-        self.cues = cues  # what the rules read in the request (reused by the cascade)
+        self._cues = cues  # None until read (see the cues property)
         self._started = time.time()  # formatted when read: start_run stays microseconds
         self._steps: list[dict[str, Any]] = []
         self._progress: list[bool] = []  # per step: did it move the task forward
@@ -61,6 +61,15 @@ class Run:
         self._lock = threading.Lock()
 
     # -- what the run knows -------------------------------------------------------------
+    @property
+    def cues(self) -> RequestCues:
+        """What the rules read in the request, under the run's task type (the cascade reuses
+        them); read on first use when start_run did not need them."""
+        if self._cues is None:
+            task_type = self.routing.task_type
+            self._cues = read_cues(self.request, task_type).with_task_type(task_type)
+        return self._cues
+
     @property
     def started_at(self) -> str:
         """When the run started (UTC, ISO 8601 to the millisecond): the trace's timestamp."""

@@ -418,3 +418,23 @@ def test_learned_cascade_through_a_run(trained_bundle: Path, tmp_path: Path) -> 
     # Without a run there is no history: a lone second answer is scored on its own.
     lone = opt.cascade_step(request, 2, shaky, "Paris")
     assert lone.mode == "bundle" and lone.escalated
+
+
+def test_a_learned_context_budget_defers_reading_the_cues(trained_bundle: Path,
+                                                           tmp_path: Path) -> None:
+    from aco.rules import read_cues
+    from tests.aco.test_learned_controls import context_spec
+
+    path = _rewrite(trained_bundle, tmp_path / "models",
+                    controls={"context_budget": context_spec()})
+    opt = ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)), bundle=path)
+    eager = ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)), bundle=trained_bundle)
+    request = "Fix the failing payment test in billing_v2.py; it is urgent"
+    for task_type in (None, "coding"):
+        routing, budget, cues = opt.plan(request, task_type)
+        assert cues is None and budget.total_tokens > 0  # the learned budget needs no cues
+        run = opt.begin(request, task_type)
+        # Read on first use: the same cues start_run reads when the rule budget needs them.
+        assert run.cues == eager.begin(request, task_type).cues
+        assert run.cues.task_type == routing.task_type
+        assert run.cues.has_code == read_cues(request).has_code
