@@ -5,8 +5,9 @@
 Counterfactual mode runs every request on all 5 tiers: 200,000 requests = 1,000,000 traces.
 Simulating the file is not part of the figure; reading it is (`read_traces`), then training
 (`build_router`: labels, features, folds, LightGBM, calibration, operating point) and writing
-the bundle. Baseline in the same run: reading the file alone. Peak memory is the largest
-resident set of this process and, separately, of its worker processes (ru_maxrss).
+the bundle. Baseline in the same run: reading the file alone. Peak memory: the largest
+resident set of this process and of its largest worker (ru_maxrss), and the peak of their
+sum, sampled from /proc while they run (what the machine must hold).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from process_memory import TreePeak  # scripts/: run as `python scripts/bench_train.py`
 
 from aco.config import ACOConfig
 from aco_lab.bundle import write_bundle
@@ -49,13 +52,14 @@ def main() -> None:
             summary = write_simulated_traces(path, args.requests, 1, config, args.mode)
             print(f"simulated {summary.traces if hasattr(summary, 'traces') else ''} traces "
                   f"in {time.perf_counter() - start:.1f} s ({path.stat().st_size / 1e6:.0f} MB)")
-        start, cpu_start = time.perf_counter(), time.process_time()
-        runs = read_traces(path).runs
-        read_s, read_cpu = time.perf_counter() - start, time.process_time() - cpu_start
-        start = time.perf_counter()
-        trained = build_router(runs, config, TrainOptions(model=args.model, seed=1))
-        train_s = time.perf_counter() - start
-        info = write_bundle(trained.payload, Path(tmp) / "models")
+        with TreePeak() as tree:  # this process and its workers, summed while they run
+            start, cpu_start = time.perf_counter(), time.process_time()
+            runs = read_traces(path).runs
+            read_s, read_cpu = time.perf_counter() - start, time.process_time() - cpu_start
+            start = time.perf_counter()
+            trained = build_router(runs, config, TrainOptions(model=args.model, seed=1))
+            train_s = time.perf_counter() - start
+            info = write_bundle(trained.payload, Path(tmp) / "models")
         total_s = read_s + train_s
     headline = validation_headline(trained.payload)
     print(f"traces: {runs.height:,} ({args.mode}, {args.requests:,} requests), model {args.model}")
@@ -67,7 +71,8 @@ def main() -> None:
           f"{cpu[1].ru_utime + cpu[1].ru_stime:,.0f} s (on a shared machine, CPU time is the "
           f"figure that carries over)")
     print(f"peak RSS: this process {peak_mb(resource.RUSAGE_SELF):,.0f} MB, "
-          f"workers {peak_mb(resource.RUSAGE_CHILDREN):,.0f} MB")
+          f"largest worker {peak_mb(resource.RUSAGE_CHILDREN):,.0f} MB, "
+          f"process tree (sampled sum) {tree.peak / 2**20:,.0f} MB")
     print(f"bundle {info.size / 1e3:.0f} KB; validation success {headline['success_vs_top']:.3f}, "
           f"cost {headline['cost_vs_top']:.3f} of the top tier")
 
