@@ -233,3 +233,17 @@ def test_a_dataset_ingested_again_with_more_files(tmp_path: Path, inputs: list[P
     assert sorted(back.runs[S.TRACE_ID]) == sorted([f"t{i}" for i in range(5)] + ["t10", "t11",
                                                                                    "t50"])
     assert back.steps.height == 16 and back.tool_calls.height == 8
+
+
+@pytest.mark.parametrize("source", ["runtime", None])
+def test_one_source_is_written_as_one_file_per_table(tmp_path: Path, source: str | None) -> None:
+    path = tmp_path / "one.jsonl"
+    path.write_text("".join(json.dumps(trace(i, source)) + "\n" for i in range(6)))
+    ingest_traces([path], tmp_path / "ds")
+    for table in ("runs", "steps", "tool_calls"):
+        files = list((tmp_path / "ds" / table).rglob("*.parquet"))
+        assert [f.parent.name for f in files] == [f"source={hive_value(source)}"]
+        assert S.SOURCE not in pl.read_parquet(files[0], hive_partitioning=False).columns
+    back, direct = read_dataset(tmp_path / "ds"), read_traces(path)
+    for table in ("runs", "steps", "tool_calls"):
+        assert_frame_equal(getattr(back, table), getattr(direct, table))

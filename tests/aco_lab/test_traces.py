@@ -11,10 +11,12 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from aco.errors import DataError, TraceFormatError
 from aco.trace_format import derive_request_id
 from aco_lab import schema as S
+from aco_lab.trace_parser import split_lines
 from aco_lab.traces import TraceTables, expand_paths, read_traces
 
 
@@ -349,3 +351,91 @@ def test_a_script_without_main_guard_can_use_workers(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=300)
     assert (done.returncode, done.stdout) == (0, "50\n"), done.stderr
+
+
+def reference_run_aggregates(runs: pl.DataFrame, steps: pl.DataFrame) -> pl.DataFrame:
+    """The derived run columns as a plain Polars group_by over the steps table."""
+    tier, called = pl.col(S.TIER), pl.col(S.TIER).is_not_null()
+
+    def total_or_null(column: str) -> pl.Expr:
+        return pl.when(pl.col(column).count() > 0).then(pl.col(column).sum()).alias(column)
+
+    per_run = steps.group_by(S.SOURCE_FILE, S.LINE).agg(
+        tier.filter(called).first().alias(S.FIRST_TIER),
+        tier.max().alias(S.MAX_TIER_CALLED),
+        tier.filter(called).n_unique().cast(pl.Int8).alias(S.N_TIERS_CALLED),
+        pl.col(S.MODEL_ID).filter(tier == tier.max()).last(),
+        pl.col(S.INPUT_TOKENS).filter(called).first().alias(S.FIRST_INPUT_TOKENS),
+        total_or_null(S.INPUT_TOKENS),
+        total_or_null(S.OUTPUT_TOKENS),
+        total_or_null(S.CACHED_INPUT_TOKENS),
+        pl.col(S.COST).sum().alias(S.MODEL_COST),
+        pl.col(S.TOOL_COST).sum(),
+        pl.col(S.N_TOOL_CALLS).sum().cast(pl.Int32),
+        pl.col(S.VERIFIER_CALLED).sum().cast(pl.Int32).alias(S.N_VERIFIER_CALLS),
+        pl.col(S.ESCALATED_FROM).is_not_null().any().alias("_escalated_from"),
+    )
+    derived = [S.FIRST_TIER, S.MAX_TIER_CALLED, S.N_TIERS_CALLED, S.MODEL_ID,
+               S.FIRST_INPUT_TOKENS, S.INPUT_TOKENS, S.OUTPUT_TOKENS, S.CACHED_INPUT_TOKENS,
+               S.MODEL_COST, S.TOOL_COST, S.N_TOOL_CALLS, S.N_VERIFIER_CALLS]
+    joined = runs.drop(*derived, S.TIER, S.ESCALATED).join(
+        per_run, on=[S.SOURCE_FILE, S.LINE], how="left", maintain_order="left")
+    return joined.with_columns(
+        pl.coalesce(S.PREDICTED_TIER, S.MAX_TIER_CALLED).alias(S.TIER),
+        pl.col(S.N_TIERS_CALLED).fill_null(0),
+        pl.col(S.MODEL_COST, S.TOOL_COST).fill_null(0.0),
+        pl.col(S.N_TOOL_CALLS, S.N_VERIFIER_CALLS).fill_null(0),
+        (pl.col("_escalated_from").fill_null(False) | (pl.col(S.N_TIERS_CALLED) > 1))
+        .fill_null(False).alias(S.ESCALATED),
+    ).select(S.RUNS_SCHEMA.names())
+
+
+OPTIONAL_INT = st.one_of(st.none(), st.integers(0, 10**6), st.just(2**62))
+MODEL_CALLS = st.fixed_dictionaries(
+    {"model_id": st.sampled_from(["a", "b", "c"]), "tier": st.integers(1, 5),
+     "cost": st.sampled_from([0, 0.1, 0.25, 1e-9, 3.0])},
+    optional={"input_tokens": OPTIONAL_INT, "output_tokens": OPTIONAL_INT,
+              "cached_input_tokens": OPTIONAL_INT,
+              "escalated_from": st.one_of(st.none(), st.integers(1, 5))},
+)
+STEPS = st.lists(st.fixed_dictionaries(
+    {"step_num": st.integers(1, 9)},
+    optional={"model_call": st.one_of(st.none(), MODEL_CALLS),
+              "tool_calls": st.lists(st.fixed_dictionaries(
+                  {"tool_name": st.just("t"), "success": st.booleans(),
+                   "cost": st.sampled_from([0, 0.01, 0.3])}), max_size=3),
+              "verifier_called": st.booleans()},
+), max_size=6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(runs=st.lists(st.tuples(STEPS, st.one_of(st.none(), st.integers(1, 5))), max_size=12))
+def test_derived_run_columns_match_a_group_by_over_the_steps(tmp_path_factory, runs) -> None:
+    lines = [make_trace(f"t{i}", steps=steps, predicted_tier=tier)
+             for i, (steps, tier) in enumerate(runs)]
+    path = write_jsonl(tmp_path_factory.mktemp("agg") / "a.jsonl", lines)
+    tables = read_traces(path)
+    assert_frame_equal(tables.runs, reference_run_aggregates(tables.runs, tables.steps))
+
+
+def test_decoding_in_batches_keeps_every_line_in_place(tmp_path: Path, monkeypatch) -> None:
+    # line i: a trace when i % 4, else blank (4, 12, ...) or bad JSON (8, 16, ...)
+    lines = [make_trace(f"t{i}") if i % 4 else ("" if i % 8 else '{"bad": ') for i in range(1, 40)]
+    lines[9] = make_trace("t10", timestamp="yesterday")  # line 10: rejected after decoding
+    path = write_jsonl(tmp_path / "a.jsonl", [*lines, CASCADE])
+    whole = read_traces(path, on_error="skip")
+    monkeypatch.setattr("aco_lab.trace_parser.BATCH_LINES", 3)  # many batches per chunk
+    batched = read_traces(path, on_error="skip")
+    for name in ("runs", "steps", "tool_calls"):
+        assert_frame_equal(getattr(batched, name), getattr(whole, name))
+    assert batched.rejected == whole.rejected
+    assert [r.line for r in whole.rejected] == [8, 10, 16, 24, 32]
+    assert whole.runs[S.LINE].to_list() == [i for i in range(1, 40) if i % 4 and i != 10] + [40]
+    assert whole.steps.filter(pl.col(S.LINE) == 40)[S.STEP_INDEX].to_list() == [0, 1, 2, 3]
+
+
+def test_split_lines_keeps_every_line_and_drops_the_line_ends() -> None:
+    data = b'{"a": 1}\r\n\n  \n{"b": 2}'
+    assert [bytes(line) for line in split_lines(data)] == [b'{"a": 1}\r', b"", b"  ", b'{"b": 2}']
+    assert [bytes(line) for line in split_lines(b"x\n")] == [b"x"]
+    assert split_lines(b"") == []
