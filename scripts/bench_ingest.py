@@ -64,6 +64,8 @@ print(result, file=sys.stderr)
 
 
 KEPT = "json.loads, objects kept"
+MODE_KEYS = {"json": "json.loads loop", "kept": KEPT, "read": "read_traces (validate)",
+             "ingest": "ingest (validate + Parquet)"}
 
 
 def tree_rss_bytes(pid: int) -> int:
@@ -131,8 +133,14 @@ def main() -> None:
     parser.add_argument("--skip-kept", action="store_true",
                         help="skip the json.loads variant that keeps every object (~10x the "
                              "file size in memory: too much for 1M traces on a small machine)")
+    parser.add_argument("--modes", default="json,kept,read,ingest",
+                        help="comma-separated modes to run, of " + ", ".join(MODE_KEYS)
+                        + " (json, the baseline, always runs)")
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "aco-bench")
     options = parser.parse_args()
+    wanted = {MODE_KEYS[key] for key in options.modes.split(",")} | {MODE_KEYS["json"]}
+    if options.skip_kept:
+        wanted.discard(KEPT)
     options.cache_dir.mkdir(parents=True, exist_ok=True)
     path = options.input or make_input(options.n, options.seed, options.cache_dir)
     out_dir = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=options.cache_dir)) / "dataset"
@@ -142,7 +150,7 @@ def main() -> None:
     results: dict[str, list[tuple[float, float, int]]] = {mode: [] for mode in CHILD_CODE}
     for _ in range(options.repeat):  # interleaved, so background load hits every mode alike
         for mode, code in CHILD_CODE.items():
-            if not (options.skip_kept and mode == KEPT):
+            if mode in wanted:
                 results[mode].append(run_child(code, [str(path), str(out_dir)]))
     base_wall = statistics.median(t for t, _, _ in results["json.loads loop"])
     base_cpu = statistics.median(c for _, c, _ in results["json.loads loop"])
