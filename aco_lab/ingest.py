@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -51,6 +51,7 @@ from aco_lab.traces import (
     expand_paths,
     format_problems,
     is_dataset,
+    is_gzip,
     map_chunks,
     plan_chunks,
     read_dataset,
@@ -100,11 +101,17 @@ def ingest_traces(
     files = expand_paths(p for p in paths if not is_dataset(p))
     staging = _make_staging(out_dir)
     try:
-        # Hashing runs in a thread while the traces load (hashlib releases the GIL on big blocks).
+        # Plain files are hashed from the blocks the chunk planner maps anyway (one pass over
+        # each file); datasets and gzip files in a thread while the traces load.
+        digests = {path: hashlib.sha256() for path in files if not is_gzip(path)}
         with ThreadPoolExecutor(max_workers=1) as pool:
-            hashes = pool.submit(lambda: [describe_input(p) for p in datasets + files])
-            totals = _write_all(datasets, files, staging, worker_count(files, workers))
-            inputs = hashes.result()
+            others = [p for p in datasets + files if p not in digests]
+            hashes = pool.submit(lambda: {p: describe_input(p) for p in others})
+            totals = _write_all(datasets, files, staging, worker_count(files, workers),
+                                on_block=lambda path, block: digests[path].update(block))
+            described = hashes.result()
+        inputs = [described[p] if p in described else _describe_hashed(p, digests[p])
+                  for p in datasets + files]
         if totals.rejected and on_error == "fail":
             raise TraceFormatError(format_problems(totals.rejected, totals.lines_read))
         _finish(staging, out_dir, totals, build_manifest(totals, inputs, on_error))
@@ -148,14 +155,24 @@ class PartTotals:
     rejected: tuple[Rejection, ...]
 
 
-def _write_all(datasets: list[Path], files: list[Path], staging: Path, workers: int) -> PartTotals:
-    """Write every part (datasets first, then file chunks); drop runs whose trace_id repeats."""
+def _write_all(
+    datasets: list[Path],
+    files: list[Path],
+    staging: Path,
+    workers: int,
+    on_block: Callable[[Path, memoryview], None] | None = None,
+) -> PartTotals:
+    """Write every part (datasets first, then file chunks); drop runs whose trace_id repeats.
+
+    on_block sees each plain file's bytes as the chunks are planned (see plan_chunks).
+    """
     ids = TraceIdIndex()
     from_datasets = [
         (None, write_part(read_dataset(path), staging, f"part-dataset{index}.parquet"))
         for index, path in enumerate(datasets)
     ]
-    chunks = map_chunks(partial(write_chunk, directory=staging), plan_chunks(files), workers)
+    chunks = map_chunks(partial(write_chunk, directory=staging), plan_chunks(files, on_block),
+                        workers)
     written: list[WrittenPart] = []
     for task, part in itertools.chain(from_datasets, chunks):
         duplicates = reject_duplicates(part.ids, ids, task)
@@ -183,9 +200,9 @@ def write_part(tables: TraceTables, directory: Path, name: str) -> WrittenPart:
     """Write a part's tables as directory/<table>/source=<value>/<name>."""
     sources = tables.runs.get_column(PARTITION_KEY)
     if tables.runs.height and sources.n_unique() == 1:
-        # One source (the usual case): each table is one file, no split by source needed.
+        # One source (the usual case): each table is one file (none without rows), no split.
         files = [_write_parquet_in(frame, directory / table, sources[0], name)
-                 for table, frame in _frames(tables, runs_source=False).items()]
+                 for table, frame in _frames(tables, runs_source=False).items() if frame.height]
     else:
         files = [path for table, frame in _frames(tables, runs_source=True).items()
                  for path in _write_partitioned(frame, directory / table, name)]
@@ -266,6 +283,11 @@ def check_out_dir(out_dir: Path, force: bool) -> None:
         raise DataError(f"{out_dir}: exists and is not a directory; choose another --out")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
         raise DataError(f"{out_dir}: exists and is not empty; pass --force to replace it")
+
+
+def _describe_hashed(path: Path, digest: Any) -> dict[str, Any]:
+    """An input file hashed elsewhere, described as describe_input does."""
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
 def describe_input(path: Path) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import glob
 import gzip
 import json
 import logging
+import mmap
 import multiprocessing
 import os
 import sys
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
+import numpy as np
 import polars as pl
 
 from aco.errors import DataError, TraceFormatError
@@ -42,6 +44,7 @@ MAX_WORKERS = 4  # worker processes for big inputs (each holds ~2 chunks' object
 GZIP_RATIO = 5  # rough JSONL bytes per gzip byte, to judge an input's size
 MAX_LISTED_PROBLEMS = 5  # problems quoted in a TraceFormatError message
 _GZIP_MAGIC = b"\x1f\x8b"
+_NEWLINE = ord("\n")
 _POLARS_THREADS = "POLARS_MAX_THREADS"
 
 # The layout of a dataset written by `aco-lab ingest` (docs/trace_format.md, "Datasets").
@@ -191,35 +194,54 @@ def reject_duplicates(
                  for file, line, message in duplicates)
 
 
-def plan_chunks(files: Sequence[Path]) -> Iterator[ChunkTask]:
+def plan_chunks(
+    files: Sequence[Path], on_block: Callable[[Path, memoryview], None] | None = None
+) -> Iterator[ChunkTask]:
     """Chunks of about CHUNK_BYTES of whole lines: byte ranges of plain files, bytes of gzip.
 
     Counting each chunk's lines here gives every worker its first line number up front.
+    on_block, if given, sees each plain file's bytes once, block by block in order (to hash
+    them without reading the file again); the view is valid only during the call.
     """
     for path in files:
-        first_line = 1
-        for start, end, data in _blocks(path):
-            task = ChunkTask(str(path), first_line, start, end, data)
-            yield task
-            block = task.read()
-            first_line += block.count(b"\n") + (not block.endswith(b"\n"))
+        if is_gzip(path):
+            first_line = 1
+            for data in _read_gzip_blocks(path):
+                yield ChunkTask(str(path), first_line, data=data)
+                first_line += _count_lines(data)
+        else:
+            yield from _plan_plain_file(path, on_block)
 
 
-def _blocks(path: Path) -> Iterator[tuple[int, int, bytes | None]]:
-    """(start, end, None) byte ranges of whole lines of a plain file; (0, 0, bytes) of gzip."""
+def is_gzip(path: Path) -> bool:
+    """Whether a file is gzip-compressed (by its first bytes, not its name)."""
     with path.open("rb") as stream:
-        gzipped = stream.read(2) == _GZIP_MAGIC
-        size = stream.seek(0, os.SEEK_END)
-        if gzipped:
-            yield from ((0, 0, block) for block in _read_gzip_blocks(path))
-            return
-        start = 0
+        return stream.read(2) == _GZIP_MAGIC
+
+
+def _plan_plain_file(
+    path: Path, on_block: Callable[[Path, memoryview], None] | None
+) -> Iterator[ChunkTask]:
+    """Byte ranges of whole lines of a plain file, read through a memory map (no copies)."""
+    size = path.stat().st_size
+    if not size:
+        return
+    with path.open("rb") as stream, mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        start, first_line = 0, 1
         while start < size:
-            stream.seek(min(start + CHUNK_BYTES, size) - 1)
-            stream.readline()  # on to the end of the line the chunk would cut
-            end = stream.tell()
-            yield start, end, None
-            start = end
+            end = mm.find(b"\n", min(start + CHUNK_BYTES, size) - 1) + 1 or size
+            with memoryview(mm)[start:end] as block:
+                lines = _count_lines(block)
+                if on_block is not None:
+                    on_block(path, block)
+            yield ChunkTask(str(path), first_line, start, end)
+            start, first_line = end, first_line + lines
+
+
+def _count_lines(block: bytes | memoryview) -> int:
+    """Lines in a block of whole lines (the last may lack its line end)."""
+    ends = int(np.count_nonzero(np.frombuffer(block, np.uint8) == _NEWLINE))
+    return ends + (len(block) > 0 and block[-1] != _NEWLINE)
 
 
 def _read_gzip_blocks(path: Path) -> Iterator[bytes]:

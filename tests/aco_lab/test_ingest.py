@@ -1,5 +1,6 @@
 """ingest_traces: partitioned Parquet written atomically, read back equal, nothing lost."""
 
+import gzip
 import hashlib
 import json
 import re
@@ -247,3 +248,28 @@ def test_one_source_is_written_as_one_file_per_table(tmp_path: Path, source: str
     back, direct = read_dataset(tmp_path / "ds"), read_traces(path)
     for table in ("runs", "steps", "tool_calls"):
         assert_frame_equal(getattr(back, table), getattr(direct, table))
+
+
+def test_manifest_hashes_every_input_whole(tmp_path: Path, inputs: list[Path], monkeypatch) -> None:
+    monkeypatch.setattr("aco_lab.traces.CHUNK_BYTES", 700)  # plain files hashed chunk by chunk
+    packed = tmp_path / "in" / "c.jsonl.gz"
+    packed.write_bytes(gzip.compress(json.dumps(trace(30, "runtime")).encode()))
+    empty = tmp_path / "in" / "d.jsonl"
+    empty.write_bytes(b"")
+    paths = [*inputs, packed, empty]
+    ingest_traces(paths, tmp_path / "ds", on_error="skip", workers=1)
+    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert manifest["inputs"] == [
+        {"path": str(p), "bytes": p.stat().st_size,
+         "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in paths]
+    assert manifest["counts"]["lines_read"] == 9
+
+
+def test_a_table_without_rows_gets_no_file(tmp_path: Path) -> None:
+    path = tmp_path / "no_tools.jsonl"
+    runs = [dict(trace(i, "runtime"), steps=[{"step_num": 1}]) for i in range(3)]
+    path.write_text("".join(json.dumps(run) + "\n" for run in runs))
+    ingest_traces([path], tmp_path / "ds")
+    assert list((tmp_path / "ds" / "tool_calls").rglob("*")) == []
+    assert len(list((tmp_path / "ds" / "steps").rglob("*.parquet"))) == 1
+    assert read_dataset(tmp_path / "ds").tool_calls.height == 0
