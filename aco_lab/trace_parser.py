@@ -3,8 +3,10 @@
 msgspec decodes a line straight into typed Structs, rejecting bools where ints belong, ints
 where bools belong, out-of-range tiers, negative costs and unknown final outcomes, and names
 the failing JSON path (worded by aco_lab/validate.py). Unknown extra keys are accepted and
-ignored. `build_chunk_tables` then builds the runs, steps and tool-call frames of
-aco_lab/schema.py from the Structs, with the derived run columns.
+ignored. `decode_chunk` decodes BATCH_LINES lines at a time and turns each batch's Structs into
+column frames at once (msgspec's astuple + zip in C), while they are still in the CPU cache;
+`build_chunk_tables` then adds provenance, checks timestamps and metadata column-wise and
+derives the run columns, giving the runs, steps and tool-call tables of aco_lab/schema.py.
 """
 
 from __future__ import annotations
