@@ -12,6 +12,7 @@ derives the run columns, giving the runs, steps and tool-call tables of aco_lab/
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import gc
 import io
 import itertools
@@ -264,17 +265,24 @@ def _series(columns: dict[str, list], schema: pl.Schema, skip: tuple[str, ...] =
     """Series of the columns that the table schema holds (under its names and dtypes)."""
     named = ((_RENAMED.get(field, field), values) for field, values in columns.items()
              if field not in skip)
-    return [pl.Series(name, values, dtype=schema[name]) for name, values in named
+    return [pl.Series(name, values, dtype=_dtype_class(schema[name])) for name, values in named
             if name in schema]
+
+
+@functools.cache
+def _dtype_class(dtype: pl.DataType) -> pl.DataType | type[pl.DataType]:
+    """A dtype without parameters as its class: Series(values, dtype) is quicker given one."""
+    plain = type(dtype)
+    return plain if dtype == plain() else dtype
 
 
 def _model_call_frame(calls: list[ModelCall | None]) -> pl.DataFrame:
     """The model-call fields of each step: a row per step, all null where it made no call."""
-    made = [call for call in calls if call is not None] if None in calls else calls
+    made = list(filter(None, calls))  # a ModelCall is always true, None false
     frame = pl.DataFrame(_series(struct_columns(made, ModelCall.__struct_fields__),
                                  S.STEPS_SCHEMA))
     if len(made) == len(calls):
-        return frame
+        return frame  # every step made a call (the usual case)
     has_call = pl.Series([call is not None for call in calls], dtype=pl.Boolean)
     call_row = pl.select(pl.when(has_call).then(has_call.cum_sum() - 1)).to_series()
     return frame[call_row.cast(pl.UInt32)]
