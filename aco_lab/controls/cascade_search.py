@@ -87,6 +87,26 @@ def search_sequence(sequence: Sequence[str], fallback: str, stages: Sequence[Sta
     return points
 
 
+def replay_point(point: PolicyPoint, p: Sequence[np.ndarray], correct: Sequence[np.ndarray],
+                 costs: Sequence[np.ndarray], fallback_correct: np.ndarray,
+                 fallback_cost: np.ndarray) -> tuple[float, float]:
+    """(successes, cost) of one staged policy on requests it was not searched on, every call
+    paid: `p[k]`, `correct[k]` and `costs[k]` are the stage-k probability, truth and call cost
+    of the models of `point.sequence` (the same rule as `search_sequence`)."""
+    alive = np.ones(len(fallback_correct), dtype=bool)
+    succ = cost = 0.0
+    for k in range(len(point.sequence)):
+        last = k == len(point.sequence) - 1
+        accept = alive & (p[k] >= point.accept_at[k])
+        escalate = alive & ~accept & ((p[k] < point.escalate_below[k]) | last)
+        cost += float(costs[k][alive].sum() + fallback_cost[escalate].sum())
+        succ += float(correct[k][accept].sum() + fallback_correct[escalate].sum())
+        alive &= ~accept & ~escalate
+    if not point.sequence:
+        succ, cost = float(fallback_correct.sum()), float(fallback_cost.sum())
+    return succ, cost
+
+
 def frontier_indices(cost: np.ndarray, succ: np.ndarray) -> np.ndarray:
     """Indices of the points no other point beats (cheaper or equal cost, more success)."""
     order = np.lexsort((-succ, cost))  # by cost, then most success first

@@ -127,3 +127,33 @@ def test_decisions_replay_exactly_from_simulated_traces(tmp_path, sim) -> None:
 def test_decisions_replay_exactly_from_routerbench(tmp_path, routerbench_dir) -> None:
     _check_replay_file(tmp_path, routerbench_dir / "traces.jsonl.gz",
                        load_config(routerbench_dir / "config.yaml"), seed=0)
+
+
+def test_a_policy_replayed_on_its_own_search_rows_gives_the_searched_totals() -> None:
+    from aco_lab.controls.cascade_search import StageData, replay_point, search_sequence
+
+    rng = np.random.default_rng(5)
+    n = 300
+    p = [rng.random(n), rng.random(n)]
+    correct = [(rng.random(n) < q).astype(float) for q in p]
+    costs = [np.full(n, 0.001), np.full(n, 0.002)]
+    fb_correct, fb_cost = (rng.random(n) < 0.9).astype(float), np.full(n, 0.05)
+    stages = [StageData(p[k], correct[k], costs[k]) for k in range(2)]
+    points = search_sequence(("a", "b"), "top", stages, fb_correct, fb_cost)
+    assert len(points) > 3
+    for point in points:
+        assert replay_point(point, p, correct, costs, fb_correct, fb_cost) == pytest.approx(
+            (point.successes, point.cost))
+
+
+def test_cross_fitting_raises_the_in_sample_target_and_reports_out_of_sample_figures(
+        world) -> None:
+    train, held, plain = world
+    spec = learn_cascade(train, seed=0, settings=CascadeSettings(cross_fit=True))
+    figures = spec["train"]["cross_fitted"]
+    assert spec["train"]["in_sample_target"] >= 0.95
+    assert figures["successes"] >= 0.95 * figures["top_successes"]
+    assert figures["top_successes"] == spec["train"]["top_successes"]  # every row, once
+    _, crossed = replay("crossed", held, learned_chooser(spec))
+    _, learned = replay("plain", held, learned_chooser(plain))
+    assert crossed.successes >= learned.successes  # a target at least as high
