@@ -150,6 +150,7 @@ def test_cross_fitting_raises_the_in_sample_target_and_reports_out_of_sample_fig
         world) -> None:
     train, held, plain = world
     spec = learn_cascade(train, seed=0, settings=CascadeSettings(cross_fit=True))
+    assert json.loads(json.dumps(spec)) == spec  # plain data still
     figures = spec["train"]["cross_fitted"]
     assert spec["train"]["in_sample_target"] >= 0.95
     assert figures["successes"] >= 0.95 * figures["top_successes"]
