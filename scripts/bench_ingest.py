@@ -26,6 +26,8 @@ import threading
 import time
 from pathlib import Path
 
+from process_memory import tree_rss_bytes  # scripts/: run as `python scripts/bench_ingest.py`
+
 # What each child runs; it prints its own wall time for the work (no interpreter start-up).
 CHILD_CODE = {
     "json.loads loop": """
@@ -66,21 +68,6 @@ print(result, file=sys.stderr)
 KEPT = "json.loads, objects kept"
 MODE_KEYS = {"json": "json.loads loop", "kept": KEPT, "read": "read_traces (validate)",
              "ingest": "ingest (validate + Parquet)"}
-
-
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of a process and all its descendants (Linux /proc)."""
-    total, stack = 0, [pid]
-    while stack:
-        current = stack.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += int(status.split("VmRSS:")[1].split()[0]) * 1024
-            for task in Path(f"/proc/{current}/task").iterdir():
-                stack += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, IndexError, ValueError):
-            continue
-    return total
 
 
 def run_child(code: str, args: list[str]) -> tuple[float, float, int]:
