@@ -1,8 +1,18 @@
-"""Shared test fixtures: paths to the real benchmark traces (skipped when ../shared is absent)."""
+"""Shared test fixtures: paths to the real benchmark traces (skipped when ../shared is absent).
 
+Property tests draw the same examples on every run (derandomize): the suite is deterministic,
+and a failure found once is found again. HYPOTHESIS_PROFILE=explore draws new ones.
+"""
+
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+settings.register_profile("deterministic", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
