@@ -20,7 +20,7 @@ if native is None:
     if os.environ.get("ACO_REQUIRE_NATIVE"):
         pytest.fail("aco._native is not built; `pip install -e .` needs a C compiler",
                     pytrace=False)
-    pytest.skip("aco._native is not built (no C compiler at install time)",
+    pytest.skip("aco._native is not in use (not built, or ACO_PURE_PYTHON=1)",
                 allow_module_level=True)
 
 SPECS = [
