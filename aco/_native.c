@@ -417,6 +417,15 @@ static PyObject *Trees_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         self->nodes[e].left = self->left[e];
         self->nodes[e].missing = self->missing[e];
     }
+    /* The packed nodes are all a descent reads: the copies they came from are not kept. */
+    PyMem_Free(self->feature);
+    PyMem_Free(self->left);
+    PyMem_Free(self->missing);
+    PyMem_Free(self->threshold);
+    PyMem_Free(self->value);
+    self->feature = self->left = NULL;
+    self->missing = NULL;
+    self->threshold = self->value = NULL;
     self->n_entries = n;
     self->n_trees = n_roots;
     self->num_features = num_features;
