@@ -37,7 +37,7 @@ from aco import __version__
 from aco.errors import DataError, TraceFormatError
 from aco.trace_format import SCHEMA_VERSION
 from aco_lab import schema as S
-from aco_lab.trace_parser import ChunkTask, read_chunk
+from aco_lab.chunks import ChunkTask, read_chunk
 from aco_lab.traces import (
     DATASET_KIND,
     DATASET_MANIFEST,

@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import gc
-import io
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import Annotated, Literal
 
 import msgspec
@@ -30,7 +26,6 @@ from msgspec import Meta, Raw, Struct
 from aco import trace_format as tf
 from aco_lab import schema as S
 from aco_lab.validate import (
-    Rejection,
     describe_decode_error,
     describe_value_error,
     find_bad_metadata,
@@ -488,90 +483,3 @@ def _cost_sums(steps: pl.DataFrame, n_runs: int) -> tuple[pl.Series, pl.Series]:
         model_cost = model_cost.scatter(index, sums.get_column(S.MODEL_COST))
         tool_cost = tool_cost.scatter(index, sums.get_column(S.TOOL_COST))
     return model_cost, tool_cost
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkTask:
-    """Lines of one input file to decode: a byte range of the file, or bytes already read."""
-
-    file: str  # the file's name as given: the source_file of every row
-    first_line: int  # line number (1-based, in the file) of the chunk's first line
-    start: int = 0
-    end: int = 0
-    data: bytes | None = None  # decompressed lines (gzip inputs); None: read start..end of file
-
-    def read(self) -> bytes:
-        """The chunk's bytes: whole lines, the last one ending the chunk."""
-        if self.data is not None:
-            return self.data
-        with open(self.file, "rb") as stream:
-            stream.seek(self.start)
-            return stream.read(self.end - self.start)
-
-    def line_texts(self, lines: Iterable[int]) -> dict[int, str]:
-        """The text of some lines of the chunk, by line number in the file."""
-        chunk_lines = self.read().split(b"\n")
-        return {line: raw_text(chunk_lines[line - self.first_line]) for line in lines}
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkTables:
-    """A decoded, checked chunk of one file (line numbers are the file's)."""
-
-    runs: pl.DataFrame
-    steps: pl.DataFrame
-    tool_calls: pl.DataFrame
-    rejected: tuple[Rejection, ...]  # sorted by line
-    lines_read: int  # non-blank lines == runs.height + len(rejected)
-
-    def __reduce__(self) -> tuple:
-        # Arrow IPC crosses the process boundary ~4x cheaper than the frames' default pickling.
-        frames = tuple(_to_ipc(f) for f in (self.runs, self.steps, self.tool_calls))
-        return (_chunk_from_ipc, (frames, self.rejected, self.lines_read))
-
-
-def _to_ipc(frame: pl.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.write_ipc(buffer, compression="uncompressed")
-    return buffer.getvalue()
-
-
-def _chunk_from_ipc(
-    frames: tuple[bytes, ...], rejected: tuple[Rejection, ...], lines_read: int
-) -> ChunkTables:
-    runs, steps, tool_calls = (pl.read_ipc(io.BytesIO(data)) for data in frames)
-    return ChunkTables(runs, steps, tool_calls, rejected, lines_read)
-
-
-def read_chunk(task: ChunkTask) -> ChunkTables:
-    """Decode and check one chunk into tables (runs in a worker process for big inputs)."""
-    lines = split_lines(task.read())
-    with _cycle_collector_paused():
-        decoded = decode_chunk(lines, task.first_line)
-    runs, steps, tool_calls, late = build_chunk_tables(task.file, decoded)
-    read = len(decoded.numbers) + len(decoded.problems)
-    problems = decoded.problems + [
-        LineProblem(line, message, raw_text(lines[line - task.first_line]))
-        for line, message in late
-    ]
-    rejected = [
-        Rejection(task.file, p.line, f"{task.file}:{p.line}: {p.message}", p.raw)
-        for p in sorted(problems, key=attrgetter("line"))
-    ]
-    return ChunkTables(runs, steps, tool_calls, tuple(rejected), read)
-
-
-@contextmanager
-def _cycle_collector_paused() -> Iterator[None]:
-    """Pause Python's cycle collector while building millions of acyclic objects.
-
-    Each trace holds lists (steps, tool calls) that the collector would traverse again and
-    again as they pile up; none of them can form a cycle, so the pause frees nothing late.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()

@@ -30,7 +30,7 @@ import polars as pl
 
 from aco.errors import DataError, TraceFormatError
 from aco_lab import schema as S
-from aco_lab.trace_parser import ChunkTask, read_chunk
+from aco_lab.chunks import ChunkTask, read_chunk
 from aco_lab.validate import Rejection, TraceIdIndex, build_cost_warnings
 
 log = logging.getLogger(__name__)
