@@ -169,6 +169,7 @@ typedef struct {
     int column;     /* -1: not a column of its own */
     int has_default;
     int64_t dflt; /* default of a missing int/bool field (else null) */
+    size_t key_length; /* set at import */
 } Field;
 
 /* Limits filled in from Python at each call (trace_format's constants). */
@@ -189,7 +190,7 @@ enum { TC_TOOL_NAME, TC_SUCCESS, TC_COST, TC_LATENCY_MS, N_TOOL_FIELDS };
 #define TIER_RANGE -1, -1 /* replaced by the limits at run time (see int_range) */
 #define I32_MAX 2147483647LL
 
-static const Field TRACE_FIELDS[N_TRACE_FIELDS] = {
+static Field TRACE_FIELDS[N_TRACE_FIELDS] = {
     {"trace_id", F_STR, REQUIRED, C_NONEMPTY, 0, 0, R_TRACE_ID, 0, 0},
     {"request", F_STR, REQUIRED, C_NONE, 0, 0, R_REQUEST, 0, 0},
     {"steps", F_STEPS, REQUIRED, C_NONE, 0, 0, -1, 0, 0},
@@ -206,7 +207,7 @@ static const Field TRACE_FIELDS[N_TRACE_FIELDS] = {
     {"metadata", F_RAW, 0, C_NONE, 0, 0, R_METADATA, 0, 0},
 };
 
-static const Field STEP_FIELDS[N_STEP_FIELDS] = {
+static Field STEP_FIELDS[N_STEP_FIELDS] = {
     {"step_num", F_INT, REQUIRED, C_NONE, 1, I32_MAX, S_STEP_NUM, 0, 0},
     {"action", F_STR, NULLABLE, C_NONE, 0, 0, S_ACTION, 0, 0},
     {"model_call", F_MODEL_CALL, NULLABLE, C_NONE, 0, 0, -1, 0, 0},
@@ -215,7 +216,7 @@ static const Field STEP_FIELDS[N_STEP_FIELDS] = {
     {"verifier_passed", F_BOOL, NULLABLE, C_NONE, 0, 0, S_VERIFIER_PASSED, 0, 0},
 };
 
-static const Field MODEL_FIELDS[N_MODEL_FIELDS] = {
+static Field MODEL_FIELDS[N_MODEL_FIELDS] = {
     {"model_id", F_STR, REQUIRED, C_NONE, 0, 0, S_MODEL_ID, 0, 0},
     {"tier", F_INT, REQUIRED, C_NONE, TIER_RANGE, S_TIER, 0, 0},
     {"cost", F_FLOAT, REQUIRED, C_GE0, 0, 0, S_COST, 0, 0},
@@ -229,7 +230,7 @@ static const Field MODEL_FIELDS[N_MODEL_FIELDS] = {
     {"output_text", F_STR, NULLABLE, C_NONE, 0, 0, S_OUTPUT_TEXT, 0, 0},
 };
 
-static const Field TOOL_FIELDS[N_TOOL_FIELDS] = {
+static Field TOOL_FIELDS[N_TOOL_FIELDS] = {
     {"tool_name", F_STR, REQUIRED, C_NONE, 0, 0, T_TOOL_NAME, 0, 0},
     {"success", F_BOOL, REQUIRED, C_NONE, 0, 0, T_TOOL_SUCCESS, 0, 0},
     {"cost", F_FLOAT, REQUIRED, C_GE0, 0, 0, T_COST, 0, 0},
@@ -317,27 +318,28 @@ static int put_utf8(Buf *b, unsigned cp) {
 
 /* A JSON string at ps->p (its opening quote). With a slot, its text is kept: a span of the
  * input when it has no escapes, else decoded into the scratch buffer. */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Whether 8 bytes are plain string text: no quote, backslash, control byte or non-ASCII. */
+static inline int plain8(const unsigned char *p) {
+    uint64_t v, quote, backslash;
+    memcpy(&v, p, 8);
+    quote = v ^ (ONES * '"');
+    backslash = v ^ (ONES * '\\');
+    uint64_t special = ((quote - ONES) & ~quote) | ((backslash - ONES) & ~backslash) |
+                       ((v - ONES * 0x20) & ~v) | v;
+    return (special & HIGHS) == 0;
+}
+
 static int parse_string(Parser *ps, Slot *slot) {
     const unsigned char *p = ps->p + 1, *end = ps->end, *start = p;
-    for (;;) { /* the common case: no escapes */
-        if (p >= end) return LEAVE;
-        unsigned char c = *p;
-        if (c == '"') {
-            if (slot) { slot->s = (const char *)start; slot->len = (size_t)(p - start); slot->in_scratch = 0; }
-            ps->p = p + 1;
-            return 0;
-        }
-        if (c == '\\') break;
-        if (c < 0x20) return LEAVE;
-        if (c < 0x80) { p++; continue; }
-        int n = utf8_length(p, end);
-        if (!n) return LEAVE;
-        p += n;
-    }
+    const unsigned char *run = p; /* plain bytes not yet copied to the scratch buffer */
     Buf *out = &ps->scratch;
     size_t off = out->n;
-    if (slot && buf_put(out, start, (size_t)(p - start)) < 0) return FAIL;
+    int escaped = 0;
     for (;;) {
+        while (end - p >= 8 && plain8(p)) p += 8;
         if (p >= end) return LEAVE;
         unsigned char c = *p;
         if (c == '"') break;
@@ -345,15 +347,15 @@ static int parse_string(Parser *ps, Slot *slot) {
         if (c >= 0x80) {
             int n = utf8_length(p, end);
             if (!n) return LEAVE;
-            if (slot && buf_put(out, p, (size_t)n) < 0) return FAIL;
             p += n;
             continue;
         }
         if (c != '\\') {
-            if (slot && buf_put(out, p, 1) < 0) return FAIL;
             p++;
             continue;
         }
+        escaped = 1;
+        if (slot && buf_put(out, run, (size_t)(p - run)) < 0) return FAIL;
         if (end - p < 2) return LEAVE;
         unsigned char e = p[1], ch;
         p += 2;
@@ -379,13 +381,26 @@ static int parse_string(Parser *ps, Slot *slot) {
                     cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
                 }
                 if (slot && put_utf8(out, cp) < 0) return FAIL;
+                run = p;
                 continue;
             }
             default: return LEAVE;
         }
         if (slot && buf_put(out, &ch, 1) < 0) return FAIL;
+        run = p;
     }
-    if (slot) { slot->in_scratch = 1; slot->off = off; slot->len = out->n - off; }
+    if (slot) {
+        if (escaped) { /* decoded in the scratch buffer */
+            if (buf_put(out, run, (size_t)(p - run)) < 0) return FAIL;
+            slot->in_scratch = 1;
+            slot->off = off;
+            slot->len = out->n - off;
+        } else { /* the text is the input's */
+            slot->in_scratch = 0;
+            slot->s = (const char *)start;
+            slot->len = (size_t)(p - start);
+        }
+    }
     ps->p = p + 1;
     return 0;
 }
@@ -622,7 +637,8 @@ static int parse_field(Parser *ps, const Field *f, Slot *slot, Slot *model_slots
 static int match_field(const Field *fields, int n_fields, const char *key, size_t len) {
     for (int k = 0; k < n_fields; k++) {
         const char *name = fields[k].key;
-        if (name[0] == key[0] && strlen(name) == len && memcmp(name, key, len) == 0) return k;
+        if (fields[k].key_length == len && name[0] == key[0] && memcmp(name, key, len) == 0)
+            return k;
     }
     return -1;
 }
@@ -910,4 +926,14 @@ static struct PyModuleDef MODULE = {
     -1, METHODS,
 };
 
-PyMODINIT_FUNC PyInit__trace_columns(void) { return PyModule_Create(&MODULE); }
+static void set_key_lengths(Field *fields, int n_fields) {
+    for (int k = 0; k < n_fields; k++) fields[k].key_length = strlen(fields[k].key);
+}
+
+PyMODINIT_FUNC PyInit__trace_columns(void) {
+    set_key_lengths(TRACE_FIELDS, N_TRACE_FIELDS);
+    set_key_lengths(STEP_FIELDS, N_STEP_FIELDS);
+    set_key_lengths(MODEL_FIELDS, N_MODEL_FIELDS);
+    set_key_lengths(TOOL_FIELDS, N_TOOL_FIELDS);
+    return PyModule_Create(&MODULE);
+}

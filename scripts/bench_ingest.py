@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/bench_ingest.py --n 1000000          # simulate, then measure
     .venv/bin/python scripts/bench_ingest.py --input traces.jsonl # an existing file
+    .venv/bin/python scripts/bench_ingest.py --n 100000 --breakdown   # CPU per chunk, by stage
 
 Each measurement runs in a fresh child process (so one cannot warm another's memory); the
 figures are the median wall time of --repeat runs and its ratio to the json.loads loop of the
@@ -9,7 +10,12 @@ same run (the bare loop, objects discarded; a second variant keeps them in a lis
 must, and pays the cycle collector's passes over millions of dicts), the CPU time of the
 child's process tree (user + system, worker processes included: robust to other load on the
 machine, unlike wall time) and the peak resident memory of that tree, sampled from /proc every
-20 ms. Goal: ingest <= 0.5x the json.loads loop's wall time, < 4 GB.
+20 ms. Goal: ingest <= 0.5x the json.loads loop's wall time, < 4 GB. The mode `pure` is ingest
+with ACO_PURE_PYTHON=1: every line decoded by msgspec, as without the C fast path.
+
+--breakdown instead times the stages of one chunk in this process (CPU, min of 9, interleaved):
+the json.loads loop over its lines, the C parse alone, each decoding path, read_chunk and
+write_chunk.
 """
 
 from __future__ import annotations
@@ -29,6 +35,14 @@ from pathlib import Path
 from process_memory import tree_rss_bytes  # scripts/: run as `python scripts/bench_ingest.py`
 
 # What each child runs; it prints its own wall time for the work (no interpreter start-up).
+INGEST_CODE = """
+import sys, time
+from aco_lab.ingest import ingest_traces
+t = time.perf_counter()
+result = ingest_traces([sys.argv[1]], sys.argv[2], on_error="skip", force=True)
+print(time.perf_counter() - t)
+print(result, file=sys.stderr)
+"""
 CHILD_CODE = {
     "json.loads loop": """
 import json, sys, time
@@ -54,27 +68,23 @@ tables = read_traces(sys.argv[1], on_error="skip")
 print(time.perf_counter() - t)
 print(tables.lines_read, tables.runs.height, len(tables.rejected), file=sys.stderr)
 """,
-    "ingest (validate + Parquet)": """
-import sys, time
-from aco_lab.ingest import ingest_traces
-t = time.perf_counter()
-result = ingest_traces([sys.argv[1]], sys.argv[2], on_error="skip", force=True)
-print(time.perf_counter() - t)
-print(result, file=sys.stderr)
-""",
+    "ingest (validate + Parquet)": INGEST_CODE,
+    "ingest, msgspec path only": INGEST_CODE,
 }
+MODE_ENV = {"ingest, msgspec path only": {"ACO_PURE_PYTHON": "1"}}
 
 
 KEPT = "json.loads, objects kept"
 MODE_KEYS = {"json": "json.loads loop", "kept": KEPT, "read": "read_traces (validate)",
-             "ingest": "ingest (validate + Parquet)"}
+             "ingest": "ingest (validate + Parquet)", "pure": "ingest, msgspec path only"}
 
 
-def run_child(code: str, args: list[str]) -> tuple[float, float, int]:
+def run_child(code: str, args: list[str], env: dict[str, str] | None = None
+              ) -> tuple[float, float, int]:
     """(wall s reported by the child, CPU s of its process tree, peak RSS of the tree in bytes)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     child = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
     peak = 0
     done = threading.Event()
 
@@ -124,12 +134,17 @@ def main() -> None:
                         help="comma-separated modes to run, of " + ", ".join(MODE_KEYS)
                         + " (json, the baseline, always runs)")
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "aco-bench")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="time the stages of one chunk in this process instead")
     options = parser.parse_args()
     wanted = {MODE_KEYS[key] for key in options.modes.split(",")} | {MODE_KEYS["json"]}
     if options.skip_kept:
         wanted.discard(KEPT)
     options.cache_dir.mkdir(parents=True, exist_ok=True)
     path = options.input or make_input(options.n, options.seed, options.cache_dir)
+    if options.breakdown:
+        chunk_breakdown(path)
+        return
     out_dir = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=options.cache_dir)) / "dataset"
     size = path.stat().st_size
     print(f"input {path} ({size / 1e6:.0f} MB), {os.cpu_count()} cores, "
@@ -138,7 +153,8 @@ def main() -> None:
     for _ in range(options.repeat):  # interleaved, so background load hits every mode alike
         for mode, code in CHILD_CODE.items():
             if mode in wanted:
-                results[mode].append(run_child(code, [str(path), str(out_dir)]))
+                results[mode].append(run_child(code, [str(path), str(out_dir)],
+                                               MODE_ENV.get(mode)))
     base_wall = statistics.median(t for t, _, _ in results["json.loads loop"])
     base_cpu = statistics.median(c for _, c, _ in results["json.loads loop"])
     print(f"{'mode':30s} {'wall s':>8s} {'x json':>7s} {'MB/s':>6s} {'CPU s':>7s} {'x json':>7s}"
@@ -152,6 +168,67 @@ def main() -> None:
         print(f"{mode:30s} {wall:8.2f} {wall / base_wall:7.2f} {size / 1e6 / wall:6.0f} "
               f"{cpu:7.2f} {cpu / base_cpu:7.2f} {peak / 2**20:12.0f}")
     shutil.rmtree(out_dir.parent, ignore_errors=True)
+
+
+def chunk_breakdown(path: Path, repeat: int = 9) -> None:
+    """CPU per stage on the file's first chunk, min of `repeat`, stages interleaved."""
+    import json
+
+    os.environ.setdefault("POLARS_MAX_THREADS", "1")  # as in a worker: one core each
+    import polars as pl
+
+    from aco_lab import trace_columns
+    from aco_lab.chunks import _cycle_collector_paused, read_chunk
+    from aco_lab.ingest import write_chunk
+    from aco_lab.trace_parser import decode_chunk, split_lines
+    from aco_lab.traces import plan_chunks
+
+    if not trace_columns.available():
+        raise SystemExit("the C fast path is not in use (not built, or ACO_PURE_PYTHON=1)")
+    c_parse = trace_columns._trace_columns.decode
+    task = next(plan_chunks([path]))
+    data = task.read()
+    out = Path(tempfile.mkdtemp(prefix="bench-chunk-"))
+
+    def json_loop() -> None:
+        for line in data.split(b"\n"):
+            if line.strip():
+                json.loads(line)
+
+    def msgspec_decode() -> None:
+        with _cycle_collector_paused():
+            decode_chunk(split_lines(data), task.first_line)
+
+    def msgspec_read_chunk() -> None:
+        saved, trace_columns._trace_columns = trace_columns._trace_columns, None
+        try:
+            read_chunk(task)
+        finally:
+            trace_columns._trace_columns = saved
+
+    stages = {
+        "json.loads loop over its lines": json_loop,
+        "C parse alone (aco_lab._trace_columns.decode)": lambda: c_parse(
+            data, 1, trace_columns._OUTCOMES, trace_columns._LIMITS),
+        "C fast path into frames (decode_columns)": lambda: trace_columns.decode_columns(data),
+        "msgspec path into frames (decode_chunk)": msgspec_decode,
+        "read_chunk, C fast path": lambda: read_chunk(task),
+        "read_chunk, msgspec path": msgspec_read_chunk,
+        "write_chunk (read_chunk + warnings + Parquet)": lambda: write_chunk(task, out),
+    }
+    times: dict[str, list[float]] = {name: [] for name in stages}
+    for _ in range(repeat):
+        for name, stage in stages.items():
+            started = time.process_time()
+            stage()
+            times[name].append(time.process_time() - started)
+    shutil.rmtree(out, ignore_errors=True)
+    base = min(times["json.loads loop over its lines"])
+    lines = data.count(b"\n")
+    print(f"one chunk of {path}: {len(data) / 1e6:.1f} MB, {lines} lines; "
+          f"CPU ms, min of {repeat}; Polars threads {pl.thread_pool_size()}")
+    for name, values in times.items():
+        print(f"  {name:48s} {min(values) * 1e3:9.1f}  {min(values) / base:5.2f}x")
 
 
 if __name__ == "__main__":

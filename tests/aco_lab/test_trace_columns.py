@@ -104,9 +104,11 @@ TAKEN = {
         {"step_num": 1, "model_call": None}, {"step_num": 2, "tool_calls": []}])),
     "metadata shapes": json.dumps(trace(metadata={"a": {"b": [None, True, 1.5e3, "x"]}})),
     "metadata not an object": json.dumps(trace(metadata=[1, 2])),  # rejected late, the same
-    "unknown keys at every level": GOOD.replace('"step_num": 1', '"x": [{"y": null}], "step_num": 1')
+    "unknown keys at every level": GOOD
+    .replace('"step_num": 1', '"x": [{"y": null}], "step_num": 1')
     .replace('"tier": 2', '"extra": {"deep": [1, -2.5e-3, "s"]}, "tier": 2')
-    .replace('"tool_name"', '"z": false, "tool_name"').replace('"trace_id"', '"u": "v", "trace_id"'),
+    .replace('"tool_name"', '"z": false, "tool_name"')
+    .replace('"trace_id"', '"u": "v", "trace_id"'),
     "whitespace between tokens": GOOD.replace(": ", " :\t").replace(", ", " ,  ") + " \r",
     "minus zero int in a float field": GOOD.replace('"cost": 0.002', '"cost": -0'),
     "minus zero float": GOOD.replace('"cost": 0.002', '"cost": -0.0')
@@ -116,8 +118,10 @@ TAKEN = {
     .replace('"total_cost": 0.032', '"total_cost": 123456789012345678901234567890'),
     "long float": GOOD.replace('"cost": 0.002', '"cost": 0.1000000000000000055511151231257827'),
     "int limits": GOOD.replace('"input_tokens": 100', '"input_tokens": 9223372036854775807')
-    .replace('"output_tokens": 20', '"output_tokens": -0').replace('"step_num": 2', '"step_num": 2147483647'),
-    "schema_version missing": json.dumps({k: v for k, v in trace().items() if k != "schema_version"}),
+    .replace('"output_tokens": 20', '"output_tokens": -0')
+    .replace('"step_num": 2', '"step_num": 2147483647'),
+    "schema_version missing": json.dumps(
+        {k: v for k, v in trace().items() if k != "schema_version"}),
 }
 
 # Lines msgspec rejects: the fast path leaves them, and their problems are msgspec's.
@@ -138,7 +142,8 @@ REJECTED = {
     "null tool_calls": json.dumps(trace(steps=[{"step_num": 1, "tool_calls": None}])),
     "null steps": json.dumps(trace(steps=None)),
     "null verifier_called": json.dumps(trace(steps=[{"step_num": 1, "verifier_called": None}])),
-    "tokens above int64": GOOD.replace('"input_tokens": 100', '"input_tokens": 9223372036854775808'),
+    "tokens above int64": GOOD.replace('"input_tokens": 100',
+                                       '"input_tokens": 9223372036854775808'),
     "negative tokens": GOOD.replace('"input_tokens": 100', '"input_tokens": -1'),
     "step_num 0": GOOD.replace('"step_num": 1', '"step_num": 0'),
     "step_num above int32": GOOD.replace('"step_num": 1', '"step_num": 2147483648'),
