@@ -16,6 +16,8 @@ from operator import attrgetter
 
 import polars as pl
 
+from aco_lab import schema as S
+from aco_lab.strict_keys import unknown_key_problem
 from aco_lab.trace_columns import decode_columns
 from aco_lab.trace_parser import (
     LineProblem,
@@ -23,6 +25,7 @@ from aco_lab.trace_parser import (
     decode_chunk,
     raw_text,
     split_lines,
+    without_lines,
 )
 from aco_lab.validate import Rejection
 
@@ -80,8 +83,11 @@ def _chunk_from_ipc(
     return ChunkTables(runs, steps, tool_calls, rejected, lines_read)
 
 
-def read_chunk(task: ChunkTask) -> ChunkTables:
-    """Decode and check one chunk into tables (runs in a worker process for big inputs)."""
+def read_chunk(task: ChunkTask, strict: bool = False) -> ChunkTables:
+    """Decode and check one chunk into tables (runs in a worker process for big inputs).
+
+    strict: also reject lines with keys trace format v1 does not define (aco_lab/strict_keys.py).
+    """
     data = task.read()
     decoded = decode_columns(data, task.first_line)
     if decoded is None:  # no C fast path, or a line only msgspec decodes
@@ -90,11 +96,27 @@ def read_chunk(task: ChunkTask) -> ChunkTables:
     runs, steps, tool_calls, late = build_chunk_tables(task.file, decoded)
     read = len(decoded.numbers) + len(decoded.problems)
     problems = decoded.problems + _late_problems(data, task.first_line, late)
+    if strict and (refused := _unknown_key_problems(data, task.first_line, runs)):
+        runs, steps, tool_calls = without_lines((runs, steps, tool_calls),
+                                                [p.line for p in refused])
+        problems += refused
     rejected = [
         Rejection(task.file, p.line, f"{task.file}:{p.line}: {p.message}", p.raw)
         for p in sorted(problems, key=attrgetter("line"))
     ]
     return ChunkTables(runs, steps, tool_calls, tuple(rejected), read)
+
+
+def _unknown_key_problems(data: bytes, first_line: int, runs: pl.DataFrame
+                          ) -> list[LineProblem]:
+    """A problem per accepted line that carries a key trace format v1 does not define."""
+    lines = split_lines(data)
+    problems = []
+    for number in runs.get_column(S.LINE).to_list():
+        line = lines[number - first_line]
+        if message := unknown_key_problem(line):
+            problems.append(LineProblem(number, message, raw_text(line)))
+    return problems
 
 
 def _late_problems(data: bytes, first_line: int, late: list[tuple[int, str]]

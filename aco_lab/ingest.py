@@ -88,11 +88,13 @@ def ingest_traces(
     on_error: OnError = "fail",
     force: bool = False,
     workers: int | None = None,
+    strict: bool = False,
 ) -> IngestResult:
     """Read traces and write them as a partitioned Parquet dataset at out_dir, atomically.
 
     The input streams through chunk by chunk: each chunk is decoded, checked and written as
     Parquet by a worker process (for big inputs), so memory stays bounded whatever the size.
+    strict: a line with a key trace format v1 does not define is bad too (default: ignored).
     """
     check_on_error(on_error)
     out_dir = Path(out_dir)
@@ -108,13 +110,14 @@ def ingest_traces(
             others = [p for p in datasets + files if p not in digests]
             hashes = pool.submit(lambda: {p: describe_input(p) for p in others})
             totals = _write_all(datasets, files, staging, worker_count(files, workers),
-                                on_block=lambda path, block: digests[path].update(block))
+                                on_block=lambda path, block: digests[path].update(block),
+                                strict=strict)
             described = hashes.result()
         inputs = [described[p] if p in described else _describe_hashed(p, digests[p])
                   for p in datasets + files]
         if totals.rejected and on_error == "fail":
             raise TraceFormatError(format_problems(totals.rejected, totals.lines_read))
-        _finish(staging, out_dir, totals, build_manifest(totals, inputs, on_error))
+        _finish(staging, out_dir, totals, build_manifest(totals, inputs, on_error, strict))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -161,6 +164,7 @@ def _write_all(
     staging: Path,
     workers: int,
     on_block: Callable[[Path, memoryview], None] | None = None,
+    strict: bool = False,
 ) -> PartTotals:
     """Write every part (datasets first, then file chunks); drop runs whose trace_id repeats.
 
@@ -171,8 +175,8 @@ def _write_all(
         (None, write_part(read_dataset(path), staging, f"part-dataset{index}.parquet"))
         for index, path in enumerate(datasets)
     ]
-    chunks = map_chunks(partial(write_chunk, directory=staging), plan_chunks(files, on_block),
-                        workers)
+    chunks = map_chunks(partial(write_chunk, directory=staging, strict=strict),
+                        plan_chunks(files, on_block), workers)
     written: list[WrittenPart] = []
     for task, part in itertools.chain(from_datasets, chunks):
         duplicates = reject_duplicates(part.ids, ids, task)
@@ -187,9 +191,9 @@ def _write_all(
     )
 
 
-def write_chunk(task: ChunkTask, directory: Path) -> WrittenPart:
+def write_chunk(task: ChunkTask, directory: Path, strict: bool = False) -> WrittenPart:
     """Decode, check and write one chunk (in a worker process for big inputs)."""
-    chunk = read_chunk(task)
+    chunk = read_chunk(task, strict)
     tables = TraceTables(chunk.runs, chunk.steps, chunk.tool_calls, chunk.rejected,
                          build_cost_warnings(chunk.runs), chunk.lines_read)
     tag = hashlib.sha256(task.file.encode()).hexdigest()[:12]
@@ -300,7 +304,8 @@ def describe_input(path: Path) -> dict[str, Any]:
     return {"path": str(path), "bytes": target.stat().st_size, "sha256": digest.hexdigest()}
 
 
-def build_manifest(totals: PartTotals, inputs: list[dict], on_error: str) -> dict[str, Any]:
+def build_manifest(totals: PartTotals, inputs: list[dict], on_error: str, strict: bool = False
+                   ) -> dict[str, Any]:
     """The manifest of a dataset: versions, counts, inputs, partitioning and schemas."""
     return {
         "kind": DATASET_KIND,
@@ -309,6 +314,7 @@ def build_manifest(totals: PartTotals, inputs: list[dict], on_error: str) -> dic
         "aco_version": __version__,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "on_error": on_error,
+        "strict": strict,
         "counts": {
             "lines_read": totals.lines_read,
             "accepted": totals.runs,

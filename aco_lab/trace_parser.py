@@ -298,15 +298,21 @@ def build_chunk_tables(
     steps = _add_step_tool_totals(steps, tool_calls)
     runs = add_run_aggregates(runs, steps)
     if late:
-        bad_lines = pl.Series([line for line, _ in late], dtype=pl.Int64).implode()
-        keep = ~pl.col(S.LINE).is_in(bad_lines)
-        runs, steps, tool_calls = runs.filter(keep), steps.filter(keep), tool_calls.filter(keep)
+        runs, steps, tool_calls = without_lines((runs, steps, tool_calls),
+                                                [line for line, _ in late])
     return (
         runs.select(S.RUNS_SCHEMA.names()),
         steps.select(S.STEPS_SCHEMA.names()),
         tool_calls.select(S.TOOL_CALLS_SCHEMA.names()),
         late,
     )
+
+
+def without_lines(frames: Sequence[pl.DataFrame], lines: Sequence[int]
+                  ) -> tuple[pl.DataFrame, ...]:
+    """Tables of one chunk without the rows that came from some of its lines."""
+    keep = ~pl.col(S.LINE).is_in(pl.Series(lines, dtype=pl.Int64).implode())
+    return tuple(frame.filter(keep) for frame in frames)
 
 
 def _owner_index(counts: np.ndarray) -> tuple[pl.Series, pl.Series]:

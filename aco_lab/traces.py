@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -107,16 +108,20 @@ def is_dataset(path: str | Path) -> bool:
 
 
 def read_traces(
-    paths: Iterable[str | Path] | str | Path, on_error: OnError = "fail", workers: int | None = None
+    paths: Iterable[str | Path] | str | Path,
+    on_error: OnError = "fail",
+    workers: int | None = None,
+    strict: bool = False,
 ) -> TraceTables:
     """Load traces from JSONL files, globs, directories or ingested datasets into tables.
 
     on_error="fail" raises TraceFormatError naming the first bad lines and their count;
     "skip" keeps going and returns every bad line in `rejected`. workers: processes that
     decode chunks (None: up to MAX_WORKERS when the input is at least PARALLEL_MIN_BYTES).
+    strict: a line with a key trace format v1 does not define is bad too (default: ignored).
     """
     check_on_error(on_error)
-    tables = concat_tables(list(iter_trace_tables(paths, workers)))
+    tables = concat_tables(list(iter_trace_tables(paths, workers, strict)))
     log.info("read %d lines: %d accepted, %d rejected, %d warnings",
              tables.lines_read, tables.runs.height, len(tables.rejected), len(tables.warnings))
     if tables.rejected and on_error == "fail":
@@ -142,7 +147,7 @@ def format_problems(rejected: Sequence[Rejection], lines_read: int) -> str:
 
 
 def iter_trace_tables(
-    paths: Iterable[str | Path] | str | Path, workers: int | None = None
+    paths: Iterable[str | Path] | str | Path, workers: int | None = None, strict: bool = False
 ) -> Iterator[TraceTables]:
     """The inputs as a stream of checked TraceTables, chunk by chunk, in input order.
 
@@ -156,7 +161,8 @@ def iter_trace_tables(
     for path in given:
         if is_dataset(path):
             yield check_part(_read_dataset_tables(Path(path)), ids)
-    for task, chunk in map_chunks(read_chunk, plan_chunks(files), worker_count(files, workers)):
+    read = partial(read_chunk, strict=strict) if strict else read_chunk
+    for task, chunk in map_chunks(read, plan_chunks(files), worker_count(files, workers)):
         part = TraceTables(chunk.runs, chunk.steps, chunk.tool_calls, chunk.rejected,
                            lines_read=chunk.lines_read)
         yield check_part(part, ids, task)

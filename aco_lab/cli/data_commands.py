@@ -8,6 +8,9 @@ import click
 from aco_lab.ingest import ingest_traces
 from aco_lab.traces import read_traces
 
+STRICT_HELP = ("Also refuse lines with keys trace format v1 does not define (a misspelt "
+               "optional key, say); by default they are ignored.")
+
 
 def _summary(read: int, accepted: int, rejected: int) -> str:
     return f"read={read} accepted={accepted} rejected={rejected}"
@@ -16,13 +19,14 @@ def _summary(read: int, accepted: int, rejected: int) -> str:
 @click.command("validate")
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of lines.")
-def validate_command(paths: tuple[str, ...], as_json: bool) -> None:
+@click.option("--strict", is_flag=True, help=STRICT_HELP)
+def validate_command(paths: tuple[str, ...], as_json: bool, strict: bool) -> None:
     """Check every line of trace files (files, globs, dirs); exit 1 if any line is bad.
 
     Prints each problem as FILE:LINE: field.path: message, then each warning prefixed with
     `warning: `, then `read=N accepted=A rejected=R`, all on stdout.
     """
-    tables = read_traces(paths, on_error="skip")
+    tables = read_traces(paths, on_error="skip", strict=strict)
     summary = _summary(tables.lines_read, tables.runs.height, len(tables.rejected))
     if as_json:
         problems = [{"file": r.file, "line": r.line, "error": r.error} for r in tables.rejected]
@@ -47,11 +51,13 @@ def validate_command(paths: tuple[str, ...], as_json: bool) -> None:
               help="fail: stop at bad lines and write nothing; skip: keep them in rejected.jsonl.")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty --out directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
+@click.option("--strict", is_flag=True, help=STRICT_HELP)
 def ingest_command(
-    paths: tuple[str, ...], out_dir: Path, on_error: str, force: bool, as_json: bool
+    paths: tuple[str, ...], out_dir: Path, on_error: str, force: bool, as_json: bool,
+    strict: bool,
 ) -> None:
     """Write trace files as a Parquet dataset (partitioned by source), atomically."""
-    result = ingest_traces(list(paths), out_dir, on_error=on_error, force=force)
+    result = ingest_traces(list(paths), out_dir, on_error=on_error, force=force, strict=strict)
     if as_json:
         fields = ("lines_read", "accepted", "rejected", "warnings", "steps", "tool_calls")
         click.echo(json.dumps({"out_dir": str(result.out_dir),

@@ -100,3 +100,34 @@ def test_real_cli_exits_1_on_a_bad_file(bad_file: Path) -> None:
     done = subprocess.run([str(exe), "validate", str(bad_file)], capture_output=True, text=True)
     assert done.returncode == 1
     assert done.stdout.splitlines()[-1] == "read=4 accepted=2 rejected=2"
+
+
+@pytest.fixture
+def misspelt_file(tmp_path: Path) -> Path:
+    path = tmp_path / "misspelt.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "trace_id": "b",
+                                                           "task_tpye": "coding"}) + "\n")
+    return path
+
+
+def test_validate_strict_names_unknown_keys(misspelt_file: Path) -> None:
+    assert CliRunner().invoke(main, ["validate", str(misspelt_file)]).exit_code == 0
+    result = CliRunner().invoke(main, ["validate", "--strict", str(misspelt_file)])
+    assert result.exit_code == 1
+    problem, summary = result.stdout.splitlines()
+    assert problem.startswith(f'{misspelt_file}:2: task_tpye: not a field of trace format v1 '
+                              '(did you mean "task_type"?)')
+    assert summary == "read=2 accepted=1 rejected=1"
+
+
+def test_ingest_strict_keeps_the_refused_line_and_records_strict(tmp_path: Path,
+                                                                  misspelt_file: Path) -> None:
+    out = tmp_path / "dataset"
+    result = CliRunner().invoke(main, ["ingest", "--strict", "--on-error", "skip",
+                                       "--out", str(out), str(misspelt_file)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "read=2 accepted=1 rejected=1\n"
+    rejected = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["raw"]) for r in rejected] == [(2, misspelt_file.read_text()
+                                                          .splitlines()[1])]
+    assert json.loads((out / "manifest.json").read_text())["strict"] is True
