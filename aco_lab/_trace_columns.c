@@ -187,7 +187,13 @@ enum { MC_MODEL_ID, MC_TIER, MC_COST, MC_INPUT_TOKENS, MC_OUTPUT_TOKENS, MC_CACH
        N_MODEL_FIELDS };
 enum { TC_TOOL_NAME, TC_SUCCESS, TC_COST, TC_LATENCY_MS, N_TOOL_FIELDS };
 
-#define TIER_RANGE -1, -1 /* replaced by the limits at run time (see int_range) */
+/* Ranges (and a default) given by the caller's limits at each call, not fixed here. */
+#define FROM_LIMITS_TIER (-1)
+#define FROM_LIMITS_SCHEMA_VERSION (-2)
+#define FROM_LIMITS_DIFFICULTY (-3)
+#define TIER_RANGE FROM_LIMITS_TIER, FROM_LIMITS_TIER
+#define SCHEMA_VERSION_RANGE FROM_LIMITS_SCHEMA_VERSION, FROM_LIMITS_SCHEMA_VERSION
+#define DIFFICULTY_RANGE FROM_LIMITS_DIFFICULTY, FROM_LIMITS_DIFFICULTY
 #define I32_MAX 2147483647LL
 
 static Field TRACE_FIELDS[N_TRACE_FIELDS] = {
@@ -197,10 +203,11 @@ static Field TRACE_FIELDS[N_TRACE_FIELDS] = {
     {"final_outcome", F_STR, REQUIRED, C_OUTCOME, 0, 0, R_FINAL_OUTCOME, 0, 0},
     {"task_success", F_BOOL, REQUIRED | NULLABLE, C_NONE, 0, 0, R_TASK_SUCCESS, 0, 0},
     {"total_cost", F_FLOAT, REQUIRED, C_GE0, 0, 0, R_TOTAL_COST, 0, 0},
-    {"schema_version", F_INT, 0, C_NONE, -2, -2, R_SCHEMA_VERSION, 1, -2},
+    {"schema_version", F_INT, 0, C_NONE, SCHEMA_VERSION_RANGE, R_SCHEMA_VERSION, 1,
+     FROM_LIMITS_SCHEMA_VERSION},
     {"request_id", F_STR, NULLABLE, C_NONE, 0, 0, R_REQUEST_ID, 0, 0},
     {"task_type", F_STR, NULLABLE, C_NONE, 0, 0, R_TASK_TYPE, 0, 0},
-    {"difficulty", F_INT, NULLABLE, C_NONE, -3, -3, R_DIFFICULTY, 0, 0},
+    {"difficulty", F_INT, NULLABLE, C_NONE, DIFFICULTY_RANGE, R_DIFFICULTY, 0, 0},
     {"predicted_tier", F_INT, NULLABLE, C_NONE, TIER_RANGE, R_PREDICTED_TIER, 0, 0},
     {"timestamp", F_STR, NULLABLE, C_NONE, 0, 0, R_TIMESTAMP, 0, 0},
     {"source", F_STR, NULLABLE, C_NONE, 0, 0, R_SOURCE, 0, 0},
@@ -550,9 +557,12 @@ static int skip_value(Parser *ps, int depth) {
 }
 
 static void int_range(const Parser *ps, const Field *f, int64_t *lo, int64_t *hi) {
-    if (f->lo == -1) { *lo = ps->limits.min_tier; *hi = ps->limits.max_tier; }
-    else if (f->lo == -2) { *lo = *hi = ps->limits.schema_version; }
-    else if (f->lo == -3) { *lo = ps->limits.min_difficulty; *hi = ps->limits.max_difficulty; }
+    if (f->lo == FROM_LIMITS_TIER) { *lo = ps->limits.min_tier; *hi = ps->limits.max_tier; }
+    else if (f->lo == FROM_LIMITS_SCHEMA_VERSION) { *lo = *hi = ps->limits.schema_version; }
+    else if (f->lo == FROM_LIMITS_DIFFICULTY) {
+        *lo = ps->limits.min_difficulty;
+        *hi = ps->limits.max_difficulty;
+    }
     else { *lo = f->lo; *hi = f->hi; }
 }
 
@@ -573,9 +583,9 @@ static int check_outcome(const Parser *ps, const Slot *s) {
 static int parse_object(Parser *ps, const Field *fields, int n_fields, Slot *slots,
                         Slot *model_slots);
 
-/* steps: [Step, ...]; each step's rows (and its tool calls') appended as it ends */
-static int parse_steps(Parser *ps, int64_t *count);
-static int parse_tool_calls(Parser *ps, int64_t *count);
+static int parse_array(Parser *ps, int (*element)(Parser *), int64_t *count);
+static int parse_step(Parser *ps);
+static int parse_tool_call(Parser *ps);
 
 static int parse_field(Parser *ps, const Field *f, Slot *slot, Slot *model_slots) {
     int rc;
@@ -624,9 +634,9 @@ static int parse_field(Parser *ps, const Field *f, Slot *slot, Slot *model_slots
             if (literal(ps, "false", 5)) { slot->i = 0; return 0; }
             return LEAVE;
         case F_STEPS:
-            return parse_steps(ps, &slot->i);
+            return parse_array(ps, parse_step, &slot->i);
         case F_TOOL_CALLS:
-            return parse_tool_calls(ps, &slot->i);
+            return parse_array(ps, parse_tool_call, &slot->i);
         case F_MODEL_CALL:
             for (int k = 0; k < N_MODEL_FIELDS; k++) model_slots[k].state = MISSING;
             return parse_object(ps, MODEL_FIELDS, N_MODEL_FIELDS, model_slots, NULL);
@@ -690,7 +700,7 @@ static int emit(Parser *ps, const Field *f, const Slot *s) {
         return col_null(c);
     if (s->state == MISSING) {
         if (f->type == F_RAW) return col_bytes(c, "null", 4);
-        int64_t v = f->dflt == -2 ? ps->limits.schema_version : f->dflt;
+        int64_t v = f->dflt == FROM_LIMITS_SCHEMA_VERSION ? ps->limits.schema_version : f->dflt;
         if (c->kind == K_BOOL) { uint8_t b = (uint8_t)v; return col_value(c, &b); }
         return col_value(c, &v);
     }
@@ -717,17 +727,16 @@ static int emit_fields(Parser *ps, const Field *fields, int n_fields, const Slot
     return 0;
 }
 
-static int parse_tool_calls(Parser *ps, int64_t *count) {
+/* A JSON array of objects, each parsed (and its rows appended) by `element`. */
+static int parse_array(Parser *ps, int (*element)(Parser *), int64_t *count) {
     int rc;
-    Slot slots[N_TOOL_FIELDS];
     *count = 0;
     if (*ps->p != '[') return LEAVE;
     ps->p++;
     skip_ws(ps);
     if (ps->p < ps->end && *ps->p == ']') { ps->p++; return 0; }
     for (;;) {
-        if ((rc = parse_object(ps, TOOL_FIELDS, N_TOOL_FIELDS, slots, NULL)) < 0) return rc;
-        if ((rc = emit_fields(ps, TOOL_FIELDS, N_TOOL_FIELDS, slots)) < 0) return rc;
+        if ((rc = element(ps)) < 0) return rc;
         ++*count;
         skip_ws(ps);
         if (ps->p >= ps->end) return LEAVE;
@@ -737,32 +746,26 @@ static int parse_tool_calls(Parser *ps, int64_t *count) {
     }
 }
 
-static int parse_steps(Parser *ps, int64_t *count) {
+static int parse_tool_call(Parser *ps) {
+    int rc;
+    Slot slots[N_TOOL_FIELDS];
+    if ((rc = parse_object(ps, TOOL_FIELDS, N_TOOL_FIELDS, slots, NULL)) < 0) return rc;
+    return emit_fields(ps, TOOL_FIELDS, N_TOOL_FIELDS, slots);
+}
+
+/* A step's row, after its tool calls' rows (appended while its tool_calls were parsed). */
+static int parse_step(Parser *ps) {
     int rc;
     Slot slots[N_STEP_FIELDS], model[N_MODEL_FIELDS];
-    *count = 0;
-    if (*ps->p != '[') return LEAVE;
-    ps->p++;
-    skip_ws(ps);
-    if (ps->p < ps->end && *ps->p == ']') { ps->p++; return 0; }
-    for (;;) {
-        if ((rc = parse_object(ps, STEP_FIELDS, N_STEP_FIELDS, slots, model)) < 0) return rc;
-        if ((rc = emit_fields(ps, STEP_FIELDS, N_STEP_FIELDS, slots)) < 0) return rc;
-        int64_t calls = slots[ST_TOOL_CALLS].state == PRESENT ? slots[ST_TOOL_CALLS].i : 0;
-        if ((rc = emit_count(ps, S_N_TOOL_CALLS, calls)) < 0) return rc;
-        if (slots[ST_MODEL_CALL].state == PRESENT) {
-            if ((rc = emit_fields(ps, MODEL_FIELDS, N_MODEL_FIELDS, model)) < 0) return rc;
-        } else {
-            for (int col = S_MODEL_ID; col <= S_OUTPUT_TEXT; col++)
-                if ((rc = col_null(&ps->cols[col])) < 0) return rc;
-        }
-        ++*count;
-        skip_ws(ps);
-        if (ps->p >= ps->end) return LEAVE;
-        if (*ps->p == ',') { ps->p++; continue; }
-        if (*ps->p == ']') { ps->p++; return 0; }
-        return LEAVE;
-    }
+    if ((rc = parse_object(ps, STEP_FIELDS, N_STEP_FIELDS, slots, model)) < 0) return rc;
+    if ((rc = emit_fields(ps, STEP_FIELDS, N_STEP_FIELDS, slots)) < 0) return rc;
+    int64_t calls = slots[ST_TOOL_CALLS].state == PRESENT ? slots[ST_TOOL_CALLS].i : 0;
+    if ((rc = emit_count(ps, S_N_TOOL_CALLS, calls)) < 0) return rc;
+    if (slots[ST_MODEL_CALL].state == PRESENT)
+        return emit_fields(ps, MODEL_FIELDS, N_MODEL_FIELDS, model);
+    for (int col = S_MODEL_ID; col <= S_OUTPUT_TEXT; col++)
+        if ((rc = col_null(&ps->cols[col])) < 0) return rc;
+    return 0;
 }
 
 static int parse_line(Parser *ps) {
