@@ -262,6 +262,7 @@ typedef struct {
     Buf scratch; /* strings with escapes, decoded; reset every line */
     Column cols[N_COLUMNS];
     Limits limits;
+    int unknown_key; /* the line has a key trace format v1 does not define (not in metadata) */
     PyObject *outcomes[MAX_OUTCOMES]; /* bytes */
     Py_ssize_t n_outcomes;
 } Parser;
@@ -676,6 +677,7 @@ static int parse_object(Parser *ps, const Field *fields, int n_fields, Slot *slo
         int k = key.len ? match_field(fields, n_fields, key.s, key.len) : -1;
         ps->scratch.n = scratch_mark;
         if (k < 0) {
+            ps->unknown_key = 1;
             if ((rc = skip_value(ps, 1)) < 0) return rc;
         } else {
             if (slots[k].state != MISSING) return LEAVE; /* a duplicate key */
@@ -829,14 +831,15 @@ error:
 }
 
 PyDoc_STRVAR(decode_doc,
-"decode(data, first_line, outcomes, limits) -> (numbers, left, tables)\n\n"
+"decode(data, first_line, outcomes, limits) -> (numbers, left, tables, unknown)\n\n"
 "Parse a chunk of JSONL (whole lines) into the columns of the runs, steps and tool-call\n"
 "tables. numbers: int64 line numbers (in the file) of the lines taken, as bytes; left: the\n"
 "indices (in the chunk) of the non-blank lines not taken, for msgspec to decode; tables:\n"
 "the runs, steps and tool-call columns, each (name, Arrow type name, nulls, values, valid,\n"
 "offsets): a byte per value or row, offsets (int64) for strings, None for the others.\n"
 "outcomes: the allowed final_outcome values as bytes; limits: (schema_version, min_tier,\n"
-"max_tier, min_difficulty, max_difficulty).");
+"max_tier, min_difficulty, max_difficulty). unknown: int64 line numbers, as bytes, of the\n"
+"lines taken that carry a key trace format v1 does not define (metadata not looked into).");
 
 static PyObject *decode(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_buffer view;
@@ -849,7 +852,8 @@ static PyObject *decode(PyObject *Py_UNUSED(self), PyObject *args) {
                           &ps.limits.min_difficulty, &ps.limits.max_difficulty))
         return NULL;
     PyObject *result = NULL, *left = NULL, *columns = NULL, *numbers_obj = NULL;
-    Buf numbers = {0};
+    PyObject *unknown_obj = NULL;
+    Buf numbers = {0}, unknown = {0};
     ps.n_outcomes = PyTuple_GET_SIZE(outcomes);
     if (ps.n_outcomes > MAX_OUTCOMES) {
         PyErr_SetString(PyExc_ValueError, "too many outcomes");
@@ -879,6 +883,7 @@ static PyObject *decode(PyObject *Py_UNUSED(self), PyObject *args) {
             ps.scratch.n = 0;
             ps.p = line;
             ps.end = eol;
+            ps.unknown_key = 0;
             int rc = parse_line(&ps);
             if (rc == FAIL) goto done;
             if (rc == LEAVE) {
@@ -889,6 +894,7 @@ static PyObject *decode(PyObject *Py_UNUSED(self), PyObject *args) {
             } else {
                 int64_t number = (int64_t)(first_line + index);
                 if (buf_put(&numbers, &number, sizeof number) < 0) goto done;
+                if (ps.unknown_key && buf_put(&unknown, &number, sizeof number) < 0) goto done;
             }
         }
         line = eol + 1;
@@ -906,12 +912,15 @@ static PyObject *decode(PyObject *Py_UNUSED(self), PyObject *args) {
         }
     }
     if ((numbers_obj = buf_take(&numbers)) == NULL) goto done;
-    result = PyTuple_Pack(3, numbers_obj, left, columns);
+    if ((unknown_obj = buf_take(&unknown)) == NULL) goto done;
+    result = PyTuple_Pack(4, numbers_obj, left, columns, unknown_obj);
 done:
     Py_XDECREF(numbers_obj);
+    Py_XDECREF(unknown_obj);
     Py_XDECREF(left);
     Py_XDECREF(columns);
     buf_free(&numbers);
+    buf_free(&unknown);
     parser_free(&ps);
     PyBuffer_Release(&view);
     return result;

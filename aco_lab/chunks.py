@@ -20,6 +20,7 @@ from aco_lab import schema as S
 from aco_lab.strict_keys import unknown_key_problem
 from aco_lab.trace_columns import decode_columns
 from aco_lab.trace_parser import (
+    DecodedChunk,
     LineProblem,
     build_chunk_tables,
     decode_chunk,
@@ -96,7 +97,7 @@ def read_chunk(task: ChunkTask, strict: bool = False) -> ChunkTables:
     runs, steps, tool_calls, late = build_chunk_tables(task.file, decoded)
     read = len(decoded.numbers) + len(decoded.problems)
     problems = decoded.problems + _late_problems(data, task.first_line, late)
-    if strict and (refused := _unknown_key_problems(data, task.first_line, runs)):
+    if strict and (refused := _unknown_key_problems(data, task.first_line, runs, decoded)):
         runs, steps, tool_calls = without_lines((runs, steps, tool_calls),
                                                 [p.line for p in refused])
         problems += refused
@@ -107,12 +108,18 @@ def read_chunk(task: ChunkTask, strict: bool = False) -> ChunkTables:
     return ChunkTables(runs, steps, tool_calls, tuple(rejected), read)
 
 
-def _unknown_key_problems(data: bytes, first_line: int, runs: pl.DataFrame
-                          ) -> list[LineProblem]:
-    """A problem per accepted line that carries a key trace format v1 does not define."""
+def _unknown_key_problems(data: bytes, first_line: int, runs: pl.DataFrame,
+                          decoded: DecodedChunk) -> list[LineProblem]:
+    """A problem per accepted line that carries a key trace format v1 does not define.
+
+    The C fast path flags those lines as it parses; after msgspec every line is looked at.
+    """
+    candidates = runs.get_column(S.LINE)
+    if decoded.unknown_key_lines is not None:
+        candidates = candidates.filter(candidates.is_in(decoded.unknown_key_lines))
     lines = split_lines(data)
     problems = []
-    for number in runs.get_column(S.LINE).to_list():
+    for number in candidates.to_list():
         line = lines[number - first_line]
         if message := unknown_key_problem(line):
             problems.append(LineProblem(number, message, raw_text(line)))

@@ -46,7 +46,7 @@ def decode_columns(data: bytes, first_line: int = 1) -> DecodedChunk | None:
     """
     if _trace_columns is None:
         return None
-    numbers, left, tables = _trace_columns.decode(data, first_line, _OUTCOMES, _LIMITS)
+    numbers, left, tables, unknown = _trace_columns.decode(data, first_line, _OUTCOMES, _LIMITS)
     problems: list[LineProblem] = []
     if left:
         lines = split_lines(data)
@@ -57,7 +57,7 @@ def decode_columns(data: bytes, first_line: int = 1) -> DecodedChunk | None:
             problems += bad
     runs, steps, tool_calls = (_frame(columns) for columns in tables)
     return DecodedChunk(np.frombuffer(numbers, np.int64).tolist(), _with_request_ids(runs),
-                        steps, tool_calls, problems)
+                        steps, tool_calls, problems, np.frombuffer(unknown, np.int64).tolist())
 
 
 def _frame(columns: tuple[tuple, ...]) -> pl.DataFrame:

@@ -11,7 +11,8 @@ must, and pays the cycle collector's passes over millions of dicts), the CPU tim
 child's process tree (user + system, worker processes included: robust to other load on the
 machine, unlike wall time) and the peak resident memory of that tree, sampled from /proc every
 20 ms. Goal: ingest <= 0.5x the json.loads loop's wall time, < 4 GB. The mode `pure` is ingest
-with ACO_PURE_PYTHON=1: every line decoded by msgspec, as without the C fast path.
+with ACO_PURE_PYTHON=1: every line decoded by msgspec, as without the C fast path; `strict` and
+`strict-pure` the same two with strict reading (unknown keys rejected).
 
 --breakdown instead times the stages of one chunk in this process (CPU, min of 9, interleaved):
 the json.loads loop over its lines, the C parse alone, each decoding path, read_chunk and
@@ -36,10 +37,11 @@ from process_memory import tree_rss_bytes  # scripts/: run as `python scripts/be
 
 # What each child runs; it prints its own wall time for the work (no interpreter start-up).
 INGEST_CODE = """
-import sys, time
+import os, sys, time
 from aco_lab.ingest import ingest_traces
 t = time.perf_counter()
-result = ingest_traces([sys.argv[1]], sys.argv[2], on_error="skip", force=True)
+result = ingest_traces([sys.argv[1]], sys.argv[2], on_error="skip", force=True,
+                       strict=bool(os.environ.get("BENCH_STRICT")))
 print(time.perf_counter() - t)
 print(result, file=sys.stderr)
 """
@@ -70,13 +72,18 @@ print(tables.lines_read, tables.runs.height, len(tables.rejected), file=sys.stde
 """,
     "ingest (validate + Parquet)": INGEST_CODE,
     "ingest, msgspec path only": INGEST_CODE,
+    "ingest --strict": INGEST_CODE,
+    "ingest --strict, msgspec path": INGEST_CODE,
 }
-MODE_ENV = {"ingest, msgspec path only": {"ACO_PURE_PYTHON": "1"}}
+MODE_ENV = {"ingest, msgspec path only": {"ACO_PURE_PYTHON": "1"},
+            "ingest --strict": {"BENCH_STRICT": "1"},
+            "ingest --strict, msgspec path": {"BENCH_STRICT": "1", "ACO_PURE_PYTHON": "1"}}
 
 
 KEPT = "json.loads, objects kept"
 MODE_KEYS = {"json": "json.loads loop", "kept": KEPT, "read": "read_traces (validate)",
-             "ingest": "ingest (validate + Parquet)", "pure": "ingest, msgspec path only"}
+             "ingest": "ingest (validate + Parquet)", "pure": "ingest, msgspec path only",
+             "strict": "ingest --strict", "strict-pure": "ingest --strict, msgspec path"}
 
 
 def run_child(code: str, args: list[str], env: dict[str, str] | None = None

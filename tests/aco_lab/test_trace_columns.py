@@ -1,7 +1,8 @@
 """aco_lab._trace_columns (the C fast path) against msgspec's decoding of the same lines.
 
 The rule under test: for any chunk, the fast path either declines it (None) or gives exactly
-what `trace_parser.decode_chunk` gives: the same frames bit for bit, line numbers and problems.
+what `trace_parser.decode_chunk` gives: the same frames bit for bit, line numbers and problems
+(and it flags the lines with unknown keys that strict reading rejects).
 """
 
 import gzip
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import polars as pl
 import pytest
@@ -18,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
+from aco_lab.strict_keys import unknown_keys
 from aco_lab.trace_columns import available, decode_columns
 from aco_lab.trace_parser import DecodedChunk, decode_chunk, split_lines
 
@@ -37,9 +40,13 @@ def assert_same_decoding(data: bytes, first_line: int = 1) -> DecodedChunk | Non
     fast = decode_columns(data, first_line)
     if fast is None:
         return None
-    slow = decode_chunk(split_lines(data), first_line)
+    lines = split_lines(data)
+    slow = decode_chunk(lines, first_line)
     assert fast.numbers == slow.numbers
     assert fast.problems == slow.problems
+    assert fast.unknown_key_lines == [  # what strict reading would look at, flagged in C
+        number for number in slow.numbers
+        if unknown_keys(msgspec.json.decode(lines[number - first_line]))]
     for table in TABLES:
         got, want = getattr(fast, table), getattr(slow, table)
         assert_frame_equal(got, want, check_exact=True)
@@ -322,15 +329,18 @@ def test_real_routerbench_and_tau_bench_traces_are_taken_whole(routerbench_dir: 
 READ_TABLES = """
 import io, sys
 from aco_lab.traces import read_traces
-tables = read_traces(sys.argv[1:], on_error="skip")
+tables = read_traces(sys.argv[2:], on_error="skip", strict=sys.argv[1] == "strict")
 for frame in (tables.runs, tables.steps, tables.tool_calls):
     buffer = io.BytesIO(); frame.write_ipc(buffer); sys.stdout.buffer.write(buffer.getvalue())
 print(len(tables.rejected), [r.error for r in tables.rejected], file=sys.stderr)
 """
 
 
-def test_read_traces_gives_the_same_tables_without_the_fast_path(tmp_path: Path) -> None:
+@pytest.mark.parametrize("strict", [False, True])
+def test_read_traces_gives_the_same_tables_without_the_fast_path(tmp_path: Path, strict: bool
+                                                                  ) -> None:
     taken = [line(trace(trace_id=f"t{i}")) for i in range(50)]
+    taken[30] = line(trace(trace_id="t30", difficuly=2))
     taken[10] = REJECTED["tier 6"].encode()
     taken[20] = TAKEN["escapes"].replace('"t1"', '"t20"').encode()
     declined = [line(trace(trace_id=f"d{i}")) for i in range(5)]
@@ -339,9 +349,10 @@ def test_read_traces_gives_the_same_tables_without_the_fast_path(tmp_path: Path)
     for path, lines in zip(paths, (taken, declined), strict=True):
         path.write_bytes(b"\n".join(lines) + b"\n")
     outputs = [
-        subprocess.run([sys.executable, "-c", READ_TABLES, *map(str, paths)],
+        subprocess.run([sys.executable, "-c", READ_TABLES, "strict" if strict else "-",
+                        *map(str, paths)],
                        capture_output=True, check=True, env={**os.environ, "ACO_PURE_PYTHON": flag})
         for flag in ("", "1")
     ]
     assert outputs[0].stdout == outputs[1].stdout and outputs[0].stderr == outputs[1].stderr
-    assert outputs[0].stderr.startswith(b"1 ")
+    assert outputs[0].stderr.startswith(b"2 " if strict else b"1 ")
