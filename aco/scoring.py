@@ -6,14 +6,15 @@ originals (parity tests: 1e-9 against ``Booster.predict(raw_score=True)``).
 
 LightGBM trees. Every tree of the model is laid out in one table of entries (internal
 nodes and leaves), children of a node side by side, so "go right" is ``left + 1``; a leaf
-points to itself and never moves. All trees of all rows then descend together, one level
-per step: gather the entries, gather the feature values, compare, step. Missing values are
-handled as LightGBM does (``NumericalDecision`` in its tree.h): per node, NaN goes to the
+points to itself. `compile_lgbm` checks those tables and builds what the walks need: the C
+module's packed trees (``aco._native``, when built), and the numpy walk's bit-vector tables
+(``aco.tree_walk``; trees wider than 64 leaves descend level by level instead). Missing values
+are handled as LightGBM does (``NumericalDecision`` in its tree.h): per node, NaN goes to the
 default side when the node's missing_type is NaN, else NaN counts as 0.0; with missing_type
 Zero, 0.0 (|x| <= 1e-35f) and NaN go to the default side. Rather than branching per node,
-each call builds the few variants of X the model needs (NaN -> 0, NaN -> -inf/+inf, zero ->
--inf/+inf), and each node reads its feature from the variant that sends its missing values
-the right way; -inf always goes left, +inf always right.
+the numpy walk builds the few variants of X the model needs (NaN -> 0, NaN -> -inf/+inf,
+zero -> -inf/+inf), and each node reads its feature from the variant that sends its missing
+values the right way; -inf always goes left, +inf always right.
 """
 
 from __future__ import annotations
@@ -22,28 +23,32 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from itertools import count
 from typing import Any
 
 import numpy as np
 
 from aco.errors import BundleError
 from aco.native import native as _native
+from aco.tree_walk import (
+    MISSING_NONE,
+    MISSING_ZERO_LEFT,
+    MISSING_ZERO_RIGHT,
+    alive_with_plan,
+    bit_vector_tables,
+    exit_values,
+    leaf_values_bits,
+    leaf_values_levels,
+    sweep_plan,
+    x_variants,
+)
 
 LGBM_KIND = "lgbm_trees"
 LINEAR_KIND = "linear"
 KNN_KIND = "knn"
 LGBM_LAYOUT_VERSION = 1
 
-# Missing-value codes of a node (the variant of X it reads), see the module docstring.
-MISSING_NONE, MISSING_NAN_LEFT, MISSING_NAN_RIGHT, MISSING_ZERO_LEFT, MISSING_ZERO_RIGHT = range(5)
-ZERO_THRESHOLD = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (a float literal)
 CHUNK_CELLS = 4_000_000  # rows x nodes per pass for large batches: bounds the work arrays
-PLAN_CACHE_SIZE = 64  # shared-row plans kept per model (one per set of varying columns)
 COMPILED_CACHE_SIZE = 8  # compiled models kept per process (one router usually needs one)
-
-_ALL_LEAVES = (1 << 64) - 1
-_ALL = np.uint64(_ALL_LEAVES)
 
 
 # -- LightGBM --------------------------------------------------------------------------------
@@ -74,7 +79,7 @@ class CompiledTrees:
     roots: np.ndarray | None = None
     depth: int = 0
     native: Any = None  # aco._native.Trees over the same tables, when the C module is built
-    plans: dict = field(default_factory=dict, repr=False, compare=False)  # see _shared_plan
+    plans: dict = field(default_factory=dict, repr=False, compare=False)  # see aco.tree_walk
 
 
 def compile_lgbm(model: Mapping[str, Any]) -> CompiledTrees:
@@ -98,10 +103,10 @@ def compile_lgbm(model: Mapping[str, Any]) -> CompiledTrees:
     slot[list(variants)] = np.arange(len(variants))
     num_features = int(model["num_features"])
     col = slot[missing] * num_features + feature
-    tables = _bit_vector_tables(roots, left, value)
+    tables = bit_vector_tables(roots, left, value)
     wide = tables is None  # some tree has more than 64 leaves
     if wide:
-        tables = _bit_vector_tables(roots[:0], left, value)
+        tables = bit_vector_tables(roots[:0], left, value)
     nodes, masks, starts, node_tree, leaf_base, leaf_value = tables
     return CompiledTrees(
         num_class=int(model["num_class"]),
@@ -159,56 +164,6 @@ def _check_tables(feature: np.ndarray, left: np.ndarray, missing: np.ndarray, va
                           "them); retrain with aco-lab")
 
 
-def _bit_vector_tables(roots: np.ndarray, left: np.ndarray, value: np.ndarray) -> tuple | None:
-    """QuickScorer tables; None when a tree has more than 64 leaves (one uint64 per node)."""
-    nodes: list[int] = []  # entry of each internal node; -1: a single-leaf tree's dummy node
-    masks: list[int] = []
-    starts, node_tree, leaf_base, leaf_value = [], [], [], []
-    for tree, root in enumerate(roots.tolist()):
-        starts.append(len(nodes))
-        leaf_base.append(len(leaf_value) - 1)  # exit exponents count from 1
-        first_leaf = len(leaf_value)
-        # In-order walk (explicit stack): leaves come out left to right, so a subtree's
-        # leaves are a contiguous range of numbers; a node going right kills its left range.
-        stack: list[tuple[int, int]] = [(root, 0)]
-        pending: list[int] = []  # internal nodes waiting for the end of their left subtree
-        for steps in count():
-            if not stack:
-                break
-            if steps > 3 * len(left):  # each entry is pushed at most twice: a cycle
-                raise BundleError("model: a LightGBM tree does not end in leaves (a cycle); "
-                                  "retrain with aco-lab")
-            entry, state = stack.pop()
-            child = int(left[entry])
-            if state == 1:  # left subtree done: its leaves are [start, now)
-                start = pending.pop()
-                nodes.append(entry)
-                masks.append(_range_mask(start - first_leaf, len(leaf_value) - first_leaf))
-            elif child == entry:
-                leaf_value.append(float(value[entry]))
-                if len(leaf_value) - first_leaf > 64:
-                    return None
-            else:
-                pending.append(len(leaf_value))
-                stack += [(child + 1, 0), (entry, 1), (child, 0)]
-        if len(nodes) == starts[-1]:  # a single leaf: one dummy node that keeps it
-            nodes.append(-1)
-            masks.append(_ALL_LEAVES)
-        node_tree += [tree] * (len(nodes) - starts[-1])
-    return (
-        np.asarray(nodes, dtype=np.intp),
-        np.asarray(masks, dtype=np.uint64),
-        np.asarray(starts, dtype=np.intp),
-        np.asarray(node_tree, dtype=np.intp),
-        np.asarray(leaf_base, dtype=np.intp),
-        np.asarray(leaf_value, dtype=np.float64),
-    )
-
-
-def _range_mask(lo: int, hi: int) -> int:
-    return _ALL_LEAVES ^ (((1 << (hi - lo)) - 1) << lo)
-
-
 _compiled: OrderedDict[int, tuple[Mapping[str, Any], CompiledTrees]] = OrderedDict()
 _compiled_lock = threading.Lock()
 
@@ -241,7 +196,7 @@ def predict_lgbm_raw(model: Mapping[str, Any] | CompiledTrees, X: np.ndarray) ->
         raise ValueError(
             f"X: expected shape (n, {trees.num_features}) for this model, got {X.shape}"
         )
-    leaves = _leaf_values_levels if trees.entries is not None else _leaf_values_bits
+    leaves = leaf_values_levels if trees.entries is not None else leaf_values_bits
     n = len(X)
     step = max(1, CHUNK_CELLS // max(len(trees.node_thr), trees.num_trees))
     if n <= step:
@@ -275,11 +230,11 @@ def predict_lgbm_raw_sweep(
         rows[:, column] = values
         return predict_lgbm_raw(trees, rows)
     plain = not trees.zero_as_missing and not (np.isnan(x).any() or np.isnan(values).any())
-    xv, vv = _variants(trees, x[None, :], plain), _variants(trees, values[:, None], plain)
+    xv, vv = x_variants(trees, x[None, :], plain), x_variants(trees, values[:, None], plain)
     cols = trees.node_feature if plain else trees.node_col
-    plan = _sweep_plan(trees, column, plain)
-    alive = _alive_with_plan(trees, xv[0].take(cols), vv.take(plan[-1], axis=1), plan)
-    return _sum_trees(trees, _exit_values(trees, alive))
+    plan = sweep_plan(trees, column, plain)
+    alive = alive_with_plan(trees, xv[0].take(cols), vv.take(plan[-1], axis=1), plan)
+    return _sum_trees(trees, exit_values(trees, alive))
 
 
 def sweep_raw_list(
@@ -303,120 +258,6 @@ def _sum_trees(trees: CompiledTrees, values: np.ndarray) -> np.ndarray:
     # Like LightGBM's PredictRaw: summed even for an averaged (random forest) model.
     raw = values.reshape(len(values), trees.num_trees // k, k).sum(axis=1)
     return raw[:, 0] if k == 1 else raw
-
-
-def _variants(trees: CompiledTrees, X: np.ndarray, plain: bool) -> np.ndarray:
-    """X laid out as the nodes read it: X itself when plain, else one block per variant."""
-    if plain:
-        return X  # no NaN and no zero-as-missing node: every variant equals X
-    nan = np.isnan(X)
-    blocks = []
-    zero = None
-    for code in trees.variants:
-        if code >= MISSING_ZERO_LEFT and zero is None:
-            zero = nan | (np.abs(np.where(nan, 0.0, X)) <= ZERO_THRESHOLD)
-        mask = zero if code >= MISSING_ZERO_LEFT else nan
-        fill = 0.0 if code == MISSING_NONE else -np.inf if code % 2 else np.inf
-        blocks.append(np.where(mask, fill, X))
-    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
-
-
-def _leaf_values_bits(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
-    """(n, T) leaf values by bit vectors: a fixed number of numpy calls, whatever the depth."""
-    plain = not trees.zero_as_missing and not np.isnan(X).any()
-    xv = _variants(trees, X, plain)
-    cols = trees.node_feature if plain else trees.node_col
-    alive = None
-    if len(xv) > 1:  # rows that differ in few columns share most decisions
-        plan = _shared_plan(trees, ~(xv == xv[0]).all(axis=0), cols)
-        if plan is not None:
-            alive = _alive_with_plan(trees, xv[0].take(cols), xv.take(plan[-1], axis=1), plan)
-    if alive is None:
-        right = xv.take(cols, axis=-1) > trees.node_thr
-        masks = np.where(right, trees.node_mask, _ALL)
-        alive = np.atleast_2d(np.bitwise_and.reduceat(masks, trees.tree_start, axis=-1))
-    return _exit_values(trees, alive)
-
-
-def _exit_values(trees: CompiledTrees, alive: np.ndarray) -> np.ndarray:
-    # The exit leaf is the lowest surviving bit; frexp's exponent of 2**i is i + 1.
-    exponent = np.frexp((alive & np.negative(alive)).astype(np.float64))[1]
-    return trees.leaf_value.take(trees.leaf_base + exponent)
-
-
-def _alive_with_plan(
-    trees: CompiledTrees, shared_values: np.ndarray, varying_values: np.ndarray, plan: tuple
-) -> np.ndarray:
-    """(rows, T) surviving leaves: shared nodes decided once, varying nodes per row."""
-    shared_thr, v_thr, v_mask, v_tree, v_starts, _ = plan
-    # Varying nodes have threshold +inf in shared_thr: they keep every leaf there.
-    masks = np.where(shared_values > shared_thr, trees.node_mask, _ALL)
-    shared = np.bitwise_and.reduceat(masks, trees.tree_start)
-    alive = np.repeat(shared[None, :], len(varying_values), axis=0)
-    if len(v_starts):  # else the rows are identical
-        per_row = np.where(varying_values > v_thr, v_mask, _ALL)
-        alive[:, v_tree] &= np.bitwise_and.reduceat(per_row, v_starts, axis=1)
-    return alive
-
-
-def _shared_plan(trees: CompiledTrees, varies: np.ndarray, cols: np.ndarray) -> tuple | None:
-    """Plan for rows differing in the `varies` columns; None when most nodes vary."""
-    key = (varies.tobytes(), cols is trees.node_feature)
-    if key not in trees.plans:
-        varying = np.flatnonzero(varies.take(cols))
-        plan = None
-        if len(varying) * 2 <= len(cols):
-            plan = _build_plan(trees, varying, cols.take(varying))
-        if len(trees.plans) < PLAN_CACHE_SIZE:  # a router always varies the same column
-            trees.plans[key] = plan
-        return plan
-    return trees.plans[key]
-
-
-def _sweep_plan(trees: CompiledTrees, column: int, plain: bool) -> tuple:
-    """Plan for one row swept over one column; the last item indexes the values' variants."""
-    key = ("sweep", column, plain)
-    plan = trees.plans.get(key)
-    if plan is None:
-        varying = np.flatnonzero(trees.node_feature == column)
-        slots = np.zeros(len(varying), dtype=np.intp)
-        if not plain:
-            slots = trees.node_col.take(varying) // trees.num_features
-        plan = _build_plan(trees, varying, slots)
-        if len(trees.plans) < PLAN_CACHE_SIZE:
-            trees.plans[key] = plan
-    return plan
-
-
-def _build_plan(trees: CompiledTrees, varying: np.ndarray, read: np.ndarray) -> tuple:
-    shared_thr = trees.node_thr.copy()
-    shared_thr[varying] = np.inf
-    # Varying nodes come tree by tree: one reduceat segment per tree that has some.
-    trees_of = trees.node_tree.take(varying)
-    starts = np.flatnonzero(np.r_[len(varying) > 0, trees_of[1:] != trees_of[:-1]])
-    return (
-        shared_thr,
-        trees.node_thr.take(varying),
-        trees.node_mask.take(varying),
-        trees_of.take(starts),
-        starts,
-        read,  # per varying node: the column (or variant slot) its rows are read from
-    )
-
-
-def _leaf_values_levels(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
-    """(n, T) leaf values, descending all trees one level per step (trees of any size)."""
-    plain = not trees.zero_as_missing and not np.isnan(X).any()
-    xv = _variants(trees, X, plain)
-    entries = trees.entries
-    cols = entries[:, 2] if plain else entries[:, 0]
-    offsets = (np.arange(len(X), dtype=np.intp) * xv.shape[1])[:, None]
-    flat = xv.ravel()
-    g = np.broadcast_to(trees.roots, (len(X), trees.num_trees))
-    for _ in range(trees.depth):
-        right = flat.take(cols.take(g) + offsets) > trees.entry_thr.take(g)
-        g = entries[:, 1].take(g) + right
-    return trees.entry_value.take(g)
 
 
 def predict_lgbm(model: Mapping[str, Any] | CompiledTrees, X: np.ndarray) -> np.ndarray:

@@ -16,15 +16,16 @@ from typing import Any
 import numpy as np
 
 from aco import scoring as sc
+from aco import tree_walk
 from aco.errors import DataError
 
 _MISSING_CODES = {
-    ("None", True): sc.MISSING_NONE,
-    ("None", False): sc.MISSING_NONE,  # NaN counts as 0.0; default_left is never consulted
-    ("NaN", True): sc.MISSING_NAN_LEFT,
-    ("NaN", False): sc.MISSING_NAN_RIGHT,
-    ("Zero", True): sc.MISSING_ZERO_LEFT,
-    ("Zero", False): sc.MISSING_ZERO_RIGHT,
+    ("None", True): tree_walk.MISSING_NONE,
+    ("None", False): tree_walk.MISSING_NONE,  # NaN counts as 0.0; default_left is never consulted
+    ("NaN", True): tree_walk.MISSING_NAN_LEFT,
+    ("NaN", False): tree_walk.MISSING_NAN_RIGHT,
+    ("Zero", True): tree_walk.MISSING_ZERO_LEFT,
+    ("Zero", False): tree_walk.MISSING_ZERO_RIGHT,
 }
 
 
@@ -83,7 +84,7 @@ class _Table:
         self.feature.append(0)
         self.threshold.append(np.inf)  # a leaf: x > inf never holds, so it never moves
         self.left.append(len(self.left))  # ... and its "left child" is itself
-        self.missing.append(sc.MISSING_NONE)
+        self.missing.append(tree_walk.MISSING_NONE)
         self.value.append(0.0)
         return len(self.left) - 1
 
