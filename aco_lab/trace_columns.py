@@ -6,8 +6,8 @@ making no Python object per value; they become Arrow arrays without a copy, then
 equal to the ones msgspec's path builds (`trace_parser.decode_chunk`). It takes a line only
 when msgspec would accept it with the same values; the lines it leaves are decoded here by
 msgspec, which words their errors. When one of them turns out to be valid after all (a
-duplicate key, an escaped key, a number the C code does not round itself), the chunk is
-decoded by msgspec as a whole: `decode_columns` returns None. Without the extension, or with
+duplicate or escaped key, nesting deeper than 64 levels, invalid UTF-8 where msgspec does not
+look), the chunk is decoded by msgspec as a whole: `decode_columns` returns None. Without the extension, or with
 ACO_PURE_PYTHON=1, every chunk takes msgspec's path.
 """
 
