@@ -87,9 +87,10 @@ _UNREADABLE = object()
 
 def describe_decode_error(line: bytes, exc: Exception) -> str:
     """`field.path: expected X, got Y` (without FILE:LINE) for a line msgspec refused."""
-    if isinstance(exc, UnicodeDecodeError):
-        return f"not valid UTF-8 at column {_first_bad_utf8(line)}; re-encode the file as UTF-8"
     text = str(exc)
+    # msgspec < 0.23 raises UnicodeDecodeError, later versions a DecodeError with this text
+    if isinstance(exc, UnicodeDecodeError) or text.startswith("Invalid UTF-8"):
+        return f"not valid UTF-8 at column {_first_bad_utf8(line)}; re-encode the file as UTF-8"
     malformed = _MALFORMED.match(text)
     if malformed:
         # msgspec's byte offset points at the bad character, or just past it for some errors
