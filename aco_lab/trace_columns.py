@@ -7,8 +7,8 @@ equal to the ones msgspec's path builds (`trace_parser.decode_chunk`). It takes 
 when msgspec would accept it with the same values; the lines it leaves are decoded here by
 msgspec, which words their errors. When one of them turns out to be valid after all (a
 duplicate or escaped key, nesting deeper than 64 levels, invalid UTF-8 where msgspec does not
-look), the chunk is decoded by msgspec as a whole: `decode_columns` returns None. Without the extension, or with
-ACO_PURE_PYTHON=1, every chunk takes msgspec's path.
+look), the chunk is decoded by msgspec as a whole: `decode_columns` returns None. Without
+the extension, or with ACO_PURE_PYTHON=1, every chunk takes msgspec's path.
 """
 
 from __future__ import annotations
