@@ -12,6 +12,14 @@ prompts moves the success ratio by about a point from split to split; each split
 twice, operating point chosen in sample (the default) and calibrated on cross-fitted figures
 (`CascadeSettings(cross_fit=True)`).
 
+    .venv/bin/python scripts/bench_controls.py --curve 12 [--seed 0]
+
+--curve N prints only RouterBench's held-out trade-off curve on N splits: the cascade's
+policies at 40 values per success around the chosen one (`cascade_curve_specs`, fitted on the
+training half) replayed on the held-out half, and the success their upper envelope reaches at
+20% of the top's cost (linear between points). It looks at held-out outcomes, so it is a
+diagnostic of what the evidence allows, not a result.
+
 Speed: per decision, median over --calls calls, learned and rule versions timed in the same
 run, interleaved (the learned cascade scores several answers; the rule reads one).
 """
@@ -19,6 +27,7 @@ run, interleaved (the learned cascade scores several answers; the rule reads one
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import platform
 import statistics
@@ -31,7 +40,7 @@ from aco.cascade import Answer
 from aco.config import ACOConfig, load_config
 from aco.controls import Controls, read_answer_signals
 from aco.rules import read_cues
-from aco_lab.controls.cascade import CascadeSettings, learn_cascade
+from aco_lab.controls.cascade import CascadeSettings, cascade_curve_specs, learn_cascade
 from aco_lab.controls.cascade_data import build_cascade_data
 from aco_lab.controls.cascade_replay import learned_chooser, replay
 from aco_lab.controls.report import build_controls_sections
@@ -90,6 +99,39 @@ def bench_cascade_splits(tables: TraceTables, config: ACOConfig, seed: int, spli
                   f"{min(r[1] for r in figures):.1%}-{max(r[1] for r in figures):.1%})")
 
 
+def bench_cascade_curve(tables: TraceTables, config: ACOConfig, seed: int, splits: int,
+                        at_cost: float = 0.20) -> None:
+    """Held-out success of the cascade's trade-off curve at `at_cost` of the top's cost."""
+    data = build_cascade_data(tables, config)
+    reached = []
+    for s in range(seed, seed + splits):
+        parts = assign_splits(data.request_ids, [("train", 0.5), ("eval", 0.5)], seed=s)
+        train, held = data.select(set(parts["train"])), data.select(set(parts["eval"]))
+        points = []
+        for spec in cascade_curve_specs(train, seed=s):
+            _, summary = replay("learned", held, learned_chooser(spec))
+            points.append((summary.cost_ratio, summary.success_ratio))
+        reached.append(envelope_at(points, at_cost))
+        print(f"split seed {s}: the held-out curve reaches {reached[-1]:.1%} of the top's "
+              f"success at {at_cost:.0%} of its cost")
+    print(f"mean over {splits} splits: {statistics.mean(reached):.1%} "
+          f"({min(reached):.1%}-{max(reached):.1%}); "
+          f"{sum(r < 0.95 for r in reached)} of {splits} below 95%")
+
+
+def envelope_at(points: list[tuple[float, float]], cost: float) -> float:
+    """Success of the upper envelope of (cost, success) points at a cost, linear between
+    points (the last point's success beyond them, nan before the first)."""
+    envelope: list[tuple[float, float]] = []
+    for point in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not envelope or point[1] > envelope[-1][1]:
+            envelope.append(point)
+    for (c0, s0), (c1, s1) in itertools.pairwise(envelope):
+        if c0 <= cost <= c1:
+            return s0 + (s1 - s0) * (cost - c0) / (c1 - c0)
+    return envelope[-1][1] if cost > envelope[-1][0] else float("nan")
+
+
 def _median_us(fn, calls: int) -> float:  # noqa: ANN001
     times = []
     for _ in range(calls):
@@ -141,18 +183,24 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--splits", type=int, default=1)
+    parser.add_argument("--curve", type=int, default=0,
+                        help="only RouterBench's held-out trade-off curve, on this many splits")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"machine: {platform.machine()}, Python {platform.python_version()}, "
           f"{platform.system()}; command: {' '.join(sys.argv)}")
     from aco_lab.simulate import write_simulated_traces
 
+    router = args.shared / "routerbench-dev"
+    if args.curve:
+        bench_cascade_curve(read_traces([router / "traces.jsonl.gz"]),
+                            load_config(router / "config.yaml"), args.seed, args.curve)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "sim.jsonl.gz"
         write_simulated_traces(path, args.sim, seed=args.seed, config=ACOConfig())
         sim_controls = bench_quality(f"simulated ({args.sim} requests x 5 tiers)",
                                      read_traces([path]), ACOConfig(), args.seed)
-    router = args.shared / "routerbench-dev"
     if (router / "traces.jsonl.gz").exists():
         config = load_config(router / "config.yaml")
         tables = read_traces([router / "traces.jsonl.gz"])

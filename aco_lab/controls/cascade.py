@@ -109,15 +109,42 @@ class GroupFit:
 def learn_cascade(data: CascadeData, seed: int,
                   settings: CascadeSettings = CascadeSettings()) -> dict:
     """The learned cascade spec (plain data) from counterfactual training traces."""
-    with threadpool_limits(limits=1, user_api="blas"):  # small products: threads only contend
-        fits = {name: _fit_group(data, name, rows, seed, settings)
-                for name, rows in _groups(data, settings).items()}
-    typed = [f for name, f in fits.items() if name != ANY_TASK] or [fits[ANY_TASK]]
+    fits, typed = _fit_groups(data, seed, settings)
     crossed, target = None, settings.target_success_ratio
     if settings.cross_fit:
         with threadpool_limits(limits=1, user_api="blas"):
             target, crossed = _calibrate_target(data, typed, seed, settings)
     value = _choose_value(typed, replace(settings, target_success_ratio=target))
+    return _spec(data, fits, value, settings, target, crossed)
+
+
+def cascade_curve_specs(data: CascadeData, seed: int,
+                        settings: CascadeSettings = CascadeSettings(),
+                        spread: tuple[float, float] = (0.2, 8.0), points: int = 40
+                        ) -> list[dict]:
+    """Specs at `points` values per success around the one learn_cascade chooses (that value
+    times geomspace(*spread)), the evidence fitted once. Replayed on held-out requests they
+    trace the cascade's out-of-sample trade-off curve (a diagnostic: scripts/bench_controls.py
+    --curve), of which learn_cascade's operating point is one point."""
+    fits, typed = _fit_groups(data, seed, settings)
+    chosen = _choose_value(typed, settings)
+    return [_spec(data, fits, float(chosen * factor), settings, settings.target_success_ratio)
+            for factor in np.geomspace(*spread, points)]
+
+
+def _fit_groups(data: CascadeData, seed: int, settings: CascadeSettings
+                ) -> tuple[dict[str, GroupFit], list[GroupFit]]:
+    """Every group's fit, and the fits that cover each request once (task types, else pooled)."""
+    with threadpool_limits(limits=1, user_api="blas"):  # small products: threads only contend
+        fits = {name: _fit_group(data, name, rows, seed, settings)
+                for name, rows in _groups(data, settings).items()}
+    return fits, [f for name, f in fits.items() if name != ANY_TASK] or [fits[ANY_TASK]]
+
+
+def _spec(data: CascadeData, fits: dict[str, GroupFit], value: float,
+          settings: CascadeSettings, target: float, crossed: np.ndarray | None = None) -> dict:
+    """The spec of the policies picked at one value per success."""
+    typed = [f for name, f in fits.items() if name != ANY_TASK] or [fits[ANY_TASK]]
     policies = {name: _policy(pick_at_value(fit.frontier, value), fit)
                 for name, fit in fits.items()}
     chosen = [pick_at_value(f.frontier, value) for f in typed]

@@ -9,7 +9,7 @@ import pytest
 from aco.cascade import CascadePolicy
 from aco.config import ACOConfig, TierSpec, load_config
 from aco.errors import DataError
-from aco_lab.controls.cascade import CascadeSettings, learn_cascade
+from aco_lab.controls.cascade import CascadeSettings, cascade_curve_specs, learn_cascade
 from aco_lab.controls.cascade_data import build_cascade_data
 from aco_lab.controls.cascade_replay import (
     agreement_chooser,
@@ -96,6 +96,20 @@ def test_a_higher_target_buys_more_success_on_the_training_requests(world) -> No
         figures.append((summary.successes, summary.cost))
     assert [s for s, _ in figures] == sorted(s for s, _ in figures)
     assert [c for _, c in figures] == sorted(c for _, c in figures)
+
+
+def test_the_curve_specs_trade_cost_for_success_around_the_chosen_point(world) -> None:
+    train, _, chosen = world
+    specs = cascade_curve_specs(train, seed=0, points=9)
+    values = [spec["value_per_success"] for spec in specs]
+    successes = [spec["train"]["successes"] for spec in specs]
+    costs = [spec["train"]["cost"] for spec in specs]
+    assert values == sorted(values) and len(set(values)) == 9
+    assert successes == sorted(successes) and costs == sorted(costs)
+    assert successes[0] < successes[-1]
+    # learn_cascade's point is on the same curve: the same fits, its value inside the range
+    assert values[0] < chosen["value_per_success"] < values[-1]
+    assert successes[0] <= chosen["train"]["successes"] <= successes[-1]
 
 
 def test_the_spec_is_plain_data_the_runtime_accepts(world) -> None:
