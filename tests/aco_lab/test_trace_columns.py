@@ -100,6 +100,8 @@ MODEL_CALL = '"model_id": "m2", "tier": 2, "cost": 0.002'
 TAKEN = {
     "escapes": GOOD.replace("Fix the", r"Fix \"the\" \\ \/ \b\f\n\r\t end \u00e9 \ud83d\ude00"),
     "nul escape": GOOD.replace("read", r"re\u0000ad"),
+    "escaped outcome and ids": GOOD.replace('"completed"', r'"complete\u0064"')
+    .replace('"t1"', r'"t\u0031\n"').replace('"m4"', r'"m\u0034"'),
     "raw unicode": GOOD.replace("Fix the", "Répare le 修复 😀"),
     "nulls everywhere": json.dumps(trace(request_id=None, task_type=None, difficulty=None,
                                          predicted_tier=None, timestamp=None, source=None,
