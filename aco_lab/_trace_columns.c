@@ -7,13 +7,15 @@
  *
  * It accepts a line only when it is certain msgspec (the reference decoder, trace_parser.Trace)
  * would accept it with the same values; any other line (malformed JSON, a wrong type, a value
- * out of range, a duplicate key, a lone surrogate, a number it would have to round
- * differently...) is *left*: its rows are rolled back and its index returned, and the caller
- * decodes it with msgspec, which words the error. So this code never judges a line bad; it
- * only declines lines it is not sure of. Blank lines (only whitespace) are skipped.
+ * out of range, a duplicate or escaped key, a lone surrogate, nesting deeper than 64...) is
+ * *left*: its rows are rolled back and its index returned, and the caller decodes it with
+ * msgspec, which words the error. So this code never judges a line bad; it only declines lines
+ * it is not sure of. Blank lines (only whitespace) are skipped. Floats are correctly rounded:
+ * one exact operation when the digits allow it, else PyOS_string_to_double.
  *
  * Strictness where msgspec is lax is allowed (the line is then decoded by msgspec): UTF-8 is
- * validated everywhere, also in ignored keys and raw metadata.
+ * validated everywhere, also in ignored keys and raw metadata. Lines taken with a key the
+ * format does not define are reported too, for strict reading (aco_lab/strict_keys.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
