@@ -61,10 +61,7 @@ def predict_success(model: Mapping[str, Any], X: np.ndarray) -> np.ndarray:
                 x = np.append(X[0], 0.0)
                 raw = scoring.predict_lgbm_raw_sweep(model["booster"], x, len(x) - 1, _TIERS)
                 return scoring.sigmoid(raw)[None, :]
-            rows = np.empty((n * N_TIERS, X.shape[1] + 1))
-            rows[:, :-1] = np.repeat(X, N_TIERS, axis=0)
-            rows[:, -1] = np.tile(np.arange(1, N_TIERS + 1, dtype=np.float64), n)
-            raw = scoring.predict_lgbm_raw(model["booster"], rows)
+            raw = scoring.predict_lgbm_raw(model["booster"], all_tier_rows(X))
             return scoring.sigmoid(raw).reshape(n, N_TIERS)
         return scoring.sigmoid(scoring.predict_linear(model["linear"], X))
     # "cheapest": class probabilities (0 = no tier succeeds, 1..5) -> P(cheapest <= t).
@@ -72,7 +69,21 @@ def predict_success(model: Mapping[str, Any], X: np.ndarray) -> np.ndarray:
         raw = scoring.predict_lgbm_raw(model["booster"], X).reshape(len(X), N_TIERS + 1)
     else:
         raw = scoring.predict_linear(model["linear"], X)
-    return np.clip(np.cumsum(scoring.softmax(raw)[:, 1:], axis=1), 0.0, 1.0)
+    return success_from_cheapest(scoring.softmax(raw))
+
+
+def all_tier_rows(X: np.ndarray) -> np.ndarray:
+    """The success model's rows: each request's features at each tier 1..5 (last column)."""
+    rows = np.empty((len(X) * N_TIERS, X.shape[1] + 1))
+    rows[:, :-1] = np.repeat(X, N_TIERS, axis=0)
+    rows[:, -1] = np.tile(_TIERS, len(X))
+    return rows
+
+
+def success_from_cheapest(classes: np.ndarray) -> np.ndarray:
+    """(n, 5) P(success at t) = P(cheapest succeeding tier <= t) from the "cheapest" model's
+    class probabilities (class 0: no tier succeeds, then tiers 1..5)."""
+    return np.clip(np.cumsum(classes[:, 1:], axis=1), 0.0, 1.0)
 
 
 def predict_task_types(

@@ -239,7 +239,7 @@ def predict_fitted(fitted: FittedModel, X: np.ndarray, num_threads: int = 1) -> 
     With the LightGBM booster at hand, its own predict is used (the same numbers within 1e-9,
     a parity test checks it; much faster on large batches).
     """
-    from aco.router import predict_success
+    from aco.router import all_tier_rows, predict_success, success_from_cheapest
 
     out = np.empty((len(X), N_TIERS))
     for start in range(0, len(X), PREDICT_CHUNK):
@@ -248,13 +248,11 @@ def predict_fitted(fitted: FittedModel, X: np.ndarray, num_threads: int = 1) -> 
         if booster is None:
             out[start : start + len(chunk)] = predict_success(fitted.model, chunk)
         elif fitted.model["objective"] == "success":
-            rows = np.column_stack([np.repeat(chunk, N_TIERS, axis=0),
-                                    np.tile(np.arange(1.0, N_TIERS + 1), len(chunk))])
-            p = booster.predict(rows, num_threads=num_threads)
+            p = booster.predict(all_tier_rows(chunk), num_threads=num_threads)
             out[start : start + len(chunk)] = p.reshape(len(chunk), N_TIERS)
         else:
             classes = booster.predict(chunk, num_threads=num_threads)
-            out[start : start + len(chunk)] = np.clip(np.cumsum(classes[:, 1:], axis=1), 0, 1)
+            out[start : start + len(chunk)] = success_from_cheapest(classes)
     return out
 
 
