@@ -108,14 +108,13 @@ def calibrate_margins_one(raw: Sequence[float], calibration: Mapping) -> list[fl
     so no log is taken (the same numbers as the vectorised path up to rounding).
     """
     if calibration.get("method", "none") != "platt":
-        return calibrate_one([1.0 / (1.0 + math.exp(-min(max(z, -700.0), 700.0))) for z in raw],
-                             calibration)
+        return calibrate_one([_sigmoid(z) for z in raw], calibration)
     a, b = calibration["a"], calibration["b"]
-    out = []
-    for z in raw:
-        z = a * min(max(z, -LOGIT_LIMIT), LOGIT_LIMIT) + b
-        out.append(1.0 / (1.0 + math.exp(-min(max(z, -700.0), 700.0))))
-    return out
+    return [_sigmoid(a * min(max(z, -LOGIT_LIMIT), LOGIT_LIMIT) + b) for z in raw]
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-min(max(z, -700.0), 700.0)))  # clamped: exp never overflows
 
 
 def make_monotone_one(p: Sequence[float]) -> list[float]:
