@@ -289,9 +289,11 @@ def check_out_dir(out_dir: Path, force: bool) -> None:
         raise DataError(f"{out_dir}: exists and is not empty; pass --force to replace it")
 
 
-def _describe_hashed(path: Path, digest: Any) -> dict[str, Any]:
-    """An input file hashed elsewhere, described as describe_input does."""
-    return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+def _describe_hashed(path: Path, digest: Any, target: Path | None = None) -> dict[str, Any]:
+    """An input's manifest entry: its path, and the size and sha256 of what was hashed (the
+    file itself, or a dataset's manifest)."""
+    return {"path": str(path), "bytes": (target or path).stat().st_size,
+            "sha256": digest.hexdigest()}
 
 
 def describe_input(path: Path) -> dict[str, Any]:
@@ -301,7 +303,7 @@ def describe_input(path: Path) -> dict[str, Any]:
     with target.open("rb") as stream:
         while block := stream.read(HASH_BLOCK_BYTES):
             digest.update(block)
-    return {"path": str(path), "bytes": target.stat().st_size, "sha256": digest.hexdigest()}
+    return _describe_hashed(path, digest, target)
 
 
 def build_manifest(totals: PartTotals, inputs: list[dict], on_error: str, strict: bool = False
