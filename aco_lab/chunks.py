@@ -117,6 +117,8 @@ def _unknown_key_problems(data: bytes, first_line: int, runs: pl.DataFrame,
     candidates = runs.get_column(S.LINE)
     if decoded.unknown_key_lines is not None:
         candidates = candidates.filter(candidates.is_in(decoded.unknown_key_lines))
+    if not candidates.len():  # the usual case on the fast path: nothing to look at again
+        return []
     lines = split_lines(data)
     problems = []
     for number in candidates.to_list():

@@ -161,7 +161,7 @@ def iter_trace_tables(
     for path in given:
         if is_dataset(path):
             yield check_part(_read_dataset_tables(Path(path)), ids)
-    read = partial(read_chunk, strict=strict) if strict else read_chunk
+    read = partial(read_chunk, strict=strict)
     for task, chunk in map_chunks(read, plan_chunks(files), worker_count(files, workers)):
         part = TraceTables(chunk.runs, chunk.steps, chunk.tool_calls, chunk.rejected,
                            lines_read=chunk.lines_read)
