@@ -37,6 +37,7 @@ from aco.policy import (
     choose_tier,
     make_monotone_one,
 )
+from aco.rules import read_cues
 from aco.trace_format import TIERS
 
 BUNDLE_FORMAT = "aco-router"  # payload["format"]
@@ -98,6 +99,65 @@ def predict_task_types(
     return best, probs[np.arange(len(best)), best]
 
 
+def build_novelty(centroids: np.ndarray, offset: int, threshold: float, quantile: float
+                  ) -> dict[str, Any]:
+    """Plain data of the task-type novelty check: unit-length centroids of training requests'
+    hashed n-gram vectors (features[offset:]), float16, and the similarity to the nearest
+    below which a request is novel (the `quantile` of held-out requests')."""
+    refs = np.ascontiguousarray(centroids, dtype="<f2")
+    return {"centroids": refs.tobytes(), "count": int(refs.shape[0]),
+            "width": int(refs.shape[1]), "offset": int(offset), "threshold": float(threshold),
+            "quantile": float(quantile)}
+
+
+def read_novelty(task_model: Mapping[str, Any], n_features: int, source: str = "bundle"
+                 ) -> tuple[np.ndarray, int, float] | None:
+    """(centroids as float64 (count, width), offset, threshold) of a task model's novelty
+    check; None for a bundle trained without one. BundleError when its shapes do not fit."""
+    novelty = task_model.get("novelty")
+    if novelty is None:
+        return None
+    try:
+        count, width, offset = (int(novelty[k]) for k in ("count", "width", "offset"))
+        blob, threshold = novelty["centroids"], float(novelty["threshold"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{source}: task_type_model.novelty: unreadable ({exc}); retrain "
+                          "with `aco-lab train`") from None
+    if (count < 1 or offset < 0 or width < 1 or offset + width != n_features
+            or not isinstance(blob, bytes) or len(blob) != 2 * count * width):
+        raise BundleError(f"{source}: task_type_model.novelty: {count} x {width} centroids "
+                          f"at feature {offset} do not fit {n_features} features and "
+                          f"{len(blob) if isinstance(blob, bytes) else type(blob).__name__} "
+                          "bytes; retrain with `aco-lab train`")
+    refs = np.frombuffer(blob, dtype="<f2").reshape(count, width).astype(np.float64)
+    return refs, offset, threshold
+
+
+def nearest_similarity(centroids: np.ndarray, hashed: np.ndarray) -> np.ndarray:
+    """Per row of `hashed` (unit-length n-gram vectors), the cosine similarity of its nearest
+    centroid; 0 for an empty text (no n-grams)."""
+    return (np.atleast_2d(hashed) @ centroids.T).max(axis=1)
+
+
+def infer_task_types(task_model: Mapping[str, Any], requests: Sequence[str], X: np.ndarray
+                     ) -> list[str | None]:
+    """TaskTypePredictor.infer for many requests (the lab's replay): the predicted type, or
+    for a request unlike the training requests the rules' type when the model knows it."""
+    X = np.asarray(X, dtype=np.float64)
+    index, _ = predict_task_types(task_model, X)
+    types = [task_model["task_types"][int(k)] for k in index]
+    novelty = read_novelty(task_model, X.shape[1])
+    if novelty is None:
+        return types
+    refs, offset, threshold = novelty
+    novel = nearest_similarity(refs, X[:, offset:]) < threshold
+    known = set(task_model["task_types"])
+    for i in np.flatnonzero(novel):
+        cue = read_cues(requests[i]).task_type
+        types[i] = cue if cue in known else None
+    return types
+
+
 class TaskTypePredictor:
     """predict_task_types for one feature vector, folded for speed at load time.
 
@@ -106,7 +166,7 @@ class TaskTypePredictor:
     fold into the weights and one constant, so a request costs one dot product.
     """
 
-    def __init__(self, task_model: Mapping[str, Any]) -> None:
+    def __init__(self, task_model: Mapping[str, Any], source: str = "bundle") -> None:
         linear = task_model["linear"]
         n_feat, n_out = int(linear["n_features"]), int(linear["n_outputs"])
         coef = np.frombuffer(linear["coef"], dtype="<f8").reshape(n_out, n_feat)
@@ -121,9 +181,31 @@ class TaskTypePredictor:
         constant += weights[:, overridden] @ fixed[overridden]
         weights[:, overridden] = 0.0
         self.types: list[str] = list(task_model["task_types"])
+        self._known = frozenset(self.types)
+        self._novelty = read_novelty(task_model, n_feat, source)
         self._weights, self._constant, self._mean = weights, constant, mean.copy()
         self._tables = (weights.astype("<f8").tobytes(), mean.astype("<f8").tobytes(),
                         constant.astype("<f8").tobytes())
+
+    def infer(self, request: str, x: np.ndarray) -> tuple[str | None, str]:
+        """(task type or None, what was done, for the reason) for a request given without one.
+
+        A request unlike the training requests (less similar to every centroid of theirs
+        than the bundle's threshold) is not predicted: the model's confidence means nothing
+        there. It takes the type the rules' cues name when the model knows that type, else
+        none."""
+        if self._novelty is not None:
+            refs, offset, threshold = self._novelty
+            similarity = float((refs @ x[offset:]).max())  # nearest_similarity of one row
+            if similarity < threshold:
+                cue = read_cues(request).task_type
+                unlike = (f"request unlike the training requests (similarity {similarity:.2f} "
+                          f"< {threshold:.2f})")
+                if cue in self._known:
+                    return cue, f"{unlike}: task type {cue} from rule cues"
+                return None, f"{unlike}: task type unknown"
+        task_type, prob = self.predict(x)
+        return task_type, f"task type predicted: {task_type} (p={prob:.2f})"
 
     def predict(self, x: np.ndarray) -> tuple[str, float]:
         """(most likely task type, its probability) for one request's features."""
@@ -188,7 +270,7 @@ class Router:
         self.params = PolicyParams.from_dict(bundle["policy"])
         self.cost_model = bundle["cost_model"]
         self.task_model = bundle.get("task_type_model")
-        self._task_types = TaskTypePredictor(self.task_model) if self.task_model else None
+        self._task_types = TaskTypePredictor(self.task_model, source) if self.task_model else None
         self.tiers = (config.tiers if config is not None
                       else tuple(TierSpec(**t) for t in bundle["tiers"]))
         learned = dict(bundle.get("task_floors", {}))
@@ -224,8 +306,8 @@ class Router:
         x = request_features(self.spec, request, task_type, difficulty, input_tokens)
         note = ""
         if task_type is None and self._task_types is not None:
-            task_type, prob = self._task_types.predict(x)
-            note = f"; task type predicted: {task_type} (p={prob:.2f})"
+            task_type, how = self._task_types.infer(request, x)
+            note = f"; {how}"
             set_task_type(self.spec, x, task_type)
         p = make_monotone_one(self._calibrated(x))
         costs = self._costs(request, task_type, input_tokens)

@@ -21,10 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from aco.errors import DataError
 from aco.features import TASK_MISSING, TASK_UNKNOWN, FeatureSpec
 from aco.policy import clip_probability
+from aco.router import build_novelty, infer_task_types, nearest_similarity, predict_task_types
 from aco.scoring import build_knn_model, build_linear_model, predict_knn
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,15 @@ LGBM_EARLY_STOP = 30  # rounds without improvement on the held-out fold
 LOGREG_C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # inverse L2 strength, tuned held-out
 TASK_TYPE_C = 1.0  # inverse L2 strength of the task-type classifier
 TASK_TYPE_MAX_ROWS = 20_000  # requests it learns from (a seeded sample beyond this)
+# The predictor's novelty check: a request less similar to every stored centroid of training
+# requests than this share of held-out requests are to their nearest one counts as unlike the
+# training data, and its task type comes from the rules' cues instead. 64 k-means centroids
+# of unit n-gram vectors: on the demo's simulated requests they flag all five hand-written
+# requests tried (a bug fix, a CSV parser, a refactor, a contract review, "2+2") at a 0.72
+# threshold, as 500 stored requests do, for an eighth of the check's time (a 64 x 256 product).
+NOVELTY_CENTROIDS = 64
+NOVELTY_QUANTILE = 0.01
+NOVELTY_MAX_ROWS = 5_000  # requests the centroids are fitted on (a seeded sample beyond this)
 KNN_K_GRID = (1, 3, 5, 10, 20, 40, 80, 160)  # tuned on the held-out fold (log loss)
 KNN_MAX_REFERENCES = 20_000  # stored neighbours; a seeded sample beyond this
 
@@ -373,9 +384,13 @@ def _fit_knn(
 
 # -- task-type classifier -----------------------------------------------------------------
 def fit_task_type_model(
-    X: np.ndarray, task_types: list[str | None], spec: FeatureSpec, seed: int
+    X: np.ndarray, task_types: list[str | None], spec: FeatureSpec, seed: int,
+    X_held: np.ndarray | None = None,
 ) -> dict | None:
-    """A softmax model of the task type from features computed without one; None if no types."""
+    """A softmax model of the task type from features computed without one; None if no types.
+
+    With held-out requests (`X_held`, not among `X`), it also stores the novelty check
+    (`fit_novelty`) the runtime applies before trusting a prediction."""
     from sklearn.linear_model import LogisticRegression
 
     known = np.array([t is not None for t in task_types])
@@ -406,4 +421,52 @@ def fit_task_type_model(
         else:
             coef, intercept = clf.coef_, clf.intercept_
     model["linear"] = build_linear_model(coef, intercept, mean, scale)
+    if X_held is not None and len(X_held):
+        model["novelty"] = fit_novelty(X, X_held, spec, seed)
     return model
+
+
+def task_type_figures(task_model: dict | None, requests: list[str], X: np.ndarray,
+                      task_types: list[str | None]) -> dict:
+    """The task-type predictor on held-out requests with a known type: its accuracy alone, as
+    the runtime applies it (novel requests typed by the rules' cues, or left unknown), and the
+    share it calls novel (about NOVELTY_QUANTILE: the threshold was set on these requests)."""
+    known = [i for i, t in enumerate(task_types) if t is not None]
+    if task_model is None or not known:
+        return {}
+    truth = np.array([task_types[i] for i in known], dtype=object)
+    index, _ = predict_task_types(task_model, X[known])
+    predicted = np.array(task_model["task_types"], dtype=object)[index]
+    inferred = np.array(infer_task_types(task_model, [requests[i] for i in known], X[known]),
+                        dtype=object)
+    return {"requests": len(known), "accuracy": round(float(np.mean(predicted == truth)), 4),
+            "accuracy_as_routed": round(float(np.mean(inferred == truth)), 4),
+            "novel_share": round(float(np.mean(inferred != predicted)), 4)}
+
+
+def fit_novelty(X: np.ndarray, X_held: np.ndarray, spec: FeatureSpec, seed: int) -> dict:
+    """How alike a request must be to the training requests for its task type to be predicted.
+
+    Centroids: k-means (NOVELTY_CENTROIDS) of the training requests' hashed n-gram vectors,
+    scaled to unit length like the vectors, so a dot product is a cosine similarity; stored
+    as float16. Threshold: the NOVELTY_QUANTILE quantile of the held-out requests' similarity
+    to their nearest centroid, so about that share of requests like the training data is
+    called novel."""
+    from sklearn.cluster import KMeans
+
+    start = spec.hash_offset
+    rows = np.asarray(X[:, start:], dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    if len(rows) > NOVELTY_MAX_ROWS:
+        rows = rows[np.sort(rng.choice(len(rows), NOVELTY_MAX_ROWS, replace=False))]
+    k = min(NOVELTY_CENTROIDS, len(np.unique(rows, axis=0)))
+    with threadpool_limits(limits=1):  # the same centroids whatever the machine's cores
+        centroids = KMeans(k, n_init=2, random_state=seed).fit(rows).cluster_centers_
+    norms = np.linalg.norm(centroids, axis=1, keepdims=True)
+    stored = (centroids / np.where(norms > 0, norms, 1.0)).astype("<f2")
+    nearest = nearest_similarity(stored.astype(np.float64), np.asarray(X_held)[:, start:])
+    threshold = float(np.quantile(nearest, NOVELTY_QUANTILE))
+    log.info("task-type novelty check: %d centroids, threshold %.3f (the %.0f%% quantile of "
+             "%d held-out requests' nearest similarity)", k, threshold,
+             100 * NOVELTY_QUANTILE, len(nearest))
+    return build_novelty(stored, start, threshold, NOVELTY_QUANTILE)

@@ -19,7 +19,7 @@ import polars as pl
 from aco.config import ACOConfig
 from aco.features import FeatureSpec
 from aco.policy import REASONS, PolicyParams, build_allowed, calibrate, choose_tiers, make_monotone
-from aco.router import expected_cost_table, predict_success, predict_task_types
+from aco.router import expected_cost_table, infer_task_types, predict_success
 from aco.trace_format import TIERS
 from aco_lab import schema as S
 from aco_lab.labels import OutcomeMatrix
@@ -41,7 +41,7 @@ class RouterScores:
     costs: np.ndarray  # (n, 5) expected USD (what the policy sees)
     allowed: np.ndarray  # (n, 5) configured tiers at or above the request's floor
     params: PolicyParams  # the bundle's operating point
-    task_types: tuple[str | None, ...]  # given, else predicted by the bundle's task-type model
+    task_types: tuple[str | None, ...]  # given, else inferred (aco.router.infer_task_types)
 
     def decide(self, params: PolicyParams | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Tier (1-based) and reason code per request under the bundle's or other parameters."""
@@ -73,10 +73,10 @@ def score_router(
     task_model = payload.get("task_type_model")
     missing = [i for i, t in enumerate(types) if t is None]
     if missing and task_model is not None:
-        # The runtime predicts a missing task type and recomputes the features with it.
-        index, _ = predict_task_types(task_model, X[missing])
-        for i, k in zip(missing, index, strict=True):
-            types[i] = task_model["task_types"][int(k)]
+        # The runtime infers a missing task type and recomputes the features with it.
+        inferred = infer_task_types(task_model, [requests[i] for i in missing], X[missing])
+        for i, task_type in zip(missing, inferred, strict=True):
+            types[i] = task_type
         X = _features(spec, requests, types, difficulty, input_tokens)
     p = make_monotone(calibrate(predict_success(payload["model"], X), payload["calibration"]))
     chars = np.array([len(r) for r in requests], dtype=np.float64)

@@ -30,6 +30,7 @@ from aco_lab.estimators import (
     fit_estimator,
     fit_task_type_model,
     predict_fitted,
+    task_type_figures,
 )
 from aco_lab.labels import (
     SUCCESS,
@@ -140,14 +141,16 @@ def build_router(
     cost_model["cost_scale"] = _cost_scale(cost_model, config, outcomes, folds[FIT])
     point = _operating_point(options, raw, calibration, cost_model, outcomes, held, fit_runs,
                              config)
+    task_model = fit_task_type_model(X[folds[FIT]], _types(outcomes, folds[FIT]), spec,
+                                     options.seed, X_held=X[held])
     payload = build_payload(
         model=fitted.model, calibration=calibration, operating_point=point, cost_model=cost_model,
-        spec=spec, config=config,
-        task_type_model=fit_task_type_model(X[folds[FIT]], _types(outcomes, folds[FIT]), spec,
-                                            options.seed),
+        spec=spec, config=config, task_type_model=task_model,
         training=build_training_fingerprint(files, usable, outcomes.request_ids,
                                             is_counterfactual(usable)),
         validation={"operating_point": point.to_dict(), "calibration": metrics.as_dict(),
+                    "task_type": task_type_figures(task_model, [outcomes.requests[i] for i in held],
+                                                   X[held], _types(outcomes, held)),
                     "folds": {name: int(len(idx)) for name, idx in folds.items()}},
         options=asdict(options), created_at=created_at,
     )
@@ -172,6 +175,7 @@ def validation_headline(payload: dict) -> dict[str, float | bool | str]:
         "downgrade_threshold": policy["downgrade_threshold"],
         "success_value": policy["success_value"],
         "task_floors": ",".join(f"{k}={v}" for k, v in payload["task_floors"].items()) or "none",
+        **{f"task_type_{k}": v for k, v in payload["validation"].get("task_type", {}).items()},
     }
 
 

@@ -146,3 +146,58 @@ def test_folded_task_type_predictor_equals_the_linear_model(golden: Router, pure
         assert task_type == golden.task_model["task_types"][i]
         assert q == pytest.approx(p, abs=1e-12)
     assert len(set(index.tolist())) > 1  # the check covers more than one answer
+
+
+# -- the task-type predictor's novelty check -------------------------------------------------
+HAND_WRITTEN = {  # requests unlike the simulator's templates, with the type their cues name
+    "Fix the auth bug in production": "coding",
+    "Refactor the payment service to use async IO and add tests": "coding",
+    "Summarize the attached contract and flag any GDPR issues": "legal_regulated",
+}
+
+
+def test_a_request_unlike_the_training_ones_takes_its_type_from_the_rule_cues(
+        trained_bundle: Path) -> None:
+    router = Router.load(trained_bundle)
+    assert "novelty" in router.task_model
+    for request, cue_type in HAND_WRITTEN.items():
+        decision = router.decide(request)
+        assert decision.task_type == cue_type, decision.reason
+        assert "request unlike the training requests" in decision.reason
+        assert f"task type {cue_type} from rule cues" in decision.reason
+        # The type decided is the one routed: the same as giving it.
+        given = router.decide(request, task_type=cue_type)
+        assert (decision.tier, decision.probabilities) == (given.tier, given.probabilities)
+
+
+def test_a_novel_request_without_rule_cues_is_routed_with_no_task_type(
+        trained_bundle: Path) -> None:
+    router = Router.load(trained_bundle)
+    decision = router.decide("zqx vbnm wert plokij")  # no cue, no n-gram of the templates
+    assert decision.task_type is None
+    assert decision.reason.endswith("task type unknown")
+    assert decision.probabilities == router.decide("zqx vbnm wert plokij",
+                                                   task_type=None).probabilities
+
+
+def test_requests_like_the_training_ones_are_predicted(trained_bundle: Path) -> None:
+    from aco_lab.simulate import build_sim_request
+
+    router = Router.load(trained_bundle)
+    reasons = [router.decide(build_sim_request(11, i).text).reason for i in range(300)]
+    predicted = sum("task type predicted" in r for r in reasons)
+    assert predicted >= 0.95 * len(reasons)  # the threshold calls ~1% of held-out ones novel
+    assert predicted + sum("unlike the training requests" in r for r in reasons) == len(reasons)
+
+
+def test_a_malformed_novelty_check_is_refused_when_the_bundle_loads(trained_bundle: Path) -> None:
+    from aco.bundle import load_bundle
+
+    payload = load_bundle(trained_bundle)
+    novelty = payload["task_type_model"]["novelty"]
+    for broken in ({**novelty, "centroids": novelty["centroids"][:-2]},
+                   {**novelty, "offset": novelty["offset"] + 1},
+                   {k: v for k, v in novelty.items() if k != "threshold"}):
+        payload["task_type_model"]["novelty"] = broken
+        with pytest.raises(BundleError, match="task_type_model.novelty"):
+            Router(payload, source="b.pkl")

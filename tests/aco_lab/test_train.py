@@ -149,3 +149,38 @@ def test_routerbench_training_end_to_end(routerbench_dir: Path) -> None:
                                                              "science_qa"]
     assert payload["tiers"][4]["model_id"] == "gpt-4-1106-preview"
     assert payload["validation"]["operating_point"]["success_ratio"] >= 0.9
+
+
+def test_the_novelty_threshold_calls_the_chosen_share_of_held_out_requests_novel() -> None:
+    from aco.features import build_feature_spec
+    from aco.router import nearest_similarity, read_novelty
+    from aco_lab.estimators import NOVELTY_QUANTILE, fit_novelty
+    from aco_lab.simulate import build_sim_request
+
+    spec = build_feature_spec(["coding"])
+    X = np.stack([request_features(spec, build_sim_request(SEED, i).text) for i in range(600)])
+    novelty = fit_novelty(X[:400], X[400:], spec, seed=SEED)
+    assert novelty == fit_novelty(X[:400], X[400:], spec, seed=SEED)  # deterministic
+    centroids, offset, threshold = read_novelty({"novelty": novelty}, spec.n_features)
+    assert offset == spec.hash_offset and len(centroids) == 64
+    assert np.allclose(np.linalg.norm(centroids, axis=1), 1.0, atol=1e-3)
+    held = nearest_similarity(centroids, X[400:, offset:])
+    assert np.mean(held < threshold) <= NOVELTY_QUANTILE + 1e-9
+    assert np.mean(held <= threshold) >= NOVELTY_QUANTILE  # the quantile, not a bound far off
+    other = np.stack([request_features(spec, t)
+                      for t in ("Fix the auth bug in production", "What is 2+2?")])
+    assert (nearest_similarity(centroids, other[:, offset:]) < threshold).all()
+
+
+def test_training_reports_the_task_type_predictor_on_held_out_requests(lgbm_payload: dict
+                                                                       ) -> None:
+    from aco_lab.train import validation_headline
+
+    figures = lgbm_payload["validation"]["task_type"]
+    folds = lgbm_payload["validation"]["folds"]
+    assert figures["requests"] == folds["calibration"] + folds["validation"]
+    assert 0.3 < figures["accuracy"] <= 1.0  # above chance (1/7) on 160 requests' worth
+    assert (abs(figures["accuracy_as_routed"] - figures["accuracy"])
+            <= figures["novel_share"] + 1e-9)
+    assert 0 < figures["novel_share"] < 0.1
+    assert validation_headline(lgbm_payload)["task_type_novel_share"] == figures["novel_share"]
