@@ -7,8 +7,9 @@
  *   window_features  aco.features._window_signals_py + _hash_ngrams: words, digit runs, "?",
  *                    option lines, backticks, braces, keyword groups of the final-question
  *                    window, and its l2-normalised hashed word/byte n-gram counts.
- *   linear_scores    aco.router.TaskTypePredictor: a folded linear model on one row (the
- *                    task-type logits and the novelty check's centroid similarities).
+ *   linear_scores    aco.router.TaskTypePredictor: a folded linear model on one row.
+ *   nearest_similarity  aco.router.TaskTypePredictor: the novelty check's similarity of a
+ *                    request to its nearest centroid.
  *   Trees.sweep      aco.scoring.predict_lgbm_raw_sweep: LightGBM raw scores of one row with
  *                    one column set to each of a few values (a request at its five tiers),
  *                    deciding missing values as LightGBM's NumericalDecision does.
@@ -318,6 +319,53 @@ static PyObject *linear_scores(PyObject *self, PyObject *const *args, Py_ssize_t
     return result;
 }
 
+/* nearest_similarity(centroids: bytes <f4 (k x n), x: float64 buffer (n)) -> max_i dot(row i, x):
+ * the novelty check's similarity of one request's n-gram vector to its nearest centroid
+ * (float32 rows: half the memory a decision streams through). -inf when k is 0. */
+static PyObject *nearest_similarity(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyBytes_Check(args[0]))
+        return PyErr_Format(PyExc_TypeError,
+                            "nearest_similarity: expected centroids, x (bytes, buffer)");
+    Py_buffer xb;
+    if (PyObject_GetBuffer(args[1], &xb, PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    Py_ssize_t n = xb.len / 8;
+    if (xb.itemsize != 8 || n == 0 || PyBytes_GET_SIZE(args[0]) % (n * 4) != 0) {
+        PyBuffer_Release(&xb);
+        return PyErr_Format(PyExc_ValueError,
+                            "nearest_similarity: centroids are not k x %zd float32", n);
+    }
+    Py_ssize_t k = PyBytes_GET_SIZE(args[0]) / (n * 4);
+    float *xf = PyMem_Malloc(n * sizeof(float));
+    if (xf == NULL) {
+        PyBuffer_Release(&xb);
+        return PyErr_NoMemory();
+    }
+    const double *x = xb.buf;
+    for (Py_ssize_t j = 0; j < n; j++)
+        xf[j] = (float)x[j];
+    const float *c = (const float *)PyBytes_AS_STRING(args[0]);
+    double best = -INFINITY;
+    for (Py_ssize_t i = 0; i < k; i++) {
+        const float *row = c + i * n;
+        float acc[8] = {0};
+        Py_ssize_t j = 0;
+        for (; j + 8 <= n; j += 8)
+            for (int u = 0; u < 8; u++)
+                acc[u] += row[j + u] * xf[j + u];
+        for (; j < n; j++)
+            acc[0] += row[j] * xf[j];
+        double sum = ((double)acc[0] + acc[1]) + ((double)acc[2] + acc[3]) +
+                     ((double)acc[4] + acc[5]) + ((double)acc[6] + acc[7]);
+        if (sum > best)
+            best = sum;
+    }
+    PyMem_Free(xf);
+    PyBuffer_Release(&xb);
+    return PyFloat_FromDouble(best);
+}
+
 /* -- LightGBM trees ------------------------------------------------------------------------ */
 
 enum { MISSING_NONE, MISSING_NAN_LEFT, MISSING_NAN_RIGHT, MISSING_ZERO_LEFT, MISSING_ZERO_RIGHT };
@@ -615,6 +663,8 @@ static PyMethodDef module_methods[] = {
     {"set_keywords", set_keywords, METH_O, "set the (word, group) keyword table"},
     {"linear_scores", (PyCFunction)(void (*)(void))linear_scores, METH_FASTCALL,
      "a folded linear model's scores for one row, NaN read as a fill value"},
+    {"nearest_similarity", (PyCFunction)(void (*)(void))nearest_similarity, METH_FASTCALL,
+     "the largest dot product of one row with float32 centroids"},
     {NULL, NULL, 0, NULL},
 };
 

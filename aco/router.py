@@ -163,9 +163,8 @@ class TaskTypePredictor:
 
     The linear model reads z = (x - mean) / scale with NaN as the mean and the task-type
     columns overridden (one-hots 0, "missing" 1): standardisation and the overridden columns
-    fold into the weights and one constant. The novelty check's centroids are more rows of
-    the same matrix (zero outside the hashed n-grams, constant 0), so a request costs one
-    matrix-vector product: its first rows the logits, the others the similarities.
+    fold into the weights and one constant, so a request costs one dot product. The novelty
+    check is one more product, with the centroids (float32 in the C module).
     """
 
     def __init__(self, task_model: Mapping[str, Any], source: str = "bundle") -> None:
@@ -184,17 +183,12 @@ class TaskTypePredictor:
         weights[:, overridden] = 0.0
         self.types: list[str] = list(task_model["task_types"])
         self._known = frozenset(self.types)
-        self._threshold = -math.inf  # no novelty check: every request is predicted
-        novelty = read_novelty(task_model, n_feat, source)
-        if novelty is not None:
-            centroids, offset, self._threshold = novelty
-            rows = np.zeros((len(centroids), n_feat))
-            rows[:, offset:] = centroids
-            weights = np.vstack([weights, rows])
-            constant = np.concatenate([constant, np.zeros(len(centroids))])
         self._weights, self._constant, self._mean = weights, constant, mean.copy()
         self._tables = (weights.astype("<f8").tobytes(), mean.astype("<f8").tobytes(),
                         constant.astype("<f8").tobytes())
+        self._novelty = read_novelty(task_model, n_feat, source)
+        if self._novelty is not None:
+            self._centroids_f4 = self._novelty[0].astype("<f4").tobytes()
 
     def infer(self, request: str, x: np.ndarray) -> tuple[str | None, str]:
         """(task type or None, what was done, for the reason) for a request given without one.
@@ -203,32 +197,30 @@ class TaskTypePredictor:
         than the bundle's threshold) is not predicted: the model's confidence means nothing
         there. It takes the type the rules' cues name when the model knows that type, else
         none."""
-        scores = self._scores(x)
-        k = len(self.types)
-        if len(scores) > k:
-            similarity = max(scores[k:])  # nearest_similarity of one row
-            if similarity < self._threshold:
+        if self._novelty is not None:
+            centroids, offset, threshold = self._novelty
+            if _native is not None:
+                similarity = _native.nearest_similarity(self._centroids_f4, x[offset:])
+            else:
+                similarity = float((centroids @ x[offset:]).max())  # nearest_similarity
+            if similarity < threshold:
                 cue = read_cues(request).task_type
                 unlike = (f"request unlike the training requests (similarity {similarity:.2f} "
-                          f"< {self._threshold:.2f})")
+                          f"< {threshold:.2f})")
                 if cue in self._known:
                     return cue, f"{unlike}: task type {cue} from rule cues"
                 return None, f"{unlike}: task type unknown"
-        task_type, prob = self._most_likely(scores[:k])
+        task_type, prob = self.predict(x)
         return task_type, f"task type predicted: {task_type} (p={prob:.2f})"
 
     def predict(self, x: np.ndarray) -> tuple[str, float]:
         """(most likely task type, its probability) for one request's features."""
-        return self._most_likely(self._scores(x)[:len(self.types)])
-
-    def _scores(self, x: np.ndarray) -> list[float]:
         if _native is not None:
             weights, fill, constant = self._tables
-            return _native.linear_scores(weights, x, fill, constant)
-        x = np.where(x == x, x, self._mean)  # NaN reads as the mean: contributes nothing
-        return (self._weights @ x + self._constant).tolist()
-
-    def _most_likely(self, logits: list[float]) -> tuple[str, float]:
+            logits = _native.linear_scores(weights, x, fill, constant)
+        else:
+            x = np.where(x == x, x, self._mean)  # NaN reads as the mean: contributes nothing
+            logits = (self._weights @ x + self._constant).tolist()
         best = max(range(len(logits)), key=logits.__getitem__)
         top = logits[best]
         return self.types[best], 1.0 / math.fsum(math.exp(v - top) for v in logits)

@@ -75,6 +75,32 @@ def test_window_features_refuses_bad_arguments() -> None:
         native.window_features("text", np.empty(300), 0, 8, 1, 2, 3, 5)
 
 
+@pytest.mark.parametrize("width", [1, 7, 8, 256, 259])  # whole and partial blocks of eight
+def test_linear_scores_and_nearest_similarity_equal_numpy(width: int) -> None:
+    rng = np.random.default_rng(width)
+    weights, constant, fill = (rng.normal(size=(9, width)), rng.normal(size=9),
+                               rng.normal(size=width))
+    x = rng.random(width)
+    x[rng.random(width) < 0.2] = np.nan
+    expected = weights @ np.where(np.isnan(x), fill, x) + constant
+    got = native.linear_scores(weights.tobytes(), x, fill.tobytes(), constant.tobytes())
+    assert np.allclose(got, expected, rtol=1e-12, atol=1e-12)
+    centroids = rng.random((64, width)).astype("<f4")
+    row = rng.random(width)
+    nearest = native.nearest_similarity(centroids.tobytes(), row)
+    assert nearest == pytest.approx((centroids.astype(np.float64) @ row).max(), rel=1e-5)
+
+
+def test_nearest_similarity_refuses_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="not k x 4 float32"):
+        native.nearest_similarity(bytes(4 * 6), np.zeros(4))  # 24 bytes: not whole rows
+    with pytest.raises(ValueError):
+        native.nearest_similarity(bytes(16), np.zeros(4, dtype=np.float32))
+    with pytest.raises(TypeError):
+        native.nearest_similarity(np.zeros(4), np.zeros(4))
+    assert native.nearest_similarity(b"", np.zeros(4)) == float("-inf")  # no centroid
+
+
 def trained_trees(classes: int = 2, seed: int = 0) -> tuple[lgb.Booster, dict]:
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(1200, 6))
