@@ -464,7 +464,7 @@ def fit_novelty(X: np.ndarray, X_held: np.ndarray, spec: FeatureSpec, seed: int)
         centroids = KMeans(k, n_init=2, random_state=seed).fit(rows).cluster_centers_
     norms = np.linalg.norm(centroids, axis=1, keepdims=True)
     stored = (centroids / np.where(norms > 0, norms, 1.0)).astype("<f2")
-    nearest = nearest_similarity(stored.astype(np.float64), np.asarray(X_held)[:, start:])
+    nearest = nearest_similarity(stored.astype(np.float32), np.asarray(X_held)[:, start:])
     threshold = float(np.quantile(nearest, NOVELTY_QUANTILE))
     log.info("task-type novelty check: %d centroids, threshold %.3f (the %.0f%% quantile of "
              "%d held-out requests' nearest similarity)", k, threshold,

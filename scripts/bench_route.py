@@ -5,14 +5,17 @@ single-row predict, measured in the same run.
     ACO_PURE_PYTHON=1 .venv/bin/python scripts/bench_route.py   # the numpy path, for comparison
 
 Trains a LightGBM router on seeded simulated traces, then times, per request:
-`Router.decide` end to end, and its parts (aco.features.request_features, the model on the
-5 tier rows, calibration + decision rule), against `Booster.predict` on the same 5 rows.
+`Router.decide` end to end (and, task type predicted, with and without the task-type novelty
+check, interleaved request by request), and its parts (aco.features.request_features, the
+model on the 5 tier rows, calibration + decision rule), against `Booster.predict` on the same
+5 rows.
 Prints p50/p99 in microseconds and the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import tempfile
 import time
 from pathlib import Path
@@ -40,6 +43,18 @@ def timed(fn, items) -> np.ndarray:  # noqa: ANN001
     return out
 
 
+def timed_pair(fn_a, fn_b, items) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    """timed for two functions, interleaved item by item (both see the same machine load)."""
+    out_a, out_b = np.empty(len(items)), np.empty(len(items))
+    for i, item in enumerate(items):
+        start = time.perf_counter_ns()
+        fn_a(item)
+        middle = time.perf_counter_ns()
+        fn_b(item)
+        out_a[i], out_b[i] = (middle - start) / 1000.0, (time.perf_counter_ns() - middle) / 1000.0
+    return out_a, out_b
+
+
 def main() -> None:
     """Train, load, time, print."""
     parser = argparse.ArgumentParser()
@@ -52,6 +67,10 @@ def main() -> None:
         write_simulated_traces(path, args.train_requests, seed=1, config=config)
         trained = build_router(read_traces(path).runs, config, TrainOptions(seed=1))
         router = Router.load(write_bundle(trained.payload, Path(tmp) / "m").path, config)
+    # The same bundle without the task-type novelty check: what the check costs.
+    unchecked = copy.deepcopy(trained.payload)
+    del unchecked["task_type_model"]["novelty"]
+    unchecked_router = Router(unchecked, config)
     booster = trained.booster
     spec = FeatureSpec.from_dict(trained.payload["feature_spec"])
     reqs = [build_sim_request(99, i) for i in range(args.requests)]
@@ -68,8 +87,9 @@ def main() -> None:
     results = {
         "decide (end to end)": timed(lambda c: router.decide(c[0], task_type=c[1],
                                                              input_tokens=c[2]), cases),
-        "decide, task type predicted": timed(lambda c: router.decide(c[0], input_tokens=c[2]),
-                                             cases),
+        **dict(zip(("decide, task type predicted", "  the same, no novelty check"), timed_pair(
+            lambda c: router.decide(c[0], input_tokens=c[2]),
+            lambda c: unchecked_router.decide(c[0], input_tokens=c[2]), cases), strict=True)),
         "features": timed(lambda c: request_features(spec, c[0], c[1], None, c[2]), cases),
         "model (5 tier rows)": timed(lambda x: predict_success(router.model, x), feats),
         "calibrate + rule": timed(lambda p: choose_tier(np.maximum.accumulate(
