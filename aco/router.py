@@ -139,6 +139,16 @@ def nearest_similarity(centroids: np.ndarray, hashed: np.ndarray) -> np.ndarray:
     return (np.atleast_2d(hashed) @ centroids.T).max(axis=1)
 
 
+def novel_rows(task_model: Mapping[str, Any], X: np.ndarray) -> np.ndarray:
+    """(n,) bool: the requests the task model's novelty check calls unlike its training ones
+    (all False for a model without the check)."""
+    novelty = read_novelty(task_model, X.shape[1])
+    if novelty is None:
+        return np.zeros(len(X), dtype=bool)
+    centroids, offset, threshold = novelty
+    return nearest_similarity(centroids, X[:, offset:]) < threshold
+
+
 def infer_task_types(task_model: Mapping[str, Any], requests: Sequence[str], X: np.ndarray
                      ) -> list[str | None]:
     """TaskTypePredictor.infer for many requests (the lab's replay): the predicted type, or
@@ -146,13 +156,8 @@ def infer_task_types(task_model: Mapping[str, Any], requests: Sequence[str], X: 
     X = np.asarray(X, dtype=np.float64)
     index, _ = predict_task_types(task_model, X)
     types = [task_model["task_types"][int(k)] for k in index]
-    novelty = read_novelty(task_model, X.shape[1])
-    if novelty is None:
-        return types
-    refs, offset, threshold = novelty
-    novel = nearest_similarity(refs, X[:, offset:]) < threshold
     known = set(task_model["task_types"])
-    for i in np.flatnonzero(novel):
+    for i in np.flatnonzero(novel_rows(task_model, X)):
         cue = read_cues(requests[i]).task_type
         types[i] = cue if cue in known else None
     return types

@@ -26,7 +26,13 @@ from threadpoolctl import threadpool_limits
 from aco.errors import DataError
 from aco.features import TASK_MISSING, TASK_UNKNOWN, FeatureSpec
 from aco.policy import clip_probability
-from aco.router import build_novelty, infer_task_types, nearest_similarity, predict_task_types
+from aco.router import (
+    build_novelty,
+    infer_task_types,
+    nearest_similarity,
+    novel_rows,
+    predict_task_types,
+)
 from aco.scoring import build_knn_model, build_linear_model, predict_knn
 
 log = logging.getLogger(__name__)
@@ -441,7 +447,7 @@ def task_type_figures(task_model: dict | None, requests: list[str], X: np.ndarra
                         dtype=object)
     return {"requests": len(known), "accuracy": round(float(np.mean(predicted == truth)), 4),
             "accuracy_as_routed": round(float(np.mean(inferred == truth)), 4),
-            "novel_share": round(float(np.mean(inferred != predicted)), 4)}
+            "novel_share": round(float(np.mean(novel_rows(task_model, X[known]))), 4)}
 
 
 def fit_novelty(X: np.ndarray, X_held: np.ndarray, spec: FeatureSpec, seed: int) -> dict:
