@@ -430,15 +430,9 @@ def _fill_context(
     out[at + 2] = 1.0 if estimated else 0.0
 
 
-def with_task_type(spec: FeatureSpec, features: np.ndarray, task_type: str | None) -> np.ndarray:
-    """A copy of a request's features with another task type: the text is not hashed again."""
-    out = features.copy()
-    set_task_type(spec, out, task_type)
-    return out
-
-
 def set_task_type(spec: FeatureSpec, out: np.ndarray, task_type: str | None) -> None:
-    """with_task_type in place: rewrite the task-type columns of a feature vector."""
+    """Rewrite the task-type columns of a feature vector in place (the text is not hashed
+    again): the runtime's features once it has inferred a missing task type."""
     start = len(SIGNAL_NAMES)
     n_tasks = len(spec.task_types)
     out[start : start + n_tasks + 2] = 0.0

@@ -17,8 +17,8 @@ from aco.features import (
     FeatureSpec,
     build_feature_spec,
     request_features,
+    set_task_type,
     split_few_shot,
-    with_task_type,
 )
 
 SPEC = build_feature_spec(["coding", "quick_answer", None, "coding"], hash_buckets=64)
@@ -96,12 +96,11 @@ def test_task_type_is_one_hot_with_unknown_and_missing_flags(task_type, flag) ->
 
 @pytest.mark.parametrize("task_type", ["coding", "quick_answer", "legal", None])
 @pytest.mark.parametrize("given", ["quick_answer", None])
-def test_with_task_type_equals_recomputing_the_features(task_type, given) -> None:
+def test_set_task_type_equals_recomputing_the_features(task_type, given) -> None:
     text = few_shot_prompt(["Is ice cold?"], "Fix the auth bug in production ```def f(): 1```")
     x = request_features(SPEC, text, given, 3, 420)
-    y = with_task_type(SPEC, x, task_type)
-    np.testing.assert_array_equal(y, request_features(SPEC, text, task_type, 3, 420))
-    np.testing.assert_array_equal(x, request_features(SPEC, text, given, 3, 420))  # untouched
+    set_task_type(SPEC, x, task_type)
+    np.testing.assert_array_equal(x, request_features(SPEC, text, task_type, 3, 420))
 
 
 def test_difficulty_and_input_tokens() -> None:
