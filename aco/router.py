@@ -104,9 +104,9 @@ def build_novelty(centroids: np.ndarray, offset: int, threshold: float, quantile
     """Plain data of the task-type novelty check: unit-length centroids of training requests'
     hashed n-gram vectors (features[offset:]), float16, and the similarity to the nearest
     below which a request is novel (the `quantile` of held-out requests')."""
-    refs = np.ascontiguousarray(centroids, dtype="<f2")
-    return {"centroids": refs.tobytes(), "count": int(refs.shape[0]),
-            "width": int(refs.shape[1]), "offset": int(offset), "threshold": float(threshold),
+    stored = np.ascontiguousarray(centroids, dtype="<f2")
+    return {"centroids": stored.tobytes(), "count": int(stored.shape[0]),
+            "width": int(stored.shape[1]), "offset": int(offset), "threshold": float(threshold),
             "quantile": float(quantile)}
 
 
@@ -129,8 +129,8 @@ def read_novelty(task_model: Mapping[str, Any], n_features: int, source: str = "
                           f"at feature {offset} do not fit {n_features} features and "
                           f"{len(blob) if isinstance(blob, bytes) else type(blob).__name__} "
                           "bytes; retrain with `aco-lab train`")
-    refs = np.frombuffer(blob, dtype="<f2").reshape(count, width).astype(np.float32)
-    return refs, offset, threshold
+    centroids = np.frombuffer(blob, dtype="<f2").reshape(count, width).astype(np.float32)
+    return centroids, offset, threshold
 
 
 def nearest_similarity(centroids: np.ndarray, hashed: np.ndarray) -> np.ndarray:

@@ -75,8 +75,8 @@ TASK_TYPE_MAX_ROWS = 20_000  # requests it learns from (a seeded sample beyond t
 # requests than this share of held-out requests are to their nearest one counts as unlike the
 # training data, and its task type comes from the rules' cues instead. 64 k-means centroids
 # of unit n-gram vectors: on the demo's simulated requests they flag all five hand-written
-# requests tried (a bug fix, a CSV parser, a refactor, a contract review, "2+2") at a 0.72
-# threshold, as 500 stored requests do, for an eighth of the check's time (a 64 x 256 product).
+# requests tried (a bug fix, a CSV parser, a refactor, a contract review, "2+2"; threshold
+# 0.70), as 500 stored requests do, with a 64 x 256 product instead of a 500 x 256 one.
 NOVELTY_CENTROIDS = 64
 NOVELTY_QUANTILE = 0.01
 NOVELTY_MAX_ROWS = 5_000  # requests the centroids are fitted on (a seeded sample beyond this)
