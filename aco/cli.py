@@ -156,10 +156,26 @@ def stats(trace_dir: str | None, by: str | None, config_path: str | None, as_jso
 
 
 @main.command()
-def version() -> None:
-    """Print the runtime version, trace format and feature version."""
+@click.option("--bundle", default=None,
+              help="Also describe this router bundle (a .pkl path, a version like v3 or "
+                   "'latest' under ./router_models), after checking it as loading does.")
+@json_option
+def version(bundle: str | None, as_json: bool) -> None:
+    """Print the runtime version, trace format and feature version (and what a bundle holds)."""
     from aco.features import FEATURE_VERSION
     from aco.trace_format import SCHEMA_VERSION
 
-    click.echo(f"aco {__version__} (trace format v{SCHEMA_VERSION}, "
-               f"feature version {FEATURE_VERSION})")
+    runtime = {"aco": __version__, "trace_format": SCHEMA_VERSION,
+               "feature_version": FEATURE_VERSION}
+    lines = [f"aco {__version__} (trace format v{SCHEMA_VERSION}, "
+             f"feature version {FEATURE_VERSION})"]
+    if bundle is not None:
+        from aco.bundle import bundle_key, load_bundle, read_manifest, resolve_bundle_path
+        from aco.bundle_info import describe_bundle, format_description
+
+        path = resolve_bundle_path(bundle)
+        payload = load_bundle(path)
+        runtime["bundle"] = describe_bundle(path, payload, read_manifest(path),
+                                            bundle_key() is not None)
+        lines += format_description(runtime["bundle"])
+    click.echo(json.dumps(runtime, ensure_ascii=False) if as_json else "\n".join(lines))

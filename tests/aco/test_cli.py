@@ -199,3 +199,50 @@ def test_console_script_tampered_bundle_is_one_line(trained_bundle: Path, tmp_pa
     out = _script("route", "hello", "--bundle", str(copy))
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.count("\n") == 1 and "tampered or truncated" in out.stderr
+
+
+# -- aco version --bundle: what a bundle holds ---------------------------------------------
+def test_version_describes_a_bundle_after_checking_it(trained_bundle: Path, tmp_path: Path,
+                                                      monkeypatch) -> None:
+    from aco.bundle import KEY_ENV, load_bundle, read_manifest
+
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    payload, manifest = load_bundle(trained_bundle), read_manifest(trained_bundle)
+    out = _script("version", "--bundle", str(trained_bundle), "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)["bundle"]
+    assert (info["sha256"], info["size"], info["hmac"]) == (manifest["sha256"],
+                                                            manifest["size"], "none")
+    assert info["training"]["requests"] == payload["training_data"]["n_requests"]
+    assert info["task_types"] == payload["feature_spec"]["task_types"]
+    threshold = payload["task_type_model"]["novelty"]["threshold"]
+    assert info["task_type_predictor"]["novelty_threshold"] == threshold
+    assert info["controls"] == []  # the fixture's bundle has none: its runs use the rules
+    text = _script("version", "--bundle", str(trained_bundle)).stdout.splitlines()
+    assert text[1].startswith(f"bundle v{manifest['version']}: {trained_bundle} (")
+    assert f"less similar than {threshold:.2f}" in out.stdout + "\n".join(text)
+    assert text[-1] == "learned run controls: none (rules)"
+    # A tampered copy is refused, as loading it to route would be.
+    copy = tmp_path / trained_bundle.name
+    copy.write_bytes(trained_bundle.read_bytes()[:-1] + b"\x00")
+    (tmp_path / trained_bundle.name.replace(".pkl", ".manifest.json")).write_text(
+        json.dumps(manifest))
+    bad = _script("version", "--bundle", str(copy))
+    assert bad.returncode == 1 and "tampered" in bad.stderr and bad.stdout == ""
+
+
+def test_version_reports_whether_the_hmac_was_verified(tmp_path: Path, monkeypatch) -> None:
+    from aco.bundle import KEY_ENV, load_bundle
+    from aco_lab.bundle import write_bundle
+
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    golden = load_bundle(Path(__file__).parents[1] / "golden" / "router_bundle_v1.pkl")
+    monkeypatch.setenv(KEY_ENV, "team key")
+    path = write_bundle(golden, tmp_path).path
+    verified = json.loads(_invoke("version", "--bundle", str(path), "--json"))["bundle"]
+    assert verified["hmac"] == "verified"
+    monkeypatch.delenv(KEY_ENV)
+    unverified = json.loads(_invoke("version", "--bundle", str(path), "--json"))["bundle"]
+    assert unverified["hmac"] == "not verified (no ACO_BUNDLE_KEY)"
+    # The golden bundle predates the novelty check: it says so.
+    assert "no novelty check (trained before it)" in _invoke("version", "--bundle", str(path))

@@ -1,0 +1,99 @@
+"""What a router bundle holds, for a person deciding whether to deploy it (`aco version --bundle`).
+
+`describe_bundle` turns a loaded (integrity-checked) payload and its manifest into plain
+figures: the file and its checks, who built it with what, the training data, the model, the
+task types and how a missing one is inferred, the tiers, the operating point and what it
+reached on validation requests, and the learned run controls. `format_description` lays them
+out as lines. Both are pure; the CLI loads the bundle and prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+CONTROL_NAMES = ("cascade", "doom", "gate", "verify", "context_budget")
+
+
+def describe_bundle(path: Path, payload: Mapping[str, Any], manifest: Mapping[str, Any],
+                    key_configured: bool) -> dict[str, Any]:
+    """Plain figures of a bundle loaded by `aco.bundle.load_bundle` (size and sha256 checked
+    against the manifest, and its HMAC when a key was configured)."""
+    training = payload.get("training_data", {})
+    validation = payload.get("validation", {})
+    options = payload.get("options", {})
+    task_model = payload.get("task_type_model") or {}
+    novelty = task_model.get("novelty")
+    controls = payload.get("controls") or {}
+    return {
+        "path": str(path),
+        "version": manifest.get("version"),
+        "size": manifest.get("size"),
+        "sha256": manifest.get("sha256"),
+        "hmac": ("none" if "hmac_sha256" not in manifest
+                 else "verified" if key_configured else "not verified (no ACO_BUNDLE_KEY)"),
+        "created_at": payload.get("created_at"),
+        "package_versions": dict(payload.get("package_versions", {})),
+        "training": {
+            "requests": training.get("n_requests"), "runs": training.get("n_runs"),
+            "counterfactual": training.get("counterfactual"),
+            "files": [{"path": f.get("path"), "sha256": f.get("sha256")}
+                      for f in training.get("files", [])],
+        },
+        "model": {"kind": payload["model"].get("kind"),
+                  "objective": payload["model"].get("objective"),
+                  "calibration": options.get("calibration"), "seed": payload.get("seed")},
+        "task_types": list(payload["feature_spec"].get("task_types", [])),
+        "task_type_predictor": None if not task_model else {
+            **validation.get("task_type", {}),
+            "novelty_threshold": None if novelty is None else novelty.get("threshold"),
+        },
+        "tiers": {int(t["tier"]): t["model_id"] for t in payload.get("tiers", [])},
+        "policy": dict(payload.get("policy", {})),
+        "task_floors": dict(payload.get("task_floors", {})),
+        "validation": dict(validation.get("operating_point", {})),
+        "controls": [name for name in CONTROL_NAMES if controls.get(name)],
+    }
+
+
+def format_description(info: Mapping[str, Any]) -> list[str]:
+    """describe_bundle's figures as the lines `aco version --bundle` prints."""
+    training, model = info["training"], info["model"]
+    packages = info["package_versions"]
+    built_with = ", ".join(f"{k} {v}" for k, v in packages.items() if k != "aco")
+    files = ", ".join(f"{f['path']} ({(f['sha256'] or '')[:12]})" for f in training["files"])
+    lines = [
+        f"bundle v{info['version']}: {info['path']} ({info['size']:,} bytes, sha256 "
+        f"{info['sha256'][:16]}... as its manifest says; HMAC {info['hmac']})",
+        f"created {info['created_at']} by aco {packages.get('aco', '?')} ({built_with})",
+        f"trained on {training['requests']:,} requests, {training['runs']:,} runs "
+        f"({'counterfactual' if training['counterfactual'] else 'ordinary logs'}) from "
+        f"{len(training['files'])} file(s): {files}",
+        f"model: {model['kind']}, objective {model['objective']}, calibration "
+        f"{model['calibration']}, seed {model['seed']}",
+        "tiers: " + ", ".join(f"{t} {m}" for t, m in sorted(info["tiers"].items())),
+    ]
+    lines.append("task types: " + (", ".join(info["task_types"]) or "none"))
+    predictor = info["task_type_predictor"]
+    if predictor:
+        threshold = predictor.get("novelty_threshold")
+        check = ("no novelty check (trained before it)" if threshold is None
+                 else f"requests less similar than {threshold:.2f} to its training ones take "
+                      "their type from rule cues")
+        figures = (f"{predictor['accuracy']:.1%} right on {predictor['requests']:,} held-out "
+                   f"requests; " if "accuracy" in predictor else "")
+        lines.append(f"task-type predictor: {figures}{check}")
+    policy = info["policy"]
+    lines.append(
+        f"operating point: success_value {policy.get('success_value', 0):.4g}, "
+        f"safety_threshold {policy.get('safety_threshold', 0):.2f}, downgrade_threshold "
+        f"{policy.get('downgrade_threshold', 0):.2f}; learned task floors: "
+        + (", ".join(f"{k}={v}" for k, v in info["task_floors"].items()) or "none"))
+    point = info["validation"]
+    if point:
+        lines.append(f"validation ({point['n_requests']:,} requests): "
+                     f"{point['success_ratio']:.1%} of the top tier's success at "
+                     f"{point['cost_ratio']:.1%} of its cost")
+    lines.append("learned run controls: " + (", ".join(info["controls"]) or "none (rules)"))
+    return lines
