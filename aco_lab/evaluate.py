@@ -69,6 +69,9 @@ MODE_REPLAY = "replay"  # counterfactual traces: every figure observed
 MODE_ESTIMATE = "estimate"  # ordinary logs: the router's figures are estimates
 DEFAULT_TARGET = 0.95  # the recommended point keeps this share of the top tier's success
 COMPARE_MODELS = ("knn", "logreg")  # routers trained on the same data as baselines
+# Above this share of evaluation requests unlike the training ones (the novelty check calls
+# ~1% of held-out training-like requests so), the report warns that the traffic has drifted.
+DRIFT_NOVEL_SHARE = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,8 @@ class Evaluation:
     # The bundle's learned run controls against their rule versions on these traces
     # (aco_lab.controls.suite.ControlsEvaluation); None when the bundle learned none.
     controls: Any = None
+    # The task-type predictor on these requests as if given without a type (RouterScores).
+    task_type_inference: dict = field(default_factory=dict)
 
 
 # -- the I/O edge --------------------------------------------------------------------------
@@ -359,7 +364,9 @@ def _replay_evaluation(
         reliability=build_reliability(scores.p, ev),
         per_task_type=build_per_task_type(ev, success, cost, tiers, chosen, config.top_tier),
         options=options,
-        warnings=build_warnings(data) + unseen_task_types(payload, ev.task_types),
+        warnings=(build_warnings(data) + unseen_task_types(payload, ev.task_types)
+                  + drifted_requests(scores.task_type_inference)),
+        task_type_inference=scores.task_type_inference,
     )
 
 
@@ -449,6 +456,18 @@ def build_warnings(data: DataInfo, mode: str = MODE_REPLAY) -> tuple[str, ...]:
             f"{data.n_rejected_lines} trace lines were rejected (aco-lab validate lists them)"
         )
     return tuple(out)
+
+
+def drifted_requests(inference: dict) -> tuple[str, ...]:
+    """A warning when the bundle's novelty check calls far more of these requests unlike its
+    training requests than the ~1% of held-out ones it was set to: the traffic has moved."""
+    share = inference.get("novel_share")
+    if share is None or share <= DRIFT_NOVEL_SHARE:
+        return ()
+    return (f"{share:.1%} of the evaluation requests are unlike the bundle's training requests "
+            f"(its novelty check calls about 1% of requests like them so): the requests have "
+            f"changed since training, and those given without a task type would be typed by "
+            f"rule cues; retrain on recent traces",)
 
 
 def unseen_task_types(payload: dict, task_types: Sequence[str | None]) -> tuple[str, ...]:

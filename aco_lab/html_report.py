@@ -203,6 +203,9 @@ def build_evaluation_document(
     ]
     if not ev.per_task_type.is_empty():
         sections.append(Section("Per task type", (_per_task_type_table(ev),)))
+    if ev.task_type_inference:
+        sections.append(Section("Task types of requests given without one",
+                                (_task_type_inference_text(ev.task_type_inference),)))
     if ev.controls is not None:  # a section per learned run control against its rules
         from aco_lab.controls.report import build_controls_sections
 
@@ -383,6 +386,19 @@ def _calibration_blocks(ev: Evaluation, summary: dict) -> tuple:
         "on the plot are the cells per bin)."
     )
     return (text, Figure("reliability", png, "reliability diagram of the router's P(success)"))
+
+
+def _task_type_inference_text(figures: dict) -> str:
+    return (
+        f"On the {figures['requests']:,} evaluation requests with a task type, taken as if "
+        f"given without one: the bundle's task-type classifier names the right type for "
+        f"{fmt_pct(figures['accuracy'])}; as the runtime infers it (requests unlike the "
+        f"training ones typed by rule cues, or left untyped) "
+        f"{fmt_pct(figures['accuracy_as_routed'])}. "
+        f"The novelty check calls {fmt_pct(figures['novel_share'])} of them unlike the training "
+        f"requests (about 1% of held-out training-like requests; far more means the requests "
+        f"have changed since training)."
+    )
 
 
 def _per_task_type_table(ev: Evaluation) -> Table:

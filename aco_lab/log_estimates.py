@@ -33,6 +33,7 @@ from aco_lab.evaluate import (
     EvalOptions,
     Evaluation,
     build_warnings,
+    drifted_requests,
     recommend,
     unseen_task_types,
 )
@@ -171,7 +172,9 @@ def build_log_evaluation(
             f"{method}, not a replay",
         )
         + build_warnings(data, MODE_ESTIMATE)
-        + unseen_task_types(payload, table[S.TASK_TYPE].to_list()),
+        + unseen_task_types(payload, table[S.TASK_TYPE].to_list())
+        + drifted_requests(scores.task_type_inference),
+        task_type_inference=scores.task_type_inference,
         extra={
             "estimator": "ipw" if has_ipw else "direct",
             "direct_estimate": estimate_direct(

@@ -329,6 +329,7 @@ def build_evaluation_metrics(ev: Evaluation, command: str = "") -> dict:
         "quality_goal": build_quality_goal(ev),
         "calibration": build_calibration_summary(*ev.reliability),
         "per_task_type": ev.per_task_type.to_dicts(),
+        "task_type_inference": ev.task_type_inference,
         "settings": {
             "verifier_error": ev.options.verifier_error,
             "target": ev.options.target,

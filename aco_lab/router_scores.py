@@ -22,6 +22,7 @@ from aco.policy import REASONS, PolicyParams, build_allowed, calibrate, choose_t
 from aco.router import expected_cost_table, infer_task_types, predict_success
 from aco.trace_format import TIERS
 from aco_lab import schema as S
+from aco_lab.estimators import task_type_figures
 from aco_lab.labels import OutcomeMatrix
 from aco_lab.replay import PolicyResult, replay_choices
 from aco_lab.sweep import Curve
@@ -42,6 +43,9 @@ class RouterScores:
     allowed: np.ndarray  # (n, 5) configured tiers at or above the request's floor
     params: PolicyParams  # the bundle's operating point
     task_types: tuple[str | None, ...]  # given, else inferred (aco.router.infer_task_types)
+    # The task-type predictor on the requests given with a type, as if given without one
+    # (aco_lab.estimators.task_type_figures); {} when the bundle has no predictor.
+    task_type_inference: dict = dataclasses.field(default_factory=dict)
 
     def decide(self, params: PolicyParams | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Tier (1-based) and reason code per request under the bundle's or other parameters."""
@@ -71,6 +75,7 @@ def score_router(
     types = list(task_types)
     X = _features(spec, requests, types, difficulty, input_tokens)
     task_model = payload.get("task_type_model")
+    inference = task_type_figures(task_model, list(requests), X, types)
     missing = [i for i, t in enumerate(types) if t is None]
     if missing and task_model is not None:
         # The runtime infers a missing task type and recomputes the features with it.
@@ -94,6 +99,7 @@ def score_router(
         build_allowed(per_request, configured),
         PolicyParams.from_dict(payload["policy"]),
         tuple(types),
+        inference,
     )
 
 

@@ -225,3 +225,25 @@ def test_unseen_task_types_are_flagged() -> None:
     (warning,) = unseen_task_types(payload, ["coding", "legal", "legal", "chat"])
     assert warning.startswith("3 evaluation requests have task types the bundle never trained on")
     assert "(chat, legal)" in warning
+
+
+def test_the_task_type_predictor_is_measured_on_the_evaluation_requests(replayed) -> None:
+    figures = replayed.task_type_inference
+    assert figures["requests"] == replayed.data.n_requests  # the simulator types every request
+    assert 0.3 < figures["accuracy"] <= 1.0
+    assert figures["novel_share"] <= 0.05  # like the training requests: no drift warning
+    assert not any("unlike the bundle's training requests" in w for w in replayed.warnings)
+
+
+def test_requests_unlike_the_training_ones_are_reported_as_drift(eval_case, tmp_path) -> None:  # noqa: F811
+    drifted = tmp_path / "drifted.jsonl"
+    lines = read_jsonl(eval_case.eval)
+    reworded = sorted({t["request_id"] for t in lines})[::3]  # a third of the requests
+    for trace in lines:  # the same outcomes, other wording
+        if trace["request_id"] in reworded:
+            trace["request"] = f"zqx vbnm wert plokij {reworded.index(trace['request_id'])}"
+    drifted.write_text("".join(json.dumps(t) + "\n" for t in lines), encoding="utf-8")
+    ev = evaluate_bundle(eval_case.bundle, [drifted], options=FAST)
+    assert ev.task_type_inference["novel_share"] > 0.25
+    (warning,) = [w for w in ev.warnings if "unlike the bundle's training requests" in w]
+    assert warning.startswith(f"{ev.task_type_inference['novel_share']:.1%} of the evaluation")
