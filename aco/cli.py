@@ -71,8 +71,8 @@ def route(text: str, task_type: str | None, input_tokens: int | None, difficulty
     text = sys.stdin.read() if text == "-" else text
     d = _optimizer(config_path, bundle).route(text, task_type, input_tokens, difficulty)
     data = {"tier": d.tier, "model_id": d.model_id, "confidence": d.confidence,
-            "cost_estimate": d.cost_estimate, "task_type": d.task_type, "reason": d.reason,
-            "mode": d.mode}
+            "cost_estimate": d.cost_estimate, "task_type": d.task_type,
+            "task_type_from": d.task_type_from, "reason": d.reason, "mode": d.mode}
     _emit(as_json, data, f"tier={d.tier}, model={d.model_id}, cost={_usd(d.cost_estimate)}, "
                          f"confidence={d.confidence:.2f}, mode={d.mode}")
 

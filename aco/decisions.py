@@ -9,6 +9,13 @@ from dataclasses import dataclass, field
 MODE_BUNDLE = "bundle"
 MODE_RULES = "rules"
 
+# Where a decision's task type came from (RoutingDecision.task_type_from; the trace's metadata
+# keeps it, so a type the runtime guessed is never mistaken for one the agent knew).
+FROM_CALLER = "caller"  # passed by the agent
+FROM_CLASSIFIER = "classifier"  # predicted by the bundle's task-type classifier
+FROM_RULE_CUES = "rule_cues"  # named by the rules' cues in the request
+FROM_NONE = "none"  # not known: routed without one
+
 
 @dataclass(frozen=True, slots=True)
 class RoutingDecision:
@@ -22,6 +29,7 @@ class RoutingDecision:
     reason: str
     mode: str  # MODE_BUNDLE or MODE_RULES
     probabilities: tuple[float, ...] = ()  # P(success) per tier 1..5 (bundle mode), else ()
+    task_type_from: str = FROM_CALLER  # FROM_CALLER | FROM_CLASSIFIER | FROM_RULE_CUES | FROM_NONE
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,7 +89,7 @@ class ACOOptimizer:
             routing = self.router.decide(request, task_type=task_type,
                                          input_tokens=input_tokens, difficulty=difficulty)
             if cues is not None and routing.task_type != cues.task_type:
-                cues = cues.with_task_type(routing.task_type)
+                cues = cues.with_task_type(routing.task_type, routing.task_type_from)
         budget = None
         if with_budget:
             budget = (self.controls.context_budget(cues, routing.tier) if cues is not None else

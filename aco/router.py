@@ -25,7 +25,14 @@ import numpy as np
 
 from aco import scoring
 from aco.config import ACOConfig, TierSpec
-from aco.decisions import MODE_BUNDLE, RoutingDecision
+from aco.decisions import (
+    FROM_CALLER,
+    FROM_CLASSIFIER,
+    FROM_NONE,
+    FROM_RULE_CUES,
+    MODE_BUNDLE,
+    RoutingDecision,
+)
 from aco.errors import BundleError
 from aco.features import FeatureSpec, check_feature_version, request_features, set_task_type
 from aco.native import native as _native
@@ -196,8 +203,9 @@ class TaskTypePredictor:
         if self._novelty is not None:
             self._centroids_f4 = self._novelty[0].astype("<f4").tobytes()  # for the C module
 
-    def infer(self, request: str, x: np.ndarray) -> tuple[str | None, str]:
-        """(task type or None, what was done, for the reason) for a request given without one.
+    def infer(self, request: str, x: np.ndarray) -> tuple[str | None, str, str]:
+        """(task type or None, where it came from (aco.decisions.FROM_*), what was done, for the
+        reason) for a request given without one.
 
         A request unlike the training requests (less similar to every centroid of theirs
         than the bundle's threshold) is not predicted: the model's confidence means nothing
@@ -215,10 +223,10 @@ class TaskTypePredictor:
                 unlike = (f"request unlike the training requests (similarity {similarity:.2f} "
                           f"< {threshold:.2f})")
                 if cue in self._known:
-                    return cue, f"{unlike}: task type {cue} from rule cues"
-                return None, f"{unlike}: task type unknown"
+                    return cue, FROM_RULE_CUES, f"{unlike}: task type {cue} from rule cues"
+                return None, FROM_NONE, f"{unlike}: task type unknown"
         task_type, prob = self.predict(x)
-        return task_type, f"task type predicted: {task_type} (p={prob:.2f})"
+        return task_type, FROM_CLASSIFIER, f"task type predicted: {task_type} (p={prob:.2f})"
 
     def predict(self, x: np.ndarray) -> tuple[str, float]:
         """(most likely task type, its probability) for one request's features."""
@@ -317,9 +325,9 @@ class Router:
                difficulty: int | None = None) -> RoutingDecision:
         """The tier for one request, with P(success) per tier and the reason."""
         x = request_features(self.spec, request, task_type, difficulty, input_tokens)
-        note = ""
+        note, source = "", FROM_CALLER if task_type is not None else FROM_NONE
         if task_type is None and self._task_types is not None:
-            task_type, how = self._task_types.infer(request, x)
+            task_type, source, how = self._task_types.infer(request, x)
             note = f"; {how}"
             set_task_type(self.spec, x, task_type)
         p = make_monotone_one(self._calibrated(x))
@@ -329,7 +337,7 @@ class Router:
         return RoutingDecision(
             tier=i + 1, model_id=self._models[i + 1], confidence=p[i], cost_estimate=costs[i],
             task_type=task_type, reason=self._reason(code, i, p, floor) + note, mode=MODE_BUNDLE,
-            probabilities=tuple(p),
+            probabilities=tuple(p), task_type_from=source,
         )
 
     def _calibrated(self, x: np.ndarray) -> list[float]:

@@ -22,7 +22,14 @@ from functools import lru_cache
 from itertools import compress
 
 from aco.config import ACOConfig
-from aco.decisions import MODE_RULES, ContextBudget, RoutingDecision
+from aco.decisions import (
+    FROM_CALLER,
+    FROM_NONE,
+    FROM_RULE_CUES,
+    MODE_RULES,
+    ContextBudget,
+    RoutingDecision,
+)
 from aco.errors import ACOError
 from aco.trace_format import MAX_DIFFICULTY, MIN_DIFFICULTY, MIN_TIER
 
@@ -149,11 +156,14 @@ class RequestCues:
     has_errors: bool
     has_identifiers: bool
     tokens: int
+    task_type_from: str = FROM_CALLER  # the caller's type, or the cues' (FROM_RULE_CUES/NONE)
 
-    def with_task_type(self, task_type: str | None) -> RequestCues:
+    def with_task_type(self, task_type: str | None, task_type_from: str | None = None
+                       ) -> RequestCues:
         """The same cues under another task type (dataclasses.replace, without its cost)."""
         return RequestCues(task_type, self.task_cues, self.risk, self.hard, self.trivial,
-                           self.has_code, self.has_errors, self.has_identifiers, self.tokens)
+                           self.has_code, self.has_errors, self.has_identifiers, self.tokens,
+                           task_type_from or self.task_type_from)
 
 
 def estimate_tokens(text: str) -> int:
@@ -171,8 +181,10 @@ def read_cues(request: str, task_type: str | None = None) -> RequestCues:
     found = _find_cues(dict.fromkeys(words), joined)
     inferred, task_cues = _task_type_of(words, found)
     has_code = _has_code(text)
+    source = FROM_CALLER
     if task_type is None:
         task_type = inferred if inferred or not has_code else "coding"
+        source = FROM_RULE_CUES if task_type is not None else FROM_NONE
     trivial = lower.lstrip().startswith(TRIVIAL_OPENERS) or bool(ARITHMETIC.search(text)) or (
         text.rstrip().endswith("?") and len(text.split()) <= SHORT_QUESTION_WORDS)
     return RequestCues(
@@ -185,6 +197,7 @@ def read_cues(request: str, task_type: str | None = None) -> RequestCues:
         has_errors="error" in found,
         has_identifiers="@" in text or IDENTIFIER.search(joined) is not None,
         tokens=estimate_tokens(request),
+        task_type_from=source,
     )
 
 
@@ -289,6 +302,7 @@ def route_cues(cues: RequestCues, config: ACOConfig, input_tokens: int | None = 
         task_type=cues.task_type,
         reason=f"rules: {reason}",
         mode=MODE_RULES,
+        task_type_from=cues.task_type_from,
     )
 
 

@@ -67,7 +67,8 @@ class Run:
         them); read on first use when start_run did not need them."""
         if self._cues is None:
             task_type = self.routing.task_type
-            self._cues = read_cues(self.request, task_type).with_task_type(task_type)
+            self._cues = read_cues(self.request, task_type).with_task_type(
+                task_type, self.routing.task_type_from)
         return self._cues
 
     @property
@@ -115,7 +116,7 @@ class Run:
             "trace_id": self.trace_id,
             "routing": {"tier": r.tier, "model_id": r.model_id, "confidence": r.confidence,
                         "cost_estimate": r.cost_estimate, "task_type": r.task_type,
-                        "reason": r.reason, "mode": r.mode},
+                        "task_type_from": r.task_type_from, "reason": r.reason, "mode": r.mode},
             "context_budget": {"total_tokens": b.total_tokens, "keep_exact": list(b.keep_exact),
                                "omit": list(b.omit)},
         }
@@ -292,6 +293,7 @@ class Run:
             tf.FINAL_OUTCOME: outcome, tf.TASK_SUCCESS: success,
             tf.TOTAL_COST: math.fsum(self._costs),
             tf.METADATA: {"aco_version": __version__, "router_mode": self.routing.mode,
+                          "task_type_from": self.routing.task_type_from,
                           "escalations": self._escalations},
         }
 

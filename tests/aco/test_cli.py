@@ -33,7 +33,8 @@ def test_route_prints_tier_model_cost_and_mode() -> None:
 def test_route_json_has_the_documented_keys() -> None:
     data = json.loads(_invoke("route", "What is 2+2?", "--json"))
     assert set(data) == {"tier", "model_id", "confidence", "cost_estimate", "task_type",
-                         "reason", "mode"}
+                         "task_type_from", "reason", "mode"}
+    assert (data["task_type"], data["task_type_from"]) == ("quick_answer", "rule_cues")
     assert data["tier"] <= 2 and data["mode"] == "rules"
 
 

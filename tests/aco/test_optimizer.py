@@ -29,9 +29,9 @@ def test_start_run_returns_the_guides_dict(opt: ACOOptimizer) -> None:
     assert set(plan) == {"trace_id", "routing", "context_budget"}
     routing = plan["routing"]
     assert set(routing) == {"tier", "model_id", "confidence", "cost_estimate", "task_type",
-                            "reason", "mode"}
+                            "task_type_from", "reason", "mode"}
     assert routing["tier"] >= 4 and routing["mode"] == MODE_RULES
-    assert routing["task_type"] == "coding"
+    assert (routing["task_type"], routing["task_type_from"]) == ("coding", "caller")
     assert set(plan["context_budget"]) == {"total_tokens", "keep_exact", "omit"}
     assert "request" in plan["context_budget"]["keep_exact"]
 
@@ -58,6 +58,20 @@ def test_end_run_writes_a_valid_trace_with_the_summed_cost(opt: ACOOptimizer) ->
     assert tables.runs.height == 1 and not tables.warnings
     row = tables.runs.row(0, named=True)
     assert row["escalated"] and row["n_tool_calls"] == 2 and row["n_verifier_calls"] == 1
+
+
+@pytest.mark.parametrize(("request_text", "task_type", "expected"), [
+    ("Fix the flaky login test", "coding", ("coding", "caller")),
+    ("Fix the bug in the login code", None, ("coding", "rule_cues")),
+    ("zqx vbnm wert", None, (None, "none")),
+])
+def test_the_trace_says_where_its_task_type_came_from(opt: ACOOptimizer, request_text: str,
+                                                       task_type: str | None,
+                                                       expected: tuple) -> None:
+    opt.start_run(request_text, task_type=task_type)
+    trace = opt.end_run(success=True)
+    assert (trace["task_type"], trace["metadata"]["task_type_from"]) == expected
+    assert _logged(opt) == [trace]
 
 
 @pytest.mark.parametrize(

@@ -165,8 +165,10 @@ def test_a_request_unlike_the_training_ones_takes_its_type_from_the_rule_cues(
         assert decision.task_type == cue_type, decision.reason
         assert "request unlike the training requests" in decision.reason
         assert f"task type {cue_type} from rule cues" in decision.reason
+        assert decision.task_type_from == "rule_cues"
         # The type decided is the one routed: the same as giving it.
         given = router.decide(request, task_type=cue_type)
+        assert given.task_type_from == "caller"
         assert (decision.tier, decision.probabilities) == (given.tier, given.probabilities)
 
 
@@ -174,7 +176,7 @@ def test_a_novel_request_without_rule_cues_is_routed_with_no_task_type(
         trained_bundle: Path) -> None:
     router = Router.load(trained_bundle)
     decision = router.decide("zqx vbnm wert plokij")  # no cue, no n-gram of the templates
-    assert decision.task_type is None
+    assert (decision.task_type, decision.task_type_from) == (None, "none")
     assert decision.reason.endswith("task type unknown")
     assert decision.probabilities == router.decide("zqx vbnm wert plokij",
                                                    task_type=None).probabilities
@@ -185,6 +187,10 @@ def test_requests_like_the_training_ones_are_predicted(trained_bundle: Path) -> 
 
     router = Router.load(trained_bundle)
     reasons = [router.decide(build_sim_request(11, i).text).reason for i in range(300)]
+    decisions = [router.decide(build_sim_request(11, i).text) for i in range(300)]
+    assert {d.task_type_from for d in decisions} <= {"classifier", "rule_cues", "none"}
+    assert sum(d.task_type_from == "classifier" for d in decisions) == sum(
+        "task type predicted" in d.reason for d in decisions)
     predicted = sum("task type predicted" in r for r in reasons)
     assert predicted >= 0.95 * len(reasons)  # the threshold calls ~1% of held-out ones novel
     assert predicted + sum("unlike the training requests" in r for r in reasons) == len(reasons)
@@ -215,4 +221,4 @@ def test_the_c_module_and_numpy_infer_alike(trained_bundle: Path, monkeypatch) -
     native = [predictor.infer(t, x) for t, x in cases]
     monkeypatch.setattr(aco.router, "_native", None)
     assert [predictor.infer(t, x) for t, x in cases] == native
-    assert any("unlike" in how for _, how in native) and any("predicted" in h for _, h in native)
+    assert {"classifier", "rule_cues"} <= {source for _, source, _ in native}
