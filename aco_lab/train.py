@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from aco.config import ACOConfig
+from aco.decisions import FROM_CLASSIFIER, FROM_RULE_CUES
 from aco.errors import DataError
 from aco.features import FeatureSpec, build_feature_spec
 from aco.policy import calibrate, make_monotone
@@ -55,6 +56,8 @@ from aco_lab.router_payload import (
 from aco_lab.split import assign_splits
 
 log = logging.getLogger(__name__)
+
+GUESSED_TASK_TYPES = (FROM_CLASSIFIER, FROM_RULE_CUES)  # metadata.task_type_from: not given
 
 FIT, CALIBRATION, VALIDATION = "fit", "calibration", "validation"
 MIN_REQUESTS = 20  # fewer distinct requests cannot be split three ways meaningfully
@@ -141,7 +144,10 @@ def build_router(
     cost_model["cost_scale"] = _cost_scale(cost_model, config, outcomes, folds[FIT])
     point = _operating_point(options, raw, calibration, cost_model, outcomes, held, fit_runs,
                              config)
-    task_model = fit_task_type_model(X[folds[FIT]], _types(outcomes, folds[FIT]), spec,
+    # The task-type classifier learns, and is measured, only on types the agents gave: a
+    # type a runtime guessed (metadata.task_type_from) would teach it its own guesses.
+    known_types = _known_task_types(outcomes, guessed_task_type_requests(usable))
+    task_model = fit_task_type_model(X[folds[FIT]], _types(known_types, folds[FIT]), spec,
                                      options.seed, X_held=X[held])
     payload = build_payload(
         model=fitted.model, calibration=calibration, operating_point=point, cost_model=cost_model,
@@ -150,7 +156,7 @@ def build_router(
                                             is_counterfactual(usable)),
         validation={"operating_point": point.to_dict(), "calibration": metrics.as_dict(),
                     "task_type": task_type_figures(task_model, [outcomes.requests[i] for i in held],
-                                                   X[held], _types(outcomes, held)),
+                                                   X[held], _types(known_types, held)),
                     "folds": {name: int(len(idx)) for name, idx in folds.items()}},
         options=asdict(options), created_at=created_at,
     )
@@ -196,8 +202,26 @@ def build_request_matrix(outcomes: OutcomeMatrix, spec: FeatureSpec) -> np.ndarr
     return np.asarray(build_features(frame, spec), dtype=np.float64)
 
 
-def _types(outcomes: OutcomeMatrix, idx: np.ndarray) -> list[str | None]:
-    return [outcomes.task_types[i] for i in idx]
+def guessed_task_type_requests(runs: pl.DataFrame) -> set[str]:
+    """Requests a run of which carries a task type the runtime guessed rather than was given
+    (metadata.task_type_from "classifier" or "rule_cues", as aco's runtime writes it)."""
+    if S.METADATA not in runs.columns:
+        return set()
+    source = pl.col(S.METADATA).str.json_path_match("$.task_type_from")
+    guessed = runs.filter(source.is_in(GUESSED_TASK_TYPES))[S.REQUEST_ID].unique().to_list()
+    if guessed:
+        log.info("%d requests carry a task type the runtime guessed: the task-type classifier "
+                 "neither learns from nor is measured on them", len(guessed))
+    return set(guessed)
+
+
+def _known_task_types(outcomes: OutcomeMatrix, guessed: set[str]) -> list[str | None]:
+    return [None if rid in guessed else t
+            for rid, t in zip(outcomes.request_ids, outcomes.task_types, strict=True)]
+
+
+def _types(task_types: Sequence[str | None], idx: np.ndarray) -> list[str | None]:
+    return [task_types[i] for i in idx]
 
 
 def _runs_of(usable: pl.DataFrame, outcomes: OutcomeMatrix, idx: np.ndarray) -> pl.DataFrame:
@@ -254,7 +278,7 @@ def _costs(
 ) -> np.ndarray:
     chars = np.array([len(outcomes.requests[i]) for i in idx], dtype=np.float64)
     return expected_cost_table(cost_model, config.tiers, outcomes.input_tokens[idx],
-                               _types(outcomes, idx), chars)
+                               _types(outcomes.task_types, idx), chars)
 
 
 def _cost_scale(
@@ -273,7 +297,8 @@ def _operating_point(
     data = ValidationSet(
         p=make_monotone(calibrate(raw, calibration)),
         costs=_costs(cost_model, config, outcomes, idx),
-        success=outcomes.success[idx], cost=outcomes.cost[idx], task_types=_types(outcomes, idx),
+        success=outcomes.success[idx], cost=outcomes.cost[idx],
+        task_types=_types(outcomes.task_types, idx),
         configured=np.array([t in {s.tier for s in config.tiers} for t in range(1, 6)]),
     )
     floors = build_task_floors(fit_runs[S.TASK_TYPE].to_list(),

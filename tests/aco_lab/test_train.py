@@ -184,3 +184,25 @@ def test_training_reports_the_task_type_predictor_on_held_out_requests(lgbm_payl
             <= figures["novel_share"] + 1e-9)
     assert 0 < figures["novel_share"] < 0.1
     assert validation_headline(lgbm_payload)["task_type_novel_share"] == figures["novel_share"]
+
+
+def test_task_types_a_runtime_guessed_do_not_teach_the_task_type_classifier(
+        sim_runs: pl.DataFrame) -> None:
+    from aco_lab.train import guessed_task_type_requests
+
+    ids = sorted(sim_runs["request_id"].unique().to_list())
+    guessed = set(ids[::2])
+    marked = sim_runs.with_columns(
+        pl.when(pl.col("request_id").is_in(guessed))
+        .then(pl.lit('{"task_type_from": "classifier", "router_mode": "bundle"}'))
+        .otherwise(pl.lit('{"task_type_from": "caller"}')).alias("metadata"))
+    assert guessed_task_type_requests(marked) == guessed
+    assert guessed_task_type_requests(sim_runs) == set()  # the simulator's types are given
+    payload = build_router(marked, CONFIG, TrainOptions(seed=SEED), created_at=CREATED).payload
+    plain = build_router(sim_runs, CONFIG, TrainOptions(seed=SEED), created_at=CREATED).payload
+    held = payload["validation"]["folds"]["calibration"] + payload["validation"]["folds"][
+        "validation"]
+    figures = payload["validation"]["task_type"]
+    assert 0 < figures["requests"] < held == plain["validation"]["task_type"]["requests"]
+    assert payload["task_type_model"]["linear"] != plain["task_type_model"]["linear"]
+    assert payload["model"] == plain["model"]  # the router itself learns from every request
