@@ -445,9 +445,12 @@ def task_type_figures(task_model: dict | None, requests: list[str], X: np.ndarra
     predicted = np.array(task_model["task_types"], dtype=object)[index]
     inferred = np.array(infer_task_types(task_model, [requests[i] for i in known], X[known]),
                         dtype=object)
-    return {"requests": len(known), "accuracy": round(float(np.mean(predicted == truth)), 4),
-            "accuracy_as_routed": round(float(np.mean(inferred == truth)), 4),
-            "novel_share": round(float(np.mean(novel_rows(task_model, X[known]))), 4)}
+    figures = {"requests": len(known), "accuracy": round(float(np.mean(predicted == truth)), 4),
+               "accuracy_as_routed": round(float(np.mean(inferred == truth)), 4)}
+    if "novelty" in task_model:  # the share it calls novel, and the share it was set to
+        figures["novel_share"] = round(float(np.mean(novel_rows(task_model, X[known]))), 4)
+        figures["novel_share_expected"] = float(task_model["novelty"]["quantile"])
+    return figures
 
 
 def fit_novelty(X: np.ndarray, X_held: np.ndarray, spec: FeatureSpec, seed: int) -> dict:

@@ -389,15 +389,16 @@ def _calibration_blocks(ev: Evaluation, summary: dict) -> tuple:
 
 
 def _task_type_inference_text(figures: dict) -> str:
+    novelty = "" if "novel_share" not in figures else (
+        f"The novelty check calls {fmt_pct(figures['novel_share'])} of them unlike the training "
+        f"requests (it was set to call {fmt_pct(figures['novel_share_expected'])} of held-out "
+        f"training-like requests so; far more means the requests have changed since training).")
     return (
         f"On the {figures['requests']:,} evaluation requests with a task type, taken as if "
         f"given without one: the bundle's task-type classifier names the right type for "
         f"{fmt_pct(figures['accuracy'])}; as the runtime infers it (requests unlike the "
         f"training ones typed by rule cues, or left untyped) "
-        f"{fmt_pct(figures['accuracy_as_routed'])}. "
-        f"The novelty check calls {fmt_pct(figures['novel_share'])} of them unlike the training "
-        f"requests (about 1% of held-out training-like requests; far more means the requests "
-        f"have changed since training)."
+        f"{fmt_pct(figures['accuracy_as_routed'])}. {novelty}"
     )
 
 
