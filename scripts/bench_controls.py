@@ -13,12 +13,17 @@ twice, operating point chosen in sample (the default) and calibrated on cross-fi
 (`CascadeSettings(cross_fit=True)`).
 
     .venv/bin/python scripts/bench_controls.py --curve 12 [--seed 0]
+    .venv/bin/python scripts/bench_controls.py --kfold 5 --splits 3 [--seed 0]
 
 --curve N prints only RouterBench's held-out trade-off curve on N splits: the cascade's
 policies at 40 values per success around the chosen one (`cascade_curve_specs`, fitted on the
 training half) replayed on the held-out half, and the success their upper envelope reaches at
 20% of the top's cost (linear between points). It looks at held-out outcomes, so it is a
 diagnostic of what the evidence allows, not a result.
+
+--kfold K prints only RouterBench's cascade cross-validated by request on --splits seeds: K
+cascades, each learned on K-1 folds and replayed on the fold it did not see, so every request
+is replayed once (more training data per cascade than a half split; totals over all requests).
 
 Speed: per decision, median over --calls calls, learned and rule versions timed in the same
 run, interleaved (the learned cascade scores several answers; the rule reads one).
@@ -119,6 +124,27 @@ def bench_cascade_curve(tables: TraceTables, config: ACOConfig, seed: int, split
           f"{sum(r < 0.95 for r in reached)} of {splits} below 95%")
 
 
+def bench_cascade_kfold(tables: TraceTables, config: ACOConfig, seed: int, folds: int,
+                        repeats: int) -> None:
+    """The learned cascade cross-validated by request: learned on k-1 folds, replayed on the
+    fold it did not see, every request replayed once; totals over the k folds, per repeat."""
+    data = build_cascade_data(tables, config)
+    for s in range(seed, seed + repeats):
+        parts = assign_splits(data.request_ids, [(f"fold{k}", 1 / folds) for k in range(folds)],
+                              seed=s)
+        totals = [0.0, 0.0, 0.0, 0.0]  # successes, cost, the top's successes, the top's cost
+        for k in range(folds):
+            held_ids = set(parts[f"fold{k}"])
+            spec = learn_cascade(data.select(set(data.request_ids) - held_ids), seed=s)
+            _, summary = replay("learned", data.select(held_ids), learned_chooser(spec))
+            for i, value in enumerate((summary.successes, summary.cost, summary.top_successes,
+                                       summary.top_cost)):
+                totals[i] += value
+        print(f"split seed {s}, {folds}-fold: {totals[0] / totals[2]:.1%} of the top's success "
+              f"at {totals[1] / totals[3]:.1%} of its cost ({data.n_requests} requests, each "
+              f"replayed once by a cascade that did not learn from it)")
+
+
 def envelope_at(points: list[tuple[float, float]], cost: float) -> float:
     """Success of the upper envelope of (cost, success) points at a cost, linear between
     points (the last point's success beyond them, nan before the first)."""
@@ -183,6 +209,9 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--splits", type=int, default=1)
+    parser.add_argument("--kfold", type=int, default=0,
+                        help="only RouterBench's cascade, cross-validated with this many folds "
+                             "(on --splits seeds)")
     parser.add_argument("--curve", type=int, default=0,
                         help="only RouterBench's held-out trade-off curve, on this many splits")
     args = parser.parse_args()
@@ -195,6 +224,11 @@ def main() -> None:
     if args.curve:
         bench_cascade_curve(read_traces([router / "traces.jsonl.gz"]),
                             load_config(router / "config.yaml"), args.seed, args.curve)
+        return
+    if args.kfold:
+        bench_cascade_kfold(read_traces([router / "traces.jsonl.gz"]),
+                            load_config(router / "config.yaml"), args.seed, args.kfold,
+                            args.splits)
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "sim.jsonl.gz"
