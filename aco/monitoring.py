@@ -35,7 +35,11 @@ METRIC_KEYS = (
     "false_done_rate",
     "alerts",
 )
-GROUP_FIELDS = (tf.TASK_TYPE, "tier", tf.SOURCE)  # what --by may group on
+# What --by may group on. task_type_from is the trace's metadata.task_type_from, written by
+# aco's runtime: whether the run's task type was given (caller) or guessed (classifier,
+# rule_cues, none); a rising share of guesses means requests arrive untyped or unlike training.
+TASK_TYPE_FROM = "task_type_from"
+GROUP_FIELDS = (tf.TASK_TYPE, "tier", tf.SOURCE, TASK_TYPE_FROM)
 NULL_GROUP = "(none)"  # the group of runs whose key is null
 TRACE_SUFFIXES = (".jsonl", ".jsonl.gz")
 
@@ -239,7 +243,7 @@ def compute_totals(
         run, cost, tier, success = _run_sums(trace, f"trace #{number}")
         overall.add(run, cost, tier, success)
         if by is not None:
-            key = group_key(tier if by == "tier" else trace.get(by))
+            key = group_key(_group_value(trace, by, tier))
             groups.setdefault(key, _Sums()).add(run, cost, tier, success)
     return overall.totals(), {key: sums.totals() for key, sums in groups.items()}
 
@@ -296,6 +300,15 @@ def _field(trace: Mapping[str, Any], key: str, types: tuple, expected: str, wher
     if wrong or (isinstance(value, float | int) and not isinstance(value, bool) and value < 0):
         raise TraceFormatError(f"{where}: {key}: expected {expected}, got {value!r:.40}")
     return value
+
+
+def _group_value(trace: Mapping[str, Any], by: str, tier: int | None) -> Any:
+    if by == "tier":
+        return tier
+    if by == TASK_TYPE_FROM:
+        metadata = trace.get(tf.METADATA)
+        return metadata.get(TASK_TYPE_FROM) if isinstance(metadata, Mapping) else None
+    return trace.get(by)
 
 
 def _check_by(by: str | None) -> None:

@@ -16,6 +16,7 @@ from aco.config import ACOConfig
 from aco.errors import DataError
 from aco.monitoring import (
     GROUP_FIELDS,
+    TASK_TYPE_FROM,
     Metrics,
     TierTotals,
     Totals,
@@ -38,7 +39,7 @@ def compute_stats(data: Any, config: ACOConfig | None = None, by: str | None = N
     config = config or ACOConfig()
     runs = _runs_frame(data, by)
     overall = _totals(runs.with_columns(pl.lit("all").alias(_GROUP))).get("all", EMPTY)
-    groups = _totals(runs.with_columns(pl.col(by).alias(_GROUP))) if by else None
+    groups = _totals(runs.with_columns(_group_column(by).alias(_GROUP))) if by else None
     return build_metrics(overall, config.alerts, by, groups)
 
 
@@ -50,12 +51,20 @@ def _runs_frame(data: Any, by: str | None) -> pl.DataFrame:
         raise DataError(f"stats: expected a runs table or TraceTables, got {type(data).__name__}")
     if by is not None and by not in GROUP_FIELDS:
         raise DataError(f"--by: expected one of {', '.join(GROUP_FIELDS)}, got {by!r}")
-    missing = [c for c in (*NEEDED, *([by] if by else [])) if c not in runs.columns]
+    column = S.METADATA if by == TASK_TYPE_FROM else by
+    missing = [c for c in (*NEEDED, *([column] if by else [])) if c not in runs.columns]
     if missing:
         raise DataError(
             f"stats: the runs table lacks {', '.join(missing)}; load traces with read_traces"
         )
     return runs
+
+
+def _group_column(by: str) -> pl.Expr:
+    """The value a run is grouped by (task_type_from lives in the metadata's JSON text)."""
+    if by == TASK_TYPE_FROM:
+        return pl.col(S.METADATA).str.json_path_match(f"$.{TASK_TYPE_FROM}")
+    return pl.col(by)
 
 
 def _sums() -> list[pl.Expr]:

@@ -221,10 +221,13 @@ def test_alert_thresholds_come_from_the_config() -> None:
 
 # -- groups ----------------------------------------------------------------------------------
 GROUPED = [
-    run(True, 1.0, task_type="coding", source="runtime", steps=[step(1, call(3))]),
-    run(False, 2.0, task_type="coding", source="bench", steps=[step(1, call(4))]),
-    run(True, 0.5, task_type=None, source="runtime", steps=[step(1, call(1))]),
-    run(True, 0.25, task_type="quick_answer", steps=[step(1, call(1))]),
+    run(True, 1.0, task_type="coding", source="runtime", steps=[step(1, call(3))],
+        metadata={"task_type_from": "caller"}),
+    run(False, 2.0, task_type="coding", source="bench", steps=[step(1, call(4))],
+        metadata={"task_type_from": "classifier"}),
+    run(True, 0.5, task_type=None, source="runtime", steps=[step(1, call(1))],
+        metadata={"task_type_from": "none", "router_mode": "bundle"}),
+    run(True, 0.25, task_type="quick_answer", steps=[step(1, call(1))]),  # no metadata
 ]
 
 
@@ -234,6 +237,7 @@ GROUPED = [
         ("task_type", ["coding", "quick_answer", NULL_GROUP]),
         ("tier", ["1", "3", "4"]),
         ("source", ["bench", "runtime", NULL_GROUP]),
+        ("task_type_from", ["caller", "classifier", "none", NULL_GROUP]),
     ],
 )
 def test_groups_equal_the_metrics_of_their_runs(by: str, keys: list[str]) -> None:
@@ -247,7 +251,9 @@ def test_groups_equal_the_metrics_of_their_runs(by: str, keys: list[str]) -> Non
 
 
 def _key(trace: dict, by: str) -> str:
-    value = trace["steps"][0]["model_call"]["tier"] if by == "tier" else trace.get(by)
+    value = (trace["steps"][0]["model_call"]["tier"] if by == "tier"
+             else (trace.get("metadata") or {}).get(by) if by == "task_type_from"
+             else trace.get(by))
     return NULL_GROUP if value is None else str(value)
 
 

@@ -219,3 +219,19 @@ def test_routerbench_success_by_tier_matches_plain_json(routerbench: tuple) -> N
     assert metrics.success_rate_by_tier == {t: wins[t] / runs[t] for t in sorted(runs)}
     assert metrics.cost_per_success == pytest.approx(cost / successes, rel=1e-12)
     assert metrics.runs == 17578 and metrics.cache_hit_rate is None
+
+
+def test_groups_by_where_the_task_type_came_from_on_runtime_traces(tmp_path: Path) -> None:
+    from aco.optimizer import ACOOptimizer
+
+    opt = ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)))
+    cases = [("Fix the bug in the login code", "coding"), ("Fix the bug in the login code", None),
+             ("zqx vbnm wert", None), ("What is 2+2?", None), ("Summarize this", "research")]
+    for i, (request, task_type) in enumerate(cases):
+        opt.start_run(request, task_type=task_type)
+        opt.record_call(tier=1 + i % 3, cost=0.01 * (i + 1))
+        opt.end_run(success=i % 2 == 0)
+    lab = compute_stats(read_traces(opt.trace_log.path), by="task_type_from").to_dict()
+    assert {k: v["runs"] for k, v in lab["by_task_type_from"].items()} == {
+        "caller": 2, "rule_cues": 2, "none": 1}
+    assert_same(lab, compute_metrics(read_trace_lines(opt.trace_log.path), by="task_type_from"))
