@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from aco.config import ACOConfig, load_config
-from aco.monitoring import Metrics
+from aco.monitoring import NULL_GROUP, TASK_TYPE_FROM, Metrics
 from aco_lab import plots
 from aco_lab import schema as S
 from aco_lab.html_report import (
@@ -53,6 +53,8 @@ class Dashboard:
     config: ACOConfig
     files: tuple[str, ...] = ()
     n_rejected_lines: int = 0
+    # Grouped by metadata.task_type_from, when the runtime wrote the traces; else None.
+    by_task_type_from: Metrics | None = None
 
 
 def build_dashboard(runs: pl.DataFrame, config: ACOConfig, files: Sequence[str] = (),
@@ -65,6 +67,7 @@ def build_dashboard(runs: pl.DataFrame, config: ACOConfig, files: Sequence[str] 
         (str(key[0]), compute_stats(part.drop(DAY), config))
         for key, part in sorted(dated.group_by(DAY), key=lambda kv: str(kv[0][0]))
     )
+    by_source = compute_stats(runs, config, by=TASK_TYPE_FROM)
     return Dashboard(
         overall=compute_stats(runs, config),
         by_day=by_day,
@@ -74,6 +77,7 @@ def build_dashboard(runs: pl.DataFrame, config: ACOConfig, files: Sequence[str] 
         config=config,
         files=tuple(files),
         n_rejected_lines=n_rejected_lines,
+        by_task_type_from=None if set(by_source.groups) <= {NULL_GROUP} else by_source,
     )
 
 
@@ -106,7 +110,10 @@ def build_callouts(d: Dashboard) -> tuple[Callout, ...]:
 def build_dashboard_document(d: Dashboard) -> Document:
     """The dashboard as a Document (tables, figures, alerts), rendered to HTML and markdown."""
     sections = (_summary(d), _over_time(d), _by_group(d, d.by_tier, "tier"),
-                _by_group(d, d.by_task_type, "task type"), _sources(d))
+                _by_group(d, d.by_task_type, "task type"))
+    if d.by_task_type_from is not None:  # runtime traces: given task types against guessed
+        sections += (_by_group(d, d.by_task_type_from, "task type source"),)
+    sections += (_sources(d),)
     return Document("ACO monitoring dashboard", sections, build_callouts(d))
 
 
@@ -195,13 +202,16 @@ def _fig(name: str, png: bytes, alt: str) -> Figure:
 
 
 def build_dashboard_metrics(d: Dashboard) -> dict:
-    """metrics.json of the dashboard: overall, per day, per tier, per task type."""
+    """metrics.json of the dashboard: overall, per day, per tier, per task type (and per task
+    type source for runtime traces)."""
     return {
         "format": "aco-monitoring",
         "overall": d.overall.to_dict(),
         "by_day": {day: m.to_dict() for day, m in d.by_day},
         "by_tier": {k: m.to_dict() for k, m in d.by_tier.groups.items()},
         "by_task_type": {k: m.to_dict() for k, m in d.by_task_type.groups.items()},
+        **({} if d.by_task_type_from is None else {"by_task_type_from": {
+            k: m.to_dict() for k, m in d.by_task_type_from.groups.items()}}),
         "runs_without_timestamp": d.n_without_timestamp,
         "rejected_lines": d.n_rejected_lines,
         "files": list(d.files),

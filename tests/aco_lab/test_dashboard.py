@@ -104,3 +104,25 @@ def test_rejected_lines_are_counted_and_called_out(runs) -> None:
     d = build_dashboard(runs, ACOConfig(), files=["x.jsonl"], n_rejected_lines=3)
     assert build_dashboard_metrics(d)["rejected_lines"] == 3
     assert any("3 trace lines were rejected" in c.text for c in build_callouts(d))
+
+
+def test_runtime_traces_get_a_task_type_source_section(runs, tmp_path) -> None:
+    from aco.optimizer import ACOOptimizer
+
+    assert build_dashboard(runs, ACOConfig()).by_task_type_from is None  # simulated: no source
+    opt = ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)))
+    for request, task_type in [("Fix the bug in the login code", None), ("hello", None),
+                               ("Summarize it", "research"), ("Refactor the parser", "coding")]:
+        opt.start_run(request, task_type=task_type)
+        opt.record_call(tier=2, cost=0.01)
+        opt.end_run(success=True)
+    runtime_runs = read_traces(opt.trace_log.path).runs
+    d = build_dashboard(runtime_runs, ACOConfig())
+    assert d.by_task_type_from == compute_stats(runtime_runs, ACOConfig(), by="task_type_from")
+    assert {k: m.runs for k, m in d.by_task_type_from.groups.items()} == {
+        "caller": 2, "none": 1, "rule_cues": 1}
+    assert build_dashboard_metrics(d)["by_task_type_from"]["caller"]["runs"] == 2
+    assert "by_task_type_from" not in build_dashboard_metrics(build_dashboard(runs, ACOConfig()))
+    names = figure_names(build_dashboard_document(d))
+    assert {"success_rate_by_task_type_source", "cost_per_success_by_task_type_source"} <= set(
+        names)
