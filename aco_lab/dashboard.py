@@ -67,7 +67,9 @@ def build_dashboard(runs: pl.DataFrame, config: ACOConfig, files: Sequence[str] 
         (str(key[0]), compute_stats(part.drop(DAY), config))
         for key, part in sorted(dated.group_by(DAY), key=lambda kv: str(kv[0][0]))
     )
-    by_source = compute_stats(runs, config, by=TASK_TYPE_FROM)
+    # Only traces the runtime wrote say where their task type came from (metadata).
+    by_type_from = (compute_stats(runs, config, by=TASK_TYPE_FROM)
+                    if S.METADATA in runs.columns else None)
     return Dashboard(
         overall=compute_stats(runs, config),
         by_day=by_day,
@@ -77,7 +79,8 @@ def build_dashboard(runs: pl.DataFrame, config: ACOConfig, files: Sequence[str] 
         config=config,
         files=tuple(files),
         n_rejected_lines=n_rejected_lines,
-        by_task_type_from=None if set(by_source.groups) <= {NULL_GROUP} else by_source,
+        by_task_type_from=(None if by_type_from is None or set(by_type_from.groups) <= {NULL_GROUP}
+                           else by_type_from),
     )
 
 

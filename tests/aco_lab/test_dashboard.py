@@ -110,6 +110,7 @@ def test_runtime_traces_get_a_task_type_source_section(runs, tmp_path) -> None:
     from aco.optimizer import ACOOptimizer
 
     assert build_dashboard(runs, ACOConfig()).by_task_type_from is None  # simulated: no source
+    assert build_dashboard(runs.drop(S.METADATA), ACOConfig()).by_task_type_from is None
     opt = ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)))
     for request, task_type in [("Fix the bug in the login code", None), ("hello", None),
                                ("Summarize it", "research"), ("Refactor the parser", "coding")]:
