@@ -163,11 +163,16 @@ def infer_task_types(task_model: Mapping[str, Any], requests: Sequence[str], X: 
     X = np.asarray(X, dtype=np.float64)
     index, _ = predict_task_types(task_model, X)
     types = [task_model["task_types"][int(k)] for k in index]
-    known = set(task_model["task_types"])
+    known = frozenset(task_model["task_types"])
     for i in np.flatnonzero(novel_rows(task_model, X)):
-        cue = read_cues(requests[i]).task_type
-        types[i] = cue if cue in known else None
+        types[i] = cue_task_type(requests[i], known)
     return types
+
+
+def cue_task_type(request: str, known: frozenset[str]) -> str | None:
+    """The type a novel request takes: the one its rule cues name, when the model knows it."""
+    cue = read_cues(request).task_type
+    return cue if cue in known else None
 
 
 class TaskTypePredictor:
@@ -215,14 +220,13 @@ class TaskTypePredictor:
             centroids, offset, threshold = self._novelty
             if _native is not None:
                 similarity = _native.nearest_similarity(self._centroids_f4, x[offset:])
-            else:
-                hashed = x[offset:].astype(np.float32)  # float32 throughout, as in C
-                similarity = float((centroids @ hashed).max())
+            else:  # float32 throughout, as in C
+                similarity = float(nearest_similarity(centroids, x[offset:].astype(np.float32))[0])
             if similarity < threshold:
-                cue = read_cues(request).task_type
+                cue = cue_task_type(request, self._known)
                 unlike = (f"request unlike the training requests (similarity {similarity:.2f} "
                           f"< {threshold:.2f})")
-                if cue in self._known:
+                if cue is not None:
                     return cue, FROM_RULE_CUES, f"{unlike}: task type {cue} from rule cues"
                 return None, FROM_NONE, f"{unlike}: task type unknown"
         task_type, prob = self.predict(x)
