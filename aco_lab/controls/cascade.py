@@ -138,13 +138,18 @@ def _fit_groups(data: CascadeData, seed: int, settings: CascadeSettings
     with threadpool_limits(limits=1, user_api="blas"):  # small products: threads only contend
         fits = {name: _fit_group(data, name, rows, seed, settings)
                 for name, rows in _groups(data, settings).items()}
-    return fits, [f for name, f in fits.items() if name != ANY_TASK] or [fits[ANY_TASK]]
+    return fits, _covering(fits)
+
+
+def _covering(fits: dict[str, GroupFit]) -> list[GroupFit]:
+    """The fits that cover each request once: the task types', else the pooled one."""
+    return [f for name, f in fits.items() if name != ANY_TASK] or [fits[ANY_TASK]]
 
 
 def _spec(data: CascadeData, fits: dict[str, GroupFit], value: float,
           settings: CascadeSettings, target: float, crossed: np.ndarray | None = None) -> dict:
     """The spec of the policies picked at one value per success."""
-    typed = [f for name, f in fits.items() if name != ANY_TASK] or [fits[ANY_TASK]]
+    typed = _covering(fits)
     policies = {name: _policy(pick_at_value(fit.frontier, value), fit)
                 for name, fit in fits.items()}
     chosen = [pick_at_value(f.frontier, value) for f in typed]
