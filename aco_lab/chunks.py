@@ -1,8 +1,7 @@
 """One chunk of an input file: its lines read, decoded and checked into tables.
 
-`read_chunk` is what loader workers run. The chunk's lines go to the C fast path
-(aco_lab/trace_columns.py) and, where it declines them or is not built, to msgspec's
-(aco_lab/trace_parser.py); both give the same tables and the same rejections.
+`read_chunk` is what loader workers run. The chunk's lines are decoded by msgspec
+(aco_lab/trace_parser.py), then checked into tables.
 """
 
 from __future__ import annotations
@@ -18,9 +17,7 @@ import polars as pl
 
 from aco_lab import schema as S
 from aco_lab.strict_keys import unknown_key_problem
-from aco_lab.trace_columns import decode_columns
 from aco_lab.trace_parser import (
-    DecodedChunk,
     LineProblem,
     build_chunk_tables,
     decode_chunk,
@@ -90,14 +87,12 @@ def read_chunk(task: ChunkTask, strict: bool = False) -> ChunkTables:
     strict: also reject lines with keys trace format v1 does not define (aco_lab/strict_keys.py).
     """
     data = task.read()
-    decoded = decode_columns(data, task.first_line)
-    if decoded is None:  # no C fast path, or a line only msgspec decodes
-        with _cycle_collector_paused():
-            decoded = decode_chunk(split_lines(data), task.first_line)
+    with _cycle_collector_paused():
+        decoded = decode_chunk(split_lines(data), task.first_line)
     runs, steps, tool_calls, late = build_chunk_tables(task.file, decoded)
     read = len(decoded.numbers) + len(decoded.problems)
     problems = decoded.problems + _late_problems(data, task.first_line, late)
-    if strict and (refused := _unknown_key_problems(data, task.first_line, runs, decoded)):
+    if strict and (refused := _unknown_key_problems(data, task.first_line, runs)):
         runs, steps, tool_calls = without_lines((runs, steps, tool_calls),
                                                 [p.line for p in refused])
         problems += refused
@@ -108,20 +103,12 @@ def read_chunk(task: ChunkTask, strict: bool = False) -> ChunkTables:
     return ChunkTables(runs, steps, tool_calls, tuple(rejected), read)
 
 
-def _unknown_key_problems(data: bytes, first_line: int, runs: pl.DataFrame,
-                          decoded: DecodedChunk) -> list[LineProblem]:
-    """A problem per accepted line that carries a key trace format v1 does not define.
-
-    The C fast path flags those lines as it parses; after msgspec every line is looked at.
-    """
-    candidates = runs.get_column(S.LINE)
-    if decoded.unknown_key_lines is not None:
-        candidates = candidates.filter(candidates.is_in(decoded.unknown_key_lines))
-    if not candidates.len():  # the usual case on the fast path: nothing to look at again
-        return []
+def _unknown_key_problems(data: bytes, first_line: int, runs: pl.DataFrame
+                          ) -> list[LineProblem]:
+    """A problem per accepted line that carries a key trace format v1 does not define."""
     lines = split_lines(data)
     problems = []
-    for number in candidates.to_list():
+    for number in runs.get_column(S.LINE).to_list():
         line = lines[number - first_line]
         if message := unknown_key_problem(line):
             problems.append(LineProblem(number, message, raw_text(line)))

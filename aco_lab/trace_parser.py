@@ -180,8 +180,6 @@ class DecodedChunk:
     steps: pl.DataFrame
     tool_calls: pl.DataFrame
     problems: list[LineProblem]
-    # Lines (of those taken) known to carry keys format v1 does not define; None: not looked at
-    unknown_key_lines: list[int] | None = None
 
 
 def decode_chunk(lines: Sequence[bytes | memoryview], first_line: int = 1) -> DecodedChunk:
