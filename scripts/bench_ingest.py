@@ -36,7 +36,7 @@ from process_memory import tree_rss_bytes  # scripts/: run as `python scripts/be
 # What each child runs; it prints its own wall time for the work (no interpreter start-up).
 INGEST_CODE = """
 import os, sys, time
-from aco_lab.ingest import ingest_traces
+from aco_lab.traces.ingest import ingest_traces
 t = time.perf_counter()
 result = ingest_traces([sys.argv[1]], sys.argv[2], on_error="skip", force=True,
                        strict=bool(os.environ.get("BENCH_STRICT")))
@@ -62,7 +62,7 @@ print(time.perf_counter() - t)
 """,
     "read_traces (validate)": """
 import sys, time
-from aco_lab.traces import read_traces
+from aco_lab.traces.reading import read_traces
 t = time.perf_counter()
 tables = read_traces(sys.argv[1], on_error="skip")
 print(time.perf_counter() - t)
@@ -111,7 +111,7 @@ def make_input(n: int, seed: int, cache_dir: Path) -> Path:
     """Simulated traces (one run per request, ~4 steps each), cached by n and seed."""
     path = cache_dir / f"sim-logs-{n}-{seed}.jsonl"
     if not path.exists():
-        from aco_lab.simulate import write_simulated_traces
+        from aco_lab.simulate.generate import write_simulated_traces
 
         print(f"simulating {n} traces into {path} ...", file=sys.stderr)
         started = time.perf_counter()
@@ -177,10 +177,10 @@ def chunk_breakdown(path: Path, repeat: int = 9) -> None:
     os.environ.setdefault("POLARS_MAX_THREADS", "1")  # as in a worker: one core each
     import polars as pl
 
-    from aco_lab.chunks import _cycle_collector_paused, read_chunk
-    from aco_lab.ingest import write_chunk
-    from aco_lab.trace_parser import decode_chunk, split_lines
-    from aco_lab.traces import plan_chunks
+    from aco_lab.traces.chunks import _cycle_collector_paused, read_chunk
+    from aco_lab.traces.ingest import write_chunk
+    from aco_lab.traces.parser import decode_chunk, split_lines
+    from aco_lab.traces.reading import plan_chunks
 
     task = next(plan_chunks([path]))
     data = task.read()

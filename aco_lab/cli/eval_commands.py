@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from aco.bundle import DEFAULT_MODELS_DIR
-from aco_lab.baselines import DEFAULT_VERIFIER_ERROR
-from aco_lab.evaluate import COMPARE_MODELS, DEFAULT_TARGET, EvalOptions
+from aco_lab.evaluate.baselines import DEFAULT_VERIFIER_ERROR
+from aco_lab.evaluate.evaluation import COMPARE_MODELS, DEFAULT_TARGET, EvalOptions
 
 _CONFIG = click.option(
     "--config",
@@ -46,7 +46,7 @@ _MODELS_DIR = click.option(
 
 
 def _options(allow_overlap: bool, verifier_error: float, compare_models: str) -> EvalOptions:
-    from aco_lab.estimators import MODELS
+    from aco_lab.train.estimators import MODELS
 
     models = tuple(m.strip() for m in compare_models.split(",") if m.strip())
     unknown = [m for m in models if m not in MODELS]
@@ -121,8 +121,8 @@ def evaluate_command(
     as_json: bool,
 ) -> None:
     """Replay (or, on ordinary logs, estimate) a router on traces it did not train on."""
-    from aco_lab.evaluate import evaluate_bundle
-    from aco_lab.report import (
+    from aco_lab.evaluate.evaluation import evaluate_bundle
+    from aco_lab.report.evaluation_report import (
         build_evaluation_metrics,
         format_evaluation_table,
         format_headline,
@@ -154,8 +154,8 @@ def _evaluate_cascade(ctx: click.Context, bundle_ref: str, paths: tuple[str, ...
                       out_dir: Path, config_path: Path | None, allow_overlap: bool,
                       models_dir: Path, as_json: bool) -> None:
     """`evaluate --policy cascade`: replay the bundle's learned cascade and its baselines."""
-    from aco_lab.controls.report import format_cascade_table, write_cascade_evaluation
     from aco_lab.controls.suite import evaluate_bundle_controls
+    from aco_lab.report.controls import format_cascade_table, write_cascade_evaluation
 
     click.echo(f"evaluating the cascade of {bundle_ref}...", err=True)
     ev, meta = evaluate_bundle_controls(bundle_ref, list(paths), config_path, models_dir,
@@ -204,7 +204,7 @@ def compare_command(
     as_json: bool,
 ) -> None:
     """Two bundles side by side on the same traces (e.g. `aco-lab compare v10 v11 eval.jsonl`)."""
-    from aco_lab.comparison import compare_bundles, format_comparison, write_comparison
+    from aco_lab.report.comparison import compare_bundles, format_comparison, write_comparison
 
     options = _options(allow_overlap, verifier_error, compare_models)
     comparison = compare_bundles(bundles, list(paths), config_path, options, models_dir)
@@ -234,7 +234,7 @@ def compare_command(
 )
 def report_command(paths: tuple[str, ...], out_dir: Path, config_path: Path | None) -> None:
     """The monitoring dashboard of any traces as a self-contained HTML page."""
-    from aco_lab.dashboard import report_traces
+    from aco_lab.report.dashboard import report_traces
 
     dashboard, written = report_traces(list(paths), out_dir, config_path)
     m = dashboard.overall
@@ -265,7 +265,7 @@ def report_command(paths: tuple[str, ...], out_dir: Path, config_path: Path | No
 @click.option("--seed", type=int, default=0, show_default=True)
 def holdout_command(paths: tuple[str, ...], out_dir: Path, eval_fraction: float, seed: int) -> None:
     """Split traces by request into train and eval files (no request on both sides)."""
-    from aco_lab.holdout import split_trace_files
+    from aco_lab.traces.holdout import split_trace_files
 
     train, held = split_trace_files(list(paths), out_dir, eval_fraction, seed)
     click.echo(f"train: {train}")

@@ -8,8 +8,8 @@ import click
 from aco.bundle import DEFAULT_MODELS_DIR
 from aco.config import load_config
 from aco.policy import CALIBRATION_METHODS
-from aco_lab.estimators import MODELS, OBJECTIVES
-from aco_lab.train import TrainOptions, train_router, validation_headline
+from aco_lab.train.estimators import MODELS, OBJECTIVES
+from aco_lab.train.router import TrainOptions, train_router, validation_headline
 
 
 @click.command("train")

@@ -20,7 +20,6 @@ import polars as pl
 
 from aco.config import ACOConfig
 from aco.errors import DataError
-from aco_lab import schema as S
 from aco_lab.controls.cascade import CascadeSettings, learn_cascade
 from aco_lab.controls.cascade_data import build_cascade_data
 from aco_lab.controls.cascade_replay import (
@@ -47,7 +46,8 @@ from aco_lab.controls.verifier_budget import (
     evaluate_verifier,
     learn_verifier,
 )
-from aco_lab.traces import TraceTables
+from aco_lab.traces import schema as S
+from aco_lab.traces.reading import TraceTables
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +172,8 @@ def evaluate_bundle_controls(bundle_ref: str | Path, paths: Sequence[str | Path]
     """Load a bundle and held-out traces, then evaluate its controls; (evaluation, meta)."""
     from aco.bundle import load_bundle, resolve_bundle_path
     from aco.config import load_config
-    from aco_lab.evaluate import bundle_config, check_overlap, holdout_of
-    from aco_lab.traces import expand_paths, read_traces
+    from aco_lab.evaluate.evaluation import bundle_config, check_overlap, holdout_of
+    from aco_lab.traces.reading import expand_paths, read_traces
 
     path = resolve_bundle_path(bundle_ref, models_dir)
     payload = load_bundle(path)

@@ -13,8 +13,8 @@ from aco import features as F
 from aco import scoring as sc
 from aco.errors import BundleError
 from aco.native import native
-from aco_lab.scoring import lgbm_model_to_plain
-from aco_lab.simulate import build_sim_request
+from aco_lab.simulate.generate import build_sim_request
+from aco_lab.train.plain_models import lgbm_model_to_plain
 
 if native is None:
     if os.environ.get("ACO_REQUIRE_NATIVE"):

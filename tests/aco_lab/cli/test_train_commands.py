@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from aco.config import ACOConfig
 from aco.router import Router
 from aco_lab.cli import main
-from aco_lab.simulate import write_simulated_traces
+from aco_lab.simulate.generate import write_simulated_traces
 
 
 @pytest.fixture(scope="module")
