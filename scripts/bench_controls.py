@@ -50,8 +50,7 @@ from aco_lab.controls.cascade_data import build_cascade_data
 from aco_lab.controls.cascade_replay import learned_chooser, replay
 from aco_lab.controls.suite import evaluate_controls, learn_controls, restrict_tables
 from aco_lab.report.controls import build_controls_sections
-from aco_lab.report.evaluation_report import render_markdown
-from aco_lab.report.html import Document
+from aco_lab.report.document import Document, render_markdown
 from aco_lab.traces.reading import TraceTables, read_traces
 from aco_lab.traces.split import assign_splits
 

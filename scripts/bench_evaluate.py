@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 from aco.config import ACOConfig
-from aco_lab.evaluate.evaluation import EvalOptions, evaluate_bundle
+from aco_lab.evaluate.evaluation import evaluate_bundle
+from aco_lab.evaluate.results import EvalOptions
 from aco_lab.report.evaluation_report import write_evaluation
 from aco_lab.simulate.generate import write_simulated_traces
 from aco_lab.traces.holdout import split_trace_files

@@ -7,8 +7,12 @@ from pathlib import Path
 import click
 
 from aco.bundle import DEFAULT_MODELS_DIR
-from aco_lab.evaluate.baselines import DEFAULT_VERIFIER_ERROR
-from aco_lab.evaluate.evaluation import COMPARE_MODELS, DEFAULT_TARGET, EvalOptions
+from aco_lab.evaluate.results import (
+    COMPARE_MODELS,
+    DEFAULT_TARGET,
+    DEFAULT_VERIFIER_ERROR,
+    EvalOptions,
+)
 
 _CONFIG = click.option(
     "--config",
@@ -154,7 +158,7 @@ def _evaluate_cascade(ctx: click.Context, bundle_ref: str, paths: tuple[str, ...
                       out_dir: Path, config_path: Path | None, allow_overlap: bool,
                       models_dir: Path, as_json: bool) -> None:
     """`evaluate --policy cascade`: replay the bundle's learned cascade and its baselines."""
-    from aco_lab.controls.suite import evaluate_bundle_controls
+    from aco_lab.evaluate.bundle_controls import evaluate_bundle_controls
     from aco_lab.report.controls import format_cascade_table, write_cascade_evaluation
 
     click.echo(f"evaluating the cascade of {bundle_ref}...", err=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -34,6 +33,7 @@ from aco_lab.evaluate.replay import (
     replay_choices,
     replay_mixture,
 )
+from aco_lab.evaluate.results import DEFAULT_VERIFIER_ERROR, EvalOptions
 from aco_lab.evaluate.router_scores import (
     build_curve,
     build_router_sweep,
@@ -44,11 +44,6 @@ from aco_lab.evaluate.router_scores import (
 from aco_lab.evaluate.sweep import Curve, build_frontier, choose_point
 from aco_lab.traces.labels import OutcomeMatrix, build_outcome_matrix
 
-if TYPE_CHECKING:
-    from aco_lab.evaluate.evaluation import EvalOptions
-
-# Verifier of the static cascade: the chance it gives the wrong verdict on an answer.
-DEFAULT_VERIFIER_ERROR = 0.20
 # Trade-offs (success points per USD per request) swept for the per-task-type baseline:
 # 0 buys the best tier whatever it costs, the largest makes every type pick its cheapest tier.
 TRADEOFFS = tuple(float(x) for x in np.concatenate(([0.0], np.geomspace(1e-1, 1e6, 71))))

@@ -17,29 +17,41 @@ edge) and returns an `Evaluation`;
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import polars as pl
 
 from aco.bundle import (
-    BUNDLE_PREFIX,
-    BUNDLE_SUFFIX,
     load_bundle,
-    read_manifest,
     resolve_bundle_path,
 )
-from aco.config import ACOConfig, TierSpec, load_config
+from aco.config import ACOConfig, load_config
 from aco.errors import DataError
-from aco.policy import PolicyParams
 from aco_lab.evaluate import baselines as B
-from aco_lab.evaluate.replay import PolicyResult, replay_choices
+from aco_lab.evaluate.bundle_inputs import (
+    bundle_config,
+    bundle_info,
+    check_overlap,
+    holdout_of,
+    read_training_runs,
+)
+from aco_lab.evaluate.log_estimates import build_log_evaluation
+from aco_lab.evaluate.replay import replay_choices
+from aco_lab.evaluate.results import (
+    MODE_REPLAY,
+    BundleInfo,
+    DataInfo,
+    EvalOptions,
+    Evaluation,
+    build_warnings,
+    drifted_requests,
+    recommend,
+    unseen_task_types,
+)
 from aco_lab.evaluate.router_scores import (
-    SweepPoint,
     build_curve,
     build_decisions,
     build_router_sweep,
@@ -47,13 +59,8 @@ from aco_lab.evaluate.router_scores import (
     score_outcomes,
 )
 from aco_lab.evaluate.sweep import (
-    DEFAULT_THRESHOLDS,
-    AreaMetrics,
-    Curve,
-    Reference,
     build_area_metrics,
     build_reference,
-    choose_point,
 )
 from aco_lab.traces import schema as S
 from aco_lab.traces.labels import (
@@ -65,92 +72,7 @@ from aco_lab.traces.labels import (
 )
 
 log = logging.getLogger(__name__)
-
-MODE_REPLAY = "replay"  # counterfactual traces: every figure observed
-MODE_ESTIMATE = "estimate"  # ordinary logs: the router's figures are estimates
-DEFAULT_TARGET = 0.95  # the recommended point keeps this share of the top tier's success
-COMPARE_MODELS = ("knn", "logreg")  # routers trained on the same data as baselines
-# Above this many times the share of held-out requests the novelty check was set to call
-# unlike the training ones (1%: so 5%), the report warns that the traffic has drifted.
-DRIFT_FACTOR = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class EvalOptions:
-    """How to evaluate: baselines' settings and what to recommend."""
-
-    allow_overlap: bool = False
-    verifier_error: float = B.DEFAULT_VERIFIER_ERROR
-    target: float = DEFAULT_TARGET
-    compare_models: tuple[str, ...] = COMPARE_MODELS
-    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
-
-
-@dataclass(frozen=True, slots=True)
-class Recommendation:
-    """The recommended operating point on these requests, and why."""
-
-    downgrade_threshold: float
-    success_value: float
-    success_rate: float
-    cost_per_request: float
-    why: str
-
-
-@dataclass(frozen=True, slots=True)
-class DataInfo:
-    """What was evaluated: files, counts, exclusions, overlap with training."""
-
-    files: tuple[tuple[str, str], ...]  # (path, sha256)
-    n_runs: int
-    n_requests: int  # evaluated
-    n_excluded: int  # requests left out (a configured tier never ran them, unknown outcome)
-    n_rejected_lines: int
-    n_overlap: int  # evaluation requests the bundle trained on
-    overlap_allowed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class BundleInfo:
-    """The evaluated bundle, as a report names it."""
-
-    name: str  # "v11" or the file name
-    path: str
-    sha256: str
-    model: str  # lgbm | logreg | knn
-    n_training_requests: int
-    params: PolicyParams
-    task_floors: tuple[tuple[str, int], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Evaluation:
-    """Everything an evaluation found; report.py renders it, metrics.json records it."""
-
-    mode: str
-    bundle: BundleInfo
-    data: DataInfo
-    tiers: tuple[int, ...]
-    tier_models: tuple[str, ...]
-    router: PolicyResult
-    baselines: tuple[PolicyResult, ...]
-    skipped: tuple[tuple[str, str], ...]  # (baseline, why it is absent)
-    curves: tuple[Curve, ...]
-    areas: tuple[tuple[str, AreaMetrics], ...]
-    reference: Reference
-    sweep: tuple[SweepPoint, ...]
-    recommended: Recommendation | None
-    decisions: pl.DataFrame
-    reliability: tuple[np.ndarray, np.ndarray]  # predicted P, observed 0/1 per (request, tier)
-    per_task_type: pl.DataFrame
-    options: EvalOptions
-    warnings: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
-    # The bundle's learned run controls against their rule versions on these traces
-    # (aco_lab.controls.suite.ControlsEvaluation); None when the bundle learned none.
-    controls: Any = None
-    # The task-type predictor on these requests as if given without a type (RouterScores).
-    task_type_inference: dict = field(default_factory=dict)
+DEFAULT_OPTIONS = EvalOptions()
 
 
 # -- the I/O edge --------------------------------------------------------------------------
@@ -158,7 +80,7 @@ def evaluate_bundle(
     bundle_ref: str | Path,
     paths: Sequence[str | Path],
     config_path: str | Path | None = None,
-    options: EvalOptions = EvalOptions(),
+    options: EvalOptions = DEFAULT_OPTIONS,
     models_dir: str | Path = "router_models",
 ) -> Evaluation:
     """Load a bundle and traces, then evaluate (replay, or estimate on ordinary logs)."""
@@ -177,7 +99,7 @@ def evaluate_bundle(
     if held_ids is not None:
         runs = runs.filter(pl.col(S.REQUEST_ID).is_in(held_ids))
     fingerprints = tuple((str(f["path"]), f["sha256"]) for f in read_file_fingerprints(files))
-    info = _bundle_info(path, payload)
+    info = bundle_info(path, payload)
     training_runs = read_training_runs(payload)
     ev = build_evaluation(
         payload,
@@ -196,60 +118,6 @@ def evaluate_bundle(
     held = set(runs[S.REQUEST_ID].to_list())
     return replace(ev, controls=evaluate_controls(payload["controls"],
                                                   restrict_tables(tables, held), config))
-
-
-def bundle_config(payload: dict) -> ACOConfig:
-    """The tier table the bundle was trained with (no task floors beyond its learned ones)."""
-    return ACOConfig(tiers=tuple(TierSpec(**t) for t in payload["tiers"]), task_floors={})
-
-
-def holdout_of(payload: dict, path: Path) -> tuple[list[str], list[str] | None]:
-    """The held-out traces a bundle recorded (files, and request ids when recorded) under
-    training_data.holdout; a DataError saying what to pass when there are none."""
-    holdout = payload.get("training_data", {}).get("holdout") or {}
-    files = [f["path"] if isinstance(f, dict) else f for f in holdout.get("files", [])]
-    if files and all(Path(f).is_file() for f in files):
-        ids = holdout.get("request_ids")
-        return files, (list(ids) if ids else None)
-    raise DataError(
-        f"{path}: no evaluation traces given and the bundle records no held-out traces that "
-        "exist here; pass trace files the bundle did not train on (split them off before "
-        "training with `aco-lab holdout TRACES --out DIR`), e.g. "
-        "`aco-lab evaluate --bundle vN DIR/eval.jsonl.gz`"
-    )
-
-
-def read_training_runs(payload: dict) -> pl.DataFrame | None:
-    """The runs the bundle trained on, re-read from its recorded files (None when gone)."""
-    from aco_lab.traces.reading import read_traces
-
-    training = payload.get("training_data", {})
-    files = [f.get("path") for f in training.get("files", [])]
-    if not files or not all(p and Path(p).is_file() for p in files):
-        log.warning("training files %s are not all present: trained baselines skipped", files)
-        return None
-    ids = set(training.get("request_ids", []))
-    runs = read_traces(files, on_error="skip").runs
-    return runs.filter(pl.col(S.REQUEST_ID).is_in(list(ids)))
-
-
-def bundle_name(path: Path) -> str:
-    """How reports name a bundle: "v11" for router_bundle_v11.pkl, else its file name."""
-    match = re.fullmatch(rf"{BUNDLE_PREFIX}(\d+){re.escape(BUNDLE_SUFFIX)}", path.name)
-    return f"v{match.group(1)}" if match else path.name
-
-
-def _bundle_info(path: Path, payload: dict) -> BundleInfo:
-    name = bundle_name(path)
-    return BundleInfo(
-        name=name,
-        path=str(path),
-        sha256=read_manifest(path)["sha256"],
-        model=str(payload["model"].get("kind", "?")),
-        n_training_requests=len(payload.get("training_data", {}).get("request_ids", [])),
-        params=PolicyParams.from_dict(payload["policy"]),
-        task_floors=tuple(sorted(payload.get("task_floors", {}).items())),
-    )
 
 
 # -- pure evaluation -----------------------------------------------------------------------
@@ -271,8 +139,6 @@ def build_evaluation(
     overlap = check_overlap(training_ids, eval_ids, options.allow_overlap)
     usable = build_training_runs(add_labels(runs, config))
     if not is_counterfactual(usable):
-        from aco_lab.evaluate.log_estimates import build_log_evaluation
-
         return build_log_evaluation(
             payload, info, config, runs, options, files, n_rejected, len(overlap), training_runs
         )
@@ -295,21 +161,6 @@ def build_evaluation(
         options.allow_overlap,
     )
     return _replay_evaluation(payload, info, config, evaluated, data, options, training_runs)
-
-
-def check_overlap(training_ids: set[str], eval_ids: set[str], allow: bool) -> list[str]:
-    """Evaluation requests the bundle trained on; a DataError unless allowed."""
-    overlap = sorted(training_ids & eval_ids)
-    if overlap and not allow:
-        shown = ", ".join(overlap[:3])
-        raise DataError(
-            f"{len(overlap)} of {len(eval_ids)} evaluation request_ids were used to train the "
-            f"bundle (e.g. {shown}); evaluate on held-out traces, or pass --allow-overlap to "
-            "evaluate anyway (the report will flag it)"
-        )
-    if overlap:
-        log.warning("%d evaluation requests were used in training (allowed)", len(overlap))
-    return overlap
 
 
 def _replay_evaluation(
@@ -371,33 +222,6 @@ def _replay_evaluation(
     )
 
 
-def recommend(
-    sweep: Sequence[SweepPoint],
-    router: PolicyResult,
-    target: float,
-    fraction: float,
-    ref: Reference,
-) -> Recommendation | None:
-    """The cheapest sweep point holding the target success, with the reason in words."""
-    curve = build_curve("router", sweep)
-    i = choose_point(curve, target)
-    if i is None:
-        return None
-    p = sweep[i]
-    r = p.result
-    why = (
-        f"the cheapest threshold that keeps {fraction:.0%} of the top tier's success "
-        f"({target:.3f}) on these requests: success {r.success_rate:.3f} at "
-        f"{r.cost_per_request / ref.strong_cost:.1%} of the top tier's cost per request. "
-        f"Chosen on the evaluation requests, so it is optimistic for them; the bundle's own "
-        f"point (chosen on its validation fold) gets success {router.success_rate:.3f} at "
-        f"{router.cost_per_request / ref.strong_cost:.1%}."
-    )
-    return Recommendation(
-        p.downgrade_threshold, p.success_value, r.success_rate, r.cost_per_request, why
-    )
-
-
 def build_reliability(p: np.ndarray, ev: OutcomeMatrix) -> tuple[np.ndarray, np.ndarray]:
     """Predicted P(success) and the observed 0/1 outcome of every observed (request, tier)."""
     seen = ev.available
@@ -435,50 +259,3 @@ def build_per_task_type(
             }
         )
     return pl.DataFrame(rows)
-
-
-def build_warnings(data: DataInfo, mode: str = MODE_REPLAY) -> tuple[str, ...]:
-    """What a reader must know about the data: overlap, exclusions, rejected lines."""
-    out = []
-    if data.n_overlap:
-        out.append(
-            f"{data.n_overlap} evaluation requests were used to train this bundle "
-            "(--allow-overlap): these figures overstate how it does on new requests"
-        )
-    if data.n_excluded and mode == MODE_REPLAY:
-        out.append(
-            f"{data.n_excluded} requests were left out: some configured tier has no run "
-            "of them with a known outcome"
-        )
-    elif data.n_excluded:
-        out.append(f"{data.n_excluded} logged runs were left out: unknown task_success or tier")
-    if data.n_rejected_lines:
-        out.append(
-            f"{data.n_rejected_lines} trace lines were rejected (aco-lab validate lists them)"
-        )
-    return tuple(out)
-
-
-def drifted_requests(inference: dict) -> tuple[str, ...]:
-    """A warning when the bundle's novelty check calls far more of these requests unlike its
-    training requests than the ~1% of held-out ones it was set to: the traffic has moved."""
-    share, expected = inference.get("novel_share"), inference.get("novel_share_expected")
-    if share is None or expected is None or share <= DRIFT_FACTOR * expected:
-        return ()
-    return (f"{share:.1%} of the evaluation requests are unlike the bundle's training requests "
-            f"(its novelty check calls {expected:.0%} of requests like them so): the requests have "
-            f"changed since training, and those given without a task type would be typed by "
-            f"rule cues; retrain on recent traces",)
-
-
-def unseen_task_types(payload: dict, task_types: Sequence[str | None]) -> tuple[str, ...]:
-    """A warning when evaluation requests carry task types the bundle never trained on."""
-    known = set(payload.get("feature_spec", {}).get("task_types") or ())
-    unseen = [t for t in task_types if t is not None and t not in known]
-    if not unseen:
-        return ()
-    names = ", ".join(sorted(set(unseen)))
-    return (
-        f"{len(unseen)} evaluation requests have task types the bundle never trained on "
-        f"({names}): its P(success) for them is an extrapolation",
-    )

@@ -25,7 +25,15 @@ import polars as pl
 from aco.config import ACOConfig
 from aco.errors import DataError
 from aco_lab.evaluate import baselines as B
-from aco_lab.evaluate.evaluation import (
+from aco_lab.evaluate.replay import (
+    KIND_REPLAY,
+    LoggedRuns,
+    PolicyResult,
+    estimate_direct,
+    estimate_ipw,
+    summarise,
+)
+from aco_lab.evaluate.results import (
     MODE_ESTIMATE,
     BundleInfo,
     DataInfo,
@@ -35,14 +43,6 @@ from aco_lab.evaluate.evaluation import (
     drifted_requests,
     recommend,
     unseen_task_types,
-)
-from aco_lab.evaluate.replay import (
-    KIND_REPLAY,
-    LoggedRuns,
-    PolicyResult,
-    estimate_direct,
-    estimate_ipw,
-    summarise,
 )
 from aco_lab.evaluate.router_scores import (
     RouterScores,

@@ -12,26 +12,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aco.errors import DataError
-from aco_lab.evaluate.evaluation import EvalOptions, Evaluation, evaluate_bundle
-from aco_lab.report.evaluation_report import (
-    METRICS_FILE,
-    build_evaluation_metrics,
-    dumps_json,
-    format_text_table,
-    write_document,
-    write_text,
-)
-from aco_lab.report.html import (
+from aco_lab.evaluate.evaluation import evaluate_bundle
+from aco_lab.evaluate.results import EvalOptions, Evaluation
+from aco_lab.files import write_text
+from aco_lab.report.document import (
     Callout,
     Document,
     Figure,
     Section,
     build_table,
-    dense_series,
+    dumps_json,
     fmt_number,
     fmt_pct,
     fmt_usd,
-    operating_point_series,
+    write_document,
+)
+from aco_lab.report.evaluation_document import dense_series, operating_point_series
+from aco_lab.report.evaluation_report import (
+    METRICS_FILE,
+    build_evaluation_metrics,
+    format_text_table,
 )
 from aco_lab.report.plots import Series, plot_cost_success
 

@@ -1,7 +1,7 @@
 """The controls' part of the evaluation report: a section per control against its rule version.
 
-`build_controls_sections` gives report sections (aco_lab.report.html), `build_controls_metrics`
-the metrics.json part, `write_cascade_evaluation` the output folder of
+`build_controls_sections` gives report sections (aco_lab/report/document.py),
+`build_controls_metrics` the metrics.json part, `write_cascade_evaluation` the output folder of
 `aco-lab evaluate --policy cascade` (decisions.jsonl, metrics.json, report.md, report.html).
 """
 
@@ -16,14 +16,17 @@ from aco_lab.controls.cascade_replay import (
     write_decisions,
 )
 from aco_lab.controls.suite import ControlsEvaluation
-from aco_lab.report.html import (
+from aco_lab.files import write_text
+from aco_lab.report.document import (
     CALLOUT_WARNING,
     Callout,
     Document,
     Section,
     build_table,
+    dumps_json,
     fmt_pct,
     fmt_usd,
+    write_document,
 )
 
 GOAL_SUCCESS, GOAL_COST = 0.95, 0.20  # the cascade's goal: >= 95% of top success at <= 20% cost
@@ -142,8 +145,6 @@ def build_controls_metrics(ev: ControlsEvaluation) -> dict:
 def write_cascade_evaluation(ev: ControlsEvaluation, out_dir: str | Path, command: str = "",
                              meta: dict | None = None) -> dict[str, Path]:
     """decisions.jsonl, metrics.json, report.md and report.html of a cascade evaluation."""
-    from aco_lab.report.evaluation_report import dumps_json, write_document, write_text
-
     out = Path(out_dir)
     metrics = {"policy": "cascade", "command": command, **(meta or {}),
                "cascade": [s.to_dict() for s in ev.cascade]}

@@ -16,20 +16,24 @@ import polars as pl
 
 from aco.config import ACOConfig, load_config
 from aco.monitoring import NULL_GROUP, TASK_TYPE_FROM, Metrics
+from aco_lab.files import write_text
 from aco_lab.report import plots
-from aco_lab.report.evaluation_report import METRICS_FILE, dumps_json, write_document, write_text
-from aco_lab.report.html import (
+from aco_lab.report.document import (
     CALLOUT_WARNING,
     Callout,
     Document,
     Figure,
     Section,
     build_table,
+    dumps_json,
     fmt_pct,
     fmt_usd,
+    write_document,
 )
+from aco_lab.report.evaluation_report import METRICS_FILE
 from aco_lab.report.stats import compute_stats
 from aco_lab.traces import schema as S
+from aco_lab.traces.reading import expand_paths, read_traces
 
 DAY = "_day"  # the UTC day of a run's timestamp, YYYY-MM-DD
 # The rates drawn over time: (metric key, title, the AlertThresholds field of its line or None).
@@ -232,8 +236,6 @@ def write_dashboard(d: Dashboard, out_dir: str | Path) -> tuple[Path, Path, Path
 def report_traces(paths: Sequence[str | Path], out_dir: str | Path,
                   config_path: str | Path | None = None) -> tuple[Dashboard, tuple[Path, ...]]:
     """Read traces (bad lines skipped and counted), build and write the dashboard."""
-    from aco_lab.traces.reading import expand_paths, read_traces
-
     files = expand_paths(paths)
     tables = read_traces(files, on_error="skip")
     d = build_dashboard(tables.runs, load_config(config_path), [str(f) for f in files],

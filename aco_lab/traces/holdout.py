@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aco.errors import DataError
 from aco.trace_format import REQUEST, REQUEST_ID, derive_request_id
-from aco_lab.report.evaluation_report import write_bytes
+from aco_lab.files import write_bytes
 from aco_lab.traces.split import assign_splits
 
 TRAIN, EVAL = "train", "eval"

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from aco_lab.cli import main
-from aco_lab.report.html import fmt_usd
+from aco_lab.report.document import fmt_usd
 from tests.aco_lab.eval_case import eval_case  # noqa: F401 - the fixture
 
 ACO_LAB = Path(sys.executable).with_name("aco-lab")

@@ -9,8 +9,7 @@ from aco import cascade, learned_controls
 from aco.config import ACOConfig
 from aco_lab.controls.suite import CONTROL_NAMES, evaluate_controls, learn_controls
 from aco_lab.report.controls import build_controls_metrics, build_controls_sections
-from aco_lab.report.evaluation_report import render_markdown
-from aco_lab.report.html import Document
+from aco_lab.report.document import Document, render_markdown
 from aco_lab.traces.reading import read_traces
 
 

@@ -8,8 +8,9 @@ import pytest
 
 from aco.errors import DataError
 from aco.router import Router
-from aco_lab.evaluate.evaluation import MODE_ESTIMATE, MODE_REPLAY, EvalOptions, evaluate_bundle
+from aco_lab.evaluate.evaluation import evaluate_bundle
 from aco_lab.evaluate.replay import KIND_ESTIMATE, KIND_REPLAY
+from aco_lab.evaluate.results import MODE_ESTIMATE, MODE_REPLAY, EvalOptions
 from aco_lab.traces import schema as S
 from aco_lab.traces.reading import read_traces
 from tests.aco_lab.eval_case import eval_case, read_jsonl  # noqa: F401 - the fixture
@@ -218,7 +219,7 @@ def read_jsonl_gz(path) -> list[dict]:  # noqa: ANN001
 
 
 def test_unseen_task_types_are_flagged() -> None:
-    from aco_lab.evaluate.evaluation import unseen_task_types
+    from aco_lab.evaluate.results import unseen_task_types
 
     payload = {"feature_spec": {"task_types": ["coding"]}}
     assert unseen_task_types(payload, ["coding", None]) == ()

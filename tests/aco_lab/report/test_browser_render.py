@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aco_lab.evaluate.evaluation import EvalOptions, evaluate_bundle
+from aco_lab.evaluate.evaluation import evaluate_bundle
+from aco_lab.evaluate.results import EvalOptions
 from aco_lab.report.dashboard import report_traces
 from aco_lab.report.evaluation_report import write_evaluation
 from tests.aco_lab.eval_case import eval_case  # noqa: F401 - the fixture

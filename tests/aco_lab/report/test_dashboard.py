@@ -15,7 +15,7 @@ from aco_lab.report.dashboard import (
     cost_alert_line,
     report_traces,
 )
-from aco_lab.report.html import figure_names, render_html
+from aco_lab.report.document import figure_names, render_html
 from aco_lab.report.stats import compute_stats
 from aco_lab.simulate.generate import write_simulated_traces
 from aco_lab.traces import schema as S

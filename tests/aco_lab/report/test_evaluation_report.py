@@ -8,18 +8,26 @@ from pathlib import Path
 
 import pytest
 
-from aco_lab.evaluate.evaluation import EvalOptions, evaluate_bundle
+from aco_lab.evaluate.evaluation import evaluate_bundle
+from aco_lab.evaluate.results import EvalOptions
+from aco_lab.report.document import (
+    Callout,
+    Document,
+    Figure,
+    Section,
+    build_table,
+    dumps_json,
+    figure_names,
+    render_markdown,
+)
 from aco_lab.report.evaluation_report import (
     DECISIONS_FILE,
     METRICS_FILE,
     REPORT_HTML,
     REPORT_MD,
     SWEEP_FILE,
-    dumps_json,
-    render_markdown,
     write_evaluation,
 )
-from aco_lab.report.html import Callout, Document, Figure, Section, build_table, figure_names
 from aco_lab.report.plots import plot_bars
 from tests.aco_lab.eval_case import eval_case, read_jsonl  # noqa: F401 - the fixture
 

@@ -1,188 +1,34 @@
-"""A report as a small document (sections of text, tables, callouts and figures) and its HTML.
-
-One document renders to both report.md (aco_lab.report.evaluation_report) and a
-self-contained report.html:
-CSS inline, every plot embedded as a base64 PNG, no scripts, no external requests, so the
-page opens offline and the same document always gives the same bytes.
+"""The evaluation report as a Document (aco_lab/report/document.py): summary, the comparison
+table, cost-success and tier-mix figures, the threshold sweep, calibration, per task type, the
+controls' sections and how to reproduce it.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from aco_lab.evaluate.sweep import build_frontier, frontier_success
+from aco_lab.report.controls import build_controls_sections
+from aco_lab.report.document import (
+    CALLOUT_INFO,
+    CALLOUT_WARNING,
+    Callout,
+    Document,
+    Figure,
+    Section,
+    Table,
+    build_table,
+    fmt_number,
+    fmt_pct,
+    fmt_usd,
+)
 from aco_lab.report.plots import Series, plot_cost_success, plot_reliability, plot_tier_mix
 
 if TYPE_CHECKING:
-    from aco_lab.evaluate.evaluation import Evaluation
-
-CALLOUT_WARNING = "warning"
-CALLOUT_INFO = "info"
-
-
-@dataclass(frozen=True, slots=True)
-class Table:
-    """Rows of already formatted cells under column headers."""
-
-    columns: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    caption: str = ""
-    highlight: tuple[int, ...] = ()  # row indexes to emphasise (e.g. the router)
-
-
-@dataclass(frozen=True, slots=True)
-class Figure:
-    """A PNG plot with its alternative text."""
-
-    name: str  # stable identifier, e.g. "cost_success"
-    png: bytes
-    alt: str
-    caption: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Callout:
-    """A boxed message; warnings are what a reader must not miss (an estimate, an overlap)."""
-
-    text: str
-    level: str = CALLOUT_INFO
-
-
-@dataclass(frozen=True, slots=True)
-class Section:
-    """A titled part of a report: paragraphs (str), tables, callouts and figures, in order."""
-
-    title: str
-    blocks: tuple[str | Table | Figure | Callout, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Document:
-    """A whole report."""
-
-    title: str
-    sections: tuple[Section, ...]
-    callouts: tuple[Callout, ...] = ()  # shown above everything else
-
-
-_CSS = """
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2rem auto;
-       max-width: 62rem; padding: 0 1rem; color: #1a1a1a; line-height: 1.45; }
-h1 { font-size: 1.6rem; border-bottom: 2px solid #ddd; padding-bottom: .3rem; }
-h2 { font-size: 1.25rem; margin-top: 2rem; }
-table { border-collapse: collapse; margin: .8rem 0; font-size: .85rem; }
-th, td { border: 1px solid #ccc; padding: .25rem .55rem; text-align: right; }
-th { background: #f3f3f3; }
-td:first-child, th:first-child { text-align: left; }
-tr.highlight td { background: #fff6d6; font-weight: 600; }
-caption { caption-side: top; text-align: left; font-style: italic; padding-bottom: .3rem; }
-.callout { border-left: 5px solid #1f77b4; background: #eef5fb; padding: .6rem .9rem;
-           margin: .8rem 0; }
-.callout.warning { border-color: #d62728; background: #fdecea; font-weight: 600; }
-figure { margin: 1rem 0; }
-figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { font-size: .85rem; color: #555; }
-"""
-
-
-def render_html(doc: Document) -> str:
-    """The document as one self-contained HTML page."""
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_esc(doc.title)}</title>",
-        f"<style>{_CSS}</style>",
-        "</head>",
-        "<body>",
-        f"<h1>{_esc(doc.title)}</h1>",
-    ]
-    parts.extend(_callout(c) for c in doc.callouts)
-    for section in doc.sections:
-        parts.append(f"<h2>{_esc(section.title)}</h2>")
-        parts.extend(_block(b) for b in section.blocks)
-    parts.extend(["</body>", "</html>", ""])
-    return "\n".join(parts)
-
-
-def _block(block: str | Table | Figure | Callout) -> str:
-    if isinstance(block, Table):
-        return _table(block)
-    if isinstance(block, Figure):
-        return _figure(block)
-    if isinstance(block, Callout):
-        return _callout(block)
-    return f"<p>{_esc(block)}</p>"
-
-
-def _table(t: Table) -> str:
-    head = "".join(f"<th>{_esc(c)}</th>" for c in t.columns)
-    rows = []
-    for i, row in enumerate(t.rows):
-        cls = ' class="highlight"' if i in t.highlight else ""
-        rows.append(f"<tr{cls}>" + "".join(f"<td>{_esc(v)}</td>" for v in row) + "</tr>")
-    caption = f"<caption>{_esc(t.caption)}</caption>" if t.caption else ""
-    return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-def _figure(f: Figure) -> str:
-    data = base64.b64encode(f.png).decode("ascii")
-    caption = f"<figcaption>{_esc(f.caption)}</figcaption>" if f.caption else ""
-    return (
-        f'<figure><img class="plot" data-plot="{_esc(f.name)}" alt="{_esc(f.alt)}" '
-        f'src="data:image/png;base64,{data}">{caption}</figure>'
-    )
-
-
-def _callout(c: Callout) -> str:
-    return f'<div class="callout {_esc(c.level)}">{_esc(c.text)}</div>'
-
-
-def _esc(text: str) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def figure_names(doc: Document) -> list[str]:
-    """Names of every figure in the document, in order (what a page must show)."""
-    return [b.name for s in doc.sections for b in s.blocks if isinstance(b, Figure)]
-
-
-def fmt_number(value: float | None, digits: int = 3) -> str:
-    """A table cell: `-` for missing, else `digits` significant digits."""
-    if value is None or value != value:  # NaN is missing too
-        return "-"
-    return f"{value:.{digits}g}"
-
-
-def fmt_pct(value: float | None, digits: int = 1) -> str:
-    """A fraction as a percentage cell, `-` for missing."""
-    if value is None or value != value:
-        return "-"
-    return f"{value * 100:.{digits}f}%"
-
-
-def fmt_usd(value: float | None) -> str:
-    """USD with four significant digits (per-request costs are often fractions of a cent)."""
-    if value is None or value != value:
-        return "-"
-    return f"${value:.4g}"
-
-
-def build_table(
-    columns: Sequence[str],
-    rows: Sequence[Sequence[str]],
-    caption: str = "",
-    highlight: Sequence[int] = (),
-) -> Table:
-    """A Table from plain sequences."""
-    return Table(tuple(columns), tuple(tuple(r) for r in rows), caption, tuple(highlight))
+    from aco_lab.evaluate.results import Evaluation
 
 
 # -- the evaluation page ----------------------------------------------------------------------
@@ -208,8 +54,6 @@ def build_evaluation_document(
         sections.append(Section("Task types of requests given without one",
                                 (_task_type_inference_text(ev.task_type_inference),)))
     if ev.controls is not None:  # a section per learned run control against its rules
-        from aco_lab.report.controls import build_controls_sections
-
         sections.extend(build_controls_sections(ev.controls))
     sections.append(Section("Reproduce", _reproduce_blocks(ev, metrics)))
     return Document(f"Router evaluation: {ev.bundle.name}", tuple(sections), callouts)
@@ -266,8 +110,6 @@ def dense_series(
     name: str, costs: Sequence[float], successes: Sequence[float], style: str
 ) -> Series:
     """A frontier with enough points to draw its (linear-cost) segments on a log cost axis."""
-    from aco_lab.evaluate.sweep import build_frontier, frontier_success
-
     fc, fs = build_frontier(costs, successes)
     if fc.size < 2:
         return Series(name, tuple(fc.tolist()), tuple(fs.tolist()), "point")
