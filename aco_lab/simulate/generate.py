@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import gzip
 import multiprocessing
-import os
 import random
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -34,6 +32,7 @@ import msgspec
 from aco import trace_format as tf
 from aco.config import ACOConfig
 from aco.errors import ConfigError, DataError
+from aco_lab.files import atomic_file
 from aco_lab.simulate.request_templates import build_request
 from aco_lab.simulate.run import RunSetting, build_run
 from aco_lab.simulate.world import (
@@ -234,22 +233,14 @@ def _write_blocks(path: Path, blocks: Iterator[bytes]) -> int:
 
     A .gz name is gzip-compressed with a fixed header (no name, mtime 0): same lines, same bytes.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            gzipped = path.name.endswith(".gz")
-            out = gzip.GzipFile("", "wb", GZIP_LEVEL, raw, mtime=0) if gzipped else raw
-            for block in blocks:
-                out.write(block)
-            if gzipped:
-                out.close()
-            size = raw.tell()
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return size
+    with atomic_file(path) as raw:
+        gzipped = path.name.endswith(".gz")
+        out = gzip.GzipFile("", "wb", GZIP_LEVEL, raw, mtime=0) if gzipped else raw
+        for block in blocks:
+            out.write(block)
+        if gzipped:
+            out.close()
+        return raw.tell()
 
 
 def _timestamp(seconds: float) -> str:

@@ -19,9 +19,7 @@ import hashlib
 import itertools
 import json
 import logging
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -36,6 +34,7 @@ import polars as pl
 from aco import __version__
 from aco.errors import DataError, TraceFormatError
 from aco.trace_format import SCHEMA_VERSION
+from aco_lab.files import atomic_file, replace_dir, staging_dir, write_text
 from aco_lab.traces import schema as S
 from aco_lab.traces.chunks import ChunkTask, read_chunk
 from aco_lab.traces.reading import (
@@ -101,7 +100,7 @@ def ingest_traces(
     check_out_dir(out_dir, force)
     datasets = [Path(p) for p in paths if is_dataset(p)]
     files = expand_paths(p for p in paths if not is_dataset(p))
-    staging = _make_staging(out_dir)
+    staging = staging_dir(out_dir)
     try:
         # Plain files are hashed from the blocks the chunk planner maps anyway (one pass over
         # each file); datasets and gzip files in a thread while the traces load.
@@ -340,7 +339,7 @@ def write_dataset(tables: TraceTables, out_dir: str | Path, force: bool = False)
     """Write loaded tables as a dataset at out_dir (same layout as ingest), atomically."""
     out_dir = Path(out_dir)
     check_out_dir(out_dir, force)
-    staging = _make_staging(out_dir)
+    staging = staging_dir(out_dir)
     try:
         part = write_part(tables, staging, "part-0.parquet")
         totals = PartTotals(tables.lines_read, tables.runs.height, part.steps, part.tool_calls,
@@ -351,19 +350,13 @@ def write_dataset(tables: TraceTables, out_dir: str | Path, force: bool = False)
         raise
 
 
-def _make_staging(out_dir: Path) -> Path:
-    """A fresh temporary directory beside out_dir (same file system, so rename is atomic)."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-
-
 def _finish(staging: Path, out_dir: Path, totals: PartTotals, manifest: dict) -> None:
     """Add rejected.jsonl and the manifest (last), then move the dataset into place."""
     for table in TABLE_SCHEMAS:
         (staging / table).mkdir(exist_ok=True)
     _write_rejected(totals.rejected, staging / REJECTED_FILE)
-    (staging / DATASET_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    _move_into_place(staging, out_dir)
+    write_text(staging / DATASET_MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    replace_dir(staging, out_dir)
 
 
 def with_run_source(frame: pl.DataFrame, source_of_run: pl.DataFrame) -> pl.DataFrame:
@@ -373,23 +366,6 @@ def with_run_source(frame: pl.DataFrame, source_of_run: pl.DataFrame) -> pl.Data
 
 
 def _write_rejected(rejected: Sequence[Rejection], path: Path) -> None:
-    with path.open("w", encoding="utf-8") as out:
+    with atomic_file(path) as out:
         for rejection in rejected:
-            out.write(json.dumps(asdict(rejection), ensure_ascii=False) + "\n")
-
-
-def _move_into_place(staging: Path, out_dir: Path) -> None:
-    """Rename staging to out_dir; an existing out_dir is renamed aside first, then removed.
-
-    Each rename is atomic. Between the two (a moment) out_dir is absent and the old
-    dataset is kept beside it as .<name>.*.old; a crash never leaves a partial dataset.
-    """
-    if out_dir.is_dir() and not any(out_dir.iterdir()):
-        out_dir.rmdir()
-    old = None
-    if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
-        os.replace(out_dir, old / out_dir.name)
-    os.replace(staging, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+            out.write((json.dumps(asdict(rejection), ensure_ascii=False) + "\n").encode())

@@ -16,7 +16,6 @@ import logging
 import os
 import pickle
 import platform
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from typing import Any
 
 from aco import bundle as B
 from aco.errors import BundleError
+from aco_lab.files import fsync_dir, write_new, write_temp, write_text
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def write_bundle(
     data = pickle.dumps(full, protocol=B.PICKLE_PROTOCOL)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = _write_temp(out, data, ".router_bundle_", ".pkl.tmp")
+    tmp = write_temp(out, data, ".router_bundle_")
     try:
         version, path = _claim_version(out, tmp)
     finally:
@@ -92,9 +92,8 @@ def write_bundle(
     manifest = _manifest(path, version, full, data, digest, B.bundle_key(key))
     where = B.manifest_path(path)
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    manifest_tmp = _write_temp(out, text.encode("utf-8"), ".router_manifest_", ".json.tmp")
-    os.replace(manifest_tmp, where)
-    _fsync_dir(out)
+    write_text(where, text)
+    fsync_dir(out)
     log.info("wrote %s (%d bytes, sha256 %s)", path, len(data), digest[:12])
     return BundleInfo(
         path=path, version=version, sha256=digest, manifest_path=where, size=len(data)
@@ -120,20 +119,6 @@ def _manifest(
     return manifest
 
 
-def _write_temp(directory: Path, data: bytes, prefix: str, suffix: str) -> Path:
-    fd, name = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=suffix)
-    try:
-        os.chmod(name, 0o644)  # mkstemp's 0600 would carry over to the linked bundle
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-    return Path(name)
-
-
 def _claim_version(out: Path, tmp: Path) -> tuple[int, Path]:
     """Link the finished temp file to the next free version; never replaces an existing one."""
     version = (max(B.list_bundle_versions(out), default=0)) + 1
@@ -157,19 +142,4 @@ def _link_exclusive(tmp: Path, path: Path) -> None:
         raise
     except OSError:
         # Filesystems without hard links: create the name exclusively, then copy the bytes in.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(tmp.read_bytes())
-            fh.flush()
-            os.fsync(fh.fileno())
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # not supported here (e.g. Windows); the files themselves are fsynced
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        write_new(path, tmp.read_bytes())
