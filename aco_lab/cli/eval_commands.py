@@ -1,12 +1,12 @@
 """`aco-lab evaluate`, `compare` and `report`: what a router would have saved, and monitoring."""
 
 import json
-import shlex
 from pathlib import Path
 
 import click
 
 from aco.bundle import DEFAULT_MODELS_DIR
+from aco_lab.cli.command_line import command_line
 from aco_lab.evaluate.results import (
     COMPARE_MODELS,
     DEFAULT_TARGET,
@@ -65,19 +65,6 @@ def _options(allow_overlap: bool, verifier_error: float, compare_models: str) ->
         target=DEFAULT_TARGET,
         compare_models=models,
     )
-
-
-def _command_line(ctx: click.Context) -> str:
-    """The command with its arguments and non-default options (the report records it)."""
-    options, arguments = [], []
-    for param in ctx.command.params:
-        value = ctx.params.get(param.name)
-        if isinstance(param, click.Argument):
-            arguments += [str(v) for v in (value if isinstance(value, tuple) else (value,))]
-        elif value not in (None, False) and value != param.default and param.name != "as_json":
-            flag = max(param.opts, key=len)
-            options += [flag] if value is True else [flag, str(value)]
-    return shlex.join(["aco-lab", str(ctx.info_name), *options, *arguments])
 
 
 @click.command("evaluate")
@@ -140,7 +127,7 @@ def evaluate_command(
     options = _options(allow_overlap, verifier_error, compare_models)
     click.echo(f"evaluating {bundle_ref} on {len(paths) or 'its held-out'} path(s)...", err=True)
     ev = evaluate_bundle(bundle_ref, list(paths), config_path, options, models_dir)
-    command = _command_line(ctx)
+    command = command_line(ctx)
     written = write_evaluation(ev, out_dir, command)
     for warning in ev.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -164,7 +151,7 @@ def _evaluate_cascade(ctx: click.Context, bundle_ref: str, paths: tuple[str, ...
     click.echo(f"evaluating the cascade of {bundle_ref}...", err=True)
     ev, meta = evaluate_bundle_controls(bundle_ref, list(paths), config_path, models_dir,
                                         only=("cascade",), allow_overlap=allow_overlap)
-    written = write_cascade_evaluation(ev, out_dir, _command_line(ctx), meta)
+    written = write_cascade_evaluation(ev, out_dir, command_line(ctx), meta)
     if as_json:
         click.echo(json.dumps(json.loads(written["metrics"].read_text()), sort_keys=True))
         return
@@ -212,7 +199,7 @@ def compare_command(
 
     options = _options(allow_overlap, verifier_error, compare_models)
     comparison = compare_bundles(bundles, list(paths), config_path, options, models_dir)
-    metrics = write_comparison(comparison, out_dir, _command_line(ctx))
+    metrics = write_comparison(comparison, out_dir, command_line(ctx))
     if as_json:
         click.echo(json.dumps(metrics, sort_keys=True))
         return

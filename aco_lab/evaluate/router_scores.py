@@ -185,7 +185,7 @@ def train_options_like(payload: dict, model: str):  # noqa: ANN201 - aco_lab.tra
     """The bundle's recorded training options with another estimator."""
     from aco_lab.train.router import TrainOptions
 
-    known = {f.name for f in dataclasses.fields(TrainOptions)} - {"cli_args", "folds"}
+    known = {f.name for f in dataclasses.fields(TrainOptions)} - {"command", "folds"}
     kwargs = {k: v for k, v in payload.get("options", {}).items() if k in known}
     return TrainOptions(**{**kwargs, "model": model})
 

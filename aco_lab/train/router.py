@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +78,7 @@ class TrainOptions:
     # way (and recorded), so the same data and seed grow the same trees everywhere. One
     # thread on small data: OpenMP's spin-waits cost more than they save on busy cores.
     num_threads: int | None = None
-    cli_args: tuple[str, ...] = field(default=())
+    command: str = ""  # the aco-lab command line that asked for it (aco_lab/cli/command_line.py)
     controls: bool = True  # also learn the run controls (aco_lab.controls) from the traces
 
 

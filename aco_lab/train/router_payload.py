@@ -115,7 +115,7 @@ def build_payload(
         "validation": validation,
         "options": dict(options),
         "seed": int(options["seed"]),
-        "cli_args": list(options.get("cli_args", ())),
+        "command": str(options.get("command", "")),
         "package_versions": package_versions(),
         "created_at": created_at or datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -34,7 +34,8 @@ def test_train_prints_path_version_and_headline_then_increments(traces: Path, tm
     result = json.loads(second.stdout)
     assert result["version"] == 2 and result["path"].endswith("router_bundle_v2.pkl")
     router = Router.load(result["path"])
-    assert router.bundle["cli_args"][:2] == ["train", str(traces)]
+    assert router.bundle["command"] == (f"aco-lab train --out {out} --model logreg --seed 2 "
+                                        f"{traces}")
     assert router.bundle["options"]["model"] == "logreg"
 
 
