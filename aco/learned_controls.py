@@ -163,9 +163,9 @@ def apply_context_budget(spec: Mapping[str, Any], task_type: str | None, tier: i
 
 
 # -- checking specs ---------------------------------------------------------------------------
-def check_spec(name: str, spec: Any) -> None:
+def check_spec(name: str, spec: Any, where: str | None = None) -> None:
     """Raise BundleError unless `spec` is a learned control this runtime can apply."""
-    where = f"bundle controls.{name}"
+    where = where or f"bundle controls.{name}"
     if name not in KINDS:
         raise BundleError(f"{where}: unknown control; known: cascade, {', '.join(KINDS)}")
     if not isinstance(spec, Mapping) or spec.get("kind") != KINDS[name]:

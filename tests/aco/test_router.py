@@ -79,12 +79,11 @@ def test_foreign_or_incomplete_payloads_are_refused(golden: Router) -> None:
 
 
 def test_feature_version_mismatch_in_a_file(tmp_path: Path, golden: Router) -> None:
-    from aco_lab.bundle import write_bundle
+    from tests.bundle_files import write_unchecked
 
-    bundle = {k: v for k, v in golden.bundle.items() if k != "bundle_format_version"}
-    info = write_bundle(dict(bundle, feature_version=999), tmp_path)
+    path = write_unchecked(dict(golden.bundle, feature_version=999), tmp_path)
     with pytest.raises(FeatureVersionError):
-        Router.load(info.path)
+        Router.load(path)
 
 
 @pytest.mark.shared_data
