@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from aco import cascade, learned_controls
 from aco.config import TierSpec
-from aco.errors import ConfigError
+from aco.errors import BundleError, ConfigError
 from aco.features import FEATURE_VERSION, FeatureSpec, check_feature_version
 from aco.payload_fields import (
     Fields,
@@ -321,8 +321,8 @@ def read_controls(data: Any, where: str = "controls") -> dict[str, Any]:
                 cascade.check_spec(spec, f"{where}.cascade")
             else:
                 learned_controls.check_spec(name, spec, f"{where}.{name}")
-        except PayloadError:
-            raise
+        except BundleError as exc:  # the spec's own check: already names the field
+            raise PayloadError(str(exc)) from None
         except Exception as exc:  # a spec's own check met a shape it did not expect
             raise PayloadError(f"{where}.{name}: unreadable ({type(exc).__name__}: {exc})") \
                 from None

@@ -216,7 +216,7 @@ def _check_trees(t: dict[str, np.ndarray], num_trees: int, num_features: int, wh
     def refuse(key: str, bad: np.ndarray, what: str) -> None:
         if bad.any():
             i = int(inner[np.flatnonzero(bad)[0]])
-            raise PayloadError(f"{where}.{key}[{i}]: {what}, got {t[key][i]!r}")
+            raise PayloadError(f"{where}.{key}[{i}]: expected {what}, got {t[key][i].item()!r}")
 
     refuse("left", (left[inner] <= inner) | (left[inner] + 1 >= n),
            f"a child after its parent and inside the table (< {n - 1})")
