@@ -288,7 +288,7 @@ def read_figures(data: Any, where: str, required: tuple[str, ...]) -> dict[str, 
 def read_validation(data: Any, where: str = "validation") -> dict[str, dict[str, Any]]:
     """The validation figures, section by section (operating_point and calibration required)."""
     f = Fields(data, where, FIGURE_SECTIONS)
-    return {key: read_figures(data[key], f.at(key), required)
+    return {key: read_figures(f.get(key), f.at(key), required)
             for key, required in FIGURE_SECTIONS.items() if key in data or required}
 
 

@@ -220,9 +220,14 @@ def _check_trees(t: dict[str, np.ndarray], num_trees: int, num_features: int, wh
 
     refuse("left", (left[inner] <= inner) | (left[inner] + 1 >= n),
            f"a child after its parent and inside the table (< {n - 1})")
-    refuse("feature", (t["feature"][inner] < 0) | (t["feature"][inner] >= num_features),
-           f"a feature index in 0..{num_features - 1}")
-    refuse("missing", t["missing"][inner] >= MISSING_CODES, f"a code in 0..{MISSING_CODES - 1}")
+    every = np.arange(n)  # leaves too: the walks index tables by every entry's code
+    for key, bad, what in (
+            ("feature", (t["feature"] < 0) | (t["feature"] >= num_features),
+             f"a feature index in 0..{num_features - 1}"),
+            ("missing", t["missing"] >= MISSING_CODES, f"a code in 0..{MISSING_CODES - 1}")):
+        if bad.any():
+            i = int(every[bad][0])
+            raise PayloadError(f"{where}.{key}[{i}]: expected {what}, got {t[key][i].item()!r}")
     refuse("threshold", np.isnan(t["threshold"][inner]), "a number")
     check_finite(t["value"], f"{where}.value")
     bad_root = (roots < 0) | (roots >= n)
