@@ -38,7 +38,7 @@ def describe_bundle(path: Path, payload: BundlePayload, manifest: Mapping[str, A
         "training": {
             "requests": training.n_requests, "runs": training.n_runs,
             "counterfactual": training.counterfactual,
-            "files": [{"path": f["path"], "sha256": f["sha256"]} for f in training.files],
+            "files": [{"path": f["path"], "sha256": f.get("sha256")} for f in training.files],
         },
         "model": {"kind": payload.model.KIND, "objective": payload.model.objective,
                   "calibration": payload.calibration.method,

@@ -229,6 +229,45 @@ class TaskTypeModel:
 
 
 # -- provenance ------------------------------------------------------------------------------
+def read_files(data: Any, where: str) -> tuple[dict[str, Any], ...]:
+    """A list of files: {"path": str, "sha256": str, "bytes": int >= 0} (a bare path: its path)."""
+    files = []
+    for i, item in enumerate(as_list(data, where)):
+        if type(item) is str:
+            item = {"path": item}
+        g = Fields(item, f"{where}[{i}]", ("path", "sha256", "bytes"))
+        entry = {"path": g.str("path")}
+        if "sha256" in item:
+            entry["sha256"] = g.str("sha256")
+        if "bytes" in item:
+            entry["bytes"] = g.int("bytes", 0)
+        files.append(entry)
+    return tuple(files)
+
+
+@dataclass(frozen=True, slots=True)
+class Holdout:
+    """Traces split off before training, for `aco-lab evaluate` without paths."""
+
+    files: tuple[Mapping[str, Any], ...]
+    request_ids: tuple[str, ...] | None = None  # the held-out requests, when recorded
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> Holdout:
+        """Checked: the file list, the ids (str)."""
+        f = Fields(data, where, ("files", "request_ids"))
+        ids = (as_strings(data["request_ids"], f.at("request_ids")) if f.has("request_ids")
+               else None)
+        return cls(read_files(f.get("files"), f.at("files")), ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the payload."""
+        out: dict[str, Any] = {"files": [dict(x) for x in self.files]}
+        if self.request_ids is not None:
+            out["request_ids"] = list(self.request_ids)
+        return out
+
+
 @dataclass(frozen=True, slots=True)
 class TrainingData:
     """What the router was trained on: file digests, counts, the request ids and their digest."""
@@ -239,26 +278,28 @@ class TrainingData:
     counterfactual: bool
     request_ids_sha256: str
     request_ids: tuple[str, ...]
+    holdout: Holdout | None = None
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "training_data") -> TrainingData:
         """Checked: the file list's fields, counts >= 0, one id per request."""
         f = Fields(data, where, cls.__slots__)
-        files = []
-        for i, item in enumerate(as_list(f.get("files"), f.at("files"))):
-            g = Fields(item, f"{f.at('files')}[{i}]", ("path", "sha256", "bytes"))
-            files.append({"path": g.str("path"), "sha256": g.str("sha256"),
-                          "bytes": g.int("bytes", 0)})
         ids = as_strings(f.get("request_ids"), f.at("request_ids"))
-        return cls(tuple(files), f.int("n_runs", 0), f.int("n_requests", len(ids), len(ids)),
-                   f.bool("counterfactual"), f.str("request_ids_sha256"), ids)
+        holdout = (Holdout.from_dict(data["holdout"], f.at("holdout")) if f.has("holdout")
+                   else None)
+        return cls(read_files(f.get("files"), f.at("files")), f.int("n_runs", 0),
+                   f.int("n_requests", len(ids), len(ids)), f.bool("counterfactual"),
+                   f.str("request_ids_sha256"), ids, holdout)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the payload."""
-        return {"files": [dict(x) for x in self.files], "n_runs": self.n_runs,
-                "n_requests": self.n_requests, "counterfactual": self.counterfactual,
-                "request_ids_sha256": self.request_ids_sha256,
-                "request_ids": list(self.request_ids)}
+        out = {"files": [dict(x) for x in self.files], "n_runs": self.n_runs,
+               "n_requests": self.n_requests, "counterfactual": self.counterfactual,
+               "request_ids_sha256": self.request_ids_sha256,
+               "request_ids": list(self.request_ids)}
+        if self.holdout is not None:
+            out["holdout"] = self.holdout.to_dict()
+        return out
 
 
 FIGURE_SECTIONS = {  # validation section -> the figures it must have (others may follow)
