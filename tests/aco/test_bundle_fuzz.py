@@ -44,8 +44,33 @@ def other_kinds(golden: dict) -> list[dict]:
             {**golden, "model": knn, "task_type_model": None}]
 
 
-BASES = [GOLDEN, *other_kinds(GOLDEN)]
-FUZZ = settings(max_examples=60, deadline=5000, derandomize=True,
+LOGISTIC = {"features": ["log_steps", "failures", "task:*"], "weights": [0.5, -1.0, 0.1],
+            "bias": 1.0}
+CONTROLS = {  # small specs of each learned run control, as aco-lab writes them
+    "doom": {"kind": "doom_logistic", "version": 1, "model": LOGISTIC, "threshold": 0.1,
+             "min_steps": 2, "typical": {"*/*": {"cost": 0.1, "steps": 5.0}}},
+    "gate": {"kind": "tool_values", "version": 1, "value_per_success": {"*": 1.0},
+             "tools": {"*/calculator": {"allow": False, "runs": 9, "lift": -0.1,
+                                        "shrunk_lift": -0.05, "cost": 0.01,
+                                        "failure_rate": 0.2, "net_value": -0.02}}},
+    "verify": {"kind": "false_done_logistic", "version": 1, "model": LOGISTIC,
+               "threshold": {"*": 0.3, "coding": 1.01}, "false_done_cost": {"*": 0.5},
+               "verifier_cost": 0.1, "max_call_rate": 0.5},
+    "context_budget": {"kind": "token_quantiles", "version": 1, "quantile": 0.9,
+                       "total_tokens": {"*/*": 400, "*/3": 300}, "keep_exact": {"*": ["code"]},
+                       "omit": {"*": ["greetings_and_chit_chat"]}},
+    "cascade": {"kind": "cascade_stages", "version": 1, "top": "specialist-expert",
+                "options": {"cheap-cloud-8b": {"tier": 2, "mean_cost": 0.1},
+                            "specialist-expert": {"tier": 5, "mean_cost": 1.0}},
+                "policies": {"*": {"sequence": ["cheap-cloud-8b"], "fallback": "specialist-expert",
+                                   "accept_at": [0.6], "escalate_below": [0.0],
+                                   "rank": ["specialist-expert", "cheap-cloud-8b"],
+                                   "models": {"cheap-cloud-8b": {"features": ["share"],
+                                                                 "weights": [1.0],
+                                                                 "bias": 0.0}}}}},
+}
+BASES = [GOLDEN, *other_kinds(GOLDEN), {**GOLDEN, "controls": CONTROLS}]
+FUZZ = settings(max_examples=100, deadline=5000, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow, HealthCheck.data_too_large])
 MAX_LIST_PATHS = 3  # list items per list a mutation may reach (the rest are alike)
@@ -126,6 +151,11 @@ def load_and_route(path: Path) -> None:
                                ("", None)):
         decision = optimizer.route(request, task_type=task_type)
         assert 1 <= decision.tier <= 5 and decision.model_id
+        optimizer.context_budget(request, decision.tier, task_type)
+        optimizer.gate_tool("calculator", task_type)
+        optimizer.decide_cascade(request, 2, [-0.1, -2.0], "The answer is B.")
+    optimizer.check_doom(0.05, 3)
+    optimizer.should_verify("medium", 0.5)
 
 
 @pytest.fixture(scope="module")
