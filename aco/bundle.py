@@ -26,9 +26,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aco.errors import BundleError, FeatureVersionError
+from aco.errors import BundleError
 from aco.features import check_feature_version
-from aco.payload import BUNDLE_FORMAT_VERSION, BundlePayload, PayloadError
+from aco.payload import BUNDLE_FORMAT_VERSION, BundlePayload, read_payload
 
 log = logging.getLogger(__name__)
 
@@ -148,12 +148,7 @@ def _load(path: Path, key: str | bytes | None) -> tuple[dict[str, Any], BundlePa
         check_feature_version(manifest["feature_version"], where=str(path))
     bundle = _restricted_loads(path, data)
     _check_payload(path, bundle)
-    try:
-        payload = BundlePayload.from_dict(bundle)
-    except FeatureVersionError as exc:
-        raise FeatureVersionError(f"{path}: {exc}") from None
-    except PayloadError as exc:
-        raise BundleError(f"{path}: {exc}") from None
+    payload = read_payload(bundle, str(path))
     log.info("loaded %s (%d bytes, sha256 %s)", path, len(data), manifest["sha256"][:12])
     return bundle, payload
 

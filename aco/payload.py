@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from aco import cascade, learned_controls
 from aco.config import TierSpec
-from aco.errors import BundleError, ConfigError
+from aco.errors import BundleError, ConfigError, FeatureVersionError
 from aco.features import FEATURE_VERSION, FeatureSpec, check_feature_version
 from aco.payload_fields import (
     Fields,
@@ -450,3 +450,13 @@ class BundlePayload:
         if self.controls is not None:
             out["controls"] = dict(self.controls)
         return out
+
+
+def read_payload(data: Any, source: str = "bundle") -> BundlePayload:
+    """BundlePayload.from_dict with the source (a file) leading its one-line errors."""
+    try:
+        return BundlePayload.from_dict(data)
+    except FeatureVersionError as exc:
+        raise FeatureVersionError(f"{source}: {exc}") from None
+    except PayloadError as exc:
+        raise BundleError(f"{source}: {exc}") from None
