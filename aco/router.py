@@ -35,7 +35,8 @@ from aco.decisions import (
 )
 from aco.errors import BundleError
 from aco.features import request_features, set_task_type
-from aco.payload import BundlePayload, read_payload
+from aco.payload import BundlePayload, Novelty, read_payload
+from aco.payload_fields import PayloadError
 from aco.policy import (
     REASONS,
     calibrate_margins_one,
@@ -113,23 +114,14 @@ def read_novelty(task_model: Mapping[str, Any], n_features: int, source: str = "
                  ) -> tuple[np.ndarray, int, float] | None:
     """(centroids as float32 (count, width), offset, threshold) of a task model's novelty
     check; None for a bundle trained without one. BundleError when its shapes do not fit."""
-    novelty = task_model.get("novelty")
-    if novelty is None:
+    if task_model.get("novelty") is None:
         return None
     try:
-        count, width, offset = (int(novelty[k]) for k in ("count", "width", "offset"))
-        blob, threshold = novelty["centroids"], float(novelty["threshold"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"{source}: task_type_model.novelty: unreadable ({exc}); retrain "
-                          "with `aco-lab train`") from None
-    if (count < 1 or offset < 0 or width < 1 or offset + width != n_features
-            or not isinstance(blob, bytes) or len(blob) != 2 * count * width):
-        raise BundleError(f"{source}: task_type_model.novelty: {count} x {width} centroids "
-                          f"at feature {offset} do not fit {n_features} features and "
-                          f"{len(blob) if isinstance(blob, bytes) else type(blob).__name__} "
-                          "bytes; retrain with `aco-lab train`")
-    centroids = np.frombuffer(blob, dtype="<f2").reshape(count, width).astype(np.float32)
-    return centroids, offset, threshold
+        novelty = Novelty.from_dict(task_model["novelty"], "task_type_model.novelty", n_features)
+    except PayloadError as exc:
+        raise BundleError(f"{source}: {exc}; retrain with `aco-lab train`") from None
+    centroids = np.frombuffer(novelty.centroids, dtype="<f2").reshape(novelty.count, novelty.width)
+    return centroids.astype(np.float32), novelty.offset, novelty.threshold
 
 
 def nearest_similarity(centroids: np.ndarray, hashed: np.ndarray) -> np.ndarray:
