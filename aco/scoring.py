@@ -22,7 +22,6 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,13 @@ import numpy as np
 from aco import payload_models
 from aco.errors import BundleError
 from aco.payload_models import LgbmTrees
-from aco.tree_walk import MISSING_NONE, MISSING_ZERO_LEFT, MISSING_ZERO_RIGHT, leaf_values
+from aco.tree_walk import (
+    MISSING_NONE,
+    MISSING_ZERO_LEFT,
+    MISSING_ZERO_RIGHT,
+    CompiledTrees,
+    leaf_values,
+)
 
 # The plain formats' names, defined beside their checks (aco.payload_models).
 LGBM_KIND = payload_models.LGBM_TREES_KIND
@@ -43,27 +48,6 @@ COMPILED_CACHE_SIZE = 8  # compiled models kept per process (one router usually 
 
 
 # -- LightGBM --------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class CompiledTrees:
-    """A plain LightGBM model decoded into numpy tables, ready to score (aco.tree_walk)."""
-
-    num_class: int
-    num_trees: int
-    num_features: int
-    average_output: bool
-    objective: str
-    variants: tuple[int, ...]  # missing codes used, in the order of X's variant blocks
-    zero_as_missing: bool  # some node sends 0.0 to its default side
-    # One row per entry (internal node or leaf), every tree's entries in one table.
-    column: np.ndarray  # (E,) intp: column in the X variants
-    feature: np.ndarray  # (E,) intp: column in X itself
-    threshold: np.ndarray  # (E,) x > threshold goes right (+inf at a leaf: it stays)
-    left: np.ndarray  # (E,) intp: left child, right is left + 1; a leaf points to itself
-    value: np.ndarray  # (E,) leaf values
-    roots: np.ndarray  # (T,) intp: each tree's root entry
-    depth: int  # levels of the deepest tree: that many steps reach every leaf
-
-
 def compile_lgbm(model: Mapping[str, Any]) -> CompiledTrees:
     """Decode a plain LightGBM model (aco_lab.train.plain_models) into numpy tables."""
     LgbmTrees.from_dict(model, "model")  # the loader's checks: tables, indexes, trees, depth
