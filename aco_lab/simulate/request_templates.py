@@ -21,6 +21,9 @@ HARD_OPENERS = ("We have a production outage:", "Urgent - this is blocking a rel
                 "Critical issue:", "This is a hard one.", "Escalated from tier-2 support:",
                 "High priority, customer-facing:")
 MISLEADING_OPENER_CHANCE = 0.07
+# Requests that are only their topic ("What is 7+5?", "Fix the auth bug in production."), as
+# people often type them: short whatever their difficulty, so the topic's words carry the signal.
+BARE_CHANCE = 0.3
 
 # Scope qualifiers: the same words across task types, so even a small training set learns them.
 EASY_SCOPE = ("It's a small, self-contained thing.", "Nothing fancy needed.", "Just the basics.",
@@ -48,6 +51,7 @@ GENERIC_CONSTRAINTS = ("The deadline is {date}.", "The budget is capped at ${m}.
 # (topic, its difficulty 0..1): the topic is chosen near the request's visible difficulty.
 TOPICS: dict[str, tuple[tuple[str, float], ...]] = {
     "quick_answer": (
+        ("what is {k}+{k2}", 0.0), ("what is {k} times {k2}", 0.02),
         ("what is the capital of {country}", 0.03), ("convert {n} miles to kilometres", 0.08),
         ("give me a synonym for '{word}'", 0.05), ("who wrote {book}", 0.08),
         ("what is {k}% of {m}", 0.12), ("what year did the {event} happen", 0.15),
@@ -78,6 +82,7 @@ TOPICS: dict[str, tuple[tuple[str, float], ...]] = {
         ("change a booking paid with two gift certificates and a card ending {card}", 0.72),
     ),
     "coding": (
+        ("fix a typo in the {area} error message", 0.03),
         ("reverse a string in {lang}", 0.05), ("check whether a number is a palindrome", 0.1),
         ("write a regex that validates email addresses", 0.2),
         ("parse ISO 8601 dates in {lang}", 0.25),
@@ -85,10 +90,12 @@ TOPICS: dict[str, tuple[tuple[str, float], ...]] = {
         ("add pagination to a REST endpoint in {framework}", 0.4),
         ("write unit tests for an LRU cache", 0.4),
         ("refactor this module to remove a circular import", 0.5),
+        ("fix the flaky {area} test", 0.5),
         ("speed up a slow SQL query that joins {n} tables", 0.55),
         ("implement a sliding-window rate limiter", 0.55),
         ("make the {lang} build reproducible across machines", 0.6),
         ("find the memory leak in our async worker pool", 0.7),
+        ("fix the {area} bug in production", 0.75),
         ("implement consistent hashing for the cache cluster", 0.7),
         ("migrate the ORM models to {framework} 5 without downtime", 0.75),
         ("debug a deadlock between two database transactions under load", 0.8),
@@ -211,6 +218,7 @@ _SLOT_VALUES: dict[str, tuple[str, ...]] = {
     "name": ("Zoë", "José", "Łukasz", "Søren", "Aiko", "Priya", "Chen Wei"),
     "size": ("five-person", "mid-sized", "Fortune 500", "non-profit"),
     "version": ("3.9", "1.75", "17", "20"),
+    "area": ("auth", "billing", "checkout", "login", "session", "payment webhook", "search"),
 }
 _SLOT_ALIASES = {"city2": "city", "country2": "country", "tech2": "tech", "tool2": "tool",
                  "ident": "ident", "ident2": "ident", "Ident": "ident"}
@@ -298,6 +306,8 @@ def _code_block(rng: random.Random, visible: float, slots: _Slots) -> str:
 def build_request(rng: random.Random, task_type: str, visible: float) -> str:
     """One request text for a task type whose visible difficulty is `visible` (0..1)."""
     slots = _Slots(rng)
+    if rng.random() < BARE_CHANCE:
+        return _phrase(rng, _pick_topic(rng, task_type, visible).format_map(slots))
     parts: list[str] = []
     if rng.random() < 0.08:  # a few-shot preamble: long, and no sign of difficulty at all
         parts.append(FEW_SHOT_HEADER + "".join(rng.choices(FEW_SHOT_EXAMPLES, k=rng.randint(2, 5))))
