@@ -68,3 +68,44 @@ def test_cost_metadata_names_the_snapshot_only_when_used() -> None:
         "cost_sources": {"steps[0].model_call.cost": "reported"}}
     meta = cost_metadata({"steps[0].model_call.cost": COST_SNAPSHOT})
     assert meta["price_snapshot"]["sha256"] == load_price_snapshot().sha256
+
+
+# -- record_call given only tokens ---------------------------------------------------------
+def _opt(tmp_path: Path, tiers=None):
+    from aco.config import ACOConfig
+    from aco.optimizer import ACOOptimizer
+
+    config = ACOConfig(trace_dir=str(tmp_path))
+    return ACOOptimizer(config.replace(tiers=tiers) if tiers else config)
+
+
+def test_record_call_without_a_cost_is_priced_and_says_how(tmp_path: Path) -> None:
+    tiers = (TierSpec(1, "gpt-4o-mini"), TierSpec(2, "in-house-8b", "local", 0.5, 1.0),
+             TierSpec(3, "gpt-4o"))
+    opt = _opt(tmp_path, tiers)
+    run = opt.begin("What is 2+2?")
+    run.record_call(1, input_tokens=1000, output_tokens=100, cached_input_tokens=200)
+    run.record_call(2, input_tokens=1000, output_tokens=1000)
+    run.record_call(3, 0.25, input_tokens=10, output_tokens=10)
+    run.record_call(3, model_id="unknown-model", input_tokens=10, output_tokens=10)
+    trace = run.end(None)
+    costs = [s["model_call"]["cost"] for s in trace["steps"]]
+    mini = load_price_snapshot().find("gpt-4o-mini")
+    assert costs == [pytest.approx(mini.cost(1000, 100, 200)), pytest.approx(1.5), 0.25, 0.0]
+    assert trace["total_cost"] == pytest.approx(sum(costs))
+    assert trace["metadata"]["cost_sources"] == {
+        "steps[0].model_call.cost": "price_snapshot", "steps[1].model_call.cost": "tier_table",
+        "steps[2].model_call.cost": "reported", "steps[3].model_call.cost": "unpriced"}
+    assert trace["metadata"]["price_snapshot"] == load_price_snapshot().stamp()
+
+
+def test_priced_runtime_traces_pass_strict_validation(tmp_path: Path) -> None:
+    from aco_lab.traces import read_traces
+
+    opt = _opt(tmp_path)
+    opt.start_run("Summarize the release notes")
+    opt.record_call(2, input_tokens=300, output_tokens=80)
+    opt.record_tool_call("web_search", True)
+    opt.end_run(True)
+    tables = read_traces(tmp_path, strict=True)
+    assert tables.runs.height == 1 and not tables.rejected and not tables.warnings
