@@ -228,6 +228,10 @@ class ACOOptimizer:
             return run.should_verify(risk, confidence)
         return self.controls.verify(risk, confidence)
 
+    def active_run(self) -> Run | None:
+        """This thread's (asyncio task's) current run while it is open, else None."""
+        return self._active_run()
+
     def _active_run(self) -> Run | None:
         run = self._current.get()
         return run if run is not None and not run.ended else None
