@@ -35,7 +35,6 @@ from aco.decisions import (
 )
 from aco.errors import BundleError
 from aco.features import FeatureSpec, check_feature_version, request_features, set_task_type
-from aco.native import native as _native
 from aco.policy import (
     REASONS,
     PolicyParams,
@@ -50,7 +49,6 @@ from aco.trace_format import TIERS
 BUNDLE_FORMAT = "aco-router"  # payload["format"]
 N_TIERS = len(TIERS)
 _TIERS = np.arange(1.0, N_TIERS + 1)  # the tier column's values
-_TIER_VALUES = tuple(float(t) for t in TIERS)  # the tier column's values, as the sweep reads them
 
 
 # -- model evaluation (shared with the lab) -----------------------------------------------
@@ -64,13 +62,8 @@ def predict_success(model: Mapping[str, Any], X: np.ndarray) -> np.ndarray:
         return scoring.predict_knn(model["knn"], X)
     if objective == "success":
         if kind == "lgbm":
-            n = len(X)
-            if n == 1:  # one request at its five tiers: the shared columns are decided once
-                x = np.append(X[0], 0.0)
-                raw = scoring.predict_lgbm_raw_sweep(model["booster"], x, len(x) - 1, _TIERS)
-                return scoring.sigmoid(raw)[None, :]
             raw = scoring.predict_lgbm_raw(model["booster"], all_tier_rows(X))
-            return scoring.sigmoid(raw).reshape(n, N_TIERS)
+            return scoring.sigmoid(raw).reshape(len(X), N_TIERS)
         return scoring.sigmoid(scoring.predict_linear(model["linear"], X))
     # "cheapest": class probabilities (0 = no tier succeeds, 1..5) -> P(cheapest <= t).
     if kind == "lgbm":
@@ -202,11 +195,7 @@ class TaskTypePredictor:
         self.types: list[str] = list(task_model["task_types"])
         self._known = frozenset(self.types)
         self._weights, self._constant, self._mean = weights, constant, mean.copy()
-        self._tables = (weights.astype("<f8").tobytes(), mean.astype("<f8").tobytes(),
-                        constant.astype("<f8").tobytes())
         self._novelty = read_novelty(task_model, n_feat, source)
-        if self._novelty is not None:
-            self._centroids_f4 = self._novelty[0].astype("<f4").tobytes()  # for the C module
 
     def infer(self, request: str, x: np.ndarray) -> tuple[str | None, str, str]:
         """(task type or None, where it came from (aco.decisions.FROM_*), what was done, for the
@@ -218,10 +207,7 @@ class TaskTypePredictor:
         none."""
         if self._novelty is not None:
             centroids, offset, threshold = self._novelty
-            if _native is not None:
-                similarity = _native.nearest_similarity(self._centroids_f4, x[offset:])
-            else:  # float32 throughout, as in C
-                similarity = float(nearest_similarity(centroids, x[offset:].astype(np.float32))[0])
+            similarity = float(nearest_similarity(centroids, x[offset:].astype(np.float32))[0])
             if similarity < threshold:
                 cue = cue_task_type(request, self._known)
                 unlike = (f"request unlike the training requests (similarity {similarity:.2f} "
@@ -234,12 +220,8 @@ class TaskTypePredictor:
 
     def predict(self, x: np.ndarray) -> tuple[str, float]:
         """(most likely task type, its probability) for one request's features."""
-        if _native is not None:
-            weights, fill, constant = self._tables
-            logits = _native.linear_scores(weights, x, fill, constant)
-        else:
-            x = np.where(x == x, x, self._mean)  # NaN reads as the mean: contributes nothing
-            logits = (self._weights @ x + self._constant).tolist()
+        x = np.where(x == x, x, self._mean)  # NaN reads as the mean: contributes nothing
+        logits = (self._weights @ x + self._constant).tolist()
         best = max(range(len(logits)), key=logits.__getitem__)
         top = logits[best]
         return self.types[best], 1.0 / math.fsum(math.exp(v - top) for v in logits)
@@ -312,8 +294,7 @@ class Router:
                               for t, out in by_type.items()}
         self.version: int | None = None  # from the manifest, when loaded from a file
         self._label = "bundle"
-        lgbm_success = self.model["kind"] == "lgbm" and self.model["objective"] == "success"
-        self._sweep_column = self.spec.n_features if lgbm_success else None
+        self._lgbm_success = self.model["kind"] == "lgbm" and self.model["objective"] == "success"
 
     @classmethod
     def load(cls, path: str | Path, config: ACOConfig | None = None) -> Router:
@@ -346,9 +327,9 @@ class Router:
 
     def _calibrated(self, x: np.ndarray) -> list[float]:
         """Calibrated P(success) per tier for one feature vector."""
-        if self._sweep_column is not None:  # LightGBM success model: raw margins, fused sigmoid
-            raw = scoring.sweep_raw_list(self.model["booster"], x, self._sweep_column, _TIER_VALUES)
-            return calibrate_margins_one(raw, self.calibration)
+        if self._lgbm_success:  # raw margins: the sigmoid is fused into the calibration
+            raw = scoring.predict_lgbm_raw(self.model["booster"], all_tier_rows(x[None, :]))
+            return calibrate_margins_one(raw.tolist(), self.calibration)
         return calibrate_one(predict_success(self.model, x)[0].tolist(), self.calibration)
 
     def _costs(self, request: str, task_type: str | None, input_tokens: int | None) -> list[float]:

@@ -171,7 +171,8 @@ def main() -> None:
         print(f"trace log, 5-step trace: {name:<22} p50 {p50:6.0f} us  p99 {p99:6.0f} us")
     start = quantile(times["start_run (bundle)"], 0.5)
     predict = quantile(times["LGBMClassifier.predict_proba (1 row)"], 0.5)
-    print(f"predict_proba p50 / start_run p50: {predict / start:.1f}x (target >= 5x)")
+    print(f"predict_proba p50 / start_run p50: {predict / start:.1f}x (target >= 2x)")
+
 
 if __name__ == "__main__":
     main()

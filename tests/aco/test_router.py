@@ -125,13 +125,7 @@ def test_golden_bundle_is_plain_data() -> None:
     assert pickle.loads(pickle.dumps(payload)) == payload
 
 
-@pytest.mark.parametrize("pure_python", [False, True], ids=["C module if built", "numpy"])
-def test_folded_task_type_predictor_equals_the_linear_model(golden: Router, pure_python: bool,
-                                                            monkeypatch) -> None:
-    import aco.router
-
-    if pure_python:
-        monkeypatch.setattr(aco.router, "_native", None)
+def test_folded_task_type_predictor_equals_the_linear_model(golden: Router) -> None:
     from aco.features import request_features
     from aco.router import TaskTypePredictor, predict_task_types
     from aco_lab.simulate import build_sim_request
@@ -207,18 +201,3 @@ def test_a_malformed_novelty_check_is_refused_when_the_bundle_loads(trained_bund
         payload["task_type_model"]["novelty"] = broken
         with pytest.raises(BundleError, match="task_type_model.novelty"):
             Router(payload, source="b.pkl")
-
-
-def test_the_c_module_and_numpy_infer_alike(trained_bundle: Path, monkeypatch) -> None:
-    import aco.router
-    from aco.features import request_features
-    from aco_lab.simulate import build_sim_request
-
-    router = Router.load(trained_bundle)
-    predictor = router._task_types
-    texts = [build_sim_request(12, i).text for i in range(100)] + list(HAND_WRITTEN)
-    cases = [(t, request_features(router.spec, t, difficulty=d)) for t in texts for d in (None, 2)]
-    native = [predictor.infer(t, x) for t, x in cases]
-    monkeypatch.setattr(aco.router, "_native", None)
-    assert [predictor.infer(t, x) for t, x in cases] == native
-    assert {"classifier", "rule_cues"} <= {source for _, source, _ in native}

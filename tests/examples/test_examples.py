@@ -2,7 +2,9 @@
 
 import importlib.util
 import json
+import math
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 
 from aco.config import ACOConfig, TierSpec
 from aco.optimizer import ACOOptimizer
+from aco.trace_log import TraceLog
 from aco_lab.traces import read_traces
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -100,6 +103,59 @@ def test_budget_runs_out_before_it_is_overspent(tmp_path: Path) -> None:
     result = agent.run_agent(opt, agent.ScriptedClient(priced), task, budget=1.5, max_steps=50)
     assert result.outcome in ("budget_exceeded", "aborted")
     assert result.trace["total_cost"] <= 1.5
+
+
+def test_a_verifier_the_budget_cannot_pay_for_is_not_called(tmp_path: Path) -> None:
+    priced = ACOConfig(trace_dir=str(tmp_path), tiers=tuple(
+        TierSpec(t, f"m{t}", cost_per_1k_input=0.1 * t**3, cost_per_1k_output=0.1 * t**3)
+        for t in range(1, 6)))
+    task = agent.Task("Fix the auth bug in production", risk="high")
+    step_tier = agent.PerStepRouter(100.0, priced).route_step(task.request, 1, False, "high")
+    step = priced.tier(step_tier.adjusted_tier).cost(**agent._tokens(task.request))
+    verifier = priced.tier(5).cost(**agent._tokens(f"VERIFY: {task.request}\nANSWER: x"))
+    assert step < verifier
+    client = agent.ScriptedClient(priced)
+    result = agent.run_agent(ACOOptimizer(priced), client, task, budget=(step + verifier) / 2)
+    assert result.outcome == "budget_exceeded" and "verifier at tier 5" in result.notes[-1]
+    assert not any(prompt.startswith("VERIFY:") for _, prompt in client.calls)
+    assert result.trace["total_cost"] <= (step + verifier) / 2
+
+
+WORDS = ("what is", "hard", "search", "loop", "wrong", "fix the auth bug", "in production",
+         "plan", "read the file", "design", "summarize", "prove", "the", "release notes")
+
+
+def _random_run(seed: int, trace_log: TraceLog) -> tuple[float, list[float]]:
+    """One seeded random run: prices, budget, request, risk, tools; (budget, call costs)."""
+    rng = random.Random(seed)
+    prices = [rng.choice([0.0, rng.uniform(0.0, 0.1)])]
+    while len(prices) < 5:  # each tier dearer than the one below, by up to 6x
+        prices.append(prices[-1] * rng.uniform(1.0, 6.0) + rng.uniform(0.0, 0.2))
+    config = ACOConfig(tiers=tuple(
+        TierSpec(t, f"m{t}", cost_per_1k_input=p, cost_per_1k_output=p * rng.uniform(0.5, 4))
+        for t, p in enumerate(prices, start=1)))
+    request = " ".join(rng.choices(WORDS, k=rng.randint(1, 12)))
+    request += " x" * rng.choice([0] * 6 + [200, 2_000, 20_000])  # some prompts are long
+    task = agent.Task(request, risk=rng.choice(["low", "medium", "high"]),
+                      task_type=rng.choice([None, "quick_answer", "coding", "legal_regulated"]),
+                      tools={"web_search": lambda: rng.random() < 0.5, "flaky": lambda: False})
+    # Budgets around what a few calls cost, where running out is decided call by call.
+    call = config.tier(rng.randint(1, 5)).cost(200, 512)
+    budget = max(call, 0.001) * 10 ** rng.uniform(-0.5, 1.5)
+    opt = ACOOptimizer(config, trace_log=trace_log)
+    result = agent.run_agent(opt, agent.ScriptedClient(config), task, budget=budget,
+                             max_steps=rng.randint(1, 12))
+    return budget, [c["cost"] for c in _calls(result.trace)]
+
+
+def test_no_random_run_overspends(tmp_path: Path) -> None:
+    trace_log = TraceLog(tmp_path, fsync=False)
+    over = []
+    for seed in range(1_000):
+        budget, costs = _random_run(seed, trace_log)
+        if math.fsum(costs) > budget:
+            over.append((seed, budget, math.fsum(costs)))
+    assert not over, f"{len(over)} runs overspent, e.g. seed, budget, spent = {over[:3]}"
 
 
 def test_agent_traces_are_valid_for_the_lab(opt: ACOOptimizer) -> None:
