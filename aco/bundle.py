@@ -8,7 +8,7 @@ the manifest exists and is one of ours, the size and sha256 match the bytes read
 matches when a key is configured (a manifest without one is then refused). It unpickles those
 same bytes with an unpickler whose ``find_class`` refuses every global, so no class, function
 or reduce call in the file can run, and checks the result is plain data of a known format.
-The writer is ``aco_lab.bundle.write_bundle``; the format is described in docs/bundle.md.
+The writer is ``aco_lab.train.bundle_writer.write_bundle``; the format is in docs/bundle.md.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise BundleError(
             f"{where}: manifest missing; refusing to load {Path(path).name} unverified "
-            "(write bundles with aco_lab.bundle.write_bundle)"
+            "(write bundles with aco_lab.train.bundle_writer.write_bundle)"
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{where}: manifest is not valid JSON ({exc})") from None

@@ -1,7 +1,7 @@
 """The monitoring metrics in pure Python: what `aco stats` prints over the local trace log.
 
 Two steps, so that the formulas are written once: traces are summed into `Totals` (counts and
-sums; `aco_lab.stats` sums the same from its Polars tables), and `build_metrics` turns totals
+sums; `aco_lab.report.stats` sums the same from its Polars tables), and `build_metrics` turns totals
 into metrics and alerts. Definitions and null handling: docs/metrics.md.
 """
 

@@ -13,12 +13,13 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aco import __version__
 from aco import trace_format as tf
 from aco.cascade import Answer
-from aco.controls import check_number, read_answer_signals
+from aco.config import ACOConfig
+from aco.controls import Controls, check_number, read_answer_signals
 from aco.decisions import (
     CascadeDecision,
     ContextBudget,
@@ -32,16 +33,29 @@ from aco.prices import COST_REPORTED, cost_metadata, cost_path, price_call
 from aco.rules import RequestCues, read_cues
 from aco.trace_format import FINAL_OUTCOMES, MAX_TIER, MIN_TIER
 
-if TYPE_CHECKING:
-    from aco.optimizer import ACOOptimizer
-
 SOURCE_RUNTIME = "runtime"  # the `source` of every trace this runtime writes
+
+
+class RunOwner(Protocol):
+    """What a run needs from the optimizer that started it (aco.optimizer.ACOOptimizer)."""
+
+    config: ACOConfig
+    controls: Controls
+
+    def cascade_answer(self, request: str, initial_tier: int,
+                       cheap_logprobs: Sequence[float] | None, cheap_response: str | None,
+                       retries_used: int = 0, cues: RequestCues | None = None,
+                       earlier: Sequence[Answer] = ()) -> tuple[CascadeDecision, Answer | None]:
+        ...
+
+    def write_trace(self, trace: Mapping[str, Any]) -> None:
+        ...
 
 
 class Run:
     """One agent run: routing decision, recorded steps, spend; `end` writes its trace."""
 
-    def __init__(self, optimizer: ACOOptimizer, request: str, routing: RoutingDecision,
+    def __init__(self, optimizer: RunOwner, request: str, routing: RoutingDecision,
                  context_budget: ContextBudget, difficulty: int | None = None,
                  cues: RequestCues | None = None) -> None:
         self.optimizer = optimizer

@@ -25,10 +25,10 @@ from aco.config import ACOConfig
 from aco.features import FeatureSpec, request_features
 from aco.policy import calibrate, choose_tier
 from aco.router import Router, predict_success
-from aco_lab.bundle import write_bundle
-from aco_lab.simulate import build_sim_request, write_simulated_traces
-from aco_lab.traces import read_traces
-from aco_lab.train import TrainOptions, build_router
+from aco_lab.simulate.generate import build_sim_request, write_simulated_traces
+from aco_lab.traces.reading import read_traces
+from aco_lab.train.bundle_writer import write_bundle
+from aco_lab.train.router import TrainOptions, build_router
 
 
 def timed(fn, items) -> np.ndarray:  # noqa: ANN001

@@ -39,8 +39,8 @@ def heavy_modules_loaded(module: str) -> list[str]:
 def train_bundle(out_dir: Path, seed: int) -> Path:
     """A LightGBM router bundle trained on simulated traces."""
     from aco.config import ACOConfig
-    from aco_lab.simulate import write_simulated_traces
-    from aco_lab.train import TrainOptions, train_router
+    from aco_lab.simulate.generate import write_simulated_traces
+    from aco_lab.train.router import TrainOptions, train_router
 
     traces = out_dir / "sim.jsonl"
     write_simulated_traces(traces, 400, seed=seed, config=ACOConfig())
@@ -78,7 +78,7 @@ def bench_in_process(bundle: Path, calls: int, seed: int) -> dict[str, list[floa
 
     from aco.config import ACOConfig
     from aco.optimizer import ACOOptimizer
-    from aco_lab.simulate import build_sim_request
+    from aco_lab.simulate.generate import build_sim_request
 
     logging.getLogger("aco.optimizer").setLevel(logging.ERROR)  # start_run drops open runs
     opt = ACOOptimizer(ACOConfig(trace_dir=tempfile.mkdtemp()), bundle=bundle)

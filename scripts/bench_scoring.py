@@ -144,7 +144,7 @@ def train(X: np.ndarray, success: np.ndarray, trees: int):  # noqa: ANN201 (ligh
 
 def run(n_requests: int, trees: int, seed: int) -> dict:
     """Measure everything; return the figures (microseconds)."""
-    from aco_lab.scoring import lgbm_model_to_plain
+    from aco_lab.train.plain_models import lgbm_model_to_plain
 
     requests, success, source = load_requests(n_requests, seed)
     spec = build_feature_spec([t for _, t in requests])
@@ -201,8 +201,8 @@ def time_build_features(requests: list[tuple[str, str]], n_rows: int) -> dict[st
     """Seconds of aco_lab.build_features on n_rows distinct requests, 1 and 2 processes."""
     import polars as pl
 
-    from aco_lab import schema as S
-    from aco_lab.features import build_features
+    from aco_lab.traces import schema as S
+    from aco_lab.train.features import build_features
 
     texts = [f"{requests[i % len(requests)][0]} #{i}" for i in range(n_rows)]  # all distinct
     types = [requests[i % len(requests)][1] for i in range(n_rows)]

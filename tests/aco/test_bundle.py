@@ -22,7 +22,7 @@ from aco.bundle import (
 )
 from aco.errors import BundleError, FeatureVersionError
 from aco.features import FEATURE_VERSION, build_feature_spec
-from aco_lab.bundle import write_bundle
+from aco_lab.train.bundle_writer import write_bundle
 
 PAYLOAD = {
     "model": {"kind": "lgbm", "trees": [b"\x00\x01\xff", b""], "n": 3},

@@ -246,7 +246,7 @@ def test_version_describes_a_bundle_after_checking_it(trained_bundle: Path, tmp_
 
 def test_version_reports_whether_the_hmac_was_verified(tmp_path: Path, monkeypatch) -> None:
     from aco.bundle import KEY_ENV, load_bundle
-    from aco_lab.bundle import write_bundle
+    from aco_lab.train.bundle_writer import write_bundle
 
     monkeypatch.delenv(KEY_ENV, raising=False)
     golden = load_bundle(Path(__file__).parents[1] / "golden" / "router_bundle_v1.pkl")

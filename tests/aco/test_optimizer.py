@@ -12,7 +12,7 @@ from aco.config import ACOConfig
 from aco.decisions import MODE_RULES
 from aco.errors import ACOError
 from aco.optimizer import ACOOptimizer
-from aco_lab.traces import read_traces
+from aco_lab.traces.reading import read_traces
 
 
 @pytest.fixture
@@ -259,7 +259,7 @@ def test_trace_log_failure_is_an_aco_error(tmp_path: Path) -> None:
 def _rewrite(bundle: Path, out_dir: Path, **changes) -> Path:
     """A copy of a trained bundle with some payload keys changed, written as a new bundle."""
     from aco.bundle import load_bundle
-    from aco_lab.bundle import write_bundle
+    from aco_lab.train.bundle_writer import write_bundle
 
     payload = {**load_bundle(bundle), **changes}
     return write_bundle(payload, out_dir).path

@@ -79,7 +79,7 @@ def test_foreign_or_incomplete_payloads_are_refused(golden: Router) -> None:
 
 
 def test_feature_version_mismatch_in_a_file(tmp_path: Path, golden: Router) -> None:
-    from aco_lab.bundle import write_bundle
+    from aco_lab.train.bundle_writer import write_bundle
 
     bundle = {k: v for k, v in golden.bundle.items() if k != "bundle_format_version"}
     info = write_bundle(dict(bundle, feature_version=999), tmp_path)
@@ -95,9 +95,9 @@ def test_runtime_matches_lightgbm_on_routerbench(routerbench_dir: Path, tmp_path
     from aco.config import load_config
     from aco.features import FeatureSpec, request_features
     from aco.policy import calibrate
-    from aco_lab.bundle import write_bundle
-    from aco_lab.traces import read_traces
-    from aco_lab.train import TrainOptions, build_router
+    from aco_lab.traces.reading import read_traces
+    from aco_lab.train.bundle_writer import write_bundle
+    from aco_lab.train.router import TrainOptions, build_router
 
     config = load_config(routerbench_dir / "config.yaml")
     runs = read_traces(routerbench_dir / "traces.jsonl.gz").runs
@@ -128,7 +128,7 @@ def test_golden_bundle_is_plain_data() -> None:
 def test_folded_task_type_predictor_equals_the_linear_model(golden: Router) -> None:
     from aco.features import request_features
     from aco.router import TaskTypePredictor, predict_task_types
-    from aco_lab.simulate import build_sim_request
+    from aco_lab.simulate.generate import build_sim_request
 
     predictor = TaskTypePredictor(golden.task_model)
     texts = [build_sim_request(4, i).text for i in range(200)]
@@ -177,7 +177,7 @@ def test_a_novel_request_without_rule_cues_is_routed_with_no_task_type(
 
 
 def test_requests_like_the_training_ones_are_predicted(trained_bundle: Path) -> None:
-    from aco_lab.simulate import build_sim_request
+    from aco_lab.simulate.generate import build_sim_request
 
     router = Router.load(trained_bundle)
     reasons = [router.decide(build_sim_request(11, i).text).reason for i in range(300)]

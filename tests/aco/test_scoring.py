@@ -12,8 +12,8 @@ from sklearn.preprocessing import StandardScaler
 from aco import scoring as sc
 from aco.bundle import check_plain, load_bundle
 from aco.errors import BundleError, DataError
-from aco_lab.bundle import write_bundle
-from aco_lab.scoring import lgbm_model_to_plain, linear_model_to_plain
+from aco_lab.train.bundle_writer import write_bundle
+from aco_lab.train.plain_models import lgbm_model_to_plain, linear_model_to_plain
 
 N_FEATURES = 8
 BASE = {"num_leaves": 15, "min_data_in_leaf": 5, "verbosity": -1, "seed": 7, "num_threads": 1}
@@ -178,9 +178,9 @@ def test_a_cycle_or_a_wrong_depth_is_refused_at_load() -> None:
 @pytest.mark.shared_data
 def test_lgbm_parity_on_routerbench_features(routerbench_dir: Path) -> None:
     from aco.features import build_feature_spec
-    from aco_lab import schema as S
-    from aco_lab.features import build_features
-    from aco_lab.traces import read_traces
+    from aco_lab.traces import schema as S
+    from aco_lab.traces.reading import read_traces
+    from aco_lab.train.features import build_features
 
     runs = read_traces(routerbench_dir / "traces.jsonl.gz").runs
     runs = runs.filter(pl.col(S.TIER).is_not_null() & pl.col(S.TASK_SUCCESS).is_not_null())

@@ -15,7 +15,7 @@ import pytest
 from aco.config import ACOConfig, TierSpec
 from aco.optimizer import ACOOptimizer
 from aco.trace_log import TraceLog
-from aco_lab.traces import read_traces
+from aco_lab.traces.reading import read_traces
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
