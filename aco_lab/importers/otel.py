@@ -201,7 +201,8 @@ def _call(span: Span) -> ImportedCall:
             output_tokens=count(_first(a, OUTPUT_TOKENS), "gen_ai.usage.output_tokens"),
             cached_input_tokens=count(_first(a, CACHED_TOKENS),
                                       "gen_ai.usage.cache_read.input_tokens"),
-            cost=usd(_first(a, COSTS), "gen_ai.usage.cost"), latency_ms=span.latency_ms)
+            cost=usd(_first(a, COSTS), "gen_ai.usage.cost"), latency_ms=span.latency_ms,
+            alias=a.get("gen_ai.request.model"))
     except RecordError as exc:
         raise RecordError(f"{span.where}: {exc}") from None
 

@@ -22,7 +22,8 @@ from typing import Any, Literal
 from aco import trace_format as tf
 from aco.config import ACOConfig
 from aco.errors import DataError
-from aco.prices import COST_REPORTED, cost_metadata, cost_path, price_call
+from aco.prices import COST_REPORTED, COST_UNPRICED, cost_metadata, cost_path, price_call
+from aco_lab.files import write_bytes
 
 
 class RecordError(ValueError):
@@ -31,10 +32,16 @@ class RecordError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One JSON object of an export file and where it is (``file:line`` or ``file:[i]``)."""
+    """One JSON value of an export file and where it is: ``file[:line]:json.path[i]``."""
 
-    where: str
+    location: str  # the file, or file:line for JSON lines
     value: Any
+    path: str = ""  # the JSON path inside the document, e.g. resourceSpans[0].scopeSpans[1]
+
+    @property
+    def where(self) -> str:
+        """``file[:line][:path]``, as problems name it."""
+        return f"{self.location}:{self.path}" if self.path else self.location
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,8 @@ class ImportedCall:
     cached_input_tokens: int | None = None
     cost: float | None = None  # USD; None: priced from the snapshot
     latency_ms: float | None = None
+    alias: str | None = None  # the model as requested, when the response names another
+    # (gpt-4o-mini for gpt-4o-mini-2024-07-18): its tier and price serve when model_id has none
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +167,9 @@ def read_records(path: Path) -> Iterator[Record]:
     except json.JSONDecodeError:
         whole = None
     if isinstance(whole, list):
-        yield from (Record(f"{path}:[{i}]", item) for i, item in enumerate(whole))
+        yield from (Record(str(path), item, f"[{i}]") for i, item in enumerate(whole))
     elif whole is not None:
-        yield Record(f"{path}", whole)
+        yield Record(str(path), whole)
     else:
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
@@ -176,7 +185,9 @@ def listed(record: Record, key: str) -> Iterator[Record]:
     """The items of a record's list field (``{"data": [...]}``), each with its position."""
     items = record.value.get(key) if isinstance(record.value, Mapping) else None
     if isinstance(items, list):
-        yield from (Record(f"{record.where}:{key}[{i}]", v) for i, v in enumerate(items))
+        prefix = f"{record.path}." if record.path else ""
+        yield from (Record(record.location, v, f"{prefix}{key}[{i}]")
+                    for i, v in enumerate(items))
 
 
 # -- field readers: each raises RecordError naming the field -----------------------------------
@@ -275,15 +286,19 @@ def build_trace(run: ImportedRun, tiers: TierMap) -> dict[str, Any]:
 
 
 def _model_call(event: ImportedCall, tiers: TierMap) -> tuple[dict[str, Any], str]:
-    tier = tiers.tier(event.model_id)
+    names = [event.model_id] + ([event.alias] if event.alias else [])
+    tier = next((t for t in map(tiers.tier, names) if t is not None), None)
     if tier is None:
-        raise RecordError(f"{event.where}: model {event.model_id!r} has no tier; pass "
-                          f"--tier {event.model_id}=N (1..5) or name it in the config's models")
+        name = names[-1]
+        raise RecordError(f"{event.where}: model {name!r} has no tier; pass "
+                          f"--tier {name}=N (1..5) or name it in the config's models")
     cost, source = event.cost, COST_REPORTED
-    if cost is None:
-        priced = price_call(event.model_id, event.input_tokens, event.output_tokens,
+    for name in names if cost is None else ():
+        priced = price_call(name, event.input_tokens, event.output_tokens,
                             event.cached_input_tokens, provider=event.provider)
         cost, source = priced.cost, priced.source
+        if source != COST_UNPRICED:
+            break
     call = {tf.MODEL_ID: event.model_id, tf.TIER: tier, tf.COST: cost,
             tf.INPUT_TOKENS: event.input_tokens, tf.OUTPUT_TOKENS: event.output_tokens,
             tf.CACHED_INPUT_TOKENS: event.cached_input_tokens}
@@ -329,8 +344,6 @@ def import_traces(reader: Reader, paths: Sequence[str | Path], out: str | Path,
         raise DataError(f"{len(problems)} problem(s), nothing written: {shown}"
                         f"{' ...' if len(problems) > 5 else ''}; fix them or pass "
                         f"--on-error skip to leave those runs out")
-    from aco_lab.report import write_bytes
-
     lines = [json.dumps(t, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
              for t in traces]
     write_bytes(out, "".join(line + "\n" for line in lines).encode("utf-8"))

@@ -100,7 +100,7 @@ def test_record_call_without_a_cost_is_priced_and_says_how(tmp_path: Path) -> No
 
 
 def test_priced_runtime_traces_pass_strict_validation(tmp_path: Path) -> None:
-    from aco_lab.traces import read_traces
+    from aco_lab.traces.reading import read_traces
 
     opt = _opt(tmp_path)
     opt.start_run("Summarize the release notes")

@@ -18,7 +18,7 @@ from aco.errors import ACOError
 from aco.integrations.langchain import ACOCallbackHandler, ACOChatModel
 from aco.optimizer import ACOOptimizer
 from aco.prices import load_price_snapshot
-from aco_lab.traces import read_traces
+from aco_lab.traces.reading import read_traces
 
 USAGE = {"input_tokens": 100, "output_tokens": 20, "total_tokens": 120}
 PROMPT = ChatPromptTemplate.from_messages([("system", "Be brief."), ("human", "{question}")])

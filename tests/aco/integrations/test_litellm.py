@@ -15,7 +15,7 @@ from aco.config import ACOConfig  # noqa: E402
 from aco.errors import ACOError  # noqa: E402
 from aco.integrations.litellm import ACOLogger, route_litellm  # noqa: E402
 from aco.optimizer import ACOOptimizer  # noqa: E402
-from aco_lab.traces import read_traces  # noqa: E402
+from aco_lab.traces.reading import read_traces  # noqa: E402
 
 
 def _deployment(group: str, model: str, reply: object = "ok") -> dict:

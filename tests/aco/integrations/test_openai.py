@@ -12,7 +12,7 @@ from aco.config import ACOConfig
 from aco.integrations.openai import RoutedOpenAI
 from aco.optimizer import ACOOptimizer
 from aco.prices import load_price_snapshot
-from aco_lab.traces import read_traces
+from aco_lab.traces.reading import read_traces
 
 MODELS = {1: "gpt-4o-mini", 4: "gpt-4o"}
 USAGE = {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150,
