@@ -175,11 +175,11 @@ def version(bundle: str | None, as_json: bool) -> None:
     lines = [f"aco {__version__} (trace format v{SCHEMA_VERSION}, "
              f"feature version {FEATURE_VERSION})"]
     if bundle is not None:
-        from aco.bundle import bundle_key, load_bundle, read_manifest, resolve_bundle_path
+        from aco.bundle import bundle_key, load_payload, read_manifest, resolve_bundle_path
         from aco.bundle_info import describe_bundle, format_description
 
         path = resolve_bundle_path(bundle)
-        payload = load_bundle(path)
+        payload = load_payload(path)  # every check `aco route` makes before routing
         runtime["bundle"] = describe_bundle(path, payload, read_manifest(path),
                                             bundle_key() is not None)
         lines += format_description(runtime["bundle"])

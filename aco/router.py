@@ -34,10 +34,11 @@ from aco.decisions import (
     RoutingDecision,
 )
 from aco.errors import BundleError
-from aco.features import FeatureSpec, check_feature_version, request_features, set_task_type
+from aco.features import request_features, set_task_type
+from aco.payload import BundlePayload, Novelty, read_payload
+from aco.payload_fields import PayloadError
 from aco.policy import (
     REASONS,
-    PolicyParams,
     calibrate_margins_one,
     calibrate_one,
     choose_tier,
@@ -46,7 +47,6 @@ from aco.policy import (
 from aco.rules import read_cues
 from aco.trace_format import TIERS
 
-BUNDLE_FORMAT = "aco-router"  # payload["format"]
 N_TIERS = len(TIERS)
 _TIERS = np.arange(1.0, N_TIERS + 1)  # the tier column's values
 
@@ -114,23 +114,14 @@ def read_novelty(task_model: Mapping[str, Any], n_features: int, source: str = "
                  ) -> tuple[np.ndarray, int, float] | None:
     """(centroids as float32 (count, width), offset, threshold) of a task model's novelty
     check; None for a bundle trained without one. BundleError when its shapes do not fit."""
-    novelty = task_model.get("novelty")
-    if novelty is None:
+    if task_model.get("novelty") is None:
         return None
     try:
-        count, width, offset = (int(novelty[k]) for k in ("count", "width", "offset"))
-        blob, threshold = novelty["centroids"], float(novelty["threshold"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"{source}: task_type_model.novelty: unreadable ({exc}); retrain "
-                          "with `aco-lab train`") from None
-    if (count < 1 or offset < 0 or width < 1 or offset + width != n_features
-            or not isinstance(blob, bytes) or len(blob) != 2 * count * width):
-        raise BundleError(f"{source}: task_type_model.novelty: {count} x {width} centroids "
-                          f"at feature {offset} do not fit {n_features} features and "
-                          f"{len(blob) if isinstance(blob, bytes) else type(blob).__name__} "
-                          "bytes; retrain with `aco-lab train`")
-    centroids = np.frombuffer(blob, dtype="<f2").reshape(count, width).astype(np.float32)
-    return centroids, offset, threshold
+        novelty = Novelty.from_dict(task_model["novelty"], "task_type_model.novelty", n_features)
+    except PayloadError as exc:
+        raise BundleError(f"{source}: {exc}; retrain with `aco-lab train`") from None
+    centroids = np.frombuffer(novelty.centroids, dtype="<f2").reshape(novelty.count, novelty.width)
+    return centroids.astype(np.float32), novelty.offset, novelty.threshold
 
 
 def nearest_similarity(centroids: np.ndarray, hashed: np.ndarray) -> np.ndarray:
@@ -266,21 +257,21 @@ def tier_prices(tiers: Sequence[TierSpec]) -> tuple[np.ndarray, np.ndarray]:
 class Router:
     """Routes one request at a time with a trained bundle (mode "bundle")."""
 
-    def __init__(self, bundle: Mapping[str, Any], config: ACOConfig | None = None,
+    def __init__(self, bundle: BundlePayload | Mapping[str, Any], config: ACOConfig | None = None,
                  source: str = "bundle") -> None:
-        check_bundle(bundle, source)
-        self.bundle = bundle
+        # Every field checked once (aco.payload); a plain dict is read into the dataclasses.
+        self.payload = bundle if isinstance(bundle, BundlePayload) else read_payload(bundle, source)
+        self.bundle = bundle if isinstance(bundle, Mapping) else self.payload.to_dict()
         self.source = source
-        self.spec = FeatureSpec.from_dict(bundle["feature_spec"])
-        self.model = bundle["model"]
-        self.calibration = bundle["calibration"]
-        self.params = PolicyParams.from_dict(bundle["policy"])
-        self.cost_model = bundle["cost_model"]
-        self.task_model = bundle.get("task_type_model")
+        self.spec = self.payload.feature_spec
+        self.model = self.bundle["model"]  # plain data, as aco.scoring reads it
+        self.calibration = self.bundle["calibration"]
+        self.params = self.payload.policy
+        self.cost_model = self.bundle["cost_model"]
+        self.task_model = self.bundle.get("task_type_model")
         self._task_types = TaskTypePredictor(self.task_model, source) if self.task_model else None
-        self.tiers = (config.tiers if config is not None
-                      else tuple(TierSpec(**t) for t in bundle["tiers"]))
-        learned = dict(bundle.get("task_floors", {}))
+        self.tiers = config.tiers if config is not None else self.payload.tiers
+        learned = dict(self.payload.task_floors)
         extra = dict(config.task_floors) if config is not None else {}
         self.task_floors = {t: max(learned.get(t, 1), extra.get(t, 1)) for t in {*learned, *extra}}
         self._models = {spec.tier: spec.model_id for spec in self.tiers}
@@ -299,9 +290,9 @@ class Router:
     @classmethod
     def load(cls, path: str | Path, config: ACOConfig | None = None) -> Router:
         """Load a bundle (integrity-checked, restricted unpickler) and build its router."""
-        from aco.bundle import load_bundle, read_manifest
+        from aco.bundle import load_payload, read_manifest
 
-        router = cls(load_bundle(path), config, source=str(path))
+        router = cls(load_payload(path), config, source=str(path))
         router.version = read_manifest(path).get("version")
         router._label = f"bundle v{router.version}"
         return router
@@ -363,17 +354,3 @@ class Router:
                 else f"the best value ({value:.3g} x P - cost / {scale:.3g})")
         return (f"{where}; {rule} of the tiers keeping >= {self.params.downgrade_threshold:.2f} "
                 f"of the best{floor_note}")
-
-
-def check_bundle(bundle: Mapping[str, Any], source: str = "bundle") -> None:
-    """Refuse a payload that is not a router bundle or was built with other features."""
-    if not isinstance(bundle, Mapping) or bundle.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{source}: not an ACO router bundle (format "
-                          f"{bundle.get('format') if isinstance(bundle, Mapping) else None!r}); "
-                          "train one with `aco-lab train`")
-    check_feature_version(bundle.get("feature_version"), where=source)
-    missing = [k for k in ("feature_spec", "model", "calibration", "policy", "cost_model", "tiers")
-               if k not in bundle]
-    if missing:
-        raise BundleError(f"{source}: missing {', '.join(missing)}; retrain with `aco-lab train`")
-

@@ -1,12 +1,13 @@
 """Evaluate a bundle's model from plain data with numpy only: LightGBM trees, linear, kNN.
 
-The lab converts fitted models into plain dicts (``aco_lab.scoring``); this module scores
+The lab converts fitted models into plain dicts (``aco_lab.train.plain_models``); this module scores
 them without lightgbm or scikit-learn, to within floating-point summation order of the
 originals (parity tests: 1e-9 against ``Booster.predict(raw_score=True)``).
 
 LightGBM trees. Every tree of the model is laid out in one table of entries (internal
 nodes and leaves), children of a node side by side, so "go right" is ``left + 1``; a leaf
-points to itself. `compile_lgbm` checks those tables once; ``aco.tree_walk`` walks them, all
+points to itself. `compile_lgbm` checks those tables once, with the bundle loader's checks
+(``aco.payload_models.LgbmTrees``); ``aco.tree_walk`` walks them, all
 trees of all rows one level per step. Missing values are handled as LightGBM does
 (``NumericalDecision`` in its tree.h): per node, NaN goes to the default side when the node's
 missing_type is NaN, else NaN counts as 0.0; with missing_type Zero, 0.0 (|x| <= 1e-35f) and
@@ -21,53 +22,35 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from aco import payload_models
 from aco.errors import BundleError
-from aco.tree_walk import MISSING_NONE, MISSING_ZERO_LEFT, MISSING_ZERO_RIGHT, leaf_values
+from aco.payload_models import LgbmTrees
+from aco.tree_walk import (
+    MISSING_NONE,
+    MISSING_ZERO_LEFT,
+    MISSING_ZERO_RIGHT,
+    CompiledTrees,
+    leaf_values,
+)
 
-LGBM_KIND = "lgbm_trees"
-LINEAR_KIND = "linear"
-KNN_KIND = "knn"
-LGBM_LAYOUT_VERSION = 1
+# The plain formats' names, defined beside their checks (aco.payload_models).
+LGBM_KIND = payload_models.LGBM_TREES_KIND
+LINEAR_KIND = payload_models.LINEAR_KIND
+KNN_KIND = payload_models.KNN_KIND
+LGBM_LAYOUT_VERSION = payload_models.LGBM_LAYOUT_VERSION
 
 CHUNK_CELLS = 4_000_000  # rows x entries per pass for large batches: bounds the work arrays
 COMPILED_CACHE_SIZE = 8  # compiled models kept per process (one router usually needs one)
 
 
 # -- LightGBM --------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class CompiledTrees:
-    """A plain LightGBM model decoded into numpy tables, ready to score (aco.tree_walk)."""
-
-    num_class: int
-    num_trees: int
-    num_features: int
-    average_output: bool
-    objective: str
-    variants: tuple[int, ...]  # missing codes used, in the order of X's variant blocks
-    zero_as_missing: bool  # some node sends 0.0 to its default side
-    # One row per entry (internal node or leaf), every tree's entries in one table.
-    column: np.ndarray  # (E,) intp: column in the X variants
-    feature: np.ndarray  # (E,) intp: column in X itself
-    threshold: np.ndarray  # (E,) x > threshold goes right (+inf at a leaf: it stays)
-    left: np.ndarray  # (E,) intp: left child, right is left + 1; a leaf points to itself
-    value: np.ndarray  # (E,) leaf values
-    roots: np.ndarray  # (T,) intp: each tree's root entry
-    depth: int  # levels of the deepest tree: that many steps reach every leaf
-
-
 def compile_lgbm(model: Mapping[str, Any]) -> CompiledTrees:
-    """Decode a plain LightGBM model (aco_lab.scoring.lgbm_model_to_plain) into numpy tables."""
-    _check_kind(model, LGBM_KIND)
-    if model.get("layout_version") != LGBM_LAYOUT_VERSION:
-        raise BundleError(
-            f"model: LightGBM layout version {model.get('layout_version')!r}, this aco reads "
-            f"{LGBM_LAYOUT_VERSION}; retrain with this aco-lab"
-        )
+    """Decode a plain LightGBM model (aco_lab.train.plain_models) into numpy tables."""
+    LgbmTrees.from_dict(model, "model")  # the loader's checks: tables, indexes, trees, depth
     feature = np.frombuffer(model["feature"], dtype="<i4").astype(np.intp)
     missing = np.frombuffer(model["missing"], dtype="u1").astype(np.intp)
     left = np.frombuffer(model["left"], dtype="<i4").astype(np.intp)
@@ -76,8 +59,6 @@ def compile_lgbm(model: Mapping[str, Any]) -> CompiledTrees:
     roots = np.frombuffer(model["tree_root"], dtype="<i4").astype(np.intp)
     internal = left != np.arange(len(left))
     depth = int(model["max_depth"])
-    _check_tables(feature, left, missing, value, roots, internal, model)
-    _check_depth(left, roots, internal, depth)
     feature = np.where(internal, feature, 0)  # a leaf reads any column and stays
     variants = tuple(sorted(set(missing[internal].tolist()) | {MISSING_NONE}))
     slot = np.zeros(5, dtype=np.intp)
@@ -101,35 +82,6 @@ def compile_lgbm(model: Mapping[str, Any]) -> CompiledTrees:
         roots=roots,
         depth=depth,
     )
-
-
-def _check_tables(feature: np.ndarray, left: np.ndarray, missing: np.ndarray, value: np.ndarray,
-                  roots: np.ndarray, internal: np.ndarray, model: Mapping[str, Any]) -> None:
-    """Refuse tables whose indexes point outside them (before anything walks them)."""
-    n = len(left)
-    inside = (
-        len(feature) == len(missing) == len(value) == n
-        and ((left[internal] >= 0) & (left[internal] + 1 < n)).all()
-        and ((feature[internal] >= 0) & (feature[internal] < int(model["num_features"]))).all()
-        and (missing[internal] <= MISSING_ZERO_RIGHT).all()
-        and ((roots >= 0) & (roots < n)).all()
-    )
-    if not inside:
-        raise BundleError("model: LightGBM tables are inconsistent (an index points outside "
-                          "them); retrain with aco-lab")
-
-
-def _check_depth(left: np.ndarray, roots: np.ndarray, internal: np.ndarray, depth: int) -> None:
-    """Refuse trees that `depth` steps do not take to a leaf on every path (or with a cycle)."""
-    frontier = roots
-    for _ in range(min(depth, len(left))):
-        frontier = left.take(frontier[internal.take(frontier)])
-        frontier = np.concatenate([frontier, frontier + 1])
-        if len(frontier) > len(left):  # in trees, a level holds distinct entries: a cycle
-            break
-    if not 0 <= depth <= len(left) or internal.take(frontier).any():
-        raise BundleError(f"model: a LightGBM tree does not end in leaves within max_depth "
-                          f"{depth} (a cycle, or a wrong depth); retrain with aco-lab")
 
 
 _compiled: OrderedDict[int, tuple[Mapping[str, Any], CompiledTrees]] = OrderedDict()

@@ -11,16 +11,34 @@ values the right way (see aco.scoring's docstring); `x_variants` builds those va
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from aco.scoring import CompiledTrees
 
 # Missing-value codes of a node (the variant of X it reads), see aco.scoring's docstring.
 MISSING_NONE, MISSING_NAN_LEFT, MISSING_NAN_RIGHT, MISSING_ZERO_LEFT, MISSING_ZERO_RIGHT = range(5)
 ZERO_THRESHOLD = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (a float literal)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTrees:
+    """A plain LightGBM model decoded into numpy tables, ready to score (aco.tree_walk)."""
+
+    num_class: int
+    num_trees: int
+    num_features: int
+    average_output: bool
+    objective: str
+    variants: tuple[int, ...]  # missing codes used, in the order of X's variant blocks
+    zero_as_missing: bool  # some node sends 0.0 to its default side
+    # One row per entry (internal node or leaf), every tree's entries in one table.
+    column: np.ndarray  # (E,) intp: column in the X variants
+    feature: np.ndarray  # (E,) intp: column in X itself
+    threshold: np.ndarray  # (E,) x > threshold goes right (+inf at a leaf: it stays)
+    left: np.ndarray  # (E,) intp: left child, right is left + 1; a leaf points to itself
+    value: np.ndarray  # (E,) leaf values
+    roots: np.ndarray  # (T,) intp: each tree's root entry
+    depth: int  # levels of the deepest tree: that many steps reach every leaf
 
 
 def x_variants(trees: CompiledTrees, X: np.ndarray, plain: bool) -> np.ndarray:

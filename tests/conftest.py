@@ -4,7 +4,9 @@ Property tests draw the same examples on every run (derandomize): the suite is d
 and a failure found once is found again. HYPOTHESIS_PROFILE=explore draws new ones.
 """
 
+import copy
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 ROUTERBENCH = SHARED_DATA / "routerbench-dev"
 TAU_BENCH = SHARED_DATA / "tau-bench-airline"
+GOLDEN_BUNDLE = REPO / "tests" / "golden" / "router_bundle_v1.pkl"
+
+
+@pytest.fixture()
+def golden_payload() -> dict:
+    """A fresh copy of the golden bundle's payload: a real, small, valid one to vary."""
+    return copy.deepcopy(pickle.loads(GOLDEN_BUNDLE.read_bytes()))  # our own committed file
 
 
 @pytest.fixture(scope="session")

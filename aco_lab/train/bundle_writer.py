@@ -1,7 +1,8 @@
 """Write router bundles: plain data only, a new version every time, atomically, with a manifest.
 
-``write_bundle(payload, out_dir)`` refuses anything that is not plain data before writing a
-byte, pickles with protocol 5, writes a temp file, fsyncs it and claims the next free
+``write_bundle(payload, out_dir)`` refuses anything that is not plain data, or not a payload
+``aco.payload.BundlePayload`` reads (the one schema of reader and writer), before writing a
+byte; pickles with protocol 5, writes a temp file, fsyncs it and claims the next free
 ``router_bundle_vN.pkl`` with ``os.link`` (which fails instead of overwriting, so concurrent
 writers each get their own N), then writes ``router_bundle_vN.manifest.json`` beside it
 (temp file + ``os.replace``). ``aco.bundle.load_bundle`` is the reader; docs/bundle.md the format.
@@ -25,6 +26,7 @@ from typing import Any
 
 from aco import bundle as B
 from aco.errors import BundleError
+from aco.payload import BundlePayload, PayloadError
 from aco_lab.files import fsync_dir, write_new, write_temp, write_text
 
 log = logging.getLogger(__name__)
@@ -55,8 +57,11 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def build_bundle_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The payload as written: a new dict with format version, created_at and package versions."""
+def build_bundle_payload(payload: Mapping[str, Any] | BundlePayload) -> dict[str, Any]:
+    """The payload as written: every field checked (aco.payload.BundlePayload), the format
+    version set, created_at and package versions added when missing; a new dict."""
+    if isinstance(payload, BundlePayload):
+        payload = payload.to_dict()
     if not isinstance(payload, Mapping):
         raise BundleError(f"payload: expected a dict, got {type(payload).__name__}")
     given = payload.get(B.FORMAT_VERSION_KEY, B.BUNDLE_FORMAT_VERSION)
@@ -69,17 +74,20 @@ def build_bundle_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     full[B.FORMAT_VERSION_KEY] = B.BUNDLE_FORMAT_VERSION
     full.setdefault(B.CREATED_AT_KEY, datetime.now(UTC).isoformat(timespec="seconds"))
     full.setdefault(B.PACKAGE_VERSIONS_KEY, package_versions())
-    return full
+    B.check_plain(full, where="payload")
+    try:
+        return BundlePayload.from_dict(full).to_dict()
+    except PayloadError as exc:
+        raise BundleError(f"payload: {exc}") from None
 
 
 def write_bundle(
-    payload: Mapping[str, Any],
+    payload: Mapping[str, Any] | BundlePayload,
     out_dir: str | Path = B.DEFAULT_MODELS_DIR,
     key: str | bytes | None = None,
 ) -> BundleInfo:
     """Write payload as the next router_bundle_vN.pkl in out_dir, with its manifest."""
-    full = build_bundle_payload(payload)
-    B.check_plain(full, where="payload")  # before anything is written
+    full = build_bundle_payload(payload)  # checked before anything is written
     data = pickle.dumps(full, protocol=B.PICKLE_PROTOCOL)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -19,12 +19,18 @@ import numpy as np
 import polars as pl
 
 from aco.config import ACOConfig
+from aco.errors import BundleError
 from aco.features import FEATURE_VERSION, FeatureSpec
-from aco.router import BUNDLE_FORMAT
+from aco.payload import (
+    BUNDLE_FORMAT,
+    BUNDLE_FORMAT_VERSION,
+    PAYLOAD_VERSION,
+    BundlePayload,
+    PayloadError,
+)
 from aco_lab.traces import schema as S
 from aco_lab.train.bundle_writer import package_versions
 
-BUNDLE_PAYLOAD_VERSION = 1  # bump when a key's meaning changes; aco.router checks `format`
 DEFAULT_CHARS_PER_TOKEN = 4.0  # when no run has both a prompt and its token count
 
 
@@ -98,10 +104,11 @@ def build_payload(
     options: Mapping[str, Any],
     created_at: str | None = None,
 ) -> dict:
-    """The bundle payload: plain values only (dict, list, str, int, float, bool, None, bytes)."""
-    return {
+    """The bundle payload as plain data, every field checked by aco.payload.BundlePayload (the
+    schema the runtime reads)."""
+    raw = {
         "format": BUNDLE_FORMAT,
-        "payload_version": BUNDLE_PAYLOAD_VERSION,
+        "payload_version": PAYLOAD_VERSION,
         "feature_version": FEATURE_VERSION,
         "feature_spec": spec.to_dict(),
         "model": model,
@@ -118,4 +125,9 @@ def build_payload(
         "command": str(options.get("command", "")),
         "package_versions": package_versions(),
         "created_at": created_at or datetime.now(UTC).isoformat(timespec="seconds"),
+        "bundle_format_version": BUNDLE_FORMAT_VERSION,
     }
+    try:
+        return BundlePayload.from_dict(raw).to_dict()
+    except PayloadError as exc:
+        raise BundleError(f"payload: {exc}") from None

@@ -9,7 +9,7 @@ import pytest
 
 from aco.config import ACOConfig, TierSpec
 from aco.errors import BundleError, FeatureVersionError
-from aco.router import Router, check_bundle
+from aco.router import Router
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 GOLDEN_BUNDLE = GOLDEN / "router_bundle_v1.pkl"
@@ -71,20 +71,19 @@ def test_feature_version_mismatch_is_refused_with_what_to_do(golden: Router) -> 
 
 
 def test_foreign_or_incomplete_payloads_are_refused(golden: Router) -> None:
-    with pytest.raises(BundleError, match="not an ACO router bundle"):
-        check_bundle({"format": "something-else"})
+    with pytest.raises(BundleError, match="^bundle: format: expected one of aco-router"):
+        Router(dict(golden.bundle, format="something-else"))
     incomplete = {k: v for k, v in golden.bundle.items() if k != "policy"}
-    with pytest.raises(BundleError, match="missing policy"):
-        check_bundle(incomplete)
+    with pytest.raises(BundleError, match="^here: policy: missing"):
+        Router(incomplete, source="here")
 
 
 def test_feature_version_mismatch_in_a_file(tmp_path: Path, golden: Router) -> None:
-    from aco_lab.train.bundle_writer import write_bundle
+    from tests.bundle_files import write_unchecked
 
-    bundle = {k: v for k, v in golden.bundle.items() if k != "bundle_format_version"}
-    info = write_bundle(dict(bundle, feature_version=999), tmp_path)
+    path = write_unchecked(dict(golden.bundle, feature_version=999), tmp_path)
     with pytest.raises(FeatureVersionError):
-        Router.load(info.path)
+        Router.load(path)
 
 
 @pytest.mark.shared_data

@@ -1,5 +1,6 @@
 """write_bundle: plain data only, checked before writing; new versions only, even under races."""
 
+import copy
 import hashlib
 import json
 import threading
@@ -10,7 +11,8 @@ import pytest
 
 from aco.bundle import BUNDLE_FORMAT_VERSION, MANIFEST_KIND, load_bundle
 from aco.errors import BundleError
-from aco.features import FEATURE_VERSION, build_feature_spec
+from aco.features import FEATURE_VERSION
+from aco.payload import BundlePayload
 from aco_lab.train.bundle_writer import BundleInfo, write_bundle
 
 
@@ -34,11 +36,13 @@ from aco_lab.train.bundle_writer import BundleInfo, write_bundle
     ],
 )
 def test_non_plain_payload_is_refused_before_anything_is_written(
-    tmp_path: Path, payload: dict, message: str
+    tmp_path: Path, payload: dict, message: str, golden_payload: dict
 ) -> None:
     out = tmp_path / "models"
     with pytest.raises(BundleError, match=message):
         write_bundle(payload, out)
+    with pytest.raises(BundleError, match=message):  # inside a real payload too
+        write_bundle({**golden_payload, **payload}, out)
     assert not out.exists() or list(out.iterdir()) == []
 
 
@@ -49,23 +53,22 @@ def test_cycles_are_refused(tmp_path: Path) -> None:
         write_bundle({"x": loop}, tmp_path)
 
 
-def test_versions_increment_and_never_overwrite(tmp_path: Path) -> None:
-    infos = [write_bundle({"n": i}, tmp_path) for i in range(3)]
+def test_versions_increment_and_never_overwrite(tmp_path: Path, golden_payload: dict) -> None:
+    infos = [write_bundle({**golden_payload, "seed": i}, tmp_path) for i in range(3)]
     assert [i.version for i in infos] == [1, 2, 3]
     assert [i.path.name for i in infos] == [f"router_bundle_v{n}.pkl" for n in (1, 2, 3)]
     before = infos[0].path.read_bytes()
     # A version whose manifest survived without its pickle is still taken.
     (tmp_path / "router_bundle_v7.manifest.json").write_text("{}")
-    assert write_bundle({"n": 99}, tmp_path).version == 8
+    assert write_bundle({**golden_payload, "seed": 99}, tmp_path).version == 8
     assert infos[0].path.read_bytes() == before
-    assert [load_bundle(i.path)["n"] for i in infos] == [0, 1, 2]
+    assert [load_bundle(i.path)["seed"] for i in infos] == [0, 1, 2]
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert leftovers == []  # temp files are cleaned up
 
 
-def test_manifest_records_what_the_loader_checks(tmp_path: Path) -> None:
-    spec = build_feature_spec(["coding"])
-    info = write_bundle({"feature_spec": spec.to_dict()}, tmp_path)
+def test_manifest_records_what_the_loader_checks(tmp_path: Path, golden_payload: dict) -> None:
+    info = write_bundle(golden_payload, tmp_path)
     manifest = json.loads(info.manifest_path.read_text())
     data = info.path.read_bytes()
     assert info.sha256 == manifest["sha256"] == hashlib.sha256(data).hexdigest()
@@ -78,10 +81,24 @@ def test_manifest_records_what_the_loader_checks(tmp_path: Path) -> None:
     assert data[:2] == b"\x80\x05"  # pickle protocol 5
 
 
-def test_the_payload_is_not_modified(tmp_path: Path) -> None:
-    payload = {"model": {"w": [1.0, 2.0]}}
-    write_bundle(payload, tmp_path)
-    assert payload == {"model": {"w": [1.0, 2.0]}}
+def test_the_payload_is_not_modified(tmp_path: Path, golden_payload: dict) -> None:
+    del golden_payload["created_at"], golden_payload["bundle_format_version"]
+    before = copy.deepcopy(golden_payload)
+    write_bundle(golden_payload, tmp_path)
+    assert golden_payload == before
+
+
+def test_the_writer_refuses_what_the_loader_would(tmp_path: Path, golden_payload: dict) -> None:
+    golden_payload["calibration"] = {"method": "bogus"}
+    with pytest.raises(BundleError, match=r"^payload: calibration.method: expected one of "):
+        write_bundle(golden_payload, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_typed_payload_is_written_as_its_plain_data(tmp_path: Path,
+                                                      golden_payload: dict) -> None:
+    typed = BundlePayload.from_dict(golden_payload)
+    assert load_bundle(write_bundle(typed, tmp_path).path) == golden_payload
 
 
 def test_a_foreign_format_version_in_the_payload_is_refused(tmp_path: Path) -> None:
@@ -89,7 +106,8 @@ def test_a_foreign_format_version_in_the_payload_is_refused(tmp_path: Path) -> N
         write_bundle({"bundle_format_version": 99}, tmp_path)
 
 
-def test_concurrent_writers_each_get_their_own_version(tmp_path: Path) -> None:
+def test_concurrent_writers_each_get_their_own_version(tmp_path: Path,
+                                                      golden_payload: dict) -> None:
     n_writers = 8
     infos: list[BundleInfo] = []
     errors: list[BaseException] = []
@@ -98,7 +116,7 @@ def test_concurrent_writers_each_get_their_own_version(tmp_path: Path) -> None:
     def writer(i: int) -> None:
         try:
             start.wait()
-            infos.append(write_bundle({"writer": i, "blob": bytes([i]) * 50_000}, tmp_path))
+            infos.append(write_bundle({**golden_payload, "seed": i}, tmp_path))
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
@@ -111,5 +129,5 @@ def test_concurrent_writers_each_get_their_own_version(tmp_path: Path) -> None:
     assert sorted(i.version for i in infos) == list(range(1, n_writers + 1))
     for info in infos:
         loaded = load_bundle(info.path)
-        assert loaded["blob"] == bytes([loaded["writer"]]) * 50_000
+        assert loaded == {**golden_payload, "seed": loaded["seed"]}
         assert info.sha256 == json.loads(info.manifest_path.read_text())["sha256"]
