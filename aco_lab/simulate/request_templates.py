@@ -21,9 +21,6 @@ HARD_OPENERS = ("We have a production outage:", "Urgent - this is blocking a rel
                 "Critical issue:", "This is a hard one.", "Escalated from tier-2 support:",
                 "High priority, customer-facing:")
 MISLEADING_OPENER_CHANCE = 0.07
-# Requests that are only their topic ("What is 7+5?", "Fix the auth bug in production."), as
-# people often type them: short whatever their difficulty, so the topic's words carry the signal.
-BARE_CHANCE = 0.3
 
 # Scope qualifiers: the same words across task types, so even a small training set learns them.
 EASY_SCOPE = ("It's a small, self-contained thing.", "Nothing fancy needed.", "Just the basics.",
@@ -95,7 +92,7 @@ TOPICS: dict[str, tuple[tuple[str, float], ...]] = {
         ("implement a sliding-window rate limiter", 0.55),
         ("make the {lang} build reproducible across machines", 0.6),
         ("find the memory leak in our async worker pool", 0.7),
-        ("fix the {area} bug in production", 0.75),
+        ("track down the {area} bug that only happens in production", 0.75),
         ("implement consistent hashing for the cache cluster", 0.7),
         ("migrate the ORM models to {framework} 5 without downtime", 0.75),
         ("debug a deadlock between two database transactions under load", 0.8),
@@ -306,8 +303,6 @@ def _code_block(rng: random.Random, visible: float, slots: _Slots) -> str:
 def build_request(rng: random.Random, task_type: str, visible: float) -> str:
     """One request text for a task type whose visible difficulty is `visible` (0..1)."""
     slots = _Slots(rng)
-    if rng.random() < BARE_CHANCE:
-        return _phrase(rng, _pick_topic(rng, task_type, visible).format_map(slots))
     parts: list[str] = []
     if rng.random() < 0.08:  # a few-shot preamble: long, and no sign of difficulty at all
         parts.append(FEW_SHOT_HEADER + "".join(rng.choices(FEW_SHOT_EXAMPLES, k=rng.randint(2, 5))))

@@ -25,7 +25,7 @@ def _invoke(*args: str) -> str:
 def test_route_prints_tier_model_cost_and_mode() -> None:
     out = _invoke("route", "Fix the auth bug in production")
     first, reason = out.splitlines()
-    assert first.startswith("tier=4, model=frontier-latest, cost=$")
+    assert first.startswith("tier=4, model=claude-sonnet-4-5, cost=$")
     assert first.endswith("mode=rules")
     assert reason.startswith("reason: rules: ")
 

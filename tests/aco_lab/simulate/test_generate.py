@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from aco.config import ACOConfig, TierSpec
-from aco.rules import route_by_rules
 from aco.errors import ConfigError, DataError
+from aco.rules import route_by_rules
 from aco_lab.simulate import generate as simulate
 from aco_lab.simulate.generate import (
     EXPLORE,
@@ -199,9 +199,10 @@ def test_cheap_tiers_answer_quick_questions_and_the_dearest_is_not_always_best(
 
 
 def test_trivial_questions_succeed_at_every_tier() -> None:
-    """Bare arithmetic ("What is 7+5?") is solved by every tier: a router can send it low."""
+    """Arithmetic ("What is 7+5?") is solved by every tier: a router can send it low."""
     traces = list(generate_traces(2000, seed=12))
-    bare = [t for t in traces if re.fullmatch(r"What is \d+( times |\+)\d+\?", t["request"])]
+    bare = [t for t in traces if re.search(r"What is \d+( times |\+)\d+\?", t["request"])
+            and t["task_type"] == "quick_answer"]
     assert len({t["request_id"] for t in bare}) >= 10
     assert np.mean([t["task_success"] is True for t in bare]) > 0.97
 
@@ -336,10 +337,7 @@ def test_request_texts_vary_with_difficulty() -> None:
     easy = [r.text for r in requests if r.visible < 0.25]
     hard = [r.text for r in requests if r.visible > 0.7]
     assert np.mean([len(t) for t in hard]) > 1.5 * np.mean([len(t) for t in easy])
-    # Mostly distinct; the repeats are bare requests people type alike ("Reset my password.").
-    counts = Counter(r.text for r in requests)
-    assert len(counts) > 0.9 * len(requests)
-    assert all(len(text) < 120 and "\n" not in text for text, n in counts.items() if n > 1)
+    assert len({r.text for r in requests}) > 0.98 * len(requests)  # short ones may repeat
     assert any(not t.isascii() for t in (r.text for r in requests))
 
 
