@@ -48,7 +48,6 @@ GENERIC_CONSTRAINTS = ("The deadline is {date}.", "The budget is capped at ${m}.
 # (topic, its difficulty 0..1): the topic is chosen near the request's visible difficulty.
 TOPICS: dict[str, tuple[tuple[str, float], ...]] = {
     "quick_answer": (
-        ("what is {k}+{k2}", 0.0), ("what is {k} times {k2}", 0.02),
         ("what is the capital of {country}", 0.03), ("convert {n} miles to kilometres", 0.08),
         ("give me a synonym for '{word}'", 0.05), ("who wrote {book}", 0.08),
         ("what is {k}% of {m}", 0.12), ("what year did the {event} happen", 0.15),
@@ -79,7 +78,6 @@ TOPICS: dict[str, tuple[tuple[str, float], ...]] = {
         ("change a booking paid with two gift certificates and a card ending {card}", 0.72),
     ),
     "coding": (
-        ("fix a typo in the {area} error message", 0.03),
         ("reverse a string in {lang}", 0.05), ("check whether a number is a palindrome", 0.1),
         ("write a regex that validates email addresses", 0.2),
         ("parse ISO 8601 dates in {lang}", 0.25),
@@ -87,12 +85,10 @@ TOPICS: dict[str, tuple[tuple[str, float], ...]] = {
         ("add pagination to a REST endpoint in {framework}", 0.4),
         ("write unit tests for an LRU cache", 0.4),
         ("refactor this module to remove a circular import", 0.5),
-        ("fix the flaky {area} test", 0.5),
         ("speed up a slow SQL query that joins {n} tables", 0.55),
         ("implement a sliding-window rate limiter", 0.55),
         ("make the {lang} build reproducible across machines", 0.6),
         ("find the memory leak in our async worker pool", 0.7),
-        ("track down the {area} bug that only happens in production", 0.75),
         ("implement consistent hashing for the cache cluster", 0.7),
         ("migrate the ORM models to {framework} 5 without downtime", 0.75),
         ("debug a deadlock between two database transactions under load", 0.8),
@@ -215,7 +211,6 @@ _SLOT_VALUES: dict[str, tuple[str, ...]] = {
     "name": ("Zoë", "José", "Łukasz", "Søren", "Aiko", "Priya", "Chen Wei"),
     "size": ("five-person", "mid-sized", "Fortune 500", "non-profit"),
     "version": ("3.9", "1.75", "17", "20"),
-    "area": ("auth", "billing", "checkout", "login", "session", "payment webhook", "search"),
 }
 _SLOT_ALIASES = {"city2": "city", "country2": "country", "tech2": "tech", "tool2": "tool",
                  "ident": "ident", "ident2": "ident", "Ident": "ident"}

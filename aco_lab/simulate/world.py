@@ -122,7 +122,7 @@ PROFILES: dict[str, TaskProfile] = {
         weight=0.16, difficulty=0.28,
         capability=(0.345, 0.477, 0.560, 0.626, 0.598), steps=(2, 6), tool_rate=0.6,
         useful_tools=(Tool("lookup_order", 0.0, 0.95), Tool("get_user_details", 0.0, 0.97),
-                      Tool("issue_refund", 0.01, 0.9)),
+                      Tool("issue_refund", 0.0, 0.9)),
         other_tools=(_KB, Tool("update_ticket", 0.0, 0.98)),
         verify_final=0.2, system_tokens=1_800, output_tokens=(60, 320),
         tool_result_tokens=(120, 700), context_cap=16_000,

@@ -6,7 +6,6 @@ import gzip
 import json
 import math
 import os
-import re
 from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
@@ -199,12 +198,12 @@ def test_cheap_tiers_answer_quick_questions_and_the_dearest_is_not_always_best(
 
 
 def test_trivial_questions_succeed_at_every_tier() -> None:
-    """Arithmetic ("What is 7+5?") is solved by every tier: a router can send it low."""
-    traces = list(generate_traces(2000, seed=12))
-    bare = [t for t in traces if re.search(r"What is \d+( times |\+)\d+\?", t["request"])
-            and t["task_type"] == "quick_answer"]
-    assert len({t["request_id"] for t in bare}) >= 10
-    assert np.mean([t["task_success"] is True for t in bare]) > 0.97
+    """Capitals ("What is the capital of Japan?") are solved by every tier: route them low."""
+    traces = list(generate_traces(1000, seed=12))
+    trivial = [t for t in traces if "What is the capital of" in t["request"]
+               and t["task_type"] == "quick_answer"]
+    assert len({t["request_id"] for t in trivial}) >= 10
+    assert np.mean([t["task_success"] is True for t in trivial]) > 0.97
 
 
 def test_run_costs_follow_real_prices(counterfactual: list[dict]) -> None:
