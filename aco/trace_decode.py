@@ -79,6 +79,7 @@ _MALFORMED = re.compile(r"^JSON is malformed: (?P<why>.*?) \(byte (?P<byte>\d+)\
 _PATH_PART = re.compile(r"[^.\[\]]+|\[\d+\]")
 _MAX_SHOWN = 60  # characters of an offending value quoted in a message
 _UNREADABLE = object()
+_TOO_DEEP = object()
 
 
 class _Pairs(list):
@@ -147,8 +148,10 @@ def _values_at(line: bytes, path: str) -> list[object]:
     """
     try:
         values = [json.loads(line, object_pairs_hook=_Pairs)]
-    except (ValueError, RecursionError):
+    except ValueError:
         return []
+    except RecursionError:
+        return [_TOO_DEEP]
     for part in _PATH_PART.findall(path):
         if part.startswith("["):
             index = int(part[1:-1])
@@ -164,6 +167,8 @@ def show_value(value: object) -> str:
     """A value as JSON, shortened; arrays and objects named by kind."""
     if value is _UNREADABLE:
         return "an unreadable value"
+    if value is _TOO_DEEP:
+        return "a value not shown (the line nests too deeply to read)"
     if isinstance(value, _Pairs | dict):
         return "an object"
     if isinstance(value, list):

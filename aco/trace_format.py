@@ -316,6 +316,10 @@ def derive_request_id(request: str) -> str:
     return "sha256:" + hashlib.sha256(request.encode("utf-8")).hexdigest()[:16]
 
 
+def field_table_block(level: str) -> str:
+    """A level's table as docs/trace_format.md holds it: a marker line, then the table."""
+    return f"<!-- fields: {level} (generated: python -m aco.trace_format) -->\n{field_table(level)}"
+
+
 if __name__ == "__main__":  # print the docs' field tables: python -m aco.trace_format
-    for _level in LEVELS:
-        print(f"<!-- fields: {_level} -->\n{field_table(_level)}\n")
+    print("\n\n".join(field_table_block(level) for level in LEVELS))
