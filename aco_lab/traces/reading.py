@@ -30,8 +30,15 @@ import numpy as np
 import polars as pl
 
 from aco.errors import DataError, TraceFormatError
+from aco.outcomes import is_outcomes_file
 from aco_lab.traces import schema as S
 from aco_lab.traces.chunks import ChunkTask, read_chunk
+from aco_lab.traces.outcomes import (
+    add_outcomes,
+    find_outcome_files,
+    read_outcome_files,
+    unmatched_warnings,
+)
 from aco_lab.traces.validate import Rejection, TraceIdIndex, build_cost_warnings
 
 log = logging.getLogger(__name__)
@@ -86,10 +93,11 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 def _expand_one(given: str) -> list[Path]:
     path = Path(given)
-    if path.is_file():
-        return [path]  # an explicit file is read whatever its name
+    if path.is_file():  # an explicit file is read whatever its name (outcomes: joined, below)
+        return [] if is_outcomes_file(path) else [path]
     if path.is_dir():
-        files = [p for p in path.rglob("*") if p.is_file() and p.name.endswith(TRACE_SUFFIXES)]
+        files = [p for p in path.rglob("*") if p.is_file() and p.name.endswith(TRACE_SUFFIXES)
+                 and not is_outcomes_file(p)]
         if not files:
             raise DataError(f"{given}: no .jsonl or .jsonl.gz file under this directory")
         return files
@@ -152,20 +160,35 @@ def iter_trace_tables(
     """The inputs as a stream of checked TraceTables, chunk by chunk, in input order.
 
     Each part has its own rejected lines (a trace_id seen in an earlier part included) and
-    its cost warnings; concatenated, the parts are what read_traces returns.
+    its cost warnings; concatenated, the parts are what read_traces returns. Outcomes files
+    among the inputs set task_success of the runs they name (aco_lab.traces.outcomes); a last
+    part without rows carries the warnings about them.
     """
     given = [paths] if isinstance(paths, str | Path) else list(paths)
     jsonl = [p for p in given if not is_dataset(p)]
+    outcomes, outcome_warnings = read_outcome_files(find_outcome_files(jsonl))
     files = expand_paths(jsonl) if jsonl else []
     ids = TraceIdIndex()
+    seen: set[str] = set()
     for path in given:
         if is_dataset(path):
-            yield check_part(_read_dataset_tables(Path(path)), ids)
+            yield _labelled(check_part(_read_dataset_tables(Path(path)), ids), outcomes, seen)
     read = partial(read_chunk, strict=strict)
     for task, chunk in map_chunks(read, plan_chunks(files), worker_count(files, workers)):
         part = TraceTables(chunk.runs, chunk.steps, chunk.tool_calls, chunk.rejected,
                            lines_read=chunk.lines_read)
-        yield check_part(part, ids, task)
+        yield _labelled(check_part(part, ids, task), outcomes, seen)
+    if outcomes or outcome_warnings:
+        warnings = outcome_warnings + unmatched_warnings(outcomes, seen)
+        yield dataclasses.replace(empty_tables(), warnings=tuple(warnings))
+
+
+def _labelled(part: TraceTables, outcomes: dict, seen: set[str]) -> TraceTables:
+    """A part with the recorded outcomes joined (and its trace ids noted when there are any)."""
+    if not outcomes:
+        return part
+    seen.update(part.runs[S.TRACE_ID].to_list())
+    return dataclasses.replace(part, runs=add_outcomes(part.runs, outcomes))
 
 
 def check_part(part: TraceTables, ids: TraceIdIndex, task: ChunkTask | None = None) -> TraceTables:

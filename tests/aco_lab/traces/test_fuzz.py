@@ -3,7 +3,8 @@
 Random bytes and valid lines mutated (deep nesting, bad UTF-8, a BOM, huge numbers, NaN,
 wrong types, duplicate keys, truncation, flipped bytes) go through the lab's loader
 (`read_traces`, also strict) and the runtime's reader (`aco.monitoring.read_trace_lines`),
-and, for a few seeded files, through the real `aco-lab validate` and `aco stats` commands.
+and, for a few seeded files, through the real `aco-lab validate` and `aco stats` commands
+(the latter also with a hostile outcomes file beside its log).
 Checked: no exception but the project's errors; read == accepted + rejected; each rejected
 line named `FILE:LINE: `. Bounded: seeded (derandomized) and a few seconds in all; set
 ACO_FUZZ_EXAMPLES for a longer run. Figures: docs/reliability.md.
@@ -240,8 +241,10 @@ def test_the_commands_survive_hostile_files(tmp_path: Path, seed: int) -> None:
     log = tmp_path / "log"  # the runtime's log: one plain traces.jsonl per directory
     log.mkdir()
     log_file = write(log, data, gzipped=False)
+    (log / "outcomes.jsonl").write_bytes(hostile_file(r, 20))  # outcomes the log's runs join
     done = _run("aco", "stats", "--trace-dir", str(log), "--json")
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     expected_runs = len(list(read_trace_lines(log_file, on_error="skip")))
     assert expected_runs > 0
     assert json.loads(done.stdout)["runs"] == expected_runs
+    assert re.search(r"outcomes\.jsonl:\d+: ", done.stderr)  # bad outcome lines named
