@@ -25,7 +25,7 @@ GZIP_LEVEL = 6
 def _request_id(line: bytes, where: str) -> str:
     try:
         trace = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         raise DataError(
             f"{where}: not a JSON object; fix or drop the line (aco-lab validate lists bad lines)"
         ) from None

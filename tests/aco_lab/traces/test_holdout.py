@@ -2,6 +2,7 @@
 
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +56,10 @@ def test_bad_input_is_a_data_error_saying_where(tmp_path, text, fraction, messag
     src.write_text(text)
     with pytest.raises(DataError, match=message):
         split_trace_files([src], tmp_path / "out", eval_fraction=fraction)
+
+
+def test_a_line_nested_too_deeply_is_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"request": "r", "x": ' + "[" * 100000 + "]" * 100000 + "}\n")
+    with pytest.raises(DataError, match=f"{path}:1: not a JSON object"):
+        split_trace_files([path], tmp_path / "out")
