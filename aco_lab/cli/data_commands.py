@@ -52,12 +52,15 @@ def validate_command(paths: tuple[str, ...], as_json: bool, strict: bool) -> Non
 @click.option("--force", is_flag=True, help="Replace an existing non-empty --out directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
 @click.option("--strict", is_flag=True, help=STRICT_HELP)
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes decoding chunks (default: 1 below 64 MB of input, else up to 4).")
 def ingest_command(
     paths: tuple[str, ...], out_dir: Path, on_error: str, force: bool, as_json: bool,
-    strict: bool,
+    strict: bool, workers: int | None,
 ) -> None:
     """Write trace files as a Parquet dataset (partitioned by source), atomically."""
-    result = ingest_traces(list(paths), out_dir, on_error=on_error, force=force, strict=strict)
+    result = ingest_traces(list(paths), out_dir, on_error=on_error, force=force, strict=strict,
+                           workers=workers)
     if as_json:
         fields = ("lines_read", "accepted", "rejected", "warnings", "steps", "tool_calls")
         click.echo(json.dumps({"out_dir": str(result.out_dir),
