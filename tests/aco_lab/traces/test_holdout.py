@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from aco.errors import ACOError, DataError
+from aco.errors import ACOError
 from aco.trace_format import derive_request_id
 from aco_lab.traces.holdout import split_trace_files
 
@@ -47,7 +47,7 @@ def test_the_same_input_gives_the_same_bytes(tmp_path) -> None:
 
 @pytest.mark.parametrize(("text", "fraction", "message"), [
     ("not json\n", 0.5, "t.jsonl:1: invalid JSON"),
-    ('{"trace_id": "x"}\n', 0.5, "t.jsonl:1: request: missing"),
+    ('{"trace_id": "x"}\n', 0.5, "t.jsonl:1: request: required field is missing"),
     (_trace("r", 1) + "\n", 1.0, "eval_fraction: expected a number strictly between 0 and 1"),
 ])
 def test_bad_input_is_an_error_saying_where(tmp_path, text, fraction, message) -> None:
