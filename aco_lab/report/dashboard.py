@@ -128,6 +128,7 @@ def _summary(d: Dashboard) -> Section:
     m, cfg = d.overall, d.config
     rows = [
         ("runs", str(m.runs), "", ""),
+        ("labelled share (outcome known)", fmt_pct(m.labelled_share), "", ""),
         ("success rate", fmt_pct(m.success_rate), fmt_pct(cfg.alerts.min_success_rate), "min"),
         ("total cost", fmt_usd(m.total_cost), "", ""),
         ("cost per successful task", fmt_usd(m.cost_per_success), fmt_usd(cost_alert_line(d)),

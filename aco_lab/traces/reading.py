@@ -27,8 +27,15 @@ import numpy as np
 import polars as pl
 
 from aco.errors import DataError, TraceFormatError
+from aco.outcomes import is_outcomes_file
 from aco_lab.traces import schema as S
 from aco_lab.traces.chunks import ChunkTask, read_chunk
+from aco_lab.traces.outcomes import (
+    add_outcomes,
+    find_outcome_files,
+    read_outcome_files,
+    unmatched_warnings,
+)
 from aco_lab.traces.validate import Rejection, TraceIdIndex, build_cost_warnings
 from aco_lab.traces.workers import map_chunks, worker_count
 
@@ -90,8 +97,10 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 def _expand_one(given: str) -> list[Path]:
     path = Path(given)
-    if path.is_file() or is_dataset(path):
-        return [path]  # an explicit file is read whatever its name
+    if path.is_file():  # an explicit file is read whatever its name (outcomes: joined, below)
+        return [] if is_outcomes_file(path) else [path]
+    if is_dataset(path):
+        return [path]
     if path.is_dir():
         files = list(_search_dir(path))
         if not files:
@@ -120,7 +129,8 @@ def _search_dir(directory: Path) -> Iterator[Path]:
             continue
         dirs.sort()
         for name in sorted(names):
-            if name.endswith(TRACE_SUFFIXES) and (path := Path(root, name)).is_file():
+            path = Path(root, name)
+            if name.endswith(TRACE_SUFFIXES) and path.is_file() and not is_outcomes_file(path):
                 yield path
 
 
@@ -195,27 +205,42 @@ def iter_trace_tables(
     """The inputs as a stream of checked TraceTables, chunk by chunk, in input order.
 
     Each part has its own rejected lines (a trace_id seen in an earlier part included) and
-    its cost warnings; concatenated, the parts are what read_traces returns. A file that
-    cannot be read: DataError with on_error="fail", else a last part with one rejection
-    per such file.
+    its cost warnings; concatenated, the parts are what read_traces returns. Outcomes files
+    among the inputs set task_success of the runs they name (aco_lab.traces.outcomes); a last
+    part without rows carries the warnings about them. A file that cannot be read: DataError
+    with on_error="fail", else a part with one rejection per such file.
     """
     given = [paths] if isinstance(paths, str | Path) else list(paths)
     inputs = expand_paths(given)
     files = [p for p in inputs if not is_dataset(p)]
+    outcomes, outcome_warnings = read_outcome_files(
+        find_outcome_files(p for p in given if not is_dataset(p)))
     ids = TraceIdIndex()
+    seen: set[str] = set()
     for path in inputs:
         if is_dataset(path):
-            yield check_part(_read_dataset_tables(path), ids)
+            yield _labelled(check_part(_read_dataset_tables(path), ids), outcomes, seen)
     broken: list[Rejection] | None = None if on_error == "fail" else []
     read = partial(read_chunk, strict=strict)
     for task, chunk in map_chunks(read, plan_chunks(files, broken=broken),
                                   worker_count(files, workers)):
         part = TraceTables(chunk.runs, chunk.steps, chunk.tool_calls, chunk.rejected,
                            lines_read=chunk.lines_read)
-        yield check_part(part, ids, task)
+        yield _labelled(check_part(part, ids, task), outcomes, seen)
     if broken:
         yield dataclasses.replace(empty_tables(), rejected=tuple(broken),
                                   lines_read=len(broken))
+    if outcomes or outcome_warnings:
+        warnings = outcome_warnings + unmatched_warnings(outcomes, seen)
+        yield dataclasses.replace(empty_tables(), warnings=tuple(warnings))
+
+
+def _labelled(part: TraceTables, outcomes: dict, seen: set[str]) -> TraceTables:
+    """A part with the recorded outcomes joined (and its trace ids noted when there are any)."""
+    if not outcomes:
+        return part
+    seen.update(part.runs[S.TRACE_ID].to_list())
+    return dataclasses.replace(part, runs=add_outcomes(part.runs, outcomes))
 
 
 def check_part(part: TraceTables, ids: TraceIdIndex, task: ChunkTask | None = None) -> TraceTables:
