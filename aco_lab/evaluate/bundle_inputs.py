@@ -14,6 +14,7 @@ from aco.bundle import BUNDLE_PREFIX, BUNDLE_SUFFIX, read_manifest
 from aco.config import ACOConfig, TierSpec
 from aco.errors import DataError
 from aco.policy import PolicyParams
+from aco.progress import stage
 from aco_lab.evaluate.results import BundleInfo
 from aco_lab.traces import schema as S
 from aco_lab.traces.reading import read_traces
@@ -51,6 +52,7 @@ def read_training_runs(payload: dict) -> pl.DataFrame | None:
         log.warning("training files %s are not all present: trained baselines skipped", files)
         return None
     ids = set(training.get("request_ids", []))
+    stage("reading the bundle's training traces")
     runs = read_traces(files, on_error="skip").runs
     return runs.filter(pl.col(S.REQUEST_ID).is_in(list(ids)))
 

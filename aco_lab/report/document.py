@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aco.formatting import format_money, format_share
 from aco_lab.files import write_text
 
 CALLOUT_WARNING = "warning"
@@ -160,18 +161,18 @@ def fmt_number(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-def fmt_pct(value: float | None, digits: int = 1) -> str:
-    """A fraction as a percentage cell, `-` for missing."""
+def fmt_pct(value: float | None) -> str:
+    """A fraction as a percentage cell (aco.formatting.format_share), `-` for missing."""
     if value is None or value != value:
         return "-"
-    return f"{value * 100:.{digits}f}%"
+    return format_share(value)
 
 
 def fmt_usd(value: float | None) -> str:
-    """USD with four significant digits (per-request costs are often fractions of a cent)."""
+    """US dollars (aco.formatting.format_money: $7,931.16, $0.0000802), `-` for missing."""
     if value is None or value != value:
         return "-"
-    return f"${value:.4g}"
+    return format_money(value)
 
 
 def build_table(

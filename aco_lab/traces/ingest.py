@@ -54,6 +54,7 @@ from aco_lab.traces.reading import (
     plan_chunks,
     read_dataset,
     reject_duplicates,
+    report_chunks,
 )
 from aco_lab.traces.validate import TraceIdIndex, build_cost_warnings
 from aco_lab.traces.workers import map_chunks, worker_count
@@ -177,8 +178,9 @@ def _write_all(
         for index, path in enumerate(datasets)
     ]
     broken: list[Rejection] | None = None if on_error == "fail" else []
-    chunks = map_chunks(partial(write_chunk, directory=staging, strict=strict),
-                        plan_chunks(files, on_block, broken), workers)
+    chunks = report_chunks(map_chunks(partial(write_chunk, directory=staging, strict=strict),
+                                      plan_chunks(files, on_block, broken), workers),
+                           files, "ingesting traces")
     written: list[WrittenPart] = []
     for task, part in itertools.chain(from_datasets, chunks):
         duplicates = reject_duplicates(part.ids, ids, task)

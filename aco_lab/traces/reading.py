@@ -21,13 +21,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import polars as pl
 
 from aco.errors import DataError, TraceFormatError
 from aco.outcomes import is_outcomes_file
+from aco.progress import Meter
 from aco_lab.traces import schema as S
 from aco_lab.traces.chunks import ChunkTask, read_chunk
 from aco_lab.traces.outcomes import (
@@ -40,6 +41,7 @@ from aco_lab.traces.validate import Rejection, TraceIdIndex, build_cost_warnings
 from aco_lab.traces.workers import map_chunks, worker_count
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 OnError = Literal["fail", "skip"]
 TRACE_SUFFIXES = (".jsonl", ".jsonl.gz")
@@ -222,8 +224,8 @@ def iter_trace_tables(
             yield _labelled(check_part(_read_dataset_tables(path), ids), outcomes, seen)
     broken: list[Rejection] | None = None if on_error == "fail" else []
     read = partial(read_chunk, strict=strict)
-    for task, chunk in map_chunks(read, plan_chunks(files, broken=broken),
-                                  worker_count(files, workers)):
+    chunks = map_chunks(read, plan_chunks(files, broken=broken), worker_count(files, workers))
+    for task, chunk in report_chunks(chunks, files, "reading traces"):
         part = TraceTables(chunk.runs, chunk.steps, chunk.tool_calls, chunk.rejected,
                            lines_read=chunk.lines_read)
         yield _labelled(check_part(part, ids, task), outcomes, seen)
@@ -233,6 +235,24 @@ def iter_trace_tables(
     if outcomes or outcome_warnings:
         warnings = outcome_warnings + unmatched_warnings(outcomes, seen)
         yield dataclasses.replace(empty_tables(), warnings=tuple(warnings))
+
+
+def report_chunks(
+    chunks: Iterator[tuple[ChunkTask, T]], files: Sequence[Path], name: str
+) -> Iterator[tuple[ChunkTask, T]]:
+    """The chunks as they come, each counted on a progress meter of the files' bytes on disk."""
+    meter = Meter(name, sum(_disk_size(path) for path in files), "bytes")
+    for task, result in chunks:
+        meter.advance(task.end - task.start)
+        yield task, result
+    meter.finish()
+
+
+def _disk_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # named when it is read
+        return 0
 
 
 def _labelled(part: TraceTables, outcomes: dict, seen: set[str]) -> TraceTables:
@@ -326,11 +346,11 @@ def _file_chunks(
     if not is_gzip(path):
         yield from _plan_plain_file(path, on_block)
         return
-    first_line = 1
-    for data in _read_gzip_blocks(path):
+    first_line, start = 1, 0
+    for data, end in _read_gzip_blocks(path):
         next_line = first_line + _count_lines(data)
-        yield ChunkTask(str(path), first_line, data=data), next_line
-        first_line = next_line
+        yield ChunkTask(str(path), first_line, start, end, data=data), next_line
+        first_line, start = next_line, end
 
 
 def is_gzip(path: Path) -> bool:
@@ -372,29 +392,31 @@ def _count_lines(block: bytes | memoryview) -> int:
     return ends + (len(block) > 0 and block[-1] != _NEWLINE)
 
 
-def _read_gzip_blocks(path: Path) -> Iterator[bytes]:
-    """A gzip file's decompressed bytes in blocks of whole lines.
+def _read_gzip_blocks(path: Path) -> Iterator[tuple[bytes, int]]:
+    """A gzip file's decompressed bytes in blocks of whole lines, each with the compressed
+    bytes read so far (for progress; ahead of the block by up to GZIP_PIECE_BYTES).
 
     When the file breaks off (truncated, or not gzip from some point on), every whole line
     before the break is yielded first, then the error is raised.
     """
-    block = bytearray()
+    block, read = bytearray(), 0
     try:
-        for piece in _gzip_bytes(path):
+        for piece, read in _gzip_bytes(path):
             block += piece
             if len(block) >= CHUNK_BYTES and (cut := block.rfind(b"\n") + 1):
-                yield bytes(block[:cut])
+                yield bytes(block[:cut]), read
                 del block[:cut]
     except FILE_ERRORS:
         if cut := block.rfind(b"\n") + 1:
-            yield bytes(block[:cut])
+            yield bytes(block[:cut]), read
         raise
     if block:
-        yield bytes(block)
+        yield bytes(block), read
 
 
-def _gzip_bytes(path: Path) -> Iterator[bytes]:
-    """The decompressed bytes of every gzip member of a file, in pieces of GZIP_PIECE_BYTES.
+def _gzip_bytes(path: Path) -> Iterator[tuple[bytes, int]]:
+    """The decompressed bytes of every gzip member of a file, in pieces of GZIP_PIECE_BYTES,
+    each with the compressed bytes read so far.
 
     Zero bytes after the last member are ignored, as gzip(1) does. Raises EOFError for a
     truncated file, BadGzipFile for bytes after a member that are not gzip, zlib.error for
@@ -404,18 +426,19 @@ def _gzip_bytes(path: Path) -> Iterator[bytes]:
         inflater = zlib.decompressobj(wbits=_GZIP_WBITS)
         data = b""
         while data or (data := stream.read(GZIP_PIECE_BYTES)):
+            read = stream.tell()
             if inflater.eof:  # a member ended: another member, zero padding, or junk
                 if not data.strip(b"\0"):
                     data = b""
                     continue
                 inflater = zlib.decompressobj(wbits=_GZIP_WBITS)
                 try:
-                    yield inflater.decompress(data, GZIP_PIECE_BYTES)
+                    yield inflater.decompress(data, GZIP_PIECE_BYTES), read
                 except zlib.error:
                     raise gzip.BadGzipFile("bytes after the gzip data are not gzip") from None
                 data = inflater.unconsumed_tail
             while data and not inflater.eof:
-                yield inflater.decompress(data, GZIP_PIECE_BYTES)
+                yield inflater.decompress(data, GZIP_PIECE_BYTES), read
                 data = inflater.unconsumed_tail
             if inflater.eof:
                 data = inflater.unused_data
