@@ -9,11 +9,15 @@ the controls are learned on one half (`learn_controls`) and replayed on the othe
 their rule versions (`evaluate_controls`). --splits N repeats RouterBench's cascade on N
 splits (seeds seed..seed+N-1) and prints each and the mean, because one half of 1,598
 prompts moves the success ratio by about a point from split to split; each split is learned
-twice, operating point chosen in sample (the default) and calibrated on cross-fitted figures
-(`CascadeSettings(cross_fit=True)`).
+three times: the operating point chosen out of fold (the default), out of fold within a
+budget of 20% of the top's cost (`CascadeSettings(max_cost_ratio=0.2)`), and in sample
+(`operating_point="in_sample"`, the earlier default).
 
+    .venv/bin/python scripts/bench_controls.py --cascade-only --splits 12 [--seed 0]
     .venv/bin/python scripts/bench_controls.py --curve 12 [--seed 0]
     .venv/bin/python scripts/bench_controls.py --kfold 5 --splits 3 [--seed 0]
+
+--cascade-only prints only the --splits part for RouterBench's cascade.
 
 --curve N prints only RouterBench's held-out trade-off curve on N splits: the cascade's
 policies at 40 values per success around the chosen one (`cascade_curve_specs`, fitted on the
@@ -79,28 +83,41 @@ def bench_quality(name: str, tables: TraceTables, config: ACOConfig, seed: int) 
     return controls
 
 
+CASCADE_VARIANTS = {
+    "out of fold": CascadeSettings(),
+    "out of fold, budget 20%": CascadeSettings(max_cost_ratio=0.20),
+    "in sample": CascadeSettings(operating_point="in_sample"),
+}
+
+
 def bench_cascade_splits(tables: TraceTables, config: ACOConfig, seed: int, splits: int) -> None:
-    """The learned cascade on several request splits: success and cost against the top, with
-    the operating point chosen in sample (default) and calibrated on cross-fitted figures."""
+    """The learned cascade on several request splits: held-out success and cost against the
+    top, for each way of choosing the operating point (CASCADE_VARIANTS)."""
     data = build_cascade_data(tables, config)
-    variants = {"in-sample": CascadeSettings(), "cross-fitted": CascadeSettings(cross_fit=True)}
-    rows: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    rows: dict[str, list[tuple[float, float]]] = {name: [] for name in CASCADE_VARIANTS}
     for s in range(seed, seed + splits):
         parts = assign_splits(data.request_ids, [("train", 0.5), ("eval", 0.5)], seed=s)
         train, held = data.select(set(parts["train"])), data.select(set(parts["eval"]))
-        for name, settings in variants.items():
+        for name, settings in CASCADE_VARIANTS.items():
+            start = time.perf_counter()
             spec = learn_cascade(train, seed=s, settings=settings)
+            learned_in = time.perf_counter() - start
             _, summary = replay("learned", held, learned_chooser(spec))
             rows[name].append((summary.success_ratio, summary.cost_ratio))
+            point = spec["train"]["operating_point"]
             print(f"split seed {s}, {name}: {summary.success_ratio:.1%} of the top's success "
                   f"at {summary.cost_ratio:.1%} of its cost ({summary.requests} held-out "
-                  f"requests; in-sample target {spec['train']['in_sample_target']:.1%})")
+                  f"requests; chosen on {point['rule'].replace('_', ' ')} figures "
+                  f"{point['success_ratio']:.1%} at {point['cost_ratio']:.1%}"
+                  f"{'' if point['reached'] else ', short of the target'}; "
+                  f"learned in {learned_in:.1f}s)", flush=True)
     for name, figures in rows.items():
         if len(figures) > 1:
             print(f"{name}: mean over {len(figures)} splits: "
                   f"{statistics.mean(r[0] for r in figures):.1%} at "
                   f"{statistics.mean(r[1] for r in figures):.1%} (success "
-                  f"{min(r[0] for r in figures):.1%}-{max(r[0] for r in figures):.1%}, cost "
+                  f"{min(r[0] for r in figures):.1%}-{max(r[0] for r in figures):.1%}, "
+                  f"{sum(r[0] < 0.95 for r in figures)} of {len(figures)} below 95%; cost "
                   f"{min(r[1] for r in figures):.1%}-{max(r[1] for r in figures):.1%})")
 
 
@@ -212,6 +229,8 @@ def main() -> None:
     parser.add_argument("--kfold", type=int, default=0,
                         help="only RouterBench's cascade, cross-validated with this many folds "
                              "(on --splits seeds)")
+    parser.add_argument("--cascade-only", action="store_true",
+                        help="only RouterBench's cascade on --splits splits")
     parser.add_argument("--curve", type=int, default=0,
                         help="only RouterBench's held-out trade-off curve, on this many splits")
     args = parser.parse_args()
@@ -224,6 +243,10 @@ def main() -> None:
     if args.curve:
         bench_cascade_curve(read_traces([router / "traces.jsonl.gz"]),
                             load_config(router / "config.yaml"), args.seed, args.curve)
+        return
+    if args.cascade_only:
+        bench_cascade_splits(read_traces([router / "traces.jsonl.gz"]),
+                             load_config(router / "config.yaml"), args.seed, args.splits)
         return
     if args.kfold:
         bench_cascade_kfold(read_traces([router / "traces.jsonl.gz"]),
