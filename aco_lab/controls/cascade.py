@@ -13,11 +13,13 @@ The result is the plain-data spec `aco.cascade.CascadePolicy` applies.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
 
 from aco.cascade import ANY_TASK, KIND, SPEC_VERSION, subset_key
+from aco.errors import DataError
 from aco_lab.controls.cascade_data import CascadeData
 from aco_lab.controls.cascade_fit import (
     CascadeSettings,
@@ -28,14 +30,14 @@ from aco_lab.controls.cascade_fit import (
 )
 from aco_lab.controls.cascade_point import (
     OperatingPoint,
-    choose_operating_point,
+    choose_operating_points,
     choose_point,
     in_sample_figures,
     value_grid,
 )
 from aco_lab.controls.cascade_search import PolicyPoint, pick_at_value
 
-__all__ = ["CascadeSettings", "cascade_curve_specs", "learn_cascade"]
+__all__ = ["CascadeSettings", "cascade_curve_specs", "learn_cascade", "learn_cascades"]
 
 DEFAULT_SETTINGS = CascadeSettings()
 
@@ -43,10 +45,24 @@ DEFAULT_SETTINGS = CascadeSettings()
 def learn_cascade(data: CascadeData, seed: int,
                   settings: CascadeSettings = DEFAULT_SETTINGS) -> dict:
     """The learned cascade spec (plain data) from counterfactual training traces."""
+    return learn_cascades(data, seed, [settings])[0]
+
+
+def learn_cascades(data: CascadeData, seed: int, settings: Sequence[CascadeSettings]
+                   ) -> list[dict]:
+    """One spec per settings that differ only in the operating point (its target, budget
+    and rule): the policies and the figures the rules read are computed once."""
+    first = settings[0]
+    for other in settings:
+        if replace(other, target_success_ratio=first.target_success_ratio,
+                   max_cost_ratio=first.max_cost_ratio,
+                   operating_point=first.operating_point) != first:
+            raise DataError("cascade settings: learn_cascades takes settings that differ only "
+                            "in target_success_ratio, max_cost_ratio and operating_point")
     cache = StateCache()
-    fits, typed = fit_groups(data, seed, settings, cache)
-    point = choose_operating_point(data, typed, seed, settings, cache)
-    return _spec(data, fits, point.value, settings, point)
+    fits, typed = fit_groups(data, seed, first, cache)
+    points = choose_operating_points(data, typed, seed, settings, cache)
+    return [_spec(data, fits, p.value, one, p) for p, one in zip(points, settings, strict=True)]
 
 
 def cascade_curve_specs(data: CascadeData, seed: int,

@@ -144,28 +144,39 @@ def _first_min(x: np.ndarray) -> int:
     return int(np.flatnonzero(x <= x.min() + EPS)[0])
 
 
-def choose_operating_point(data: CascadeData, fits: Sequence[GroupFit], seed: int,
-                           settings: CascadeSettings, cache: StateCache) -> OperatingPoint:
-    """The operating point by the rule `settings.operating_point` names (see the module)."""
-    values = value_grid(fits, settings)
+def choose_operating_points(data: CascadeData, fits: Sequence[GroupFit], seed: int,
+                            settings: Sequence[CascadeSettings], cache: StateCache
+                            ) -> list[OperatingPoint]:
+    """The operating point of each settings, by the rule it names (see the module); the
+    figures of each rule are measured once. The settings differ only in the point's target,
+    budget and rule (`settings[0]` fits the policies)."""
+    values = value_grid(fits, settings[0])
     smallest = min(len(f.rows) for f in fits)
-    rule = settings.operating_point
-    if rule == "out_of_fold" and smallest < 2 * settings.select_folds:
-        log.warning("cascade: %d requests in a task type are too few for %d folds; the "
-                    "operating point is chosen in sample (optimistic)", smallest,
-                    settings.select_folds)
-        rule = "in_sample"
-    if rule == "out_of_fold":
-        figures = out_of_fold_figures(data, fits, values, seed, settings, cache)
-        point = choose_point(values, figures, settings, rule, settings.select_folds)
-    else:
-        point = choose_point(values, in_sample_figures(fits, values), settings)
-    if not point.reached:
-        budget = ("" if settings.max_cost_ratio is None
-                  else f" within {settings.max_cost_ratio:.0%} of its cost")
-        log.warning("cascade: %.1f%% of the top model's success%s is out of reach: the "
-                    "chosen point reaches %.1f%% at %.1f%% of its cost (%s figures)",
-                    100 * settings.target_success_ratio, budget,
-                    100 * _share(point.successes, point.top_successes),
-                    100 * _share(point.cost, point.top_cost), point.rule.replace("_", " "))
-    return point
+    figures: dict[str, np.ndarray] = {}
+    points = []
+    for one in settings:
+        rule = one.operating_point
+        if rule == "out_of_fold" and smallest < 2 * one.select_folds:
+            log.warning("cascade: %d requests in a task type are too few for %d folds; the "
+                        "operating point is chosen in sample (optimistic)", smallest,
+                        one.select_folds)
+            rule = "in_sample"
+        if rule not in figures:
+            figures[rule] = (out_of_fold_figures(data, fits, values, seed, one, cache)
+                             if rule == "out_of_fold" else in_sample_figures(fits, values))
+        folds = one.select_folds if rule == "out_of_fold" else 0
+        points.append(choose_point(values, figures[rule], one, rule, folds))
+        _warn_short(points[-1], one)
+    return points
+
+
+def _warn_short(point: OperatingPoint, settings: CascadeSettings) -> None:
+    if point.reached:
+        return
+    budget = ("" if settings.max_cost_ratio is None
+              else f" within {settings.max_cost_ratio:.0%} of its cost")
+    log.warning("cascade: %.1f%% of the top model's success%s is out of reach: the chosen "
+                "point reaches %.1f%% at %.1f%% of its cost (%s figures)",
+                100 * settings.target_success_ratio, budget,
+                100 * _share(point.successes, point.top_successes),
+                100 * _share(point.cost, point.top_cost), point.rule.replace("_", " "))

@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 from aco.cascade import CascadePolicy
 from aco.config import ACOConfig, TierSpec, load_config
 from aco.errors import DataError
-from aco_lab.controls.cascade import CascadeSettings, cascade_curve_specs, learn_cascade
+from aco_lab.controls.cascade import (
+    CascadeSettings,
+    cascade_curve_specs,
+    learn_cascade,
+    learn_cascades,
+)
 from aco_lab.controls.cascade_data import CascadeData, build_cascade_data
 from aco_lab.controls.cascade_fit import OPERATING_POINTS
 from aco_lab.controls.cascade_point import choose_point
@@ -180,10 +185,9 @@ def sim_cascade(sim):  # noqa: ANN201
     operating point chosen each way."""
     train = build_cascade_data(sim.train, ACOConfig())
     held = build_cascade_data(sim.held_out, ACOConfig())
-    specs = {rule: learn_cascade(train, seed=0,
-                                 settings=CascadeSettings(operating_point=rule))
-             for rule in OPERATING_POINTS}
-    return train, held, specs
+    specs = learn_cascades(train, seed=0, settings=[
+        CascadeSettings(operating_point=rule) for rule in OPERATING_POINTS])
+    return train, held, dict(zip(OPERATING_POINTS, specs, strict=True))
 
 
 def test_the_out_of_fold_point_keeps_on_held_out_requests_what_it_promises(
@@ -271,6 +275,17 @@ def test_no_cheaper_point_reaches_the_target_than_the_chosen_one(points, target,
     if point.reached:
         assert point.successes >= 100 * target
         assert point.cost == min(c for (s, c), good in zip(points, ok, strict=True) if good)
+
+
+def test_several_operating_points_of_one_learning_are_those_learned_one_by_one(world) -> None:
+    train, _, default = world
+    settings = [CascadeSettings(), CascadeSettings(operating_point="in_sample"),
+                CascadeSettings(target_success_ratio=0.9, max_cost_ratio=0.3)]
+    specs = learn_cascades(train, seed=0, settings=settings)
+    assert specs[0] == default
+    assert specs[1:] == [learn_cascade(train, seed=0, settings=one) for one in settings[1:]]
+    with pytest.raises(DataError, match="differ only"):
+        learn_cascades(train, seed=0, settings=[CascadeSettings(), CascadeSettings(C=0.1)])
 
 
 def test_settings_refuse_an_unknown_operating_point_rule() -> None:
