@@ -8,8 +8,9 @@ import click
 from aco.bundle import DEFAULT_MODELS_DIR
 from aco.config import load_config
 from aco.policy import CALIBRATION_METHODS
-from aco_lab.estimators import MODELS, OBJECTIVES
-from aco_lab.train import TrainOptions, train_router, validation_headline
+from aco_lab.cli.command_line import command_line
+from aco_lab.train.estimators import MODELS, OBJECTIVES
+from aco_lab.train.router import TrainOptions, train_router, validation_headline
 
 
 @click.command("train")
@@ -33,14 +34,9 @@ def train_command(paths: tuple[str, ...], config_path: Path | None, out_dir: Pat
                   objective: str, seed: int, success_floor: float, calibration: str,
                   controls: bool, as_json: bool) -> None:
     """Train a router on trace files (files, globs, dirs) and write the next bundle version."""
-    args = ("train", *paths, "--model", model, "--objective", objective, "--seed", str(seed),
-            "--success-floor", str(success_floor), "--calibration", calibration,
-            "--out", str(out_dir))
-    args += ("--config", str(config_path)) if config_path else ()
-    args += () if controls else ("--no-controls",)
     options = TrainOptions(model=model, objective=objective, seed=seed,
-                           success_floor=success_floor, calibration=calibration, cli_args=args,
-                           controls=controls)
+                           success_floor=success_floor, calibration=calibration,
+                           command=command_line(click.get_current_context()), controls=controls)
     click.echo(f"training {model} ({objective}) on {len(paths)} path(s)...", err=True)
     info, payload = train_router(list(paths), load_config(config_path), options, out_dir)
     headline = validation_headline(payload)

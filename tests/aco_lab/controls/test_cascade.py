@@ -28,7 +28,7 @@ from aco_lab.controls.cascade_replay import (
     replay,
     write_decisions,
 )
-from aco_lab.split import assign_splits
+from aco_lab.traces.split import assign_splits
 from tests.aco_lab.controls.builders import (
     agreement_world,
     replay_decisions_independently,
@@ -149,7 +149,7 @@ def test_decisions_replay_exactly_from_simulated_traces(tmp_path, sim, sim_casca
 @pytest.mark.shared_data
 def test_decisions_replay_exactly_from_routerbench_and_keep_the_target(
         tmp_path, routerbench_dir) -> None:
-    from aco_lab.traces import read_traces
+    from aco_lab.traces.reading import read_traces
 
     traces = routerbench_dir / "traces.jsonl.gz"
     data = build_cascade_data(read_traces([traces]),
