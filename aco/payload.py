@@ -16,6 +16,7 @@ controls (checked by aco.cascade and aco.learned_controls, which apply them).
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -387,7 +388,7 @@ class BundlePayload:
     validation: Mapping[str, Mapping[str, Any]]
     options: Mapping[str, Any]
     seed: int
-    cli_args: tuple[str, ...]
+    command: str  # the command line that trained it (bundles before it: cli_args, a list)
     package_versions: Mapping[str, str]
     created_at: str
     controls: Mapping[str, Any] | None = None
@@ -395,8 +396,8 @@ class BundlePayload:
     FIELDS: ClassVar = ("format", "payload_version", "feature_version", "feature_spec", "model",
                         "calibration", "policy", "task_floors", "cost_model", "tiers",
                         "task_type_model", "training_data", "validation", "options", "seed",
-                        "cli_args", "package_versions", "created_at", "bundle_format_version",
-                        "controls")
+                        "command", "cli_args", "package_versions", "created_at",
+                        "bundle_format_version", "controls")
 
     @classmethod
     def from_dict(cls, data: Any) -> BundlePayload:
@@ -423,7 +424,8 @@ class BundlePayload:
             training_data=TrainingData.from_dict(f.get("training_data")),
             validation=read_validation(f.get("validation")),
             options=read_options(f.get("options")), seed=f.int("seed"),
-            cli_args=as_strings(f.get("cli_args"), "cli_args"),
+            command=(f.str("command") if f.has("command")
+                     else shlex.join(as_strings(f.get("cli_args"), "cli_args"))),
             package_versions={as_str(k, "package_versions key"): as_str(v, f"package_versions.{k}")
                               for k, v in f.mapping("package_versions").items()},
             created_at=f.str("created_at"),
@@ -443,7 +445,7 @@ class BundlePayload:
                                 else self.task_type_model.to_dict()),
             "training_data": self.training_data.to_dict(),
             "validation": {k: dict(v) for k, v in self.validation.items()},
-            "options": dict(self.options), "seed": self.seed, "cli_args": list(self.cli_args),
+            "options": dict(self.options), "seed": self.seed, "command": self.command,
             "package_versions": dict(self.package_versions), "created_at": self.created_at,
             "bundle_format_version": BUNDLE_FORMAT_VERSION,
         }

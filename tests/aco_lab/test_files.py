@@ -55,12 +55,12 @@ def test_the_modes_follow_the_umask(tmp_path: Path) -> None:
     assert mode(tmp_path / "f") == 0o640 and mode(tmp_path / "d") == 0o750
 
 
-def test_what_the_lab_writes_has_the_usual_modes(tmp_path: Path) -> None:
+def test_what_the_lab_writes_has_the_usual_modes(tmp_path: Path, golden_payload: dict) -> None:
     traces = tmp_path / "traces.jsonl.gz"
     write_simulated_traces(traces, 30, seed=1)
     train, held = split_trace_files([traces], tmp_path / "split")
     ingest_traces([traces], tmp_path / "dataset")
-    bundle = write_bundle({"model": {"kind": "none"}}, tmp_path / "models")
+    bundle = write_bundle(golden_payload, tmp_path / "models")
     files = [traces, train, held, bundle.path, bundle.manifest_path,
              *(p for p in (tmp_path / "dataset").rglob("*") if p.is_file())]
     dirs = [tmp_path / "dataset", *(p for p in (tmp_path / "dataset").rglob("*") if p.is_dir())]
