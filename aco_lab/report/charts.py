@@ -138,10 +138,14 @@ class Controls:
     note: str = ""
 
 
-def build_chart(name: str, chart: alt.TopLevelMixin, alt_text: str, caption: str = "") -> Chart:
-    """A Chart from an Altair chart (the spec is validated against the Vega-Lite schema)."""
+def build_chart(name: str, chart: alt.TopLevelMixin, alt_text: str, caption: str = "",
+                params: Sequence[str] = ()) -> Chart:
+    """A Chart from an Altair chart (its spec checked against the Vega-Lite schema), with a
+    top-level parameter (initially ALL) for each name in `params`: what the Controls set."""
     spec = chart.to_dict()
     spec.pop("$schema", None)  # a URL the page never needs; Vega-Embed does not fetch it
+    # Added to the spec, not with Altair's add_params, which copies every subchart (~1 s).
+    spec["params"] = [*spec.get("params", ()), *({"name": p, "value": ALL} for p in params)]
     return Chart(name, spec, alt_text, caption)
 
 

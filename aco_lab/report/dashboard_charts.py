@@ -61,9 +61,7 @@ def filter_expression() -> str:
     return " && ".join(parts)
 
 
-def _params() -> list[alt.Parameter]:
-    names = [param for param, _, _ in KEY_FILTERS] + [FIRST_DAY, LAST_DAY]
-    return [alt.param(name=name, value=ALL) for name in names]
+PARAMS = (*(param for param, _, _ in KEY_FILTERS), FIRST_DAY, LAST_DAY)
 
 
 def _cells(dataset: str, dated: bool = False, totals: bool = False) -> alt.Chart:
@@ -93,7 +91,7 @@ def _with_zero_row(cells: pl.DataFrame) -> dict[str, list]:
 
 
 def _chart(name: str, chart: alt.TopLevelMixin, alt_text: str, caption: str = "") -> Chart:
-    return build_chart(name, chart.add_params(*_params()), alt_text, caption)
+    return build_chart(name, chart, alt_text, caption, PARAMS)
 
 
 # -- formats (Vega expressions, the same rules as the page's tables) ------------------------------

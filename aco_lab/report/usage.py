@@ -70,7 +70,10 @@ def build_call_cells(runs: pl.DataFrame, steps: pl.DataFrame, config: ACOConfig)
     """Per cell and model called: calls, spend, tokens, top-tier spend, latency histogram."""
     top = top_tier(config)
     keyed = _keyed(runs).select(S.TRACE_ID, *KEYS)
-    calls = steps.filter(pl.col(S.TIER).is_not_null()).join(keyed, on=S.TRACE_ID, how="inner")
+    # A step with a tier made a model call; the cell's tier is the run's, not the call's.
+    calls = steps.filter(pl.col(S.TIER).is_not_null()).select(
+        S.TRACE_ID, S.MODEL_ID, S.COST, S.INPUT_TOKENS, S.OUTPUT_TOKENS, S.CACHED_INPUT_TOKENS,
+        S.LATENCY_MS).join(keyed, on=S.TRACE_ID, how="inner")
     calls = calls.with_columns(
         _text(S.MODEL_ID).alias(CALL_MODEL),
         pl.when(pl.col(S.INPUT_TOKENS).is_null()).then(pl.col(S.COST).fill_null(0.0))
