@@ -1,8 +1,9 @@
 """The `aco-lab` console script: the lab's command line, or one line on how to install the lab.
 
 `pip install aco` installs the runtime only; the lab's stack (polars, pyarrow, scikit-learn,
-lightgbm, matplotlib, threadpoolctl, altair, vl-convert) comes with the `lab` extra. This module imports none of
-it, so that without the stack `aco-lab` says what to install instead of a traceback.
+lightgbm, matplotlib, threadpoolctl, altair, vl-convert) comes with the `lab` extra. This module
+imports none of it, so that without the stack `aco-lab` says what to install instead of a
+traceback.
 """
 
 import importlib.util

@@ -161,13 +161,13 @@ def _overview(d: Dashboard) -> Section:
 
 
 def _no_days(d: Dashboard) -> str:
-    return f"No run has a timestamp ({d.n_without_timestamp} runs): nothing to draw by day."
+    return f"No run has a timestamp ({d.n_without_timestamp:,} runs): nothing to draw by day."
 
 
 def _left_out(d: Dashboard) -> tuple[str, ...]:
     if not d.by_day or not d.n_without_timestamp:
         return ()
-    return (f"{d.n_without_timestamp} runs without a timestamp are left out of the charts by "
+    return (f"{d.n_without_timestamp:,} runs without a timestamp are left out of the charts by "
             "day (they are in every other chart and table).",)
 
 
@@ -178,8 +178,8 @@ def _spend(d: Dashboard) -> Section:
 
 def _savings(d: Dashboard) -> Section:
     u, top = d.usage["overall"], U.top_tier(d.config)
-    text = (f"Spent {fmt_usd(u[U.SPEND])}; the same calls at tier {top.tier}'s prices would have "
-            f"cost {fmt_usd(u[U.TOP_SPEND])}: {fmt_usd(u['savings'])} "
+    text = (f"All runs: spent {fmt_usd(u[U.SPEND])}; the same calls at tier {top.tier}'s prices "
+            f"would have cost {fmt_usd(u[U.TOP_SPEND])}: {fmt_usd(u['savings'])} "
             f"({fmt_pct(u['savings_share'])}) saved. Cached-input discounts and tool costs are "
             "counted as spent on both sides.")
     blocks: list = [text]

@@ -56,8 +56,11 @@ def build_controls(choices: Choices) -> Controls:
 def filter_expression() -> str:
     """The Vega expression that keeps the cells the filters select."""
     parts = [f"({param} == '{ALL}' || datum.{key} == {param})" for param, key, _ in KEY_FILTERS]
-    parts += [f"({FIRST_DAY} == '{ALL}' || (datum.day != null && datum.day >= {FIRST_DAY}))",
-              f"({LAST_DAY} == '{ALL}' || (datum.day != null && datum.day <= {LAST_DAY}))"]
+    # A chart with days on a time axis reads them as dates, the others as text: toDate both.
+    parts += [f"({FIRST_DAY} == '{ALL}' || (datum.day != null && "
+              f"toDate(datum.day) >= toDate({FIRST_DAY})))",
+              f"({LAST_DAY} == '{ALL}' || (datum.day != null && "
+              f"toDate(datum.day) <= toDate({LAST_DAY})))"]
     return " && ".join(parts)
 
 
@@ -347,7 +350,9 @@ def outcomes_chart(min_success: float, cost_line: float | None) -> Chart:
         alt.layer(cost, *_alert_rule(cost_line, f"max {fmt_usd(cost_line)}")
                   ).properties(width=WIDE, height=200))
     return _chart("outcomes_by_day", chart,
-                  "labelled share, success rate and cost per success per UTC day")
+                  "labelled share, success rate and cost per success per UTC day",
+                  "The cost line is the alert line of all runs: max_cost_ratio_vs_frontier x the "
+                  "top tier's cost per success.")
 
 
 def success_by_group_chart(min_success: float) -> Chart:
