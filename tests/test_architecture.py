@@ -11,9 +11,9 @@ PACKAGES = ("aco", "aco_lab")
 MAX_LINES = 500
 # aco_lab's stages, lowest first: a module may import from its own stage and from earlier ones.
 # aco_lab/files.py sits below all of them, aco_lab/launcher.py (the console script) above;
-# simulate stands alone (it needs only aco).
+# simulate and importers stand alone (they need only aco and files).
 LAB_LAYERS = ("files", "traces", "controls", "train", "evaluate", "report", "cli", "launcher")
-LAB_ALONE = ("simulate",)
+LAB_ALONE = ("simulate", "importers")
 
 
 def module_files() -> dict[str, Path]:

@@ -64,7 +64,6 @@ class Dashboard:
     run_cells: pl.DataFrame  # usage.build_run_cells
     call_cells: pl.DataFrame  # usage.build_call_cells
     usage: Mapping[str, Any]  # usage.usage_figures of the call cells
-    labelled: Mapping[str, Any]  # usage.labelled_shares of the run cells
     files: tuple[str, ...] = ()
     n_rejected_lines: int = 0
     # Grouped by metadata.task_type_from, when the runtime wrote the traces; else None.
@@ -93,7 +92,6 @@ def build_dashboard(tables: TraceTables, config: ACOConfig, files: Sequence[str]
         run_cells=run_cells,
         call_cells=call_cells,
         usage=U.usage_figures(call_cells),
-        labelled=U.labelled_shares(run_cells),
         files=tuple(files),
         n_rejected_lines=n_rejected_lines,
         by_task_type_from=(None if by_type_from is None or set(by_type_from.groups) <= {NULL_GROUP}
@@ -233,25 +231,24 @@ def _rates(d: Dashboard) -> Section:
 def _alerts(d: Dashboard) -> Section:
     scoped = [*((f"task type {k}", m) for k, m in d.by_task_type.groups.items()),
               *((f"model {k}", m) for k, m in d.by_model)]
-    summary = summary_table(d.overall, d.usage["overall"], d.labelled["overall"], d.config,
-                            cost_alert_line(d), U.top_tier(d.config).tier)
+    summary = summary_table(d.overall, d.usage["overall"], d.config, cost_alert_line(d),
+                            U.top_tier(d.config).tier)
     return alerts_section(d.overall, scoped, d.by_day, summary)
 
 
 def _groups(d: Dashboard) -> tuple[Section, ...]:
     """A table per model, tier and task type (and task type source for runtime traces)."""
-    u, lab = d.usage, d.labelled
+    u = d.usage
     sections = (
-        group_section("model", d.by_model, u["by_model"], lab["by_model"],
+        group_section("model", d.by_model, u["by_model"],
                       "Runs and outcomes by the run's model (the model of its last call at its "
                       "highest tier); spend, savings and latency by the model each call went to."),
-        group_section("tier", tuple(d.by_tier.groups.items()), u["by_tier"], lab["by_tier"]),
-        group_section("task type", tuple(d.by_task_type.groups.items()), u["by_task_type"],
-                      lab["by_task_type"]),
+        group_section("tier", tuple(d.by_tier.groups.items()), u["by_tier"]),
+        group_section("task type", tuple(d.by_task_type.groups.items()), u["by_task_type"]),
     )
     if d.by_task_type_from is not None:  # runtime traces: given task types against guessed
         sections += (group_section("task type source", tuple(d.by_task_type_from.groups.items()),
-                                   {}, {}),)
+                                   {}),)
     return sections
 
 
@@ -277,7 +274,6 @@ def build_dashboard_metrics(d: Dashboard) -> dict:
         **({} if d.by_task_type_from is None else {"by_task_type_from": {
             k: m.to_dict() for k, m in d.by_task_type_from.groups.items()}}),
         "usage": d.usage,
-        "labelled_share": d.labelled,
         "top_tier": {"tier": top.tier, "model_id": top.model_id,
                      "cost_per_1k_input": top.cost_per_1k_input,
                      "cost_per_1k_output": top.cost_per_1k_output},
@@ -297,8 +293,10 @@ def write_dashboard(d: Dashboard, out_dir: str | Path) -> tuple[Path, Path, Path
 
 
 def report_traces(paths: Sequence[str | Path], out_dir: str | Path,
-                  config_path: str | Path | None = None) -> tuple[Dashboard, tuple[Path, ...]]:
-    """Read traces (bad lines skipped and counted), build and write the dashboard."""
+                  config_path: str | Path | None = None, on_error: str = "skip",
+                  ) -> tuple[Dashboard, tuple[Path, ...]]:
+    """Read traces (bad lines fail, or are skipped and counted), build and write the
+    dashboard."""
     files = expand_paths(paths)
     tables = read_traces(files, on_error="skip")
     d = build_dashboard(tables, load_config(config_path), [str(f) for f in files],

@@ -115,7 +115,7 @@ def ratio(numerator: str, denominator: str) -> str:
 def duration(ms: str) -> str:
     """Latency: ms below a second, else seconds."""
     return (f"(!isValid({ms}) ? '–' : {ms} >= 1000 ? format({ms} / 1000, ',.3~r') + ' s' "
-            f": format({ms}, '.3~r') + ' ms')")
+            f": format({ms}, ',.3~r') + ' ms')")
 
 
 def _bin_value(field: str) -> str:

@@ -3,6 +3,7 @@ model, tier and task type (all over every run; the page's filters act on its cha
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,19 +28,29 @@ def fmt_count(value: int | None) -> str:
 
 
 def fmt_ms(value: float | None) -> str:
-    """A latency: ms below a second, else seconds, three significant digits."""
+    """A latency: ms below a second, else seconds, three significant digits (as the page's
+    charts write it: d3's `,.3~r`)."""
     if value is None:
         return "-"
-    return f"{value / 1000:,.3g} s" if value >= 1000 else f"{value:.3g} ms"
+    return f"{_significant(value / 1000)} s" if value >= 1000 else f"{_significant(value)} ms"
 
 
-def summary_table(overall: Metrics, usage: Mapping[str, Any], labelled: float | None,
-                  config: ACOConfig, cost_line: float | None, top_tier: int) -> Table:
+def _significant(value: float, digits: int = 3) -> str:
+    """`digits` significant digits, thousands separated, no exponent, no trailing zeros."""
+    if value == 0:
+        return "0"
+    decimals = digits - 1 - math.floor(math.log10(abs(value)))
+    text = f"{round(value, decimals):,.{max(decimals, 0)}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def summary_table(overall: Metrics, usage: Mapping[str, Any], config: ACOConfig,
+                  cost_line: float | None, top_tier: int) -> Table:
     """The overall figures, each beside its alert line (highlighted where crossed)."""
     lines = config.alerts
     rows = [
         ("runs", fmt_count(overall.runs), "", ""),
-        ("labelled share (outcome known)", fmt_pct(labelled), "", ""),
+        ("labelled share (outcome known)", fmt_pct(overall.labelled_share), "", ""),
         ("success rate", fmt_pct(overall.success_rate), fmt_pct(lines.min_success_rate), "min"),
         ("total cost", fmt_usd(overall.total_cost), "", ""),
         ("cost per successful task", fmt_usd(overall.cost_per_success), fmt_usd(cost_line), "max"),
@@ -103,8 +114,7 @@ def _value(metric: str, value: float) -> str:
 
 
 def group_section(label: str, groups: Sequence[tuple[str, Metrics]],
-                  usage: Mapping[str, Mapping[str, Any]],
-                  labelled: Mapping[str, float | None], note: str = "") -> Section:
+                  usage: Mapping[str, Mapping[str, Any]], note: str = "") -> Section:
     """One row per group: runs and outcomes, spend and savings, latency, rates, alerts."""
     metrics = dict(groups)
     keys = list(sorted_groups(dict.fromkeys([*metrics, *usage])))
@@ -112,7 +122,7 @@ def group_section(label: str, groups: Sequence[tuple[str, Metrics]],
     for key in keys:
         m, u = metrics.get(key), usage.get(key, {})
         rows.append((
-            key, fmt_count(m.runs if m else None), fmt_pct(labelled.get(key)),
+            key, fmt_count(m.runs if m else None), fmt_pct(m.labelled_share if m else None),
             fmt_pct(m.success_rate if m else None), fmt_usd(m.cost_per_success if m else None),
             fmt_usd(u.get("spend")), fmt_pct(u.get("savings_share")),
             fmt_ms(u.get("latency_p50_ms")), fmt_ms(u.get("latency_p95_ms")),

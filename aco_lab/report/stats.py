@@ -81,6 +81,7 @@ def _sums() -> list[pl.Expr]:
         success.sum().alias("successes"),  # sum of a boolean column counts the trues
         success.count().alias("known"),  # count skips nulls
         pl.col(S.TOTAL_COST).sum().alias("total_cost"),
+        pl.col(S.TOTAL_COST).filter(success.is_not_null()).sum().alias("known_cost"),
         pl.col(S.ESCALATED).sum().alias("escalated"),
         pl.col(S.INPUT_TOKENS).sum().alias("input_tokens"),
         pl.col(S.CACHED_INPUT_TOKENS).sum().alias("cached_input_tokens"),
@@ -103,6 +104,8 @@ def _totals(runs: pl.DataFrame) -> dict[str, Totals]:
             pl.col(S.TASK_SUCCESS).sum().alias("successes"),
             pl.col(S.TASK_SUCCESS).count().alias("known"),
             pl.col(S.TOTAL_COST).sum().alias("cost"),
+            pl.col(S.TOTAL_COST).filter(pl.col(S.TASK_SUCCESS).is_not_null()).sum()
+            .alias("known_cost"),
         )
         .sort(S.TIER)
     )
@@ -119,5 +122,5 @@ def _totals(runs: pl.DataFrame) -> dict[str, Totals]:
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
     """Polars sums as Python numbers (a sum over no rows or only nulls is 0)."""
-    usd = ("total_cost", "cost")
+    usd = ("total_cost", "cost", "known_cost")
     return {k: float(v or 0.0) if k in usd else int(v or 0) for k, v in row.items()}

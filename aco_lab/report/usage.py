@@ -42,7 +42,7 @@ UNPRICED = "unpriced_calls"  # calls without input tokens: counted at their own 
 INPUT, OUTPUT, CACHED = "input_tokens", "output_tokens", "cached_input_tokens"
 CACHE_REPORTED = "cache_reported_calls"  # calls that report cached_input_tokens (null: unknown)
 LAT_BINS, LAT_COUNTS = "lat_bins", "lat_counts"  # the latency histogram: bins and call counts
-KNOWN_COST = "known_cost"  # run cells: USD of the runs whose task_success is known
+KNOWN_COST = "known_cost"  # run cells (a Totals sum): USD of the runs with a known outcome
 
 # Latency percentiles come from a log-scale histogram, as Prometheus and DDSketch do: so the
 # page stays small for any number of calls, and its filters can add histograms up. A value is
@@ -60,10 +60,8 @@ def top_tier(config: ACOConfig) -> TierSpec:
 
 def build_run_cells(runs: pl.DataFrame) -> pl.DataFrame:
     """The monitoring totals of the runs of each cell (one row per cell, keys as text)."""
-    known_cost = pl.col(S.TOTAL_COST).filter(pl.col(S.TASK_SUCCESS).is_not_null()).sum()
-    sums = [e for e in total_sums() if e.meta.output_name() != KNOWN_COST]
-    return (_keyed(runs).group_by(KEYS).agg(*sums, known_cost.alias(KNOWN_COST))
-            .pipe(_fill_zero).sort(KEYS, nulls_last=True))
+    return (_keyed(runs).group_by(KEYS).agg(total_sums()).pipe(_fill_zero)
+            .sort(KEYS, nulls_last=True))
 
 
 def build_call_cells(runs: pl.DataFrame, steps: pl.DataFrame, config: ACOConfig) -> pl.DataFrame:
@@ -197,18 +195,6 @@ def cells_as_columns(cells: pl.DataFrame) -> dict[str, list]:
 def keyed_values(cells: pl.DataFrame, key: str) -> Sequence[str]:
     """The distinct values of a key column, in the page's order (the null group last)."""
     return list(sorted_groups(dict.fromkeys(cells[key].drop_nulls().unique().to_list())))
-
-
-def labelled_shares(runs: pl.DataFrame) -> Mapping[str, Any]:
-    """The share of runs whose task_success is known: overall, per day, model, tier, task type."""
-    def shares(key: str | None) -> dict[str, float | None]:
-        group = pl.col(key) if key else pl.lit("all")
-        table = (runs.filter(group.is_not_null()).group_by(group.alias(_ALL))
-                 .agg(pl.col("known").sum(), pl.col("runs").sum()).sort(_ALL))
-        return {g: k / n if n else None for g, k, n in table.iter_rows()}
-
-    return {"overall": shares(None).get("all"), "by_day": shares(DAY), "by_model": shares(MODEL),
-            "by_tier": shares(TIER), "by_task_type": shares(TASK_TYPE)}
 
 
 def usage_figures(calls: pl.DataFrame) -> Mapping[str, Any]:

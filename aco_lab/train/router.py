@@ -91,14 +91,17 @@ class TrainedRouter:
 
 
 def train_router(
-    paths: Sequence[str | Path], config: ACOConfig, options: TrainOptions, out_dir: str | Path
+    paths: Sequence[str | Path], config: ACOConfig, options: TrainOptions, out_dir: str | Path,
+    on_error: str = "fail",
 ):  # noqa: ANN201 - returns aco_lab.train.bundle_writer.BundleInfo
-    """Read traces, train, write a versioned bundle into out_dir; returns (BundleInfo, payload)."""
+    """Read traces, train, write a versioned bundle into out_dir; returns (BundleInfo, payload).
+
+    on_error: bad trace lines stop the training ("fail") or are left out ("skip")."""
     from aco_lab.traces.reading import expand_paths, read_traces
     from aco_lab.train.bundle_writer import write_bundle
 
     files = expand_paths(paths)
-    tables = read_traces(files)
+    tables = read_traces(files, on_error=on_error)
     log.info("training on %d runs from %d files", tables.runs.height, len(files))
     trained = build_router(tables.runs, config, options, read_file_fingerprints(files))
     payload = trained.payload

@@ -24,6 +24,7 @@ import pytest
 from aco_lab.evaluate.evaluation import evaluate_bundle
 from aco_lab.evaluate.results import EvalOptions
 from aco_lab.report.dashboard import report_traces
+from aco_lab.report.dashboard_tables import fmt_ms
 from aco_lab.report.document import fmt_pct, fmt_usd
 from aco_lab.report.evaluation_report import write_evaluation
 from tests.aco_lab.eval_case import eval_case  # noqa: F401 - the fixture
@@ -191,13 +192,16 @@ def test_every_dashboard_chart_is_drawn_and_every_section_shown(browser, pages, 
 
 
 def test_the_headline_tiles_show_metrics_json(browser, pages, metrics, tmp_path) -> None:
-    spend, runs, labelled, success, *_ = _tiles(_charts(browser, pages["dashboard"], tmp_path))
-    overall = metrics["overall"]
-    assert spend == fmt_usd(metrics["usage"]["overall"]["spend"])
-    assert spend == fmt_usd(overall["total_cost"])
+    tiles = _tiles(_charts(browser, pages["dashboard"], tmp_path))
+    spend, runs, labelled, success, cost_per_success, saved, _, latency = tiles
+    overall, usage = metrics["overall"], metrics["usage"]["overall"]
+    assert spend == fmt_usd(usage["spend"]) == fmt_usd(overall["total_cost"])
     assert runs == f"{overall['runs']:,}"
-    assert labelled == fmt_pct(metrics["labelled_share"]["overall"])
+    assert labelled == fmt_pct(overall["labelled_share"])
     assert success == fmt_pct(overall["success_rate"])
+    assert cost_per_success == fmt_usd(overall["cost_per_success"])
+    assert saved == fmt_usd(usage["savings"])
+    assert latency == f"{fmt_ms(usage['latency_p50_ms'])} / {fmt_ms(usage['latency_p95_ms'])}"
 
 
 def test_the_filters_change_the_tiles_to_the_filtered_runs(browser, pages, metrics,

@@ -180,8 +180,10 @@ def test_the_page_carries_the_cells_metrics_json_sums(written) -> None:
         assert usage["by_day"][day]["spend"] == pytest.approx(spend)
         assert usage["by_day"][day]["top_spend"] == pytest.approx(top)
     assert usage["overall"]["latency_calls"] == sum(map(sum, calls[U.LAT_COUNTS].to_list()))
-    assert metrics["labelled_share"]["overall"] == pytest.approx(
+    assert metrics["overall"]["labelled_share"] == pytest.approx(
         cells["known"].sum() / cells["runs"].sum())
+    assert metrics["overall"]["cost_per_success"] == pytest.approx(
+        cells[U.KNOWN_COST].sum() / cells["successes"].sum())
 
 
 def totals_of(cells: pl.DataFrame) -> Totals:

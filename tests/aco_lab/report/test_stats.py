@@ -53,7 +53,8 @@ SMALL = runs_frame(
         ("successes", 2),
         ("success_rate", 2 / 3),
         ("total_cost", 4.0),
-        ("cost_per_success", 2.0),
+        ("labelled_share", 0.75),
+        ("cost_per_success", 3.5 / 2),  # the unlabelled run's cost is left out
         ("success_rate_by_tier", {1: 1.0, 4: 0.5}),
         ("escalation_rate", 0.25),
         ("cache_hit_rate", 50 / 200),

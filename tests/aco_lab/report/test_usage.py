@@ -112,13 +112,6 @@ def test_figures_by_hand(tables, calls) -> None:
     assert figures["by_day"]["2026-01-01"][U.SPEND] == pytest.approx(0.04)
 
 
-def test_labelled_shares_by_hand(tables) -> None:
-    shares = U.labelled_shares(U.build_run_cells(tables.runs))
-    assert shares["overall"] == 3 / 4
-    assert shares["by_task_type"] == {"coding": 1.0, "quick_answer": 1.0, "research": 0.0}
-    assert shares["by_day"] == {"2026-01-01": 1.0, "2026-01-02": 0.0}  # t4 has no day
-
-
 def test_no_calls_gives_zero_figures(tables) -> None:
     empty = U.build_call_cells(tables.runs.clear(), tables.steps.clear(), CONFIG)
     overall = U.usage_figures(empty)["overall"]
