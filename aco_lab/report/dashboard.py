@@ -24,6 +24,7 @@ from aco_lab.report import dashboard_charts as C
 from aco_lab.report import usage as U
 from aco_lab.report.dashboard_tables import alerts_section, group_section, summary_table
 from aco_lab.report.document import (
+    CALLOUT_INFO,
     CALLOUT_WARNING,
     Callout,
     Document,
@@ -184,6 +185,14 @@ def _savings(d: Dashboard) -> Section:
     if u[U.UNPRICED]:
         blocks.append(f"{u[U.UNPRICED]:,} calls report no input tokens: they count at their own "
                       "cost on both sides.")
+    unknown = sorted(set(U.keyed_values(d.call_cells, U.CALL_MODEL))
+                     - {t.model_id for t in d.config.tiers} - {U.TOOLS, U.NOT_ITEMISED})
+    if unknown:
+        blocks.append(Callout(
+            f"Models not in the config's tier table: {', '.join(unknown[:5])}"
+            f"{' ...' if len(unknown) > 5 else ''}. The savings price their tokens at tier "
+            f"{top.tier}'s configured prices; pass --config with a tier table of the models you "
+            "run for savings in your prices.", CALLOUT_INFO))
     if u["savings"] < 0:
         blocks.append(f"These calls cost more than tier {top.tier}'s configured prices would: "
                       "check the config's tier prices against what the models charge.")

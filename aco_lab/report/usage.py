@@ -166,6 +166,7 @@ def _figures(row: dict[str, Any]) -> dict[str, Any]:
     savings = row[TOP_SPEND] - row[SPEND]
     return {
         **row,
+        "latency_calls": row["latency_calls"] or 0,
         "savings": savings,
         "savings_share": savings / row[TOP_SPEND] if row[TOP_SPEND] else None,
         **{name: None if row[name] is None else bin_value(row[name])

@@ -262,3 +262,12 @@ def test_runtime_traces_get_a_task_type_source_section(tables, runs, tmp_path) -
     assert "by_task_type_from" not in build_dashboard_metrics(build_dashboard(tables, ACOConfig()))
     doc = build_dashboard_document(d)
     assert "By task type source" in [s.title for s in doc.sections]
+
+
+def test_models_outside_the_tier_table_are_named_beside_the_savings(tables) -> None:
+    page = render_html(build_dashboard_document(build_dashboard(tables, ACOConfig())))
+    assert "Models not in the config" not in page  # the simulator runs the config's models
+    renamed = ACOConfig(tiers=tuple(dataclasses.replace(t, model_id=f"other-{t.tier}")
+                                    for t in ACOConfig().tiers))
+    page = render_html(build_dashboard_document(build_dashboard(tables, renamed)))
+    assert "Models not in the config&#x27;s tier table: cheap-cloud-8b" in page
