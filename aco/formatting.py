@@ -4,11 +4,12 @@ Every human-readable output of both command lines (`aco`, `aco-lab`) and the fig
 reports' text use these, so a success rate reads 65.8% and a cost $0.0000802 everywhere.
 Machine-readable output (`--json`, metrics.json, CSV) keeps the raw numbers.
 
-- share: a fraction 0..1 as a percentage with one decimal (0.6583 -> 65.8%); a share that is
-  not zero but rounds to 0.0% reads <0.1% (and >99.9% below one), so "none" and "rare" differ.
+- share: a fraction 0..1 as a percentage with one decimal (0.6583 -> 65.8%), as the
+  dashboard's charts write it (d3's `.1%`).
 - money: US dollars. From $1 up, cents with thousands separators ($7,931.16); below $1, three
-  significant digits and at least cents ($0.25, $0.0123, $0.0000802): per-request costs are
-  often fractions of a cent. Never an exponent.
+  significant digits without trailing zeros ($0.25, $0.5, $0.0000802; nothing: $0), as the
+  dashboard's charts write it (d3's `$,.3~r`): per-request costs are often fractions of a
+  cent. Never an exponent.
 - count: a whole number with thousands separators (200,000).
 """
 
@@ -22,13 +23,7 @@ SHARE_DECIMALS = 1  # decimals of a percentage
 
 def format_share(value: float) -> str:
     """A fraction as a percentage with one decimal: 0.6583 -> '65.8%'."""
-    percent = 100.0 * value
-    smallest = 10.0 ** -SHARE_DECIMALS
-    if 0 < percent < smallest / 2:
-        return f"<{smallest:.{SHARE_DECIMALS}f}%"
-    if 100 - smallest / 2 <= percent < 100:
-        return f">{100 - smallest:.{SHARE_DECIMALS}f}%"
-    return f"{percent:.{SHARE_DECIMALS}f}%"
+    return f"{100.0 * value:.{SHARE_DECIMALS}f}%"
 
 
 def format_money(value: float) -> str:
@@ -36,15 +31,13 @@ def format_money(value: float) -> str:
     if not math.isfinite(value):
         return f"${value}"
     sign, size = ("-" if value < 0 else ""), abs(value)
-    if size >= 1 or size == 0:
+    if size == 0:
+        return "$0"
+    if size >= 1:
         return f"{sign}${size:,.2f}"
     decimals = MONEY_DIGITS - 1 - math.floor(math.log10(size))
-    digits = f"{size:.{decimals}f}".rstrip("0")
-    if len(digits.partition(".")[2]) < 2:  # cents at least: $0.50, not $0.5
-        digits = f"{size:.2f}"
-    if digits == "1.00":  # 0.9996 rounds up to a dollar
-        return f"{sign}$1.00"
-    return f"{sign}${digits}"
+    digits = f"{size:.{decimals}f}".rstrip("0").rstrip(".")
+    return f"{sign}${size:,.2f}" if digits == "1" else f"{sign}${digits}"  # 0.9996: $1.00
 
 
 def format_count(value: int) -> str:
