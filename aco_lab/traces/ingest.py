@@ -54,10 +54,9 @@ from aco_lab.traces.reading import (
     plan_chunks,
     read_dataset,
     reject_duplicates,
-    report_chunks,
 )
 from aco_lab.traces.validate import TraceIdIndex, build_cost_warnings
-from aco_lab.traces.workers import map_chunks, worker_count
+from aco_lab.traces.workers import map_chunks, report_chunks, worker_count
 
 log = logging.getLogger(__name__)
 

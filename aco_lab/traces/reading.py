@@ -21,14 +21,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 import numpy as np
 import polars as pl
 
 from aco.errors import DataError, TraceFormatError
 from aco.outcomes import is_outcomes_file
-from aco.progress import Meter
 from aco_lab.traces import schema as S
 from aco_lab.traces.chunks import ChunkTask, read_chunk
 from aco_lab.traces.outcomes import (
@@ -38,10 +37,9 @@ from aco_lab.traces.outcomes import (
     unmatched_warnings,
 )
 from aco_lab.traces.validate import Rejection, TraceIdIndex, build_cost_warnings
-from aco_lab.traces.workers import map_chunks, worker_count
+from aco_lab.traces.workers import map_chunks, report_chunks, worker_count
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 OnError = Literal["fail", "skip"]
 TRACE_SUFFIXES = (".jsonl", ".jsonl.gz")
@@ -235,24 +233,6 @@ def iter_trace_tables(
     if outcomes or outcome_warnings:
         warnings = outcome_warnings + unmatched_warnings(outcomes, seen)
         yield dataclasses.replace(empty_tables(), warnings=tuple(warnings))
-
-
-def report_chunks(
-    chunks: Iterator[tuple[ChunkTask, T]], files: Sequence[Path], name: str
-) -> Iterator[tuple[ChunkTask, T]]:
-    """The chunks as they come, each counted on a progress meter of the files' bytes on disk."""
-    meter = Meter(name, sum(_disk_size(path) for path in files), "bytes")
-    for task, result in chunks:
-        meter.advance(task.end - task.start)
-        yield task, result
-    meter.finish()
-
-
-def _disk_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:  # named when it is read
-        return 0
 
 
 def _labelled(part: TraceTables, outcomes: dict, seen: set[str]) -> TraceTables:
