@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from aco.formatting import format_count, format_share
 from aco.payload import BundlePayload
 
 CONTROL_NAMES = ("cascade", "doom", "gate", "verify", "context_budget")
@@ -63,10 +64,11 @@ def format_description(info: Mapping[str, Any]) -> list[str]:
     built_with = ", ".join(f"{k} {v}" for k, v in packages.items() if k != "aco")
     files = ", ".join(f"{f['path']} ({(f['sha256'] or '')[:12]})" for f in training["files"])
     lines = [
-        f"bundle v{info['version']}: {info['path']} ({info['size']:,} bytes, sha256 "
+        f"bundle v{info['version']}: {info['path']} ({format_count(info['size'])} bytes, sha256 "
         f"{info['sha256'][:16]}... as its manifest says; HMAC {info['hmac']})",
         f"created {info['created_at']} by aco {packages.get('aco', '?')} ({built_with})",
-        f"trained on {training['requests']:,} requests, {training['runs']:,} runs "
+        f"trained on {format_count(training['requests'])} requests, "
+        f"{format_count(training['runs'])} runs "
         f"({'counterfactual' if training['counterfactual'] else 'ordinary logs'}) from "
         f"{len(training['files'])} file(s): {files}",
         f"model: {model['kind']}, objective {model['objective']}, calibration "
@@ -80,8 +82,9 @@ def format_description(info: Mapping[str, Any]) -> list[str]:
         check = ("no novelty check (trained before it)" if threshold is None
                  else f"requests less similar than {threshold:.2f} to its training ones take "
                       "their type from rule cues")
-        figures = (f"{predictor['accuracy']:.1%} right on {predictor['requests']:,} held-out "
-                   f"requests; " if "accuracy" in predictor else "")
+        figures = (f"{format_share(predictor['accuracy'])} right on "
+                   f"{format_count(predictor['requests'])} held-out requests; "
+                   if "accuracy" in predictor else "")
         lines.append(f"task-type predictor: {figures}{check}")
     policy = info["policy"]
     lines.append(
@@ -91,8 +94,8 @@ def format_description(info: Mapping[str, Any]) -> list[str]:
         + (", ".join(f"{k}={v}" for k, v in info["task_floors"].items()) or "none"))
     point = info["validation"]
     if point:
-        lines.append(f"validation ({point['n_requests']:,} requests): "
-                     f"{point['success_ratio']:.1%} of the top tier's success at "
-                     f"{point['cost_ratio']:.1%} of its cost")
+        lines.append(f"validation ({format_count(point['n_requests'])} requests): "
+                     f"{format_share(point['success_ratio'])} of the top tier's success at "
+                     f"{format_share(point['cost_ratio'])} of its cost")
     lines.append("learned run controls: " + (", ".join(info["controls"]) or "none (rules)"))
     return lines

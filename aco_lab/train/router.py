@@ -21,7 +21,9 @@ from aco.config import ACOConfig
 from aco.decisions import FROM_CLASSIFIER, FROM_RULE_CUES
 from aco.errors import DataError
 from aco.features import FeatureSpec, build_feature_spec
+from aco.formatting import format_count
 from aco.policy import calibrate, make_monotone
+from aco.progress import stage
 from aco.router import expected_cost_table
 from aco_lab.traces import schema as S
 from aco_lab.traces.labels import (
@@ -91,14 +93,17 @@ class TrainedRouter:
 
 
 def train_router(
-    paths: Sequence[str | Path], config: ACOConfig, options: TrainOptions, out_dir: str | Path
+    paths: Sequence[str | Path], config: ACOConfig, options: TrainOptions, out_dir: str | Path,
+    on_error: str = "fail",
 ):  # noqa: ANN201 - returns aco_lab.train.bundle_writer.BundleInfo
-    """Read traces, train, write a versioned bundle into out_dir; returns (BundleInfo, payload)."""
+    """Read traces, train, write a versioned bundle into out_dir; returns (BundleInfo, payload).
+
+    on_error: bad trace lines stop the training ("fail") or are left out ("skip")."""
     from aco_lab.traces.reading import expand_paths, read_traces
     from aco_lab.train.bundle_writer import write_bundle
 
     files = expand_paths(paths)
-    tables = read_traces(files)
+    tables = read_traces(files, on_error=on_error)
     log.info("training on %d runs from %d files", tables.runs.height, len(files))
     trained = build_router(tables.runs, config, options, read_file_fingerprints(files))
     payload = trained.payload
@@ -106,6 +111,7 @@ def train_router(
         from aco_lab.controls.suite import learn_controls
 
         payload = {**payload, "controls": learn_controls(tables, config, options.seed)}
+    stage("writing the bundle")
     info = write_bundle(payload, out_dir)
     log.info("wrote %s", info.path)
     return info, payload
@@ -116,6 +122,7 @@ def build_router(
     created_at: str | None = None,
 ) -> TrainedRouter:
     """Learn P(success | request, tier), calibrate it and choose the operating point."""
+    stage("labelling runs")
     usable = build_training_runs(add_labels(runs, config))
     if options.num_threads is None:
         options = replace(options, num_threads=1 if usable.height < PARALLEL_MIN_ROWS else 2)
@@ -123,9 +130,11 @@ def build_router(
     if outcomes.n_requests < MIN_REQUESTS:
         raise DataError(f"{outcomes.n_requests} usable requests; training needs at least "
                         f"{MIN_REQUESTS} with task_success true/false and a tier")
+    stage(f"building features of {format_count(outcomes.n_requests)} requests")
     spec = build_feature_spec(outcomes.task_types)
     X = build_request_matrix(outcomes, spec)
     folds = _fold_indices(outcomes, options)
+    stage(f"fitting {options.model}")
     fitted = fit_estimator(options.model, options.objective, _fit_data(X, usable, outcomes, folds),
                            options.seed, options.num_threads)
     log.info("fitted %s (%s objective)", options.model, options.objective)
@@ -135,6 +144,7 @@ def build_router(
     held = np.concatenate([folds[CALIBRATION], folds[VALIDATION]])
     raw = make_monotone(predict_fitted(fitted, X[held], options.num_threads))
     n_cal = len(folds[CALIBRATION])
+    stage("calibrating")
     calibration = fit_calibration(*_cells(raw[:n_cal], outcomes, folds[CALIBRATION]),
                                   options.calibration)
     metrics = build_calibration_metrics(*_cells(raw[n_cal:], outcomes, folds[VALIDATION]),
@@ -142,11 +152,13 @@ def build_router(
     fit_runs = _runs_of(usable, outcomes, folds[FIT])
     cost_model = build_cost_model(fit_runs)
     cost_model["cost_scale"] = _cost_scale(cost_model, config, outcomes, folds[FIT])
+    stage("choosing the operating point")
     point = _operating_point(options, raw, calibration, cost_model, outcomes, held, fit_runs,
                              config)
     # The task-type classifier learns, and is measured, only on types the agents gave: a
     # type a runtime guessed (metadata.task_type_from) would teach it its own guesses.
     known_types = _known_task_types(outcomes, guessed_task_type_requests(usable))
+    stage("fitting the task-type classifier")
     task_model = fit_task_type_model(X[folds[FIT]], _types(known_types, folds[FIT]), spec,
                                      options.seed, X_held=X[held])
     payload = build_payload(
