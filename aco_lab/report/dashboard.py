@@ -307,7 +307,7 @@ def report_traces(paths: Sequence[str | Path], out_dir: str | Path,
     """Read traces (bad lines fail, or are skipped and counted), build and write the
     dashboard."""
     files = expand_paths(paths)
-    tables = read_traces(files, on_error="skip")
+    tables = read_traces(files, on_error=on_error)
     d = build_dashboard(tables, load_config(config_path), [str(f) for f in files],
                         len(tables.rejected))
     return d, write_dashboard(d, out_dir)
