@@ -271,4 +271,4 @@ def test_models_outside_the_tier_table_are_named_beside_the_savings(tables) -> N
     renamed = ACOConfig(tiers=tuple(dataclasses.replace(t, model_id=f"other-{t.tier}")
                                     for t in ACOConfig().tiers))
     page = render_html(build_dashboard_document(build_dashboard(tables, renamed)))
-    assert "Models not in the config&#x27;s tier table: cheap-cloud-8b" in page
+    assert "Models not in the config&#x27;s tier table: claude-opus-4-5" in page
