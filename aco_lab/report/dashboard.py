@@ -4,8 +4,8 @@
 monitoring metrics and alerts come from aco_lab.report.stats (the one definition, shared with
 `aco stats`): overall, per UTC day, per tier, per task type and per model. Spend, tokens,
 latency and the savings against the top tier are the dashboard's own (aco_lab.report.usage).
-The page's interactive charts (aco_lab.report.dashboard_charts) re-aggregate the same cells
-under its filters; its tables and metrics.json are over all runs.
+The page's interactive charts (aco_lab.report.dashboard_charts, dashboard_outcomes)
+re-aggregate the same cells under its filters; its tables and metrics.json are over all runs.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from aco.config import ACOConfig, load_config
 from aco.monitoring import NULL_GROUP, TASK_TYPE_FROM, Metrics, sorted_groups
 from aco_lab.files import write_text
 from aco_lab.report import dashboard_charts as C
+from aco_lab.report import dashboard_data as D
+from aco_lab.report import dashboard_outcomes as O
 from aco_lab.report import usage as U
 from aco_lab.report.dashboard_tables import alerts_section, group_section, summary_table
 from aco_lab.report.document import (
@@ -132,13 +134,13 @@ def build_dashboard_document(d: Dashboard) -> Document:
     sections = (_overview(d), _spend(d), _savings(d), _tokens(d), _latency(d), _outcomes(d),
                 _rates(d), _alerts(d), *_groups(d), _sources(d))
     return Document("ACO monitoring dashboard", sections, build_callouts(d),
-                    C.page_datasets(d.run_cells, d.call_cells))
+                    D.page_datasets(d.run_cells, d.call_cells))
 
 
-def choices(d: Dashboard) -> C.Choices:
+def choices(d: Dashboard) -> D.Choices:
     """What the filters offer, from the cells."""
     runs, calls = d.run_cells, d.call_cells
-    return C.Choices(
+    return D.Choices(
         task_types=tuple(U.keyed_values(runs, U.TASK_TYPE)),
         models=tuple(U.keyed_values(runs, U.MODEL)),
         call_models=tuple(U.keyed_values(calls, U.CALL_MODEL)),
@@ -150,7 +152,7 @@ def choices(d: Dashboard) -> C.Choices:
 def _overview(d: Dashboard) -> Section:
     top = U.top_tier(d.config)
     return Section("Overview", (
-        C.build_controls(choices(d)),
+        D.build_controls(choices(d)),
         C.kpi_chart(top),
         f"Savings compare what was spent with the same calls' tokens at the top tier's prices "
         f"(tier {top.tier}, {top.model_id}: ${top.cost_per_1k_input:g} per 1K input and "
@@ -214,8 +216,8 @@ def _latency(d: Dashboard) -> Section:
 
 def _outcomes(d: Dashboard) -> Section:
     lines = d.config.alerts
-    daily = (C.outcomes_chart(lines.min_success_rate, cost_alert_line(d)),) if d.by_day else ()
-    return Section("Outcomes", (*daily, C.success_by_group_chart(lines.min_success_rate)))
+    daily = (O.outcomes_chart(lines.min_success_rate, cost_alert_line(d)),) if d.by_day else ()
+    return Section("Outcomes", (*daily, O.success_by_group_chart(lines.min_success_rate)))
 
 
 def _rates(d: Dashboard) -> Section:
@@ -230,10 +232,10 @@ def _rates(d: Dashboard) -> Section:
             continue
         line = getattr(d.config.alerts, field) if field else None
         kind = "min" if field and field.startswith("min") else "max"
-        drawn.append(C.Rate(key, title, numerator, denominator, line, kind, known))
+        drawn.append(O.Rate(key, title, numerator, denominator, line, kind, known))
     blocks: list = [f"Not drawn: {'; '.join(flat)}."] if flat else []
     if drawn:
-        blocks.append(C.rates_chart(drawn))
+        blocks.append(O.rates_chart(drawn))
     return Section("Monitoring rates by day", (*_left_out(d), *blocks))
 
 

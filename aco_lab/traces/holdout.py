@@ -21,12 +21,12 @@ from aco.errors import DataError
 from aco.progress import stage
 from aco_lab.files import write_bytes
 from aco_lab.traces import schema as S
+from aco_lab.traces.chunk_plan import is_gzip
 from aco_lab.traces.reading import (
     OnError,
     TraceTables,
     expand_paths,
     is_dataset,
-    is_gzip,
     read_traces,
 )
 from aco_lab.traces.split import assign_splits

@@ -36,6 +36,7 @@ from aco.errors import DataError, TraceFormatError
 from aco.trace_format import SCHEMA_VERSION
 from aco_lab.files import atomic_file, replace_dir, staging_dir, write_text
 from aco_lab.traces import schema as S
+from aco_lab.traces.chunk_plan import is_gzip, plan_chunks
 from aco_lab.traces.chunks import ChunkTask, read_chunk
 from aco_lab.traces.reading import (
     DATASET_KIND,
@@ -50,8 +51,6 @@ from aco_lab.traces.reading import (
     expand_paths,
     format_problems,
     is_dataset,
-    is_gzip,
-    plan_chunks,
     read_dataset,
     reject_duplicates,
 )

@@ -10,7 +10,7 @@ import pytest
 
 from aco.config import ACOConfig, AlertThresholds
 from aco.monitoring import TierTotals, Totals, build_metrics
-from aco_lab.report import dashboard_charts as C
+from aco_lab.report import dashboard_data as D
 from aco_lab.report import usage as U
 from aco_lab.report.charts import DATA_ID
 from aco_lab.report.dashboard import (
@@ -70,7 +70,7 @@ def page_datasets(page: str) -> dict[str, pl.DataFrame]:
     found = re.search(f'<script type="application/json" id="{DATA_ID}">(.*?)</script>', page,
                       re.S)
     data = json.loads(found.group(1).replace("<\\/", "</"))
-    return {name: pl.DataFrame(columns).filter(pl.col(C.ZERO) == 0).drop(C.ZERO)
+    return {name: pl.DataFrame(columns).filter(pl.col(D.ZERO) == 0).drop(D.ZERO)
             for name, columns in data.items()}
 
 
@@ -172,7 +172,7 @@ def test_the_page_carries_the_cells_metrics_json_sums(written) -> None:
     d, paths = written
     data = page_datasets(paths["report.html"].read_text())
     metrics = json.loads(paths["metrics.json"].read_text())
-    calls, cells = data[C.CALLS], data[C.RUNS]
+    calls, cells = data[D.CALLS], data[D.RUNS]
     assert calls[U.SPEND].sum() == pytest.approx(metrics["overall"]["total_cost"])
     assert cells["runs"].sum() == metrics["overall"]["runs"]
     usage = metrics["usage"]
@@ -201,7 +201,7 @@ def totals_of(cells: pl.DataFrame) -> Totals:
 
 def test_the_pages_run_cells_give_the_shared_metrics_of_every_day(written) -> None:
     d, paths = written
-    cells = page_datasets(paths["report.html"].read_text())[C.RUNS]
+    cells = page_datasets(paths["report.html"].read_text())[D.RUNS]
     for day, metrics in d.by_day:
         day_cells = cells.filter(pl.col(U.DAY) == day)
         got = build_metrics(totals_of(day_cells), d.config.alerts)

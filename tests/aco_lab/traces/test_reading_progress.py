@@ -34,8 +34,8 @@ def test_the_meter_counts_every_byte_on_disk_once_in_many_steps(
     inputs: list[Path], tmp_path: Path, monkeypatch, caplog: pytest.LogCaptureFixture, read: str,
 ) -> None:
     # Small chunks and gzip pieces: several chunks per file, plain and compressed.
-    monkeypatch.setattr("aco_lab.traces.reading.CHUNK_BYTES", 20_000)
-    monkeypatch.setattr("aco_lab.traces.reading.GZIP_PIECE_BYTES", 2_000)
+    monkeypatch.setattr("aco_lab.traces.chunk_plan.CHUNK_BYTES", 20_000)
+    monkeypatch.setattr("aco_lab.traces.chunk_plan.GZIP_PIECE_BYTES", 2_000)
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     if read == "read_traces":
         read_traces(inputs)
