@@ -86,15 +86,18 @@ KNN_MAX_REFERENCES = 20_000  # stored neighbours; a seeded sample beyond this
 
 @dataclass(frozen=True, slots=True)
 class TierRows:
-    """Training rows of the success objective: (request, tier, 0/1 outcome)."""
+    """Training rows of the success objective: (request, tier, 0/1 outcome), and for rows of
+    several models per tier, the model of each row."""
 
     request: np.ndarray  # (m,) int index into the request feature matrix
     tier: np.ndarray  # (m,) int 1..5
     label: np.ndarray  # (m,) float 0/1
+    model: np.ndarray | None = None  # (m,) int index into a list of model ids
 
     def take(self, mask: np.ndarray) -> TierRows:
         """The rows where mask holds."""
-        return TierRows(self.request[mask], self.tier[mask], self.label[mask])
+        model = None if self.model is None else self.model[mask]
+        return TierRows(self.request[mask], self.tier[mask], self.label[mask], model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,12 @@ class FitData:
     X_held: np.ndarray
     rows_held: TierRows
     outcomes_held: np.ndarray
+    # LightGBM success models only: rows of every traced model (TierRows.model set), and the
+    # model standing for each tier 1..5 (None: none ran there). The trees then read a model's
+    # skill instead of its tier (aco_lab.candidates.model_skills).
+    pooled: TierRows | None = None
+    pooled_held: TierRows | None = None
+    tier_models: tuple[int | None, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +132,10 @@ def build_cheapest_labels(success: np.ndarray) -> np.ndarray:
     return np.where(solved.any(axis=1), np.argmax(solved, axis=1) + 1, 0)
 
 
-def stack_tier_rows(X: np.ndarray, request: np.ndarray, tier: np.ndarray) -> np.ndarray:
-    """Rows of [request features, tier] for the LightGBM success model."""
-    return np.hstack([X[request], tier.astype(np.float64)[:, None]])
+def stack_tier_rows(X: np.ndarray, request: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Rows of [request features, tier value] for the LightGBM success model: the tier, or
+    the skill of the row's model."""
+    return np.hstack([X[request], values.astype(np.float64)[:, None]])
 
 
 def fit_estimator(
@@ -139,7 +149,7 @@ def fit_estimator(
     if objective == "cheapest":
         return _fit_cheapest(kind, data, seed, num_threads)
     if kind == "lgbm":
-        return _fit_lgbm_success(data, seed, num_threads)
+        return fit_lgbm_success(data, seed, num_threads)
     if kind == "logreg":
         return FittedModel(_tune_c(lambda c: _fit_logreg_success(data.X, data.rows, seed, c),
                                    data.X_held, data.outcomes_held))
@@ -174,23 +184,74 @@ def _lgbm_params(seed: int, num_threads: int, **extra: object) -> dict:
     return {**LGBM_PARAMS, "seed": seed, "num_threads": num_threads, **extra}
 
 
-def _fit_lgbm_success(data: FitData, seed: int, num_threads: int) -> FittedModel:
+def fit_lgbm_success(data: FitData, seed: int, num_threads: int,
+                      prior: dict | None = None) -> FittedModel:
+    """LightGBM on (request, tier) rows, success non-decreasing in the last column: the tier,
+    or with rows of several models per tier (data.pooled), the model's skill. With a prior
+    (a per-task-type table, plain linear data), the trees learn the residual over its logits."""
     import lightgbm as lgb
 
+    from aco.scoring import predict_linear
     from aco_lab.scoring import lgbm_model_to_plain
 
-    monotone = [0] * data.X.shape[1] + [1]  # success never drops as the tier rises
+    rows, rows_held = data.rows, data.rows_held
+    model: dict = {"kind": "lgbm", "objective": "success"}
+    values, values_held = rows.tier, rows_held.tier
+    if data.pooled is not None and data.pooled_held is not None:
+        rows, rows_held = data.pooled, data.pooled_held
+        skills, tier_values = model_skills(rows, data.tier_models)
+        values, values_held = skills[rows.model], skills[rows_held.model]
+        model["tier_values"] = tier_values.tolist()
+    init = init_held = None
+    if prior is not None:
+        init = predict_linear(prior, data.X)[rows.request, rows.tier - 1]
+        init_held = predict_linear(prior, data.X_held)[rows_held.request, rows_held.tier - 1]
+    monotone = [0] * data.X.shape[1] + [1]  # success never drops as the tier (skill) rises
     params = _lgbm_params(seed, num_threads, objective="binary", monotone_constraints=monotone)
     # The stacked (request, tier) rows are binned into LightGBM's datasets and dropped before
     # boosting: on a million rows they are the largest arrays of the whole training.
     train, held = _datasets(
-        lgb, params, stack_tier_rows(data.X, data.rows.request, data.rows.tier), data.rows.label,
-        stack_tier_rows(data.X_held, data.rows_held.request, data.rows_held.tier),
-        data.rows_held.label,
+        lgb, params, stack_tier_rows(data.X, rows.request, values), rows.label,
+        stack_tier_rows(data.X_held, rows_held.request, values_held), rows_held.label,
+        init, init_held,
     )
     booster = _train_lgbm(lgb, params, train, held)
-    model = {"kind": "lgbm", "objective": "success", "booster": lgbm_model_to_plain(booster)}
+    model["booster"] = lgbm_model_to_plain(booster)
+    if prior is not None:
+        model["prior"] = prior
     return FittedModel(model, booster)
+
+
+SKILL_PRIOR = 1.0  # pseudo-successes and pseudo-failures added to each model's count
+
+
+def model_skills(rows: TierRows, tier_models: tuple[int | None, ...]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(skill per model index, skill per tier 1..5): a model's skill is the logit of its
+    smoothed success rate over the rows; a tier's, that of the model standing for it, else the
+    mean of the tier's models, else the nearest lower tier's (else higher)."""
+    assert rows.model is not None
+    n_models = int(max(rows.model.max(initial=-1) + 1,
+                       max((m for m in tier_models if m is not None), default=-1) + 1))
+    wins = np.bincount(rows.model, weights=rows.label, minlength=n_models)
+    runs = np.bincount(rows.model, minlength=n_models)
+    rate = (wins + SKILL_PRIOR) / (runs + 2 * SKILL_PRIOR)
+    skills = np.log(rate / (1.0 - rate))
+    tiers = np.full(N_TIERS, np.nan)
+    for t in range(1, N_TIERS + 1):
+        chosen = tier_models[t - 1] if len(tier_models) >= t else None
+        at_tier = np.unique(rows.model[rows.tier == t])
+        if chosen is not None and runs[chosen] > 0:
+            tiers[t - 1] = skills[chosen]
+        elif at_tier.size:
+            tiers[t - 1] = float(skills[at_tier].mean())
+    known = np.flatnonzero(~np.isnan(tiers))
+    if known.size == 0:
+        raise DataError("no training rows at any tier; traces need a tier and task_success")
+    for t in np.flatnonzero(np.isnan(tiers)):
+        lower = known[known < t]
+        tiers[t] = tiers[lower[-1] if lower.size else known[0]]
+    return skills, tiers
 
 
 def _fit_lgbm_cheapest(
@@ -207,15 +268,16 @@ def _fit_lgbm_cheapest(
     return FittedModel(model, booster)
 
 
-def _datasets(lgb, params: dict, X, y, X_held, y_held):  # noqa: ANN001, ANN202
-    """Binned training and held-out datasets (raw arrays not kept)."""
+def _datasets(lgb, params: dict, X, y, X_held, y_held, init=None, init_held=None):  # noqa: ANN001, ANN202
+    """Binned training and held-out datasets (raw arrays not kept); init: starting margins."""
     keys = ("max_bin", "seed", "num_threads", "verbosity")
     dataset_params = {k: params[k] for k in keys} | {"feature_pre_filter": False}
-    train = lgb.Dataset(X, label=y, params=dataset_params, free_raw_data=True).construct()
+    train = lgb.Dataset(X, label=y, init_score=init, params=dataset_params,
+                        free_raw_data=True).construct()
     held = None
     if len(y_held):
-        held = lgb.Dataset(X_held, label=y_held, reference=train, params=dataset_params,
-                           free_raw_data=True).construct()
+        held = lgb.Dataset(X_held, label=y_held, init_score=init_held, reference=train,
+                           params=dataset_params, free_raw_data=True).construct()
     return train, held
 
 
@@ -256,17 +318,23 @@ def predict_fitted(fitted: FittedModel, X: np.ndarray, num_threads: int = 1) -> 
     With the LightGBM booster at hand, its own predict is used (the same numbers within 1e-9,
     a parity test checks it; much faster on large batches).
     """
-    from aco.router import all_tier_rows, predict_success, success_from_cheapest
+    from aco.router import all_tier_rows, predict_success, success_from_cheapest, tier_values
+    from aco.scoring import predict_linear, sigmoid
 
     out = np.empty((len(X), N_TIERS))
+    prior = fitted.model.get("prior")
     for start in range(0, len(X), PREDICT_CHUNK):
         chunk = X[start : start + PREDICT_CHUNK]
         booster = fitted.booster
         if booster is None:
             out[start : start + len(chunk)] = predict_success(fitted.model, chunk)
         elif fitted.model["objective"] == "success":
-            p = booster.predict(all_tier_rows(chunk), num_threads=num_threads)
-            out[start : start + len(chunk)] = p.reshape(len(chunk), N_TIERS)
+            rows = all_tier_rows(chunk, tier_values(fitted.model))
+            raw = booster.predict(rows, num_threads=num_threads, raw_score=True)
+            raw = raw.reshape(len(chunk), N_TIERS)
+            if prior is not None:
+                raw = raw + predict_linear(prior, chunk)
+            out[start : start + len(chunk)] = sigmoid(raw)
         else:
             classes = booster.predict(chunk, num_threads=num_threads)
             out[start : start + len(chunk)] = success_from_cheapest(classes)

@@ -120,6 +120,8 @@ class BundleInfo:
     n_training_requests: int
     params: PolicyParams
     task_floors: tuple[tuple[str, int], ...]
+    floor: float = 0.0  # the success floor it was trained for (share of the top's success)
+    shortfall: float = 0.0  # how far its operating point fell short of it on training requests
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +242,7 @@ def bundle_name(path: Path) -> str:
 
 def _bundle_info(path: Path, payload: dict) -> BundleInfo:
     name = bundle_name(path)
+    point = payload.get("validation", {}).get("operating_point", {})
     return BundleInfo(
         name=name,
         path=str(path),
@@ -248,6 +251,8 @@ def _bundle_info(path: Path, payload: dict) -> BundleInfo:
         n_training_requests=len(payload.get("training_data", {}).get("request_ids", [])),
         params=PolicyParams.from_dict(payload["policy"]),
         task_floors=tuple(sorted(payload.get("task_floors", {}).items())),
+        floor=float(point.get("floor", 0.0)),
+        shortfall=float(point.get("shortfall", 0.0)) if not point.get("met_floor", True) else 0.0,
     )
 
 

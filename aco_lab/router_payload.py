@@ -23,6 +23,7 @@ from aco.features import FEATURE_VERSION, FeatureSpec
 from aco.router import BUNDLE_FORMAT
 from aco_lab import schema as S
 from aco_lab.bundle import package_versions
+from aco_lab.labels import OutcomeMatrix
 
 BUNDLE_PAYLOAD_VERSION = 1  # bump when a key's meaning changes; aco.router checks `format`
 DEFAULT_CHARS_PER_TOKEN = 4.0  # when no run has both a prompt and its token count
@@ -50,6 +51,54 @@ def build_cost_model(fit_runs: pl.DataFrame) -> dict:
         "chars_per_token": float(ratio) if ratio else DEFAULT_CHARS_PER_TOKEN,
         "cost_scale": 1.0,  # set by the trainer: the fit fold's mean top-tier expected cost
     }
+
+
+# A tier whose priced-token estimate is off its runs' cost by more than this factor either way
+# gets a warning (wrong prices in the config, or runs of many calls, or missing token counts).
+COST_FACTOR_WARNING = 3.0
+
+
+def fit_cost_factors(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix
+                     ) -> list[float]:
+    """Per tier 1..5, the training runs' mean observed cost over the mean of the config's
+    priced-token estimate for the same requests (1.0 where either is unknown or zero)."""
+    observed, estimated = _observed_and_estimated(cost_model, config, outcomes)
+    ok = np.isfinite(observed) & np.isfinite(estimated) & (observed > 0) & (estimated > 0)
+    return [float(o / e) if k else 1.0 for o, e, k in zip(observed, estimated, ok, strict=True)]
+
+
+def check_cost_factors(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix
+                       ) -> list[str]:
+    """A warning naming the tiers whose config prices misjudge their traced runs' cost."""
+    observed, estimated = _observed_and_estimated(cost_model, config, outcomes)
+    factors = np.asarray(cost_model["tier_cost_factor"])
+    off = [spec for spec in config.tiers
+           if not 1 / COST_FACTOR_WARNING <= factors[spec.tier - 1] <= COST_FACTOR_WARNING]
+    if not off:
+        return []
+    shown = "; ".join(f"tier {s.tier} ({s.model_id}) ${estimated[s.tier - 1]:.4g} priced, "
+                      f"${observed[s.tier - 1]:.4g} observed" for s in off)
+    return [f"the config's prices misjudge what the traced runs cost per request ({shown}): "
+            "routing uses the observed costs (cost_model.tier_cost_factor); check the prices in "
+            "--config, or the traces' token counts"]
+
+
+def _observed_and_estimated(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """(5,) mean observed USD per request and tier, and the priced-token estimate for them."""
+    from aco.router import expected_cost_table
+
+    unscaled = {k: v for k, v in cost_model.items() if k != "tier_cost_factor"}
+    chars = np.array([len(r) for r in outcomes.requests], dtype=np.float64)
+    estimate = expected_cost_table(unscaled, config.tiers, outcomes.input_tokens,
+                                   list(outcomes.task_types), chars)
+    seen = ~np.isnan(outcomes.cost)
+    counts = np.maximum(seen.sum(axis=0), 1)
+    observed = np.where(seen.any(axis=0), np.where(seen, outcomes.cost, 0).sum(axis=0) / counts,
+                        np.nan)
+    estimated = np.where(seen.any(axis=0),
+                         np.where(seen, estimate, 0).sum(axis=0) / counts, np.nan)
+    return observed, estimated
 
 
 def _medians(runs: pl.DataFrame) -> dict[int, float]:
@@ -97,9 +146,10 @@ def build_payload(
     validation: dict,
     options: Mapping[str, Any],
     created_at: str | None = None,
+    warnings: Sequence[str] = (),
 ) -> dict:
     """The bundle payload: plain values only (dict, list, str, int, float, bool, None, bytes)."""
-    return {
+    payload = {
         "format": BUNDLE_FORMAT,
         "payload_version": BUNDLE_PAYLOAD_VERSION,
         "feature_version": FEATURE_VERSION,
@@ -118,4 +168,8 @@ def build_payload(
         "cli_args": list(options.get("cli_args", ())),
         "package_versions": package_versions(),
         "created_at": created_at or datetime.now(UTC).isoformat(timespec="seconds"),
+        "warnings": list(warnings),
     }
+    if operating_point.mix is not None:
+        payload["policy_mix"] = operating_point.mix.to_dict()
+    return payload

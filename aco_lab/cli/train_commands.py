@@ -8,8 +8,9 @@ import click
 from aco.bundle import DEFAULT_MODELS_DIR
 from aco.config import load_config
 from aco.policy import CALIBRATION_METHODS
-from aco_lab.estimators import MODELS, OBJECTIVES
-from aco_lab.train import TrainOptions, train_router, validation_headline
+from aco_lab.candidates import CANDIDATES
+from aco_lab.estimators import OBJECTIVES
+from aco_lab.train import AUTO, TrainOptions, train_router, validation_headline
 
 
 @click.command("train")
@@ -18,32 +19,38 @@ from aco_lab.train import TrainOptions, train_router, validation_headline
               help="config.yaml with the tier table (default: the built-in one).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_MODELS_DIR,
               show_default=True, help="Folder of versioned bundles (router_bundle_vN.pkl).")
-@click.option("--model", type=click.Choice(MODELS), default="lgbm", show_default=True)
+@click.option("--model", type=click.Choice((AUTO, *CANDIDATES)), default=AUTO, show_default=True,
+              help="auto: the candidate with the best cross-validated cost at the floor.")
 @click.option("--objective", type=click.Choice(OBJECTIVES), default="success", show_default=True,
               help="success: P(success | request, tier); cheapest: cheapest sufficient tier.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--success-floor", type=click.FloatRange(0.0, 1.0), default=0.95, show_default=True,
+@click.option("--success-floor", type=click.FloatRange(0.0, 2.0), default=0.95, show_default=True,
               help="Keep at least this share of the top tier's success (validation).")
 @click.option("--calibration", type=click.Choice(CALIBRATION_METHODS), default="platt",
               show_default=True, help="How predicted success is calibrated (held-out fold).")
+@click.option("--allow-shortfall", is_flag=True,
+              help="Ship a router that cannot keep the floor, its shortfall recorded.")
 @click.option("--controls/--no-controls", default=True, show_default=True,
               help="Also learn the run controls (cascade, doom, tool gate, verifier, context).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def train_command(paths: tuple[str, ...], config_path: Path | None, out_dir: Path, model: str,
                   objective: str, seed: int, success_floor: float, calibration: str,
-                  controls: bool, as_json: bool) -> None:
+                  allow_shortfall: bool, controls: bool, as_json: bool) -> None:
     """Train a router on trace files (files, globs, dirs) and write the next bundle version."""
     args = ("train", *paths, "--model", model, "--objective", objective, "--seed", str(seed),
             "--success-floor", str(success_floor), "--calibration", calibration,
             "--out", str(out_dir))
     args += ("--config", str(config_path)) if config_path else ()
     args += () if controls else ("--no-controls",)
+    args += ("--allow-shortfall",) if allow_shortfall else ()
     options = TrainOptions(model=model, objective=objective, seed=seed,
                            success_floor=success_floor, calibration=calibration, cli_args=args,
-                           controls=controls)
+                           controls=controls, allow_shortfall=allow_shortfall)
     click.echo(f"training {model} ({objective}) on {len(paths)} path(s)...", err=True)
     info, payload = train_router(list(paths), load_config(config_path), options, out_dir)
     headline = validation_headline(payload)
+    for warning in payload.get("warnings", []):
+        click.echo(f"WARNING: {warning}", err=True)
     if as_json:
         click.echo(json.dumps({"path": str(info.path), "version": info.version,
                                "sha256": info.sha256, **headline,
