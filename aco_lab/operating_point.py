@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from aco.policy import PolicyMix, PolicyParams, build_allowed
+from aco.policy import PolicyMix, PolicyParams, build_allowed, choose_tiers
 from aco_lab.sweep import build_frontier
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,8 @@ class OperatingPoint:
     met_floor: bool = False
     mix: PolicyMix | None = None  # the second policy and its share, when the point mixes two
     floor: float = 0.0  # the success floor asked for, as a share of the top tier's success
+    aim: float = 0.0  # the success ratio the point was chosen for: floor + margin x error
+    standard_error: float = 0.0  # of its success ratio (bootstrap), when a margin was asked
 
     @property
     def success_ratio(self) -> float:
@@ -72,6 +74,7 @@ class OperatingPoint:
             "met_floor": self.met_floor, "floor": self.floor,
             "shortfall": max(0.0, self.floor - self.success_ratio) if self.top_success else 0.0,
             "mix_share": 0.0 if self.mix is None else self.mix.share,
+            "aim": self.aim, "standard_error": self.standard_error,
         }
 
 
@@ -159,10 +162,31 @@ def choose_operating_point(
     cost_scale: float,
     candidate_floors: Mapping[str, int] | None = None,
     salt: int = 0,
+    margin: float = 0.0,
 ) -> OperatingPoint:
     """The cheapest frontier point of the grid with success >= success_floor x the top tier's
     success (a mix of two grid policies where it lies between them); when no policy reaches
-    the floor, the most successful one (met_floor False)."""
+    the floor, the most successful one (met_floor False).
+
+    With a margin, the point is chosen for the floor plus `margin` standard errors of its
+    success ratio (a bootstrap over the requests, seeded by salt): on other requests of the
+    same kind its success then falls below the floor less often."""
+    point = _choose(data, success_floor, cost_scale, candidate_floors, salt)
+    if margin > 0 and point.met_floor:
+        error = success_ratio_error(data, point, salt)
+        aim = success_floor + margin * error
+        if aim > success_floor:
+            tighter = _choose(data, aim, cost_scale, candidate_floors, salt)
+            point = replace(tighter, floor=success_floor, aim=aim, standard_error=error,
+                            met_floor=bool(tighter.success_ratio >= success_floor - 1e-9))
+    if not point.met_floor:
+        log.warning("no policy reached %.0f%% of the top tier's success; the most successful "
+                    "one keeps %.1f%%", 100 * success_floor, 100 * point.success_ratio)
+    return point
+
+
+def _choose(data: ValidationSet, success_floor: float, cost_scale: float,
+            candidate_floors: Mapping[str, int] | None, salt: int) -> OperatingPoint:
     success, cost = data.scored()
     top = int(np.flatnonzero(data.configured)[-1])
     top_success, top_cost = float(success[:, top].mean()), float(cost[:, top].mean())
@@ -178,15 +202,32 @@ def choose_operating_point(
             params=points[first], task_floors=floors, n_requests=len(success),
             success=float(s_mix), cost=float(c_mix), top_success=top_success,
             top_cost=top_cost, met_floor=bool(s_mix >= success_floor * top_success - 1e-9),
-            mix=mix, floor=success_floor,
+            mix=mix, floor=success_floor, aim=success_floor,
         )
         if best is None or _better(candidate, best):
             best = candidate
     assert best is not None
-    if not best.met_floor:
-        log.warning("no policy reached %.0f%% of the top tier's success; the most successful "
-                    "one keeps %.1f%%", 100 * success_floor, 100 * best.success_ratio)
     return best
+
+
+BOOTSTRAP_SAMPLES = 200
+
+
+def success_ratio_error(data: ValidationSet, point: OperatingPoint, seed: int) -> float:
+    """Standard error of a point's success over the top tier's, over Poisson-bootstrap
+    replicates of the requests (the mix counted at its share)."""
+    success, _ = data.scored()
+    allowed = build_allowed(request_floors(data.task_types, point.task_floors), data.configured)
+    rows = np.arange(len(success))
+    mine = success[rows, choose_tiers(data.p, data.costs, allowed, point.params)[0]]
+    if point.mix is not None:
+        second = success[rows, choose_tiers(data.p, data.costs, allowed, point.mix.params)[0]]
+        mine = (1 - point.mix.share) * mine + point.mix.share * second
+    top = success[:, int(np.flatnonzero(data.configured)[-1])]
+    weights = np.random.default_rng(seed).poisson(1.0, (BOOTSTRAP_SAMPLES, len(rows)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = (weights @ mine) / (weights @ top)
+    return float(np.nanstd(ratios))
 
 
 def _pick_mix(s: np.ndarray, c: np.ndarray, needed: float) -> tuple[int, int | None, float]:

@@ -73,6 +73,9 @@ class TrainOptions:
     success_floor: float = 0.95  # share of the top tier's success the operating point keeps
     calibration: str = "platt"  # platt | isotonic | none
     cv_folds: int = CV_FOLDS  # folds of the cross-validation, by request
+    # The operating point keeps the floor with this many standard errors of its success ratio
+    # to spare (a bootstrap over the training requests): few requests, a wider margin.
+    success_margin: float = 1.0
     # Ship a router whose out-of-fold curve cannot reach the floor (its most successful point,
     # the shortfall recorded); without it, training refuses such a router.
     allow_shortfall: bool = False
@@ -311,7 +314,7 @@ def _operating_point(options: TrainOptions, p: np.ndarray, cost_model: dict,
                                usable[SUCCESS].cast(pl.Float64).to_numpy())
     point = choose_operating_point(_validation_set(p, cost_model, config, outcomes),
                                    options.success_floor, cost_model["cost_scale"], floors,
-                                   salt=options.seed)
+                                   salt=options.seed, margin=options.success_margin)
     if not point.met_floor and not options.allow_shortfall:
         raise DataError(
             f"{shortfall_message(point)}. The router cannot promise the floor: lower "

@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/bench_router_quality.py [--data ../shared/data]
         [--datasets routerbench-dev,swebench-dev] [--seeds 0,1,2,3,4] [--model auto]
+        [--margin 1.0]
 
 For each dataset and seed: the requests are split in half as `aco-lab holdout --seed S` splits
 them, a router is trained on one half (`aco-lab train --config DATA/config.yaml --model M
@@ -43,15 +44,16 @@ POINT_SUCCESS = 0.94  # the operating point, replayed, keeps at least this share
 POINT_SLACK = 0.05  # ... at no more than the best baseline's cost plus this
 
 
-def run_one(runs: pl.DataFrame, config_path: Path, seed: int, model: str) -> dict:
+def run_one(runs: pl.DataFrame, config_path: Path, seed: int, model: str,
+            margin: float) -> dict:
     """Split, train, evaluate; the figures of one dataset and seed."""
     config = load_config(config_path)
     parts = assign_splits(runs[S.REQUEST_ID].unique().to_list(), ((TRAIN, 0.5), (EVAL, 0.5)), seed)
     train = runs.filter(pl.col(S.REQUEST_ID).is_in(parts[TRAIN]))
     held = runs.filter(pl.col(S.REQUEST_ID).is_in(parts[EVAL]))
     start = time.perf_counter()
-    payload = build_router(train, config, TrainOptions(model=model, seed=seed,
-                                                       controls=False)).payload
+    options = TrainOptions(model=model, seed=seed, controls=False, success_margin=margin)
+    payload = build_router(train, config, options).payload
     train_s = time.perf_counter() - start
     info = BundleInfo("v1", "bench", "", payload["model"]["kind"],
                       len(payload["training_data"]["request_ids"]),
@@ -102,6 +104,8 @@ def main() -> None:
     parser.add_argument("--datasets", default="routerbench-dev,swebench-dev")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--model", default="auto")
+    parser.add_argument("--margin", type=float, default=TrainOptions().success_margin,
+                        help="--success-margin of the operating point (standard errors)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
@@ -112,7 +116,8 @@ def main() -> None:
         folder = args.data / name
         runs = read_traces([folder / "traces.jsonl.gz"]).runs
         for seed in (int(s) for s in args.seeds.split(",")):
-            r = {"dataset": name, **run_one(runs, folder / "config.yaml", seed, args.model)}
+            r = {"dataset": name, **run_one(runs, folder / "config.yaml", seed, args.model,
+                                                  args.margin)}
             rows.append(r)
             print(f"{name:16s} {seed:4d}  {r['winner']:8s}   {_pct(r['curve'])}   "
                   f"{(r['best_baseline'] or '-')[:22]:22s} {_pct(r['best'])}   "
