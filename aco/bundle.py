@@ -8,7 +8,7 @@ the manifest exists and is one of ours, the size and sha256 match the bytes read
 matches when a key is configured (a manifest without one is then refused). It unpickles those
 same bytes with an unpickler whose ``find_class`` refuses every global, so no class, function
 or reduce call in the file can run, and checks the result is plain data of a known format.
-The writer is ``aco_lab.bundle.write_bundle``; the format is described in docs/bundle.md.
+The writer is ``aco_lab.train.bundle_writer.write_bundle``; the format is in docs/bundle.md.
 """
 
 from __future__ import annotations
@@ -21,16 +21,17 @@ import logging
 import os
 import pickle
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from aco.errors import BundleError
 from aco.features import check_feature_version
+from aco.payload import BUNDLE_FORMAT_VERSION, BundlePayload, read_payload
 
 log = logging.getLogger(__name__)
 
-BUNDLE_FORMAT_VERSION = 1  # bump when the payload's layout changes incompatibly
 PICKLE_PROTOCOL = 5
 DEFAULT_MODELS_DIR = "router_models"
 KEY_ENV = "ACO_BUNDLE_KEY"  # HMAC key (text) for writing and verifying bundles
@@ -44,6 +45,10 @@ FORMAT_VERSION_KEY = "bundle_format_version"
 FEATURE_SPEC_KEY = "feature_spec"  # FeatureSpec.to_dict(); its "version" is the feature version
 CREATED_AT_KEY = "created_at"
 PACKAGE_VERSIONS_KEY = "package_versions"
+
+MAX_DEPTH = 32  # containers nested inside each other (a payload needs about 6)
+MAX_NODES = 1_000_000  # containers in a payload (lists, dicts), each counted once
+MAX_MANIFEST_BYTES = 1 << 20
 
 PLAIN_SCALARS = (str, int, float, bool, type(None), bytes)
 PLAIN_CONTAINERS = (dict, list, tuple)
@@ -80,14 +85,14 @@ def list_bundle_versions(models_dir: str | Path = DEFAULT_MODELS_DIR) -> list[in
 
 
 def resolve_bundle_path(ref: str | Path, models_dir: str | Path = DEFAULT_MODELS_DIR) -> Path:
-    """ "v11", "11" or "latest" -> models_dir/router_bundle_v11.pkl; a path is returned as is."""
+    """ "v11", "11" or "latest" -> models_dir/router_bundle_v11.pkl; a path is returned as is.
+
+    "latest" is the newest complete bundle: a version with its .pkl and its manifest (a
+    write interrupted between the two leaves a .pkl alone; it is skipped, with a warning)."""
     text = str(ref)
     match = _VERSION_RE.fullmatch(text)
     if text == "latest":
-        versions = list_bundle_versions(models_dir)
-        if not versions:
-            raise BundleError(f"{models_dir}: no router bundle; train one with `aco-lab train`")
-        path = bundle_path(models_dir, versions[-1])
+        path = _latest_complete(Path(models_dir))
     elif match and not isinstance(ref, Path):
         path = bundle_path(models_dir, int(match.group(1)))
     else:
@@ -99,6 +104,17 @@ def resolve_bundle_path(ref: str | Path, models_dir: str | Path = DEFAULT_MODELS
             "(pass a version like v3, 'latest' or a path to a .pkl)"
         )
     return path
+
+
+def _latest_complete(models_dir: Path) -> Path:
+    for version in reversed(list_bundle_versions(models_dir)):
+        path = bundle_path(models_dir, version)
+        if path.is_file() and manifest_path(path).is_file():
+            return path
+        log.warning("%s: skipped by 'latest': %s", path, "no manifest beside it"
+                    if path.is_file() else "a manifest without its .pkl")
+    raise BundleError(f"{models_dir}: no router bundle (a .pkl with its manifest); "
+                      "train one with `aco-lab train`")
 
 
 def bundle_key(key: str | bytes | None = None) -> bytes | None:
@@ -114,44 +130,81 @@ def bundle_hmac(data: bytes, key: bytes) -> str:
 
 
 def load_bundle(path: str | Path, key: str | bytes | None = None) -> dict[str, Any]:
-    """Verify a bundle against its manifest, then unpickle it without running any code."""
-    path = Path(path)
+    """Verify a bundle against its manifest, unpickle it without running any code, check every
+    field (aco.payload); the plain data. `load_payload` gives the same bundle typed."""
+    return _load(Path(path), key)[0]
+
+
+def load_payload(path: str | Path, key: str | bytes | None = None) -> BundlePayload:
+    """load_bundle's checks, and the payload as typed dataclasses (aco.payload.BundlePayload)."""
+    return _load(Path(path), key)[1]
+
+
+def _load(path: Path, key: str | bytes | None) -> tuple[dict[str, Any], BundlePayload]:
     manifest = read_manifest(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise BundleError(f"{path}: bundle file missing (its manifest exists)") from None
+    data = _read_checked(path, manifest)
     _verify(path, data, manifest, bundle_key(key))
     if manifest.get("feature_version") is not None:  # refuse before unpickling anything
         check_feature_version(manifest["feature_version"], where=str(path))
     bundle = _restricted_loads(path, data)
     _check_payload(path, bundle)
+    payload = read_payload(bundle, str(path))
     log.info("loaded %s (%d bytes, sha256 %s)", path, len(data), manifest["sha256"][:12])
-    return bundle
+    return bundle, payload
+
+
+def _read_checked(path: Path, manifest: Mapping[str, Any]) -> bytes:
+    """The bundle's bytes, after its size on disk matched the manifest (a huge file is never
+    read just to find it is not the one the manifest describes)."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise BundleError(f"{path}: not a regular file; pass the path of a .pkl bundle")
+        size = info.st_size
+        if size != manifest["size"]:
+            raise BundleError(
+                f"{path}: tampered or truncated: size {size} bytes, manifest says "
+                f"{manifest['size']}; restore the file or retrain"
+            )
+        with open(path, "rb") as stream:
+            data = stream.read(manifest["size"] + 1)
+    except FileNotFoundError:
+        raise BundleError(f"{path}: bundle file missing (its manifest exists)") from None
+    except OSError as exc:  # a directory, no permission, an I/O error
+        raise BundleError(f"{path}: cannot read the bundle ({exc.strerror or exc}); check the "
+                          "path and its permissions") from None
+    return data
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
     """The parsed manifest beside a bundle; BundleError when missing or not one of ours."""
     where = manifest_path(path)
     try:
+        if where.stat().st_size > MAX_MANIFEST_BYTES:
+            raise BundleError(f"{where}: {where.stat().st_size} bytes is too large for a "
+                              "bundle manifest")
         manifest = json.loads(where.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BundleError(
             f"{where}: manifest missing; refusing to load {Path(path).name} unverified "
-            "(write bundles with aco_lab.bundle.write_bundle)"
+            "(write bundles with aco_lab.train.bundle_writer.write_bundle)"
         ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise BundleError(f"{where}: manifest is not valid JSON ({exc})") from None
+    except OSError as exc:  # a directory, no permission, an I/O error
+        raise BundleError(f"{where}: cannot read the manifest ({exc.strerror or exc})") from None
     if not isinstance(manifest, dict) or manifest.get("kind") != MANIFEST_KIND:
         raise BundleError(f"{where}: foreign: not an ACO bundle manifest (kind {MANIFEST_KIND!r})")
     for field, kind in (("sha256", str), ("size", int)):
-        if not isinstance(manifest.get(field), kind):
+        if type(manifest.get(field)) is not kind:
             raise BundleError(f"{where}: {field}: missing or not a {kind.__name__}")
+    if manifest["size"] < 0:
+        raise BundleError(f"{where}: size: expected an int >= 0, got {manifest['size']}")
     return manifest
 
 
 def _verify(path: Path, data: bytes, manifest: Mapping[str, Any], key: bytes | None) -> None:
-    if len(data) != manifest["size"]:
+    if len(data) != manifest["size"]:  # changed since the stat
         raise BundleError(
             f"{path}: tampered or truncated: size {len(data)} bytes, manifest says "
             f"{manifest['size']}; restore the file or retrain"
@@ -218,33 +271,62 @@ def _check_payload(path: Path, bundle: Any) -> None:
 
 
 def check_plain(value: Any, where: str = "payload") -> None:
-    """Raise BundleError naming the first value (by key path) that is not plain data."""
-    try:
-        _check_plain(value, where, set())
-    except RecursionError:
-        raise BundleError(f"{where}: nested too deeply to be a bundle (a crafted file?)") from None
+    """Raise BundleError naming the first value (by key path) that is not plain data.
+
+    Each container is visited once, however many times the pickle refers to it (a shared
+    list is legal, and a 300-byte pickle can nest one list 40 levels deep twice per level:
+    2**40 paths, 41 containers). Nesting deeper than MAX_DEPTH or more than MAX_NODES values
+    is refused: no bundle needs either, and a crafted file should not cost a long walk."""
+    done: set[int] = set()  # containers checked (with everything inside them)
+    on_path: set[int] = set()  # containers being checked: meeting one again is a cycle
+    # (value, its location (parent location, key) -- a path is spelled out only for an error,
+    # depth, whether this entry marks the end of the container's children)
+    stack: list[tuple[Any, Any, int, bool]] = [(value, where, 0, False)]
+    nodes = 0
+    while stack:
+        item, loc, depth, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(item))
+            done.add(id(item))
+            continue
+        kind = type(item)
+        if kind in PLAIN_SCALARS:
+            continue
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise BundleError(f"{where}: more than {MAX_NODES:,} containers; too large to be a "
+                              "bundle")
+        if kind not in PLAIN_CONTAINERS:
+            raise BundleError(f"{_spell(loc)}: {_type_name(item)} is not plain data; "
+                              f"{_how_to_fix(item)}")
+        if id(item) in on_path:
+            raise BundleError(f"{_spell(loc)}: refers to itself (a cycle); bundles hold trees "
+                              "of plain data")
+        if id(item) in done:
+            continue
+        if depth >= MAX_DEPTH:
+            raise BundleError(f"{_spell(loc)}: nested more than {MAX_DEPTH} levels deep; too deep "
+                              "to be a bundle (a crafted file?)")
+        on_path.add(id(item))
+        stack.append((item, loc, depth, True))
+        if kind is dict:
+            for key in item:
+                if type(key) not in PLAIN_SCALARS:
+                    raise BundleError(f"{_spell(loc)}: key {key!r} ({_type_name(key)}) is not "
+                                      "plain data")
+            stack.extend((v, (loc, k), depth + 1, False) for k, v in reversed(item.items()))
+        else:
+            stack.extend((v, (loc, i), depth + 1, False)
+                         for i, v in reversed(list(enumerate(item))))
 
 
-def _check_plain(value: Any, where: str, path_ids: set[int]) -> None:
-    kind = type(value)
-    if kind in PLAIN_SCALARS:
-        return
-    if kind not in PLAIN_CONTAINERS:
-        raise BundleError(f"{where}: {_type_name(value)} is not plain data; {_how_to_fix(value)}")
-    if id(value) in path_ids:
-        raise BundleError(f"{where}: refers to itself (a cycle); bundles hold trees of plain data")
-    path_ids.add(id(value))
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) not in PLAIN_SCALARS:
-                raise BundleError(f"{where}: key {key!r} ({_type_name(key)}) is not plain data")
-            _check_plain(
-                item, f"{where}.{key}" if type(key) is str else f"{where}[{key!r}]", path_ids
-            )
-    else:
-        for i, item in enumerate(value):
-            _check_plain(item, f"{where}[{i}]", path_ids)
-    path_ids.discard(id(value))
+def _spell(loc: Any) -> str:
+    """A location (parent, key) pairs as a path: payload.model.trees[3]."""
+    keys = []
+    while isinstance(loc, tuple):
+        loc, key = loc
+        keys.append(f".{key}" if type(key) is str else f"[{key!r}]")
+    return loc + "".join(reversed(keys))
 
 
 def _type_name(value: Any) -> str:

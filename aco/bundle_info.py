@@ -1,6 +1,6 @@
 """What a router bundle holds, for a person deciding whether to deploy it (`aco version --bundle`).
 
-`describe_bundle` turns a loaded (integrity-checked) payload and its manifest into plain
+`describe_bundle` turns a loaded (integrity-checked, typed) payload and its manifest into plain
 figures: the file and its checks, who built it with what, the training data, the model, the
 task types and how a missing one is inferred, the tiers, the operating point and what it
 reached on validation requests, and the learned run controls. `format_description` lays them
@@ -13,19 +13,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from aco.payload import BundlePayload
+
 CONTROL_NAMES = ("cascade", "doom", "gate", "verify", "context_budget")
 
 
-def describe_bundle(path: Path, payload: Mapping[str, Any], manifest: Mapping[str, Any],
+def describe_bundle(path: Path, payload: BundlePayload, manifest: Mapping[str, Any],
                     key_configured: bool) -> dict[str, Any]:
-    """Plain figures of a bundle loaded by `aco.bundle.load_bundle` (size and sha256 checked
-    against the manifest, and its HMAC when a key was configured)."""
-    training = payload.get("training_data", {})
-    validation = payload.get("validation", {})
-    options = payload.get("options", {})
-    task_model = payload.get("task_type_model") or {}
-    novelty = task_model.get("novelty")
-    controls = payload.get("controls") or {}
+    """Plain figures of a bundle loaded by `aco.bundle.load_payload` (size and sha256 checked
+    against the manifest, its HMAC when a key was configured, every field of the payload)."""
+    training, validation = payload.training_data, payload.validation
+    task_model = payload.task_type_model
+    novelty = task_model.novelty if task_model is not None else None
+    controls = payload.controls or {}
     return {
         "path": str(path),
         "version": manifest.get("version"),
@@ -33,25 +33,24 @@ def describe_bundle(path: Path, payload: Mapping[str, Any], manifest: Mapping[st
         "sha256": manifest.get("sha256"),
         "hmac": ("none" if "hmac_sha256" not in manifest
                  else "verified" if key_configured else "not verified (no ACO_BUNDLE_KEY)"),
-        "created_at": payload.get("created_at"),
-        "package_versions": dict(payload.get("package_versions", {})),
+        "created_at": payload.created_at,
+        "package_versions": dict(payload.package_versions),
         "training": {
-            "requests": training.get("n_requests"), "runs": training.get("n_runs"),
-            "counterfactual": training.get("counterfactual"),
-            "files": [{"path": f.get("path"), "sha256": f.get("sha256")}
-                      for f in training.get("files", [])],
+            "requests": training.n_requests, "runs": training.n_runs,
+            "counterfactual": training.counterfactual,
+            "files": [{"path": f["path"], "sha256": f.get("sha256")} for f in training.files],
         },
-        "model": {"kind": payload["model"].get("kind"),
-                  "objective": payload["model"].get("objective"),
-                  "calibration": options.get("calibration"), "seed": payload.get("seed")},
-        "task_types": list(payload["feature_spec"].get("task_types", [])),
-        "task_type_predictor": None if not task_model else {
+        "model": {"kind": payload.model.KIND, "objective": payload.model.objective,
+                  "calibration": payload.calibration.method,
+                  "seed": payload.seed},
+        "task_types": list(payload.feature_spec.task_types),
+        "task_type_predictor": None if task_model is None else {
             **validation.get("task_type", {}),
-            "novelty_threshold": None if novelty is None else novelty.get("threshold"),
+            "novelty_threshold": None if novelty is None else novelty.threshold,
         },
-        "tiers": {int(t["tier"]): t["model_id"] for t in payload.get("tiers", [])},
-        "policy": dict(payload.get("policy", {})),
-        "task_floors": dict(payload.get("task_floors", {})),
+        "tiers": {t.tier: t.model_id for t in payload.tiers},
+        "policy": payload.policy.to_dict(),
+        "task_floors": dict(payload.task_floors),
         "validation": dict(validation.get("operating_point", {})),
         "controls": [name for name in CONTROL_NAMES if controls.get(name)],
     }

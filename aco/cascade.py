@@ -46,6 +46,7 @@ from functools import lru_cache
 from typing import Any
 
 from aco.errors import ACOError, BundleError
+from aco.payload_fields import as_float, as_strings
 from aco.trace_format import TIERS
 
 KIND = "cascade_stages"
@@ -312,7 +313,8 @@ def check_spec(spec: Any, where: str = "bundle controls.cascade") -> None:
                           f" rebuild the bundle with this version of aco-lab")
     options = spec.get("options")
     if not isinstance(options, Mapping) or not options or any(
-            not isinstance(o, Mapping) or o.get("tier") not in TIERS for o in options.values()):
+            not isinstance(o, Mapping) or type(o.get("tier")) is not int or o["tier"] not in TIERS
+            for o in options.values()):
         raise BundleError(f"{where}.options: expected a mapping model_id -> {{tier: 1..5}}")
     if spec.get("top") not in options:
         raise BundleError(f"{where}.top: expected one of the options, got {spec.get('top')!r}")
@@ -333,6 +335,7 @@ def _check_policy(policy: Any, options: Mapping[str, Any], where: str) -> None:
         raise BundleError(f"{where}.fallback: expected an option model id")
     if not isinstance(policy.get("rank"), list):
         raise BundleError(f"{where}.rank: expected a list of option model ids")
+    as_strings(policy["rank"], f"{where}.rank")
     for key in ("accept_at", "escalate_below"):
         values = policy.get(key)
         if not isinstance(values, list) or len(values) != max(1, len(sequence)) or any(
@@ -349,3 +352,7 @@ def _check_policy(policy: Any, options: Mapping[str, Any], where: str) -> None:
                 and isinstance(model.get("bias"), int | float)):
             raise BundleError(f"{where}.models.{key}: expected features, weights (same length) "
                               f"and bias")
+        as_strings(feats, f"{where}.models.{key}.features")
+        for i, weight in enumerate(weights):
+            as_float(weight, f"{where}.models.{key}.weights[{i}]")
+        as_float(model["bias"], f"{where}.models.{key}.bias")

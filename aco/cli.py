@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
 from aco import __version__
 from aco.command_group import ACOGroup, configure_logging
+from aco.errors import DataError
 from aco.monitoring import GROUP_FIELDS
 
 config_option = click.option(
@@ -151,6 +153,9 @@ def stats(trace_dir: str | None, by: str | None, config_path: str | None, as_jso
     config = load_config(config_path)
     if trace_dir is not None:
         config = config.replace(trace_dir=trace_dir)
+    if not Path(config.trace_dir).is_dir():  # a mistyped directory is not an empty log
+        raise DataError(f"{config.trace_dir}: no such trace directory; pass --trace-dir with "
+                        f"the directory runs are logged to (runtime.trace_dir)")
     metrics = ACOOptimizer(config).stats(by)
     click.echo(json.dumps(metrics, ensure_ascii=False) if as_json else format_metrics(metrics))
 
@@ -170,11 +175,11 @@ def version(bundle: str | None, as_json: bool) -> None:
     lines = [f"aco {__version__} (trace format v{SCHEMA_VERSION}, "
              f"feature version {FEATURE_VERSION})"]
     if bundle is not None:
-        from aco.bundle import bundle_key, load_bundle, read_manifest, resolve_bundle_path
+        from aco.bundle import bundle_key, load_payload, read_manifest, resolve_bundle_path
         from aco.bundle_info import describe_bundle, format_description
 
         path = resolve_bundle_path(bundle)
-        payload = load_bundle(path)
+        payload = load_payload(path)  # every check `aco route` makes before routing
         runtime["bundle"] = describe_bundle(path, payload, read_manifest(path),
                                             bundle_key() is not None)
         lines += format_description(runtime["bundle"])

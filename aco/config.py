@@ -1,12 +1,16 @@
 """ACOConfig: the routing settings, the tier table and the alert lines, from code or config.yaml.
 
-One loader serves both packages. Its errors name the file and the key, e.g.
-``config.yaml: models.tier3.cost_per_1k_input: expected a number >= 0, got "cheap"``.
+The defaults are defined here, once: the dataclass fields below (docs/config.md shows them as a
+config file). One loader serves both packages. Every value is checked when an ACOConfig is
+built, from code or from a file, and errors name the file and the field, e.g.
+``config.yaml: models.tier3.cost_per_1k_input: expected a finite number >= 0, got "cheap"``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +18,6 @@ from typing import Any
 
 from aco.errors import ConfigError
 from aco.trace_format import MAX_TIER, MIN_TIER, TIERS
-
-DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +39,16 @@ class TierSpec:
 
 @dataclass(frozen=True, slots=True)
 class AlertThresholds:
-    """The monitoring alert lines of the deployment guide."""
+    """The monitoring alert lines of the deployment guide (aco stats, aco-lab stats, reports)."""
 
-    min_success_rate: float = 0.70
-    max_cost_ratio_vs_frontier: float = 2.0
-    max_verifier_call_rate: float = 0.50
-    max_escalation_rate: float = 0.30
+    min_success_rate: float = 0.70  # share 0..1: alert below this success rate
+    max_cost_ratio_vs_frontier: float = 2.0  # alert when cost per success exceeds this multiple
+    #                                          of always using the top tier
+    max_verifier_call_rate: float = 0.50  # share 0..1 of steps calling a verifier: alert above
+    max_escalation_rate: float = 0.30  # share 0..1 of runs escalating: alert above
+
+
+# The deployment guide's tier table: model ids and prices in USD per 1K input / output tokens.
 
 
 DEFAULT_TIERS = (
@@ -52,6 +58,7 @@ DEFAULT_TIERS = (
     TierSpec(4, "frontier-latest", "cloud", 1.00, 1.00),
     TierSpec(5, "specialist-expert", "cloud", 1.50, 1.50),
 )
+# Lowest tier a task type may ever be routed to, whatever the router predicts.
 DEFAULT_TASK_FLOORS = {
     "quick_answer": 1,
     "research": 2,
@@ -65,11 +72,11 @@ DEFAULT_TASK_FLOORS = {
 class ACOConfig:
     """Everything the runtime and the lab need to know besides the traces and the bundle."""
 
-    # Routing (meaning of each threshold: docs/config.md).
-    safety_threshold: float = 0.30
-    downgrade_threshold: float = 0.90
-    max_retries: int = 3
-    max_cost_per_task: float = 5.0  # USD
+    # Routing (the decision rule that uses the thresholds: docs/config.md).
+    safety_threshold: float = 0.30  # probability 0..1: below it at every allowed tier, go top
+    downgrade_threshold: float = 0.90  # share 0..1 of the best tier's success a cheaper tier keeps
+    max_retries: int = 3  # escalations allowed per request in a cascade
+    max_cost_per_task: float = 5.0  # USD a run may spend before it is stopped as budget_exceeded
     tiers: tuple[TierSpec, ...] = DEFAULT_TIERS
     task_floors: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_TASK_FLOORS))
     alerts: AlertThresholds = AlertThresholds()
@@ -113,18 +120,9 @@ class ACOConfig:
 def _validate(cfg: ACOConfig) -> None:
     where = cfg._where()
     for key in ("safety_threshold", "downgrade_threshold"):
-        value = getattr(cfg, key)
-        if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
-            raise ConfigError(f"{where}routing.{key}: expected a number in 0..1, got {value!r}")
-    if (
-        not isinstance(cfg.max_retries, int)
-        or isinstance(cfg.max_retries, bool)
-        or cfg.max_retries < 0
-    ):
-        raise ConfigError(
-            f"{where}routing.max_retries: expected an int >= 0, got {cfg.max_retries!r}"
-        )
-    _check_nonneg(cfg.max_cost_per_task, f"{where}routing.max_cost_per_task")
+        _check_number(getattr(cfg, key), f"{where}routing.{key}", upper=1.0)
+    _check_int(cfg.max_retries, f"{where}routing.max_retries")
+    _check_number(cfg.max_cost_per_task, f"{where}routing.max_cost_per_task")
     if not cfg.tiers:
         raise ConfigError(f"{where}models: expected at least one tier, got none")
     seen = set()
@@ -132,8 +130,7 @@ def _validate(cfg: ACOConfig) -> None:
         if spec.tier not in TIERS or spec.tier in seen:
             raise ConfigError(f"{where}models.tier{spec.tier}: tiers must be distinct ints 1..5")
         seen.add(spec.tier)
-        _check_nonneg(spec.cost_per_1k_input, f"{where}models.tier{spec.tier}.cost_per_1k_input")
-        _check_nonneg(spec.cost_per_1k_output, f"{where}models.tier{spec.tier}.cost_per_1k_output")
+        _check_tier(spec, f"{where}models.tier{spec.tier}")
     for task_type, floor in cfg.task_floors.items():
         if (
             not isinstance(floor, int)
@@ -143,11 +140,43 @@ def _validate(cfg: ACOConfig) -> None:
             raise ConfigError(
                 f"{where}task_floors.{task_type}: expected an int 1..5, got {floor!r}"
             )
+    for alert in dataclasses.fields(AlertThresholds):
+        upper = math.inf if alert.name == "max_cost_ratio_vs_frontier" else 1.0
+        _check_number(getattr(cfg.alerts, alert.name), f"{where}alerts.{alert.name}", upper)
+    _check_path(cfg.trace_dir, f"{where}runtime.trace_dir")
+    if cfg.router_model_path is not None:
+        _check_path(cfg.router_model_path, f"{where}runtime.router_model_path")
 
 
-def _check_nonneg(value: Any, where: str) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-        raise ConfigError(f"{where}: expected a number >= 0, got {value!r}")
+def _check_tier(spec: TierSpec, where: str) -> None:
+    for key in ("model_id", "provider"):
+        value = getattr(spec, key)
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where}.{key}: expected a non-empty string, got {value!r}")
+    _check_number(spec.cost_per_1k_input, f"{where}.cost_per_1k_input")
+    _check_number(spec.cost_per_1k_output, f"{where}.cost_per_1k_output")
+
+
+def _check_number(value: Any, where: str, upper: float = math.inf) -> None:
+    """A finite number in 0..upper: NaN, infinities, booleans and strings are refused."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    try:
+        ok = ok and math.isfinite(value) and 0.0 <= value <= upper
+    except OverflowError:  # an int too large for a float
+        ok = False
+    if not ok:
+        allowed = "a finite number >= 0" if math.isinf(upper) else f"a number in 0..{upper:g}"
+        raise ConfigError(f"{where}: expected {allowed}, got {value!r}")
+
+
+def _check_int(value: Any, where: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{where}: expected an int >= 0, got {value!r}")
+
+
+def _check_path(value: Any, where: str) -> None:
+    if not isinstance(value, str | os.PathLike) or not str(value):
+        raise ConfigError(f"{where}: expected a non-empty path string, got {value!r}")
 
 
 def load_config(path: str | Path | None = None) -> ACOConfig:
@@ -163,6 +192,14 @@ def load_config(path: str | Path | None = None) -> ACOConfig:
         raise ConfigError(
             f"{path}: config file not found; pass an existing --config file"
         ) from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
+            f"save the config as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -194,9 +231,7 @@ def config_from_dict(raw: Mapping[str, Any], source: str | None = None) -> ACOCo
     kwargs["task_floors"] = dict(_section(raw, "task_floors", where))
     alerts = _section(raw, "alerts", where)
     _no_unknown(alerts, [f.name for f in dataclasses.fields(AlertThresholds)], where, "alerts.")
-    for key, value in alerts.items():
-        _check_nonneg(value, f"{where}alerts.{key}")
-    kwargs["alerts"] = AlertThresholds(**alerts)
+    kwargs["alerts"] = AlertThresholds(**alerts)  # ACOConfig checks the values
     runtime = _section(raw, "runtime", where)
     _no_unknown(runtime, ("router_model_path", "trace_dir"), where, "runtime.")
     kwargs.update(runtime)
@@ -226,9 +261,7 @@ def _parse_models(models: Mapping[str, Any], where: str) -> tuple[TierSpec, ...]
             raise ConfigError(f"{where}models.{name}: expected a mapping with model_id and prices")
         allowed = ("model_id", "provider", "cost_per_1k_input", "cost_per_1k_output")
         _no_unknown(entry, allowed, where, f"models.{name}.")
-        if not isinstance(entry.get("model_id"), str) or not entry["model_id"]:
-            raise ConfigError(f"{where}models.{name}.model_id: expected a non-empty string")
-        for price in ("cost_per_1k_input", "cost_per_1k_output"):
-            _check_nonneg(entry.get(price, 0.0), f"{where}models.{name}.{price}")
-        specs.append(TierSpec(tier=int(name[4:]), **dict(entry)))
+        if "model_id" not in entry:
+            raise ConfigError(f"{where}models.{name}.model_id: missing; name the tier's model")
+        specs.append(TierSpec(tier=int(name[4:]), **dict(entry)))  # ACOConfig checks the values
     return tuple(sorted(specs, key=lambda s: s.tier))

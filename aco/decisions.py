@@ -93,3 +93,6 @@ class StepDecision:
     reason: str
     allowed: bool = True  # False when no tier fits the remaining budget
     extra: dict = field(default_factory=dict)
+    # The PerStepRouter's hold on cost_estimate while the step runs (0: none, as when refused);
+    # record(cost, step) or release(step) ends it.
+    reservation: int = 0

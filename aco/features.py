@@ -16,9 +16,6 @@ Design, and why:
   (shift, multiply, shift on a (sizes, positions) array); words come from
   ``bytes.translate`` + ``split`` and a C-level ``map(zlib.crc32, ...)``; whole-text work is
   limited to ``len``, ``str.count`` and ``str.rfind``.
-- Native speed: when the optional C module ``aco._native`` is built, the window's signals
-  and n-gram counts come from ``window_features`` in one call (the same numbers; a test keeps
-  both paths equal). ``ACO_PURE_PYTHON=1`` forces the numpy path.
 - Nothing here reads an outcome: only the request text, its task type, a pre-run
   difficulty estimate and the prompt's input token count.
 """
@@ -37,7 +34,6 @@ from typing import Any
 import numpy as np
 
 from aco.errors import ConfigError, FeatureVersionError
-from aco.native import native as _native
 
 # Bump when any number request_features returns changes for the same inputs and spec.
 FEATURE_VERSION = 1
@@ -148,8 +144,6 @@ _BRACES = (b"{", b"}", b"[", b"]", b";")
 _KEYWORD_GROUP = {
     w.encode(): g for g, words in enumerate((CODE_WORDS, URGENCY_WORDS, RISK_WORDS)) for w in words
 }
-if _native is not None:
-    _native.set_keywords(list(_KEYWORD_GROUP.items()))
 
 
 def _char_hashing(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +170,6 @@ class FeatureSpec:
     version: int = FEATURE_VERSION
     names: tuple[str, ...] = ()  # derived; checked against the settings when given
     _task_index: Mapping[str, int] = field(init=False, repr=False, compare=False)
-    _bits: int = field(init=False, repr=False, compare=False)
     _word_shift: np.uint32 = field(init=False, repr=False, compare=False)
     _gram_shift: np.uint64 = field(init=False, repr=False, compare=False)
     _char_hashing: tuple = field(init=False, repr=False, compare=False)
@@ -195,7 +188,6 @@ class FeatureSpec:
         index = {t: start + i for i, t in enumerate(self.task_types)}
         object.__setattr__(self, "_task_index", index)
         bits = self.hash_buckets.bit_length() - 1
-        object.__setattr__(self, "_bits", bits)
         object.__setattr__(self, "_word_shift", np.uint32(32 - bits))
         object.__setattr__(self, "_gram_shift", np.uint64(64 - bits))
         object.__setattr__(self, "_char_hashing", _char_hashing(*self.char_ngrams))
@@ -343,11 +335,7 @@ def request_features(
     if n_bytes > head + tail:
         data = data[:head] + b"\0" + data[n_bytes - tail :]
     out = np.empty(len(spec.names), dtype=np.float64)
-    if _native is not None:
-        window = _native.window_features(data, out, spec.hash_offset, spec._bits,
-                                         *spec.word_ngrams, *spec.char_ngrams)
-    else:
-        window = _window_features_py(spec, data, out)
+    window = _window_features(spec, data, out)
     newlines = lower.count("\n")
     out[: len(SIGNAL_NAMES)] = (
         math.log1p(len(lower)),
@@ -364,7 +352,7 @@ def request_features(
     return out
 
 
-def _window_features_py(spec: FeatureSpec, data: bytes, out: np.ndarray) -> tuple[int, ...]:
+def _window_features(spec: FeatureSpec, data: bytes, out: np.ndarray) -> tuple[int, ...]:
     """The window's signals (final_words .. risk_words) and, into out, its n-gram counts."""
     words = data.translate(_TO_WORDS).split()
     _hash_ngrams(spec, data, words, out)

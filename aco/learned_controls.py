@@ -28,6 +28,7 @@ from typing import Any
 from aco.cascade import Answer, answer_features, score
 from aco.decisions import MODE_BUNDLE, ContextBudget, DoomDecision, GateDecision, VerifyDecision
 from aco.errors import ACOError, BundleError
+from aco.payload_fields import Fields, as_float, as_int, as_str, as_strings, check
 
 ANY = "*"
 SPEC_VERSION = 1
@@ -163,9 +164,9 @@ def apply_context_budget(spec: Mapping[str, Any], task_type: str | None, tier: i
 
 
 # -- checking specs ---------------------------------------------------------------------------
-def check_spec(name: str, spec: Any) -> None:
+def check_spec(name: str, spec: Any, where: str | None = None) -> None:
     """Raise BundleError unless `spec` is a learned control this runtime can apply."""
-    where = f"bundle controls.{name}"
+    where = where or f"bundle controls.{name}"
     if name not in KINDS:
         raise BundleError(f"{where}: unknown control; known: cascade, {', '.join(KINDS)}")
     if not isinstance(spec, Mapping) or spec.get("kind") != KINDS[name]:
@@ -183,6 +184,58 @@ def check_spec(name: str, spec: Any) -> None:
             raise BundleError(f"{where}.{key}: missing; rebuild the bundle")
     if "model" in spec:
         _check_model(spec["model"], f"{where}.model")
+    CHECKS[name](spec, where)
+
+
+def _table(spec: Mapping[str, Any], key: str, where: str, read: Any,
+           fallback: str | None = None) -> None:
+    """A table keyed by task type (and tier): str keys, each value read by `read`."""
+    table = spec[key]
+    check(type(table) is dict, f"{where}.{key}", "a mapping", table)
+    for name, value in table.items():
+        read(value, f"{where}.{key}.{as_str(name, f'{where}.{key} key')}")
+    if fallback is not None and fallback not in table:
+        raise BundleError(f"{where}.{key}: expected a {fallback!r} entry (the fallback)")
+
+
+def _check_doom(spec: Mapping[str, Any], where: str) -> None:
+    as_float(spec["threshold"], f"{where}.threshold")
+    as_int(spec["min_steps"], f"{where}.min_steps", 0)
+
+    def typical(value: Any, at: str) -> None:
+        f = Fields(value, at, ("cost", "steps"))
+        f.float("cost", 0.0), f.float("steps", 0.0)
+
+    _table(spec, "typical", where, typical)
+
+
+def _check_gate(spec: Mapping[str, Any], where: str) -> None:
+    def tool(value: Any, at: str) -> None:
+        check(type(value) is dict, at, "a mapping", value)
+        f = Fields(value, at, value)  # the figures the reason quotes; others are informational
+        f.bool("allow"), f.int("runs", 0)
+        for key in ("lift", "shrunk_lift", "cost", "failure_rate", "net_value"):
+            f.float(key)
+
+    _table(spec, "tools", where, tool)
+
+
+def _check_verify(spec: Mapping[str, Any], where: str) -> None:
+    _table(spec, "threshold", where, as_float, ANY)  # above 1: never verify
+    _table(spec, "false_done_cost", where, lambda v, at: as_float(v, at, 0.0), ANY)
+    as_float(spec["verifier_cost"], f"{where}.verifier_cost", 0.0)
+    as_float(spec["max_call_rate"], f"{where}.max_call_rate", 0.0, 1.0)
+
+
+def _check_context_budget(spec: Mapping[str, Any], where: str) -> None:
+    _table(spec, "total_tokens", where, lambda v, at: as_int(v, at, 0), group_key(None, None))
+    for key in ("keep_exact", "omit"):
+        _table(spec, key, where, as_strings)
+    as_float(spec["quantile"], f"{where}.quantile", 0.0, 1.0)
+
+
+CHECKS = {"doom": _check_doom, "gate": _check_gate, "verify": _check_verify,
+          "context_budget": _check_context_budget}
 
 
 def _check_model(model: Any, where: str) -> None:
@@ -192,6 +245,10 @@ def _check_model(model: Any, where: str) -> None:
           and isinstance(model.get("bias"), int | float))
     if not ok:
         raise BundleError(f"{where}: expected features, weights (same length) and bias")
+    as_strings(model["features"], f"{where}.features")
+    for i, weight in enumerate(model["weights"]):
+        as_float(weight, f"{where}.weights[{i}]")
+    as_float(model["bias"], f"{where}.bias")
 
 
 def check_count(value: Any, name: str) -> int:

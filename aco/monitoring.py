@@ -1,7 +1,7 @@
 """The monitoring metrics in pure Python: what `aco stats` prints over the local trace log.
 
 Two steps, so that the formulas are written once: traces are summed into `Totals` (counts and
-sums; `aco_lab.stats` sums the same from its Polars tables), and `build_metrics` turns totals
+sums; `aco_lab.report.stats` sums the same from its Polars tables), and `build_metrics` turns totals
 into metrics and alerts. Definitions and null handling: docs/metrics.md.
 """
 
@@ -19,11 +19,13 @@ import msgspec
 from aco import trace_format as tf
 from aco.config import ACOConfig, AlertThresholds
 from aco.errors import DataError, TraceFormatError
+from aco.outcomes import is_outcomes_file
 
 log = logging.getLogger(__name__)
 
 METRIC_KEYS = (
     "runs",
+    "labelled_share",
     "successes",
     "success_rate",
     "total_cost",
@@ -53,6 +55,7 @@ class TierTotals:
     successes: int  # task_success true
     known: int  # task_success not null
     cost: float  # USD, sum of total_cost
+    known_cost: float = 0.0  # USD, sum of total_cost over the runs with task_success not null
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,7 @@ class Totals:
     completed_known: int  # final_outcome completed, task_success not null
     false_dones: int  # final_outcome completed, task_success false
     tiers: tuple[TierTotals, ...] = ()  # ascending tier; runs without a tier are left out
+    known_cost: float = 0.0  # USD, sum of total_cost over the runs with task_success not null
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,7 @@ class Metrics:
     """The monitoring metrics of a set of runs (and, with `by`, of each group of it)."""
 
     runs: int
+    labelled_share: float | None  # share of runs whose outcome is known (the rest are left out)
     successes: int
     success_rate: float | None
     total_cost: float
@@ -129,10 +134,12 @@ def build_metrics(
     cache_hit_rate = _ratio(totals.cached_input_tokens, totals.input_tokens)
     metrics = Metrics(
         runs=totals.runs,
+        labelled_share=_ratio(totals.known, totals.runs),
         successes=totals.successes,
         success_rate=_ratio(totals.successes, totals.known),
         total_cost=totals.total_cost,
-        cost_per_success=_ratio(totals.total_cost, totals.successes),
+        # Over labelled runs only: an unlabelled run's cost has no outcome to be divided by.
+        cost_per_success=_ratio(totals.known_cost, totals.successes),
         success_rate_by_tier=success_rate_by_tier,
         escalation_rate=_ratio(totals.escalated, totals.runs),
         cache_hit_rate=cache_hit_rate if totals.cache_reported else None,
@@ -149,7 +156,7 @@ def frontier_cost_per_success(totals: Totals) -> float | None:
     if not totals.tiers:
         return None
     top = totals.tiers[-1]
-    return _ratio(top.cost, top.successes)
+    return _ratio(top.known_cost, top.successes)
 
 
 def build_alerts(metrics: Metrics, totals: Totals, lines: AlertThresholds) -> tuple[Alert, ...]:
@@ -212,25 +219,31 @@ class _Sums:
 
     counts: list[int] = field(default_factory=lambda: [0] * len(_RUN_COUNTS))
     total_cost: float = 0.0
-    tiers: dict[int, list] = field(default_factory=dict)  # tier -> [runs, successes, known, cost]
+    known_cost: float = 0.0
+    # tier -> [runs, successes, known, cost, known_cost]
+    tiers: dict[int, list] = field(default_factory=dict)
 
     def add(self, run: tuple, cost: float, tier: int | None, success: bool | None) -> None:
         """Add one run (as _run_sums returns it)."""
         for i, value in enumerate(run):
             self.counts[i] += value
         self.total_cost += cost
+        known_cost = cost if success is not None else 0.0
+        self.known_cost += known_cost
         if tier is not None:
-            sums = self.tiers.setdefault(tier, [0, 0, 0, 0.0])
+            sums = self.tiers.setdefault(tier, [0, 0, 0, 0.0, 0.0])
             sums[0] += 1
             sums[1] += success is True
             sums[2] += success is not None
             sums[3] += cost
+            sums[4] += known_cost
 
     def totals(self) -> Totals:
         """The sums so far as Totals."""
         tiers = tuple(TierTotals(t, *self.tiers[t]) for t in sorted(self.tiers))
         counts = dict(zip(_RUN_COUNTS, self.counts, strict=True))
-        return Totals(**counts, total_cost=self.total_cost, tiers=tiers)
+        return Totals(**counts, total_cost=self.total_cost, tiers=tiers,
+                      known_cost=self.known_cost)
 
 
 def compute_totals(
@@ -350,7 +363,8 @@ def _trace_files(paths: Iterable[str | Path]) -> list[Path]:
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.name.endswith(TRACE_SUFFIXES)))
+            files.extend(sorted(p for p in path.rglob("*") if p.name.endswith(TRACE_SUFFIXES)
+                                and not is_outcomes_file(p)))
         elif path.is_file():
             files.append(path)
         else:
@@ -370,7 +384,8 @@ def format_metrics(metrics: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_TABLE = (("runs", "runs"), ("success", "success_rate"), ("cost/success", "cost_per_success"),
+_TABLE = (("runs", "runs"), ("labelled", "labelled_share"), ("success", "success_rate"),
+          ("cost/success", "cost_per_success"),
           ("total cost", "total_cost"), ("escalation", "escalation_rate"),
           ("cache hit", "cache_hit_rate"), ("verifier", "verifier_call_rate"),
           ("false DONE", "false_done_rate"))

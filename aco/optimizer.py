@@ -33,6 +33,7 @@ from aco.decisions import (
     VerifyDecision,
 )
 from aco.errors import ACOError
+from aco.outcomes import OUTCOMES_FILE_NAME, apply_outcomes, build_outcome, read_outcomes
 from aco.rules import RequestCues, estimate_tokens, read_cues, route_cues
 from aco.run import Run
 from aco.trace_log import TraceLog
@@ -128,8 +129,11 @@ class ACOOptimizer:
         self._current.set(None)
         return trace
 
-    def record_call(self, tier: int, cost: float, **fields: Any) -> int:
-        """Record a model call in the current run (see Run.record_call); returns its step_num."""
+    def record_call(self, tier: int, cost: float | None = None, **fields: Any) -> int:
+        """Record a model call in the current run (see Run.record_call); returns its step_num.
+
+        Without a cost the call is priced from its tokens (aco.prices).
+        """
         return self.current_run().record_call(tier, cost, **fields)
 
     def record_tool_call(self, tool_name: str, success: bool, cost: float = 0.0,
@@ -144,6 +148,20 @@ class ACOOptimizer:
     def record_step(self, **step: Any) -> int:
         """Record a whole step in the current run (see Run.record_step)."""
         return self.current_run().record_step(**step)
+
+    def record_outcome(self, trace_id: str, success: bool) -> dict[str, Any]:
+        """Append the outcome of an ended run (known later) beside the traces; returns the line.
+
+        The trace itself is not rewritten: readers join the outcome by trace_id (aco.outcomes).
+        """
+        line = build_outcome(trace_id, success)
+        outcomes = TraceLog(self.trace_log.directory, OUTCOMES_FILE_NAME, self.trace_log.fsync)
+        try:
+            outcomes.append(line)
+        except OSError as exc:
+            raise ACOError(f"{outcomes.path}: cannot append the outcome ({exc.strerror}); "
+                           f"check trace_dir is writable") from exc
+        return line
 
     def write_trace(self, trace: Mapping[str, Any]) -> None:
         """Append a finished trace to the trace log (called by Run.end)."""
@@ -210,6 +228,10 @@ class ACOOptimizer:
             return run.should_verify(risk, confidence)
         return self.controls.verify(risk, confidence)
 
+    def active_run(self) -> Run | None:
+        """This thread's (asyncio task's) current run while it is open, else None."""
+        return self._active_run()
+
     def _active_run(self) -> Run | None:
         run = self._current.get()
         return run if run is not None and not run.ended else None
@@ -219,7 +241,11 @@ class ACOOptimizer:
         """The monitoring metrics over the local trace log (same as `aco-lab stats`)."""
         from aco.monitoring import compute_metrics
 
-        return compute_metrics(self.trace_log.read(), self.config, by)
+        path = self.trace_log.directory / OUTCOMES_FILE_NAME
+        outcomes, problems = read_outcomes([path]) if path.exists() else ({}, [])
+        for problem in problems:
+            log.warning("%s; the line is ignored", problem)
+        return compute_metrics(apply_outcomes(self.trace_log.read(), outcomes), self.config, by)
 
 
 def load_router(ref: str | Path, config: ACOConfig) -> Any:

@@ -34,11 +34,11 @@ from aco.decisions import (
     RoutingDecision,
 )
 from aco.errors import BundleError
-from aco.features import FeatureSpec, check_feature_version, request_features, set_task_type
-from aco.native import native as _native
+from aco.features import request_features, set_task_type
+from aco.payload import BundlePayload, Novelty, read_payload
+from aco.payload_fields import PayloadError
 from aco.policy import (
     REASONS,
-    PolicyMix,
     PolicyParams,
     calibrate_margins_one,
     calibrate_one,
@@ -49,7 +49,6 @@ from aco.policy import (
 from aco.rules import read_cues
 from aco.trace_format import TIERS
 
-BUNDLE_FORMAT = "aco-router"  # payload["format"]
 N_TIERS = len(TIERS)
 _TIERS = np.arange(1.0, N_TIERS + 1)  # the tier column's values
 
@@ -134,23 +133,14 @@ def read_novelty(task_model: Mapping[str, Any], n_features: int, source: str = "
                  ) -> tuple[np.ndarray, int, float] | None:
     """(centroids as float32 (count, width), offset, threshold) of a task model's novelty
     check; None for a bundle trained without one. BundleError when its shapes do not fit."""
-    novelty = task_model.get("novelty")
-    if novelty is None:
+    if task_model.get("novelty") is None:
         return None
     try:
-        count, width, offset = (int(novelty[k]) for k in ("count", "width", "offset"))
-        blob, threshold = novelty["centroids"], float(novelty["threshold"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"{source}: task_type_model.novelty: unreadable ({exc}); retrain "
-                          "with `aco-lab train`") from None
-    if (count < 1 or offset < 0 or width < 1 or offset + width != n_features
-            or not isinstance(blob, bytes) or len(blob) != 2 * count * width):
-        raise BundleError(f"{source}: task_type_model.novelty: {count} x {width} centroids "
-                          f"at feature {offset} do not fit {n_features} features and "
-                          f"{len(blob) if isinstance(blob, bytes) else type(blob).__name__} "
-                          "bytes; retrain with `aco-lab train`")
-    centroids = np.frombuffer(blob, dtype="<f2").reshape(count, width).astype(np.float32)
-    return centroids, offset, threshold
+        novelty = Novelty.from_dict(task_model["novelty"], "task_type_model.novelty", n_features)
+    except PayloadError as exc:
+        raise BundleError(f"{source}: {exc}; retrain with `aco-lab train`") from None
+    centroids = np.frombuffer(novelty.centroids, dtype="<f2").reshape(novelty.count, novelty.width)
+    return centroids.astype(np.float32), novelty.offset, novelty.threshold
 
 
 def nearest_similarity(centroids: np.ndarray, hashed: np.ndarray) -> np.ndarray:
@@ -215,11 +205,7 @@ class TaskTypePredictor:
         self.types: list[str] = list(task_model["task_types"])
         self._known = frozenset(self.types)
         self._weights, self._constant, self._mean = weights, constant, mean.copy()
-        self._tables = (weights.astype("<f8").tobytes(), mean.astype("<f8").tobytes(),
-                        constant.astype("<f8").tobytes())
         self._novelty = read_novelty(task_model, n_feat, source)
-        if self._novelty is not None:
-            self._centroids_f4 = self._novelty[0].astype("<f4").tobytes()  # for the C module
 
     def infer(self, request: str, x: np.ndarray) -> tuple[str | None, str, str]:
         """(task type or None, where it came from (aco.decisions.FROM_*), what was done, for the
@@ -231,10 +217,7 @@ class TaskTypePredictor:
         none."""
         if self._novelty is not None:
             centroids, offset, threshold = self._novelty
-            if _native is not None:
-                similarity = _native.nearest_similarity(self._centroids_f4, x[offset:])
-            else:  # float32 throughout, as in C
-                similarity = float(nearest_similarity(centroids, x[offset:].astype(np.float32))[0])
+            similarity = float(nearest_similarity(centroids, x[offset:].astype(np.float32))[0])
             if similarity < threshold:
                 cue = cue_task_type(request, self._known)
                 unlike = (f"request unlike the training requests (similarity {similarity:.2f} "
@@ -247,12 +230,8 @@ class TaskTypePredictor:
 
     def predict(self, x: np.ndarray) -> tuple[str, float]:
         """(most likely task type, its probability) for one request's features."""
-        if _native is not None:
-            weights, fill, constant = self._tables
-            logits = _native.linear_scores(weights, x, fill, constant)
-        else:
-            x = np.where(x == x, x, self._mean)  # NaN reads as the mean: contributes nothing
-            logits = (self._weights @ x + self._constant).tolist()
+        x = np.where(x == x, x, self._mean)  # NaN reads as the mean: contributes nothing
+        logits = (self._weights @ x + self._constant).tolist()
         best = max(range(len(logits)), key=logits.__getitem__)
         top = logits[best]
         return self.types[best], 1.0 / math.fsum(math.exp(v - top) for v in logits)
@@ -305,21 +284,21 @@ def tier_prices(tiers: Sequence[TierSpec]) -> tuple[np.ndarray, np.ndarray]:
 class Router:
     """Routes one request at a time with a trained bundle (mode "bundle")."""
 
-    def __init__(self, bundle: Mapping[str, Any], config: ACOConfig | None = None,
+    def __init__(self, bundle: BundlePayload | Mapping[str, Any], config: ACOConfig | None = None,
                  source: str = "bundle") -> None:
-        check_bundle(bundle, source)
-        self.bundle = bundle
+        # Every field checked once (aco.payload); a plain dict is read into the dataclasses.
+        self.payload = bundle if isinstance(bundle, BundlePayload) else read_payload(bundle, source)
+        self.bundle = bundle if isinstance(bundle, Mapping) else self.payload.to_dict()
         self.source = source
-        self.spec = FeatureSpec.from_dict(bundle["feature_spec"])
-        self.model = bundle["model"]
-        self.calibration = bundle["calibration"]
-        self.params = PolicyParams.from_dict(bundle["policy"])
-        self.cost_model = bundle["cost_model"]
-        self.task_model = bundle.get("task_type_model")
+        self.spec = self.payload.feature_spec
+        self.model = self.bundle["model"]  # plain data, as aco.scoring reads it
+        self.calibration = self.bundle["calibration"]
+        self.params = self.payload.policy
+        self.cost_model = self.bundle["cost_model"]
+        self.task_model = self.bundle.get("task_type_model")
         self._task_types = TaskTypePredictor(self.task_model, source) if self.task_model else None
-        self.tiers = (config.tiers if config is not None
-                      else tuple(TierSpec(**t) for t in bundle["tiers"]))
-        learned = dict(bundle.get("task_floors", {}))
+        self.tiers = config.tiers if config is not None else self.payload.tiers
+        learned = dict(self.payload.task_floors)
         extra = dict(config.task_floors) if config is not None else {}
         self.task_floors = {t: max(learned.get(t, 1), extra.get(t, 1)) for t in {*learned, *extra}}
         self._models = {spec.tier: spec.model_id for spec in self.tiers}
@@ -332,20 +311,17 @@ class Router:
         self._output_costs = {t: [o * po for o, po in zip(out, self._prices_out, strict=True)]
                               for t, out in by_type.items()}
         self._cost_factors = cost_factors(self.cost_model).tolist()
-        self.mix = PolicyMix.from_dict(bundle.get("policy_mix"))
+        self.mix = self.payload.policy_mix
         self.version: int | None = None  # from the manifest, when loaded from a file
         self._label = "bundle"
-        lgbm_success = self.model["kind"] == "lgbm" and self.model["objective"] == "success"
-        self._sweep_column = self.spec.n_features if lgbm_success else None
-        self._tier_values = tuple(tier_values(self.model).tolist())
-        self._prior = self.model.get("prior")
+        self._lgbm_success = self.model["kind"] == "lgbm" and self.model["objective"] == "success"
 
     @classmethod
     def load(cls, path: str | Path, config: ACOConfig | None = None) -> Router:
         """Load a bundle (integrity-checked, restricted unpickler) and build its router."""
-        from aco.bundle import load_bundle, read_manifest
+        from aco.bundle import load_payload, read_manifest
 
-        router = cls(load_bundle(path), config, source=str(path))
+        router = cls(load_payload(path), config, source=str(path))
         router.version = read_manifest(path).get("version")
         router._label = f"bundle v{router.version}"
         return router
@@ -373,12 +349,9 @@ class Router:
 
     def _calibrated(self, x: np.ndarray) -> list[float]:
         """Calibrated P(success) per tier for one feature vector."""
-        if self._sweep_column is not None:  # LightGBM success model: raw margins, fused sigmoid
-            raw = scoring.sweep_raw_list(self.model["booster"], x, self._sweep_column,
-                                         self._tier_values)
-            if self._prior is not None:  # a residual over a per-task-type table
-                raw = (np.asarray(raw) + scoring.predict_linear(self._prior, x)[0]).tolist()
-            return calibrate_margins_one(raw, self.calibration)
+        if self._lgbm_success:  # raw margins: the sigmoid is fused into the calibration
+            raw = lgbm_success_margins(self.model, x[None, :])[0]
+            return calibrate_margins_one(raw.tolist(), self.calibration)
         return calibrate_one(predict_success(self.model, x)[0].tolist(), self.calibration)
 
     def _costs(self, request: str, task_type: str | None, input_tokens: int | None) -> list[float]:
@@ -396,7 +369,8 @@ class Router:
         two points and this request's hash puts it in the second one's share."""
         if self.mix is None or mix_coin(request, self.mix.salt) >= self.mix.share:
             return self.params, ""
-        return self.mix.params, f"; mixed operating point: second policy ({self.mix.share:.0%} share)"
+        return self.mix.params, (f"; mixed operating point: its second policy, taken by "
+                                 f"{self.mix.share:.0%} of requests")
 
     def _allowed(self, task_type: str | None) -> tuple[int, list[bool]]:
         """(task floor, tiers allowed): configured tiers at or above the floor, else the top."""
@@ -421,17 +395,3 @@ class Router:
                 else f"the best value ({value:.3g} x P - cost / {scale:.3g})")
         return (f"{where}; {rule} of the tiers keeping >= {params.downgrade_threshold:.2f} "
                 f"of the best{floor_note}")
-
-
-def check_bundle(bundle: Mapping[str, Any], source: str = "bundle") -> None:
-    """Refuse a payload that is not a router bundle or was built with other features."""
-    if not isinstance(bundle, Mapping) or bundle.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{source}: not an ACO router bundle (format "
-                          f"{bundle.get('format') if isinstance(bundle, Mapping) else None!r}); "
-                          "train one with `aco-lab train`")
-    check_feature_version(bundle.get("feature_version"), where=source)
-    missing = [k for k in ("feature_spec", "model", "calibration", "policy", "cost_model", "tiers")
-               if k not in bundle]
-    if missing:
-        raise BundleError(f"{source}: missing {', '.join(missing)}; retrain with `aco-lab train`")
-

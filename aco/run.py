@@ -13,12 +13,13 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aco import __version__
 from aco import trace_format as tf
 from aco.cascade import Answer
-from aco.controls import check_number, read_answer_signals
+from aco.config import ACOConfig
+from aco.controls import Controls, check_number, read_answer_signals
 from aco.decisions import (
     CascadeDecision,
     ContextBudget,
@@ -28,19 +29,33 @@ from aco.decisions import (
     VerifyDecision,
 )
 from aco.errors import ACOError
+from aco.prices import COST_REPORTED, cost_metadata, cost_path, price_call
 from aco.rules import RequestCues, read_cues
 from aco.trace_format import FINAL_OUTCOMES, MAX_TIER, MIN_TIER
 
-if TYPE_CHECKING:
-    from aco.optimizer import ACOOptimizer
-
 SOURCE_RUNTIME = "runtime"  # the `source` of every trace this runtime writes
+
+
+class RunOwner(Protocol):
+    """What a run needs from the optimizer that started it (aco.optimizer.ACOOptimizer)."""
+
+    config: ACOConfig
+    controls: Controls
+
+    def cascade_answer(self, request: str, initial_tier: int,
+                       cheap_logprobs: Sequence[float] | None, cheap_response: str | None,
+                       retries_used: int = 0, cues: RequestCues | None = None,
+                       earlier: Sequence[Answer] = ()) -> tuple[CascadeDecision, Answer | None]:
+        ...
+
+    def write_trace(self, trace: Mapping[str, Any]) -> None:
+        ...
 
 
 class Run:
     """One agent run: routing decision, recorded steps, spend; `end` writes its trace."""
 
-    def __init__(self, optimizer: ACOOptimizer, request: str, routing: RoutingDecision,
+    def __init__(self, optimizer: RunOwner, request: str, routing: RoutingDecision,
                  context_budget: ContextBudget, difficulty: int | None = None,
                  cues: RequestCues | None = None) -> None:
         self.optimizer = optimizer
@@ -54,6 +69,7 @@ class Run:
         self._steps: list[dict[str, Any]] = []
         self._progress: list[bool] = []  # per step: did it move the task forward
         self._costs: list[float] = []
+        self._cost_sources: dict[str, str] = {}  # model call cost path -> aco.prices source
         self._escalations = 0
         self._answers_for: str | None = None  # the request of the cascade in progress
         self._answers: list[Answer] = []  # its answers so far
@@ -126,20 +142,34 @@ class Run:
         return info
 
     # -- recording ----------------------------------------------------------------------
-    def record_call(self, tier: int, cost: float, *, model_id: str | None = None,
+    def record_call(self, tier: int, cost: float | None = None, *, model_id: str | None = None,
                     input_tokens: int | None = None, output_tokens: int | None = None,
                     cached_input_tokens: int | None = None, latency_ms: float | None = None,
                     escalated_from: int | None = None, logprobs: Sequence[float] | None = None,
                     output_text: str | None = None, action: str | None = None,
-                    progress: bool | None = None) -> int:
-        """Record one model call as a new step; returns its step_num."""
+                    progress: bool | None = None, cost_source: str = COST_REPORTED) -> int:
+        """Record one model call as a new step; returns its step_num.
+
+        Without a cost, the call is priced from its tokens (aco.prices: the snapshot, else the
+        tier's configured prices); the trace's metadata.cost_sources says which.
+        """
+        if cost is None:
+            _tier(tier, "model_call.tier")
+            spec = self.optimizer.config.tier(tier)
+            model = model_id or spec.model_id
+            priced = price_call(model, input_tokens, output_tokens, cached_input_tokens,
+                                tier_prices=spec if model == spec.model_id else None)
+            cost, cost_source = priced.cost, priced.source
         call = self._model_call(tier, cost, model_id, input_tokens=input_tokens,
                                 output_tokens=output_tokens, cached=cached_input_tokens,
                                 latency_ms=latency_ms, escalated_from=escalated_from,
                                 logprobs=logprobs)
         if output_text is not None:
             call[tf.OUTPUT_TEXT] = output_text
-        return self.record_step(action=action, model_call=call, progress=progress)
+        step_num = self.record_step(action=action, model_call=call, progress=progress)
+        with self._lock:
+            self._cost_sources[cost_path(step_num - 1)] = cost_source
+        return step_num
 
     def record_tool_call(self, tool_name: str, success: bool, cost: float = 0.0, *,
                          latency_ms: float | None = None, new_step: bool = False) -> int:
@@ -203,6 +233,8 @@ class Run:
         self._steps.append(step)
         self._progress.append(_progressed(step) if progress is None else bool(progress))
         self._costs.extend([call[tf.COST]] if call else [])
+        if call:
+            self._cost_sources[cost_path(len(self._steps) - 1)] = COST_REPORTED
         self._costs.extend(t[tf.COST] for t in tools)
         return step[tf.STEP_NUM]
 
@@ -294,7 +326,8 @@ class Run:
             tf.TOTAL_COST: math.fsum(self._costs),
             tf.METADATA: {"aco_version": __version__, "router_mode": self.routing.mode,
                           "task_type_from": self.routing.task_type_from,
-                          "escalations": self._escalations},
+                          "escalations": self._escalations,
+                          **cost_metadata(self._cost_sources)},
         }
 
     @property

@@ -1,20 +1,20 @@
 """Evaluate a bundle's model from plain data with numpy only: LightGBM trees, linear, kNN.
 
-The lab converts fitted models into plain dicts (``aco_lab.scoring``); this module scores
+The lab converts fitted models into plain dicts (``aco_lab.train.plain_models``); this module scores
 them without lightgbm or scikit-learn, to within floating-point summation order of the
 originals (parity tests: 1e-9 against ``Booster.predict(raw_score=True)``).
 
 LightGBM trees. Every tree of the model is laid out in one table of entries (internal
 nodes and leaves), children of a node side by side, so "go right" is ``left + 1``; a leaf
-points to itself. `compile_lgbm` checks those tables and builds what the walks need: the C
-module's packed trees (``aco._native``, when built), and the numpy walk's bit-vector tables
-(``aco.tree_walk``; trees wider than 64 leaves descend level by level instead). Missing values
-are handled as LightGBM does (``NumericalDecision`` in its tree.h): per node, NaN goes to the
-default side when the node's missing_type is NaN, else NaN counts as 0.0; with missing_type
-Zero, 0.0 (|x| <= 1e-35f) and NaN go to the default side. Rather than branching per node,
-the numpy walk builds the few variants of X the model needs (NaN -> 0, NaN -> -inf/+inf,
-zero -> -inf/+inf), and each node reads its feature from the variant that sends its missing
-values the right way; -inf always goes left, +inf always right.
+points to itself. `compile_lgbm` checks those tables once, with the bundle loader's checks
+(``aco.payload_models.LgbmTrees``); ``aco.tree_walk`` walks them, all
+trees of all rows one level per step. Missing values are handled as LightGBM does
+(``NumericalDecision`` in its tree.h): per node, NaN goes to the default side when the node's
+missing_type is NaN, else NaN counts as 0.0; with missing_type Zero, 0.0 (|x| <= 1e-35f) and
+NaN go to the default side. Rather than branching per node, the walk builds the few variants
+of X the model needs (NaN -> 0, NaN -> -inf/+inf, zero -> -inf/+inf), and each node reads its
+feature from the variant that sends its missing values the right way; -inf always goes left,
++inf always right.
 """
 
 from __future__ import annotations
@@ -22,74 +22,35 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from aco import payload_models
 from aco.errors import BundleError
-from aco.native import native as _native
+from aco.payload_models import LgbmTrees
 from aco.tree_walk import (
     MISSING_NONE,
     MISSING_ZERO_LEFT,
     MISSING_ZERO_RIGHT,
-    alive_with_plan,
-    bit_vector_tables,
-    exit_values,
-    leaf_values_bits,
-    leaf_values_levels,
-    sweep_plan,
-    x_variants,
+    CompiledTrees,
+    leaf_values,
 )
 
-LGBM_KIND = "lgbm_trees"
-LINEAR_KIND = "linear"
-KNN_KIND = "knn"
-LGBM_LAYOUT_VERSION = 1
+# The plain formats' names, defined beside their checks (aco.payload_models).
+LGBM_KIND = payload_models.LGBM_TREES_KIND
+LINEAR_KIND = payload_models.LINEAR_KIND
+KNN_KIND = payload_models.KNN_KIND
+LGBM_LAYOUT_VERSION = payload_models.LGBM_LAYOUT_VERSION
 
-CHUNK_CELLS = 4_000_000  # rows x nodes per pass for large batches: bounds the work arrays
+CHUNK_CELLS = 4_000_000  # rows x entries per pass for large batches: bounds the work arrays
 COMPILED_CACHE_SIZE = 8  # compiled models kept per process (one router usually needs one)
 
 
 # -- LightGBM --------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class CompiledTrees:
-    """A plain LightGBM model decoded into numpy tables, ready to score."""
-
-    num_class: int
-    num_trees: int
-    num_features: int
-    average_output: bool
-    objective: str
-    variants: tuple[int, ...]  # missing codes used, in the order of X's variant blocks
-    zero_as_missing: bool  # some node sends 0.0 to its default side
-    # Bit-vector tables (QuickScorer): one row per internal node, tree by tree.
-    node_col: np.ndarray  # (N,) column in the X variants
-    node_feature: np.ndarray  # (N,) column in X itself
-    node_thr: np.ndarray  # (N,) threshold: x > thr goes right
-    node_mask: np.ndarray  # (N,) uint64: leaves still possible when the node goes right
-    tree_start: np.ndarray  # (T,) first node of each tree (every tree has one, maybe a dummy)
-    node_tree: np.ndarray  # (N,) the tree of each node
-    leaf_base: np.ndarray  # (T,) index of each tree's leaf 0 in leaf_value, minus 1
-    leaf_value: np.ndarray  # (L,) leaves, left to right within each tree
-    # Level-wise tables, for models with a tree of more than 64 leaves (else None).
-    entries: np.ndarray | None = None  # (E, 3) intp: column, left child, feature
-    entry_thr: np.ndarray | None = None
-    entry_value: np.ndarray | None = None
-    roots: np.ndarray | None = None
-    depth: int = 0
-    native: Any = None  # aco._native.Trees over the same tables, when the C module is built
-    plans: dict = field(default_factory=dict, repr=False, compare=False)  # see aco.tree_walk
-
-
 def compile_lgbm(model: Mapping[str, Any]) -> CompiledTrees:
-    """Decode a plain LightGBM model (aco_lab.scoring.lgbm_model_to_plain) into numpy tables."""
-    _check_kind(model, LGBM_KIND)
-    if model.get("layout_version") != LGBM_LAYOUT_VERSION:
-        raise BundleError(
-            f"model: LightGBM layout version {model.get('layout_version')!r}, this aco reads "
-            f"{LGBM_LAYOUT_VERSION}; retrain with this aco-lab"
-        )
+    """Decode a plain LightGBM model (aco_lab.train.plain_models) into numpy tables."""
+    LgbmTrees.from_dict(model, "model")  # the loader's checks: tables, indexes, trees, depth
     feature = np.frombuffer(model["feature"], dtype="<i4").astype(np.intp)
     missing = np.frombuffer(model["missing"], dtype="u1").astype(np.intp)
     left = np.frombuffer(model["left"], dtype="<i4").astype(np.intp)
@@ -97,17 +58,12 @@ def compile_lgbm(model: Mapping[str, Any]) -> CompiledTrees:
     value = np.frombuffer(model["value"], dtype="<f8")
     roots = np.frombuffer(model["tree_root"], dtype="<i4").astype(np.intp)
     internal = left != np.arange(len(left))
-    _check_tables(feature, left, missing, value, roots, internal, model)
+    depth = int(model["max_depth"])
+    feature = np.where(internal, feature, 0)  # a leaf reads any column and stays
     variants = tuple(sorted(set(missing[internal].tolist()) | {MISSING_NONE}))
     slot = np.zeros(5, dtype=np.intp)
     slot[list(variants)] = np.arange(len(variants))
     num_features = int(model["num_features"])
-    col = slot[missing] * num_features + feature
-    tables = bit_vector_tables(roots, left, value)
-    wide = tables is None  # some tree has more than 64 leaves
-    if wide:
-        tables = bit_vector_tables(roots[:0], left, value)
-    nodes, masks, starts, node_tree, leaf_base, leaf_value = tables
     return CompiledTrees(
         num_class=int(model["num_class"]),
         num_trees=len(roots),
@@ -118,50 +74,14 @@ def compile_lgbm(model: Mapping[str, Any]) -> CompiledTrees:
         zero_as_missing=bool(
             np.isin(missing[internal], (MISSING_ZERO_LEFT, MISSING_ZERO_RIGHT)).any()
         ),
-        node_col=col.take(nodes),
-        node_feature=feature.take(nodes),
-        node_thr=np.where(nodes < 0, np.inf, threshold.take(nodes)),
-        node_mask=masks,
-        tree_start=starts,
-        node_tree=node_tree,
-        leaf_base=leaf_base,
-        leaf_value=leaf_value,
-        entries=np.stack([col, left, feature], axis=1) if wide else None,
-        entry_thr=np.where(internal, threshold, np.inf) if wide else None,
-        entry_value=value.copy() if wide else None,
-        roots=roots if wide else None,
-        depth=int(model["max_depth"]),
-        native=_native_trees(model),
+        column=np.where(internal, slot[missing] * num_features + feature, 0),
+        feature=feature,
+        threshold=np.where(internal, threshold, np.inf),
+        left=left,
+        value=value.copy(),
+        roots=roots,
+        depth=depth,
     )
-
-
-def _native_trees(model: Mapping[str, Any]) -> Any:
-    """The C scorer over the plain tables (it checks every index), or None without it."""
-    if _native is None:
-        return None
-    tables = (bytes(model[k]) for k in ("feature", "threshold", "left", "missing", "value",
-                                        "tree_root"))
-    try:
-        return _native.Trees(*tables, int(model["num_class"]), int(model["num_features"]))
-    except ValueError as exc:
-        raise BundleError(f"model: LightGBM tables are inconsistent ({exc}); retrain with "
-                          "aco-lab") from None
-
-
-def _check_tables(feature: np.ndarray, left: np.ndarray, missing: np.ndarray, value: np.ndarray,
-                  roots: np.ndarray, internal: np.ndarray, model: Mapping[str, Any]) -> None:
-    """Refuse tables whose indexes point outside them (before anything walks them)."""
-    n = len(left)
-    inside = (
-        len(feature) == len(missing) == len(value) == n
-        and ((left[internal] >= 0) & (left[internal] + 1 < n)).all()
-        and ((feature[internal] >= 0) & (feature[internal] < int(model["num_features"]))).all()
-        and (missing[internal] <= MISSING_ZERO_RIGHT).all()
-        and ((roots >= 0) & (roots < n)).all()
-    )
-    if not inside:
-        raise BundleError("model: LightGBM tables are inconsistent (an index points outside "
-                          "them); retrain with aco-lab")
 
 
 _compiled: OrderedDict[int, tuple[Mapping[str, Any], CompiledTrees]] = OrderedDict()
@@ -196,61 +116,13 @@ def predict_lgbm_raw(model: Mapping[str, Any] | CompiledTrees, X: np.ndarray) ->
         raise ValueError(
             f"X: expected shape (n, {trees.num_features}) for this model, got {X.shape}"
         )
-    leaves = leaf_values_levels if trees.entries is not None else leaf_values_bits
     n = len(X)
-    step = max(1, CHUNK_CELLS // max(len(trees.node_thr), trees.num_trees))
+    step = max(1, CHUNK_CELLS // len(trees.left))
     if n <= step:
-        values = leaves(trees, X)
+        values = leaf_values(trees, X)
     else:
-        values = np.concatenate([leaves(trees, X[s : s + step]) for s in range(0, n, step)])
+        values = np.concatenate([leaf_values(trees, X[s : s + step]) for s in range(0, n, step)])
     return _sum_trees(trees, values)
-
-
-def predict_lgbm_raw_sweep(
-    model: Mapping[str, Any] | CompiledTrees, x: np.ndarray, column: int, values: np.ndarray
-) -> np.ndarray:
-    """predict_lgbm_raw of one row x with x[column] set to each value (a request x its tiers).
-
-    Same numbers as stacking the rows, with fewer numpy calls: nodes on the other columns
-    are decided once for all values.
-    """
-    trees = _compiled_for(model)
-    x = np.asarray(x, dtype=np.float64).ravel()
-    values = np.asarray(values, dtype=np.float64).ravel()
-    if len(x) != trees.num_features or not 0 <= column < len(x):
-        raise ValueError(
-            f"x: expected {trees.num_features} features and a column inside, got "
-            f"{len(x)} features and column {column}"
-        )
-    if trees.native is not None:
-        raw = np.array(trees.native.sweep(x, column, values.tolist()))
-        return raw if trees.num_class == 1 else raw.reshape(len(values), trees.num_class)
-    if trees.entries is not None:  # wide trees: no bit vectors; score the stacked rows
-        rows = np.repeat(x[None, :], len(values), axis=0)
-        rows[:, column] = values
-        return predict_lgbm_raw(trees, rows)
-    plain = not trees.zero_as_missing and not (np.isnan(x).any() or np.isnan(values).any())
-    xv, vv = x_variants(trees, x[None, :], plain), x_variants(trees, values[:, None], plain)
-    cols = trees.node_feature if plain else trees.node_col
-    plan = sweep_plan(trees, column, plain)
-    alive = alive_with_plan(trees, xv[0].take(cols), vv.take(plan[-1], axis=1), plan)
-    return _sum_trees(trees, exit_values(trees, alive))
-
-
-def sweep_raw_list(
-    model: Mapping[str, Any] | CompiledTrees, x: np.ndarray, column: int, values: tuple
-) -> list[float]:
-    """predict_lgbm_raw_sweep of a binary model as a list; x may stop before a last column.
-
-    The runtime's path for one request at its tiers: no numpy call when the C module is
-    built (x is read in place; column == len(x) means the tier column after the features).
-    """
-    trees = _compiled_for(model)
-    if trees.native is not None:
-        return trees.native.sweep(x, column, values)
-    if column == len(x):
-        x = np.append(x, 0.0)
-    return predict_lgbm_raw_sweep(trees, x, column, np.asarray(values)).tolist()
 
 
 def _sum_trees(trees: CompiledTrees, values: np.ndarray) -> np.ndarray:

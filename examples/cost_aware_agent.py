@@ -4,8 +4,13 @@ doom check, and a trace per run that `aco-lab` can read back.
     python examples/cost_aware_agent.py [TRACE_DIR]
 
 Plug in a real model client by giving `run_agent` any object with
-``complete(model_id, prompt) -> Reply``; the `ScriptedClient` below is a deterministic
-stand-in so that the example runs (and is tested) without an LLM or a network.
+``complete(model_id, prompt, max_tokens) -> Reply``; the `ScriptedClient` below is a
+deterministic stand-in so that the example runs (and is tested) without an LLM or a network.
+
+Every model call, the step's own, an escalation or a verifier, first holds its estimated cost
+in the run's `PerStepRouter` and is skipped when the budget left cannot pay for it, so a run
+never spends past its budget as long as no call costs more than its estimate: the estimate
+counts the prompt's tokens plus the client's framing, and output is capped at `max_tokens`.
 """
 
 from __future__ import annotations
@@ -16,9 +21,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from aco.config import ACOConfig
+from aco.decisions import StepDecision
 from aco.optimizer import ACOOptimizer
 from aco.per_step_router import PerStepRouter
+from aco.rules import estimate_tokens
 from aco.run import Run
+
+MAX_OUTPUT_TOKENS = 512  # every call's max_tokens: the output a call can be billed for
+FRAMING_TOKENS = 64  # the client's system prompt and message framing, on top of the prompt
 
 
 @dataclass(frozen=True)
@@ -66,51 +76,71 @@ def run_agent(opt: ACOOptimizer, client, task: Task, budget: float | None = None
         doom = run.check_doom()
         if doom.doomed:
             return AgentResult("aborted", run.end(False, "aborted"), (*notes, doom.reason))
-        step = steps.route_step(prompt, step_num, failures, task.risk)
+        step = steps.route_step(prompt, step_num, failures, task.risk, **_tokens(prompt))
         if not step.allowed:
-            return AgentResult("budget_exceeded", run.end(False, "budget_exceeded"),
-                               (*notes, step.reason))
-        reply, confidence = _ask_with_cascade(opt, run, client, steps, prompt,
-                                              step.adjusted_tier)
+            return _out_of_budget(run, notes, step.reason)
+        reply, confidence = _ask_with_cascade(run, client, steps, prompt, step)
         if reply.tool:
             failures = not _call_tool(run, task, reply.tool, notes)
             prompt = f"{task.request}\n[tool {reply.tool} {'failed' if failures else 'ok'}]"
             continue
         if reply.done:
-            passed = _verify_if_needed(opt, run, client, steps, task, reply, confidence)
+            if not run.should_verify(task.risk, confidence).verify:
+                return AgentResult("completed", run.end(True), tuple(notes))
+            passed, why = _verify(opt, run, client, steps, task, reply)
+            if passed is None:
+                return _out_of_budget(run, notes, why)
             if passed:
                 return AgentResult("completed", run.end(True), tuple(notes))
             failures, prompt = True, f"{task.request}\n[verifier rejected: {reply.text}]"
     return AgentResult("failed", run.end(False, "failed"), (*notes, "max_steps reached"))
 
 
-def _ask_with_cascade(opt: ACOOptimizer, run: Run, client, steps: PerStepRouter, prompt: str,
-                      tier: int) -> tuple[Reply, float]:
+def _tokens(prompt: str) -> dict[str, int]:
+    """The token counts a call's cost estimate is made for (never below what it is billed)."""
+    return {"input_tokens": estimate_tokens(prompt) + FRAMING_TOKENS,
+            "output_tokens": MAX_OUTPUT_TOKENS}
+
+
+def _out_of_budget(run: Run, notes: list[str], reason: str) -> AgentResult:
+    return AgentResult("budget_exceeded", run.end(False, "budget_exceeded"), (*notes, reason))
+
+
+def _ask_with_cascade(run: Run, client, steps: PerStepRouter, prompt: str,
+                      step: StepDecision) -> tuple[Reply, float]:
     """Ask the step's tier; escalate while the cascade distrusts the answer and budget allows.
 
     Returns the last answer and the cascade's confidence in it.
     """
-    reply = _call(opt, run, client, steps, prompt, tier, escalated_from=None)
-    confidence = 1.0
+    reply = _call(run, client, steps, prompt, step, escalated_from=None)
+    tier, confidence = step.adjusted_tier, 1.0
     while not reply.tool:
         decision = run.cascade(reply.logprobs, reply.text, tier)
         confidence = decision.confidence
-        if not decision.escalated or not steps.fits(steps.step_cost(decision.final_tier)):
+        if not decision.escalated:
             break
-        reply = _call(opt, run, client, steps, prompt, decision.final_tier, escalated_from=tier)
+        held = steps.reserve(decision.final_tier, **_tokens(prompt),
+                             reason=f"escalation {tier}->{decision.final_tier}")
+        if not held.allowed:  # keep the answer we have rather than overspend
+            break
+        reply = _call(run, client, steps, prompt, held, escalated_from=tier)
         tier = decision.final_tier
     return reply, confidence
 
 
-def _call(opt: ACOOptimizer, run: Run, client, steps: PerStepRouter, prompt: str, tier: int,
+def _call(run: Run, client, steps: PerStepRouter, prompt: str, held: StepDecision,
           escalated_from: int | None) -> Reply:
-    model_id = opt.config.tier(tier).model_id
-    reply = client.complete(model_id, prompt)
-    run.record_call(tier, reply.cost, model_id=model_id, input_tokens=reply.input_tokens,
-                    output_tokens=reply.output_tokens, logprobs=list(reply.logprobs),
-                    escalated_from=escalated_from, output_text=reply.text,
-                    action=prompt.splitlines()[-1][:200])
-    steps.record(reply.cost)
+    """One model call whose cost `held` reserved; the hold ends with what it really cost."""
+    try:
+        reply = client.complete(held.model_id, prompt, MAX_OUTPUT_TOKENS)
+    except BaseException:
+        steps.release(held)  # the call did not happen: its hold frees the budget again
+        raise
+    steps.record(reply.cost, held)
+    run.record_call(held.adjusted_tier, reply.cost, model_id=held.model_id,
+                    input_tokens=reply.input_tokens, output_tokens=reply.output_tokens,
+                    logprobs=list(reply.logprobs), escalated_from=escalated_from,
+                    output_text=reply.text, action=prompt.splitlines()[-1][:200])
     return reply
 
 
@@ -124,18 +154,23 @@ def _call_tool(run: Run, task: Task, tool: str, notes: list[str]) -> bool:
     return ok
 
 
-def _verify_if_needed(opt: ACOOptimizer, run: Run, client, steps: PerStepRouter, task: Task,
-                      reply: Reply, confidence: float) -> bool:
-    if not run.should_verify(task.risk, confidence).verify:
-        return True
+def _verify(opt: ACOOptimizer, run: Run, client, steps: PerStepRouter, task: Task,
+            reply: Reply) -> tuple[bool | None, str]:
+    """Ask a verifier about the answer when the budget can pay for it.
+
+    Returns whether it passed (None: the budget left cannot pay for the verifier) and why.
+    """
     tier = opt.config.top_tier if task.risk == "high" else 3
-    model_id = opt.config.tier(tier).model_id
-    check = client.complete(model_id, f"VERIFY: {task.request}\nANSWER: {reply.text}")
+    prompt = f"VERIFY: {task.request}\nANSWER: {reply.text}"
+    held = steps.reserve(tier, **_tokens(prompt), reason=f"verifier at tier {tier}")
+    if not held.allowed:
+        return None, held.reason
+    check = client.complete(held.model_id, prompt, MAX_OUTPUT_TOKENS)
+    steps.record(check.cost, held)
     passed = check.text.strip().upper().startswith("PASS")
-    run.record_verification(passed, tier=tier, cost=check.cost, model_id=model_id,
+    run.record_verification(passed, tier=tier, cost=check.cost, model_id=held.model_id,
                             input_tokens=check.input_tokens, output_tokens=check.output_tokens)
-    steps.record(check.cost)
-    return passed
+    return passed, check.text
 
 
 class ScriptedClient:
@@ -151,11 +186,11 @@ class ScriptedClient:
         self.tiers = {spec.model_id: spec for spec in config.tiers}
         self.calls: list[tuple[str, str]] = []
 
-    def complete(self, model_id: str, prompt: str) -> Reply:
+    def complete(self, model_id: str, prompt: str, max_tokens: int) -> Reply:
         """One call: deterministic text, log-probs, usage and cost for (model, prompt)."""
         self.calls.append((model_id, prompt))
         spec = self.tiers[model_id]
-        tokens_in, tokens_out = 40 + len(prompt) // 4, 30
+        tokens_in, tokens_out = 40 + len(prompt) // 4, min(30, max_tokens)  # 40: its framing
         cost = spec.cost(tokens_in, tokens_out)
         usage = {"input_tokens": tokens_in, "output_tokens": tokens_out, "cost": cost}
         if prompt.startswith("VERIFY:"):

@@ -4,7 +4,7 @@
                                                [--calls 5000] [--splits 1]
 
 For each data set (simulated counterfactual traces, and RouterBench and tau-bench when
---shared holds them), the requests are split in half by request (aco_lab.split, --seed);
+--shared holds them), the requests are split in half by request (aco_lab.traces.split, --seed);
 the controls are learned on one half (`learn_controls`) and replayed on the other beside
 their rule versions (`evaluate_controls`). --splits N repeats RouterBench's cascade on N
 splits (seeds seed..seed+N-1) and prints each and the mean, because one half of 1,598
@@ -48,12 +48,11 @@ from aco.rules import read_cues
 from aco_lab.controls.cascade import CascadeSettings, cascade_curve_specs, learn_cascade
 from aco_lab.controls.cascade_data import build_cascade_data
 from aco_lab.controls.cascade_replay import learned_chooser, replay
-from aco_lab.controls.report import build_controls_sections
 from aco_lab.controls.suite import evaluate_controls, learn_controls, restrict_tables
-from aco_lab.html_report import Document
-from aco_lab.report import render_markdown
-from aco_lab.split import assign_splits
-from aco_lab.traces import TraceTables, read_traces
+from aco_lab.report.controls import build_controls_sections
+from aco_lab.report.document import Document, render_markdown
+from aco_lab.traces.reading import TraceTables, read_traces
+from aco_lab.traces.split import assign_splits
 
 
 def halves(tables: TraceTables, seed: int) -> tuple[TraceTables, TraceTables]:
@@ -218,7 +217,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     print(f"machine: {platform.machine()}, Python {platform.python_version()}, "
           f"{platform.system()}; command: {' '.join(sys.argv)}")
-    from aco_lab.simulate import write_simulated_traces
+    from aco_lab.simulate.generate import write_simulated_traces
 
     router = args.shared / "routerbench-dev"
     if args.curve:

@@ -23,12 +23,13 @@ import time
 from pathlib import Path
 
 from aco.config import ACOConfig
-from aco_lab.evaluate import EvalOptions, evaluate_bundle
-from aco_lab.holdout import split_trace_files
-from aco_lab.report import write_evaluation
-from aco_lab.simulate import write_simulated_traces
-from aco_lab.traces import read_traces
-from aco_lab.train import TrainOptions, train_router
+from aco_lab.evaluate.evaluation import evaluate_bundle
+from aco_lab.evaluate.results import EvalOptions
+from aco_lab.report.evaluation_report import write_evaluation
+from aco_lab.simulate.generate import write_simulated_traces
+from aco_lab.traces.holdout import split_trace_files
+from aco_lab.traces.reading import read_traces
+from aco_lab.train.router import TrainOptions, train_router
 
 
 def _median_s(fn, repeats: int) -> tuple[float, object]:  # noqa: ANN001

@@ -10,13 +10,11 @@ same run (the bare loop, objects discarded; a second variant keeps them in a lis
 must, and pays the cycle collector's passes over millions of dicts), the CPU time of the
 child's process tree (user + system, worker processes included: robust to other load on the
 machine, unlike wall time) and the peak resident memory of that tree, sampled from /proc every
-20 ms. Goal: ingest <= 0.5x the json.loads loop's wall time, < 4 GB. The mode `pure` is ingest
-with ACO_PURE_PYTHON=1: every line decoded by msgspec, as without the C fast path; `strict` and
-`strict-pure` the same two with strict reading (unknown keys rejected).
+20 ms. Goal: ingest <= 0.5x the json.loads loop's wall time, < 4 GB. Every line is decoded by
+msgspec; the mode `strict` is ingest with strict reading (unknown keys rejected).
 
 --breakdown instead times the stages of one chunk in this process (CPU, min of 9, interleaved):
-the json.loads loop over its lines, the C parse alone, each decoding path, read_chunk and
-write_chunk.
+the json.loads loop over its lines, msgspec's decoding into frames, read_chunk and write_chunk.
 """
 
 from __future__ import annotations
@@ -38,7 +36,7 @@ from process_memory import tree_rss_bytes  # scripts/: run as `python scripts/be
 # What each child runs; it prints its own wall time for the work (no interpreter start-up).
 INGEST_CODE = """
 import os, sys, time
-from aco_lab.ingest import ingest_traces
+from aco_lab.traces.ingest import ingest_traces
 t = time.perf_counter()
 result = ingest_traces([sys.argv[1]], sys.argv[2], on_error="skip", force=True,
                        strict=bool(os.environ.get("BENCH_STRICT")))
@@ -64,26 +62,21 @@ print(time.perf_counter() - t)
 """,
     "read_traces (validate)": """
 import sys, time
-from aco_lab.traces import read_traces
+from aco_lab.traces.reading import read_traces
 t = time.perf_counter()
 tables = read_traces(sys.argv[1], on_error="skip")
 print(time.perf_counter() - t)
 print(tables.lines_read, tables.runs.height, len(tables.rejected), file=sys.stderr)
 """,
     "ingest (validate + Parquet)": INGEST_CODE,
-    "ingest, msgspec path only": INGEST_CODE,
     "ingest --strict": INGEST_CODE,
-    "ingest --strict, msgspec path": INGEST_CODE,
 }
-MODE_ENV = {"ingest, msgspec path only": {"ACO_PURE_PYTHON": "1"},
-            "ingest --strict": {"BENCH_STRICT": "1"},
-            "ingest --strict, msgspec path": {"BENCH_STRICT": "1", "ACO_PURE_PYTHON": "1"}}
+MODE_ENV = {"ingest --strict": {"BENCH_STRICT": "1"}}
 
 
 KEPT = "json.loads, objects kept"
 MODE_KEYS = {"json": "json.loads loop", "kept": KEPT, "read": "read_traces (validate)",
-             "ingest": "ingest (validate + Parquet)", "pure": "ingest, msgspec path only",
-             "strict": "ingest --strict", "strict-pure": "ingest --strict, msgspec path"}
+             "ingest": "ingest (validate + Parquet)", "strict": "ingest --strict"}
 
 
 def run_child(code: str, args: list[str], env: dict[str, str] | None = None
@@ -118,7 +111,7 @@ def make_input(n: int, seed: int, cache_dir: Path) -> Path:
     """Simulated traces (one run per request, ~4 steps each), cached by n and seed."""
     path = cache_dir / f"sim-logs-{n}-{seed}.jsonl"
     if not path.exists():
-        from aco_lab.simulate import write_simulated_traces
+        from aco_lab.simulate.generate import write_simulated_traces
 
         print(f"simulating {n} traces into {path} ...", file=sys.stderr)
         started = time.perf_counter()
@@ -184,15 +177,11 @@ def chunk_breakdown(path: Path, repeat: int = 9) -> None:
     os.environ.setdefault("POLARS_MAX_THREADS", "1")  # as in a worker: one core each
     import polars as pl
 
-    from aco_lab import trace_columns
-    from aco_lab.chunks import _cycle_collector_paused, read_chunk
-    from aco_lab.ingest import write_chunk
-    from aco_lab.trace_parser import decode_chunk, split_lines
-    from aco_lab.traces import plan_chunks
+    from aco_lab.traces.chunks import _cycle_collector_paused, read_chunk
+    from aco_lab.traces.ingest import write_chunk
+    from aco_lab.traces.parser import decode_chunk, split_lines
+    from aco_lab.traces.reading import plan_chunks
 
-    if not trace_columns.available():
-        raise SystemExit("the C fast path is not in use (not built, or ACO_PURE_PYTHON=1)")
-    c_parse = trace_columns._trace_columns.decode
     task = next(plan_chunks([path]))
     data = task.read()
     out = Path(tempfile.mkdtemp(prefix="bench-chunk-"))
@@ -206,21 +195,10 @@ def chunk_breakdown(path: Path, repeat: int = 9) -> None:
         with _cycle_collector_paused():
             decode_chunk(split_lines(data), task.first_line)
 
-    def msgspec_read_chunk() -> None:
-        saved, trace_columns._trace_columns = trace_columns._trace_columns, None
-        try:
-            read_chunk(task)
-        finally:
-            trace_columns._trace_columns = saved
-
     stages = {
         "json.loads loop over its lines": json_loop,
-        "C parse alone (aco_lab._trace_columns.decode)": lambda: c_parse(
-            data, 1, trace_columns._OUTCOMES, trace_columns._LIMITS),
-        "C fast path into frames (decode_columns)": lambda: trace_columns.decode_columns(data),
-        "msgspec path into frames (decode_chunk)": msgspec_decode,
-        "read_chunk, C fast path": lambda: read_chunk(task),
-        "read_chunk, msgspec path": msgspec_read_chunk,
+        "msgspec into frames (decode_chunk)": msgspec_decode,
+        "read_chunk (decode, check, provenance, run aggregates)": lambda: read_chunk(task),
         "write_chunk (read_chunk + warnings + Parquet)": lambda: write_chunk(task, out),
     }
     times: dict[str, list[float]] = {name: [] for name in stages}

@@ -2,14 +2,13 @@
 single-row predict, measured in the same run.
 
     .venv/bin/python scripts/bench_route.py [--requests 2000] [--train-requests 400]
-    ACO_PURE_PYTHON=1 .venv/bin/python scripts/bench_route.py   # the numpy path, for comparison
 
 Trains a LightGBM router on seeded simulated traces, then times, per request:
 `Router.decide` end to end (and, task type predicted, with and without the task-type novelty
 check, interleaved request by request), and its parts (aco.features.request_features, the
 model on the 5 tier rows, calibration + decision rule), against `Booster.predict` on the same
 5 rows.
-Prints p50/p99 in microseconds and the ratios.
+Prints p50/p99 in microseconds and the ratios of the medians.
 """
 
 from __future__ import annotations
@@ -24,13 +23,12 @@ import numpy as np
 
 from aco.config import ACOConfig
 from aco.features import FeatureSpec, request_features
-from aco.native import native
 from aco.policy import calibrate, choose_tier
 from aco.router import Router, predict_success
-from aco_lab.bundle import write_bundle
-from aco_lab.simulate import build_sim_request, write_simulated_traces
-from aco_lab.traces import read_traces
-from aco_lab.train import TrainOptions, build_router
+from aco_lab.simulate.generate import build_sim_request, write_simulated_traces
+from aco_lab.traces.reading import read_traces
+from aco_lab.train.bundle_writer import write_bundle
+from aco_lab.train.router import TrainOptions, build_router
 
 
 def timed(fn, items) -> np.ndarray:  # noqa: ANN001
@@ -97,8 +95,7 @@ def main() -> None:
         "lightgbm Booster.predict (5 rows)": timed(lambda r: booster.predict(r), rows),
     }
     print(f"{args.requests} requests, model: {booster.num_trees()} trees, "
-          f"{spec.n_features} features; hot loops: "
-          f"{'C (aco._native)' if native is not None else 'numpy (ACO_PURE_PYTHON or not built)'}")
+          f"{spec.n_features} features, depth {router.model['booster']['max_depth']}")
     print(f"{'what':36s} {'p50 us':>9s} {'p99 us':>9s}")
     for name, us in results.items():
         print(f"{name:36s} {np.percentile(us, 50):9.1f} {np.percentile(us, 99):9.1f}")

@@ -30,14 +30,15 @@ import numpy as np
 import polars as pl
 
 from aco.config import load_config
-from aco_lab import schema as S
-from aco_lab.evaluate import BundleInfo, EvalOptions, build_evaluation
-from aco_lab.holdout import EVAL, TRAIN
-from aco_lab.labels import build_outcome_matrix
-from aco_lab.report import build_quality_goal
-from aco_lab.split import assign_splits
-from aco_lab.traces import read_traces
-from aco_lab.train import TrainOptions, build_router
+from aco_lab.evaluate.evaluation import build_evaluation
+from aco_lab.evaluate.results import BundleInfo, EvalOptions
+from aco_lab.report.evaluation_report import build_quality_goal
+from aco_lab.traces import schema as S
+from aco_lab.traces.holdout import EVAL, TRAIN
+from aco_lab.traces.labels import build_outcome_matrix
+from aco_lab.traces.reading import read_traces
+from aco_lab.traces.split import assign_splits
+from aco_lab.train.router import TrainOptions, build_router
 
 CURVE_SLACK = 0.01  # the router's curve may cost this much more than the best baseline's
 POINT_SUCCESS = 0.94  # the operating point, replayed, keeps at least this share of the top's
@@ -61,7 +62,8 @@ def run_one(runs: pl.DataFrame, config_path: Path, seed: int, model: str,
     ev = build_evaluation(payload, info, config, held, EvalOptions(), training_runs=train)
     goal = build_quality_goal(ev)
     point = goal["operating_point"]
-    curve, best = goal["curve_cost_fraction_at_target"], goal["best_baseline_cost_fraction_at_target"]
+    curve = goal["curve_cost_fraction_at_target"]
+    best = goal["best_baseline_cost_fraction_at_target"]
     return {
         "seed": seed, "winner": payload["validation"]["selection"]["winner"],
         "curve": curve, "best_baseline": goal["best_baseline"], "best": best,

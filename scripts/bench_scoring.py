@@ -30,16 +30,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from aco.features import build_feature_spec, request_features  # noqa: E402
-from aco.scoring import (  # noqa: E402
-    compile_lgbm,
-    predict_lgbm_raw,
-    predict_lgbm_raw_sweep,
-    sigmoid,
-)
+from aco.scoring import compile_lgbm, predict_lgbm_raw, sigmoid  # noqa: E402
 
 ROUTERBENCH = Path(__file__).resolve().parents[2] / "shared/data/routerbench-dev/traces.jsonl.gz"
 N_TIERS = 5
-TIERS = np.arange(1.0, N_TIERS + 1)
 LGBM_PARAMS = {
     "objective": "binary",
     "num_leaves": 15,
@@ -150,7 +144,7 @@ def train(X: np.ndarray, success: np.ndarray, trees: int):  # noqa: ANN201 (ligh
 
 def run(n_requests: int, trees: int, seed: int) -> dict:
     """Measure everything; return the figures (microseconds)."""
-    from aco_lab.scoring import lgbm_model_to_plain
+    from aco_lab.train.plain_models import lgbm_model_to_plain
 
     requests, success, source = load_requests(n_requests, seed)
     spec = build_feature_spec([t for _, t in requests])
@@ -161,29 +155,19 @@ def run(n_requests: int, trees: int, seed: int) -> dict:
     rows = [tier_rows(x) for x in X]
     n = len(requests)
     worst = max(
-        max(
-            np.abs(predict_lgbm_raw(compiled, r) - booster.predict(r, raw_score=True)).max(),
-            np.abs(
-                predict_lgbm_raw_sweep(compiled, r[0], X.shape[1], TIERS)
-                - booster.predict(r, raw_score=True)
-            ).max(),
-        )
+        np.abs(predict_lgbm_raw(compiled, r) - booster.predict(r, raw_score=True)).max()
         for r in rows[:200]
     )
 
     def route(i: int) -> int:
         x = request_features(spec, *requests[i])
-        x_tier = np.append(x, 0.0)  # the tier column, set per tier by the sweep
-        return int(np.argmax(sigmoid(predict_lgbm_raw_sweep(compiled, x_tier, len(x), TIERS))))
+        return int(np.argmax(sigmoid(predict_lgbm_raw(compiled, tier_rows(x)))))
 
     times = timed(
         {
             "np.add(1.0, 2.0): one numpy call": lambda i: np.add(1.0, 2.0),
             "request_features": lambda i: request_features(spec, *requests[i]),
             "predict_lgbm_raw (1 request x 5 tiers)": lambda i: predict_lgbm_raw(compiled, rows[i]),
-            "predict_lgbm_raw_sweep (1 request x 5 tiers)": lambda i: predict_lgbm_raw_sweep(
-                compiled, rows[i][0], X.shape[1], TIERS
-            ),
             "predict_lgbm_raw (1 row)": lambda i: predict_lgbm_raw(compiled, rows[i][:1]),
             "features + scoring + argmax": route,
             "Booster.predict raw (1 request x 5 tiers)": lambda i: booster.predict(
@@ -217,8 +201,8 @@ def time_build_features(requests: list[tuple[str, str]], n_rows: int) -> dict[st
     """Seconds of aco_lab.build_features on n_rows distinct requests, 1 and 2 processes."""
     import polars as pl
 
-    from aco_lab import schema as S
-    from aco_lab.features import build_features
+    from aco_lab.traces import schema as S
+    from aco_lab.train.features import build_features
 
     texts = [f"{requests[i % len(requests)][0]} #{i}" for i in range(n_rows)]  # all distinct
     types = [requests[i % len(requests)][1] for i in range(n_rows)]

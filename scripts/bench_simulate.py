@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aco_lab.simulate import GZIP_LEVEL, generate_traces, write_simulated_traces  # noqa: E402
+from aco_lab.simulate.generate import GZIP_LEVEL, generate_traces, write_simulated_traces  # noqa: E402
 
 
 def cpu_seconds() -> float:

@@ -27,9 +27,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aco.monitoring import compute_metrics, read_trace_lines  # noqa: E402
-from aco_lab.simulate import write_simulated_traces  # noqa: E402
-from aco_lab.stats import compute_stats  # noqa: E402
-from aco_lab.traces import read_traces  # noqa: E402
+from aco_lab.report.stats import compute_stats  # noqa: E402
+from aco_lab.simulate.generate import write_simulated_traces  # noqa: E402
+from aco_lab.traces.reading import read_traces  # noqa: E402
 
 
 def median_wall(work: Callable[[], object], repeat: int) -> float:

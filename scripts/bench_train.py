@@ -23,10 +23,10 @@ from pathlib import Path
 from process_memory import TreePeak  # scripts/: run as `python scripts/bench_train.py`
 
 from aco.config import ACOConfig
-from aco_lab.bundle import write_bundle
-from aco_lab.simulate import write_simulated_traces
-from aco_lab.traces import read_traces
-from aco_lab.train import TrainOptions, build_router, validation_headline
+from aco_lab.simulate.generate import write_simulated_traces
+from aco_lab.traces.reading import read_traces
+from aco_lab.train.bundle_writer import write_bundle
+from aco_lab.train.router import TrainOptions, build_router, validation_headline
 
 
 def peak_mb(who: int) -> float:

@@ -5,10 +5,13 @@ and a failure found once is found again. HYPOTHESIS_PROFILE=explore draws new on
 """
 
 import os
+import pickle
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+from aco.payload import BundlePayload
 
 settings.register_profile("deterministic", derandomize=True)
 settings.register_profile("explore", derandomize=False)
@@ -19,6 +22,14 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 ROUTERBENCH = SHARED_DATA / "routerbench-dev"
 TAU_BENCH = SHARED_DATA / "tau-bench-airline"
 SWEBENCH = SHARED_DATA / "swebench-dev"
+GOLDEN_BUNDLE = REPO / "tests" / "golden" / "router_bundle_v1.pkl"
+
+
+@pytest.fixture()
+def golden_payload() -> dict:
+    """The golden bundle's payload as this aco writes it: a real, small, valid one to vary."""
+    raw = pickle.loads(GOLDEN_BUNDLE.read_bytes())  # our own committed file
+    return BundlePayload.from_dict(raw).to_dict()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,13 @@ import click
 
 from aco import __version__
 from aco.command_group import ACOGroup, configure_logging
-from aco_lab.cli import data_commands, eval_commands, stats_commands, train_commands
+from aco_lab.cli import (
+    data_commands,
+    eval_commands,
+    import_commands,
+    stats_commands,
+    train_commands,
+)
 
 
 @click.group(cls=ACOGroup)
@@ -15,6 +21,6 @@ def main(verbose: int) -> None:
     configure_logging(verbose)
 
 
-for _module in (data_commands, stats_commands, train_commands, eval_commands):
+for _module in (data_commands, import_commands, stats_commands, train_commands, eval_commands):
     for _command in _module.COMMANDS:
         main.add_command(_command)

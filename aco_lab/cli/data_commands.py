@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from aco_lab.ingest import ingest_traces
-from aco_lab.traces import read_traces
+from aco_lab.traces.ingest import ingest_traces
+from aco_lab.traces.reading import read_traces
 
 STRICT_HELP = ("Also refuse lines with keys trace format v1 does not define (a misspelt "
                "optional key, say); by default they are ignored.")

@@ -1,14 +1,18 @@
 """`aco-lab evaluate`, `compare` and `report`: what a router would have saved, and monitoring."""
 
 import json
-import shlex
 from pathlib import Path
 
 import click
 
 from aco.bundle import DEFAULT_MODELS_DIR
-from aco_lab.baselines import DEFAULT_VERIFIER_ERROR
-from aco_lab.evaluate import COMPARE_MODELS, DEFAULT_TARGET, EvalOptions
+from aco_lab.cli.command_line import command_line
+from aco_lab.evaluate.results import (
+    COMPARE_MODELS,
+    DEFAULT_TARGET,
+    DEFAULT_VERIFIER_ERROR,
+    EvalOptions,
+)
 
 _CONFIG = click.option(
     "--config",
@@ -46,7 +50,7 @@ _MODELS_DIR = click.option(
 
 
 def _options(allow_overlap: bool, verifier_error: float, compare_models: str) -> EvalOptions:
-    from aco_lab.estimators import MODELS
+    from aco_lab.train.estimators import MODELS
 
     models = tuple(m.strip() for m in compare_models.split(",") if m.strip())
     unknown = [m for m in models if m not in MODELS]
@@ -61,19 +65,6 @@ def _options(allow_overlap: bool, verifier_error: float, compare_models: str) ->
         target=DEFAULT_TARGET,
         compare_models=models,
     )
-
-
-def _command_line(ctx: click.Context) -> str:
-    """The command with its arguments and non-default options (the report records it)."""
-    options, arguments = [], []
-    for param in ctx.command.params:
-        value = ctx.params.get(param.name)
-        if isinstance(param, click.Argument):
-            arguments += [str(v) for v in (value if isinstance(value, tuple) else (value,))]
-        elif value not in (None, False) and value != param.default and param.name != "as_json":
-            flag = max(param.opts, key=len)
-            options += [flag] if value is True else [flag, str(value)]
-    return shlex.join(["aco-lab", str(ctx.info_name), *options, *arguments])
 
 
 @click.command("evaluate")
@@ -121,8 +112,8 @@ def evaluate_command(
     as_json: bool,
 ) -> None:
     """Replay (or, on ordinary logs, estimate) a router on traces it did not train on."""
-    from aco_lab.evaluate import evaluate_bundle
-    from aco_lab.report import (
+    from aco_lab.evaluate.evaluation import evaluate_bundle
+    from aco_lab.report.evaluation_report import (
         build_evaluation_metrics,
         format_evaluation_table,
         format_headline,
@@ -136,7 +127,7 @@ def evaluate_command(
     options = _options(allow_overlap, verifier_error, compare_models)
     click.echo(f"evaluating {bundle_ref} on {len(paths) or 'its held-out'} path(s)...", err=True)
     ev = evaluate_bundle(bundle_ref, list(paths), config_path, options, models_dir)
-    command = _command_line(ctx)
+    command = command_line(ctx)
     written = write_evaluation(ev, out_dir, command)
     for warning in ev.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -154,13 +145,13 @@ def _evaluate_cascade(ctx: click.Context, bundle_ref: str, paths: tuple[str, ...
                       out_dir: Path, config_path: Path | None, allow_overlap: bool,
                       models_dir: Path, as_json: bool) -> None:
     """`evaluate --policy cascade`: replay the bundle's learned cascade and its baselines."""
-    from aco_lab.controls.report import format_cascade_table, write_cascade_evaluation
-    from aco_lab.controls.suite import evaluate_bundle_controls
+    from aco_lab.evaluate.bundle_controls import evaluate_bundle_controls
+    from aco_lab.report.controls import format_cascade_table, write_cascade_evaluation
 
     click.echo(f"evaluating the cascade of {bundle_ref}...", err=True)
     ev, meta = evaluate_bundle_controls(bundle_ref, list(paths), config_path, models_dir,
                                         only=("cascade",), allow_overlap=allow_overlap)
-    written = write_cascade_evaluation(ev, out_dir, _command_line(ctx), meta)
+    written = write_cascade_evaluation(ev, out_dir, command_line(ctx), meta)
     if as_json:
         click.echo(json.dumps(json.loads(written["metrics"].read_text()), sort_keys=True))
         return
@@ -204,11 +195,11 @@ def compare_command(
     as_json: bool,
 ) -> None:
     """Two bundles side by side on the same traces (e.g. `aco-lab compare v10 v11 eval.jsonl`)."""
-    from aco_lab.comparison import compare_bundles, format_comparison, write_comparison
+    from aco_lab.report.comparison import compare_bundles, format_comparison, write_comparison
 
     options = _options(allow_overlap, verifier_error, compare_models)
     comparison = compare_bundles(bundles, list(paths), config_path, options, models_dir)
-    metrics = write_comparison(comparison, out_dir, _command_line(ctx))
+    metrics = write_comparison(comparison, out_dir, command_line(ctx))
     if as_json:
         click.echo(json.dumps(metrics, sort_keys=True))
         return
@@ -234,7 +225,7 @@ def compare_command(
 )
 def report_command(paths: tuple[str, ...], out_dir: Path, config_path: Path | None) -> None:
     """The monitoring dashboard of any traces as a self-contained HTML page."""
-    from aco_lab.dashboard import report_traces
+    from aco_lab.report.dashboard import report_traces
 
     dashboard, written = report_traces(list(paths), out_dir, config_path)
     m = dashboard.overall
@@ -265,7 +256,7 @@ def report_command(paths: tuple[str, ...], out_dir: Path, config_path: Path | No
 @click.option("--seed", type=int, default=0, show_default=True)
 def holdout_command(paths: tuple[str, ...], out_dir: Path, eval_fraction: float, seed: int) -> None:
     """Split traces by request into train and eval files (no request on both sides)."""
-    from aco_lab.holdout import split_trace_files
+    from aco_lab.traces.holdout import split_trace_files
 
     train, held = split_trace_files(list(paths), out_dir, eval_fraction, seed)
     click.echo(f"train: {train}")

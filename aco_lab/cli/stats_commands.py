@@ -7,9 +7,9 @@ import click
 
 from aco.config import load_config
 from aco.monitoring import GROUP_FIELDS, format_metrics
-from aco_lab.simulate import MODES, write_simulated_traces
-from aco_lab.stats import compute_stats
-from aco_lab.traces import read_traces
+from aco_lab.report.stats import compute_stats
+from aco_lab.simulate.generate import MODES, write_simulated_traces
+from aco_lab.traces.reading import read_traces
 
 CONFIG_HELP = "config.yaml with the tier table and alert lines (default: the guide's)."
 

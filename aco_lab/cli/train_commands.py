@@ -8,9 +8,10 @@ import click
 from aco.bundle import DEFAULT_MODELS_DIR
 from aco.config import load_config
 from aco.policy import CALIBRATION_METHODS
-from aco_lab.candidates import CANDIDATES
-from aco_lab.estimators import OBJECTIVES
-from aco_lab.train import AUTO, TrainOptions, train_router, validation_headline
+from aco_lab.cli.command_line import command_line
+from aco_lab.train.candidates import CANDIDATES
+from aco_lab.train.estimators import OBJECTIVES
+from aco_lab.train.router import AUTO, TrainOptions, train_router, validation_headline
 
 
 @click.command("train")
@@ -37,15 +38,10 @@ def train_command(paths: tuple[str, ...], config_path: Path | None, out_dir: Pat
                   objective: str, seed: int, success_floor: float, calibration: str,
                   allow_shortfall: bool, controls: bool, as_json: bool) -> None:
     """Train a router on trace files (files, globs, dirs) and write the next bundle version."""
-    args = ("train", *paths, "--model", model, "--objective", objective, "--seed", str(seed),
-            "--success-floor", str(success_floor), "--calibration", calibration,
-            "--out", str(out_dir))
-    args += ("--config", str(config_path)) if config_path else ()
-    args += () if controls else ("--no-controls",)
-    args += ("--allow-shortfall",) if allow_shortfall else ()
     options = TrainOptions(model=model, objective=objective, seed=seed,
-                           success_floor=success_floor, calibration=calibration, cli_args=args,
-                           controls=controls, allow_shortfall=allow_shortfall)
+                           success_floor=success_floor, calibration=calibration,
+                           command=command_line(click.get_current_context()), controls=controls,
+                           allow_shortfall=allow_shortfall)
     click.echo(f"training {model} ({objective}) on {len(paths)} path(s)...", err=True)
     info, payload = train_router(list(paths), load_config(config_path), options, out_dir)
     headline = validation_headline(payload)

@@ -4,7 +4,7 @@ A cascade is learned from counterfactual traces (RouterBench keeps every model's
 prompt): the same request answered by several models, so the cheap answers *and* what a
 stronger model would have done are both known. The options are the models the traces ran
 (`pool="traces"`), or only the one model standing for each tier as the router sees them
-(`pool="tiers"`, `aco_lab.labels.select_tier_models`). The answer of a run is the text and
+(`pool="tiers"`, `aco_lab.traces.labels.select_tier_models`). The answer of a run is the text and
 log-probabilities of its last model call; its cost is the run's total_cost (every call paid).
 """
 
@@ -19,9 +19,9 @@ import polars as pl
 from aco.cascade import Answer
 from aco.config import ACOConfig
 from aco.errors import DataError
-from aco_lab import schema as S
-from aco_lab.labels import IS_TIER_MODEL, SUCCESS, add_labels, select_tier_models
-from aco_lab.traces import TraceTables
+from aco_lab.traces import schema as S
+from aco_lab.traces.labels import IS_TIER_MODEL, SUCCESS, add_labels, select_tier_models
+from aco_lab.traces.reading import TraceTables
 
 Pool = Literal["traces", "tiers"]
 POOLS = ("traces", "tiers")

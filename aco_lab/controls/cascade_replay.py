@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ from aco.config import ACOConfig
 from aco.controls import read_answer_signals
 from aco.errors import ACOError
 from aco_lab.controls.cascade_data import CascadeData
+from aco_lab.files import atomic_file
 
 MAX_STEPS = 10  # a cascade asking for more tiers than this is a bug, not a policy
 
@@ -227,15 +226,7 @@ def single_chooser(model: str) -> Chooser:
 
 def write_decisions(lines: Sequence[CascadeDecisionLine], path: str | Path) -> Path:
     """Write decisions.jsonl atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            for line in lines:
-                out.write(json.dumps(line.to_json(), ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_file(path) as out:
+        for line in lines:
+            out.write((json.dumps(line.to_json(), ensure_ascii=False) + "\n").encode())
+    return Path(path)

@@ -29,8 +29,8 @@ from aco.errors import DataError
 from aco.features import split_few_shot
 from aco.learned_controls import ANY, KINDS, SPEC_VERSION, apply_context_budget, group_key
 from aco.rules import build_context_budget, read_cues
-from aco_lab import schema as S
-from aco_lab.traces import TraceTables
+from aco_lab.traces import schema as S
+from aco_lab.traces.reading import TraceTables
 
 CONSTRAINT_CUES = re.compile(
     r"\b(must|must not|should not|never|always|at (most|least)|no more than|under \d+|"

@@ -25,14 +25,14 @@ from aco.config import ACOConfig
 from aco.controls import Controls
 from aco.errors import DataError
 from aco.learned_controls import KINDS, SPEC_VERSION, doom_features, group_key
-from aco_lab import schema as S
 from aco_lab.controls.logistic import (
     DEFAULT_C,
     build_matrix,
     fit_logistic,
     predict_logistic,
 )
-from aco_lab.traces import TraceTables
+from aco_lab.traces import schema as S
+from aco_lab.traces.reading import TraceTables
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from aco.config import ACOConfig
 from aco.controls import Controls
 from aco.errors import DataError
 from aco.learned_controls import ANY, KINDS, SPEC_VERSION, apply_gate
-from aco_lab import schema as S
-from aco_lab.traces import TraceTables
+from aco_lab.traces import schema as S
+from aco_lab.traces.reading import TraceTables
 
 RUNS_WITH = "runs_with"
 SUCCESS_WITH = "success_with"

@@ -32,10 +32,10 @@ from aco.errors import DataError
 from aco.learned_controls import ANY, KINDS, SPEC_VERSION, verify_features
 from aco.rules import read_cues
 from aco.trace_format import OUTCOME_COMPLETED
-from aco_lab import schema as S
 from aco_lab.controls.logistic import DEFAULT_C, build_matrix, fit_logistic, predict_logistic
 from aco_lab.controls.tool_gate import GateSettings, build_values
-from aco_lab.traces import TraceTables
+from aco_lab.traces import schema as S
+from aco_lab.traces.reading import TraceTables
 
 log = logging.getLogger(__name__)
 

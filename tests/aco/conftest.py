@@ -13,8 +13,8 @@ SIM_SEED = 7
 @pytest.fixture(scope="session")
 def trained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of a LightGBM router bundle trained on simulated traces (aco_lab end to end)."""
-    from aco_lab.simulate import write_simulated_traces
-    from aco_lab.train import TrainOptions, train_router
+    from aco_lab.simulate.generate import write_simulated_traces
+    from aco_lab.train.router import TrainOptions, train_router
 
     root = tmp_path_factory.mktemp("bundle")
     traces = root / "sim.jsonl"

@@ -1,6 +1,5 @@
 """load_bundle: integrity before unpickling, no globals ever, clear refusals; path resolution."""
 
-import hashlib
 import json
 import os
 import pickle
@@ -14,51 +13,26 @@ from aco.bundle import (
     BUNDLE_FORMAT_VERSION,
     FORMAT_VERSION_KEY,
     KEY_ENV,
-    MANIFEST_KIND,
     list_bundle_versions,
     load_bundle,
+    load_payload,
     manifest_path,
     resolve_bundle_path,
 )
 from aco.errors import BundleError, FeatureVersionError
-from aco.features import FEATURE_VERSION, build_feature_spec
-from aco_lab.bundle import write_bundle
-
-PAYLOAD = {
-    "model": {"kind": "lgbm", "trees": [b"\x00\x01\xff", b""], "n": 3},
-    "thresholds": (0.3, 0.9),
-    "tiers": [{"tier": 1, "model_id": "tiny"}, {"tier": 5, "model_id": "große-modell-🚀"}],
-    "metrics": {"auc": 0.71, "nan": float("nan"), "inf": float("-inf"), "big": 2**80},
-    "nested": {"a": [[], {}, (), None, True, False, ""]},
-    7: "int keys are plain too",
-}
+from aco.features import FEATURE_VERSION
+from aco_lab.train.bundle_writer import write_bundle
+from tests.bundle_files import write_raw
 
 
-def write_raw(path: Path, obj_bytes: bytes, **manifest_fields) -> Path:
-    """A bundle file plus a manifest that truthfully describes its bytes."""
-    path.write_bytes(obj_bytes)
-    manifest = {
-        "kind": MANIFEST_KIND,
-        "sha256": hashlib.sha256(obj_bytes).hexdigest(),
-        "size": len(obj_bytes),
-        "feature_version": None,
-        **manifest_fields,
-    }
-    manifest_path(path).write_text(json.dumps(manifest))
-    return path
-
-
-def test_round_trip_of_plain_data(tmp_path: Path) -> None:
-    info = write_bundle(PAYLOAD, tmp_path)
+def test_round_trip_of_plain_data(tmp_path: Path, golden_payload: dict) -> None:
+    info = write_bundle(golden_payload, tmp_path)
     loaded = load_bundle(info.path)
+    assert loaded == golden_payload
     assert loaded[FORMAT_VERSION_KEY] == BUNDLE_FORMAT_VERSION
-    for key in ("model", "thresholds", "tiers", "nested", 7):
-        assert loaded[key] == PAYLOAD[key]
-    assert (
-        loaded["metrics"]["big"] == 2**80 and loaded["metrics"]["nan"] != loaded["metrics"]["nan"]
-    )
-    assert isinstance(loaded["thresholds"], tuple)
-    assert {"created_at", "package_versions"} <= loaded.keys()
+    typed = load_payload(info.path)
+    assert typed.to_dict() == loaded
+    assert typed.model.booster.num_trees == 124 and typed.tiers[0].model_id == "tiny-local-3b"
 
 
 class _CreatesAFile:
@@ -90,8 +64,8 @@ def test_any_global_is_refused_even_a_harmless_class(tmp_path: Path) -> None:
         load_bundle(write_raw(tmp_path / "b.pkl", data))
 
 
-def test_tampered_bytes_are_refused(tmp_path: Path) -> None:
-    info = write_bundle(PAYLOAD, tmp_path)
+def test_tampered_bytes_are_refused(tmp_path: Path, golden_payload: dict) -> None:
+    info = write_bundle(golden_payload, tmp_path)
     data = bytearray(info.path.read_bytes())
     data[len(data) // 2] ^= 0x01
     info.path.write_bytes(bytes(data))
@@ -99,15 +73,15 @@ def test_tampered_bytes_are_refused(tmp_path: Path) -> None:
         load_bundle(info.path)
 
 
-def test_truncated_bundle_is_refused(tmp_path: Path) -> None:
-    info = write_bundle(PAYLOAD, tmp_path)
+def test_truncated_bundle_is_refused(tmp_path: Path, golden_payload: dict) -> None:
+    info = write_bundle(golden_payload, tmp_path)
     info.path.write_bytes(info.path.read_bytes()[:-10])
     with pytest.raises(BundleError, match="truncated"):
         load_bundle(info.path)
 
 
-def test_missing_manifest_is_refused(tmp_path: Path) -> None:
-    info = write_bundle(PAYLOAD, tmp_path)
+def test_missing_manifest_is_refused(tmp_path: Path, golden_payload: dict) -> None:
+    info = write_bundle(golden_payload, tmp_path)
     info.manifest_path.unlink()
     with pytest.raises(BundleError, match="manifest missing"):
         load_bundle(info.path)
@@ -131,43 +105,47 @@ def test_other_bundle_format_version_is_refused(tmp_path: Path) -> None:
         load_bundle(write_raw(tmp_path / "b.pkl", data))
 
 
-def test_other_feature_version_is_refused_with_what_to_do(tmp_path: Path) -> None:
-    spec = build_feature_spec(["coding"]).to_dict() | {"version": FEATURE_VERSION + 1}
-    info = write_bundle({"feature_spec": spec}, tmp_path)
+def test_other_feature_version_is_refused_with_what_to_do(tmp_path: Path,
+                                                         golden_payload: dict) -> None:
+    golden_payload["feature_spec"]["version"] = FEATURE_VERSION + 1
+    data = pickle.dumps(golden_payload, protocol=5)
+    path = write_raw(tmp_path / "b.pkl", data)
     with pytest.raises(
         FeatureVersionError, match="retrain the router with this version of aco-lab"
     ):
-        load_bundle(info.path)
+        load_bundle(path)
 
 
-def test_hmac_is_checked_when_a_key_is_configured(tmp_path: Path, monkeypatch) -> None:
+def test_hmac_is_checked_when_a_key_is_configured(tmp_path: Path, monkeypatch,
+                                                 golden_payload: dict) -> None:
     monkeypatch.delenv(KEY_ENV, raising=False)
-    signed = write_bundle(PAYLOAD, tmp_path, key="right key")
-    assert load_bundle(signed.path, key="right key")["model"] == PAYLOAD["model"]
-    assert load_bundle(signed.path)["model"] == PAYLOAD["model"]  # no key: sha256 only
+    signed = write_bundle(golden_payload, tmp_path, key="right key")
+    assert load_bundle(signed.path, key="right key")["model"] == golden_payload["model"]
+    assert load_bundle(signed.path)["model"] == golden_payload["model"]  # no key: sha256 only
     with pytest.raises(BundleError, match="HMAC mismatch"):
         load_bundle(signed.path, key="wrong key")
     monkeypatch.setenv(KEY_ENV, "wrong key")
     with pytest.raises(BundleError, match="HMAC mismatch"):
         load_bundle(signed.path)
     monkeypatch.setenv(KEY_ENV, "right key")
-    assert load_bundle(signed.path)["tiers"] == PAYLOAD["tiers"]
+    assert load_bundle(signed.path)["tiers"] == golden_payload["tiers"]
     monkeypatch.delenv(KEY_ENV)
-    unsigned = write_bundle(PAYLOAD, tmp_path)
+    unsigned = write_bundle(golden_payload, tmp_path)
     with pytest.raises(BundleError, match="no HMAC but a key is configured"):
         load_bundle(unsigned.path, key="right key")
 
 
-def test_hmac_written_from_the_environment(tmp_path: Path, monkeypatch) -> None:
+def test_hmac_written_from_the_environment(tmp_path: Path, monkeypatch,
+                                          golden_payload: dict) -> None:
     monkeypatch.setenv(KEY_ENV, "env key")
-    info = write_bundle(PAYLOAD, tmp_path)
+    info = write_bundle(golden_payload, tmp_path)
     assert "hmac_sha256" in json.loads(info.manifest_path.read_text())
     with pytest.raises(BundleError, match="HMAC mismatch"):
         load_bundle(info.path, key="other")
 
 
-def test_resolve_bundle_path_forms(tmp_path: Path) -> None:
-    first, second = write_bundle(PAYLOAD, tmp_path), write_bundle(PAYLOAD, tmp_path)
+def test_resolve_bundle_path_forms(tmp_path: Path, golden_payload: dict) -> None:
+    first, second = write_bundle(golden_payload, tmp_path), write_bundle(golden_payload, tmp_path)
     assert resolve_bundle_path("v2", tmp_path) == second.path
     assert resolve_bundle_path("1", tmp_path) == first.path
     assert resolve_bundle_path("latest", tmp_path) == second.path
@@ -182,8 +160,8 @@ def test_resolve_bundle_path_forms(tmp_path: Path) -> None:
         resolve_bundle_path("latest", tmp_path / "empty")
 
 
-def test_loading_imports_no_heavy_library(tmp_path: Path) -> None:
-    info = write_bundle(PAYLOAD, tmp_path)
+def test_loading_imports_no_heavy_library(tmp_path: Path, golden_payload: dict) -> None:
+    info = write_bundle(golden_payload, tmp_path)
     code = (
         "import sys; from aco.bundle import load_bundle; b = load_bundle(sys.argv[1]); "
         "heavy = ('lightgbm', 'sklearn', 'polars', 'pandas'); "
@@ -208,5 +186,5 @@ def test_sets_bytearrays_and_deep_nesting_built_without_globals_are_refused(tmp_
 
     nested = b"]" * 100_000 + b"a" * 99_999  # EMPTY_LIST each, then APPEND each into the one below
     data = b"\x80\x04}(" + text(FORMAT_VERSION_KEY) + b"K\x01" + text("x") + nested + b"u."
-    with pytest.raises(BundleError, match="nested too deeply"):
+    with pytest.raises(BundleError, match="nested more than 32 levels deep"):
         load_bundle(write_raw(tmp_path / "deep.pkl", data))

@@ -199,7 +199,7 @@ def test_start_run_names_where_the_learned_cascade_begins(trained_bundle, tmp_pa
     from aco.bundle import load_bundle
     from aco.config import ACOConfig, TierSpec
     from aco.optimizer import ACOOptimizer
-    from aco_lab.bundle import write_bundle
+    from aco_lab.train.bundle_writer import write_bundle
 
     payload = load_bundle(trained_bundle)
     payload.pop("format_version", None)

@@ -109,8 +109,20 @@ def test_stats_match_aco_lab_stats(tmp_path: Path, by: str | None) -> None:
 
 
 def test_stats_of_an_empty_log(tmp_path: Path) -> None:
-    empty = json.loads(_invoke("stats", "--trace-dir", str(tmp_path / "none"), "--json"))
+    empty = json.loads(_invoke("stats", "--trace-dir", str(tmp_path), "--json"))
     assert empty["runs"] == 0 and empty["cost_per_success"] is None
+
+
+def test_stats_of_a_missing_directory_is_an_error(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"runtime:\n  trace_dir: {tmp_path / 'from-config'}\n")
+    for args in (["--trace-dir", str(tmp_path / "none")], ["--config", str(config)]):
+        result = CliRunner().invoke(main, ["stats", *args])
+        assert result.exit_code == 1
+        missing = args[1] if args[0] == "--trace-dir" else str(tmp_path / "from-config")
+        assert result.output.strip().splitlines() == [
+            f"error: {missing}: no such trace directory; pass --trace-dir with the directory "
+            f"runs are logged to (runtime.trace_dir)"]
 
 
 def test_bad_config_is_one_line_and_exit_1(tmp_path: Path) -> None:
@@ -234,7 +246,7 @@ def test_version_describes_a_bundle_after_checking_it(trained_bundle: Path, tmp_
 
 def test_version_reports_whether_the_hmac_was_verified(tmp_path: Path, monkeypatch) -> None:
     from aco.bundle import KEY_ENV, load_bundle
-    from aco_lab.bundle import write_bundle
+    from aco_lab.train.bundle_writer import write_bundle
 
     monkeypatch.delenv(KEY_ENV, raising=False)
     golden = load_bundle(Path(__file__).parents[1] / "golden" / "router_bundle_v1.pkl")

@@ -225,8 +225,8 @@ print(hashlib.sha256(np.round(np.stack(rows), 9).tobytes()).hexdigest())
 PINNED = {1: "71840b0f38f4143851bae2bdad45f3e49012c1f31227b8634bdc191807f3f093"}
 
 
-def features_digest(seed: str, pure_python: bool = False) -> str:
-    env = {**os.environ, "PYTHONHASHSEED": seed, "ACO_PURE_PYTHON": "1" if pure_python else ""}
+def features_digest(seed: str) -> str:
+    env = {**os.environ, "PYTHONHASHSEED": seed}
     run = subprocess.run(
         [sys.executable, "-c", DIGEST_CODE], capture_output=True, text=True, check=True, env=env
     )
@@ -237,8 +237,7 @@ def test_features_are_the_same_in_every_process_whatever_the_hash_seed() -> None
     assert len({features_digest(seed) for seed in ("0", "1", "12345")}) == 1
 
 
-@pytest.mark.parametrize("pure_python", [False, True], ids=["C module if built", "numpy"])
-def test_feature_values_are_pinned_to_the_feature_version(pure_python: bool) -> None:
-    assert features_digest("0", pure_python) == PINNED[FEATURE_VERSION], (
+def test_feature_values_are_pinned_to_the_feature_version() -> None:
+    assert features_digest("0") == PINNED[FEATURE_VERSION], (
         "request_features changed its numbers: bump FEATURE_VERSION and pin the new digest"
     )

@@ -70,7 +70,8 @@ TWO_TIERS = [
         ("successes", 2),
         ("success_rate", 2 / 3),  # the unknown outcome is neither success nor failure
         ("total_cost", 4.0),
-        ("cost_per_success", 4.0 / 2),  # every run's cost, over the successes
+        ("labelled_share", 3 / 4),  # runs with a known outcome
+        ("cost_per_success", 3.5 / 2),  # the labelled runs' cost, over their successes
         ("success_rate_by_tier", {"1": 1.0, "4": 0.5}),
         ("escalation_rate", 0.0),
         ("cache_hit_rate", 50 / 200),

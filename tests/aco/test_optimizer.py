@@ -12,7 +12,7 @@ from aco.config import ACOConfig
 from aco.decisions import MODE_RULES
 from aco.errors import ACOError
 from aco.optimizer import ACOOptimizer
-from aco_lab.traces import read_traces
+from aco_lab.traces.reading import read_traces
 
 
 @pytest.fixture
@@ -256,13 +256,15 @@ def test_trace_log_failure_is_an_aco_error(tmp_path: Path) -> None:
 
 
 # -- bundle mode -------------------------------------------------------------------------------
-def _rewrite(bundle: Path, out_dir: Path, **changes) -> Path:
-    """A copy of a trained bundle with some payload keys changed, written as a new bundle."""
+def _rewrite(bundle: Path, out_dir: Path, checked: bool = True, **changes) -> Path:
+    """A copy of a trained bundle with some payload keys changed, written as a new bundle
+    (past the writer's checks when not `checked`)."""
     from aco.bundle import load_bundle
-    from aco_lab.bundle import write_bundle
+    from aco_lab.train.bundle_writer import write_bundle
+    from tests.bundle_files import write_unchecked
 
     payload = {**load_bundle(bundle), **changes}
-    return write_bundle(payload, out_dir).path
+    return write_bundle(payload, out_dir).path if checked else write_unchecked(payload, out_dir)
 
 
 def test_bundle_mode_routes_like_the_router(trained_bundle: Path, tmp_path: Path) -> None:
@@ -335,8 +337,8 @@ def test_bundle_of_another_feature_version_is_refused(trained_bundle: Path,
     from aco.features import FEATURE_VERSION
 
     spec = dict(load_bundle(trained_bundle)["feature_spec"], version=FEATURE_VERSION + 1)
-    path = _rewrite(trained_bundle, tmp_path / "models", feature_version=FEATURE_VERSION + 1,
-                    feature_spec=spec)
+    path = _rewrite(trained_bundle, tmp_path / "models", checked=False,
+                    feature_version=FEATURE_VERSION + 1, feature_spec=spec)
     with pytest.raises(FeatureVersionError):
         ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)), bundle=path)
 

@@ -9,7 +9,7 @@ import pytest
 
 from aco.config import ACOConfig, TierSpec
 from aco.errors import BundleError, FeatureVersionError
-from aco.router import Router, check_bundle
+from aco.router import Router
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 GOLDEN_BUNDLE = GOLDEN / "router_bundle_v1.pkl"
@@ -71,20 +71,19 @@ def test_feature_version_mismatch_is_refused_with_what_to_do(golden: Router) -> 
 
 
 def test_foreign_or_incomplete_payloads_are_refused(golden: Router) -> None:
-    with pytest.raises(BundleError, match="not an ACO router bundle"):
-        check_bundle({"format": "something-else"})
+    with pytest.raises(BundleError, match="^bundle: format: expected one of aco-router"):
+        Router(dict(golden.bundle, format="something-else"))
     incomplete = {k: v for k, v in golden.bundle.items() if k != "policy"}
-    with pytest.raises(BundleError, match="missing policy"):
-        check_bundle(incomplete)
+    with pytest.raises(BundleError, match="^here: policy: missing"):
+        Router(incomplete, source="here")
 
 
 def test_feature_version_mismatch_in_a_file(tmp_path: Path, golden: Router) -> None:
-    from aco_lab.bundle import write_bundle
+    from tests.bundle_files import write_unchecked
 
-    bundle = {k: v for k, v in golden.bundle.items() if k != "bundle_format_version"}
-    info = write_bundle(dict(bundle, feature_version=999), tmp_path)
+    path = write_unchecked(dict(golden.bundle, feature_version=999), tmp_path)
     with pytest.raises(FeatureVersionError):
-        Router.load(info.path)
+        Router.load(path)
 
 
 @pytest.mark.shared_data
@@ -95,9 +94,9 @@ def test_runtime_matches_lightgbm_on_routerbench(routerbench_dir: Path, tmp_path
     from aco.config import load_config
     from aco.features import FeatureSpec, request_features
     from aco.policy import calibrate
-    from aco_lab.bundle import write_bundle
-    from aco_lab.traces import read_traces
-    from aco_lab.train import TrainOptions, build_router
+    from aco_lab.traces.reading import read_traces
+    from aco_lab.train.bundle_writer import write_bundle
+    from aco_lab.train.router import TrainOptions, build_router
 
     config = load_config(routerbench_dir / "config.yaml")
     runs = read_traces(routerbench_dir / "traces.jsonl.gz").runs
@@ -125,16 +124,10 @@ def test_golden_bundle_is_plain_data() -> None:
     assert pickle.loads(pickle.dumps(payload)) == payload
 
 
-@pytest.mark.parametrize("pure_python", [False, True], ids=["C module if built", "numpy"])
-def test_folded_task_type_predictor_equals_the_linear_model(golden: Router, pure_python: bool,
-                                                            monkeypatch) -> None:
-    import aco.router
-
-    if pure_python:
-        monkeypatch.setattr(aco.router, "_native", None)
+def test_folded_task_type_predictor_equals_the_linear_model(golden: Router) -> None:
     from aco.features import request_features
     from aco.router import TaskTypePredictor, predict_task_types
-    from aco_lab.simulate import build_sim_request
+    from aco_lab.simulate.generate import build_sim_request
 
     predictor = TaskTypePredictor(golden.task_model)
     texts = [build_sim_request(4, i).text for i in range(200)]
@@ -183,7 +176,7 @@ def test_a_novel_request_without_rule_cues_is_routed_with_no_task_type(
 
 
 def test_requests_like_the_training_ones_are_predicted(trained_bundle: Path) -> None:
-    from aco_lab.simulate import build_sim_request
+    from aco_lab.simulate.generate import build_sim_request
 
     router = Router.load(trained_bundle)
     reasons = [router.decide(build_sim_request(11, i).text).reason for i in range(300)]
@@ -207,18 +200,3 @@ def test_a_malformed_novelty_check_is_refused_when_the_bundle_loads(trained_bund
         payload["task_type_model"]["novelty"] = broken
         with pytest.raises(BundleError, match="task_type_model.novelty"):
             Router(payload, source="b.pkl")
-
-
-def test_the_c_module_and_numpy_infer_alike(trained_bundle: Path, monkeypatch) -> None:
-    import aco.router
-    from aco.features import request_features
-    from aco_lab.simulate import build_sim_request
-
-    router = Router.load(trained_bundle)
-    predictor = router._task_types
-    texts = [build_sim_request(12, i).text for i in range(100)] + list(HAND_WRITTEN)
-    cases = [(t, request_features(router.spec, t, difficulty=d)) for t in texts for d in (None, 2)]
-    native = [predictor.infer(t, x) for t, x in cases]
-    monkeypatch.setattr(aco.router, "_native", None)
-    assert [predictor.infer(t, x) for t, x in cases] == native
-    assert {"classifier", "rule_cues"} <= {source for _, source, _ in native}

@@ -1,5 +1,6 @@
 """aco.scoring against the real libraries: LightGBM raw scores, scikit-learn logistic, brute kNN."""
 
+import pickle
 from pathlib import Path
 
 import lightgbm as lgb
@@ -10,10 +11,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from aco import scoring as sc
-from aco.bundle import check_plain, load_bundle
+from aco.bundle import check_plain
 from aco.errors import BundleError, DataError
-from aco_lab.bundle import write_bundle
-from aco_lab.scoring import lgbm_model_to_plain, linear_model_to_plain
+from aco.payload_models import LgbmTrees
+from aco_lab.train.plain_models import lgbm_model_to_plain, linear_model_to_plain
 
 N_FEATURES = 8
 BASE = {"num_leaves": 15, "min_data_in_leaf": 5, "verbosity": -1, "seed": 7, "num_threads": 1}
@@ -56,15 +57,14 @@ def assert_parity(booster: lgb.Booster, plain: dict) -> None:
         np.testing.assert_allclose(sc.predict_lgbm(plain, X), booster.predict(X), atol=1e-9)
     messy_row = row_sets()["batch"][1]
     for x, values in [
-        (messy_row, [1.0, 2.0, 3.0, 4.0, 5.0]),
         (np.nan_to_num(messy_row), [1.0, 2.0, 3.0, 4.0, 5.0]),  # no NaN anywhere: X as is
-        (messy_row, [np.nan, 0.0, 1e-36, 2.0, -1.0]),
+        (messy_row, [np.nan, 0.0, 1e-36, 2.0, -1.0]),  # missing and zero tiers
     ]:
         rows = np.repeat(x[None, :], len(values), axis=0)
         rows[:, -1] = values
-        sweep = sc.predict_lgbm_raw_sweep(plain, x, N_FEATURES - 1, values)
         expected = booster.predict(rows, raw_score=True)
-        np.testing.assert_allclose(sweep, expected, rtol=0, atol=1e-9, err_msg=f"sweep {values}")
+        ours = sc.predict_lgbm_raw(plain, rows)
+        np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-9, err_msg=f"tiers {values}")
 
 
 @pytest.mark.parametrize(
@@ -85,13 +85,14 @@ def test_lgbm_parity_on_random_data_with_nans_and_zeros(params: dict, classes: i
     booster = train(params, classes=classes)
     plain = lgbm_model_to_plain(booster)
     check_plain(plain)
+    assert LgbmTrees.from_dict(plain, "model").to_dict() == plain  # the loader's checks pass
     assert_parity(booster, plain)
 
 
-def test_trees_wider_than_64_leaves_use_the_level_wise_path() -> None:
+def test_wide_and_deep_trees() -> None:
     booster = train({"objective": "binary", "num_leaves": 120, "min_data_in_leaf": 2}, rounds=8)
     plain = lgbm_model_to_plain(booster)
-    assert sc.compile_lgbm(plain).entries is not None
+    assert sc.compile_lgbm(plain).depth > 10
     assert_parity(booster, plain)
 
 
@@ -116,10 +117,10 @@ def test_large_batches_are_scored_in_chunks(monkeypatch) -> None:
     )
 
 
-def test_plain_model_survives_a_bundle_round_trip(tmp_path: Path) -> None:
+def test_plain_model_survives_a_bundle_round_trip() -> None:
     booster = train({"objective": "binary"})
-    info = write_bundle({"model": lgbm_model_to_plain(booster)}, tmp_path)
-    plain = load_bundle(info.path)["model"]
+    stored = pickle.dumps({"model": lgbm_model_to_plain(booster)}, protocol=5)
+    plain = LgbmTrees.from_dict(pickle.loads(stored)["model"], "model").to_dict()
     X = row_sets()["batch"]
     np.testing.assert_allclose(
         sc.predict_lgbm_raw(plain, X), booster.predict(X, raw_score=True), atol=1e-9
@@ -141,18 +142,49 @@ def test_wrong_width_and_foreign_models_are_refused() -> None:
     plain = lgbm_model_to_plain(train({"objective": "binary"}, rounds=3))
     with pytest.raises(ValueError, match=f"expected shape \\(n, {N_FEATURES}\\)"):
         sc.predict_lgbm_raw(plain, np.zeros((2, N_FEATURES + 1)))
-    with pytest.raises(BundleError, match="layout version"):
+    with pytest.raises(BundleError, match="model.layout_version: expected an int in 1..1"):
         sc.compile_lgbm(plain | {"layout_version": 99})
-    with pytest.raises(BundleError, match="expected a plain 'lgbm_trees' model"):
+    with pytest.raises(BundleError, match="model.kind: expected one of lgbm_trees"):
         sc.predict_lgbm_raw({"kind": "knn"}, np.zeros((1, N_FEATURES)))
+
+
+def test_tables_pointing_outside_are_refused_at_load() -> None:
+    plain = lgbm_model_to_plain(train({"objective": "binary"}, rounds=3))
+    left = np.frombuffer(plain["left"], dtype="<i4").copy()
+    internal = np.flatnonzero(left != np.arange(len(left)))[0]
+    left[internal] = len(left) + 5
+    with pytest.raises(BundleError, match=rf"model.left\[{internal}\]: expected a child after"):
+        sc.compile_lgbm({**plain, "left": left.astype("<i4").tobytes()})
+
+
+def tiny_tree(left: tuple, max_depth: int) -> dict:
+    """A one-tree plain model over 3 entries; `left` decides its shape."""
+    i4 = lambda *v: np.array(v, dtype="<i4").tobytes()  # noqa: E731
+    f8 = lambda *v: np.array(v, dtype="<f8").tobytes()  # noqa: E731
+    return {"kind": sc.LGBM_KIND, "layout_version": sc.LGBM_LAYOUT_VERSION, "num_class": 1,
+            "num_trees": 1, "num_features": 2, "average_output": False, "objective": "binary",
+            "feature_names": [], "monotone_constraints": [],
+            "max_depth": max_depth, "feature": i4(0, 0, 0), "threshold": f8(1.0, 1.0, 0.0),
+            "left": i4(*left), "missing": bytes(3), "value": f8(0, 0.25, 0.5), "tree_root": i4(0)}
+
+
+def test_a_cycle_or_a_wrong_depth_is_refused_at_load() -> None:
+    good = tiny_tree((1, 1, 2), max_depth=1)  # entry 0 splits into the leaves 1 and 2
+    np.testing.assert_array_equal(sc.predict_lgbm_raw(good, [[0.0, 0.0], [2.0, 0.0]]), [0.25, 0.5])
+    # Entry 1 splits back to 0/1: x <= 1 would descend forever.
+    with pytest.raises(BundleError, match=r"model.left\[1\]: expected a child after its parent"):
+        sc.compile_lgbm(tiny_tree((1, 0, 2), max_depth=3))
+    for depth in (0, -1, 3):
+        with pytest.raises(BundleError, match="model.max_depth: expected an int in 1..1"):
+            sc.compile_lgbm(tiny_tree((1, 1, 2), max_depth=depth))
 
 
 @pytest.mark.shared_data
 def test_lgbm_parity_on_routerbench_features(routerbench_dir: Path) -> None:
     from aco.features import build_feature_spec
-    from aco_lab import schema as S
-    from aco_lab.features import build_features
-    from aco_lab.traces import read_traces
+    from aco_lab.traces import schema as S
+    from aco_lab.traces.reading import read_traces
+    from aco_lab.train.features import build_features
 
     runs = read_traces(routerbench_dir / "traces.jsonl.gz").runs
     runs = runs.filter(pl.col(S.TIER).is_not_null() & pl.col(S.TASK_SUCCESS).is_not_null())

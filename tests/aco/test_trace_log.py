@@ -10,7 +10,7 @@ import pytest
 
 from aco.errors import ACOError, TraceFormatError
 from aco.trace_log import TRACE_FILE_NAME, TraceLog, encode_trace
-from aco_lab.traces import read_traces
+from aco_lab.traces.reading import read_traces
 
 
 def _trace(trace_id: str, padding: int = 0) -> dict:

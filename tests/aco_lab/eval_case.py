@@ -35,8 +35,8 @@ class EvalCase:
 
 def build_eval_case(root: Path) -> EvalCase:
     """Simulate the traces and train the bundle into `root` (reused when already there)."""
-    from aco_lab.simulate import write_simulated_traces
-    from aco_lab.train import TrainOptions, train_router
+    from aco_lab.simulate.generate import write_simulated_traces
+    from aco_lab.train.router import TrainOptions, train_router
 
     case = EvalCase(root, root / "train.jsonl", root / "eval.jsonl", root / "logs.jsonl",
                     root / "router_models", root / "router_models" / "router_bundle_v1.pkl")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from aco.config import ACOConfig
 from aco.router import Router
-from aco_lab.simulate import build_sim_request, write_simulated_traces
-from aco_lab.train import TrainOptions, train_router
+from aco_lab.simulate.generate import build_sim_request, write_simulated_traces
+from aco_lab.train.router import TrainOptions, train_router
 
 HERE = Path(__file__).resolve().parent
 SEED = 11

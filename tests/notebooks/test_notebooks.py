@@ -29,7 +29,7 @@ def test_notebook_is_committed_without_outputs(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def small_traces(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from aco_lab.simulate import write_simulated_traces
+    from aco_lab.simulate.generate import write_simulated_traces
 
     path = tmp_path_factory.mktemp("nb_data") / "sim.jsonl.gz"
     write_simulated_traces(path, SMALL_REQUESTS, seed=9)

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from aco_lab.cli import main
-from aco_lab.html_report import fmt_usd
+from aco_lab.report.document import fmt_usd
 from tests.aco_lab.eval_case import eval_case  # noqa: F401 - the fixture
 
 ACO_LAB = Path(sys.executable).with_name("aco-lab")
@@ -65,7 +65,7 @@ def test_overlap_is_one_error_line_saying_how_to_proceed(eval_case, tmp_path) ->
 
 def test_compare_puts_two_bundles_side_by_side(eval_case, tmp_path) -> None:  # noqa: F811
     from aco.config import ACOConfig
-    from aco_lab.train import TrainOptions, train_router
+    from aco_lab.train.router import TrainOptions, train_router
 
     models = tmp_path / "router_models"
     for seed in (1, 2):

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from aco.config import ACOConfig
 from aco.router import Router
 from aco_lab.cli import main
-from aco_lab.simulate import write_simulated_traces
+from aco_lab.simulate.generate import write_simulated_traces
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,8 @@ def test_train_prints_path_version_and_headline_then_increments(traces: Path, tm
     result = json.loads(second.stdout)
     assert result["version"] == 2 and result["path"].endswith("router_bundle_v2.pkl")
     router = Router.load(result["path"])
-    assert router.bundle["cli_args"][:2] == ["train", str(traces)]
+    assert router.bundle["command"] == (f"aco-lab train --out {out} --model logreg --seed 2 "
+                                        f"{traces}")
     assert router.bundle["options"]["model"] == "logreg"
 
 

@@ -5,7 +5,7 @@ import json
 import random
 from pathlib import Path
 
-from aco_lab.traces import TraceTables, read_traces
+from aco_lab.traces.reading import TraceTables, read_traces
 
 
 def step(num: int, tier: int | None = 1, cost: float = 0.01, model: str | None = None,

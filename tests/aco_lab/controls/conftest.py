@@ -7,8 +7,8 @@ import pytest
 
 from aco.config import ACOConfig
 from aco_lab.controls.suite import restrict_tables
-from aco_lab.split import assign_splits
-from aco_lab.traces import TraceTables, read_traces
+from aco_lab.traces.reading import TraceTables, read_traces
+from aco_lab.traces.split import assign_splits
 
 SIM_REQUESTS = 1200  # enough runs per task type and tool for the gate's and doom's statistics
 SIM_SEED = 11
@@ -26,7 +26,7 @@ class SimSplit:
 @pytest.fixture(scope="session")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> SimSplit:
     """Seeded simulated traces, half of the requests for training, half held out."""
-    from aco_lab.simulate import write_simulated_traces
+    from aco_lab.simulate.generate import write_simulated_traces
 
     path = tmp_path_factory.mktemp("controls") / "sim.jsonl.gz"
     write_simulated_traces(path, SIM_REQUESTS, seed=SIM_SEED, config=ACOConfig())

@@ -17,7 +17,7 @@ from aco_lab.controls.cascade_replay import (
     replay,
     write_decisions,
 )
-from aco_lab.split import assign_splits
+from aco_lab.traces.split import assign_splits
 from tests.aco_lab.controls.builders import (
     agreement_world,
     replay_decisions_independently,
@@ -119,7 +119,7 @@ def test_the_spec_is_plain_data_the_runtime_accepts(world) -> None:
 
 
 def _check_replay_file(tmp_path: Path, traces: Path, config: ACOConfig, seed: int) -> None:
-    from aco_lab.traces import read_traces
+    from aco_lab.traces.reading import read_traces
 
     data = build_cascade_data(read_traces([traces]), config)
     parts = assign_splits(data.request_ids, [("train", 0.5), ("eval", 0.5)], seed=seed)

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from aco.bundle import load_bundle
 from aco.config import ACOConfig
 from aco_lab.cli import main
-from aco_lab.simulate import write_simulated_traces
+from aco_lab.simulate.generate import write_simulated_traces
 from tests.aco_lab.controls.builders import replay_decisions_independently
 
 ACO_LAB = [str(Path(sys.executable).with_name("aco-lab"))]  # the installed command

@@ -7,11 +7,10 @@ import pytest
 
 from aco import cascade, learned_controls
 from aco.config import ACOConfig
-from aco_lab.controls.report import build_controls_metrics, build_controls_sections
 from aco_lab.controls.suite import CONTROL_NAMES, evaluate_controls, learn_controls
-from aco_lab.html_report import Document
-from aco_lab.report import render_markdown
-from aco_lab.traces import read_traces
+from aco_lab.report.controls import build_controls_metrics, build_controls_sections
+from aco_lab.report.document import Document, render_markdown
+from aco_lab.traces.reading import read_traces
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from aco_lab.controls.tool_gate import (
     evaluate_gate,
     learn_gate,
 )
-from aco_lab.sim_world import PROFILES
+from aco_lab.simulate.world import PROFILES
 from tests.aco_lab.controls.builders import run, step, tables_of
 
 

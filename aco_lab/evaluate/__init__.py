@@ -1,0 +1,1 @@
+"""Evaluating a router bundle: replay, estimates on logs, baselines, sweeps."""

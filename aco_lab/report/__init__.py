@@ -1,0 +1,1 @@
+"""Reports: metrics files, report.md/html, plots, the monitoring dashboard, comparisons."""

@@ -1,0 +1,1 @@
+"""A seeded simulator of agent traces in trace format v1."""

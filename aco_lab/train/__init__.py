@@ -1,0 +1,1 @@
+"""Training a tier router from the trace tables, and writing it as a bundle."""
