@@ -26,9 +26,12 @@ from aco_lab.train.router import AUTO, TrainOptions, train_router, validation_he
               help="success: P(success | request, tier); cheapest: cheapest sufficient tier.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--success-floor", type=click.FloatRange(0.0, 2.0), default=0.95, show_default=True,
-              help="Keep at least this share of the top tier's success (validation).")
+              help="Keep at least this share of the top tier's success (out of fold).")
 @click.option("--calibration", type=click.Choice(CALIBRATION_METHODS), default="platt",
               show_default=True, help="How predicted success is calibrated (held-out fold).")
+@click.option("--success-margin", type=click.FloatRange(0.0, 5.0), default=1.0,
+              show_default=True,
+              help="Standard errors of its success the operating point keeps above the floor.")
 @click.option("--allow-shortfall", is_flag=True,
               help="Ship a router that cannot keep the floor, its shortfall recorded.")
 @click.option("--controls/--no-controls", default=True, show_default=True,
@@ -36,12 +39,13 @@ from aco_lab.train.router import AUTO, TrainOptions, train_router, validation_he
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def train_command(paths: tuple[str, ...], config_path: Path | None, out_dir: Path, model: str,
                   objective: str, seed: int, success_floor: float, calibration: str,
-                  allow_shortfall: bool, controls: bool, as_json: bool) -> None:
+                  success_margin: float, allow_shortfall: bool, controls: bool,
+                  as_json: bool) -> None:
     """Train a router on trace files (files, globs, dirs) and write the next bundle version."""
     options = TrainOptions(model=model, objective=objective, seed=seed,
                            success_floor=success_floor, calibration=calibration,
                            command=command_line(click.get_current_context()), controls=controls,
-                           allow_shortfall=allow_shortfall)
+                           success_margin=success_margin, allow_shortfall=allow_shortfall)
     click.echo(f"training {model} ({objective}) on {len(paths)} path(s)...", err=True)
     info, payload = train_router(list(paths), load_config(config_path), options, out_dir)
     headline = validation_headline(payload)

@@ -74,7 +74,7 @@ class CandidateScore:
     def figures(self) -> dict:
         """Plain data for the bundle."""
         return {"cost_at_target": self.cost_at_target, "aiq": round(self.aiq, 6),
-                "log_loss": round(self.log_loss, 6), "seconds": round(self.seconds, 2)}
+                "log_loss": round(self.log_loss, 6)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,7 @@ GUESSED_TASK_TYPES = (FROM_CLASSIFIER, FROM_RULE_CUES)  # metadata.task_type_fro
 
 AUTO = "auto"  # --model: choose among aco_lab.candidates.CANDIDATES by cross-validation
 MIN_REQUESTS = 20  # fewer distinct requests cannot be cross-validated meaningfully
+TASK_TYPE_HELD = 2  # folds in five held out for the task-type classifier's novelty threshold
 PARALLEL_MIN_ROWS = 200_000
 
 
@@ -167,8 +168,11 @@ def build_router(
     point = _operating_point(options, winner.p, cost_model, outcomes, usable, config)
     if not point.met_floor:
         warnings.append(shortfall_message(point))
+    # The task-type classifier and its novelty check: fitted on three folds in five, the
+    # novelty threshold set (and the classifier measured) on the other two.
     folds = assign_folds(outcomes.request_ids, options.cv_folds, options.seed)
-    fit, held = np.flatnonzero(folds != 0), np.flatnonzero(folds == 0)
+    held = np.flatnonzero(folds < max(1, options.cv_folds * TASK_TYPE_HELD // 5))
+    fit = np.setdiff1d(np.arange(outcomes.n_requests), held)
     # The task-type classifier learns, and is measured, only on types the agents gave: a
     # type a runtime guessed (metadata.task_type_from) would teach it its own guesses.
     known_types = _known_task_types(outcomes, guessed_task_type_requests(usable))
