@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from aco.formatting import format_count, format_share
 from aco.payload import BundlePayload
 
 CONTROL_NAMES = ("cascade", "doom", "gate", "verify", "context_budget")
@@ -66,10 +67,11 @@ def format_description(info: Mapping[str, Any]) -> list[str]:
     built_with = ", ".join(f"{k} {v}" for k, v in packages.items() if k != "aco")
     files = ", ".join(f"{f['path']} ({(f['sha256'] or '')[:12]})" for f in training["files"])
     lines = [
-        f"bundle v{info['version']}: {info['path']} ({info['size']:,} bytes, sha256 "
+        f"bundle v{info['version']}: {info['path']} ({format_count(info['size'])} bytes, sha256 "
         f"{info['sha256'][:16]}... as its manifest says; HMAC {info['hmac']})",
         f"created {info['created_at']} by aco {packages.get('aco', '?')} ({built_with})",
-        f"trained on {training['requests']:,} requests, {training['runs']:,} runs "
+        f"trained on {format_count(training['requests'])} requests, "
+        f"{format_count(training['runs'])} runs "
         f"({'counterfactual' if training['counterfactual'] else 'ordinary logs'}) from "
         f"{len(training['files'])} file(s): {files}",
         f"model: {model['kind']}, objective {model['objective']}, calibration "
@@ -83,8 +85,9 @@ def format_description(info: Mapping[str, Any]) -> list[str]:
         check = ("no novelty check (trained before it)" if threshold is None
                  else f"requests less similar than {threshold:.2f} to its training ones take "
                       "their type from rule cues")
-        figures = (f"{predictor['accuracy']:.1%} right on {predictor['requests']:,} held-out "
-                   f"requests; " if "accuracy" in predictor else "")
+        figures = (f"{format_share(predictor['accuracy'])} right on "
+                   f"{format_count(predictor['requests'])} held-out requests; "
+                   if "accuracy" in predictor else "")
         lines.append(f"task-type predictor: {figures}{check}")
     policy = info["policy"]
     lines.append(
@@ -97,15 +100,15 @@ def format_description(info: Mapping[str, Any]) -> list[str]:
         lines.append(f"mixed with: success_value {mix['policy']['success_value']:.4g}, "
                      f"safety_threshold {mix['policy']['safety_threshold']:.2f}, "
                      f"downgrade_threshold {mix['policy']['downgrade_threshold']:.2f}, for "
-                     f"{mix['share']:.1%} of requests (by a hash of their text)")
+                     f"{format_share(mix['share'])} of requests (by a hash of their text)")
     point = info["validation"]
     if point:
-        lines.append(f"validation ({point['n_requests']:,} requests"
+        lines.append(f"validation ({format_count(point['n_requests'])} requests"
                      f"{', out of fold' if info.get('selection') else ''}): "
-                     f"{point['success_ratio']:.1%} of the top tier's success at "
-                     f"{point['cost_ratio']:.1%} of its cost"
+                     f"{format_share(point['success_ratio'])} of the top tier's success at "
+                     f"{format_share(point['cost_ratio'])} of its cost"
                      + ("" if point.get("met_floor", True) else
-                        f"; SHORT of its {point.get('floor', 0):.0%} floor"))
+                        f"; SHORT of its {format_share(point.get('floor', 0))} floor"))
     lines.extend(_selection_lines(info.get("selection") or {}))
     lines.extend(f"warning: {w}" for w in info.get("warnings", []))
     lines.append("learned run controls: " + (", ".join(info["controls"]) or "none (rules)"))
@@ -120,9 +123,10 @@ def _selection_lines(selection: Mapping[str, Any]) -> list[str]:
     for name, f in selection.get("candidates", {}).items():
         cost = f.get("cost_at_target")
         error = f.get("standard_error")
-        lines.append(f"  candidate {name}: cost at {selection['target']:.0%} of the top's "
-                     f"success {'-' if cost is None else f'{cost:.1%}'}"
-                     f"{'' if error is None else f' (± {error:.1%} against the lowest)'}, "
+        lines.append(f"  candidate {name}: cost at {format_share(selection['target'])} of the "
+                     f"top's success {'-' if cost is None else format_share(cost)}"
+                     f"{'' if error is None else f' (± {format_share(error)} against the lowest)'}"
+                     ", "
                      f"AIQ {f.get('aiq', float('nan')):.4f}, log loss "
                      f"{f.get('log_loss', float('nan')):.4f}")
     return lines

@@ -19,7 +19,9 @@ import msgspec
 from aco import trace_format as tf
 from aco.config import ACOConfig, AlertThresholds
 from aco.errors import DataError, TraceFormatError
+from aco.formatting import format_count, format_money, format_share
 from aco.outcomes import is_outcomes_file
+from aco.trace_decode import DECODE_ERRORS, TRACE_DECODER, UTF8_BOM, describe_decode_error
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +167,8 @@ def build_alerts(metrics: Metrics, totals: Totals, lines: AlertThresholds) -> tu
     if metrics.success_rate is not None and metrics.success_rate < lines.min_success_rate:
         found.append(Alert("low_success_rate", "success_rate", metrics.success_rate,
                            lines.min_success_rate,
-                           f"success rate {_pct(metrics.success_rate)} is below "
-                           f"{_pct(lines.min_success_rate)}"))
+                           f"success rate {format_share(metrics.success_rate)} is below "
+                           f"{format_share(lines.min_success_rate)}"))
     cost_alert = _cost_alert(metrics, totals, lines.max_cost_ratio_vs_frontier)
     if cost_alert is not None:
         found.append(cost_alert)
@@ -175,7 +177,7 @@ def build_alerts(metrics: Metrics, totals: Totals, lines: AlertThresholds) -> tu
     for name, key, line in rates:
         value = getattr(metrics, key)
         if value is not None and value > line:
-            message = f"{key.replace('_', ' ')} {_pct(value)} is above {_pct(line)}"
+            message = f"{key.replace('_', ' ')} {format_share(value)} is above {format_share(line)}"
             found.append(Alert(name, key, value, line, message))
     return tuple(found)
 
@@ -189,8 +191,8 @@ def _cost_alert(metrics: Metrics, totals: Totals, ratio: float) -> Alert | None:
         return None
     top = totals.tiers[-1].tier
     return Alert("high_cost_per_success", "cost_per_success", cost, ratio * frontier,
-                 f"cost per success ${cost:.4g} is above {ratio:g}x always-frontier "
-                 f"(tier {top}: ${frontier:.4g} per success)")
+                 f"cost per success {format_money(cost)} is above {ratio:g}x always-frontier "
+                 f"(tier {top}: {format_money(frontier)} per success)")
 
 
 def sorted_groups(groups: Mapping[str, Any]) -> dict[str, Any]:
@@ -335,27 +337,32 @@ def read_trace_lines(
 ) -> Iterator[dict[str, Any]]:
     """Trace dicts from .jsonl / .jsonl.gz files or directories of them, in order.
 
-    A line that is not a JSON object raises TraceFormatError with FILE:LINE (on_error="fail")
-    or is logged and skipped (on_error="skip"). Blank lines are skipped.
+    Each line is checked against trace format v1 (the types of aco/trace_decode.py, as the
+    lab's loader checks it); a bad line raises TraceFormatError with FILE:LINE
+    (on_error="fail") or is logged and skipped (on_error="skip"). Blank lines are skipped; a
+    UTF-8 byte order mark at the start of a file is dropped.
     """
+    check = TRACE_DECODER.decode
     decode = msgspec.json.Decoder().decode  # strict JSON, several times faster than json.loads
     for path in _trace_files([paths] if isinstance(paths, str | Path) else paths):
         opener = gzip.open if path.name.endswith(".gz") else open
         with opener(path, "rb") as handle:
             for number, raw in enumerate(handle, start=1):
+                if number == 1 and raw.startswith(UTF8_BOM):
+                    raw = raw[len(UTF8_BOM):]
                 if not raw.strip():
                     continue
                 try:
+                    check(raw)  # types, ranges, required fields: compute_totals relies on them
                     trace = decode(raw)
-                except msgspec.DecodeError as exc:
-                    trace = exc
-                if isinstance(trace, dict):
-                    yield trace
+                except DECODE_ERRORS as exc:
+                    problem = f"{path}:{number}: {describe_decode_error(raw.rstrip(), exc)}"
+                    if on_error == "fail":
+                        raise TraceFormatError(
+                            problem + "; fix the line or pass on_error='skip'") from None
+                    log.warning("%s; skipped", problem)
                     continue
-                problem = f"{path}:{number}: not a JSON object ({str(trace)[:60]})"
-                if on_error == "fail":
-                    raise TraceFormatError(problem + "; fix the line or pass on_error='skip'")
-                log.warning("%s; skipped", problem)
+                yield trace
 
 
 def _trace_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -408,14 +415,10 @@ def _show(key: str, value: Any) -> str:
     if key == "success_rate_by_tier":
         return "  ".join(f"{t}: {_show('rate', r)}" for t, r in value.items()) or "n/a"
     if key in ("total_cost", "cost_per_success"):
-        return f"${value:,.2f}" if value >= 1 else f"${value:.3g}"  # cents or 3 significant
+        return format_money(value)
     if key in ("runs", "successes"):
-        return f"{value:,}"
-    return _pct(value)
-
-
-def _pct(value: float) -> str:
-    return f"{100.0 * value:.1f}%"
+        return format_count(value)
+    return format_share(value)
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from aco.config import ACOConfig
+from aco.progress import stage
 from aco.rules import nearest_configured_tier, route_by_rules
 from aco_lab.evaluate.replay import (
     KIND_EXPECTED,
@@ -350,6 +351,7 @@ def trained_baseline(
     """A kNN or logistic router trained by aco_lab.train.router on the bundle's training runs."""
     from aco_lab.train.router import build_router
 
+    stage(f"training the {model} comparison router")
     other = build_router(training_runs, config, train_options_like(payload, model)).payload
     scores = score_outcomes(other, config, ev)
     chosen, _ = scores.decide()

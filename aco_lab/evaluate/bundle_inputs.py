@@ -14,6 +14,7 @@ from aco.bundle import BUNDLE_PREFIX, BUNDLE_SUFFIX, read_manifest
 from aco.config import ACOConfig, TierSpec
 from aco.errors import DataError
 from aco.policy import PolicyParams
+from aco.progress import stage
 from aco_lab.evaluate.results import BundleInfo
 from aco_lab.traces import schema as S
 from aco_lab.traces.reading import read_traces
@@ -31,7 +32,7 @@ def holdout_of(payload: dict, path: Path) -> tuple[list[str], list[str] | None]:
     training_data.holdout; a DataError saying what to pass when there are none."""
     holdout = payload.get("training_data", {}).get("holdout") or {}
     files = [f["path"] if isinstance(f, dict) else f for f in holdout.get("files", [])]
-    if files and all(Path(f).is_file() for f in files):
+    if files and all(Path(f).exists() for f in files):
         ids = holdout.get("request_ids")
         return files, (list(ids) if ids else None)
     raise DataError(
@@ -47,10 +48,11 @@ def read_training_runs(payload: dict) -> pl.DataFrame | None:
 
     training = payload.get("training_data", {})
     files = [f.get("path") for f in training.get("files", [])]
-    if not files or not all(p and Path(p).is_file() for p in files):
+    if not files or not all(p and Path(p).exists() for p in files):
         log.warning("training files %s are not all present: trained baselines skipped", files)
         return None
     ids = set(training.get("request_ids", []))
+    stage("reading the bundle's training traces")
     runs = read_traces(files, on_error="skip").runs
     return runs.filter(pl.col(S.REQUEST_ID).is_in(list(ids)))
 

@@ -30,6 +30,8 @@ from aco.bundle import (
 )
 from aco.config import ACOConfig, load_config
 from aco.errors import DataError
+from aco.formatting import format_count
+from aco.progress import stage
 from aco_lab.evaluate import baselines as B
 from aco_lab.evaluate.bundle_inputs import (
     bundle_config,
@@ -82,8 +84,11 @@ def evaluate_bundle(
     config_path: str | Path | None = None,
     options: EvalOptions = DEFAULT_OPTIONS,
     models_dir: str | Path = "router_models",
+    on_error: str = "skip",
 ) -> Evaluation:
-    """Load a bundle and traces, then evaluate (replay, or estimate on ordinary logs)."""
+    """Load a bundle and traces, then evaluate (replay, or estimate on ordinary logs).
+
+    on_error: bad trace lines stop the evaluation ("fail") or are left out ("skip")."""
     from aco_lab.traces.reading import expand_paths, read_traces
     from aco_lab.train.router_payload import read_file_fingerprints
 
@@ -94,7 +99,7 @@ def evaluate_bundle(
     if not paths:
         paths, held_ids = holdout_of(payload, path)
     files = expand_paths(paths)
-    tables = read_traces(files, on_error="skip")
+    tables = read_traces(files, on_error=on_error)
     runs = tables.runs
     if held_ids is not None:
         runs = runs.filter(pl.col(S.REQUEST_ID).is_in(held_ids))
@@ -175,6 +180,7 @@ def _replay_evaluation(
     tiers = tuple(spec.tier for spec in config.tiers)
     cols = np.asarray(tiers) - 1
     success, cost = ev.success[:, cols], ev.cost[:, cols]
+    stage(f"replaying the router on {format_count(ev.n_requests)} requests")
     scores = score_outcomes(payload, config, ev)
     chosen, reason = scores.decide()
     router = replay_choices(
@@ -191,8 +197,10 @@ def _replay_evaluation(
         {t: s.success_rate for t, s in zip(tiers, singles, strict=True)},
         config.top_tier,
     )
+    stage("sweeping the router's thresholds")
     sweep = build_router_sweep(scores, replayer(success, cost, tiers), options.thresholds)
     router_curve = build_curve(f"router ({info.name})", sweep)
+    stage("replaying the baselines")
     baselines, curves, skipped = B.build_baselines(
         payload, config, ev, success, cost, singles, router, options, training_runs
     )

@@ -24,6 +24,8 @@ import polars as pl
 
 from aco.config import ACOConfig
 from aco.errors import DataError
+from aco.formatting import format_count
+from aco.progress import stage
 from aco_lab.evaluate import baselines as B
 from aco_lab.evaluate.replay import (
     KIND_REPLAY,
@@ -96,6 +98,7 @@ def build_log_evaluation(
     training_runs: pl.DataFrame | None,
 ) -> Evaluation:
     """An Evaluation of ordinary logs: the router and baselines estimated, never replayed."""
+    stage(f"estimating the router on {format_count(runs.height)} logged runs")
     table, logs = build_logged_runs(runs)
     tiers = tuple(spec.tier for spec in config.tiers)
     scores = _scores(payload, config, table)

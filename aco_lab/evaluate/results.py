@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from aco.formatting import format_share
 from aco.policy import PolicyParams
 from aco_lab.evaluate.replay import PolicyResult
 from aco_lab.evaluate.router_scores import SweepPoint, build_curve
@@ -126,11 +127,12 @@ def recommend(
     r = p.result
     why = (
         f"the cheapest threshold that keeps {fraction:.0%} of the top tier's success "
-        f"({target:.3f}) on these requests: success {r.success_rate:.3f} at "
-        f"{r.cost_per_request / ref.strong_cost:.1%} of the top tier's cost per request. "
-        f"Chosen on the evaluation requests, so it is optimistic for them; the bundle's own "
-        f"point (chosen on its validation fold) gets success {router.success_rate:.3f} at "
-        f"{router.cost_per_request / ref.strong_cost:.1%}."
+        f"({format_share(target)}) on these requests: success {format_share(r.success_rate)} at "
+        f"{format_share(r.cost_per_request / ref.strong_cost)} of the top tier's cost per "
+        f"request. Chosen on the evaluation requests, so it is optimistic for them; the "
+        f"bundle's own point (chosen on its validation fold) gets success "
+        f"{format_share(router.success_rate)} at "
+        f"{format_share(router.cost_per_request / ref.strong_cost)}."
     )
     return Recommendation(
         p.downgrade_threshold, p.success_value, r.success_rate, r.cost_per_request, why

@@ -32,6 +32,7 @@ import msgspec
 from aco import trace_format as tf
 from aco.config import ACOConfig
 from aco.errors import ConfigError, DataError
+from aco.progress import Meter
 from aco_lab.files import atomic_file
 from aco_lab.simulate.request_templates import build_request
 from aco_lab.simulate.run import RunSetting, build_run
@@ -128,12 +129,13 @@ def write_simulated_traces(
         (start, min(start + BLOCK_REQUESTS, n_requests), seed, config, mode, chosen)
         for start in range(0, n_requests, BLOCK_REQUESTS)
     ]
+    meter = Meter("simulating requests", n_requests, "requests")
     if workers > 1 and len(jobs) > 1:
         # spawn: a forked child of a process that loaded polars can deadlock.
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            size = _write_blocks(Path(path), pool.imap(_encode_block, jobs))
+            size = _write_blocks(Path(path), _counted(pool.imap(_encode_block, jobs), jobs, meter))
     else:
-        size = _write_blocks(Path(path), map(_encode_block, jobs))
+        size = _write_blocks(Path(path), _counted(map(_encode_block, jobs), jobs, meter))
     traces = n_requests * (len(chosen) if mode == "counterfactual" else 1)
     return SimulationSummary(str(path), mode, n_requests, traces, size)
 
@@ -157,6 +159,13 @@ def _traces(
             offset = (tier - 1) * TIER_GAP_SECONDS + rng.random() * 30.0
             meta = {"sim_mode": mode, "sim_seed": seed}
             yield _trace(request, tier, f"{request.request_id}-t{tier}", offset, setting, rng, meta)
+
+
+def _counted(blocks: Iterator[bytes], jobs: list[tuple], meter: Meter) -> Iterator[bytes]:
+    """The blocks, each counted on the meter (in requests) once it is written."""
+    for (start, stop, *_), block in zip(jobs, blocks, strict=True):
+        yield block
+        meter.advance(stop - start)
 
 
 def _encode_block(job: tuple) -> bytes:

@@ -24,6 +24,8 @@ from aco.config import ACOConfig
 from aco.decisions import FROM_CLASSIFIER, FROM_RULE_CUES
 from aco.errors import DataError
 from aco.features import FeatureSpec, build_feature_spec
+from aco.formatting import format_count
+from aco.progress import stage
 from aco.router import expected_cost_table
 from aco_lab.traces import schema as S
 from aco_lab.traces.labels import (
@@ -97,14 +99,17 @@ class TrainedRouter:
 
 
 def train_router(
-    paths: Sequence[str | Path], config: ACOConfig, options: TrainOptions, out_dir: str | Path
+    paths: Sequence[str | Path], config: ACOConfig, options: TrainOptions, out_dir: str | Path,
+    on_error: str = "fail",
 ):  # noqa: ANN201 - returns aco_lab.train.bundle_writer.BundleInfo
-    """Read traces, train, write a versioned bundle into out_dir; returns (BundleInfo, payload)."""
+    """Read traces, train, write a versioned bundle into out_dir; returns (BundleInfo, payload).
+
+    on_error: bad trace lines stop the training ("fail") or are left out ("skip")."""
     from aco_lab.traces.reading import expand_paths, read_traces
     from aco_lab.train.bundle_writer import write_bundle
 
     files = expand_paths(paths)
-    tables = read_traces(files)
+    tables = read_traces(files, on_error=on_error)
     log.info("training on %d runs from %d files", tables.runs.height, len(files))
     trained = build_router(tables.runs, config, options, read_file_fingerprints(files))
     payload = trained.payload
@@ -112,6 +117,7 @@ def train_router(
         from aco_lab.controls.suite import learn_controls
 
         payload = {**payload, "controls": learn_controls(tables, config, options.seed)}
+    stage("writing the bundle")
     info = write_bundle(payload, out_dir)
     log.info("wrote %s", info.path)
     return info, payload
@@ -136,6 +142,7 @@ def build_router(
 ) -> TrainedRouter:
     """Cross-validate the candidates, refit the winner, calibrate it, choose its operating point."""
     names = candidate_names(options)
+    stage("labelling runs")
     labeled = add_labels(runs, config)
     warnings = check_tier_models(labeled, config)
     usable = build_training_runs(labeled)
@@ -145,6 +152,7 @@ def build_router(
     if outcomes.n_requests < MIN_REQUESTS:
         raise DataError(f"{outcomes.n_requests} usable requests; training needs at least "
                         f"{MIN_REQUESTS} with task_success true/false and a tier")
+    stage(f"building features of {format_count(outcomes.n_requests)} requests")
     spec = build_feature_spec(outcomes.task_types)
     X = build_request_matrix(outcomes, spec)
     data = build_training_set(labeled, usable, outcomes, X, spec)
@@ -154,6 +162,7 @@ def build_router(
     warnings += check_cost_factors(cost_model, config, outcomes)
     cost_model["cost_scale"] = _cost_scale(cost_model, config, outcomes)
     validation = _validation_set(None, cost_model, config, outcomes)
+    stage(f"cross-validating {', '.join(names)}")
     selection = cross_validate(names, options.objective, data, validation,
                                cost_model["cost_scale"], options.success_floor,
                                options.calibration, options.seed, options.num_threads,
@@ -161,10 +170,12 @@ def build_router(
     for warning in warnings:
         log.warning("%s", warning)
     winner = selection.winner
+    stage(f"fitting {winner.name} on all training requests")
     fitted = fit_candidate(winner.name, options.objective, data, every, options.seed,
                            options.num_threads)
     log.info("refitted %s on all %d training requests", winner.name, outcomes.n_requests)
     metrics = build_calibration_metrics(*_cells(winner.oof, outcomes), winner.calibration)
+    stage("choosing the operating point")
     point = _operating_point(options, winner.p, cost_model, outcomes, usable, config)
     if not point.met_floor:
         warnings.append(shortfall_message(point))
@@ -176,6 +187,7 @@ def build_router(
     # The task-type classifier learns, and is measured, only on types the agents gave: a
     # type a runtime guessed (metadata.task_type_from) would teach it its own guesses.
     known_types = _known_task_types(outcomes, guessed_task_type_requests(usable))
+    stage("fitting the task-type classifier")
     task_model = fit_task_type_model(X[fit], _types(known_types, fit), spec, options.seed,
                                      X_held=X[held])
     payload = build_payload(

@@ -101,7 +101,8 @@ def test_aco_lab_without_the_lab_says_how_to_install_it(runtime_env: dict[str, s
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.splitlines() == [
         "error: aco-lab needs the lab packages (polars, pyarrow, sklearn, lightgbm, matplotlib, "
-        "threadpoolctl not installed); install them with: pip install 'aco[lab]' "
+        "threadpoolctl, altair, vl_convert not installed); install them with: "
+        "pip install 'aco[lab]' "
         "(from a checkout: pip install '.[lab]')"]
 
 

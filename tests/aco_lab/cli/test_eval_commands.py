@@ -98,8 +98,12 @@ def test_report_runs_as_a_real_command(eval_case, tmp_path) -> None:  # noqa: F8
     done = subprocess.run([str(ACO_LAB), "report", str(eval_case.logs), "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("runs: 200")
     assert (out / "report.html").is_file() and (out / "metrics.json").is_file()
+    # The overall metrics, printed as `aco-lab stats` prints them.
+    stats = subprocess.run([str(ACO_LAB), "stats", str(eval_case.logs)],
+                           capture_output=True, text=True, timeout=600)
+    assert done.stdout == stats.stdout
+    assert done.stdout.splitlines()[0].split() == ["runs", "200"]
 
 
 def test_holdout_splits_by_request_and_prints_both_paths(eval_case, tmp_path) -> None:  # noqa: F811

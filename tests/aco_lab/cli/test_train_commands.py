@@ -60,7 +60,7 @@ def test_real_console_script_trains_and_routes(traces: Path, tmp_path: Path) -> 
                            "--model", "knn", "--calibration", "isotonic", "--no-controls"],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
-    assert "training knn" in done.stderr
+    assert done.stderr == ""  # stderr is a pipe: no progress drawn
     path = json.loads(done.stdout)["path"]
     router = Router.load(path)
     assert router.calibration["method"] == "isotonic" and "controls" not in router.bundle
