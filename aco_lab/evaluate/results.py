@@ -130,7 +130,7 @@ def recommend(
         f"({format_share(target)}) on these requests: success {format_share(r.success_rate)} at "
         f"{format_share(r.cost_per_request / ref.strong_cost)} of the top tier's cost per "
         f"request. Chosen on the evaluation requests, so it is optimistic for them; the "
-        f"bundle's own point (chosen on its validation fold) gets success "
+        f"bundle's own point (chosen out of fold on its training requests) gets success "
         f"{format_share(router.success_rate)} at "
         f"{format_share(router.cost_per_request / ref.strong_cost)}."
     )

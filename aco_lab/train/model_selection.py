@@ -12,9 +12,11 @@ where the router will be used, by
   them, as the operating point does);
 - AIQ, the mean success along the frontier over the single tiers' cost range.
 
-The winner has the lowest cost at the target, unless a simpler candidate (aco_lab.candidates'
-order) is within one standard error of it: a paired bootstrap over requests measures how
-much the difference would move with other requests. The out-of-fold predictions also fit the
+A point on a curve is a noisy judge: a paired bootstrap over requests measures how much each
+candidate's difference from the lowest cost would move with other requests, and among the
+candidates within one standard error of the lowest, the lowest log loss of the out-of-fold
+predictions (a proper score, far steadier) wins; ties go to the simpler candidate
+(aco_lab.train.candidates' order). The out-of-fold predictions also fit the
 calibration and choose the operating point (aco_lab.operating_point), so both are judged on
 requests the model did not fit.
 """
@@ -207,8 +209,9 @@ def _scatter(values: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
 
 
 def select(scores: Sequence[CandidateScore], target: float, folds: int) -> Selection:
-    """The lowest cross-validated cost at the target, or a simpler candidate within one
-    standard error of it (paired bootstrap); no candidate reaching it: the highest AIQ."""
+    """Among the candidates whose cross-validated cost at the target is within one standard
+    error (paired bootstrap) of the lowest, the lowest log loss (then the simplest); no
+    candidate reaching the target: the highest AIQ."""
     reached = [s for s in scores if s.cost_at_target is not None]
     if not reached:
         best = max(scores, key=lambda s: s.aiq)
@@ -218,18 +221,18 @@ def select(scores: Sequence[CandidateScore], target: float, folds: int) -> Selec
     best = min(reached, key=lambda s: (s.cost_at_target, -s.aiq))
     errors = {s.name: float(np.std(s.replicates - best.replicates)) for s in reached}
     order = {name: i for i, name in enumerate(CANDIDATES)}
-    for s in sorted(reached, key=lambda s: order.get(s.name, len(order))):
-        if s.cost_at_target <= best.cost_at_target + errors[s.name]:
-            winner = s
-            break
+    near = [s for s in reached if s.cost_at_target <= best.cost_at_target + errors[s.name]]
+    winner = min(near, key=lambda s: (round(s.log_loss, 4), order.get(s.name, len(order))))
     why = (f"cross-validated over {folds} folds by request, {winner.name} reaches "
            f"{target:.0%} of the top tier's success at {winner.cost_at_target:.1%} of its cost "
-           f"(AIQ {winner.aiq:.4f})")
+           f"(AIQ {winner.aiq:.4f}, log loss {winner.log_loss:.4f})")
     if winner is best:
         why += ", the lowest of the candidates"
     else:
         why += (f", within one standard error ({errors[winner.name]:.1%}) of the lowest "
-                f"({best.name}, {best.cost_at_target:.1%}), and simpler")
+                f"({best.name}, {best.cost_at_target:.1%}), with the lowest log loss of those")
+    if len(near) == 1 and winner is best:
+        why += " and the only one within one standard error of it"
     return Selection(winner, tuple(scores), errors, target, folds, why)
 
 

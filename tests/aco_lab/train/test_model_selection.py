@@ -62,27 +62,34 @@ def test_auto_cross_validates_every_candidate_and_says_why_the_winner_won(auto_p
     winner = selection["winner"]
     assert winner in selection["why"] and "cross-validated" in selection["why"]
     lowest = min(f["cost_at_target"] for f in figures.values() if f["cost_at_target"] is not None)
-    mine = figures[winner]
-    assert mine["cost_at_target"] <= lowest + mine["standard_error"] + 1e-12
-    simpler = CANDIDATES[: CANDIDATES.index(winner)]  # none of them was within the error
-    for name in simpler:
-        f = figures[name]
-        assert f["cost_at_target"] is None or f["cost_at_target"] > lowest + f["standard_error"]
+    near = {name for name, f in figures.items()
+            if f["cost_at_target"] is not None
+            and f["cost_at_target"] <= lowest + f["standard_error"] + 1e-12}
+    assert winner in near  # within one standard error of the lowest cost ...
+    assert figures[winner]["log_loss"] <= min(figures[n]["log_loss"] for n in near) + 1e-4
 
 
-def score(name: str, cost: float, replicates: np.ndarray, aiq: float = 0.8) -> CandidateScore:
-    return CandidateScore(name, np.zeros((1, 5)), {"method": "none"}, cost, aiq, 0.5, 0.0,
+def score(name: str, cost: float, replicates: np.ndarray, aiq: float = 0.8,
+          log_loss: float = 0.5) -> CandidateScore:
+    return CandidateScore(name, np.zeros((1, 5)), {"method": "none"}, cost, aiq, log_loss, 0.0,
                           replicates)
 
 
-def test_a_simpler_candidate_within_one_standard_error_wins() -> None:
+def test_within_one_standard_error_the_lowest_log_loss_then_the_simplest_wins() -> None:
     rng = np.random.default_rng(0)
     base = rng.normal(0.5, 0.05, 200)
     noisy = base - 0.02 + rng.normal(0, 0.05, 200)  # 2 points cheaper, 5 points of noise
-    near = select([score("table", 0.50, base), score("lgbm", 0.48, noisy)], 0.95, 5)
-    assert near.winner.name == "table" and "simpler" in near.why
-    far = select([score("table", 0.50, base), score("lgbm", 0.30, base - 0.2)], 0.95, 5)
-    assert far.winner.name == "lgbm" and "the lowest" in far.why
+    tie = select([score("table", 0.50, base), score("lgbm", 0.48, noisy)], 0.95, 5)
+    assert tie.winner.name == "table" and "with the lowest log loss" in tie.why
+    sharper = select([score("table", 0.50, base), score("lgbm", 0.48, noisy, log_loss=0.4)],
+                     0.95, 5)
+    assert sharper.winner.name == "lgbm" and "the lowest of the candidates" in sharper.why
+    blunter = select([score("table", 0.50, base, log_loss=0.6), score("lgbm", 0.48, noisy)],
+                     0.95, 5)
+    assert blunter.winner.name == "lgbm"
+    far = select([score("table", 0.50, base, log_loss=0.1), score("lgbm", 0.30, base - 0.2)],
+                 0.95, 5)  # far cheaper: the log loss does not matter
+    assert far.winner.name == "lgbm" and "only one within one standard error" in far.why
 
 
 def test_no_candidate_reaching_the_target_picks_the_highest_aiq() -> None:
