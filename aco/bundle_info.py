@@ -53,6 +53,9 @@ def describe_bundle(path: Path, payload: BundlePayload, manifest: Mapping[str, A
         "policy": payload.policy.to_dict(),
         "task_floors": dict(payload.task_floors),
         "validation": dict(validation.get("operating_point", {})),
+        "mix": None if payload.policy_mix is None else payload.policy_mix.to_dict(),
+        "selection": dict(validation.get("selection", {})),
+        "warnings": list(payload.warnings),
         "controls": [name for name in CONTROL_NAMES if controls.get(name)],
     }
 
@@ -92,10 +95,38 @@ def format_description(info: Mapping[str, Any]) -> list[str]:
         f"safety_threshold {policy.get('safety_threshold', 0):.2f}, downgrade_threshold "
         f"{policy.get('downgrade_threshold', 0):.2f}; learned task floors: "
         + (", ".join(f"{k}={v}" for k, v in info["task_floors"].items()) or "none"))
+    if info.get("mix"):
+        mix = info["mix"]
+        lines.append(f"mixed with: success_value {mix['policy']['success_value']:.4g}, "
+                     f"safety_threshold {mix['policy']['safety_threshold']:.2f}, "
+                     f"downgrade_threshold {mix['policy']['downgrade_threshold']:.2f}, for "
+                     f"{format_share(mix['share'])} of requests (by a hash of their text)")
     point = info["validation"]
     if point:
-        lines.append(f"validation ({format_count(point['n_requests'])} requests): "
+        lines.append(f"validation ({format_count(point['n_requests'])} requests"
+                     f"{', out of fold' if info.get('selection') else ''}): "
                      f"{format_share(point['success_ratio'])} of the top tier's success at "
-                     f"{format_share(point['cost_ratio'])} of its cost")
+                     f"{format_share(point['cost_ratio'])} of its cost"
+                     + ("" if point.get("met_floor", True) else
+                        f"; SHORT of its {format_share(point.get('floor', 0))} floor"))
+    lines.extend(_selection_lines(info.get("selection") or {}))
+    lines.extend(f"warning: {w}" for w in info.get("warnings", []))
     lines.append("learned run controls: " + (", ".join(info["controls"]) or "none (rules)"))
+    return lines
+
+
+def _selection_lines(selection: Mapping[str, Any]) -> list[str]:
+    """The candidates' cross-validated figures and why the winner won."""
+    if not selection:
+        return []
+    lines = [f"chosen: {selection['winner']}: {selection['why']}"]
+    for name, f in selection.get("candidates", {}).items():
+        cost = f.get("cost_at_target")
+        error = f.get("standard_error")
+        lines.append(f"  candidate {name}: cost at {format_share(selection['target'])} of the "
+                     f"top's success {'-' if cost is None else format_share(cost)}"
+                     f"{'' if error is None else f' (± {format_share(error)} against the lowest)'}"
+                     ", "
+                     f"AIQ {f.get('aiq', float('nan')):.4f}, log loss "
+                     f"{f.get('log_loss', float('nan')):.4f}")
     return lines

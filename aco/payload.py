@@ -39,8 +39,9 @@ from aco.payload_fields import (
     check_finite,
 )
 from aco.payload_models import LinearWeights, RouterModel, router_model_from_dict
-from aco.payload_provenance import TrainingData, read_options, read_validation
-from aco.policy import CALIBRATION_METHODS, PolicyParams
+from aco.payload_provenance import TrainingData, read_options
+from aco.payload_validation import read_validation
+from aco.policy import CALIBRATION_METHODS, PolicyMix, PolicyParams
 from aco.trace_format import TIERS
 
 BUNDLE_FORMAT = "aco-router"  # payload["format"]
@@ -96,26 +97,33 @@ class CostModel:
     output_tokens: Mapping[str, tuple[float, ...]]
     default_output_tokens: tuple[float, ...]
     chars_per_token: float
-    cost_scale: float  # USD: the fit fold's mean top-tier expected cost
+    cost_scale: float  # USD: the training requests' mean top-tier expected cost
+    # Per tier, observed run cost over the priced-token estimate (None: bundles before it).
+    tier_cost_factor: tuple[float, ...] | None = None
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "cost_model") -> CostModel:
         """Checked: five finite token counts >= 0 per row, positive ratios."""
         f = Fields(data, where, ("output_tokens", "default_output_tokens", "chars_per_token",
-                                 "cost_scale"))
+                                 "cost_scale", "tier_cost_factor"))
         by_type = {as_str(k, f"{f.at('output_tokens')} key"):
                    as_floats(v, f"{f.at('output_tokens')}.{k}", N_TIERS, 0.0)
                    for k, v in f.mapping("output_tokens").items()}
+        factors = (as_floats(data["tier_cost_factor"], f.at("tier_cost_factor"), N_TIERS, 0.0)
+                   if f.has("tier_cost_factor") else None)
         return cls(by_type, as_floats(f.get("default_output_tokens"),
                                       f.at("default_output_tokens"), N_TIERS, 0.0),
                    f.float("chars_per_token", 0.0, lo_open=True),
-                   f.float("cost_scale", 0.0, lo_open=True))
+                   f.float("cost_scale", 0.0, lo_open=True), factors)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (what aco.router.expected_cost_table reads)."""
-        return {"output_tokens": {k: list(v) for k, v in self.output_tokens.items()},
-                "default_output_tokens": list(self.default_output_tokens),
-                "chars_per_token": self.chars_per_token, "cost_scale": self.cost_scale}
+        out = {"output_tokens": {k: list(v) for k, v in self.output_tokens.items()},
+               "default_output_tokens": list(self.default_output_tokens),
+               "chars_per_token": self.chars_per_token, "cost_scale": self.cost_scale}
+        if self.tier_cost_factor is not None:
+            out["tier_cost_factor"] = list(self.tier_cost_factor)
+        return out
 
 
 def read_tiers(data: Any, where: str = "tiers") -> tuple[TierSpec, ...]:
@@ -145,6 +153,13 @@ def read_policy(data: Any, where: str = "policy") -> PolicyParams:
     return PolicyParams(f.float("safety_threshold", 0.0, 1.0),
                         f.float("downgrade_threshold", 0.0, 1.0), f.float("success_value", 0.0),
                         f.float("cost_scale", 0.0, lo_open=True))
+
+
+def read_policy_mix(data: Any, where: str = "policy_mix") -> PolicyMix:
+    """The second policy of a mixed operating point, its share in [0, 1] and the hash salt."""
+    f = Fields(data, where, ("policy", "share", "salt"))
+    return PolicyMix(read_policy(f.get("policy"), f.at("policy")), f.float("share", 0.0, 1.0),
+                     f.int("salt"))
 
 
 def read_feature_spec(data: Any, where: str = "feature_spec") -> FeatureSpec:
@@ -271,12 +286,14 @@ class BundlePayload:
     package_versions: Mapping[str, str]
     created_at: str
     controls: Mapping[str, Any] | None = None
+    policy_mix: PolicyMix | None = None  # a mixed operating point's second policy and share
+    warnings: tuple[str, ...] = ()  # what training warned of (config/trace mismatch, shortfall)
 
     FIELDS: ClassVar = ("format", "payload_version", "feature_version", "feature_spec", "model",
                         "calibration", "policy", "task_floors", "cost_model", "tiers",
                         "task_type_model", "training_data", "validation", "options", "seed",
                         "command", "cli_args", "package_versions", "created_at",
-                        "bundle_format_version", "controls")
+                        "bundle_format_version", "controls", "policy_mix", "warnings")
 
     @classmethod
     def from_dict(cls, data: Any) -> BundlePayload:
@@ -309,6 +326,8 @@ class BundlePayload:
                               for k, v in f.mapping("package_versions").items()},
             created_at=f.str("created_at"),
             controls=read_controls(data["controls"]) if f.has("controls") else None,
+            policy_mix=(read_policy_mix(data["policy_mix"]) if f.has("policy_mix") else None),
+            warnings=(as_strings(data["warnings"], "warnings") if f.has("warnings") else ()),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -330,6 +349,10 @@ class BundlePayload:
         }
         if self.controls is not None:
             out["controls"] = dict(self.controls)
+        if self.policy_mix is not None:
+            out["policy_mix"] = self.policy_mix.to_dict()
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
         return out
 
 

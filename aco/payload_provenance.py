@@ -13,8 +13,6 @@ from typing import Any
 
 from aco.payload_fields import (
     Fields,
-    PayloadError,
-    as_int,
     as_list,
     as_str,
     as_strings,
@@ -94,37 +92,6 @@ class TrainingData:
         if self.holdout is not None:
             out["holdout"] = self.holdout.to_dict()
         return out
-
-
-FIGURE_SECTIONS = {  # validation section -> the figures it must have (others may follow)
-    "operating_point": ("n_requests", "success", "cost", "top_success", "top_cost",
-                        "success_ratio", "cost_ratio", "met_floor"),
-    "calibration": ("n", "brier_before", "brier_after", "log_loss_before", "log_loss_after"),
-    "task_type": (),
-    "folds": (),
-}
-
-
-def read_figures(data: Any, where: str, required: tuple[str, ...]) -> dict[str, Any]:
-    """A section of named figures: str keys, values numbers (NaN allowed) or bools."""
-    check(type(data) is dict, where, "a mapping", data)
-    for key, value in data.items():
-        as_str(key, f"{where} key")
-        check(is_number(value) or type(value) is bool, f"{where}.{key}", "a number or bool",
-              value)
-    for key in required:
-        if key not in data:
-            raise PayloadError(f"{where}.{key}: missing; rebuild the bundle with this aco-lab")
-    if "n_requests" in required:
-        as_int(data["n_requests"], f"{where}.n_requests", 0)
-    return dict(data)
-
-
-def read_validation(data: Any, where: str = "validation") -> dict[str, dict[str, Any]]:
-    """The validation figures, section by section (operating_point and calibration required)."""
-    f = Fields(data, where, FIGURE_SECTIONS)
-    return {key: read_figures(f.get(key), f.at(key), required)
-            for key, required in FIGURE_SECTIONS.items() if key in data or required}
 
 
 def read_options(data: Any, where: str = "options") -> dict[str, Any]:

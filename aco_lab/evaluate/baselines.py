@@ -42,8 +42,8 @@ from aco_lab.evaluate.router_scores import (
     score_outcomes,
     train_options_like,
 )
-from aco_lab.evaluate.sweep import Curve, build_frontier, choose_point
 from aco_lab.traces.labels import OutcomeMatrix, build_outcome_matrix
+from aco_lab.train.curves import Curve, build_frontier, choose_point
 
 # Trade-offs (success points per USD per request) swept for the per-task-type baseline:
 # 0 buys the best tier whatever it costs, the largest makes every type pick its cheapest tier.

@@ -60,10 +60,6 @@ from aco_lab.evaluate.router_scores import (
     replayer,
     score_outcomes,
 )
-from aco_lab.evaluate.sweep import (
-    build_area_metrics,
-    build_reference,
-)
 from aco_lab.traces import schema as S
 from aco_lab.traces.labels import (
     OutcomeMatrix,
@@ -71,6 +67,10 @@ from aco_lab.traces.labels import (
     build_outcome_matrix,
     build_training_runs,
     is_counterfactual,
+)
+from aco_lab.train.curves import (
+    build_area_metrics,
+    build_reference,
 )
 
 log = logging.getLogger(__name__)

@@ -54,8 +54,8 @@ from aco_lab.evaluate.router_scores import (
     score_router,
     train_options_like,
 )
-from aco_lab.evaluate.sweep import Curve, build_area_metrics, build_reference
 from aco_lab.traces import schema as S
+from aco_lab.train.curves import Curve, build_area_metrics, build_reference
 
 log = logging.getLogger(__name__)
 
