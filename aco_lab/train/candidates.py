@@ -3,6 +3,9 @@
 - "table": per task type and tier, the success rate of the tier's model, shrunk toward the
   tier's overall rate by TABLE_SHRINK pseudo-requests (a small task type borrows from all);
   stored as a linear model on the task-type columns, so the runtime needs nothing new;
+- "table_logreg": logistic regression per tier on the table's columns and the request's
+  difficulty only: a table shrunk by its L2 penalty, with a slope in difficulty (SWE-bench's
+  issues carry one; where none is given it is the table);
 - "logreg", "knn", "lgbm": aco_lab.estimators (each tuned on a held-out part of its requests);
 - "residual": the table as a prior, and LightGBM learning what the request adds to it (the
   table's logits are the trees' starting margins; the runtime adds them back).
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
@@ -43,7 +46,8 @@ from aco_lab.train.estimators import (
 log = logging.getLogger(__name__)
 
 # Simplest first: among candidates the cross-validation cannot tell apart, the first wins.
-CANDIDATES = ("table", "logreg", "knn", "lgbm", "residual")
+CANDIDATES = ("table", "table_logreg", "logreg", "knn", "lgbm", "residual")
+TABLE_COLUMNS = ("difficulty",)  # besides the task-type columns, what table_logreg reads
 TABLE_SHRINK = 10.0  # pseudo-requests at the tier's overall rate added to each task type
 TUNE_SHARE = 0.2  # share of a fit's requests held out to tune it (C, k, early stopping)
 N_TIERS = 5
@@ -106,6 +110,11 @@ def fit_candidate(name: str, objective: str, data: TrainingSet, idx: np.ndarray,
     if name == "table":
         return FittedModel(fit_table(data.X[idx], data.outcomes[idx], data.spec))
     fit_data = build_fit_data(data, idx, seed)
+    if name == "table_logreg":
+        keep = table_columns(data.spec)
+        fit_data = replace(fit_data, X=only_columns(fit_data.X, keep),
+                           X_held=only_columns(fit_data.X_held, keep))
+        return fit_estimator("logreg", objective, fit_data, seed, num_threads)
     if name == "residual":
         prior = fit_table(data.X[idx], data.outcomes[idx], data.spec)["linear"]
         return fit_lgbm_success(fit_data, seed, num_threads, prior=prior)
@@ -142,6 +151,19 @@ def local_rows(rows: TierRows, idx: np.ndarray, n: int) -> TierRows:
     position[idx] = np.arange(len(idx))
     local = rows.take(position[rows.request] >= 0)
     return TierRows(position[local.request], local.tier, local.label, local.model)
+
+
+def table_columns(spec: FeatureSpec) -> np.ndarray:
+    """Feature indexes table_logreg reads: the task-type columns and TABLE_COLUMNS."""
+    return np.array([i for i, name in enumerate(spec.names)
+                     if name.startswith("task_type") or name in TABLE_COLUMNS], dtype=np.int64)
+
+
+def only_columns(X: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """X with every other column 0: a constant the fitted weights leave at 0."""
+    out = np.zeros_like(X)
+    out[:, keep] = X[:, keep]
+    return out
 
 
 # -- the per-task-type table ------------------------------------------------------------------

@@ -70,7 +70,7 @@ PARALLEL_MIN_ROWS = 200_000
 class TrainOptions:
     """How to train: candidates, objective, seed, success floor, folds."""
 
-    model: str = AUTO  # auto | table | logreg | knn | lgbm | residual
+    model: str = AUTO  # auto, or one of aco_lab.train.candidates.CANDIDATES
     objective: str = "success"  # success | cheapest
     seed: int = 0
     success_floor: float = 0.95  # share of the top tier's success the operating point keeps
