@@ -143,11 +143,12 @@ def build_training_runs(labeled: pl.DataFrame) -> pl.DataFrame:
 
 
 def is_counterfactual(training_runs: pl.DataFrame) -> bool:
-    """True when some request was run at more than one tier (runs sharing request_id)."""
+    """True when most requests were run at more than one tier (runs sharing request_id): an
+    ordinary log with a few requests repeated at another tier is still a log."""
     if training_runs.is_empty():
         return False
     per_request = training_runs.group_by(S.REQUEST_ID).agg(pl.col(S.TIER).n_unique())
-    return bool(per_request[S.TIER].max() > 1)
+    return bool((per_request[S.TIER] > 1).mean() >= 0.5)
 
 
 def build_outcome_matrix(runs: pl.DataFrame, config: ACOConfig) -> OutcomeMatrix:

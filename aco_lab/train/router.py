@@ -228,7 +228,7 @@ def validation_headline(payload: dict) -> dict[str, float | bool | str]:
     policy = payload["policy"]
     mix = payload.get("policy_mix")
     return {
-        "model": payload["model"]["kind"],
+        "model": selection.get("winner", payload["model"]["kind"]),
         "why": selection.get("why", ""),
         **{f"cv_cost_at_target_{name}": figures["cost_at_target"]
            for name, figures in selection.get("candidates", {}).items()},

@@ -63,6 +63,15 @@ def test_unknown_outcomes_are_left_out_of_training_rows() -> None:
     assert is_counterfactual(build_training_runs(add_labels(COUNTERFACTUAL, CONFIG)))
 
 
+def test_a_log_with_a_few_requests_repeated_at_another_tier_is_still_a_log() -> None:
+    repeated = runs([("a", 1, "small", True, 0.01, 5), ("a", 2, "big", True, 0.1, 6),
+                     ("b", 2, "big", False, 0.2, 8), ("c", 1, "small", True, 0.01, 4)])
+    assert not is_counterfactual(build_training_runs(add_labels(repeated, CONFIG)))
+    half = runs([("a", 1, "small", True, 0.01, 5), ("a", 2, "big", True, 0.1, 6),
+                 ("b", 2, "big", False, 0.2, 8)])
+    assert is_counterfactual(build_training_runs(add_labels(half, CONFIG)))
+
+
 def test_tier_model_falls_back_to_the_most_run_model() -> None:
     frame = runs([("a", 2, "x", True, 0.1, 1), ("b", 2, "y", True, 0.1, 1),
                   ("c", 2, "y", False, 0.1, 1), ("a", 1, "small", True, 0.0, 1)])

@@ -242,7 +242,7 @@ def test_prices_far_from_the_traced_costs_are_warned_and_routing_uses_the_observ
     task_type = payload["feature_spec"]["task_types"][0]
     dear_quote = Router(payload, config).decide("Summarise this report", task_type=task_type,
                                                input_tokens=800)
-    plain_quote = Router(build_router(sim_runs, CONFIG, options).payload).decide(
+    plain_quote = Router(build_router(sim_runs, CONFIG, options).payload, CONFIG).decide(
         "Summarise this report", task_type=task_type, input_tokens=800)
     assert dear_quote.cost_estimate == pytest.approx(plain_quote.cost_estimate, rel=1e-6)
 
