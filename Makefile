@@ -43,7 +43,7 @@ notebooks: install
 		--ExecutePreprocessor.record_timing=False 01_*.ipynb 02_*.ipynb 03_*.ipynb
 
 lint: install
-	$(BIN)/ruff check aco aco_lab tests scripts examples
+	$(BIN)/ruff check aco aco_lab tests scripts examples notebooks
 
 clean:
 	rm -rf $(OUT) .pytest_cache
