@@ -13,7 +13,7 @@ from sklearn.preprocessing import StandardScaler
 from aco import scoring as sc
 from aco.bundle import check_plain
 from aco.errors import BundleError, DataError
-from aco.payload_models import LgbmTrees
+from aco.payload_trees import LgbmTrees
 from aco_lab.train.plain_models import lgbm_model_to_plain, linear_model_to_plain
 
 N_FEATURES = 8
