@@ -44,6 +44,7 @@ notebooks: install
 
 lint: install
 	$(BIN)/ruff check aco aco_lab tests scripts examples notebooks
+	$(BIN)/ruff format --check aco aco_lab tests scripts examples notebooks
 
 clean:
 	rm -rf $(OUT) .pytest_cache

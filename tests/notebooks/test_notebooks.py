@@ -50,8 +50,9 @@ def test_notebook_is_committed_with_its_outputs(path: Path) -> None:
     assert kinds[0] == kinds[-1] == "m" and "ccc" not in kinds
 
 
-def test_the_notebooks_run_in_order_on_the_sample(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_notebooks_run_in_order_on_the_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each notebook in a fresh kernel, in order, on a seeded subsample of the shipped sample,
     writing into tmp_path. Without ../shared that is what they pick by themselves; with it they
     are pointed at the sample, to stay quick. One test, so that parallel workers (-n 2) never
@@ -68,8 +69,12 @@ def test_the_notebooks_run_in_order_on_the_sample(tmp_path: Path,
     first_outputs = {}
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
-        NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT_S,
-                       resources={"metadata": {"path": str(NOTEBOOK_DIR)}}).execute()
+        NotebookClient(
+            nb,
+            kernel_name="python3",
+            timeout=CELL_TIMEOUT_S,
+            resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
+        ).execute()
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert not [o for c in code for o in c.outputs if o.output_type == "error"], path.name
         assert all(c.outputs for c in code), path.name
