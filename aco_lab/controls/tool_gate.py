@@ -16,9 +16,12 @@ call this". The gate is therefore one-sided: it denies a tool only when even an 
 denied. The point value `shrunk_lift * value - cost` is reported beside each verdict.
 
 A deny is *enforced* at run time only on strong evidence: at least `strong_runs` runs with the
-tool and `strong_runs` without it, and the two-sided 95% interval of the tool's net value per
-run (`(shrunk_lift +- strong_z * se) * value - run cost`) entirely below zero. Every other deny
-is *advisory*: the runtime allows the call and records the advice (aco.learned_controls).
+tool and `strong_runs` without it, and the tool's cost per run above the most success it could
+add, its lift taken with either sign at the top of its two-sided 95% interval
+(`(|shrunk_lift| + strong_z * se) * value - run cost < 0`). So a deny that rests on runs in
+trouble calling a tool (a negative lift, which confounding could reverse) is never enforced;
+one that rests on the tool costing more than any plausible gain is. Every other deny is
+*advisory*: the runtime allows the call and records the advice (aco.learned_controls).
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ class GateSettings:
     z: float = 1.645  # one-sided 95%: deny only when the optimistic lift does not pay
     value_multiplier: float = 1.0  # a success is worth this many top-tier successful runs
     strong_runs: int = 200  # runs with the tool, and without it, before a deny is enforced
-    strong_z: float = 1.96  # two-sided 95%: an enforced deny's whole interval is below zero
+    strong_z: float = 1.96  # two-sided 95%: the most success an enforced deny's tool could add
 
 
 def build_tool_table(tables: TraceTables) -> pl.DataFrame:
@@ -139,10 +142,11 @@ def _verdict(rec: dict, value: float, step_cost: float, settings: GateSettings) 
     optimistic = (shrunk + settings.z * se) * value - run_cost
     judged = n_with >= settings.min_runs and n_without > 0
     allow = not judged or run_cost <= 0 or optimistic >= 0
-    upper = (shrunk + settings.strong_z * se) * value - run_cost
-    strong = (not allow and min(n_with, n_without) >= settings.strong_runs and upper < 0)
+    # The net value were the association reversed: what the deny must survive to be enforced.
+    best_case = (abs(shrunk) + settings.strong_z * se) * value - run_cost
+    strong = (not allow and min(n_with, n_without) >= settings.strong_runs and best_case < 0)
     return {"allow": bool(allow), "enforcement": ENFORCED if strong else ADVISORY,
-            "upper_net_value": round(upper, 6), "runs": int(n_with),
+            "best_case_net_value": round(best_case, 6), "runs": int(n_with),
             "runs_without": int(n_without), "success_with": round(rate_with, 4),
             "lift": round(lift, 4), "shrunk_lift": round(shrunk, 4),
             "cost": round(cost, 6), "failure_rate": round(failure_rate, 4),
@@ -190,9 +194,10 @@ def describe_enforcement(spec: dict) -> tuple[str, str]:
     denies = [e for e in spec["tools"].values() if not e["allow"]]
     enforced = sum(e.get("enforcement", ADVISORY) == ENFORCED for e in denies)
     s = spec.get("settings", {})
-    strong = (f"strong evidence: >= {s['strong_runs']} training runs with the tool and as many "
-              f"without, and the 95% interval of its net value per run below zero"
-              if "strong_runs" in s else "this bundle predates enforcement: every deny advises")
+    strong = (f"strong evidence (>= {s['strong_runs']} training runs with the tool and as many "
+              "without, and a cost per run above the most success it could add even if its "
+              "link with failing runs were reversed)"
+              if "strong_runs" in s else "strong evidence (the bundle predates enforcement)")
     if not denies:
         return ADVISORY, "it denies no tool on the training runs"
     if enforced == len(denies):

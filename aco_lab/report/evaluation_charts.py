@@ -25,15 +25,21 @@ if TYPE_CHECKING:
 
 DATASET = "cost_success"
 # The roles, in legend order, with colour, line width and opacity before any click.
-ROUTER, POINT, RECOMMENDED, BEST, TIER, OTHER_CURVE, OTHER = (
+ROUTER, POINT, RECOMMENDED, BEST, SECOND, SECOND_POINT, TIER, OTHER_CURVE, OTHER = (
     "this router (threshold sweep)", "this router's operating point",
-    "recommended operating point", "best baseline", "single tier", "other baselines (curves)",
+    "recommended operating point", "best baseline", "the other router (threshold sweep)",
+    "the other router's operating point", "single tier", "other baselines (curves)",
     "other baselines (points)")
 STYLE = {ROUTER: ("#1f77b4", 3.0, 1.0), POINT: ("#08306b", 1.0, 1.0),
          RECOMMENDED: ("#2ca02c", 1.0, 1.0), BEST: ("#ff7f0e", 2.5, 1.0),
+         SECOND: ("#ff7f0e", 2.5, 1.0), SECOND_POINT: ("#a63603", 1.0, 1.0),
          TIER: ("#444444", 1.0, 1.0), OTHER_CURVE: ("#9e9e9e", 1.2, 0.45),
          OTHER: ("#9e9e9e", 1.0, 0.5)}
-SHAPES = {POINT: "diamond", RECOMMENDED: "circle", TIER: "square", OTHER: "triangle-up"}
+CURVES = (ROUTER, BEST, SECOND, OTHER_CURVE)
+SHAPES = {POINT: "diamond", SECOND_POINT: "diamond", RECOMMENDED: "circle", TIER: "square",
+          OTHER: "triangle-up"}
+LABELLED = (POINT, SECOND_POINT, RECOMMENDED, TIER)
+Row = tuple[str, str, float, float]  # role, policy, cost per request, success rate
 GRID = 80  # points per curve: its linear-cost segments drawn on a log cost axis
 
 
@@ -48,26 +54,52 @@ def dense_frontier(costs: Sequence[float], successes: Sequence[float]
     return grid.tolist(), frontier_success(fc, fs, grid).tolist()
 
 
+def _curve_rows(role: str, name: str, costs: Sequence[float], successes: Sequence[float]
+                ) -> list[Row]:
+    return [(role, name, c, s) for c, s in zip(*dense_frontier(costs, successes), strict=True)]
+
+
+def _baseline_rows(ev: Evaluation, tiers_only: bool = False) -> list[Row]:
+    return [(TIER if r.name.startswith("tier ") else OTHER, r.name, r.cost_per_request,
+             r.success_rate) for r in ev.baselines
+            if r.success_rate is not None and r.cost_per_request is not None
+            and (r.name.startswith("tier ") or not tiers_only)]
+
+
 def build_cost_success_data(ev: Evaluation, best: str | None) -> dict[str, list[Any]]:
     """The chart's rows as columns: every curve's frontier and every policy's point."""
-    ref = ev.reference
-    rows: list[tuple[str, str, float, float]] = []
+    rows: list[Row] = []
     for i, curve in enumerate(ev.curves):
         role = ROUTER if i == 0 else BEST if curve.name == best else OTHER_CURVE
-        for c, s in zip(*dense_frontier(curve.costs, curve.successes), strict=True):
-            rows.append((role, curve.name, c, s))
-    for r in ev.baselines:
-        if r.success_rate is not None and r.cost_per_request is not None:
-            rows.append((TIER if r.name.startswith("tier ") else OTHER, r.name,
-                         r.cost_per_request, r.success_rate))
+        rows += _curve_rows(role, curve.name, curve.costs, curve.successes)
+    rows += _baseline_rows(ev)
     rows.append((POINT, "operating point", ev.router.cost_per_request, ev.router.success_rate))
     rec = ev.recommended
     if rec is not None:
         rows.append((RECOMMENDED, "recommended", rec.cost_per_request, rec.success_rate))
+    return _columns(rows, ev)
+
+
+def build_comparison_data(first: Evaluation, second: Evaluation) -> dict[str, list[Any]]:
+    """Two routers on the same requests: both sweeps and operating points, the tiers and
+    random mixing of tiers for scale."""
+    rows: list[Row] = []
+    for ev, curve_role, point_role in ((first, ROUTER, POINT), (second, SECOND, SECOND_POINT)):
+        curve = ev.curves[0]
+        rows += _curve_rows(curve_role, curve.name, curve.costs, curve.successes)
+        rows.append((point_role, f"{ev.bundle.name} operating point",
+                     ev.router.cost_per_request, ev.router.success_rate))
+    mix = next(c for c in second.curves if c.name.startswith("random mixing"))
+    rows += _curve_rows(OTHER_CURVE, mix.name, mix.costs, mix.successes)
+    return _columns(rows + _baseline_rows(second, tiers_only=True), second)
+
+
+def _columns(rows: Sequence[Row], ev: Evaluation) -> dict[str, list[Any]]:
+    ref = ev.reference
     return {
         "role": [r[0] for r in rows],
         "policy": [r[1] for r in rows],
-        "label": [r[1] if r[0] in (TIER, POINT, RECOMMENDED) else "" for r in rows],
+        "label": [r[1] if r[0] in LABELLED else "" for r in rows],
         "cost": [r[2] for r in rows],
         "success": [r[3] for r in rows],
         "cost_share": [r[2] / ref.strong_cost if ref.strong_cost else None for r in rows],
@@ -77,8 +109,10 @@ def build_cost_success_data(ev: Evaluation, best: str | None) -> dict[str, list[
 
 
 def cost_success_chart(ev: Evaluation, data: dict[str, list[Any]], target: float,
-                       inline: bool = False) -> alt.LayerChart:
-    """The layered Altair chart over the page's named dataset (inline: the rows in the spec)."""
+                       inline: bool = False, title: str = "Cost per request against success "
+                                                          "rate") -> alt.LayerChart:
+    """The layered Altair chart over the page's named dataset (inline: the rows in the spec),
+    with the target success of `ev` as a line."""
     import altair as alt
 
     roles = [r for r in STYLE if r in set(data["role"])]
@@ -99,10 +133,11 @@ def cost_success_chart(ev: Evaluation, data: dict[str, list[Any]], target: float
                alt.Tooltip("success:Q", format=".1%", title="success"),
                alt.Tooltip("cost_share:Q", format=".1%", title="of the top tier's cost"),
                alt.Tooltip("success_share:Q", format=".1%", title="of the top tier's success")]
-    rows = [dict(zip(data, v, strict=True)) for v in zip(*data.values(), strict=True)]
-    base = alt.Chart(alt.Data(values=rows) if inline else alt.NamedData(name=DATASET))
+    base = alt.Chart(alt.Data(values=[dict(zip(data, v, strict=True))
+                                      for v in zip(*data.values(), strict=True)])
+                     if inline else alt.NamedData(name=DATASET))
     lines = base.transform_filter(alt.FieldOneOfPredicate(
-        field="role", oneOf=[ROUTER, BEST, OTHER_CURVE])).mark_line().encode(
+        field="role", oneOf=list(CURVES))).mark_line().encode(
         x=x, y=y, color=colour, opacity=faded, detail="policy:N",
         strokeWidth=alt.StrokeWidth("role:N", legend=None, scale=alt.Scale(
             domain=roles, range=[STYLE[r][1] for r in roles])),
@@ -124,7 +159,7 @@ def cost_success_chart(ev: Evaluation, data: dict[str, list[Any]], target: float
     note = line.mark_text(align="left", baseline="bottom", x=4, dy=-3, color="#d62728",
                           fontSize=11).encode(y="y:Q", text="text:N")
     return alt.layer(lines, rule, note, points, labels).properties(
-        width=760, height=420, title="Cost per request against success rate")
+        width=760, height=420, title=title)
 
 
 def _ticks(costs: Sequence[float]) -> list[float]:
@@ -146,6 +181,18 @@ def cost_success_chart_block(ev: Evaluation, best: str | None) -> tuple[Chart, d
         "best baseline's curve, the single tiers and the other baselines",
         caption="Click a legend entry to highlight that role; hover a point or a line for its "
                 "figures. Faint: the other baselines. Red dashes: the target success.")
+    return chart, {DATASET: data}
+
+
+def comparison_chart_block(first: Evaluation, second: Evaluation) -> tuple[Chart, dict]:
+    """The comparison page's chart of two routers on the same requests, and its dataset."""
+    data = build_comparison_data(first, second)
+    chart = build_chart(
+        "cost_success", cost_success_chart(first, data, first.options.target,
+                                           title="Two routers on the same requests"),
+        "both routers' threshold sweeps and operating points, single tiers and random mixing",
+        caption=f"Blue: {first.bundle.name}; orange: {second.bundle.name}. Click a legend entry "
+                "to highlight it; hover for the figures.")
     return chart, {DATASET: data}
 
 

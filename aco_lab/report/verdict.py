@@ -68,8 +68,8 @@ def build_verdict(ev: Evaluation, goal: dict) -> Verdict:
         details.append(f"The {_short(best)} reaches it at {fmt_pct(best_cost)} of the top "
                        f"tier's cost: {ADVICE.get(_short(best), ADVICE_OTHER)}.")
     elif best is not None:
-        details.append(f"The best baseline, the {_short(best)}, needs {fmt_pct(best_cost)} of "
-                       "the top tier's cost for that success.")
+        details.append(f"Of the baselines, the {_short(best)} comes closest: it needs "
+                       f"{fmt_pct(best_cost)} of the top tier's cost for that success.")
     else:
         details.append(f"No baseline reaches {quality} on these requests.")
     details.append(

@@ -59,20 +59,31 @@ def test_a_costly_tool_that_does_not_pay_is_denied_with_its_figures(tmp_path) ->
 
 
 def test_a_deny_is_enforced_only_on_strong_evidence(tmp_path) -> None:
-    strong = learn_gate(tables_of(tmp_path, _runs("search", 0.05, 250, 60, 250, 190)))
+    # An expensive tool that changes nothing: the deny rests on its cost; enforced.
+    strong = learn_gate(tables_of(tmp_path, _runs("search", 0.5, 250, 180, 250, 180)))
     check_spec("gate", strong)
     entry = strong["tools"]["qa/search"]
     assert (entry["allow"], entry["enforcement"]) == (False, ENFORCED)
-    assert entry["upper_net_value"] < 0
+    assert entry["best_case_net_value"] < 0
     decision = apply_gate(strong, "search", "qa")
     assert not decision.allow and decision.enforcement == ENFORCED and "enforced" in decision.reason
     mode, why = describe_enforcement(strong)
     assert mode == ENFORCED and ">= 200 training runs" in why
-    # The same effect on fewer runs than the strong threshold stays advice.
-    lax = learn_gate(tables_of(tmp_path, _runs("search", 0.05, 250, 60, 250, 190), "lax.jsonl"),
+    # The same on fewer runs than the strong threshold stays advice.
+    few = learn_gate(tables_of(tmp_path, _runs("search", 0.5, 250, 180, 250, 180), "few.jsonl"),
                      GateSettings(strong_runs=300))
-    assert lax["tools"]["qa/search"]["enforcement"] == ADVISORY
-    assert apply_gate(lax, "search", "qa").allow
+    assert few["tools"]["qa/search"]["enforcement"] == ADVISORY
+    assert apply_gate(few, "search", "qa").allow
+
+
+def test_a_deny_resting_on_runs_in_trouble_is_never_enforced(tmp_path) -> None:
+    # A cheap tool called mostly by failing runs: many runs, a clear negative lift, but
+    # reversed (runs in trouble reach for it) it could be worth more than it costs.
+    spec = learn_gate(tables_of(tmp_path, _runs("search", 0.005, 250, 60, 250, 190)))
+    entry = spec["tools"]["qa/search"]
+    assert (entry["allow"], entry["enforcement"]) == (False, ADVISORY)
+    assert entry["best_case_net_value"] > 0
+    assert apply_gate(spec, "search", "qa").advice == "deny"
 
 
 def test_rare_and_free_tools_are_never_denied(tmp_path) -> None:
