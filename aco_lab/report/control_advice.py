@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from aco.decisions import ADVISORY
 from aco_lab.controls.cascade_replay import CascadeSummary
 from aco_lab.controls.context_budget import ContextResult
 from aco_lab.controls.doom import DoomResult, DoomSettings
@@ -78,14 +79,19 @@ def gate_advice(rows: Sequence[GateResult]) -> str:
     touched = (f"runs that made those calls succeeded {fmt_pct(advice.denied_runs_success)} "
                f"against {fmt_pct(advice.other_runs_success)} for the others, which may be why "
                "they called them rather than a result of it")
+    would = (f"it would deny {share} of held-out tool calls ({fmt_usd(advice.denied_cost)}), "
+             f"but {advice.why}; {touched}")
+    if advice.enforcement == ADVISORY:
+        return (f"The learned tool gate runs advisory (every call goes ahead, a deny is recorded "
+                f"as advice): {would}. Keep it advisory unless a trial shows those calls do not "
+                "help.")
     if enforced.denied_calls == 0:
-        return (f"The learned tool gate runs advisory (the calls go ahead, the advice is "
-                f"recorded): it would deny {share} of tool calls ({fmt_usd(advice.denied_cost)}), "
-                f"but {advice.why}; {touched}. Keep it advisory unless a trial shows those "
-                "calls do not help.")
+        return (f"The learned tool gate runs {advice.enforcement}, but none of its enforced "
+                f"denies touches a held-out call, so here it only advises: {would}.")
     return (f"The learned tool gate runs {advice.enforcement}: it denies "
-            f"{fmt_pct(enforced.denied_calls / enforced.tool_calls)} of tool calls "
-            f"({fmt_usd(enforced.denied_cost)}) because {advice.why}; {touched}.")
+            f"{fmt_pct(enforced.denied_calls / enforced.tool_calls)} of held-out tool calls "
+            f"({fmt_usd(enforced.denied_cost)}) and advises against {share}; {advice.why}; "
+            f"{touched}.")
 
 
 def verify_advice(rows: Sequence[VerifierResult]) -> str:
