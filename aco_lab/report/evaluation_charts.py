@@ -70,7 +70,8 @@ def build_cost_success_data(ev: Evaluation, best: str | None) -> dict[str, list[
     """The chart's rows as columns: every curve's frontier and every policy's point."""
     rows: list[Row] = []
     for i, curve in enumerate(ev.curves):
-        role = ROUTER if i == 0 else BEST if curve.name == best else OTHER_CURVE
+        role = ROUTER if i == 0 else f"{BEST}: {curve.name}" if curve.name == best \
+            else OTHER_CURVE
         rows += _curve_rows(role, curve.name, curve.costs, curve.successes)
     rows += _baseline_rows(ev)
     rows.append((POINT, "operating point", ev.router.cost_per_request, ev.router.success_rate))
@@ -115,13 +116,17 @@ def cost_success_chart(ev: Evaluation, data: dict[str, list[Any]], target: float
     with the target success of `ev` as a line."""
     import altair as alt
 
-    roles = [r for r in STYLE if r in set(data["role"])]
+    # The legend names the best baseline ("best baseline: random mixing of tiers").
+    kind = {r: r.split(":")[0] for r in set(data["role"])}
+    roles = sorted(kind, key=lambda r: list(STYLE).index(kind[r]))
+    style = {r: STYLE[kind[r]] for r in roles}
     pick = alt.selection_point(fields=["role"], bind="legend", name="pick")
     colour = alt.Color("role:N", sort=roles, scale=alt.Scale(
-        domain=roles, range=[STYLE[r][0] for r in roles]), legend=alt.Legend(
-        title="click an entry to highlight it", orient="bottom", columns=3, symbolLimit=0))
+        domain=roles, range=[style[r][0] for r in roles]), legend=alt.Legend(
+        title="click an entry to highlight it", orient="bottom", columns=3, symbolLimit=0,
+        labelLimit=320))
     faded = alt.when(pick).then(alt.Opacity("role:N", legend=None, scale=alt.Scale(
-        domain=roles, range=[STYLE[r][2] for r in roles]))).otherwise(alt.value(0.08))
+        domain=roles, range=[style[r][2] for r in roles]))).otherwise(alt.value(0.08))
     positive = all(c > 0 for c in data["cost"])
     x = alt.X("cost:Q", title="cost per request (USD, log scale)",
               scale=alt.Scale(type="log" if positive else "symlog"),
@@ -137,10 +142,10 @@ def cost_success_chart(ev: Evaluation, data: dict[str, list[Any]], target: float
                                       for v in zip(*data.values(), strict=True)])
                      if inline else alt.NamedData(name=DATASET))
     lines = base.transform_filter(alt.FieldOneOfPredicate(
-        field="role", oneOf=list(CURVES))).mark_line().encode(
+        field="role", oneOf=[r for r in roles if kind[r] in CURVES])).mark_line().encode(
         x=x, y=y, color=colour, opacity=faded, detail="policy:N",
         strokeWidth=alt.StrokeWidth("role:N", legend=None, scale=alt.Scale(
-            domain=roles, range=[STYLE[r][1] for r in roles])),
+            domain=roles, range=[style[r][1] for r in roles])),
         strokeDash=alt.condition(alt.datum.role == OTHER_CURVE, alt.value([5, 3]),
                                  alt.value([1, 0])),
         tooltip=tooltip).add_params(pick)
