@@ -38,6 +38,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check aco aco_lab tests scripts examples
+	$(BIN)/ruff format --check aco aco_lab tests scripts examples
 
 clean:
 	rm -rf $(OUT) .pytest_cache
