@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 # What to do when a baseline reaches the target for less than the router, by its curve's name.
 ADVICE = {
     "best tier per task type": "ship that table (the note under the comparison table lists "
-                               "it), or retrain with more data",
+    "it), or retrain with more data",
     "random mixing of tiers": "the router adds nothing over sending a fixed share of requests "
-                              "to each of two tiers; retrain with more data or other features",
+    "to each of two tiers; retrain with more data or other features",
 }
 ADVICE_OTHER = "use that router instead, or retrain with more data"
 
@@ -50,35 +50,47 @@ def build_verdict(ev: Evaluation, goal: dict) -> Verdict:
     if curve is None:
         headline = f"This router never reaches {quality} on these requests: no saving there."
     elif baseline_wins:
-        headline = (f"The {_short(best)} reaches {quality} at {fmt_pct(best_cost)} of the top "
-                    f"tier's cost, cheaper than this router's {fmt_pct(curve)}: "
-                    f"{ADVICE.get(_short(best), ADVICE_OTHER)}.")
+        headline = (
+            f"The {_short(best)} reaches {quality} at {fmt_pct(best_cost)} of the top "
+            f"tier's cost, cheaper than this router's {fmt_pct(curve)}: "
+            f"{ADVICE.get(_short(best), ADVICE_OTHER)}."
+        )
     else:
-        headline = (f"At {quality}, this router costs {fmt_pct(curve)} of {top}, "
-                    f"{fmt_pct(1 - curve)} less: about "
-                    f"{fmt_usd(_per_success(curve, target, top_cps))} per successful task "
-                    f"against {fmt_usd(top_cps)}.")
+        headline = (
+            f"At {quality}, this router costs {fmt_pct(curve)} of {top}, "
+            f"{fmt_pct(1 - curve)} less: about "
+            f"{fmt_usd(_per_success(curve, target, top_cps))} per successful task "
+            f"against {fmt_usd(top_cps)}."
+        )
     details = [_point_sentence(ev, point, target, top_cps)]
     if curve is not None and baseline_wins:
-        details.append(f"Along its threshold sweep this router reaches {quality} at "
-                       f"{fmt_pct(curve)} of the top tier's cost (about "
-                       f"{fmt_usd(_per_success(curve, target, top_cps))} per successful task "
-                       f"against {fmt_usd(top_cps)}).")
+        details.append(
+            f"Along its threshold sweep this router reaches {quality} at "
+            f"{fmt_pct(curve)} of the top tier's cost (about "
+            f"{fmt_usd(_per_success(curve, target, top_cps))} per successful task "
+            f"against {fmt_usd(top_cps)})."
+        )
     elif baseline_wins:
-        details.append(f"The {_short(best)} reaches it at {fmt_pct(best_cost)} of the top "
-                       f"tier's cost: {ADVICE.get(_short(best), ADVICE_OTHER)}.")
+        details.append(
+            f"The {_short(best)} reaches it at {fmt_pct(best_cost)} of the top "
+            f"tier's cost: {ADVICE.get(_short(best), ADVICE_OTHER)}."
+        )
     elif best is not None:
-        details.append(f"Of the baselines, the {_short(best)} comes closest: it needs "
-                       f"{fmt_pct(best_cost)} of the top tier's cost for that success.")
+        details.append(
+            f"Of the baselines, the {_short(best)} comes closest: it needs "
+            f"{fmt_pct(best_cost)} of the top tier's cost for that success."
+        )
     else:
         details.append(f"No baseline reaches {quality} on these requests.")
     details.append(
         f"Quality goal (at least {goal['success_fraction_of_top']:.0%} of the top tier's success "
         f"for at most {goal['max_cost_fraction_of_top']:.0%} of its cost): "
         f"{'met' if point['met'] else 'not met'} at the operating point "
-        f"({r.n_requests} held-out requests).")
-    return Verdict(headline, tuple(details), curve is not None and not baseline_wins,
-                   not point["below_target"])
+        f"({r.n_requests} held-out requests)."
+    )
+    return Verdict(
+        headline, tuple(details), curve is not None and not baseline_wins, not point["below_target"]
+    )
 
 
 def _point_sentence(ev: Evaluation, point: dict, target: float, top_cps: float | None) -> str:
@@ -86,16 +98,23 @@ def _point_sentence(ev: Evaluation, point: dict, target: float, top_cps: float |
     cost = fmt_pct(point["cost_fraction_of_top"])
     if point["below_target"]:
         rec = ev.recommended
-        fix = ("" if rec is None else
-               f"; the threshold sweep's recommended point (downgrade_threshold "
-               f"{rec.downgrade_threshold:g}) reaches the target")
-        return (f"The bundle's operating point keeps only {kept} of the top tier's success, "
-                f"below the {target:.0%} target, so its lower cost ({cost} of the top tier's) is "
-                f"not a saving at the target quality{fix}.")
+        fix = (
+            ""
+            if rec is None
+            else f"; the threshold sweep's recommended point (downgrade_threshold "
+            f"{rec.downgrade_threshold:g}) reaches the target"
+        )
+        return (
+            f"The bundle's operating point keeps only {kept} of the top tier's success, "
+            f"below the {target:.0%} target, so its lower cost ({cost} of the top tier's) is "
+            f"not a saving at the target quality{fix}."
+        )
     saved = None if not top_cps or r.cost_per_success is None else 1 - r.cost_per_success / top_cps
-    return (f"The bundle's operating point keeps {kept} of the top tier's success at {cost} of "
-            f"its cost: {fmt_usd(r.cost_per_success)} per successful task against "
-            f"{fmt_usd(top_cps)} ({fmt_pct(saved)} less).")
+    return (
+        f"The bundle's operating point keeps {kept} of the top tier's success at {cost} of "
+        f"its cost: {fmt_usd(r.cost_per_success)} per successful task against "
+        f"{fmt_usd(top_cps)} ({fmt_pct(saved)} less)."
+    )
 
 
 def _per_success(cost_fraction: float, target: float, top_cps: float | None) -> float | None:

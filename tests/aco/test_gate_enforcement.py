@@ -14,13 +14,26 @@ from aco.optimizer import ACOOptimizer
 from tests.bundle_files import write_unchecked
 from tests.conftest import GOLDEN_BUNDLE
 
-ENTRY = {"runs": 400, "runs_without": 300, "lift": -0.3, "shrunk_lift": -0.29, "cost": 0.02,
-         "failure_rate": 0.1, "net_value": -0.05}
-GATE = {"kind": "tool_values", "version": 1, "value_per_success": {"*": 1.0},
-        "tools": {"*/web_search": {**ENTRY, "allow": False, "enforcement": "enforced"},
-                  "*/browser": {**ENTRY, "allow": False, "enforcement": "advisory"},
-                  "*/shell": {**ENTRY, "allow": False},  # written before the field
-                  "*/calculator": {**ENTRY, "allow": True, "enforcement": "advisory"}}}
+ENTRY = {
+    "runs": 400,
+    "runs_without": 300,
+    "lift": -0.3,
+    "shrunk_lift": -0.29,
+    "cost": 0.02,
+    "failure_rate": 0.1,
+    "net_value": -0.05,
+}
+GATE = {
+    "kind": "tool_values",
+    "version": 1,
+    "value_per_success": {"*": 1.0},
+    "tools": {
+        "*/web_search": {**ENTRY, "allow": False, "enforcement": "enforced"},
+        "*/browser": {**ENTRY, "allow": False, "enforcement": "advisory"},
+        "*/shell": {**ENTRY, "allow": False},  # written before the field
+        "*/calculator": {**ENTRY, "allow": True, "enforcement": "advisory"},
+    },
+}
 
 
 @pytest.fixture
@@ -34,14 +47,16 @@ def opt(bundle: Path, tmp_path: Path) -> ACOOptimizer:
     return ACOOptimizer(ACOConfig(trace_dir=str(tmp_path / "traces")), bundle=bundle)
 
 
-@pytest.mark.parametrize(("tool", "allow", "enforcement", "advice"), [
-    ("web_search", False, "enforced", ""),
-    ("browser", True, "advisory", "deny"),
-    ("shell", True, "advisory", "deny"),
-    ("calculator", True, "enforced", ""),
-])
-def test_the_runtime_honours_each_denys_enforcement(opt, tool, allow, enforcement,
-                                                    advice) -> None:
+@pytest.mark.parametrize(
+    ("tool", "allow", "enforcement", "advice"),
+    [
+        ("web_search", False, "enforced", ""),
+        ("browser", True, "advisory", "deny"),
+        ("shell", True, "advisory", "deny"),
+        ("calculator", True, "enforced", ""),
+    ],
+)
+def test_the_runtime_honours_each_denys_enforcement(opt, tool, allow, enforcement, advice) -> None:
     decision = opt.gate_tool(tool, "coding")
     assert (decision.allow, decision.enforcement, decision.advice) == (allow, enforcement, advice)
     assert decision.mode == "bundle"
