@@ -9,6 +9,7 @@ The routing model (`payload["model"]`) is one of `ROUTER_MODELS`, keyed by its `
     knn     cosine nearest neighbours ("knn": KnnTable)
     table   per-task-type success rates as logistic weights on the task-type columns
             ("linear": LinearWeights; "shrink": the pseudo-requests toward the overall rate)
+    ensemble  the mean P(success) of 2-8 members of the kinds above ("members")
 
 each with the `objective` it was trained for ("success": P(success) per tier from the
 features plus a tier column, or per-tier outputs; "cheapest": the cheapest succeeding tier's
@@ -267,16 +268,65 @@ class TableRouterModel:
         _fits(f"{where}.linear.n_outputs", "n_outputs", self.linear.n_outputs, N_TIERS)
 
 
-RouterModel = LgbmRouterModel | LogregRouterModel | KnnRouterModel | TableRouterModel
-ROUTER_MODELS: dict[str, type[RouterModel]] = {
+SingleModel = LgbmRouterModel | LogregRouterModel | KnnRouterModel | TableRouterModel
+SINGLE_MODELS: dict[str, type[SingleModel]] = {
     kind.KIND: kind
     for kind in (LgbmRouterModel, LogregRouterModel, KnnRouterModel, TableRouterModel)
 }
+MAX_MEMBERS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class EnsembleRouterModel:
+    """The mean of its members' P(success) per tier, each made non-decreasing in the tier
+    first (members: models of the single kinds, success objective)."""
+
+    objective: str
+    members: tuple[SingleModel, ...]
+
+    KIND: ClassVar = "ensemble"
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> EnsembleRouterModel:
+        """Checked, with every member."""
+        f = Fields(data, where, ("kind", "objective", "members"))
+        items = f.get("members")
+        if type(items) is not list or not 2 <= len(items) <= MAX_MEMBERS:
+            raise PayloadError(f"{f.at('members')}: expected a list of 2..{MAX_MEMBERS} "
+                               f"models, got {type(items).__name__}")
+        members = tuple(_single_from_dict(m, f"{f.at('members')}[{i}]")
+                        for i, m in enumerate(items))
+        for i, member in enumerate(members):
+            if member.objective != "success":
+                raise PayloadError(f"{f.at('members')}[{i}].objective: expected success, got "
+                                   f"{member.objective!r}")
+        return cls(f.str("objective", ("success",)), members)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the payload."""
+        return {"kind": self.KIND, "objective": self.objective,
+                "members": [m.to_dict() for m in self.members]}
+
+    def check_fits(self, n_features: int, where: str) -> None:
+        """Every member fits the bundle's features."""
+        for i, member in enumerate(self.members):
+            member.check_fits(n_features, f"{where}.members[{i}]")
+
+
+RouterModel = SingleModel | EnsembleRouterModel
+ROUTER_MODELS: dict[str, type[RouterModel]] = {**SINGLE_MODELS,
+                                               EnsembleRouterModel.KIND: EnsembleRouterModel}
+_MODEL_FIELDS = ("kind", "objective", "booster", "linear", "knn", "C", "tier_values", "prior",
+                 "shrink", "members")
 
 
 def router_model_from_dict(data: Any, where: str = "model") -> RouterModel:
     """The routing model of the kind `data["kind"]` names, checked."""
-    f = Fields(data, where, ("kind", "objective", "booster", "linear", "knn", "C",
-                             "tier_values", "prior", "shrink"))
-    kind = f.str("kind", ROUTER_MODELS)
+    kind = Fields(data, where, _MODEL_FIELDS).str("kind", ROUTER_MODELS)
     return ROUTER_MODELS[kind].from_dict(data, where)
+
+
+def _single_from_dict(data: Any, where: str) -> SingleModel:
+    """An ensemble's member: a model of a single kind (no ensemble inside an ensemble)."""
+    kind = Fields(data, where, _MODEL_FIELDS).str("kind", SINGLE_MODELS)
+    return SINGLE_MODELS[kind].from_dict(data, where)

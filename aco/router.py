@@ -43,6 +43,7 @@ from aco.policy import (
     calibrate_margins_one,
     calibrate_one,
     choose_tier,
+    make_monotone,
     make_monotone_one,
     mix_coin,
 )
@@ -60,6 +61,8 @@ def predict_success(model: Mapping[str, Any], X: np.ndarray) -> np.ndarray:
     if X.ndim == 1:
         X = X[None, :]
     kind, objective = model["kind"], model["objective"]
+    if kind == "ensemble":  # the members' mean, each non-decreasing in the tier
+        return np.mean([make_monotone(predict_success(m, X)) for m in model["members"]], axis=0)
     if kind == "knn":  # neighbours' outcomes per tier (or "cheapest <= t" indicators)
         return scoring.predict_knn(model["knn"], X)
     if objective == "success":

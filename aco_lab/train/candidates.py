@@ -46,7 +46,11 @@ from aco_lab.train.estimators import (
 log = logging.getLogger(__name__)
 
 # Simplest first: among candidates the cross-validation cannot tell apart, the first wins.
-CANDIDATES = ("table", "table_logreg", "logreg", "knn", "lgbm", "residual")
+CANDIDATES = ("table", "table_logreg", "logreg", "knn", "lgbm", "residual", "ensemble")
+# The ensemble averages these (each made non-decreasing in the tier): where the candidates'
+# cross-validated figures lie within noise of each other, the mean is steadier than a pick.
+ENSEMBLE = "ensemble"
+ENSEMBLE_MEMBERS = CANDIDATES[:-1]
 TABLE_COLUMNS = ("difficulty",)  # besides the task-type columns, what table_logreg reads
 TABLE_SHRINK = 10.0  # pseudo-requests at the tier's overall rate added to each task type
 TUNE_SHARE = 0.2  # share of a fit's requests held out to tune it (C, k, early stopping)
@@ -109,6 +113,12 @@ def fit_candidate(name: str, objective: str, data: TrainingSet, idx: np.ndarray,
     split off inside them)."""
     if name == "table":
         return FittedModel(fit_table(data.X[idx], data.outcomes[idx], data.spec))
+    if name == ENSEMBLE:
+        members = tuple(fit_candidate(m, objective, data, idx, seed, num_threads)
+                        for m in ENSEMBLE_MEMBERS)
+        model = {"kind": ENSEMBLE, "objective": "success",
+                 "members": [m.model for m in members]}
+        return FittedModel(model, members=members)
     fit_data = build_fit_data(data, idx, seed)
     if name == "table_logreg":
         keep = table_columns(data.spec)
@@ -122,7 +132,10 @@ def fit_candidate(name: str, objective: str, data: TrainingSet, idx: np.ndarray,
 
 
 def predict_candidate(fitted: FittedModel, X: np.ndarray, num_threads: int = 1) -> np.ndarray:
-    """(n, 5) uncalibrated P(success) per tier, non-decreasing in the tier."""
+    """(n, 5) uncalibrated P(success) per tier, non-decreasing in the tier (an ensemble: the
+    mean of its members', as aco.router.predict_success computes it)."""
+    if fitted.members:
+        return np.mean([predict_candidate(m, X, num_threads) for m in fitted.members], axis=0)
     return make_monotone(predict_fitted(fitted, X, num_threads))
 
 

@@ -104,6 +104,7 @@ class FittedModel:
 
     model: dict
     booster: object | None = None
+    members: tuple[FittedModel, ...] = ()  # an ensemble's fitted members
 
 
 def build_cheapest_labels(success: np.ndarray) -> np.ndarray:

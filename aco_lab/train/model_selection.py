@@ -33,7 +33,14 @@ import numpy as np
 from aco.policy import PolicyParams, build_allowed, calibrate, choose_tiers, make_monotone
 from aco_lab.traces.split import assign_splits
 from aco_lab.train.calibration import fit_calibration
-from aco_lab.train.candidates import CANDIDATES, TrainingSet, fit_candidate, predict_candidate
+from aco_lab.train.candidates import (
+    CANDIDATES,
+    ENSEMBLE,
+    ENSEMBLE_MEMBERS,
+    TrainingSet,
+    fit_candidate,
+    predict_candidate,
+)
 from aco_lab.train.curves import (
     Curve,
     build_area_metrics,
@@ -242,10 +249,16 @@ def cross_validate(names: Sequence[str], objective: str, data: TrainingSet,
                    folds: int = CV_FOLDS) -> Selection:
     """Every named candidate's out-of-fold curve, and the one to ship."""
     fold = assign_folds(data.request_ids, folds, seed)
-    scores = []
+    scores, oofs = [], {}
     for name in names:
         start = time.perf_counter()
-        oof = out_of_fold(name, objective, data, fold, seed, num_threads)
+        if name == ENSEMBLE:  # its members' out-of-fold predictions, averaged: no refit
+            for member in ENSEMBLE_MEMBERS:
+                if member not in oofs:
+                    oofs[member] = out_of_fold(member, objective, data, fold, seed, num_threads)
+            oof = np.mean([oofs[m] for m in ENSEMBLE_MEMBERS], axis=0)
+        else:
+            oof = oofs[name] = out_of_fold(name, objective, data, fold, seed, num_threads)
         score = score_candidate(name, oof, validation, cost_scale, target, calibration_method,
                                 time.perf_counter() - start, seed)
         log.info("candidate %s: cost at %.0f%% of the top's success %s, AIQ %.4f, log loss "
