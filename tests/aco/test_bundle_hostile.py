@@ -98,6 +98,12 @@ MALFORMED = [  # (change to the golden payload, the message's field and what it 
     (lambda p: {**p, "controls": {"doom": {"kind": "doom_logistic"}}},
      r"controls\.doom\.version: expected 1"),
     (lambda p: {**p, "surprise": 1}, r"surprise: unknown field"),
+    (lambda p: {**p, "model": {"kind": "ensemble", "objective": "success",
+                               "members": [p["model"]]}},
+     r"model\.members: expected a list of 2\.\.8 models"),
+    (lambda p: {**p, "model": {"kind": "ensemble", "objective": "success", "members": [
+        {"kind": "ensemble", "objective": "success", "members": []}, p["model"]]}},
+     r"model\.members\[0\]\.kind: expected one of"),
 ]
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from aco.config import ACOConfig, load_config
 from aco.errors import DataError
-from aco.router import Router, expected_cost_table
+from aco.router import Router, expected_cost_table, predict_success
 from aco_lab.simulate.generate import write_simulated_traces
 from aco_lab.traces import schema as S
 from aco_lab.traces.labels import (
@@ -20,8 +20,22 @@ from aco_lab.traces.labels import (
     check_tier_models,
 )
 from aco_lab.traces.reading import read_traces
-from aco_lab.train.candidates import CANDIDATES, build_training_set, table_rates
-from aco_lab.train.model_selection import CandidateScore, assign_folds, out_of_fold, select
+from aco_lab.train.candidates import (
+    CANDIDATES,
+    ENSEMBLE_MEMBERS,
+    build_training_set,
+    fit_candidate,
+    predict_candidate,
+    table_rates,
+)
+from aco_lab.train.model_selection import (
+    CandidateScore,
+    assign_folds,
+    out_of_fold,
+    score_candidate,
+    select,
+)
+from aco_lab.train.operating_point import ValidationSet
 from aco_lab.train.router import TrainOptions, build_request_matrix, build_router
 
 CONFIG = ACOConfig()
@@ -113,6 +127,37 @@ def test_a_forced_model_is_cross_validated_alone_and_routed_by_the_runtime(
     for text in ("Fix the failing test in auth.py", "What is 2+2?"):
         decision = router.decide(text, task_type=task_type)
         assert np.allclose(decision.probabilities, expected, atol=1e-4)  # rates rounded to 1e-4
+
+
+def test_the_ensemble_averages_its_members_in_the_lab_and_in_the_runtime(
+        sim_runs: pl.DataFrame) -> None:
+    data = training_set(sim_runs)
+    every = np.arange(data.n_requests)
+    fitted = fit_candidate("ensemble", "success", data, every, SEED, 1)
+    assert [m["kind"] for m in fitted.model["members"]] == [
+        "table", "logreg", "logreg", "knn", "lgbm", "lgbm"]  # table_logreg, residual: their kinds
+    members = [predict_candidate(m, data.X[:20]) for m in fitted.members]
+    mean = predict_candidate(fitted, data.X[:20])
+    assert np.allclose(mean, np.mean(members, axis=0))
+    assert (np.diff(mean, axis=1) >= -1e-12).all()
+    # The runtime computes the same mean from the plain data alone.
+    assert np.allclose(predict_success(fitted.model, data.X[:20]), mean, atol=1e-9)
+    # Cross-validated from its members' out-of-fold predictions, nothing refitted.
+    folds = assign_folds(data.request_ids, 5, SEED)
+    oofs = [out_of_fold(m, "success", data, folds, SEED, 1) for m in ENSEMBLE_MEMBERS]
+    payload = build_router(sim_runs, CONFIG, TrainOptions(model="ensemble", seed=SEED,
+                                                          controls=False)).payload
+    assert payload["model"]["kind"] == "ensemble" and len(payload["model"]["members"]) == 6
+    figures = payload["validation"]["selection"]["candidates"]["ensemble"]
+    success = data.outcomes  # the log loss reads outcomes and calibration only, not costs
+    validation = ValidationSet(p=np.full(success.shape, 0.5), costs=np.ones(success.shape),
+                               success=success, cost=np.ones(success.shape),
+                               task_types=[None] * len(success), configured=np.ones(5, bool))
+    expected = score_candidate("ensemble", np.mean(oofs, axis=0), validation, 1.0, 0.95,
+                               payload["options"]["calibration"])
+    assert figures["log_loss"] == pytest.approx(expected.log_loss, abs=1e-4)
+    decision = Router(payload, CONFIG).decide("Fix the failing test", task_type="coding")
+    assert decision.mode == "bundle" and 1 <= decision.tier <= 5
 
 
 # -- out-of-fold predictions and the operating point -------------------------------------------
