@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from aco_lab.cli.engine_options import engine_options, open_engine
 from aco_lab.traces.ingest import ingest_traces
 from aco_lab.traces.reading import read_traces
 
@@ -52,12 +53,15 @@ def validate_command(paths: tuple[str, ...], as_json: bool, strict: bool) -> Non
 @click.option("--force", is_flag=True, help="Replace an existing non-empty --out directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
 @click.option("--strict", is_flag=True, help=STRICT_HELP)
+@engine_options
 def ingest_command(
     paths: tuple[str, ...], out_dir: Path, on_error: str, force: bool, as_json: bool,
-    strict: bool,
+    strict: bool, engine: str, scheduler: str | None,
 ) -> None:
     """Write trace files as a Parquet dataset (partitioned by source), atomically."""
-    result = ingest_traces(list(paths), out_dir, on_error=on_error, force=force, strict=strict)
+    with open_engine(engine, scheduler) as cluster:
+        result = ingest_traces(list(paths), out_dir, on_error=on_error, force=force,
+                               strict=strict, mapper=cluster.map_chunks if cluster else None)
     if as_json:
         fields = ("lines_read", "accepted", "rejected", "warnings", "steps", "tool_calls")
         click.echo(json.dumps({"out_dir": str(result.out_dir),

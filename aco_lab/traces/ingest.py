@@ -43,6 +43,7 @@ from aco_lab.traces.reading import (
     PARTITION_KEY,
     REJECTED_FILE,
     TABLE_SCHEMAS,
+    ChunkMapper,
     OnError,
     Rejection,
     TraceTables,
@@ -88,12 +89,14 @@ def ingest_traces(
     force: bool = False,
     workers: int | None = None,
     strict: bool = False,
+    mapper: ChunkMapper | None = None,
 ) -> IngestResult:
     """Read traces and write them as a partitioned Parquet dataset at out_dir, atomically.
 
     The input streams through chunk by chunk: each chunk is decoded, checked and written as
     Parquet by a worker process (for big inputs), so memory stays bounded whatever the size.
     strict: a line with a key trace format v1 does not define is bad too (default: ignored).
+    mapper: runs the chunks instead of the local processes (the Dask engine's map_chunks).
     """
     check_on_error(on_error)
     out_dir = Path(out_dir)
@@ -110,7 +113,7 @@ def ingest_traces(
             hashes = pool.submit(lambda: {p: describe_input(p) for p in others})
             totals = _write_all(datasets, files, staging, worker_count(files, workers),
                                 on_block=lambda path, block: digests[path].update(block),
-                                strict=strict)
+                                strict=strict, mapper=mapper)
             described = hashes.result()
         inputs = [described[p] if p in described else _describe_hashed(p, digests[p])
                   for p in datasets + files]
@@ -164,6 +167,7 @@ def _write_all(
     workers: int,
     on_block: Callable[[Path, memoryview], None] | None = None,
     strict: bool = False,
+    mapper: ChunkMapper | None = None,
 ) -> PartTotals:
     """Write every part (datasets first, then file chunks); drop runs whose trace_id repeats.
 
@@ -174,8 +178,8 @@ def _write_all(
         (None, write_part(read_dataset(path), staging, f"part-dataset{index}.parquet"))
         for index, path in enumerate(datasets)
     ]
-    chunks = map_chunks(partial(write_chunk, directory=staging, strict=strict),
-                        plan_chunks(files, on_block), workers)
+    chunks = (mapper or map_chunks)(partial(write_chunk, directory=staging, strict=strict),
+                                    plan_chunks(files, on_block), workers)
     written: list[WrittenPart] = []
     for task, part in itertools.chain(from_datasets, chunks):
         duplicates = reject_duplicates(part.ids, ids, task)

@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 
 OnError = Literal["fail", "skip"]
 T = TypeVar("T")
+# What runs a per-chunk function over the chunks: map_chunks below (local processes), or an
+# engine's (aco_lab/traces/dask_engine.py); (function, tasks, workers) -> (task, result) in order.
+ChunkMapper = Callable[[Callable[[ChunkTask], T], Iterator[ChunkTask], int],
+                       Iterator[tuple[ChunkTask, T]]]
 TRACE_SUFFIXES = (".jsonl", ".jsonl.gz")
 CHUNK_BYTES = 16 * 1024 * 1024  # JSONL per chunk: bounds the Python objects alive at once
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # smaller inputs are read in-process (no worker start-up)
@@ -120,6 +124,7 @@ def read_traces(
     on_error: OnError = "fail",
     workers: int | None = None,
     strict: bool = False,
+    mapper: ChunkMapper | None = None,
 ) -> TraceTables:
     """Load traces from JSONL files, globs, directories or ingested datasets into tables.
 
@@ -127,9 +132,10 @@ def read_traces(
     "skip" keeps going and returns every bad line in `rejected`. workers: processes that
     decode chunks (None: up to MAX_WORKERS when the input is at least PARALLEL_MIN_BYTES).
     strict: a line with a key trace format v1 does not define is bad too (default: ignored).
+    mapper: runs the chunks instead of the local processes (the Dask engine's map_chunks).
     """
     check_on_error(on_error)
-    tables = concat_tables(list(iter_trace_tables(paths, workers, strict)))
+    tables = concat_tables(list(iter_trace_tables(paths, workers, strict, mapper)))
     log.info("read %d lines: %d accepted, %d rejected, %d warnings",
              tables.lines_read, tables.runs.height, len(tables.rejected), len(tables.warnings))
     if tables.rejected and on_error == "fail":
@@ -155,7 +161,8 @@ def format_problems(rejected: Sequence[Rejection], lines_read: int) -> str:
 
 
 def iter_trace_tables(
-    paths: Iterable[str | Path] | str | Path, workers: int | None = None, strict: bool = False
+    paths: Iterable[str | Path] | str | Path, workers: int | None = None, strict: bool = False,
+    mapper: ChunkMapper | None = None,
 ) -> Iterator[TraceTables]:
     """The inputs as a stream of checked TraceTables, chunk by chunk, in input order.
 
@@ -174,7 +181,8 @@ def iter_trace_tables(
         if is_dataset(path):
             yield _labelled(check_part(_read_dataset_tables(Path(path)), ids), outcomes, seen)
     read = partial(read_chunk, strict=strict)
-    for task, chunk in map_chunks(read, plan_chunks(files), worker_count(files, workers)):
+    for task, chunk in (mapper or map_chunks)(read, plan_chunks(files),
+                                              worker_count(files, workers)):
         part = TraceTables(chunk.runs, chunk.steps, chunk.tool_calls, chunk.rejected,
                            lines_read=chunk.lines_read)
         yield _labelled(check_part(part, ids, task), outcomes, seen)
