@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -55,6 +57,9 @@ from aco_lab.train.router_payload import (
     read_file_fingerprints,
 )
 
+if TYPE_CHECKING:
+    from aco_lab.train.dask_fit import DaskTrainer
+
 log = logging.getLogger(__name__)
 
 GUESSED_TASK_TYPES = (FROM_CLASSIFIER, FROM_RULE_CUES)  # metadata.task_type_from: not given
@@ -91,16 +96,20 @@ class TrainedRouter:
 
 
 def train_router(
-    paths: Sequence[str | Path], config: ACOConfig, options: TrainOptions, out_dir: str | Path
+    paths: Sequence[str | Path], config: ACOConfig, options: TrainOptions, out_dir: str | Path,
+    engine: DaskTrainer | None = None,
 ):  # noqa: ANN201 - returns aco_lab.train.bundle_writer.BundleInfo
-    """Read traces, train, write a versioned bundle into out_dir; returns (BundleInfo, payload)."""
+    """Read traces, train, write a versioned bundle into out_dir; returns (BundleInfo, payload).
+
+    engine: a Dask cluster reads the traces, builds the features and fits LightGBM."""
     from aco_lab.traces.reading import expand_paths, read_traces
     from aco_lab.train.bundle_writer import write_bundle
 
     files = expand_paths(paths)
-    tables = read_traces(files)
+    tables = read_traces(files, mapper=engine.map_chunks if engine else None)
     log.info("training on %d runs from %d files", tables.runs.height, len(files))
-    trained = build_router(tables.runs, config, options, read_file_fingerprints(files))
+    trained = build_router(tables.runs, config, options, read_file_fingerprints(files),
+                           engine=engine)
     payload = trained.payload
     if options.controls:
         from aco_lab.controls.suite import learn_controls
@@ -113,9 +122,11 @@ def train_router(
 
 def build_router(
     runs: pl.DataFrame, config: ACOConfig, options: TrainOptions, files: Sequence[dict] = (),
-    created_at: str | None = None,
+    created_at: str | None = None, engine: DaskTrainer | None = None,
 ) -> TrainedRouter:
-    """Learn P(success | request, tier), calibrate it and choose the operating point."""
+    """Learn P(success | request, tier), calibrate it and choose the operating point.
+
+    engine: the features and the estimator are computed by a Dask cluster (dask_fit.py)."""
     usable = build_training_runs(add_labels(runs, config))
     if options.num_threads is None:
         options = replace(options, num_threads=1 if usable.height < PARALLEL_MIN_ROWS else 2)
@@ -124,10 +135,11 @@ def build_router(
         raise DataError(f"{outcomes.n_requests} usable requests; training needs at least "
                         f"{MIN_REQUESTS} with task_success true/false and a tier")
     spec = build_feature_spec(outcomes.task_types)
-    X = build_request_matrix(outcomes, spec)
+    X = build_request_matrix(outcomes, spec, engine.executor() if engine else None)
     folds = _fold_indices(outcomes, options)
-    fitted = fit_estimator(options.model, options.objective, _fit_data(X, usable, outcomes, folds),
-                           options.seed, options.num_threads)
+    fit = engine.fit_estimator if engine else fit_estimator
+    fitted = fit(options.model, options.objective, _fit_data(X, usable, outcomes, folds),
+                 options.seed, options.num_threads)
     log.info("fitted %s (%s objective)", options.model, options.objective)
     # Both held-out folds, predicted once: the calibration fold fits the calibration map, the
     # validation fold measures it, and together they choose the operating point (twice the
@@ -158,7 +170,7 @@ def build_router(
                     "task_type": task_type_figures(task_model, [outcomes.requests[i] for i in held],
                                                    X[held], _types(known_types, held)),
                     "folds": {name: int(len(idx)) for name, idx in folds.items()}},
-        options=asdict(options), created_at=created_at,
+        options=asdict(options) | (engine.recorded() if engine else {}), created_at=created_at,
     )
     return TrainedRouter(payload=payload, booster=fitted.booster)
 
@@ -185,7 +197,8 @@ def validation_headline(payload: dict) -> dict[str, float | bool | str]:
     }
 
 
-def build_request_matrix(outcomes: OutcomeMatrix, spec: FeatureSpec) -> np.ndarray:
+def build_request_matrix(outcomes: OutcomeMatrix, spec: FeatureSpec,
+                         executor: Executor | None = None) -> np.ndarray:
     """Request features, one row per request of the outcome matrix (aco_lab.train.features)."""
     from aco_lab.train.features import build_features
 
@@ -199,7 +212,7 @@ def build_request_matrix(outcomes: OutcomeMatrix, spec: FeatureSpec) -> np.ndarr
         schema={S.REQUEST: pl.String, S.TASK_TYPE: pl.String, S.DIFFICULTY: pl.Int8,
                 S.FIRST_INPUT_TOKENS: pl.Int64},
     )
-    return np.asarray(build_features(frame, spec), dtype=np.float64)
+    return np.asarray(build_features(frame, spec, executor=executor), dtype=np.float64)
 
 
 def guessed_task_type_requests(runs: pl.DataFrame) -> set[str]:
