@@ -20,6 +20,7 @@ from aco import trace_format as tf
 from aco.config import ACOConfig, AlertThresholds
 from aco.errors import DataError, TraceFormatError
 from aco.outcomes import is_outcomes_file
+from aco.trace_decode import DECODE_ERRORS, TRACE_DECODER, UTF8_BOM, describe_decode_error
 
 log = logging.getLogger(__name__)
 
@@ -335,27 +336,32 @@ def read_trace_lines(
 ) -> Iterator[dict[str, Any]]:
     """Trace dicts from .jsonl / .jsonl.gz files or directories of them, in order.
 
-    A line that is not a JSON object raises TraceFormatError with FILE:LINE (on_error="fail")
-    or is logged and skipped (on_error="skip"). Blank lines are skipped.
+    Each line is checked against trace format v1 (the types of aco/trace_decode.py, as the
+    lab's loader checks it); a bad line raises TraceFormatError with FILE:LINE
+    (on_error="fail") or is logged and skipped (on_error="skip"). Blank lines are skipped; a
+    UTF-8 byte order mark at the start of a file is dropped.
     """
+    check = TRACE_DECODER.decode
     decode = msgspec.json.Decoder().decode  # strict JSON, several times faster than json.loads
     for path in _trace_files([paths] if isinstance(paths, str | Path) else paths):
         opener = gzip.open if path.name.endswith(".gz") else open
         with opener(path, "rb") as handle:
             for number, raw in enumerate(handle, start=1):
+                if number == 1 and raw.startswith(UTF8_BOM):
+                    raw = raw[len(UTF8_BOM):]
                 if not raw.strip():
                     continue
                 try:
+                    check(raw)  # types, ranges, required fields: compute_totals relies on them
                     trace = decode(raw)
-                except msgspec.DecodeError as exc:
-                    trace = exc
-                if isinstance(trace, dict):
-                    yield trace
+                except DECODE_ERRORS as exc:
+                    problem = f"{path}:{number}: {describe_decode_error(raw.rstrip(), exc)}"
+                    if on_error == "fail":
+                        raise TraceFormatError(
+                            problem + "; fix the line or pass on_error='skip'") from None
+                    log.warning("%s; skipped", problem)
                     continue
-                problem = f"{path}:{number}: not a JSON object ({str(trace)[:60]})"
-                if on_error == "fail":
-                    raise TraceFormatError(problem + "; fix the line or pass on_error='skip'")
-                log.warning("%s; skipped", problem)
+                yield trace
 
 
 def _trace_files(paths: Iterable[str | Path]) -> list[Path]:

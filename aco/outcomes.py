@@ -14,15 +14,17 @@ so a wrong label is corrected by appending another.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from aco import trace_format as tf
 from aco.errors import TraceFormatError
+from aco.trace_decode import DECODE_ERRORS, UTF8_BOM, describe_decode_error
 
 OUTCOMES_FILE_NAME = "outcomes.jsonl"  # beside traces.jsonl in a trace directory
 OUTCOMES_SUFFIX = ".outcomes.jsonl"  # any other file named so is an outcomes file too
@@ -84,11 +86,12 @@ def read_outcomes(paths: Iterable[str | Path]) -> tuple[dict[str, Outcome], list
     for path in paths:
         for number, raw in _lines(Path(path)):
             try:
-                outcome = parse_outcome(json.loads(raw), str(path), number)
-            except (ValueError, TraceFormatError) as exc:
-                text = str(exc) if isinstance(exc, TraceFormatError) else \
-                    f"{path}:{number}: invalid JSON: {exc}"
-                problems.append(text)
+                outcome = parse_outcome(msgspec.json.decode(raw), str(path), number)
+            except TraceFormatError as exc:
+                problems.append(str(exc))
+                continue
+            except DECODE_ERRORS as exc:  # not JSON, not UTF-8, or nested too deeply
+                problems.append(f"{path}:{number}: {describe_decode_error(raw.rstrip(), exc)}")
                 continue
             latest[outcome.trace_id] = outcome
     return latest, problems
@@ -102,8 +105,10 @@ def apply_outcomes(traces: Iterable[dict[str, Any]], outcomes: Mapping[str, Outc
         yield trace if outcome is None else {**trace, tf.TASK_SUCCESS: outcome.task_success}
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    with open(path, encoding="utf-8") as handle:
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(UTF8_BOM):
+                raw = raw[len(UTF8_BOM):]
             if raw.strip():
                 yield number, raw

@@ -13,13 +13,17 @@ makes (0600, 0700) never reach the final name with their private modes.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+log = logging.getLogger(__name__)
 
 
 def _umask() -> int:
@@ -107,12 +111,52 @@ def fsync_dir(directory: Path) -> None:
 
 def staging_dir(target: Path) -> Path:
     """A fresh, empty directory beside `target` (same file system, so renaming it is atomic),
-    with DIR_MODE; build the contents there, then `replace_dir`."""
+    with DIR_MODE; build the contents there, then `replace_dir`.
+
+    Its name, `.<target>.<pid>.<random>.tmp`, records the process that builds it: staging
+    directories of `target` left by processes that are gone (killed mid-write) are removed
+    first.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX,
-                                    dir=target.parent))
+    remove_stale_staging(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.",
+                                    suffix=TEMP_SUFFIX, dir=target.parent))
     os.chmod(staging, DIR_MODE)
     return staging
+
+
+def remove_stale_staging(target: Path) -> list[Path]:
+    """Remove the staging directories of `target` whose owner process is gone; those removed.
+
+    Only names staging_dir makes are considered, and only when their pid is not running here
+    (a reused pid keeps its directory: the safe side).
+    """
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[a-z0-9_]{{8}}"
+                         rf"{re.escape(TEMP_SUFFIX)}")
+    removed = []
+    for entry in target.parent.iterdir():
+        match = pattern.fullmatch(entry.name)
+        if match and entry.is_dir() and not entry.is_symlink() and not _running(
+                int(match.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    if removed:
+        log.info("removed %d staging folder(s) of %s left by ended processes", len(removed),
+                 target)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether a process with this pid exists (on Windows: assumed, never probed)."""
+    if os.name == "nt":  # os.kill(pid, 0) would end the process there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by another user
+    return True
 
 
 def replace_dir(staging: Path, target: Path) -> None:

@@ -1,5 +1,8 @@
 """`aco-lab`: the offline toolkit's command line. Each command parses, calls the library, prints."""
 
+import signal
+import threading
+
 import click
 
 from aco import __version__
@@ -19,6 +22,16 @@ from aco_lab.cli import (
 def main(verbose: int) -> None:
     """Learn which model tier each agent request needs, from traces (trace format v1)."""
     configure_logging(verbose)
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM ends a command like an error does: staging folders and temp files are
+        # removed and worker processes stopped on the way out (exit status 143).
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        click.get_current_context().call_on_close(
+            lambda: signal.signal(signal.SIGTERM, previous))
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 for _module in (data_commands, import_commands, stats_commands, train_commands, eval_commands):

@@ -6,8 +6,9 @@ from pathlib import Path
 import click
 
 from aco_lab.cli.engine_options import engine_options, open_engine
+from aco_lab.cli.options import on_error_option
 from aco_lab.traces.ingest import ingest_traces
-from aco_lab.traces.reading import read_traces
+from aco_lab.traces.reading import collect_traces
 
 STRICT_HELP = ("Also refuse lines with keys trace format v1 does not define (a misspelt "
                "optional key, say); by default they are ignored.")
@@ -27,7 +28,7 @@ def validate_command(paths: tuple[str, ...], as_json: bool, strict: bool) -> Non
     Prints each problem as FILE:LINE: field.path: message, then each warning prefixed with
     `warning: `, then `read=N accepted=A rejected=R`, all on stdout.
     """
-    tables = read_traces(paths, on_error="skip", strict=strict)
+    tables = collect_traces(paths, strict=strict)
     summary = _summary(tables.lines_read, tables.runs.height, len(tables.rejected))
     if as_json:
         problems = [{"file": r.file, "line": r.line, "error": r.error} for r in tables.rejected]
@@ -48,20 +49,23 @@ def validate_command(paths: tuple[str, ...], as_json: bool, strict: bool) -> Non
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Dataset directory to create (Parquet tables, manifest, rejected lines).")
-@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
-              help="fail: stop at bad lines and write nothing; skip: keep them in rejected.jsonl.")
+@on_error_option
 @click.option("--force", is_flag=True, help="Replace an existing non-empty --out directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
 @click.option("--strict", is_flag=True, help=STRICT_HELP)
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes decoding chunks (default: 1 below 64 MB of input, else up to 4); "
+              "with --engine dask and no --scheduler, the local cluster's workers.")
 @engine_options
 def ingest_command(
     paths: tuple[str, ...], out_dir: Path, on_error: str, force: bool, as_json: bool,
-    strict: bool, engine: str, scheduler: str | None,
+    strict: bool, workers: int | None, engine: str, scheduler: str | None,
 ) -> None:
     """Write trace files as a Parquet dataset (partitioned by source), atomically."""
-    with open_engine(engine, scheduler) as cluster:
+    with open_engine(engine, scheduler, workers) as cluster:
         result = ingest_traces(list(paths), out_dir, on_error=on_error, force=force,
-                               strict=strict, mapper=cluster.map_chunks if cluster else None)
+                               strict=strict, workers=workers,
+                               mapper=cluster.map_chunks if cluster else None)
     if as_json:
         fields = ("lines_read", "accepted", "rejected", "warnings", "steps", "tool_calls")
         click.echo(json.dumps({"out_dir": str(result.out_dir),

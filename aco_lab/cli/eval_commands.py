@@ -7,6 +7,7 @@ import click
 
 from aco.bundle import DEFAULT_MODELS_DIR
 from aco_lab.cli.command_line import command_line
+from aco_lab.cli.options import on_error_option
 from aco_lab.evaluate.results import (
     COMPARE_MODELS,
     DEFAULT_TARGET,
@@ -96,6 +97,7 @@ def _options(allow_overlap: bool, verifier_error: float, compare_models: str) ->
 @_VERIFIER
 @_MODELS
 @_MODELS_DIR
+@on_error_option
 @_JSON
 @click.pass_context
 def evaluate_command(
@@ -109,6 +111,7 @@ def evaluate_command(
     verifier_error: float,
     compare_models: str,
     models_dir: Path,
+    on_error: str,
     as_json: bool,
 ) -> None:
     """Replay (or, on ordinary logs, estimate) a router on traces it did not train on."""
@@ -122,11 +125,11 @@ def evaluate_command(
 
     if policy == "cascade":
         _evaluate_cascade(ctx, bundle_ref, paths, out_dir, config_path, allow_overlap,
-                          models_dir, as_json)
+                          models_dir, on_error, as_json)
         return
     options = _options(allow_overlap, verifier_error, compare_models)
     click.echo(f"evaluating {bundle_ref} on {len(paths) or 'its held-out'} path(s)...", err=True)
-    ev = evaluate_bundle(bundle_ref, list(paths), config_path, options, models_dir)
+    ev = evaluate_bundle(bundle_ref, list(paths), config_path, options, models_dir, on_error)
     command = command_line(ctx)
     written = write_evaluation(ev, out_dir, command)
     for warning in ev.warnings:
@@ -143,14 +146,15 @@ def evaluate_command(
 
 def _evaluate_cascade(ctx: click.Context, bundle_ref: str, paths: tuple[str, ...],
                       out_dir: Path, config_path: Path | None, allow_overlap: bool,
-                      models_dir: Path, as_json: bool) -> None:
+                      models_dir: Path, on_error: str, as_json: bool) -> None:
     """`evaluate --policy cascade`: replay the bundle's learned cascade and its baselines."""
     from aco_lab.evaluate.bundle_controls import evaluate_bundle_controls
     from aco_lab.report.controls import format_cascade_table, write_cascade_evaluation
 
     click.echo(f"evaluating the cascade of {bundle_ref}...", err=True)
     ev, meta = evaluate_bundle_controls(bundle_ref, list(paths), config_path, models_dir,
-                                        only=("cascade",), allow_overlap=allow_overlap)
+                                        only=("cascade",), allow_overlap=allow_overlap,
+                                        on_error=on_error)
     written = write_cascade_evaluation(ev, out_dir, command_line(ctx), meta)
     if as_json:
         click.echo(json.dumps(json.loads(written["metrics"].read_text()), sort_keys=True))
@@ -180,6 +184,7 @@ def _evaluate_cascade(ctx: click.Context, bundle_ref: str, paths: tuple[str, ...
     help="Also train these routers as baselines (comma list; evaluate does by default).",
 )
 @_MODELS_DIR
+@on_error_option
 @_JSON
 @click.pass_context
 def compare_command(
@@ -192,13 +197,15 @@ def compare_command(
     verifier_error: float,
     compare_models: str,
     models_dir: Path,
+    on_error: str,
     as_json: bool,
 ) -> None:
     """Two bundles side by side on the same traces (e.g. `aco-lab compare v10 v11 eval.jsonl`)."""
     from aco_lab.report.comparison import compare_bundles, format_comparison, write_comparison
 
     options = _options(allow_overlap, verifier_error, compare_models)
-    comparison = compare_bundles(bundles, list(paths), config_path, options, models_dir)
+    comparison = compare_bundles(bundles, list(paths), config_path, options, models_dir,
+                                 on_error)
     metrics = write_comparison(comparison, out_dir, command_line(ctx))
     if as_json:
         click.echo(json.dumps(metrics, sort_keys=True))
@@ -223,11 +230,13 @@ def compare_command(
     default=None,
     help="config.yaml whose alerts: section draws the alert lines.",
 )
-def report_command(paths: tuple[str, ...], out_dir: Path, config_path: Path | None) -> None:
+@on_error_option
+def report_command(paths: tuple[str, ...], out_dir: Path, config_path: Path | None,
+                   on_error: str) -> None:
     """The monitoring dashboard of any traces as a self-contained HTML page."""
     from aco_lab.report.dashboard import report_traces
 
-    dashboard, written = report_traces(list(paths), out_dir, config_path)
+    dashboard, written = report_traces(list(paths), out_dir, config_path, on_error)
     m = dashboard.overall
     click.echo(f"runs: {m.runs}")
     click.echo(f"success_rate: {m.success_rate}")
@@ -254,11 +263,14 @@ def report_command(paths: tuple[str, ...], out_dir: Path, config_path: Path | No
     help="Share of the requests held out.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-def holdout_command(paths: tuple[str, ...], out_dir: Path, eval_fraction: float, seed: int) -> None:
-    """Split traces by request into train and eval files (no request on both sides)."""
+@on_error_option
+def holdout_command(paths: tuple[str, ...], out_dir: Path, eval_fraction: float, seed: int,
+                    on_error: str) -> None:
+    """Split traces by request into train and eval files (no request on both sides);
+    datasets given: train/ and eval/ datasets."""
     from aco_lab.traces.holdout import split_trace_files
 
-    train, held = split_trace_files(list(paths), out_dir, eval_fraction, seed)
+    train, held = split_trace_files(list(paths), out_dir, eval_fraction, seed, on_error)
     click.echo(f"train: {train}")
     click.echo(f"eval: {held}")
 

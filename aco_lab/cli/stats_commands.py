@@ -7,6 +7,7 @@ import click
 
 from aco.config import load_config
 from aco.monitoring import GROUP_FIELDS, format_metrics
+from aco_lab.cli.options import on_error_option
 from aco_lab.report.stats import compute_stats
 from aco_lab.simulate.generate import MODES, write_simulated_traces
 from aco_lab.traces.reading import read_traces
@@ -58,17 +59,13 @@ def simulate_command(
 @click.option("--by", type=click.Choice(GROUP_FIELDS), default=None,
               help="Also compute the metrics per task_type, tier or source.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
-@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
-              help="fail: stop at the first bad lines; skip: leave them out (counted on stderr).")
+@on_error_option
 def stats_command(
     paths: tuple[str, ...], as_json: bool, by: str | None, config_path: str | None, on_error: str
 ) -> None:
     """The monitoring metrics and alerts of trace files (definitions: docs/metrics.md)."""
     config = load_config(config_path)
     tables = read_traces(list(paths), on_error=on_error)
-    if tables.rejected:
-        click.echo(f"skipped {len(tables.rejected)} of {tables.lines_read} lines that break "
-                   "trace format v1 (see aco-lab validate)", err=True)
     metrics = compute_stats(tables, config, by).to_dict()
     click.echo(json.dumps(metrics, ensure_ascii=False) if as_json else format_metrics(metrics))
 

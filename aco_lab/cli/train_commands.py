@@ -10,6 +10,7 @@ from aco.config import load_config
 from aco.policy import CALIBRATION_METHODS
 from aco_lab.cli.command_line import command_line
 from aco_lab.cli.engine_options import engine_options, open_engine
+from aco_lab.cli.options import on_error_option
 from aco_lab.train.estimators import MODELS, OBJECTIVES
 from aco_lab.train.router import TrainOptions, train_router, validation_headline
 
@@ -30,11 +31,13 @@ from aco_lab.train.router import TrainOptions, train_router, validation_headline
               show_default=True, help="How predicted success is calibrated (held-out fold).")
 @click.option("--controls/--no-controls", default=True, show_default=True,
               help="Also learn the run controls (cascade, doom, tool gate, verifier, context).")
+@on_error_option
 @engine_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def train_command(paths: tuple[str, ...], config_path: Path | None, out_dir: Path, model: str,
                   objective: str, seed: int, success_floor: float, calibration: str,
-                  controls: bool, engine: str, scheduler: str | None, as_json: bool) -> None:
+                  controls: bool, on_error: str, engine: str, scheduler: str | None,
+                  as_json: bool) -> None:
     """Train a router on trace files (files, globs, dirs) and write the next bundle version."""
     options = TrainOptions(model=model, objective=objective, seed=seed,
                            success_floor=success_floor, calibration=calibration,
@@ -47,7 +50,7 @@ def train_command(paths: tuple[str, ...], config_path: Path | None, out_dir: Pat
 
             trainer = DaskTrainer(cluster)
         info, payload = train_router(list(paths), load_config(config_path), options, out_dir,
-                                     trainer)
+                                     on_error, trainer)
     headline = validation_headline(payload)
     if as_json:
         click.echo(json.dumps({"path": str(info.path), "version": info.version,

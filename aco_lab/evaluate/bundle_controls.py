@@ -26,8 +26,8 @@ from aco_lab.traces.reading import expand_paths, read_traces
 def evaluate_bundle_controls(bundle_ref: str | Path, paths: Sequence[str | Path],
                              config_path: str | Path | None = None,
                              models_dir: str | Path = "router_models",
-                             only: Sequence[str] = CONTROL_NAMES, allow_overlap: bool = False
-                             ) -> tuple[ControlsEvaluation, dict]:
+                             only: Sequence[str] = CONTROL_NAMES, allow_overlap: bool = False,
+                             on_error: str = "skip") -> tuple[ControlsEvaluation, dict]:
     """Load a bundle and held-out traces, then evaluate its controls; (evaluation, meta)."""
     path = resolve_bundle_path(bundle_ref, models_dir)
     payload = load_bundle(path)
@@ -39,7 +39,7 @@ def evaluate_bundle_controls(bundle_ref: str | Path, paths: Sequence[str | Path]
     held_ids = None
     if not paths:
         paths, held_ids = holdout_of(payload, path)
-    tables = restrict_tables(read_traces(expand_paths(paths), on_error="skip"),
+    tables = restrict_tables(read_traces(expand_paths(paths), on_error=on_error),
                              set(held_ids) if held_ids is not None else None)
     training_ids = set(payload.get("training_data", {}).get("request_ids", []))
     overlap = check_overlap(training_ids, set(tables.runs[S.REQUEST_ID].to_list()),

@@ -31,7 +31,7 @@ def holdout_of(payload: dict, path: Path) -> tuple[list[str], list[str] | None]:
     training_data.holdout; a DataError saying what to pass when there are none."""
     holdout = payload.get("training_data", {}).get("holdout") or {}
     files = [f["path"] if isinstance(f, dict) else f for f in holdout.get("files", [])]
-    if files and all(Path(f).is_file() for f in files):
+    if files and all(Path(f).exists() for f in files):
         ids = holdout.get("request_ids")
         return files, (list(ids) if ids else None)
     raise DataError(
@@ -47,7 +47,7 @@ def read_training_runs(payload: dict) -> pl.DataFrame | None:
 
     training = payload.get("training_data", {})
     files = [f.get("path") for f in training.get("files", [])]
-    if not files or not all(p and Path(p).is_file() for p in files):
+    if not files or not all(p and Path(p).exists() for p in files):
         log.warning("training files %s are not all present: trained baselines skipped", files)
         return None
     ids = set(training.get("request_ids", []))

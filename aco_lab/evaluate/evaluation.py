@@ -82,8 +82,11 @@ def evaluate_bundle(
     config_path: str | Path | None = None,
     options: EvalOptions = DEFAULT_OPTIONS,
     models_dir: str | Path = "router_models",
+    on_error: str = "skip",
 ) -> Evaluation:
-    """Load a bundle and traces, then evaluate (replay, or estimate on ordinary logs)."""
+    """Load a bundle and traces, then evaluate (replay, or estimate on ordinary logs).
+
+    on_error: bad trace lines stop the evaluation ("fail") or are left out ("skip")."""
     from aco_lab.traces.reading import expand_paths, read_traces
     from aco_lab.train.router_payload import read_file_fingerprints
 
@@ -94,7 +97,7 @@ def evaluate_bundle(
     if not paths:
         paths, held_ids = holdout_of(payload, path)
     files = expand_paths(paths)
-    tables = read_traces(files, on_error="skip")
+    tables = read_traces(files, on_error=on_error)
     runs = tables.runs
     if held_ids is not None:
         runs = runs.filter(pl.col(S.REQUEST_ID).is_in(held_ids))

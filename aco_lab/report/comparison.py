@@ -50,9 +50,11 @@ def compare_bundles(
     config_path: str | Path | None,
     options: EvalOptions,
     models_dir: str | Path = "router_models",
+    on_error: str = "skip",
 ) -> Comparison:
-    """Evaluate two bundles on the same traces."""
-    first, second = (evaluate_bundle(b, paths, config_path, options, models_dir) for b in bundles)
+    """Evaluate two bundles on the same traces (on_error: bad lines fail, or are skipped)."""
+    first, second = (evaluate_bundle(b, paths, config_path, options, models_dir, on_error)
+                     for b in bundles)
     if first.data.n_requests != second.data.n_requests or first.mode != second.mode:
         raise DataError(
             f"{first.bundle.name} and {second.bundle.name} were evaluated on different "

@@ -235,10 +235,12 @@ def write_dashboard(d: Dashboard, out_dir: str | Path) -> tuple[Path, Path, Path
 
 
 def report_traces(paths: Sequence[str | Path], out_dir: str | Path,
-                  config_path: str | Path | None = None) -> tuple[Dashboard, tuple[Path, ...]]:
-    """Read traces (bad lines skipped and counted), build and write the dashboard."""
+                  config_path: str | Path | None = None, on_error: str = "skip",
+                  ) -> tuple[Dashboard, tuple[Path, ...]]:
+    """Read traces (bad lines fail, or are skipped and counted), build and write the
+    dashboard."""
     files = expand_paths(paths)
-    tables = read_traces(files, on_error="skip")
+    tables = read_traces(files, on_error=on_error)
     d = build_dashboard(tables.runs, load_config(config_path), [str(f) for f in files],
                         len(tables.rejected))
     return d, write_dashboard(d, out_dir)

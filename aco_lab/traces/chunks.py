@@ -15,6 +15,7 @@ from operator import attrgetter
 
 import polars as pl
 
+from aco.trace_decode import UTF8_BOM
 from aco_lab.traces import schema as S
 from aco_lab.traces.parser import (
     LineProblem,
@@ -39,12 +40,19 @@ class ChunkTask:
     data: bytes | None = None  # decompressed lines (gzip inputs); None: read start..end of file
 
     def read(self) -> bytes:
-        """The chunk's bytes: whole lines, the last one ending the chunk."""
+        """The chunk's bytes: whole lines, the last one ending the chunk.
+
+        A UTF-8 byte order mark that starts the file (some editors write one) is dropped.
+        """
         if self.data is not None:
-            return self.data
-        with open(self.file, "rb") as stream:
-            stream.seek(self.start)
-            return stream.read(self.end - self.start)
+            data = self.data
+        else:
+            with open(self.file, "rb") as stream:
+                stream.seek(self.start)
+                data = stream.read(self.end - self.start)
+        if self.first_line == 1 and data.startswith(UTF8_BOM):
+            return data[len(UTF8_BOM):]
+        return data
 
     def line_texts(self, lines: Iterable[int]) -> dict[int, str]:
         """The text of some lines of the chunk, by line number in the file."""

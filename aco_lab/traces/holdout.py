@@ -1,77 +1,98 @@
-"""Hold requests out for evaluation: trace files split by request into train and eval files.
+"""Hold requests out for evaluation: traces split by request into train and eval parts.
 
-Every run of a request lands in the same file (aco_lab.traces.split's seeded hash of request_id), so
-a router trained on `train.jsonl.gz` can be evaluated on `eval.jsonl.gz` without overlap.
-Lines are copied verbatim; a line without a request_id is assigned by the id the loader
-derives from its request text. Output is deterministic (gzip without a timestamp).
+Every run of a request lands on the same side (aco_lab.traces.split's seeded hash of
+request_id), so a router trained on one part can be evaluated on the other without overlap.
+Traces are read as every command reads them (`read_traces`: files, globs, dirs, datasets;
+bad lines fail or are skipped by on_error). From trace files, the accepted lines are copied
+verbatim into `train.jsonl.gz` and `eval.jsonl.gz` (deterministic: gzip without a
+timestamp); when an input is an ingested dataset, the parts are written as the datasets
+`train/` and `eval/` instead (a dataset keeps tables, not lines).
 """
 
 from __future__ import annotations
 
 import gzip
-import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import polars as pl
+
 from aco.errors import DataError
-from aco.trace_format import REQUEST, REQUEST_ID, derive_request_id
 from aco_lab.files import write_bytes
+from aco_lab.traces import schema as S
+from aco_lab.traces.reading import (
+    OnError,
+    TraceTables,
+    expand_paths,
+    is_dataset,
+    is_gzip,
+    read_traces,
+)
 from aco_lab.traces.split import assign_splits
 
 TRAIN, EVAL = "train", "eval"
 GZIP_LEVEL = 6
 
 
-def _request_id(line: bytes, where: str) -> str:
-    try:
-        trace = json.loads(line)
-    except ValueError:
-        raise DataError(
-            f"{where}: not a JSON object; fix or drop the line (aco-lab validate lists bad lines)"
-        ) from None
-    rid = trace.get(REQUEST_ID) if isinstance(trace, dict) else None
-    if isinstance(rid, str) and rid:
-        return rid
-    if isinstance(trace, dict) and isinstance(trace.get(REQUEST), str):
-        return derive_request_id(trace[REQUEST])
-    raise DataError(f"{where}: {REQUEST_ID}/{REQUEST}: missing; every trace needs a request")
-
-
-def read_trace_lines(paths: Sequence[str | Path]) -> list[tuple[str, bytes]]:
-    """(request_id, line) for every non-blank line of the files, in order."""
-    from aco_lab.traces.reading import expand_paths
-
-    out = []
-    for path in expand_paths(paths):
-        with open(path, "rb") as raw:
-            gzipped = raw.read(2) == b"\x1f\x8b"
-        with (gzip.open if gzipped else open)(path, "rb") as lines:
-            for number, line in enumerate(lines, start=1):
-                if line.strip():
-                    out.append((_request_id(line, f"{path}:{number}"), line.rstrip(b"\n")))
-    return out
-
-
 def split_trace_files(
-    paths: Sequence[str | Path], out_dir: str | Path, eval_fraction: float = 0.5, seed: int = 0
+    paths: Sequence[str | Path], out_dir: str | Path, eval_fraction: float = 0.5, seed: int = 0,
+    on_error: OnError = "fail",
 ) -> tuple[Path, Path]:
-    """Write out_dir/train.jsonl.gz and out_dir/eval.jsonl.gz, split by request; return both."""
+    """Write the train and eval parts into out_dir, split by request; return both paths."""
     if not 0.0 < eval_fraction < 1.0:
         raise DataError(
             f"eval_fraction: expected a number strictly between 0 and 1, got {eval_fraction!r}"
         )
-    lines = read_trace_lines(paths)
-    if not lines:
+    tables = read_traces(paths, on_error=on_error)
+    if not tables.runs.height:
         raise DataError(f"{', '.join(map(str, paths))}: no trace lines to split")
-    parts = assign_splits(
-        [rid for rid, _ in lines], ((TRAIN, 1.0 - eval_fraction), (EVAL, eval_fraction)), seed
-    )
-    eval_ids = set(parts[EVAL])
+    rids = tables.runs.get_column(S.REQUEST_ID)
+    parts = assign_splits(rids.to_list(), ((TRAIN, 1.0 - eval_fraction), (EVAL, eval_fraction)),
+                          seed)
+    in_eval = rids.is_in(parts[EVAL])
     out = Path(out_dir)
+    if any(is_dataset(p) for p in expand_paths(paths)):
+        return _write_datasets(tables, in_eval, out)
+    eval_lines = set(_places(tables.runs.filter(in_eval)))
+    bodies: dict[bool, list[bytes]] = {False: [], True: []}
+    files = tables.runs.get_column(S.SOURCE_FILE).unique(maintain_order=True).to_list()
+    for place, line in _lines(files, set(_places(tables.runs))):
+        bodies[place in eval_lines].append(line + b"\n")
+    return (_write_gzip(out / f"{TRAIN}.jsonl.gz", b"".join(bodies[False])),
+            _write_gzip(out / f"{EVAL}.jsonl.gz", b"".join(bodies[True])))
+
+
+def _places(runs: pl.DataFrame) -> Iterator[tuple[str, int]]:
+    return zip(runs.get_column(S.SOURCE_FILE), runs.get_column(S.LINE), strict=True)
+
+
+def _lines(files: list[str], wanted: set[tuple[str, int]]
+           ) -> Iterator[tuple[tuple[str, int], bytes]]:
+    """((file, line), the line's bytes) of the wanted lines of the files, in order."""
+    for file in files:
+        path = Path(file)
+        with (gzip.open if is_gzip(path) else open)(path, "rb") as lines:
+            for number, line in enumerate(lines, start=1):
+                if (file, number) in wanted:
+                    yield (file, number), line.rstrip(b"\n")
+
+
+def _write_datasets(tables: TraceTables, in_eval: pl.Series, out: Path) -> tuple[Path, Path]:
+    """The two parts as datasets out/train and out/eval (the ingest layout)."""
+    from aco_lab.traces.ingest import write_dataset
+
     written = []
-    for name, keep in ((TRAIN, False), (EVAL, True)):
-        body = b"".join(line + b"\n" for rid, line in lines if (rid in eval_ids) == keep)
-        written.append(_write_gzip(out / f"{name}.jsonl.gz", body))
+    for name, keep in ((TRAIN, ~in_eval), (EVAL, in_eval)):
+        places = tables.runs.filter(keep).select(S.SOURCE_FILE, S.LINE)
+
+        def rows(frame: pl.DataFrame, places: pl.DataFrame = places) -> pl.DataFrame:
+            return frame.join(places, on=[S.SOURCE_FILE, S.LINE], how="semi",
+                              maintain_order="left")
+
+        part = TraceTables(rows(tables.runs), rows(tables.steps), rows(tables.tool_calls),
+                           lines_read=places.height)
+        write_dataset(part, out / name, force=True)
+        written.append(out / name)
     return written[0], written[1]
 
 

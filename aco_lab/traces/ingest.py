@@ -43,7 +43,6 @@ from aco_lab.traces.reading import (
     PARTITION_KEY,
     REJECTED_FILE,
     TABLE_SCHEMAS,
-    ChunkMapper,
     OnError,
     Rejection,
     TraceTables,
@@ -52,13 +51,12 @@ from aco_lab.traces.reading import (
     format_problems,
     is_dataset,
     is_gzip,
-    map_chunks,
     plan_chunks,
     read_dataset,
     reject_duplicates,
-    worker_count,
 )
 from aco_lab.traces.validate import TraceIdIndex, build_cost_warnings
+from aco_lab.traces.workers import ChunkMapper, map_chunks, worker_count
 
 log = logging.getLogger(__name__)
 
@@ -101,19 +99,20 @@ def ingest_traces(
     check_on_error(on_error)
     out_dir = Path(out_dir)
     check_out_dir(out_dir, force)
-    datasets = [Path(p) for p in paths if is_dataset(p)]
-    files = expand_paths(p for p in paths if not is_dataset(p))
-    staging = staging_dir(out_dir)
+    inputs = expand_paths(paths)
+    datasets = [p for p in inputs if is_dataset(p)]
+    files = [p for p in inputs if not is_dataset(p)]
+    staging = make_staging(out_dir)
     try:
         # Plain files are hashed from the blocks the chunk planner maps anyway (one pass over
-        # each file); datasets and gzip files in a thread while the traces load.
-        digests = {path: hashlib.sha256() for path in files if not is_gzip(path)}
+        # each file); datasets, gzip and unreadable files in a thread while the traces load.
+        digests = {path: hashlib.sha256() for path in files if _is_plain(path)}
         with ThreadPoolExecutor(max_workers=1) as pool:
             others = [p for p in datasets + files if p not in digests]
             hashes = pool.submit(lambda: {p: describe_input(p) for p in others})
             totals = _write_all(datasets, files, staging, worker_count(files, workers),
                                 on_block=lambda path, block: digests[path].update(block),
-                                strict=strict, mapper=mapper)
+                                strict=strict, on_error=on_error, mapper=mapper)
             described = hashes.result()
         inputs = [described[p] if p in described else _describe_hashed(p, digests[p])
                   for p in datasets + files]
@@ -167,30 +166,34 @@ def _write_all(
     workers: int,
     on_block: Callable[[Path, memoryview], None] | None = None,
     strict: bool = False,
+    on_error: OnError = "fail",
     mapper: ChunkMapper | None = None,
 ) -> PartTotals:
     """Write every part (datasets first, then file chunks); drop runs whose trace_id repeats.
 
-    on_block sees each plain file's bytes as the chunks are planned (see plan_chunks).
+    on_block sees each plain file's bytes as the chunks are planned (see plan_chunks). A file
+    that cannot be read stops the ingest (on_error="fail") or is one rejected line ("skip").
     """
     ids = TraceIdIndex()
     from_datasets = [
         (None, write_part(read_dataset(path), staging, f"part-dataset{index}.parquet"))
         for index, path in enumerate(datasets)
     ]
+    broken: list[Rejection] | None = None if on_error == "fail" else []
     chunks = (mapper or map_chunks)(partial(write_chunk, directory=staging, strict=strict),
-                                    plan_chunks(files, on_block), workers)
+                                    plan_chunks(files, on_block, broken), workers)
     written: list[WrittenPart] = []
     for task, part in itertools.chain(from_datasets, chunks):
         duplicates = reject_duplicates(part.ids, ids, task)
         written.append(_drop_duplicates(part, duplicates) if duplicates else part)
+    broken = broken or []
     return PartTotals(
-        lines_read=sum(w.lines_read for w in written),
+        lines_read=sum(w.lines_read for w in written) + len(broken),
         runs=sum(w.ids.height for w in written),
         steps=sum(w.steps for w in written),
         tool_calls=sum(w.tool_calls for w in written),
         warnings=sum(len(w.warnings) for w in written),
-        rejected=tuple(r for w in written for r in w.rejected),
+        rejected=tuple(r for w in written for r in w.rejected) + tuple(broken),
     )
 
 
@@ -285,11 +288,34 @@ def hive_value(value: str | None) -> str:
 
 
 def check_out_dir(out_dir: Path, force: bool) -> None:
-    """Refuse an existing non-empty out_dir unless force; refuse a file in its place."""
+    """Refuse an existing non-empty out_dir unless force; refuse a file in its place or in
+    place of one of its parents."""
     if out_dir.exists() and not out_dir.is_dir():
         raise DataError(f"{out_dir}: exists and is not a directory; choose another --out")
+    for parent in out_dir.absolute().parents:
+        if parent.exists() and not parent.is_dir():
+            raise DataError(f"{out_dir}: {parent} is a file, not a directory; choose another "
+                            "--out")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
         raise DataError(f"{out_dir}: exists and is not empty; pass --force to replace it")
+
+
+def make_staging(out_dir: Path) -> Path:
+    """The staging directory beside out_dir (files.staging_dir); a one-line DataError when
+    it cannot be made there (no permission, a read-only or full file system)."""
+    try:
+        return staging_dir(out_dir)
+    except OSError as exc:
+        raise DataError(f"{out_dir}: cannot create the dataset there: "
+                        f"{exc.strerror or exc}; choose another --out") from None
+
+
+def _is_plain(path: Path) -> bool:
+    """Whether a file reads as plain JSONL (not gzip); False when it cannot be opened."""
+    try:
+        return not is_gzip(path)
+    except OSError:
+        return False
 
 
 def _describe_hashed(path: Path, digest: Any, target: Path | None = None) -> dict[str, Any]:
@@ -300,13 +326,17 @@ def _describe_hashed(path: Path, digest: Any, target: Path | None = None) -> dic
 
 
 def describe_input(path: Path) -> dict[str, Any]:
-    """An input file (or an ingested dataset's manifest) with its size and sha256."""
+    """An input file (or an ingested dataset's manifest) with its size and sha256; for a file
+    that cannot be read, its path and why (the chunk planner reports it too)."""
     target = path / DATASET_MANIFEST if path.is_dir() else path
     digest = hashlib.sha256()
-    with target.open("rb") as stream:
-        while block := stream.read(HASH_BLOCK_BYTES):
-            digest.update(block)
-    return _describe_hashed(path, digest, target)
+    try:
+        with target.open("rb") as stream:
+            while block := stream.read(HASH_BLOCK_BYTES):
+                digest.update(block)
+        return _describe_hashed(path, digest, target)
+    except OSError as exc:
+        return {"path": str(path), "error": str(exc.strerror or exc)}
 
 
 def build_manifest(totals: PartTotals, inputs: list[dict], on_error: str, strict: bool = False
@@ -343,7 +373,7 @@ def write_dataset(tables: TraceTables, out_dir: str | Path, force: bool = False)
     """Write loaded tables as a dataset at out_dir (same layout as ingest), atomically."""
     out_dir = Path(out_dir)
     check_out_dir(out_dir, force)
-    staging = staging_dir(out_dir)
+    staging = make_staging(out_dir)
     try:
         part = write_part(tables, staging, "part-0.parquet")
         totals = PartTotals(tables.lines_read, tables.runs.height, part.steps, part.tool_calls,

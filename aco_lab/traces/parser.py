@@ -1,8 +1,9 @@
-"""Trace format v1 as msgspec Structs, decoded line by line, then turned into column tables.
+"""Trace format v1 decoded line by line into msgspec Structs, then turned into column tables.
 
-msgspec decodes a line straight into typed Structs, rejecting bools where ints belong, ints
+msgspec decodes a line straight into the typed Structs of aco/trace_decode.py (built from the
+field table of aco/trace_format.py), rejecting bools where ints belong, ints
 where bools belong, out-of-range tiers, negative costs and unknown final outcomes, and names
-the failing JSON path (worded by aco_lab/traces/validate.py). Unknown extra keys are accepted and
+the failing JSON path (worded by aco/trace_decode.py). Unknown extra keys are accepted and
 ignored. `decode_chunk` decodes BATCH_LINES lines at a time and turns each batch's Structs into
 column frames at once (msgspec's astuple + zip in C), while they are still in the CPU cache;
 `build_chunk_tables` then adds provenance, checks timestamps and metadata column-wise and
@@ -16,93 +17,27 @@ import functools
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal
 
 import msgspec
 import numpy as np
 import polars as pl
-from msgspec import Meta, Raw, Struct
+from msgspec import Struct
 
 from aco import trace_format as tf
-from aco_lab.traces import schema as S
-from aco_lab.traces.validate import (
+from aco.trace_decode import (
+    DECODE_ERRORS,
+    NULL_JSON,
+    TRACE_DECODER,
+    ModelCall,
+    Step,
+    ToolCall,
+    Trace,
+    describe_bad_utf8,
     describe_decode_error,
     describe_value_error,
-    find_bad_metadata,
 )
-
-Tier = Annotated[int, Meta(ge=tf.MIN_TIER, le=tf.MAX_TIER)]
-Difficulty = Annotated[int, Meta(ge=tf.MIN_DIFFICULTY, le=tf.MAX_DIFFICULTY)]
-INT64_MAX, INT32_MAX = 2**63 - 1, 2**31 - 1  # the table columns' limits
-Tokens = Annotated[int, Meta(ge=0, le=INT64_MAX)]
-Usd = Annotated[float, Meta(ge=0.0)]
-Logprob = Annotated[float, Meta(le=0.0)]
-StepNum = Annotated[int, Meta(ge=1, le=INT32_MAX)]
-SchemaVersion = Annotated[int, Meta(ge=tf.SCHEMA_VERSION, le=tf.SCHEMA_VERSION)]
-FinalOutcome = Literal[tf.FINAL_OUTCOMES]  # type: ignore[valid-type]
-NULL_JSON = b"null"
-
-
-# gc=False: these hold only scalars and lists, never cycles; skipping the cycle collector's
-# bookkeeping matters when a file holds millions of them.
-class ToolCall(Struct, gc=False):
-    """One tool call of a step."""
-
-    tool_name: str
-    success: bool
-    cost: Usd
-    latency_ms: float | None = None
-
-
-class ModelCall(Struct, gc=False):
-    """The model call of a step."""
-
-    model_id: str
-    tier: Tier
-    cost: Usd
-    input_tokens: Tokens | None = None
-    output_tokens: Tokens | None = None
-    cached_input_tokens: Tokens | None = None
-    latency_ms: float | None = None
-    escalated_from: Tier | None = None
-    mean_logprob: Logprob | None = None
-    min_logprob: Logprob | None = None
-    output_text: str | None = None
-
-
-class Step(Struct, gc=False):
-    """One step of a run."""
-
-    step_num: StepNum
-    action: str | None = None
-    model_call: ModelCall | None = None
-    tool_calls: list[ToolCall] = []
-    verifier_called: bool = False
-    verifier_passed: bool | None = None
-
-
-class Trace(Struct, gc=False):
-    """One line: one run of one request."""
-
-    trace_id: Annotated[str, Meta(min_length=1)]
-    request: str
-    steps: list[Step]
-    final_outcome: FinalOutcome
-    task_success: bool | None  # required, though it may be null (outcome unknown)
-    total_cost: Usd
-    schema_version: SchemaVersion = tf.SCHEMA_VERSION
-    request_id: str | None = None
-    task_type: str | None = None
-    difficulty: Difficulty | None = None
-    predicted_tier: Tier | None = None
-    timestamp: str | None = None  # checked and parsed column-wise (RFC 3339) by the loader
-    source: str | None = None
-    metadata: Raw = Raw(NULL_JSON)  # kept as JSON text; must be an object or null
-
-
-TRACE_DECODER = msgspec.json.Decoder(Trace)
-
-_DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
+from aco_lab.traces import schema as S
+from aco_lab.traces.validate import find_bad_metadata
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +78,7 @@ def decode_lines(
     for number, line in enumerate(lines, first_line):
         try:
             traces.append(decode(line))
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             text = bytes(line)
             if text.strip():
                 problems.append(
@@ -163,7 +98,7 @@ _TIMESTAMP_DTYPE = S.RUNS_SCHEMA[S.TIMESTAMP]
 _flatten = itertools.chain.from_iterable
 BATCH_LINES = 512  # lines decoded and turned into columns at a time (their objects stay cached)
 _BLOCK = 64  # Structs transposed at a time: few enough that their fields stay in the CPU cache
-_RENAMED = {"success": S.TOOL_SUCCESS}  # Struct fields whose table column has another name
+_RENAMED = {f.name: f.column for f in tf.FIELDS if f.column}  # keys whose column is renamed
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +115,7 @@ class DecodedChunk:
     steps: pl.DataFrame
     tool_calls: pl.DataFrame
     problems: list[LineProblem]
+    late: list[tuple[int, str]]  # (line, message) of decoded lines to reject (their rows stay)
 
 
 def decode_chunk(lines: Sequence[bytes | memoryview], first_line: int = 1) -> DecodedChunk:
@@ -190,6 +126,7 @@ def decode_chunk(lines: Sequence[bytes | memoryview], first_line: int = 1) -> De
     """
     numbers: list[int] = []
     problems: list[LineProblem] = []
+    late: list[tuple[int, str]] = []
     parts: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]] = []
     for start in range(0, len(lines), BATCH_LINES):
         batch_numbers, traces, batch_problems = decode_lines(
@@ -197,18 +134,30 @@ def decode_chunk(lines: Sequence[bytes | memoryview], first_line: int = 1) -> De
         )
         numbers += batch_numbers
         problems += batch_problems
-        parts.append(batch_frames(traces))
+        *frames, bad_metadata = batch_frames(traces)
+        parts.append(tuple(frames))
+        for row in bad_metadata:
+            number = batch_numbers[row]
+            line = bytes(lines[number - first_line])
+            late.append((number, describe_bad_utf8(line, tf.METADATA)))
         del traces
     if not parts:
-        parts.append(batch_frames([]))
+        parts.append(batch_frames([])[:3])
     runs, steps, tool_calls = (
         pl.concat(frames, rechunk=False) for frames in zip(*parts, strict=True)
     )
-    return DecodedChunk(numbers, runs, steps, tool_calls, problems)
+    return DecodedChunk(numbers, runs, steps, tool_calls, problems, late)
 
 
-def batch_frames(traces: list[Trace]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """The top-level, step (with model call) and tool-call fields of Traces as frames."""
+def batch_frames(
+    traces: list[Trace],
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, list[int]]:
+    """The top-level, step (with model call) and tool-call fields of Traces as frames.
+
+    Also the rows whose metadata is not UTF-8: msgspec keeps metadata as raw JSON without
+    decoding its strings, so this is where a bad byte in it is found (its row's metadata
+    becomes null here; the caller rejects the line).
+    """
     run = struct_columns(traces, Trace.__struct_fields__)
     steps_of_run = run.pop(tf.STEPS)
     step_structs = list(_flatten(steps_of_run))
@@ -223,11 +172,15 @@ def batch_frames(traces: list[Trace]) -> tuple[pl.DataFrame, pl.DataFrame, pl.Da
             given if given is not None else derive(request)
             for given, request in zip(run[tf.REQUEST_ID], run[tf.REQUEST], strict=True)
         ]
+    metadata = list(map(bytes, run[tf.METADATA]))
+    bad_metadata = [] if all(map(bytes.isascii, metadata)) else _not_utf8(metadata)
+    for row in bad_metadata:
+        metadata[row] = NULL_JSON
     runs = pl.DataFrame(
         [
             *_series(run, S.RUNS_SCHEMA, skip=(tf.TIMESTAMP, tf.METADATA)),
             pl.Series(S.TIMESTAMP, run[tf.TIMESTAMP], dtype=pl.String),
-            pl.Series(S.METADATA, list(map(bytes, run[tf.METADATA])), dtype=pl.Binary),
+            pl.Series(S.METADATA, metadata, dtype=pl.Binary),
             n_steps,
         ]
     )
@@ -236,7 +189,18 @@ def batch_frames(traces: list[Trace]) -> tuple[pl.DataFrame, pl.DataFrame, pl.Da
     tool_calls = pl.DataFrame(
         _series(struct_columns(tool_structs, ToolCall.__struct_fields__), S.TOOL_CALLS_SCHEMA)
     )
-    return runs, steps, tool_calls
+    return runs, steps, tool_calls, bad_metadata
+
+
+def _not_utf8(texts: list[bytes]) -> list[int]:
+    """Positions of the texts that are not valid UTF-8."""
+    bad = []
+    for row, text in enumerate(texts):
+        try:
+            text.decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append(row)
+    return bad
 
 
 def struct_columns(structs: list[Struct], fields: tuple[str, ...]) -> dict[str, list]:
@@ -292,6 +256,10 @@ def build_chunk_tables(
     catches (timestamps, metadata); their rows are already removed from the three tables.
     """
     runs, late = _build_runs(file, decoded.numbers, decoded.runs)
+    first_problem: dict[int, str] = {}  # a line is rejected once, for its first problem
+    for line, message in late + decoded.late:
+        first_problem.setdefault(line, message)
+    late = sorted(first_problem.items())
     n_steps = runs.get_column(S.N_STEPS).to_numpy()
     steps = _build_steps(runs, n_steps, decoded.steps)
     tool_calls = _build_tool_calls(steps, decoded.tool_calls)

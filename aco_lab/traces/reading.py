@@ -15,16 +15,13 @@ import gzip
 import json
 import logging
 import mmap
-import multiprocessing
 import os
-import sys
-from collections import deque
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -40,24 +37,22 @@ from aco_lab.traces.outcomes import (
     unmatched_warnings,
 )
 from aco_lab.traces.validate import Rejection, TraceIdIndex, build_cost_warnings
+from aco_lab.traces.workers import ChunkMapper, map_chunks, worker_count
 
 log = logging.getLogger(__name__)
 
 OnError = Literal["fail", "skip"]
-T = TypeVar("T")
-# What runs a per-chunk function over the chunks: map_chunks below (local processes), or an
-# engine's (aco_lab/traces/dask_engine.py); (function, tasks, workers) -> (task, result) in order.
-ChunkMapper = Callable[[Callable[[ChunkTask], T], Iterator[ChunkTask], int],
-                       Iterator[tuple[ChunkTask, T]]]
 TRACE_SUFFIXES = (".jsonl", ".jsonl.gz")
 CHUNK_BYTES = 16 * 1024 * 1024  # JSONL per chunk: bounds the Python objects alive at once
-PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # smaller inputs are read in-process (no worker start-up)
-MAX_WORKERS = 4  # worker processes for big inputs (each holds ~2 chunks' objects)
-GZIP_RATIO = 5  # rough JSONL bytes per gzip byte, to judge an input's size
 MAX_LISTED_PROBLEMS = 5  # problems quoted in a TraceFormatError message
 _GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib reads the gzip header and checks its trailer
+GZIP_PIECE_BYTES = 1024 * 1024  # compressed bytes read, and decompressed bytes made, at once
 _NEWLINE = ord("\n")
-_POLARS_THREADS = "POLARS_MAX_THREADS"
+# What reading a file can raise: OSError (unreadable; BadGzipFile for bytes after the last
+# gzip member or a bad CRC), EOFError (a truncated gzip), zlib.error (corrupt deflate data).
+FILE_ERRORS = (OSError, EOFError, zlib.error)
+SKIP_HINT = "or skip them with on_error='skip' / --on-error skip"
 
 # The layout of a dataset written by `aco-lab ingest` (docs/trace_format.md, "Datasets").
 DATASET_MANIFEST = "manifest.json"
@@ -87,7 +82,12 @@ def empty_tables() -> TraceTables:
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files, globs and directories (searched recursively for *.jsonl, *.jsonl.gz) -> files."""
+    """The inputs to read: files, globs and directories -> trace files and dataset directories.
+
+    A directory written by `aco-lab ingest` is one input (its Parquet, never its
+    rejected.jsonl); any other directory is searched recursively for *.jsonl, *.jsonl.gz and
+    datasets. Every command that reads traces resolves its paths here.
+    """
     found: dict[Path, Path] = {}
     for given in paths:
         for path in _expand_one(str(given)):
@@ -99,19 +99,39 @@ def _expand_one(given: str) -> list[Path]:
     path = Path(given)
     if path.is_file():  # an explicit file is read whatever its name (outcomes: joined, below)
         return [] if is_outcomes_file(path) else [path]
+    if is_dataset(path):
+        return [path]
     if path.is_dir():
-        files = [p for p in path.rglob("*") if p.is_file() and p.name.endswith(TRACE_SUFFIXES)
-                 and not is_outcomes_file(p)]
+        files = list(_search_dir(path))
         if not files:
-            raise DataError(f"{given}: no .jsonl or .jsonl.gz file under this directory")
+            raise DataError(f"{given}: no .jsonl or .jsonl.gz file or dataset under this "
+                            "directory")
         return files
+    if path.exists():
+        raise DataError(f"{given}: not a regular file (a FIFO, socket or device); pass "
+                        ".jsonl(.gz) files, globs, dirs or datasets")
     if glob.has_magic(given):
         matches = [Path(m) for m in glob.glob(given, recursive=True)]
         files = [f for m in matches for f in (_expand_one(str(m)) if m.is_dir() else [m])]
         if files:
             return files
         raise DataError(f"{given}: no file matches this pattern; check the glob and the folder")
-    raise DataError(f"{given}: no such file or directory; pass .jsonl(.gz) files, globs or dirs")
+    raise DataError(f"{given}: no such file or directory; pass .jsonl(.gz) files, globs, dirs "
+                    "or datasets")
+
+
+def _search_dir(directory: Path) -> Iterator[Path]:
+    """Trace files and datasets under a directory (a dataset's own files are not traces)."""
+    for root, dirs, names in os.walk(directory):
+        if is_dataset(root):
+            dirs.clear()
+            yield Path(root)
+            continue
+        dirs.sort()
+        for name in sorted(names):
+            path = Path(root, name)
+            if name.endswith(TRACE_SUFFIXES) and path.is_file() and not is_outcomes_file(path):
+                yield path
 
 
 def is_dataset(path: str | Path) -> bool:
@@ -128,18 +148,37 @@ def read_traces(
 ) -> TraceTables:
     """Load traces from JSONL files, globs, directories or ingested datasets into tables.
 
-    on_error="fail" raises TraceFormatError naming the first bad lines and their count;
-    "skip" keeps going and returns every bad line in `rejected`. workers: processes that
-    decode chunks (None: up to MAX_WORKERS when the input is at least PARALLEL_MIN_BYTES).
-    strict: a line with a key trace format v1 does not define is bad too (default: ignored).
-    mapper: runs the chunks instead of the local processes (the Dask engine's map_chunks).
+    on_error="fail" raises TraceFormatError naming the first bad lines and their count (and
+    DataError naming a file that cannot be read, and why); "skip" keeps going, returns every
+    bad line in `rejected` (a file that breaks off: one rejection where it broke) and logs a
+    warning with their count. workers: processes that decode chunks (None: up to MAX_WORKERS
+    when the input is at least PARALLEL_MIN_BYTES). strict: a line with a key trace format v1
+    does not define is bad too (default: ignored). mapper: runs the chunks instead of the
+    local processes (the Dask engine's map_chunks).
     """
     check_on_error(on_error)
-    tables = concat_tables(list(iter_trace_tables(paths, workers, strict, mapper)))
-    log.info("read %d lines: %d accepted, %d rejected, %d warnings",
-             tables.lines_read, tables.runs.height, len(tables.rejected), len(tables.warnings))
+    tables = collect_traces(paths, workers, strict, on_error, mapper)
     if tables.rejected and on_error == "fail":
         raise TraceFormatError(format_problems(tables.rejected, tables.lines_read))
+    if tables.rejected:
+        log.warning("skipped %d of %d lines that break trace format v1 (first: %s); "
+                    "aco-lab validate lists them", len(tables.rejected), tables.lines_read,
+                    tables.rejected[0].error)
+    return tables
+
+
+def collect_traces(
+    paths: Iterable[str | Path] | str | Path,
+    workers: int | None = None,
+    strict: bool = False,
+    on_error: OnError = "skip",
+    mapper: ChunkMapper | None = None,
+) -> TraceTables:
+    """Every input read into tables, with every bad line in `rejected` (what `validate`
+    lists); on_error="fail" stops at a file that cannot be read, "skip" records it."""
+    tables = concat_tables(list(iter_trace_tables(paths, workers, strict, on_error, mapper)))
+    log.info("read %d lines: %d accepted, %d rejected, %d warnings",
+             tables.lines_read, tables.runs.height, len(tables.rejected), len(tables.warnings))
     return tables
 
 
@@ -156,12 +195,15 @@ def format_problems(rejected: Sequence[Rejection], lines_read: int) -> str:
     tail = f"; and {more} more" if more > 0 else ""
     return (
         f"{len(rejected)} of {lines_read} lines break trace format v1: {shown}{tail}"
-        " (fix them, or skip them with on_error='skip' / --on-error skip)"
+        f" (fix them, {SKIP_HINT})"
     )
 
 
 def iter_trace_tables(
-    paths: Iterable[str | Path] | str | Path, workers: int | None = None, strict: bool = False,
+    paths: Iterable[str | Path] | str | Path,
+    workers: int | None = None,
+    strict: bool = False,
+    on_error: OnError = "skip",
     mapper: ChunkMapper | None = None,
 ) -> Iterator[TraceTables]:
     """The inputs as a stream of checked TraceTables, chunk by chunk, in input order.
@@ -169,23 +211,29 @@ def iter_trace_tables(
     Each part has its own rejected lines (a trace_id seen in an earlier part included) and
     its cost warnings; concatenated, the parts are what read_traces returns. Outcomes files
     among the inputs set task_success of the runs they name (aco_lab.traces.outcomes); a last
-    part without rows carries the warnings about them.
+    part without rows carries the warnings about them. A file that cannot be read: DataError
+    with on_error="fail", else a part with one rejection per such file.
     """
     given = [paths] if isinstance(paths, str | Path) else list(paths)
-    jsonl = [p for p in given if not is_dataset(p)]
-    outcomes, outcome_warnings = read_outcome_files(find_outcome_files(jsonl))
-    files = expand_paths(jsonl) if jsonl else []
+    inputs = expand_paths(given)
+    files = [p for p in inputs if not is_dataset(p)]
+    outcomes, outcome_warnings = read_outcome_files(
+        find_outcome_files(p for p in given if not is_dataset(p)))
     ids = TraceIdIndex()
     seen: set[str] = set()
-    for path in given:
+    for path in inputs:
         if is_dataset(path):
-            yield _labelled(check_part(_read_dataset_tables(Path(path)), ids), outcomes, seen)
+            yield _labelled(check_part(_read_dataset_tables(path), ids), outcomes, seen)
+    broken: list[Rejection] | None = None if on_error == "fail" else []
     read = partial(read_chunk, strict=strict)
-    for task, chunk in (mapper or map_chunks)(read, plan_chunks(files),
+    for task, chunk in (mapper or map_chunks)(read, plan_chunks(files, broken=broken),
                                               worker_count(files, workers)):
         part = TraceTables(chunk.runs, chunk.steps, chunk.tool_calls, chunk.rejected,
                            lines_read=chunk.lines_read)
         yield _labelled(check_part(part, ids, task), outcomes, seen)
+    if broken:
+        yield dataclasses.replace(empty_tables(), rejected=tuple(broken),
+                                  lines_read=len(broken))
     if outcomes or outcome_warnings:
         warnings = outcome_warnings + unmatched_warnings(outcomes, seen)
         yield dataclasses.replace(empty_tables(), warnings=tuple(warnings))
@@ -232,22 +280,61 @@ def reject_duplicates(
 
 
 def plan_chunks(
-    files: Sequence[Path], on_block: Callable[[Path, memoryview], None] | None = None
+    files: Sequence[Path],
+    on_block: Callable[[Path, memoryview], None] | None = None,
+    broken: list[Rejection] | None = None,
 ) -> Iterator[ChunkTask]:
     """Chunks of about CHUNK_BYTES of whole lines: byte ranges of plain files, bytes of gzip.
 
     Counting each chunk's lines here gives every worker its first line number up front.
     on_block, if given, sees each plain file's bytes once, block by block in order (to hash
     them without reading the file again); the view is valid only during the call.
+    A file that cannot be read (unreadable, a truncated gzip, bytes after the gzip stream)
+    ends where it broke: DataError naming it and the cause, or, with `broken` given, a
+    Rejection at its first line not read is appended there and the next file goes on.
     """
     for path in files:
-        if is_gzip(path):
-            first_line = 1
-            for data in _read_gzip_blocks(path):
-                yield ChunkTask(str(path), first_line, data=data)
-                first_line += _count_lines(data)
-        else:
-            yield from _plan_plain_file(path, on_block)
+        next_line = 1
+        try:
+            for task, after in _file_chunks(path, on_block):
+                next_line = after
+                yield task
+        except FILE_ERRORS as exc:
+            problem = file_problem(path, next_line, exc)
+            if broken is None:
+                raise DataError(f"{problem.error} (fix or remove the file, {SKIP_HINT} to "
+                                "load the other files)") from None
+            broken.append(problem)
+
+
+def file_problem(path: Path, line: int, exc: BaseException) -> Rejection:
+    """A file that broke off at `line` (1: nothing read), as a Rejection naming the cause."""
+    if isinstance(exc, EOFError):
+        cause = "the gzip data ends early: the file is truncated (copy it again)"
+    elif isinstance(exc, gzip.BadGzipFile):
+        cause = (f"{exc}: a .gz trace file holds gzip data only (remove the bytes after it, "
+                 "or copy the file again)")
+    elif isinstance(exc, zlib.error):
+        cause = f"corrupt gzip data ({exc}); copy the file again"
+    elif isinstance(exc, OSError):
+        cause = f"cannot read the file: {exc.strerror or exc}"
+    else:
+        cause = f"cannot read the file: {exc}"
+    return Rejection(str(path), line, f"{path}:{line}: {cause}", "")
+
+
+def _file_chunks(
+    path: Path, on_block: Callable[[Path, memoryview], None] | None
+) -> Iterator[tuple[ChunkTask, int]]:
+    """A file's chunks, each with the line number after it."""
+    if not is_gzip(path):
+        yield from _plan_plain_file(path, on_block)
+        return
+    first_line = 1
+    for data in _read_gzip_blocks(path):
+        next_line = first_line + _count_lines(data)
+        yield ChunkTask(str(path), first_line, data=data), next_line
+        first_line = next_line
 
 
 def is_gzip(path: Path) -> bool:
@@ -258,7 +345,7 @@ def is_gzip(path: Path) -> bool:
 
 def _plan_plain_file(
     path: Path, on_block: Callable[[Path, memoryview], None] | None
-) -> Iterator[ChunkTask]:
+) -> Iterator[tuple[ChunkTask, int]]:
     """Byte ranges of whole lines of a plain file, read through a memory map (no copies)."""
     size = path.stat().st_size
     if not size:
@@ -272,7 +359,7 @@ def _plan_plain_file(
                 if on_block is not None:
                     on_block(path, block)
             _unmap_pages(mm, start, end)
-            yield ChunkTask(str(path), first_line, start, end)
+            yield ChunkTask(str(path), first_line, start, end), first_line + lines
             start, first_line = end, first_line + lines
 
 
@@ -290,79 +377,54 @@ def _count_lines(block: bytes | memoryview) -> int:
 
 
 def _read_gzip_blocks(path: Path) -> Iterator[bytes]:
-    """A gzip file's decompressed bytes in blocks of whole lines."""
-    with gzip.open(path, "rb") as stream:
-        carry = b""
-        while block := stream.read(CHUNK_BYTES):
-            block = carry + block
-            cut = block.rfind(b"\n") + 1
-            carry = block[cut:]
-            if cut:
-                yield block[:cut]
-        if carry:
-            yield carry
+    """A gzip file's decompressed bytes in blocks of whole lines.
 
-
-def worker_count(files: Sequence[Path], workers: int | None) -> int:
-    """Processes to decode with: `workers` if given, else by input size and cores."""
-    if workers is not None:
-        return max(1, workers)
-    size = sum(p.stat().st_size * (GZIP_RATIO if p.name.endswith(".gz") else 1) for p in files)
-    return min(MAX_WORKERS, os.cpu_count() or 1) if size >= PARALLEL_MIN_BYTES else 1
-
-
-def map_chunks(
-    function: Callable[[ChunkTask], T], tasks: Iterator[ChunkTask], workers: int
-) -> Iterator[tuple[ChunkTask, T]]:
-    """(task, function(task)) in task order; in worker processes when workers > 1.
-
-    At most 2 x workers chunks are in flight, so memory stays bounded whatever the input.
+    When the file breaks off (truncated, or not gzip from some point on), every whole line
+    before the break is yielded first, then the error is raised.
     """
-    if workers <= 1:
-        yield from ((task, function(task)) for task in tasks)
-        return
-    # spawn, not fork: forking a process that runs Polars' thread pool can deadlock.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        _start_workers(pool, workers)
-        in_flight: deque = deque()
-        for task in tasks:
-            in_flight.append((task, pool.submit(function, task)))
-            if len(in_flight) >= 2 * workers:
-                task_done, future = in_flight.popleft()
-                yield task_done, future.result()
-        while in_flight:
-            task_done, future = in_flight.popleft()
-            yield task_done, future.result()
-
-
-def _start_workers(pool: ProcessPoolExecutor, workers: int) -> None:
-    """Start every worker now, without the caller's main module.
-
-    A spawned worker normally re-runs the caller's script (to find functions defined there);
-    a script that reads traces at top level, without `if __name__ == "__main__":`, would
-    then start workers from inside a worker and crash. Ours need only aco_lab's functions,
-    so main is hidden while the workers start (submitting one task per worker starts them
-    all; the pool starts no others later). Each worker also runs Polars on one thread: the
-    workers already use the cores, and Polars' own pool would only compete with them.
-    """
-    main = sys.modules["__main__"]
-    saved = {name: main.__dict__.pop(name) for name in ("__file__", "__spec__")
-             if name in main.__dict__}
-    main.__spec__ = None
-    polars_threads = os.environ.get(_POLARS_THREADS)
-    os.environ[_POLARS_THREADS] = "1"  # read by Polars when a worker imports it
+    block = bytearray()
     try:
-        started = [pool.submit(os.getpid) for _ in range(workers)]
-    finally:
-        del main.__spec__
-        main.__dict__.update(saved)
-        if polars_threads is None:
-            del os.environ[_POLARS_THREADS]
-        else:
-            os.environ[_POLARS_THREADS] = polars_threads
-    for future in started:
-        future.result()
+        for piece in _gzip_bytes(path):
+            block += piece
+            if len(block) >= CHUNK_BYTES and (cut := block.rfind(b"\n") + 1):
+                yield bytes(block[:cut])
+                del block[:cut]
+    except FILE_ERRORS:
+        if cut := block.rfind(b"\n") + 1:
+            yield bytes(block[:cut])
+        raise
+    if block:
+        yield bytes(block)
+
+
+def _gzip_bytes(path: Path) -> Iterator[bytes]:
+    """The decompressed bytes of every gzip member of a file, in pieces of GZIP_PIECE_BYTES.
+
+    Zero bytes after the last member are ignored, as gzip(1) does. Raises EOFError for a
+    truncated file, BadGzipFile for bytes after a member that are not gzip, zlib.error for
+    corrupt data (a bad CRC included).
+    """
+    with path.open("rb") as stream:
+        inflater = zlib.decompressobj(wbits=_GZIP_WBITS)
+        data = b""
+        while data or (data := stream.read(GZIP_PIECE_BYTES)):
+            if inflater.eof:  # a member ended: another member, zero padding, or junk
+                if not data.strip(b"\0"):
+                    data = b""
+                    continue
+                inflater = zlib.decompressobj(wbits=_GZIP_WBITS)
+                try:
+                    yield inflater.decompress(data, GZIP_PIECE_BYTES)
+                except zlib.error:
+                    raise gzip.BadGzipFile("bytes after the gzip data are not gzip") from None
+                data = inflater.unconsumed_tail
+            while data and not inflater.eof:
+                yield inflater.decompress(data, GZIP_PIECE_BYTES)
+                data = inflater.unconsumed_tail
+            if inflater.eof:
+                data = inflater.unused_data
+        if not inflater.eof:
+            raise EOFError("the gzip data ends before its end marker")
 
 
 def concat_tables(parts: Sequence[TraceTables]) -> TraceTables:

@@ -1,8 +1,9 @@
 """The explicit Polars schemas of the three trace tables: runs, steps and tool calls.
 
 The schema is never inferred from data: NDJSON inference silently drops keys that first
-appear late or only in later files. Column names live here, once; code imports them.
-Field meanings: docs/trace_format.md.
+appear late or only in later files. The format's fields and their column types come from the
+field table (aco/trace_format.py); the columns the loader derives are added here. Column names
+live here, once; code imports them. Field meanings: docs/trace_format.md.
 """
 
 import polars as pl
@@ -60,29 +61,40 @@ VERIFIER_PASSED = tf.VERIFIER_PASSED
 
 # Tool calls: one row per tool call.
 TOOL_NAME = tf.TOOL_NAME
-TOOL_SUCCESS = "tool_success"
+TOOL_SUCCESS = next(f.column_name for f in tf.fields_of(tf.TOOL_CALL_LEVEL)
+                    if f.name == tf.TOOL_SUCCESS)
 
 TIER_DTYPE = pl.Int8
 TOKENS_DTYPE = pl.Int64
 USD_DTYPE = pl.Float64
 
+# The column type of each storage type of the format's fields (aco/trace_format.py).
+DTYPES: dict[str, pl.DataType] = {
+    tf.INT8: pl.Int8(), tf.INT32: pl.Int32(), tf.INT64: pl.Int64(), tf.FLOAT64: pl.Float64(),
+    tf.TEXT: pl.String(), tf.BOOLEAN: pl.Boolean(), tf.DATETIME_UTC: pl.Datetime("us", "UTC"),
+    tf.JSON_TEXT: pl.String(),
+}
+PROVENANCE = {SOURCE_FILE: pl.String(), LINE: pl.Int64()}
+
+
+def _columns(level: str, expand: dict[str, dict[str, pl.DataType]] | None = None
+             ) -> dict[str, pl.DataType]:
+    """The columns of one level's fields, in the table's order; a field without a column of
+    its own is replaced by `expand[field]` (or left out)."""
+    columns: dict[str, pl.DataType] = {}
+    for field in tf.fields_of(level):
+        if field.storage is not None:
+            columns[field.column_name] = DTYPES[field.storage]
+        else:
+            columns.update((expand or {}).get(field.name, {}))
+    return columns
+
+
 RUNS_SCHEMA = pl.Schema(
     {
-        SOURCE_FILE: pl.String,
-        LINE: pl.Int64,
-        SCHEMA_VERSION: pl.Int64,
-        TRACE_ID: pl.String,
-        REQUEST_ID: pl.String,
-        REQUEST: pl.String,
-        TASK_TYPE: pl.String,
-        DIFFICULTY: pl.Int8,
-        PREDICTED_TIER: TIER_DTYPE,
-        TIMESTAMP: pl.Datetime("us", "UTC"),
-        SOURCE: pl.String,
-        FINAL_OUTCOME: pl.String,
-        TASK_SUCCESS: pl.Boolean,
-        TOTAL_COST: USD_DTYPE,
-        METADATA: pl.String,
+        **PROVENANCE,
+        **_columns(tf.TRACE_LEVEL),
+        # derived from the run's steps
         N_STEPS: pl.Int32,
         TIER: TIER_DTYPE,
         MODEL_ID: pl.String,
@@ -101,42 +113,25 @@ RUNS_SCHEMA = pl.Schema(
     }
 )
 
+# A step's model call is flattened into the step's row; its tool calls become per-step totals.
 STEPS_SCHEMA = pl.Schema(
     {
-        SOURCE_FILE: pl.String,
-        LINE: pl.Int64,
+        **PROVENANCE,
         TRACE_ID: pl.String,
         STEP_INDEX: pl.Int32,
-        STEP_NUM: pl.Int32,
-        ACTION: pl.String,
-        MODEL_ID: pl.String,
-        TIER: TIER_DTYPE,
-        INPUT_TOKENS: TOKENS_DTYPE,
-        OUTPUT_TOKENS: TOKENS_DTYPE,
-        CACHED_INPUT_TOKENS: TOKENS_DTYPE,
-        COST: USD_DTYPE,
-        LATENCY_MS: pl.Float64,
-        ESCALATED_FROM: TIER_DTYPE,
-        MEAN_LOGPROB: pl.Float64,
-        MIN_LOGPROB: pl.Float64,
-        OUTPUT_TEXT: pl.String,
-        N_TOOL_CALLS: pl.Int32,
-        TOOL_COST: USD_DTYPE,
-        N_TOOL_FAILURES: pl.Int32,
-        VERIFIER_CALLED: pl.Boolean,
-        VERIFIER_PASSED: pl.Boolean,
+        **_columns(tf.STEP_LEVEL, {
+            tf.MODEL_CALL: _columns(tf.MODEL_CALL_LEVEL),
+            tf.TOOL_CALLS: {N_TOOL_CALLS: pl.Int32, TOOL_COST: USD_DTYPE,
+                            N_TOOL_FAILURES: pl.Int32},
+        }),
     }
 )
 
 TOOL_CALLS_SCHEMA = pl.Schema(
     {
-        SOURCE_FILE: pl.String,
-        LINE: pl.Int64,
+        **PROVENANCE,
         TRACE_ID: pl.String,
         STEP_NUM: pl.Int32,
-        TOOL_NAME: pl.String,
-        TOOL_SUCCESS: pl.Boolean,
-        COST: USD_DTYPE,
-        LATENCY_MS: pl.Float64,
+        **_columns(tf.TOOL_CALL_LEVEL),
     }
 )

@@ -97,16 +97,18 @@ class TrainedRouter:
 
 def train_router(
     paths: Sequence[str | Path], config: ACOConfig, options: TrainOptions, out_dir: str | Path,
-    engine: DaskTrainer | None = None,
+    on_error: str = "fail", engine: DaskTrainer | None = None,
 ):  # noqa: ANN201 - returns aco_lab.train.bundle_writer.BundleInfo
     """Read traces, train, write a versioned bundle into out_dir; returns (BundleInfo, payload).
 
-    engine: a Dask cluster reads the traces, builds the features and fits LightGBM."""
+    on_error: bad trace lines stop the training ("fail") or are left out ("skip"). engine: a
+    Dask cluster reads the traces, builds the features and fits LightGBM (dask_fit.py)."""
     from aco_lab.traces.reading import expand_paths, read_traces
     from aco_lab.train.bundle_writer import write_bundle
 
     files = expand_paths(paths)
-    tables = read_traces(files, mapper=engine.map_chunks if engine else None)
+    tables = read_traces(files, on_error=on_error,
+                         mapper=engine.map_chunks if engine else None)
     log.info("training on %d runs from %d files", tables.runs.height, len(files))
     trained = build_router(tables.runs, config, options, read_file_fingerprints(files),
                            engine=engine)

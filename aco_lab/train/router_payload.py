@@ -64,14 +64,18 @@ def _medians(runs: pl.DataFrame) -> dict[int, float]:
 
 
 def read_file_fingerprints(paths: Iterable[Path]) -> list[dict]:
-    """sha256 and size of each input file (streamed)."""
+    """sha256 and size of each input file (streamed); of an ingested dataset, its manifest."""
+    from aco_lab.traces.reading import DATASET_MANIFEST, is_dataset
+
     out = []
     for path in paths:
+        target = path / DATASET_MANIFEST if is_dataset(path) else path
         digest = hashlib.sha256()
-        with open(path, "rb") as stream:
+        with open(target, "rb") as stream:
             while block := stream.read(1 << 20):
                 digest.update(block)
-        out.append({"path": str(path), "sha256": digest.hexdigest(), "bytes": path.stat().st_size})
+        out.append({"path": str(path), "sha256": digest.hexdigest(),
+                    "bytes": target.stat().st_size})
     return out
 
 

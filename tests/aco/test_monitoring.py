@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -302,7 +303,7 @@ def test_read_trace_lines_reads_plain_gzip_and_directories(tmp_path: Path) -> No
 def test_read_trace_lines_fails_or_skips_bad_lines(tmp_path: Path, caplog) -> None:
     path = tmp_path / "a.jsonl"
     path.write_text(json.dumps(run()) + "\n{torn\n[1, 2]\n")
-    with pytest.raises(TraceFormatError, match=rf"{path}:2: not a JSON object"):
+    with pytest.raises(TraceFormatError, match=rf"{path}:2: invalid JSON: "):
         list(read_trace_lines(path))
     with caplog.at_level(logging.WARNING, logger="aco.monitoring"):
         assert len(list(read_trace_lines(path, on_error="skip"))) == 1
@@ -321,3 +322,30 @@ def test_format_metrics_shows_alerts_and_groups() -> None:
     assert "task_type" in text.splitlines()[-4] and text.splitlines()[-1].startswith(NULL_GROUP)
     failing = format_metrics(compute_metrics([run(False)]))
     assert "ALERT low_success_rate: success rate 0.0% is below 70.0%" in failing
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    (b'{"deep": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+     "invalid JSON: arrays or objects nested too deeply"),
+    (json.dumps(run(cost="1")).encode(), "total_cost: expected a number >= 0, got \"1\""),
+    (json.dumps(run(steps=[step(1, {**call(2), "input_tokens": "5"})])).encode(),
+     'steps[0].model_call.input_tokens: expected an int >= 0 or null, got "5"'),
+    (json.dumps(run(predicted_tier="high")).encode(), "predicted_tier: expected an int 1..5"),
+    (json.dumps(run(total_cost=1e300)).encode()[:-1] + b', "total_cost": 1e999}',
+     "total_cost: key given 2 times"),
+])
+def test_read_trace_lines_rejects_a_line_that_breaks_the_format(
+        tmp_path: Path, caplog, bad: bytes, message: str) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(json.dumps(run()).encode() + b"\n" + bad + b"\n")
+    with pytest.raises(TraceFormatError, match=re.escape(f"{path}:2: {message}")):
+        list(read_trace_lines(path))
+    with caplog.at_level(logging.WARNING, logger="aco.monitoring"):
+        assert len(list(read_trace_lines(path, on_error="skip"))) == 1
+    assert caplog.records[0].getMessage().startswith(f"{path}:2: {message}")
+
+
+def test_read_trace_lines_drops_a_byte_order_mark_at_the_start(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(run()).encode() + b"\n")
+    assert [t["trace_id"] for t in read_trace_lines(path)] == ["t"]

@@ -78,3 +78,16 @@ def test_apply_and_file_names() -> None:
     assert list(apply_outcomes(traces, latest)) == traces
     assert is_outcomes_file("x/outcomes.jsonl") and is_outcomes_file("x/june.outcomes.jsonl")
     assert not is_outcomes_file("x/traces.jsonl")
+
+
+@pytest.mark.parametrize(("raw", "problem"), [
+    (b'{"trace_id": "t", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}", "nested too deeply"),
+    (b'{"trace_id": "t\xff", "task_success": true}', "not valid UTF-8 at column 16"),
+])
+def test_a_hostile_outcome_line_is_one_problem(tmp_path: Path, raw: bytes, problem: str) -> None:
+    path = tmp_path / "outcomes.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"trace_id": "a", "task_success": true}\n' + raw + b"\n")
+    latest, problems = read_outcomes([path])
+    assert list(latest) == ["a"]  # a leading byte order mark is dropped
+    assert len(problems) == 1 and problems[0].startswith(f"{path}:2: ")
+    assert problem in problems[0]

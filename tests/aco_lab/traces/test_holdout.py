@@ -2,10 +2,11 @@
 
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 
-from aco.errors import DataError
+from aco.errors import ACOError
 from aco.trace_format import derive_request_id
 from aco_lab.traces.holdout import split_trace_files
 
@@ -46,12 +47,19 @@ def test_the_same_input_gives_the_same_bytes(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("text", "fraction", "message"), [
-    ("not json\n", 0.5, "t.jsonl:1: not a JSON object"),
-    ('{"trace_id": "x"}\n', 0.5, "t.jsonl:1: request_id/request: missing"),
+    ("not json\n", 0.5, "t.jsonl:1: invalid JSON"),
+    ('{"trace_id": "x"}\n', 0.5, "t.jsonl:1: request: required field is missing"),
     (_trace("r", 1) + "\n", 1.0, "eval_fraction: expected a number strictly between 0 and 1"),
 ])
-def test_bad_input_is_a_data_error_saying_where(tmp_path, text, fraction, message) -> None:
+def test_bad_input_is_an_error_saying_where(tmp_path, text, fraction, message) -> None:
     src = tmp_path / "t.jsonl"
     src.write_text(text)
-    with pytest.raises(DataError, match=message):
+    with pytest.raises(ACOError, match=message):
         split_trace_files([src], tmp_path / "out", eval_fraction=fraction)
+
+
+def test_a_line_nested_too_deeply_is_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"request": "r", "x": ' + "[" * 100000 + "]" * 100000 + "}\n")
+    with pytest.raises(DataError, match=f"{path}:1: not a JSON object"):
+        split_trace_files([path], tmp_path / "out")

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from aco.trace_decode import describe_value_error
+from aco.trace_format import expected
 from aco_lab.traces import schema as S
 from aco_lab.traces.reading import read_traces
-from aco_lab.traces.validate import describe_value_error, expected
 
 GOOD = {
     "trace_id": "good",

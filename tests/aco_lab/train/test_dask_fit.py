@@ -1,7 +1,6 @@
 """Training on a Dask cluster: the bundle of the local engine's quality on the same held-out
 requests, LightGBM fitted by lightgbm.dask, the other estimators on a recorded sample."""
 
-from pathlib import Path
 
 import numpy as np
 import polars as pl
