@@ -65,7 +65,9 @@ class DaskEngine:
         in_flight: deque[tuple[ChunkTask, Future]] = deque()
         try:
             for task in tasks:
-                in_flight.append((task, self.client.submit(function, task, pure=False)))
+                # A chunk that carries its bytes (gzip) is sent as data, not inside the task.
+                sent = task if task.data is None else self.client.scatter(task)
+                in_flight.append((task, self.client.submit(function, sent, pure=False)))
                 if len(in_flight) >= window:
                     yield _done(*in_flight.popleft())
             while in_flight:
