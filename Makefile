@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= out
 DATA   := data/sample_traces.jsonl.gz
+LOGS   := data/sample_logs.jsonl.gz
 
 .PHONY: demo test install lint clean
 
@@ -17,17 +18,18 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# The main job on the shipped data: validate -> ingest -> monitoring metrics -> split by request
-# -> train a router -> monitoring dashboard -> evaluate the router on the held-out requests
+# The main job on the shipped data (data/README.md): validate -> ingest -> monitoring metrics
+# of the production log -> split the counterfactual traces by request -> train a router ->
+# monitoring dashboard -> evaluate the router on the held-out requests
 # (out/evaluation/report.html; the last line printed is the headline).
 demo: install
 	rm -rf $(OUT)
 	$(BIN)/aco-lab validate $(DATA)
 	$(BIN)/aco-lab ingest $(DATA) --out $(OUT)/dataset
-	$(BIN)/aco-lab stats $(DATA)
+	$(BIN)/aco-lab stats $(LOGS)
 	$(BIN)/aco-lab holdout $(DATA) --out $(OUT)/split
 	$(BIN)/aco-lab train $(OUT)/split/train.jsonl.gz --out $(OUT)/router_models
-	$(BIN)/aco-lab report $(DATA) --out $(OUT)/dashboard
+	$(BIN)/aco-lab report $(LOGS) --out $(OUT)/dashboard
 	$(BIN)/aco-lab evaluate --bundle latest --models-dir $(OUT)/router_models \
 		$(OUT)/split/eval.jsonl.gz --out $(OUT)/evaluation
 

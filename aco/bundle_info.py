@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from aco.formatting import format_count, format_share
 from aco.payload import BundlePayload
 
 CONTROL_NAMES = ("cascade", "doom", "gate", "verify", "context_budget")
@@ -52,6 +53,9 @@ def describe_bundle(path: Path, payload: BundlePayload, manifest: Mapping[str, A
         "policy": payload.policy.to_dict(),
         "task_floors": dict(payload.task_floors),
         "validation": dict(validation.get("operating_point", {})),
+        "mix": None if payload.policy_mix is None else payload.policy_mix.to_dict(),
+        "selection": dict(validation.get("selection", {})),
+        "warnings": list(payload.warnings),
         "controls": [name for name in CONTROL_NAMES if controls.get(name)],
     }
 
@@ -63,10 +67,11 @@ def format_description(info: Mapping[str, Any]) -> list[str]:
     built_with = ", ".join(f"{k} {v}" for k, v in packages.items() if k != "aco")
     files = ", ".join(f"{f['path']} ({(f['sha256'] or '')[:12]})" for f in training["files"])
     lines = [
-        f"bundle v{info['version']}: {info['path']} ({info['size']:,} bytes, sha256 "
+        f"bundle v{info['version']}: {info['path']} ({format_count(info['size'])} bytes, sha256 "
         f"{info['sha256'][:16]}... as its manifest says; HMAC {info['hmac']})",
         f"created {info['created_at']} by aco {packages.get('aco', '?')} ({built_with})",
-        f"trained on {training['requests']:,} requests, {training['runs']:,} runs "
+        f"trained on {format_count(training['requests'])} requests, "
+        f"{format_count(training['runs'])} runs "
         f"({'counterfactual' if training['counterfactual'] else 'ordinary logs'}) from "
         f"{len(training['files'])} file(s): {files}",
         f"model: {model['kind']}, objective {model['objective']}, calibration "
@@ -80,8 +85,9 @@ def format_description(info: Mapping[str, Any]) -> list[str]:
         check = ("no novelty check (trained before it)" if threshold is None
                  else f"requests less similar than {threshold:.2f} to its training ones take "
                       "their type from rule cues")
-        figures = (f"{predictor['accuracy']:.1%} right on {predictor['requests']:,} held-out "
-                   f"requests; " if "accuracy" in predictor else "")
+        figures = (f"{format_share(predictor['accuracy'])} right on "
+                   f"{format_count(predictor['requests'])} held-out requests; "
+                   if "accuracy" in predictor else "")
         lines.append(f"task-type predictor: {figures}{check}")
     policy = info["policy"]
     lines.append(
@@ -89,10 +95,38 @@ def format_description(info: Mapping[str, Any]) -> list[str]:
         f"safety_threshold {policy.get('safety_threshold', 0):.2f}, downgrade_threshold "
         f"{policy.get('downgrade_threshold', 0):.2f}; learned task floors: "
         + (", ".join(f"{k}={v}" for k, v in info["task_floors"].items()) or "none"))
+    if info.get("mix"):
+        mix = info["mix"]
+        lines.append(f"mixed with: success_value {mix['policy']['success_value']:.4g}, "
+                     f"safety_threshold {mix['policy']['safety_threshold']:.2f}, "
+                     f"downgrade_threshold {mix['policy']['downgrade_threshold']:.2f}, for "
+                     f"{format_share(mix['share'])} of requests (by a hash of their text)")
     point = info["validation"]
     if point:
-        lines.append(f"validation ({point['n_requests']:,} requests): "
-                     f"{point['success_ratio']:.1%} of the top tier's success at "
-                     f"{point['cost_ratio']:.1%} of its cost")
+        lines.append(f"validation ({format_count(point['n_requests'])} requests"
+                     f"{', out of fold' if info.get('selection') else ''}): "
+                     f"{format_share(point['success_ratio'])} of the top tier's success at "
+                     f"{format_share(point['cost_ratio'])} of its cost"
+                     + ("" if point.get("met_floor", True) else
+                        f"; SHORT of its {format_share(point.get('floor', 0))} floor"))
+    lines.extend(_selection_lines(info.get("selection") or {}))
+    lines.extend(f"warning: {w}" for w in info.get("warnings", []))
     lines.append("learned run controls: " + (", ".join(info["controls"]) or "none (rules)"))
+    return lines
+
+
+def _selection_lines(selection: Mapping[str, Any]) -> list[str]:
+    """The candidates' cross-validated figures and why the winner won."""
+    if not selection:
+        return []
+    lines = [f"chosen: {selection['winner']}: {selection['why']}"]
+    for name, f in selection.get("candidates", {}).items():
+        cost = f.get("cost_at_target")
+        error = f.get("standard_error")
+        lines.append(f"  candidate {name}: cost at {format_share(selection['target'])} of the "
+                     f"top's success {'-' if cost is None else format_share(cost)}"
+                     f"{'' if error is None else f' (± {format_share(error)} against the lowest)'}"
+                     ", "
+                     f"AIQ {f.get('aiq', float('nan')):.4f}, log loss "
+                     f"{f.get('log_loss', float('nan')):.4f}")
     return lines

@@ -16,6 +16,7 @@ import click
 from aco import __version__
 from aco.command_group import ACOGroup, configure_logging
 from aco.errors import DataError
+from aco.formatting import format_count, format_money
 from aco.monitoring import GROUP_FIELDS
 
 config_option = click.option(
@@ -44,11 +45,6 @@ def _optimizer(config_path: str | None, bundle: str | None) -> Any:
     return ACOOptimizer(config_path, bundle=bundle)
 
 
-def _usd(value: float) -> str:
-    """$1.50 for a dollar or more, four decimals below (cheap tiers cost fractions of a cent)."""
-    return f"${value:.2f}" if value >= 1 else f"${value:.4f}"
-
-
 def _emit(as_json: bool, data: dict[str, Any], line: str) -> None:
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False))
@@ -69,13 +65,17 @@ def _emit(as_json: bool, data: dict[str, Any], line: str) -> None:
 @json_option
 def route(text: str, task_type: str | None, input_tokens: int | None, difficulty: int | None,
           config_path: str | None, bundle: str | None, as_json: bool) -> None:
-    """Print the tier, model and estimated cost for a request (TEXT, or - for stdin)."""
+    """Route a request to a tier: model, estimated cost and why.
+
+    TEXT: the request, or - to read it from stdin.
+    """
     text = sys.stdin.read() if text == "-" else text
     d = _optimizer(config_path, bundle).route(text, task_type, input_tokens, difficulty)
     data = {"tier": d.tier, "model_id": d.model_id, "confidence": d.confidence,
             "cost_estimate": d.cost_estimate, "task_type": d.task_type,
             "task_type_from": d.task_type_from, "reason": d.reason, "mode": d.mode}
-    _emit(as_json, data, f"tier={d.tier}, model={d.model_id}, cost={_usd(d.cost_estimate)}, "
+    _emit(as_json, data, f"tier={d.tier}, model={d.model_id}, "
+                         f"cost={format_money(d.cost_estimate)}, "
                          f"confidence={d.confidence:.2f}, mode={d.mode}")
 
 
@@ -89,7 +89,10 @@ def route(text: str, task_type: str | None, input_tokens: int | None, difficulty
 @json_option
 def budget(text: str, task_type: str | None, tier: int | None, config_path: str | None,
            bundle: str | None, as_json: bool) -> None:
-    """Print the context budget for a request (TEXT, or - for stdin): tokens, keep, omit."""
+    """Context budget of a request: tokens, what to keep, what to omit.
+
+    TEXT: the request, or - to read it from stdin.
+    """
     text = sys.stdin.read() if text == "-" else text
     opt = _optimizer(config_path, bundle)
     routing_mode = "given"
@@ -100,20 +103,22 @@ def budget(text: str, task_type: str | None, tier: int | None, config_path: str 
     data = {"tier": tier, "total_tokens": b.total_tokens, "keep_exact": list(b.keep_exact),
             "omit": list(b.omit), "reason": b.reason, "routing_mode": routing_mode,
             "mode": opt.controls.mode("context_budget")}
-    _emit(as_json, data, f"total_tokens={b.total_tokens}, keep_exact={','.join(b.keep_exact)}, "
+    _emit(as_json, data, f"total_tokens={format_count(b.total_tokens)}, "
+                         f"keep_exact={','.join(b.keep_exact)}, "
                          f"omit={','.join(b.omit)}, tier={tier} ({routing_mode}), "
                          f"mode={data['mode']}")
 
 
 @main.command()
 @click.argument("tool")
-@task_type_option
+@click.option("--task-type", default=None,
+              help="Task type, e.g. coding (default: the tool's figures over all task types).")
 @config_option
 @bundle_option
 @json_option
 def gate(tool: str, task_type: str | None, config_path: str | None, bundle: str | None,
          as_json: bool) -> None:
-    """Print whether a call of TOOL is worth making for a task type."""
+    """Whether a call of TOOL is worth making (allow or deny, and why)."""
     g = _optimizer(config_path, bundle).gate_tool(tool, task_type)
     data = {"allow": g.allow, "tool_name": g.tool_name, "task_type": task_type,
             "reason": g.reason, "mode": g.mode}
@@ -130,7 +135,7 @@ def gate(tool: str, task_type: str | None, config_path: str | None, bundle: str 
 @json_option
 def verify(risk: str, confidence: float, config_path: str | None, bundle: str | None,
            as_json: bool) -> None:
-    """Print whether to call a verifier before declaring DONE."""
+    """Whether to call a verifier before declaring an answer DONE."""
     v = _optimizer(config_path, bundle).should_verify(risk, confidence)
     data = {"verify": v.verify, "risk": risk, "confidence": confidence, "reason": v.reason,
             "mode": v.mode}
@@ -141,11 +146,14 @@ def verify(risk: str, confidence: float, config_path: str | None, bundle: str | 
 @click.option("--trace-dir", type=click.Path(file_okay=False), default=None,
               help="Trace log directory (default: the config's runtime.trace_dir).")
 @click.option("--by", type=click.Choice(GROUP_FIELDS), default=None,
-              help="Also compute the metrics per task_type, tier or source.")
+              help="Also compute the metrics per group (task_type_from: given or guessed).")
 @config_option
 @json_option
 def stats(trace_dir: str | None, by: str | None, config_path: str | None, as_json: bool) -> None:
-    """Print the monitoring metrics over the local trace log (as `aco-lab stats` does)."""
+    """Monitoring metrics and alerts of the local trace log.
+
+    The metrics `aco-lab stats` computes over any traces (definitions: docs/metrics.md).
+    """
     from aco.config import load_config
     from aco.monitoring import format_metrics
     from aco.optimizer import ACOOptimizer
@@ -166,7 +174,10 @@ def stats(trace_dir: str | None, by: str | None, config_path: str | None, as_jso
                    "'latest' under ./router_models), after checking it as loading does.")
 @json_option
 def version(bundle: str | None, as_json: bool) -> None:
-    """Print the runtime version, trace format and feature version (and what a bundle holds)."""
+    """Versions of the runtime, trace format and features.
+
+    With --bundle, also what the bundle holds, after checking it as loading does.
+    """
     from aco.features import FEATURE_VERSION
     from aco.trace_format import SCHEMA_VERSION
 

@@ -1,4 +1,6 @@
-"""The click group both CLIs use: an ACOError becomes one line on stderr and exit code 1.
+"""The click group both CLIs use: an ACOError becomes one line on stderr and exit code 1, and
+the progress the library reports is drawn on stderr while a command runs (a terminal only,
+not with --quiet: aco/progress_display.py).
 
 Anything else is a bug and keeps its traceback.
 """
@@ -9,6 +11,9 @@ import sys
 import click
 
 from aco.errors import ACOError
+from aco.progress_display import progress_shown
+
+QUIET_HELP = "Draw no progress on stderr (it is drawn only when stderr is a terminal)."
 
 
 class ACOGroup(click.Group):
@@ -16,7 +21,8 @@ class ACOGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with progress_shown(not ctx.params.get("quiet", False)):
+                return super().invoke(ctx)
         except ACOError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)

@@ -48,15 +48,15 @@ class AlertThresholds:
     max_escalation_rate: float = 0.30  # share 0..1 of runs escalating: alert above
 
 
-# The deployment guide's tier table: model ids and prices in USD per 1K input / output tokens.
-
-
+# The default tier table: five real models from small to strongest, at their list prices in USD
+# per 1K input / output tokens (from litellm 1.110.2's model price map, read 2026-12-04; the
+# same table as a file: examples/config.real_models.yaml). Replace it with your own models.
 DEFAULT_TIERS = (
-    TierSpec(1, "tiny-local-3b", "local", 0.00, 0.00),
-    TierSpec(2, "cheap-cloud-8b", "cloud", 0.05, 0.05),
-    TierSpec(3, "medium-70b", "cloud", 0.30, 0.30),
-    TierSpec(4, "frontier-latest", "cloud", 1.00, 1.00),
-    TierSpec(5, "specialist-expert", "cloud", 1.50, 1.50),
+    TierSpec(1, "gpt-5-nano", "openai", 0.00005, 0.0004),
+    TierSpec(2, "gpt-5-mini", "openai", 0.00025, 0.002),
+    TierSpec(3, "gpt-5", "openai", 0.00125, 0.01),
+    TierSpec(4, "claude-sonnet-4-5", "anthropic", 0.003, 0.015),
+    TierSpec(5, "claude-opus-4-5", "anthropic", 0.005, 0.025),
 )
 # Lowest tier a task type may ever be routed to, whatever the router predicts.
 DEFAULT_TASK_FLOORS = {
@@ -180,7 +180,7 @@ def _check_path(value: Any, where: str) -> None:
 
 
 def load_config(path: str | Path | None = None) -> ACOConfig:
-    """Load a config.yaml; None gives the defaults (the guide's tier table)."""
+    """Load a config.yaml; None gives the defaults (DEFAULT_TIERS and the rest)."""
     if path is None:
         return ACOConfig()
     import yaml  # only here: the runtime pays for YAML only when it reads a file

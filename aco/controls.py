@@ -29,6 +29,7 @@ from aco.decisions import (
     VerifyDecision,
 )
 from aco.errors import ACOError
+from aco.formatting import format_money, format_share
 from aco.rules import (
     CONTEXT_MARGIN_TOKENS,
     RequestCues,
@@ -211,7 +212,8 @@ class Controls:
         check_number(total_spent, "total_spent")
         cap = self.config.max_cost_per_task
         share = total_spent / cap if cap > 0 else (math.inf if total_spent > 0 else 0.0)
-        state = f"spent ${total_spent:.4f} of ${cap:.2f} ({share:.0%}), {stalled_steps} stalled"
+        state = (f"spent {format_money(total_spent)} of {format_money(cap)} "
+                 f"({format_share(share)}), {stalled_steps} stalled")
         spec = self.specs.get("doom")
         if share >= 1.0:  # past the budget no model can help: a hard stop in both modes
             return DoomDecision(True, f"{state}: budget spent", 0.0, self.mode("doom"))

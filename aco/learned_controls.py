@@ -28,6 +28,7 @@ from typing import Any
 from aco.cascade import Answer, answer_features, score
 from aco.decisions import MODE_BUNDLE, ContextBudget, DoomDecision, GateDecision, VerifyDecision
 from aco.errors import ACOError, BundleError
+from aco.formatting import format_money, format_share
 from aco.payload_fields import Fields, as_float, as_int, as_str, as_strings, check
 
 ANY = "*"
@@ -82,7 +83,7 @@ def apply_doom(spec: Mapping[str, Any], task_type: str | None, tier: int | None,
     """Stop the run when its learned P(eventual success) fell below the learned threshold."""
     features = doom_features(spec["typical"], task_type, tier, n_steps, spend, failures, stalled)
     p = score(spec["model"], features)
-    state = (f"{n_steps} steps, ${spend:.4f} spent, {failures} failed steps, "
+    state = (f"{n_steps} steps, {format_money(spend)} spent, {failures} failed steps, "
              f"{stalled} in a row")
     if n_steps < spec["min_steps"]:
         return DoomDecision(False, f"learned: {state}; too early to judge "
@@ -106,8 +107,9 @@ def apply_gate(spec: Mapping[str, Any], tool_name: str, task_type: str | None) -
         else "across task types"
     figures = (f"{tool_name} {where}: {entry['runs']} runs used it, success "
                f"{entry['lift'] * 100:+.1f} pts vs runs without (shrunk "
-               f"{entry['shrunk_lift'] * 100:+.1f}), ${entry['cost']:.4f}/call, "
-               f"{entry['failure_rate']:.0%} of calls fail, net ${entry['net_value']:+.4f}/call")
+               f"{entry['shrunk_lift'] * 100:+.1f}), {format_money(entry['cost'])}/call, "
+               f"{format_share(entry['failure_rate'])} of calls fail, net "
+               f"{'+' if entry['net_value'] >= 0 else ''}{format_money(entry['net_value'])}/call")
     verdict = "allow" if entry["allow"] else "deny"
     return GateDecision(bool(entry["allow"]), tool_name, f"learned: {figures}: {verdict}",
                         MODE_BUNDLE)
@@ -143,7 +145,8 @@ def apply_verify(spec: Mapping[str, Any], task_type: str | None, tier: int | Non
     cost = lookup(spec["false_done_cost"], task_type)
     verify = p >= threshold
     why = (f"learned: P(false DONE) {p:.2f} ({source}) vs threshold {threshold:.2f} "
-           f"(false DONE ${cost:.4f} vs verifier ${spec['verifier_cost']:.4f}, call-rate cap "
+           f"(false DONE {format_money(cost)} vs verifier {format_money(spec['verifier_cost'])}, "
+           f"call-rate cap "
            f"{spec['max_call_rate']:.0%})")
     return VerifyDecision(verify, f"{why}: {'verify' if verify else 'skip'}", MODE_BUNDLE)
 

@@ -19,6 +19,7 @@ import msgspec
 from aco import trace_format as tf
 from aco.config import ACOConfig, AlertThresholds
 from aco.errors import DataError, TraceFormatError
+from aco.formatting import format_count, format_money, format_share
 from aco.outcomes import is_outcomes_file
 from aco.trace_decode import DECODE_ERRORS, TRACE_DECODER, UTF8_BOM, describe_decode_error
 
@@ -166,8 +167,8 @@ def build_alerts(metrics: Metrics, totals: Totals, lines: AlertThresholds) -> tu
     if metrics.success_rate is not None and metrics.success_rate < lines.min_success_rate:
         found.append(Alert("low_success_rate", "success_rate", metrics.success_rate,
                            lines.min_success_rate,
-                           f"success rate {_pct(metrics.success_rate)} is below "
-                           f"{_pct(lines.min_success_rate)}"))
+                           f"success rate {format_share(metrics.success_rate)} is below "
+                           f"{format_share(lines.min_success_rate)}"))
     cost_alert = _cost_alert(metrics, totals, lines.max_cost_ratio_vs_frontier)
     if cost_alert is not None:
         found.append(cost_alert)
@@ -176,7 +177,7 @@ def build_alerts(metrics: Metrics, totals: Totals, lines: AlertThresholds) -> tu
     for name, key, line in rates:
         value = getattr(metrics, key)
         if value is not None and value > line:
-            message = f"{key.replace('_', ' ')} {_pct(value)} is above {_pct(line)}"
+            message = f"{key.replace('_', ' ')} {format_share(value)} is above {format_share(line)}"
             found.append(Alert(name, key, value, line, message))
     return tuple(found)
 
@@ -190,8 +191,8 @@ def _cost_alert(metrics: Metrics, totals: Totals, ratio: float) -> Alert | None:
         return None
     top = totals.tiers[-1].tier
     return Alert("high_cost_per_success", "cost_per_success", cost, ratio * frontier,
-                 f"cost per success ${cost:.4g} is above {ratio:g}x always-frontier "
-                 f"(tier {top}: ${frontier:.4g} per success)")
+                 f"cost per success {format_money(cost)} is above {ratio:g}x always-frontier "
+                 f"(tier {top}: {format_money(frontier)} per success)")
 
 
 def sorted_groups(groups: Mapping[str, Any]) -> dict[str, Any]:
@@ -414,14 +415,10 @@ def _show(key: str, value: Any) -> str:
     if key == "success_rate_by_tier":
         return "  ".join(f"{t}: {_show('rate', r)}" for t, r in value.items()) or "n/a"
     if key in ("total_cost", "cost_per_success"):
-        return f"${value:,.2f}" if value >= 1 else f"${value:.3g}"  # cents or 3 significant
+        return format_money(value)
     if key in ("runs", "successes"):
-        return f"{value:,}"
-    return _pct(value)
-
-
-def _pct(value: float) -> str:
-    return f"{100.0 * value:.1f}%"
+        return format_count(value)
+    return format_share(value)
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:

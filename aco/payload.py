@@ -10,8 +10,9 @@ fields; the model section is a union of kinds (aco.payload_models).
 Sections: the feature spec (aco.features.FeatureSpec), the routing model, its calibration,
 the operating point (aco.policy.PolicyParams), learned task floors, the cost model, the tier
 table (aco.config.TierSpec), the task-type model and its novelty check, the training-data
-fingerprint, validation figures, the training options and provenance, and the learned run
-controls (checked by aco.cascade and aco.learned_controls, which apply them).
+fingerprint, validation figures, the training options and provenance (those four in
+aco.payload_provenance), and the learned run controls (checked by aco.cascade and
+aco.learned_controls, which apply them).
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ from aco.payload_fields import (
     as_strings,
     check,
     check_finite,
-    is_number,
 )
 from aco.payload_models import LinearWeights, RouterModel, router_model_from_dict
-from aco.policy import CALIBRATION_METHODS, PolicyParams
+from aco.payload_provenance import TrainingData, read_options
+from aco.payload_validation import read_validation
+from aco.policy import CALIBRATION_METHODS, PolicyMix, PolicyParams
 from aco.trace_format import TIERS
 
 BUNDLE_FORMAT = "aco-router"  # payload["format"]
@@ -95,26 +97,33 @@ class CostModel:
     output_tokens: Mapping[str, tuple[float, ...]]
     default_output_tokens: tuple[float, ...]
     chars_per_token: float
-    cost_scale: float  # USD: the fit fold's mean top-tier expected cost
+    cost_scale: float  # USD: the training requests' mean top-tier expected cost
+    # Per tier, observed run cost over the priced-token estimate (None: bundles before it).
+    tier_cost_factor: tuple[float, ...] | None = None
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "cost_model") -> CostModel:
         """Checked: five finite token counts >= 0 per row, positive ratios."""
         f = Fields(data, where, ("output_tokens", "default_output_tokens", "chars_per_token",
-                                 "cost_scale"))
+                                 "cost_scale", "tier_cost_factor"))
         by_type = {as_str(k, f"{f.at('output_tokens')} key"):
                    as_floats(v, f"{f.at('output_tokens')}.{k}", N_TIERS, 0.0)
                    for k, v in f.mapping("output_tokens").items()}
+        factors = (as_floats(data["tier_cost_factor"], f.at("tier_cost_factor"), N_TIERS, 0.0)
+                   if f.has("tier_cost_factor") else None)
         return cls(by_type, as_floats(f.get("default_output_tokens"),
                                       f.at("default_output_tokens"), N_TIERS, 0.0),
                    f.float("chars_per_token", 0.0, lo_open=True),
-                   f.float("cost_scale", 0.0, lo_open=True))
+                   f.float("cost_scale", 0.0, lo_open=True), factors)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (what aco.router.expected_cost_table reads)."""
-        return {"output_tokens": {k: list(v) for k, v in self.output_tokens.items()},
-                "default_output_tokens": list(self.default_output_tokens),
-                "chars_per_token": self.chars_per_token, "cost_scale": self.cost_scale}
+        out = {"output_tokens": {k: list(v) for k, v in self.output_tokens.items()},
+               "default_output_tokens": list(self.default_output_tokens),
+               "chars_per_token": self.chars_per_token, "cost_scale": self.cost_scale}
+        if self.tier_cost_factor is not None:
+            out["tier_cost_factor"] = list(self.tier_cost_factor)
+        return out
 
 
 def read_tiers(data: Any, where: str = "tiers") -> tuple[TierSpec, ...]:
@@ -144,6 +153,13 @@ def read_policy(data: Any, where: str = "policy") -> PolicyParams:
     return PolicyParams(f.float("safety_threshold", 0.0, 1.0),
                         f.float("downgrade_threshold", 0.0, 1.0), f.float("success_value", 0.0),
                         f.float("cost_scale", 0.0, lo_open=True))
+
+
+def read_policy_mix(data: Any, where: str = "policy_mix") -> PolicyMix:
+    """The second policy of a mixed operating point, its share in [0, 1] and the hash salt."""
+    f = Fields(data, where, ("policy", "share", "salt"))
+    return PolicyMix(read_policy(f.get("policy"), f.at("policy")), f.float("share", 0.0, 1.0),
+                     f.int("salt"))
 
 
 def read_feature_spec(data: Any, where: str = "feature_spec") -> FeatureSpec:
@@ -229,128 +245,6 @@ class TaskTypeModel:
         return out
 
 
-# -- provenance ------------------------------------------------------------------------------
-def read_files(data: Any, where: str) -> tuple[dict[str, Any], ...]:
-    """A list of files: {"path": str, "sha256": str, "bytes": int >= 0} (a bare path: its path)."""
-    files = []
-    for i, item in enumerate(as_list(data, where)):
-        if type(item) is str:
-            item = {"path": item}
-        g = Fields(item, f"{where}[{i}]", ("path", "sha256", "bytes"))
-        entry = {"path": g.str("path")}
-        if "sha256" in item:
-            entry["sha256"] = g.str("sha256")
-        if "bytes" in item:
-            entry["bytes"] = g.int("bytes", 0)
-        files.append(entry)
-    return tuple(files)
-
-
-@dataclass(frozen=True, slots=True)
-class Holdout:
-    """Traces split off before training, for `aco-lab evaluate` without paths."""
-
-    files: tuple[Mapping[str, Any], ...]
-    request_ids: tuple[str, ...] | None = None  # the held-out requests, when recorded
-
-    @classmethod
-    def from_dict(cls, data: Any, where: str) -> Holdout:
-        """Checked: the file list, the ids (str)."""
-        f = Fields(data, where, ("files", "request_ids"))
-        ids = (as_strings(data["request_ids"], f.at("request_ids")) if f.has("request_ids")
-               else None)
-        return cls(read_files(f.get("files"), f.at("files")), ids)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for the payload."""
-        out: dict[str, Any] = {"files": [dict(x) for x in self.files]}
-        if self.request_ids is not None:
-            out["request_ids"] = list(self.request_ids)
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class TrainingData:
-    """What the router was trained on: file digests, counts, the request ids and their digest."""
-
-    files: tuple[Mapping[str, Any], ...]  # {"path": str, "sha256": str, "bytes": int}
-    n_runs: int
-    n_requests: int
-    counterfactual: bool
-    request_ids_sha256: str
-    request_ids: tuple[str, ...]
-    holdout: Holdout | None = None
-
-    @classmethod
-    def from_dict(cls, data: Any, where: str = "training_data") -> TrainingData:
-        """Checked: the file list's fields, counts >= 0, one id per request."""
-        f = Fields(data, where, cls.__slots__)
-        ids = as_strings(f.get("request_ids"), f.at("request_ids"))
-        holdout = (Holdout.from_dict(data["holdout"], f.at("holdout")) if f.has("holdout")
-                   else None)
-        return cls(read_files(f.get("files"), f.at("files")), f.int("n_runs", 0),
-                   f.int("n_requests", len(ids), len(ids)), f.bool("counterfactual"),
-                   f.str("request_ids_sha256"), ids, holdout)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for the payload."""
-        out = {"files": [dict(x) for x in self.files], "n_runs": self.n_runs,
-               "n_requests": self.n_requests, "counterfactual": self.counterfactual,
-               "request_ids_sha256": self.request_ids_sha256,
-               "request_ids": list(self.request_ids)}
-        if self.holdout is not None:
-            out["holdout"] = self.holdout.to_dict()
-        return out
-
-
-FIGURE_SECTIONS = {  # validation section -> the figures it must have (others may follow)
-    "operating_point": ("n_requests", "success", "cost", "top_success", "top_cost",
-                        "success_ratio", "cost_ratio", "met_floor"),
-    "calibration": ("n", "brier_before", "brier_after", "log_loss_before", "log_loss_after"),
-    "task_type": (),
-    "folds": (),
-}
-
-
-def read_figures(data: Any, where: str, required: tuple[str, ...]) -> dict[str, Any]:
-    """A section of named figures: str keys, values numbers (NaN allowed) or bools."""
-    check(type(data) is dict, where, "a mapping", data)
-    for key, value in data.items():
-        as_str(key, f"{where} key")
-        check(is_number(value) or type(value) is bool, f"{where}.{key}", "a number or bool",
-              value)
-    for key in required:
-        if key not in data:
-            raise PayloadError(f"{where}.{key}: missing; rebuild the bundle with this aco-lab")
-    if "n_requests" in required:
-        as_int(data["n_requests"], f"{where}.n_requests", 0)
-    return dict(data)
-
-
-def read_validation(data: Any, where: str = "validation") -> dict[str, dict[str, Any]]:
-    """The validation figures, section by section (operating_point and calibration required)."""
-    f = Fields(data, where, FIGURE_SECTIONS)
-    return {key: read_figures(f.get(key), f.at(key), required)
-            for key, required in FIGURE_SECTIONS.items() if key in data or required}
-
-
-def read_options(data: Any, where: str = "options") -> dict[str, Any]:
-    """The training options as recorded: str keys; scalars, lists of them, or lists of pairs."""
-    check(type(data) is dict, where, "a mapping", data)
-    for key, value in data.items():
-        _check_scalars(value, f"{where}.{as_str(key, f'{where} key')}", depth=2)
-    return dict(data)
-
-
-def _check_scalars(value: Any, where: str, depth: int) -> None:
-    if type(value) in (list, tuple) and depth > 0:
-        for i, item in enumerate(value):
-            _check_scalars(item, f"{where}[{i}]", depth - 1)
-        return
-    check(value is None or is_number(value) or type(value) in (bool, str), where,
-          "a number, bool, str or None" + (" (or a list of them)" if depth else ""), value)
-
-
 def read_controls(data: Any, where: str = "controls") -> dict[str, Any]:
     """The learned run controls, each checked by the module that applies it."""
     check(type(data) is dict, where, "a mapping", data)
@@ -392,12 +286,14 @@ class BundlePayload:
     package_versions: Mapping[str, str]
     created_at: str
     controls: Mapping[str, Any] | None = None
+    policy_mix: PolicyMix | None = None  # a mixed operating point's second policy and share
+    warnings: tuple[str, ...] = ()  # what training warned of (config/trace mismatch, shortfall)
 
     FIELDS: ClassVar = ("format", "payload_version", "feature_version", "feature_spec", "model",
                         "calibration", "policy", "task_floors", "cost_model", "tiers",
                         "task_type_model", "training_data", "validation", "options", "seed",
                         "command", "cli_args", "package_versions", "created_at",
-                        "bundle_format_version", "controls")
+                        "bundle_format_version", "controls", "policy_mix", "warnings")
 
     @classmethod
     def from_dict(cls, data: Any) -> BundlePayload:
@@ -430,6 +326,8 @@ class BundlePayload:
                               for k, v in f.mapping("package_versions").items()},
             created_at=f.str("created_at"),
             controls=read_controls(data["controls"]) if f.has("controls") else None,
+            policy_mix=(read_policy_mix(data["policy_mix"]) if f.has("policy_mix") else None),
+            warnings=(as_strings(data["warnings"], "warnings") if f.has("warnings") else ()),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -451,6 +349,10 @@ class BundlePayload:
         }
         if self.controls is not None:
             out["controls"] = dict(self.controls)
+        if self.policy_mix is not None:
+            out["policy_mix"] = self.policy_mix.to_dict()
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
         return out
 
 

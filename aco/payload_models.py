@@ -2,9 +2,13 @@
 
 The routing model (`payload["model"]`) is one of `ROUTER_MODELS`, keyed by its `kind`:
 
-    lgbm    LightGBM trees ("booster": LgbmTrees)
+    lgbm    LightGBM trees ("booster": LgbmTrees); for models pooled over several models per
+            tier, the tier column's value per tier ("tier_values"), and for a residual over a
+            per-task-type table, that table's logits ("prior": LinearWeights)
     logreg  logistic weights per output ("linear": LinearWeights)
     knn     cosine nearest neighbours ("knn": KnnTable)
+    table   per-task-type success rates as logistic weights on the task-type columns
+            ("linear": LinearWeights; "shrink": the pseudo-requests toward the overall rate)
 
 each with the `objective` it was trained for ("success": P(success) per tier from the
 features plus a tier column, or per-tier outputs; "cheapest": the cheapest succeeding tier's
@@ -23,7 +27,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from aco.payload_fields import Fields, PayloadError, as_float, as_ints, as_strings, check_finite
+from aco.payload_fields import (
+    Fields,
+    PayloadError,
+    as_float,
+    as_floats,
+    as_ints,
+    as_strings,
+    check_finite,
+)
 from aco.trace_format import TIERS
 
 N_TIERS = len(TIERS)
@@ -253,23 +265,36 @@ def _check_trees(t: dict[str, np.ndarray], num_trees: int, num_features: int, wh
 # -- the routing model: a union of kinds -------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class LgbmRouterModel:
-    """LightGBM trees: "success" scores (features, tier) rows; "cheapest" 6 classes."""
+    """LightGBM trees: "success" scores (features, tier value) rows; "cheapest" 6 classes."""
 
     objective: str
     booster: LgbmTrees
+    tier_values: tuple[float, ...] | None = None  # the last column per tier (None: 1..5)
+    prior: LinearWeights | None = None  # logits added to the trees' margins (success only)
 
     KIND: ClassVar = "lgbm"
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> LgbmRouterModel:
-        """Checked, with its trees."""
-        f = Fields(data, where, ("kind", "objective", "booster"))
-        return cls(f.str("objective", OBJECTIVES),
-                   LgbmTrees.from_dict(f.get("booster"), f.at("booster")))
+        """Checked, with its trees (and tier values, prior)."""
+        f = Fields(data, where, ("kind", "objective", "booster", "tier_values", "prior"))
+        values = (as_floats(data["tier_values"], f.at("tier_values"), N_TIERS)
+                  if f.has("tier_values") else None)
+        prior = LinearWeights.from_dict(data["prior"], f.at("prior")) if f.has("prior") else None
+        objective = f.str("objective", OBJECTIVES)
+        if objective != "success" and (values is not None or prior is not None):
+            raise PayloadError(f"{where}: tier_values and prior belong to success models only")
+        return cls(objective, LgbmTrees.from_dict(f.get("booster"), f.at("booster")), values,
+                   prior)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the payload."""
-        return {"kind": self.KIND, "objective": self.objective, "booster": self.booster.to_dict()}
+        out = {"kind": self.KIND, "objective": self.objective, "booster": self.booster.to_dict()}
+        if self.tier_values is not None:
+            out["tier_values"] = list(self.tier_values)
+        if self.prior is not None:
+            out["prior"] = self.prior.to_dict()
+        return out
 
     def check_fits(self, n_features: int, where: str) -> None:
         """Refuse trees that read other features or score other classes than the bundle's."""
@@ -278,6 +303,9 @@ class LgbmRouterModel:
               n_features + 1 if success else n_features)
         _fits(f"{where}.booster.num_class", "num_class", self.booster.num_class,
               1 if success else N_TIERS + 1)
+        if self.prior is not None:
+            _fits(f"{where}.prior.n_features", "n_features", self.prior.n_features, n_features)
+            _fits(f"{where}.prior.n_outputs", "n_outputs", self.prior.n_outputs, N_TIERS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,14 +365,46 @@ class KnnRouterModel:
         _fits(f"{where}.knn.n_targets", "n_targets", self.knn.n_targets, N_TIERS)
 
 
-RouterModel = LgbmRouterModel | LogregRouterModel | KnnRouterModel
+@dataclass(frozen=True, slots=True)
+class TableRouterModel:
+    """Per-task-type success rates per tier, as logistic weights: intercepts the overall
+    logits, each task-type column its type's difference (every other weight 0)."""
+
+    objective: str
+    linear: LinearWeights
+    shrink: float  # pseudo-requests at the tier's overall rate added to each task type
+
+    KIND: ClassVar = "table"
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> TableRouterModel:
+        """Checked, with its weights."""
+        f = Fields(data, where, ("kind", "objective", "linear", "shrink"))
+        return cls(f.str("objective", ("success",)),
+                   LinearWeights.from_dict(f.get("linear"), f.at("linear")),
+                   f.float("shrink", 0.0))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the payload."""
+        return {"kind": self.KIND, "objective": self.objective, "shrink": self.shrink,
+                "linear": self.linear.to_dict()}
+
+    def check_fits(self, n_features: int, where: str) -> None:
+        """Refuse weights over other features than the bundle's, or other than 5 tiers."""
+        _fits(f"{where}.linear.n_features", "n_features", self.linear.n_features, n_features)
+        _fits(f"{where}.linear.n_outputs", "n_outputs", self.linear.n_outputs, N_TIERS)
+
+
+RouterModel = LgbmRouterModel | LogregRouterModel | KnnRouterModel | TableRouterModel
 ROUTER_MODELS: dict[str, type[RouterModel]] = {
-    kind.KIND: kind for kind in (LgbmRouterModel, LogregRouterModel, KnnRouterModel)
+    kind.KIND: kind
+    for kind in (LgbmRouterModel, LogregRouterModel, KnnRouterModel, TableRouterModel)
 }
 
 
 def router_model_from_dict(data: Any, where: str = "model") -> RouterModel:
     """The routing model of the kind `data["kind"]` names, checked."""
-    f = Fields(data, where, ("kind", "objective", "booster", "linear", "knn", "C"))
+    f = Fields(data, where, ("kind", "objective", "booster", "linear", "knn", "C",
+                             "tier_values", "prior", "shrink"))
     kind = f.str("kind", ROUTER_MODELS)
     return ROUTER_MODELS[kind].from_dict(data, where)

@@ -36,6 +36,7 @@ from aco.config import ACOConfig
 from aco.controls import check_number
 from aco.decisions import StepDecision
 from aco.errors import ACOError, BudgetExceededError
+from aco.formatting import format_money
 from aco.rules import nearest_configured_tier
 from aco.trace_format import MAX_TIER, MIN_TIER
 
@@ -134,7 +135,7 @@ class PerStepRouter:
                 return self._refuse(min(costs), costs[min(costs)], why, left)
             reservation = self._hold(costs[tier])
         if tier < wanted:
-            why += f"; downgraded {wanted}->{tier}: ${float(left):.4f} left"
+            why += f"; downgraded {wanted}->{tier}: {format_money(float(left))} left"
         return StepDecision(tier, self.config.tier(tier).model_id, costs[tier], why,
                             reservation=reservation)
 
@@ -224,9 +225,9 @@ class PerStepRouter:
         return tier, "; ".join(why) + f" -> tier {tier}"
 
     def _refuse(self, tier: int, cost: float, why: str, left: Fraction) -> StepDecision:
-        reason = (f"{why}; refused: ${float(max(left, Fraction(0))):.4f} left of "
-                  f"${self.max_budget:.4f}, the cheapest allowed tier ({tier}) costs "
-                  f"${cost:.4f}: end the run as budget_exceeded")
+        reason = (f"{why}; refused: {format_money(float(max(left, Fraction(0))))} left of "
+                  f"{format_money(self.max_budget)}, the cheapest allowed tier ({tier}) costs "
+                  f"{format_money(cost)}: end the run as budget_exceeded")
         return StepDecision(tier, self.config.tier(tier).model_id, cost, reason, allowed=False)
 
 

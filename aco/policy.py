@@ -19,11 +19,17 @@ in t) and c[t] the request's expected USD at tier t:
    top-tier cost), so a request whose strong tier is cheap is upgraded more readily than
    one whose strong tier is dear.
 
+A bundle's operating point may be a *mix* of two such parameter sets (`PolicyMix`): a fixed
+share of requests, picked by a hash of the request text (`mix_coin`, so one request always
+routes the same way), is decided with the second set. Mixing two points of a cost-success
+curve reaches any point on the segment between them, which a single set often cannot.
+
 Full meanings and units: docs/config.md.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -56,6 +62,34 @@ class PolicyParams:
     def from_dict(cls, data: Mapping[str, float]) -> PolicyParams:
         """Rebuild from to_dict's output."""
         return cls(**{name: float(data[name]) for name in cls.__slots__})
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyMix:
+    """The second parameter set of a mixed operating point and the share of requests it takes."""
+
+    params: PolicyParams
+    share: float  # 0..1: requests whose mix_coin is below it are decided with `params`
+    salt: int = 0  # mixed into the hash, so two bundles need not pick the same requests
+
+    def to_dict(self) -> dict:
+        """Plain data for a bundle."""
+        return {"policy": self.params.to_dict(), "share": float(self.share), "salt": int(self.salt)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping | None) -> PolicyMix | None:
+        """Rebuild from to_dict's output; None for a bundle without a mix."""
+        if not data:
+            return None
+        return cls(PolicyParams.from_dict(data["policy"]), float(data["share"]),
+                   int(data.get("salt", 0)))
+
+
+def mix_coin(request: str, salt: int = 0) -> float:
+    """A number in [0, 1) fixed by the request text and the salt (blake2b, first 8 bytes)."""
+    digest = hashlib.blake2b(request.encode("utf-8", "surrogatepass"), digest_size=8,
+                             salt=salt.to_bytes(8, "little", signed=True)[:8].ljust(16, b"\0"))
+    return int.from_bytes(digest.digest(), "little") / 2.0**64
 
 
 def clip_probability(p: np.ndarray) -> np.ndarray:

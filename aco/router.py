@@ -39,10 +39,12 @@ from aco.payload import BundlePayload, Novelty, read_payload
 from aco.payload_fields import PayloadError
 from aco.policy import (
     REASONS,
+    PolicyParams,
     calibrate_margins_one,
     calibrate_one,
     choose_tier,
     make_monotone_one,
+    mix_coin,
 )
 from aco.rules import read_cues
 from aco.trace_format import TIERS
@@ -62,8 +64,7 @@ def predict_success(model: Mapping[str, Any], X: np.ndarray) -> np.ndarray:
         return scoring.predict_knn(model["knn"], X)
     if objective == "success":
         if kind == "lgbm":
-            raw = scoring.predict_lgbm_raw(model["booster"], all_tier_rows(X))
-            return scoring.sigmoid(raw).reshape(len(X), N_TIERS)
+            return scoring.sigmoid(lgbm_success_margins(model, X))
         return scoring.sigmoid(scoring.predict_linear(model["linear"], X))
     # "cheapest": class probabilities (0 = no tier succeeds, 1..5) -> P(cheapest <= t).
     if kind == "lgbm":
@@ -73,12 +74,30 @@ def predict_success(model: Mapping[str, Any], X: np.ndarray) -> np.ndarray:
     return success_from_cheapest(scoring.softmax(raw))
 
 
-def all_tier_rows(X: np.ndarray) -> np.ndarray:
-    """The success model's rows: each request's features at each tier 1..5 (last column)."""
+def all_tier_rows(X: np.ndarray, tier_values: np.ndarray = _TIERS) -> np.ndarray:
+    """The success model's rows: each request's features at each tier 1..5, the last column
+    holding the tier's value (the tier itself, or the skill of the model standing for it)."""
     rows = np.empty((len(X) * N_TIERS, X.shape[1] + 1))
     rows[:, :-1] = np.repeat(X, N_TIERS, axis=0)
-    rows[:, -1] = np.tile(_TIERS, len(X))
+    rows[:, -1] = np.tile(tier_values, len(X))
     return rows
+
+
+def tier_values(model: Mapping[str, Any]) -> np.ndarray:
+    """The values a LightGBM success model reads in its last column for tiers 1..5: the tier
+    number, or (models pooled over several models per tier) the skill of each tier's model."""
+    values = model.get("tier_values")
+    return _TIERS if values is None else np.asarray(values, dtype=np.float64)
+
+
+def lgbm_success_margins(model: Mapping[str, Any], X: np.ndarray) -> np.ndarray:
+    """(n, 5) raw margins of a LightGBM success model: its trees at each tier, plus the logits
+    of its prior (a per-task-type table, for a model learned as a residual over it)."""
+    X = np.asarray(X, dtype=np.float64)
+    raw = scoring.predict_lgbm_raw(model["booster"], all_tier_rows(X, tier_values(model)))
+    raw = raw.reshape(len(X), N_TIERS)
+    prior = model.get("prior")
+    return raw if prior is None else raw + scoring.predict_linear(prior, X)
 
 
 def success_from_cheapest(classes: np.ndarray) -> np.ndarray:
@@ -241,7 +260,15 @@ def expected_cost_table(
     tokens = np.where(np.isnan(tokens), estimate, tokens)
     price_in, price_out = tier_prices(tiers)
     out = output_token_table(cost_model, task_types)
-    return (tokens[:, None] * price_in + out * price_out) / 1000.0
+    return (tokens[:, None] * price_in + out * price_out) / 1000.0 * cost_factors(cost_model)
+
+
+def cost_factors(cost_model: Mapping[str, Any]) -> np.ndarray:
+    """(5,) per-tier factors from priced tokens to what runs cost (1 in bundles without them):
+    the training runs' observed cost over their priced-token estimate, e.g. an agent's many
+    calls, or token counts the traces lack."""
+    factors = cost_model.get("tier_cost_factor")
+    return np.ones(N_TIERS) if factors is None else np.asarray(factors, dtype=np.float64)
 
 
 def tier_prices(tiers: Sequence[TierSpec]) -> tuple[np.ndarray, np.ndarray]:
@@ -283,6 +310,8 @@ class Router:
                    None: self.cost_model["default_output_tokens"]}
         self._output_costs = {t: [o * po for o, po in zip(out, self._prices_out, strict=True)]
                               for t, out in by_type.items()}
+        self._cost_factors = cost_factors(self.cost_model).tolist()
+        self.mix = self.payload.policy_mix
         self.version: int | None = None  # from the manifest, when loaded from a file
         self._label = "bundle"
         self._lgbm_success = self.model["kind"] == "lgbm" and self.model["objective"] == "success"
@@ -309,17 +338,19 @@ class Router:
         p = make_monotone_one(self._calibrated(x))
         costs = self._costs(request, task_type, input_tokens)
         floor, allowed = self._allowed(task_type)
-        i, code = choose_tier(p, costs, allowed, self.params)
+        params, mixed = self._params_for(request)
+        i, code = choose_tier(p, costs, allowed, params)
         return RoutingDecision(
             tier=i + 1, model_id=self._models[i + 1], confidence=p[i], cost_estimate=costs[i],
-            task_type=task_type, reason=self._reason(code, i, p, floor) + note, mode=MODE_BUNDLE,
+            task_type=task_type, reason=self._reason(code, i, p, floor, params) + mixed + note,
+            mode=MODE_BUNDLE,
             probabilities=tuple(p), task_type_from=source,
         )
 
     def _calibrated(self, x: np.ndarray) -> list[float]:
         """Calibrated P(success) per tier for one feature vector."""
         if self._lgbm_success:  # raw margins: the sigmoid is fused into the calibration
-            raw = scoring.predict_lgbm_raw(self.model["booster"], all_tier_rows(x[None, :]))
+            raw = lgbm_success_margins(self.model, x[None, :])[0]
             return calibrate_margins_one(raw.tolist(), self.calibration)
         return calibrate_one(predict_success(self.model, x)[0].tolist(), self.calibration)
 
@@ -330,7 +361,16 @@ class Router:
         output = self._output_costs.get(task_type) if task_type else None
         if output is None:
             output = self._output_costs[None]
-        return [(tokens * pi + oc) / 1000.0 for pi, oc in zip(self._prices_in, output, strict=True)]
+        return [(tokens * pi + oc) / 1000.0 * f
+                for pi, oc, f in zip(self._prices_in, output, self._cost_factors, strict=True)]
+
+    def _params_for(self, request: str) -> tuple[PolicyParams, str]:
+        """The operating point's parameters for this request, and a note when the bundle mixes
+        two points and this request's hash puts it in the second one's share."""
+        if self.mix is None or mix_coin(request, self.mix.salt) >= self.mix.share:
+            return self.params, ""
+        return self.mix.params, (f"; mixed operating point: its second policy, taken by "
+                                 f"{self.mix.share:.0%} of requests")
 
     def _allowed(self, task_type: str | None) -> tuple[int, list[bool]]:
         """(task floor, tiers allowed): configured tiers at or above the floor, else the top."""
@@ -343,14 +383,15 @@ class Router:
             self._allowed_by_floor[floor] = allowed  # floors are few: 1..5
         return floor, allowed
 
-    def _reason(self, code: int, i: int, p: list[float], floor: int) -> str:
+    def _reason(self, code: int, i: int, p: list[float], floor: int, params: PolicyParams
+                ) -> str:
         where = f"{self._label}: P(success) {p[i]:.2f} at tier {i + 1}, best {max(p):.2f}"
         floor_note = f"; task floor {floor}" if floor > 1 else ""
         if REASONS[code] == "safety":
             return (f"{where}; every allowed tier is below safety_threshold "
-                    f"{self.params.safety_threshold:.2f}: top allowed tier{floor_note}")
-        value, scale = self.params.success_value, self.params.cost_scale
+                    f"{params.safety_threshold:.2f}: top allowed tier{floor_note}")
+        value, scale = params.success_value, params.cost_scale
         rule = ("the cheapest" if value == 0
                 else f"the best value ({value:.3g} x P - cost / {scale:.3g})")
-        return (f"{where}; {rule} of the tiers keeping >= {self.params.downgrade_threshold:.2f} "
+        return (f"{where}; {rule} of the tiers keeping >= {params.downgrade_threshold:.2f} "
                 f"of the best{floor_note}")

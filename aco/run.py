@@ -19,7 +19,7 @@ from aco import __version__
 from aco import trace_format as tf
 from aco.cascade import Answer
 from aco.config import ACOConfig
-from aco.controls import Controls, check_number, read_answer_signals
+from aco.controls import Controls
 from aco.decisions import (
     CascadeDecision,
     ContextBudget,
@@ -31,7 +31,18 @@ from aco.decisions import (
 from aco.errors import ACOError
 from aco.prices import COST_REPORTED, cost_metadata, cost_path, price_call
 from aco.rules import RequestCues, read_cues
-from aco.trace_format import FINAL_OUTCOMES, MAX_TIER, MIN_TIER
+from aco.run_steps import (
+    build_model_call,
+    build_tool_call,
+    check_flag,
+    check_model_call,
+    check_text,
+    check_tier,
+    check_tool_call,
+    copy_step,
+    progressed,
+)
+from aco.trace_format import FINAL_OUTCOMES
 
 SOURCE_RUNTIME = "runtime"  # the `source` of every trace this runtime writes
 
@@ -154,7 +165,7 @@ class Run:
         tier's configured prices); the trace's metadata.cost_sources says which.
         """
         if cost is None:
-            _tier(tier, "model_call.tier")
+            check_tier(tier, "model_call.tier")
             spec = self.optimizer.config.tier(tier)
             model = model_id or spec.model_id
             priced = price_call(model, input_tokens, output_tokens, cached_input_tokens,
@@ -174,11 +185,7 @@ class Run:
     def record_tool_call(self, tool_name: str, success: bool, cost: float = 0.0, *,
                          latency_ms: float | None = None, new_step: bool = False) -> int:
         """Record a tool call: it joins the latest step (the call that asked for it)."""
-        tool = {tf.TOOL_NAME: _text(tool_name, "tool_calls[].tool_name"),
-                tf.TOOL_SUCCESS: _flag(success, "tool_calls[].success"),
-                tf.COST: check_number(cost, "tool_calls[].cost")}
-        if latency_ms is not None:
-            tool[tf.LATENCY_MS] = check_number(latency_ms, "tool_calls[].latency_ms")
+        tool = build_tool_call(tool_name, success, cost, latency_ms)
         with self._lock:
             self._check_open()
             last = self._steps[-1] if self._steps else None
@@ -186,7 +193,7 @@ class Run:
                 return self._append_step(None, None, [tool], False, None, None)
             last[tf.TOOL_CALLS].append(tool)
             self._costs.append(tool[tf.COST])
-            self._progress[-1] = _progressed(last)
+            self._progress[-1] = progressed(last)
             return last[tf.STEP_NUM]
 
     def record_verification(self, passed: bool, *, tier: int | None = None, cost: float = 0.0,
@@ -209,16 +216,14 @@ class Run:
         """Record one step in trace-format-v1 shape; returns its step_num."""
         call = dict(model_call) if model_call is not None else None
         if call is not None:
-            _check_call(call)
+            check_model_call(call)
         tools = [dict(t) for t in tool_calls]
         for tool in tools:
-            _text(tool.get(tf.TOOL_NAME), "tool_calls[].tool_name")
-            _flag(tool.get(tf.TOOL_SUCCESS), "tool_calls[].success")
-            tool[tf.COST] = check_number(tool.get(tf.COST, 0.0), "tool_calls[].cost")
+            check_tool_call(tool)
         if action is not None:
-            _text(action, "action", allow_empty=True)
+            check_text(action, "action", allow_empty=True)
         if verifier_passed is not None:
-            _flag(verifier_passed, "verifier_passed")
+            check_flag(verifier_passed, "verifier_passed")
         with self._lock:
             self._check_open()
             return self._append_step(action, call, tools, bool(verifier_called), verifier_passed,
@@ -231,35 +236,19 @@ class Run:
                 tf.TOOL_CALLS: tools, tf.VERIFIER_CALLED: verifier_called,
                 tf.VERIFIER_PASSED: verifier_passed}
         self._steps.append(step)
-        self._progress.append(_progressed(step) if progress is None else bool(progress))
+        self._progress.append(progressed(step) if progress is None else bool(progress))
         self._costs.extend([call[tf.COST]] if call else [])
         if call:
             self._cost_sources[cost_path(len(self._steps) - 1)] = COST_REPORTED
         self._costs.extend(t[tf.COST] for t in tools)
         return step[tf.STEP_NUM]
 
-    def _model_call(self, tier: int, cost: float, model_id: str | None, *,
-                    input_tokens: int | None = None, output_tokens: int | None = None,
-                    cached: int | None = None, latency_ms: float | None = None,
-                    escalated_from: int | None = None,
-                    logprobs: Sequence[float] | None = None) -> dict[str, Any]:
-        """A validated model_call object (trace format v1)."""
-        _tier(tier, "model_call.tier")
-        call: dict[str, Any] = {
-            tf.MODEL_ID: model_id or self.optimizer.config.tier(tier).model_id,
-            tf.TIER: tier, tf.COST: check_number(cost, "model_call.cost"),
-            tf.INPUT_TOKENS: _count(input_tokens, "model_call.input_tokens"),
-            tf.OUTPUT_TOKENS: _count(output_tokens, "model_call.output_tokens"),
-            tf.CACHED_INPUT_TOKENS: _count(cached, "model_call.cached_input_tokens"),
-        }
-        if latency_ms is not None:
-            call[tf.LATENCY_MS] = check_number(latency_ms, "model_call.latency_ms")
-        if escalated_from is not None:
-            call[tf.ESCALATED_FROM] = _tier(escalated_from, "model_call.escalated_from")
-        if logprobs:
-            signals = read_answer_signals(logprobs, None)
-            call[tf.MEAN_LOGPROB], call[tf.MIN_LOGPROB] = signals.mean_logprob, signals.min_logprob
-        return call
+    def _model_call(self, tier: int, cost: float, model_id: str | None,
+                    **fields: Any) -> dict[str, Any]:
+        """A validated model_call object; the model id defaults to the tier's."""
+        if not model_id:
+            model_id = self.optimizer.config.tier(check_tier(tier, "model_call.tier")).model_id
+        return build_model_call(tier, cost, model_id, **fields)
 
     # -- decisions about this run -------------------------------------------------------
     def cascade(self, cheap_logprobs: Sequence[float] | None, cheap_response: str | None,
@@ -303,7 +292,7 @@ class Run:
     def end(self, success: bool | None, final_outcome: str | None = None) -> dict[str, Any]:
         """Close the run, append its trace (format v1) to the trace log and return it."""
         if success is not None:
-            _flag(success, "success")
+            check_flag(success, "success")
         outcome = final_outcome or ("completed" if success or success is None else "failed")
         if outcome not in FINAL_OUTCOMES:
             raise ACOError(f"final_outcome: expected one of {', '.join(FINAL_OUTCOMES)}, "
@@ -321,7 +310,7 @@ class Run:
             tf.REQUEST_ID: tf.derive_request_id(self.request), tf.REQUEST: self.request,
             tf.TASK_TYPE: self.routing.task_type, tf.DIFFICULTY: self.difficulty,
             tf.PREDICTED_TIER: self.routing.tier, tf.TIMESTAMP: self.started_at,
-            tf.SOURCE: SOURCE_RUNTIME, tf.STEPS: [_copy_step(s) for s in self._steps],
+            tf.SOURCE: SOURCE_RUNTIME, tf.STEPS: [copy_step(s) for s in self._steps],
             tf.FINAL_OUTCOME: outcome, tf.TASK_SUCCESS: success,
             tf.TOTAL_COST: math.fsum(self._costs),
             tf.METADATA: {"aco_version": __version__, "router_mode": self.routing.mode,
@@ -347,51 +336,3 @@ class Run:
         # end records "completed" with an unknown outcome (task_success null).
         if not self._ended:
             self.end(False if exc_type else None)
-
-
-def _progressed(step: Mapping[str, Any]) -> bool:
-    """A step makes no progress when all its tool calls failed or its verifier failed."""
-    tools = step[tf.TOOL_CALLS]
-    if tools and not any(t[tf.TOOL_SUCCESS] for t in tools):
-        return False
-    return not (step[tf.VERIFIER_CALLED] and step[tf.VERIFIER_PASSED] is False)
-
-
-def _copy_step(step: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(step)
-    out[tf.TOOL_CALLS] = [dict(t) for t in step[tf.TOOL_CALLS]]
-    if step[tf.MODEL_CALL] is not None:
-        out[tf.MODEL_CALL] = dict(step[tf.MODEL_CALL])
-    return out
-
-
-def _check_call(call: dict[str, Any]) -> None:
-    _text(call.get(tf.MODEL_ID), "model_call.model_id")
-    _tier(call.get(tf.TIER), "model_call.tier")
-    call[tf.COST] = check_number(call.get(tf.COST), "model_call.cost")
-    for key in (tf.INPUT_TOKENS, tf.OUTPUT_TOKENS, tf.CACHED_INPUT_TOKENS):
-        _count(call.get(key), f"model_call.{key}")
-
-
-def _tier(value: Any, field: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not MIN_TIER <= value <= MAX_TIER:
-        raise ACOError(f"{field}: expected an int {MIN_TIER}..{MAX_TIER}, got {value!r}")
-    return value
-
-
-def _count(value: Any, field: str) -> int | None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-        raise ACOError(f"{field}: expected an int >= 0 or None, got {value!r}")
-    return value
-
-
-def _flag(value: Any, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise ACOError(f"{field}: expected true or false, got {value!r}")
-    return value
-
-
-def _text(value: Any, field: str, allow_empty: bool = False) -> str:
-    if not isinstance(value, str) or not (value or allow_empty):
-        raise ACOError(f"{field}: expected a non-empty string, got {value!r}")
-    return value

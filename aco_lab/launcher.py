@@ -1,8 +1,9 @@
 """The `aco-lab` console script: the lab's command line, or one line on how to install the lab.
 
 `pip install aco` installs the runtime only; the lab's stack (polars, pyarrow, scikit-learn,
-lightgbm, matplotlib, threadpoolctl) comes with the `lab` extra. This module imports none of
-it, so that without the stack `aco-lab` says what to install instead of a traceback.
+lightgbm, matplotlib, threadpoolctl, altair, vl-convert) comes with the `lab` extra. This module
+imports none of it, so that without the stack `aco-lab` says what to install instead of a
+traceback.
 """
 
 import importlib.util
@@ -11,7 +12,8 @@ import sys
 LAB_INSTALL = "pip install 'aco[lab]' (from a checkout: pip install '.[lab]')"
 # Import names of the `lab` extra's packages (pyproject.toml), all checked before any command
 # runs: some load only inside a command (lightgbm, to train), which is too late to say so.
-LAB_MODULES = ("polars", "pyarrow", "sklearn", "lightgbm", "matplotlib", "threadpoolctl")
+LAB_MODULES = ("polars", "pyarrow", "sklearn", "lightgbm", "matplotlib", "threadpoolctl",
+               "altair", "vl_convert")
 
 
 def missing_lab_modules() -> list[str]:

@@ -177,10 +177,10 @@ def chunk_breakdown(path: Path, repeat: int = 9) -> None:
     os.environ.setdefault("POLARS_MAX_THREADS", "1")  # as in a worker: one core each
     import polars as pl
 
+    from aco_lab.traces.chunk_plan import plan_chunks
     from aco_lab.traces.chunks import _cycle_collector_paused, read_chunk
     from aco_lab.traces.ingest import write_chunk
     from aco_lab.traces.parser import decode_chunk, split_lines
-    from aco_lab.traces.reading import plan_chunks
 
     task = next(plan_chunks([path]))
     data = task.read()

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 ROUTERBENCH = SHARED_DATA / "routerbench-dev"
 TAU_BENCH = SHARED_DATA / "tau-bench-airline"
+SWEBENCH = SHARED_DATA / "swebench-dev"
 GOLDEN_BUNDLE = REPO / "tests" / "golden" / "router_bundle_v1.pkl"
 
 
@@ -37,6 +38,15 @@ def routerbench_dir() -> Path:
     if not (ROUTERBENCH / "traces.jsonl.gz").exists():
         pytest.skip("../shared/data/routerbench-dev is absent")
     return ROUTERBENCH
+
+
+@pytest.fixture(scope="session")
+def swebench_dir() -> Path:
+    """The real SWE-bench agent traces (24 models in 5 tiers) and config; skips the test when
+    ../shared is absent."""
+    if not (SWEBENCH / "traces.jsonl.gz").exists():
+        pytest.skip("../shared/data/swebench-dev is absent")
+    return SWEBENCH
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import threading
 import click
 
 from aco import __version__
-from aco.command_group import ACOGroup, configure_logging
+from aco.command_group import QUIET_HELP, ACOGroup, configure_logging
 from aco_lab.cli import (
     data_commands,
     eval_commands,
@@ -19,8 +19,12 @@ from aco_lab.cli import (
 @click.group(cls=ACOGroup)
 @click.version_option(__version__, prog_name="aco-lab")
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-v info, -vv debug).")
-def main(verbose: int) -> None:
-    """Learn which model tier each agent request needs, from traces (trace format v1)."""
+@click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
+def main(verbose: int, quiet: bool) -> None:
+    """Learn which model tier each agent request needs, from traces (trace format v1).
+
+    Results go to stdout (--json: one JSON object), logs and progress to stderr.
+    """
     configure_logging(verbose)
     if threading.current_thread() is threading.main_thread():
         # SIGTERM ends a command like an error does: staging folders and temp files are

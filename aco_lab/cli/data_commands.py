@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from aco.formatting import format_count
 from aco_lab.cli.engine_options import engine_options, open_engine
 from aco_lab.cli.options import on_error_option
 from aco_lab.traces.ingest import ingest_traces
@@ -15,7 +16,8 @@ STRICT_HELP = ("Also refuse lines with keys trace format v1 does not define (a m
 
 
 def _summary(read: int, accepted: int, rejected: int) -> str:
-    return f"read={read} accepted={accepted} rejected={rejected}"
+    return (f"read={format_count(read)} accepted={format_count(accepted)} "
+            f"rejected={format_count(rejected)}")
 
 
 @click.command("validate")
@@ -23,9 +25,10 @@ def _summary(read: int, accepted: int, rejected: int) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of lines.")
 @click.option("--strict", is_flag=True, help=STRICT_HELP)
 def validate_command(paths: tuple[str, ...], as_json: bool, strict: bool) -> None:
-    """Check every line of trace files (files, globs, dirs); exit 1 if any line is bad.
+    """Check traces line by line against trace format v1.
 
-    Prints each problem as FILE:LINE: field.path: message, then each warning prefixed with
+    PATHS: files, globs, directories or datasets; exit status 1 if any line is bad. Prints
+    each problem as FILE:LINE: field.path: message, then each warning prefixed with
     `warning: `, then `read=N accepted=A rejected=R`, all on stdout.
     """
     tables = collect_traces(paths, strict=strict)
@@ -61,7 +64,10 @@ def ingest_command(
     paths: tuple[str, ...], out_dir: Path, on_error: str, force: bool, as_json: bool,
     strict: bool, workers: int | None, engine: str, scheduler: str | None,
 ) -> None:
-    """Write trace files as a Parquet dataset (partitioned by source), atomically."""
+    """Write traces as a Parquet dataset, partitioned by source.
+
+    The dataset directory is written atomically; every later command reads it as traces.
+    """
     with open_engine(engine, scheduler, workers) as cluster:
         result = ingest_traces(list(paths), out_dir, on_error=on_error, force=force,
                                strict=strict, workers=workers,

@@ -39,12 +39,29 @@ def open_engine(engine: str, scheduler: str | None, workers: int | None = None
             raise click.UsageError("--scheduler needs --engine dask")
         yield None
         return
-    try:
+    with _installed():
         from aco_lab.traces.dask_engine import dask_engine
-    except ImportError as exc:
-        raise DataError(f"--engine dask: {exc.name or 'dask'} is not installed; install it "
-                        f"with: {DASK_INSTALL}") from None
     # Dask sets its own loggers to INFO: make them follow -v like the lab's.
     logging.getLogger("distributed").setLevel(logging.getLogger().getEffectiveLevel())
     with dask_engine(scheduler, workers) as connected:
         yield connected
+
+
+@contextmanager
+def open_trainer(engine: str, scheduler: str | None) -> Iterator[Any]:
+    """None for the local engine; an aco_lab.train.dask_fit.DaskTrainer for dask."""
+    if engine == "dask":
+        with _installed():
+            from aco_lab.train.dask_fit import DaskTrainer
+    with open_engine(engine, scheduler) as cluster:
+        yield None if cluster is None else DaskTrainer(cluster)
+
+
+@contextmanager
+def _installed() -> Iterator[None]:
+    """An import of the dask extra's packages; one line on how to install them if missing."""
+    try:
+        yield
+    except ImportError as exc:
+        raise DataError(f"--engine dask: {exc.name or 'dask'} is not installed; install it "
+                        f"with: {DASK_INSTALL}") from None

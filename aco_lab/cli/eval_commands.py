@@ -6,6 +6,8 @@ from pathlib import Path
 import click
 
 from aco.bundle import DEFAULT_MODELS_DIR
+from aco.monitoring import format_metrics
+from aco.progress import stage
 from aco_lab.cli.command_line import command_line
 from aco_lab.cli.options import on_error_option
 from aco_lab.evaluate.results import (
@@ -73,7 +75,7 @@ def _options(allow_overlap: bool, verifier_error: float, compare_models: str) ->
     "--bundle",
     "bundle_ref",
     required=True,
-    help="Bundle version (v11 -> router_models/router_bundle_v11.pkl) or a path.",
+    help="Bundle: a version like v11 or 'latest' (in --models-dir), or a .pkl path.",
 )
 @click.argument("paths", nargs=-1)
 @click.option(
@@ -114,7 +116,11 @@ def evaluate_command(
     on_error: str,
     as_json: bool,
 ) -> None:
-    """Replay (or, on ordinary logs, estimate) a router on traces it did not train on."""
+    """Measure a bundle on held-out traces against baselines.
+
+    Replayed on counterfactual traces, estimated on ordinary logs. PATHS: traces the bundle did
+    not train on (default: the held-out traces it recorded). Writes the report to --out.
+    """
     from aco_lab.evaluate.evaluation import evaluate_bundle
     from aco_lab.report.evaluation_report import (
         build_evaluation_metrics,
@@ -128,9 +134,10 @@ def evaluate_command(
                           models_dir, on_error, as_json)
         return
     options = _options(allow_overlap, verifier_error, compare_models)
-    click.echo(f"evaluating {bundle_ref} on {len(paths) or 'its held-out'} path(s)...", err=True)
+    stage(f"evaluating {bundle_ref} on {len(paths) or 'its held-out'} path(s)")
     ev = evaluate_bundle(bundle_ref, list(paths), config_path, options, models_dir, on_error)
     command = command_line(ctx)
+    stage("writing the report")
     written = write_evaluation(ev, out_dir, command)
     for warning in ev.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -151,7 +158,7 @@ def _evaluate_cascade(ctx: click.Context, bundle_ref: str, paths: tuple[str, ...
     from aco_lab.evaluate.bundle_controls import evaluate_bundle_controls
     from aco_lab.report.controls import format_cascade_table, write_cascade_evaluation
 
-    click.echo(f"evaluating the cascade of {bundle_ref}...", err=True)
+    stage(f"evaluating the cascade of {bundle_ref}")
     ev, meta = evaluate_bundle_controls(bundle_ref, list(paths), config_path, models_dir,
                                         only=("cascade",), allow_overlap=allow_overlap,
                                         on_error=on_error)
@@ -200,7 +207,10 @@ def compare_command(
     on_error: str,
     as_json: bool,
 ) -> None:
-    """Two bundles side by side on the same traces (e.g. `aco-lab compare v10 v11 eval.jsonl`)."""
+    """Compare two bundles on the same traces.
+
+    BUNDLES: two versions or paths, then the traces, as in `aco-lab compare v10 v11 eval.jsonl`.
+    """
     from aco_lab.report.comparison import compare_bundles, format_comparison, write_comparison
 
     options = _options(allow_overlap, verifier_error, compare_models)
@@ -228,21 +238,25 @@ def compare_command(
     "config_path",
     type=click.Path(path_type=Path),
     default=None,
-    help="config.yaml whose alerts: section draws the alert lines.",
+    help="config.yaml with the tier table and alert lines (default: the built-in one).",
 )
 @on_error_option
+@click.option("--json", "as_json", is_flag=True, help="Print metrics.json on stdout.")
 def report_command(paths: tuple[str, ...], out_dir: Path, config_path: Path | None,
-                   on_error: str) -> None:
-    """The monitoring dashboard of any traces as a self-contained HTML page."""
+                   on_error: str, as_json: bool) -> None:
+    """Write the monitoring dashboard of traces (self-contained HTML).
+
+    Prints the overall metrics and alerts, as `aco-lab stats` does.
+    """
     from aco_lab.report.dashboard import report_traces
+    from aco_lab.report.evaluation_report import METRICS_FILE
 
     dashboard, written = report_traces(list(paths), out_dir, config_path, on_error)
-    m = dashboard.overall
-    click.echo(f"runs: {m.runs}")
-    click.echo(f"success_rate: {m.success_rate}")
-    click.echo(f"cost_per_success: {m.cost_per_success}")
-    for alert in m.alerts:
-        click.echo(f"ALERT {alert.name}: {alert.message}")
+    if as_json:
+        metrics = next(p for p in written if p.name == METRICS_FILE)
+        click.echo(json.dumps(json.loads(metrics.read_text()), sort_keys=True))
+    else:
+        click.echo(format_metrics(dashboard.overall.to_dict()))
     click.echo(f"wrote {', '.join(str(p) for p in written)}", err=True)
 
 
@@ -262,17 +276,25 @@ def report_command(paths: tuple[str, ...], out_dir: Path, config_path: Path | No
     show_default=True,
     help="Share of the requests held out.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the split (the same seed puts each request on the same side).")
 @on_error_option
+@click.option("--json", "as_json", is_flag=True, help="Print the two paths as one JSON object.")
 def holdout_command(paths: tuple[str, ...], out_dir: Path, eval_fraction: float, seed: int,
-                    on_error: str) -> None:
-    """Split traces by request into train and eval files (no request on both sides);
-    datasets given: train/ and eval/ datasets."""
+                    on_error: str, as_json: bool) -> None:
+    """Split traces by request into train and eval files.
+
+    No request is on both sides. Writes train.jsonl.gz and eval.jsonl.gz (from datasets:
+    train/ and eval/ datasets).
+    """
     from aco_lab.traces.holdout import split_trace_files
 
     train, held = split_trace_files(list(paths), out_dir, eval_fraction, seed, on_error)
-    click.echo(f"train: {train}")
-    click.echo(f"eval: {held}")
+    if as_json:
+        click.echo(json.dumps({"train": str(train), "eval": str(held)}))
+    else:
+        click.echo(f"train: {train}")
+        click.echo(f"eval: {held}")
 
 
 COMMANDS: list = [evaluate_command, compare_command, report_command, holdout_command]

@@ -11,9 +11,10 @@ made learning the cascade slow.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cache
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 DEFAULT_C = 1.0  # inverse L2 strength on standardized features: mild, the data sets are small
 MIN_SD = 1e-9  # a feature with less spread than this is constant and left out
@@ -52,11 +53,18 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, names: Sequence[str], C: float = 
     Z = (X[:, keep] - mean) / scale
     # One BLAS thread: these matrices are small, and on a busy machine a thread pool per
     # product made fits 40x slower (measured), not faster.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _threads().limit(limits=1, user_api="blas"):
         coef, intercept = _newton(Z, y, 1.0 / C, sample_weight)
     w = coef / scale
     bias = float(intercept - np.dot(coef, mean / scale))
     return {"features": [names[j] for j in keep], "weights": [float(v) for v in w], "bias": bias}
+
+
+@cache
+def _threads() -> ThreadpoolController:
+    # Found once: a threadpool_limits per fit scans the process's libraries each time, a third
+    # of the cascade's learning time (thousands of small fits).
+    return ThreadpoolController()
 
 
 def _newton(Z: np.ndarray, y: np.ndarray, alpha: float, weight: np.ndarray | None

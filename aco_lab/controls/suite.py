@@ -19,6 +19,7 @@ import polars as pl
 
 from aco.config import ACOConfig
 from aco.errors import DataError
+from aco.progress import stage
 from aco_lab.controls.cascade import CascadeSettings, learn_cascade
 from aco_lab.controls.cascade_data import build_cascade_data
 from aco_lab.controls.cascade_replay import (
@@ -76,6 +77,7 @@ def learn_controls(tables: TraceTables, config: ACOConfig, seed: int,
     }
     controls = {}
     for name, learn in learners.items():
+        stage(f"learning the {name} control")
         start = time.perf_counter()
         try:
             controls[name] = learn()
@@ -115,6 +117,7 @@ def evaluate_controls(controls: Mapping[str, Any], tables: TraceTables,
         if name not in controls:
             skipped[name] = "not learned (the training traces could not teach it)"
             continue
+        stage(f"replaying the {name} control")
         try:
             found[name] = evaluate(controls[name])
         except DataError as exc:

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from aco.config import ACOConfig
+from aco.progress import stage
 from aco.rules import nearest_configured_tier, route_by_rules
 from aco_lab.evaluate.replay import (
     KIND_EXPECTED,
@@ -41,8 +42,8 @@ from aco_lab.evaluate.router_scores import (
     score_outcomes,
     train_options_like,
 )
-from aco_lab.evaluate.sweep import Curve, build_frontier, choose_point
 from aco_lab.traces.labels import OutcomeMatrix, build_outcome_matrix
+from aco_lab.train.curves import Curve, build_frontier, choose_point
 
 # Trade-offs (success points per USD per request) swept for the per-task-type baseline:
 # 0 buys the best tier whatever it costs, the largest makes every type pick its cheapest tier.
@@ -350,6 +351,7 @@ def trained_baseline(
     """A kNN or logistic router trained by aco_lab.train.router on the bundle's training runs."""
     from aco_lab.train.router import build_router
 
+    stage(f"training the {model} comparison router")
     other = build_router(training_runs, config, train_options_like(payload, model)).payload
     scores = score_outcomes(other, config, ev)
     chosen, _ = scores.decide()

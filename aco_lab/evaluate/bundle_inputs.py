@@ -14,6 +14,7 @@ from aco.bundle import BUNDLE_PREFIX, BUNDLE_SUFFIX, read_manifest
 from aco.config import ACOConfig, TierSpec
 from aco.errors import DataError
 from aco.policy import PolicyParams
+from aco.progress import stage
 from aco_lab.evaluate.results import BundleInfo
 from aco_lab.traces import schema as S
 from aco_lab.traces.reading import read_traces
@@ -51,6 +52,7 @@ def read_training_runs(payload: dict) -> pl.DataFrame | None:
         log.warning("training files %s are not all present: trained baselines skipped", files)
         return None
     ids = set(training.get("request_ids", []))
+    stage("reading the bundle's training traces")
     runs = read_traces(files, on_error="skip").runs
     return runs.filter(pl.col(S.REQUEST_ID).is_in(list(ids)))
 
@@ -62,15 +64,20 @@ def bundle_name(path: Path) -> str:
 
 
 def bundle_info(path: Path, payload: dict) -> BundleInfo:
-    name = bundle_name(path)
+    """How reports name and describe a bundle (its winning candidate, floor and shortfall)."""
+    validation = payload.get("validation", {})
+    point = validation.get("operating_point", {})
+    selection = validation.get("selection", {})
     return BundleInfo(
-        name=name,
+        name=bundle_name(path),
         path=str(path),
         sha256=read_manifest(path)["sha256"],
-        model=str(payload["model"].get("kind", "?")),
+        model=str(selection.get("winner") or payload["model"].get("kind", "?")),
         n_training_requests=len(payload.get("training_data", {}).get("request_ids", [])),
         params=PolicyParams.from_dict(payload["policy"]),
         task_floors=tuple(sorted(payload.get("task_floors", {}).items())),
+        floor=float(point.get("floor", 0.0)),
+        shortfall=0.0 if point.get("met_floor", True) else float(point.get("shortfall", 0.0)),
     )
 
 

@@ -30,6 +30,8 @@ from aco.bundle import (
 )
 from aco.config import ACOConfig, load_config
 from aco.errors import DataError
+from aco.formatting import format_count
+from aco.progress import stage
 from aco_lab.evaluate import baselines as B
 from aco_lab.evaluate.bundle_inputs import (
     bundle_config,
@@ -58,10 +60,6 @@ from aco_lab.evaluate.router_scores import (
     replayer,
     score_outcomes,
 )
-from aco_lab.evaluate.sweep import (
-    build_area_metrics,
-    build_reference,
-)
 from aco_lab.traces import schema as S
 from aco_lab.traces.labels import (
     OutcomeMatrix,
@@ -69,6 +67,10 @@ from aco_lab.traces.labels import (
     build_outcome_matrix,
     build_training_runs,
     is_counterfactual,
+)
+from aco_lab.train.curves import (
+    build_area_metrics,
+    build_reference,
 )
 
 log = logging.getLogger(__name__)
@@ -178,6 +180,7 @@ def _replay_evaluation(
     tiers = tuple(spec.tier for spec in config.tiers)
     cols = np.asarray(tiers) - 1
     success, cost = ev.success[:, cols], ev.cost[:, cols]
+    stage(f"replaying the router on {format_count(ev.n_requests)} requests")
     scores = score_outcomes(payload, config, ev)
     chosen, reason = scores.decide()
     router = replay_choices(
@@ -194,8 +197,10 @@ def _replay_evaluation(
         {t: s.success_rate for t, s in zip(tiers, singles, strict=True)},
         config.top_tier,
     )
+    stage("sweeping the router's thresholds")
     sweep = build_router_sweep(scores, replayer(success, cost, tiers), options.thresholds)
     router_curve = build_curve(f"router ({info.name})", sweep)
+    stage("replaying the baselines")
     baselines, curves, skipped = B.build_baselines(
         payload, config, ev, success, cost, singles, router, options, training_runs
     )

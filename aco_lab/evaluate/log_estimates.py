@@ -24,6 +24,8 @@ import polars as pl
 
 from aco.config import ACOConfig
 from aco.errors import DataError
+from aco.formatting import format_count
+from aco.progress import stage
 from aco_lab.evaluate import baselines as B
 from aco_lab.evaluate.replay import (
     KIND_REPLAY,
@@ -52,8 +54,8 @@ from aco_lab.evaluate.router_scores import (
     score_router,
     train_options_like,
 )
-from aco_lab.evaluate.sweep import Curve, build_area_metrics, build_reference
 from aco_lab.traces import schema as S
+from aco_lab.train.curves import Curve, build_area_metrics, build_reference
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,7 @@ def build_log_evaluation(
     training_runs: pl.DataFrame | None,
 ) -> Evaluation:
     """An Evaluation of ordinary logs: the router and baselines estimated, never replayed."""
+    stage(f"estimating the router on {format_count(runs.height)} logged runs")
     table, logs = build_logged_runs(runs)
     tiers = tuple(spec.tier for spec in config.tiers)
     scores = _scores(payload, config, table)

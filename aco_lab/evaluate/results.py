@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from aco.formatting import format_share
 from aco.policy import PolicyParams
 from aco_lab.evaluate.replay import PolicyResult
 from aco_lab.evaluate.router_scores import SweepPoint, build_curve
-from aco_lab.evaluate.sweep import DEFAULT_THRESHOLDS, AreaMetrics, Curve, Reference, choose_point
+from aco_lab.train.curves import DEFAULT_THRESHOLDS, AreaMetrics, Curve, Reference, choose_point
 
 MODE_REPLAY = "replay"  # counterfactual traces: every figure observed
 MODE_ESTIMATE = "estimate"  # ordinary logs: the router's figures are estimates
@@ -72,10 +73,12 @@ class BundleInfo:
     name: str  # "v11" or the file name
     path: str
     sha256: str
-    model: str  # lgbm | logreg | knn
+    model: str  # table | logreg | knn | lgbm | residual (the candidate that won)
     n_training_requests: int
     params: PolicyParams
     task_floors: tuple[tuple[str, int], ...]
+    floor: float = 0.0  # the success floor it was trained for (share of the top's success)
+    shortfall: float = 0.0  # how far its operating point fell short of it on training requests
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +127,12 @@ def recommend(
     r = p.result
     why = (
         f"the cheapest threshold that keeps {fraction:.0%} of the top tier's success "
-        f"({target:.3f}) on these requests: success {r.success_rate:.3f} at "
-        f"{r.cost_per_request / ref.strong_cost:.1%} of the top tier's cost per request. "
-        f"Chosen on the evaluation requests, so it is optimistic for them; the bundle's own "
-        f"point (chosen on its validation fold) gets success {router.success_rate:.3f} at "
-        f"{router.cost_per_request / ref.strong_cost:.1%}."
+        f"({format_share(target)}) on these requests: success {format_share(r.success_rate)} at "
+        f"{format_share(r.cost_per_request / ref.strong_cost)} of the top tier's cost per "
+        f"request. Chosen on the evaluation requests, so it is optimistic for them; the "
+        f"bundle's own point (chosen out of fold on its training requests) gets success "
+        f"{format_share(router.success_rate)} at "
+        f"{format_share(router.cost_per_request / ref.strong_cost)}."
     )
     return Recommendation(
         p.downgrade_threshold, p.success_value, r.success_rate, r.cost_per_request, why

@@ -18,14 +18,23 @@ import polars as pl
 
 from aco.config import ACOConfig
 from aco.features import FeatureSpec
-from aco.policy import REASONS, PolicyParams, build_allowed, calibrate, choose_tiers, make_monotone
+from aco.policy import (
+    REASONS,
+    PolicyMix,
+    PolicyParams,
+    build_allowed,
+    calibrate,
+    choose_tiers,
+    make_monotone,
+    mix_coin,
+)
 from aco.router import expected_cost_table, infer_task_types, predict_success
 from aco.trace_format import TIERS
 from aco_lab.evaluate.replay import PolicyResult, replay_choices
-from aco_lab.evaluate.sweep import Curve
 from aco_lab.traces import schema as S
 from aco_lab.traces.labels import OutcomeMatrix
-from aco_lab.train.estimators import task_type_figures
+from aco_lab.train.curves import Curve
+from aco_lab.train.task_types import task_type_figures
 
 # The second threshold family: what one success is worth, in units of the cost scale.
 SUCCESS_VALUES = (0.0, *(float(v) for v in np.geomspace(0.01, 1000.0, 41)))
@@ -44,12 +53,19 @@ class RouterScores:
     params: PolicyParams  # the bundle's operating point
     task_types: tuple[str | None, ...]  # given, else inferred (aco.router.infer_task_types)
     # The task-type predictor on the requests given with a type, as if given without one
-    # (aco_lab.train.estimators.task_type_figures); {} when the bundle has no predictor.
+    # (aco_lab.train.task_types.task_type_figures); {} when the bundle has no predictor.
     task_type_inference: dict = dataclasses.field(default_factory=dict)
+    mix: PolicyMix | None = None  # the bundle's second policy, when its point mixes two
+    coins: np.ndarray | None = None  # (n,) aco.policy.mix_coin of each request, with a mix
 
     def decide(self, params: PolicyParams | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Tier (1-based) and reason code per request under the bundle's or other parameters."""
+        """Tier (1-based) and reason code per request under the bundle's operating point (its
+        mix of two policies, as the runtime applies it) or other parameters."""
         index, reason = choose_tiers(self.p, self.costs, self.allowed, params or self.params)
+        if params is None and self.mix is not None and self.coins is not None:
+            second, why = choose_tiers(self.p, self.costs, self.allowed, self.mix.params)
+            taken = self.coins < self.mix.share
+            index, reason = np.where(taken, second, index), np.where(taken, why, reason)
         return index + 1, reason
 
 
@@ -60,6 +76,7 @@ class SweepPoint:
     downgrade_threshold: float
     success_value: float
     result: PolicyResult
+    safety_threshold: float = 0.0
 
 
 def score_router(
@@ -93,6 +110,8 @@ def score_router(
     }
     per_request = np.array([floors.get(t, 1) if t is not None else 1 for t in types])
     configured = np.array([t in {s.tier for s in config.tiers} for t in TIERS])
+    mix = PolicyMix.from_dict(payload.get("policy_mix"))
+    coins = None if mix is None else np.array([mix_coin(r, mix.salt) for r in requests])
     return RouterScores(
         p,
         costs,
@@ -100,6 +119,8 @@ def score_router(
         PolicyParams.from_dict(payload["policy"]),
         tuple(types),
         inference,
+        mix,
+        coins,
     )
 
 
@@ -143,13 +164,17 @@ def score_outcomes(payload: dict, config: ACOConfig, outcomes: OutcomeMatrix) ->
 
 def sweep_grid(base: PolicyParams, thresholds: Sequence[float]) -> list[PolicyParams]:
     """The router's thresholds swept: downgrade_threshold (success_value 0), then success_value
-    (downgrade_threshold 0), then the bundle's own point; safety and floors as in the bundle."""
+    (downgrade_threshold 0), then the bundle's own point, safety and floors as in the bundle;
+    last, every request at its top allowed tier (safety_threshold 1)."""
     pairs = [(float(t), 0.0) for t in thresholds] + [(0.0, v) for v in SUCCESS_VALUES[1:]]
     pairs.append((base.downgrade_threshold, base.success_value))
-    return [
+    grid = [
         dataclasses.replace(base, downgrade_threshold=d, success_value=v)
         for d, v in dict.fromkeys(pairs)
     ]
+    top = dataclasses.replace(base, safety_threshold=1.0, downgrade_threshold=0.0,
+                              success_value=0.0)
+    return grid if top in grid else [*grid, top]
 
 
 def build_router_sweep(
@@ -159,7 +184,8 @@ def build_router_sweep(
 ) -> tuple[SweepPoint, ...]:
     """Every sweep point's result: score(name, chosen tiers) replays or estimates it."""
     return tuple(
-        SweepPoint(p.downgrade_threshold, p.success_value, score("sweep", scores.decide(p)[0]))
+        SweepPoint(p.downgrade_threshold, p.success_value, score("sweep", scores.decide(p)[0]),
+                   p.safety_threshold)
         for p in sweep_grid(scores.params, thresholds)
     )
 

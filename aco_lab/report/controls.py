@@ -107,7 +107,7 @@ def _context_blocks(ev: ControlsEvaluation) -> tuple:
     rows = [(r.name, str(r.runs), fmt_pct(r.covered_successes / r.successful_runs
                                           if r.successful_runs else None),
              f"{r.mean_allowance:.0f}", f"{r.mean_largest_prompt:.0f}",
-             fmt_pct(r.trimmed_share, 2)) for r in ev.context_budget]
+             fmt_pct(r.trimmed_share)) for r in ev.context_budget]
     return (build_table(cols, rows, "Held-out runs' largest prompt against the budget",
                         highlight=(0,)),)
 

@@ -1,8 +1,9 @@
 """A report as a small document (sections of text, tables, callouts and figures), rendered to
 markdown and to a self-contained HTML page, and the JSON/JSONL/CSV text written beside it.
 
-The HTML has its CSS inline, every plot embedded as a base64 PNG, no scripts and no external
-requests, so the page opens offline. Everything is deterministic: keys sorted, floats as
+The HTML has its CSS inline, every plot embedded as a base64 PNG, and no external requests, so
+the page opens offline; a page with interactive charts (aco_lab/report/charts.py) also carries
+its data and the Vega JavaScript inline. Everything is deterministic: keys sorted, floats as
 Python's shortest repr, NaN written as null, no timestamps; the same document always gives the
 same bytes.
 """
@@ -14,11 +15,14 @@ import html
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aco.formatting import format_money, format_share
 from aco_lab.files import write_text
+from aco_lab.report import charts
+from aco_lab.report.charts import Chart, Controls
 
 CALLOUT_WARNING = "warning"
 CALLOUT_INFO = "info"
@@ -57,7 +61,7 @@ class Section:
     """A titled part of a report: paragraphs (str), tables, callouts and figures, in order."""
 
     title: str
-    blocks: tuple[str | Table | Figure | Callout, ...]
+    blocks: tuple[str | Table | Figure | Callout | Chart | Controls, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,8 @@ class Document:
     title: str
     sections: tuple[Section, ...]
     callouts: tuple[Callout, ...] = ()  # shown above everything else
+    # The named datasets the charts read, as {name: {column: values}}.
+    datasets: Mapping[str, Mapping[str, Sequence[Any]]] = field(default_factory=dict)
 
 
 _CSS = """
@@ -98,7 +104,7 @@ def render_html(doc: Document) -> str:
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_esc(doc.title)}</title>",
-        f"<style>{_CSS}</style>",
+        f"<style>{_CSS}{charts.CSS if chart_names(doc) else ''}</style>",
         "</head>",
         "<body>",
         f"<h1>{_esc(doc.title)}</h1>",
@@ -107,11 +113,17 @@ def render_html(doc: Document) -> str:
     for section in doc.sections:
         parts.append(f"<h2>{_esc(section.title)}</h2>")
         parts.extend(_block(b) for b in section.blocks)
+    if chart_names(doc):
+        parts.append(charts.render_scripts(doc.datasets))
     parts.extend(["</body>", "</html>", ""])
     return "\n".join(parts)
 
 
-def _block(block: str | Table | Figure | Callout) -> str:
+def _block(block: str | Table | Figure | Callout | Chart | Controls) -> str:
+    if isinstance(block, Chart):
+        return charts.render_chart(block)
+    if isinstance(block, Controls):
+        return charts.render_controls(block)
     if isinstance(block, Table):
         return _table(block)
     if isinstance(block, Figure):
@@ -153,6 +165,11 @@ def figure_names(doc: Document) -> list[str]:
     return [b.name for s in doc.sections for b in s.blocks if isinstance(b, Figure)]
 
 
+def chart_names(doc: Document) -> list[str]:
+    """Names of every interactive chart in the document, in order."""
+    return [b.name for s in doc.sections for b in s.blocks if isinstance(b, Chart)]
+
+
 def fmt_number(value: float | None, digits: int = 3) -> str:
     """A table cell: `-` for missing, else `digits` significant digits."""
     if value is None or value != value:  # NaN is missing too
@@ -160,18 +177,18 @@ def fmt_number(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-def fmt_pct(value: float | None, digits: int = 1) -> str:
-    """A fraction as a percentage cell, `-` for missing."""
+def fmt_pct(value: float | None) -> str:
+    """A fraction as a percentage cell (aco.formatting.format_share), `-` for missing."""
     if value is None or value != value:
         return "-"
-    return f"{value * 100:.{digits}f}%"
+    return format_share(value)
 
 
 def fmt_usd(value: float | None) -> str:
-    """USD with four significant digits (per-request costs are often fractions of a cent)."""
+    """US dollars (aco.formatting.format_money: $7,931.16, $0.0000802), `-` for missing."""
     if value is None or value != value:
         return "-"
-    return f"${value:.4g}"
+    return format_money(value)
 
 
 def build_table(
@@ -192,11 +209,14 @@ def render_markdown(doc: Document) -> str:
     for section in doc.sections:
         lines += [f"## {section.title}", ""]
         for block in section.blocks:
-            lines += [_md_block(block), ""]
+            if not isinstance(block, Controls):  # filters act on the HTML page's charts only
+                lines += [_md_block(block), ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _md_block(block: str | Table | Figure | Callout) -> str:
+def _md_block(block: str | Table | Figure | Callout | Chart) -> str:
+    if isinstance(block, Chart):
+        return f"*Chart `{block.name}`: {block.alt} (interactive, in the HTML report).*"
     if isinstance(block, Table):
         return _md_table(block)
     if isinstance(block, Figure):

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from aco_lab.evaluate.sweep import build_frontier, frontier_success
 from aco_lab.report.controls import build_controls_sections
 from aco_lab.report.document import (
     CALLOUT_INFO,
@@ -26,6 +25,7 @@ from aco_lab.report.document import (
     fmt_usd,
 )
 from aco_lab.report.plots import Series, plot_cost_success, plot_reliability, plot_tier_mix
+from aco_lab.train.curves import build_frontier, frontier_success
 
 if TYPE_CHECKING:
     from aco_lab.evaluate.results import Evaluation
@@ -77,12 +77,17 @@ def _summary_blocks(ev: Evaluation, metrics: dict) -> tuple:
     )
     goal = metrics["quality_goal"]
     point = goal["operating_point"]
+    best = goal["best_baseline"]
     goal_text = (
-        f"Quality goal (>= {goal['success_fraction_of_top']:.0%} of the top tier's success at <= "
-        f"{goal['max_cost_fraction_of_top']:.0%} of its cost): operating point "
-        f"{'MET' if point['met'] else 'NOT MET'}; along the threshold curve the router needs "
-        f"{fmt_pct(goal['curve_cost_fraction_at_95'])} of the top tier's cost for 95% of its "
-        f"success (best tier per task type: {fmt_pct(goal['per_task_type_cost_fraction_at_95'])})."
+        f"At {goal['target']:.0%} of the top tier's success the router needs "
+        f"{fmt_pct(goal['curve_cost_fraction_at_target'])} of the top tier's cost along its "
+        f"curve ({'no baseline curve reaches it' if best is None else 'best baseline: ' + best}"
+        f"{'' if best is None else ' ' + fmt_pct(goal['best_baseline_cost_fraction_at_target'])})"
+        + ("; its operating point keeps LESS than that success, so its cost is no saving at "
+           "that quality" if point["below_target"] else "")
+        + f". Quality goal (>= {goal['success_fraction_of_top']:.0%} of the top tier's success "
+        f"at <= {goal['max_cost_fraction_of_top']:.0%} of its cost): operating point "
+        f"{'MET' if point['met'] else 'NOT MET'}."
     )
     return (text, goal_text)
 

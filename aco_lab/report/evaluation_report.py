@@ -28,6 +28,7 @@ from aco_lab.report.evaluation_document import (
     build_curve_rows,
     build_evaluation_document,
 )
+from aco_lab.train.curves import Curve, Reference, build_frontier, frontier_cost_at
 
 if TYPE_CHECKING:
     from aco_lab.evaluate.results import Evaluation
@@ -101,55 +102,89 @@ def format_text_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> 
 
 
 def format_evaluation_table(ev: Evaluation) -> str:
-    """What `aco-lab evaluate` prints: the comparison table, the curves, the quality goal."""
-    goal = build_quality_goal(ev)
-    point = goal["operating_point"]
+    """What `aco-lab evaluate` prints: the comparison table, the curves, the verdict."""
     return (
         format_text_table(TABLE_COLUMNS, build_evaluation_rows(ev))
         + "\n"
         + format_text_table(CURVE_COLUMNS, build_curve_rows(ev))
-        + "\nquality goal (>= 95% of the top tier's success at <= 25% of its cost): operating "
-        f"point {'met' if point['met'] else 'not met'} (success "
-        f"{fmt_pct(point['success_fraction_of_top'])} of top at "
-        f"{fmt_pct(point['cost_fraction_of_top'])} of its cost); router curve "
-        f"{fmt_pct(goal['curve_cost_fraction_at_95'])} of top cost at 95% of its success, best "
-        f"tier per task type {fmt_pct(goal['per_task_type_cost_fraction_at_95'])}\n"
+        + "\n" + format_verdict(build_quality_goal(ev)) + "\n"
     )
+
+
+def format_verdict(goal: dict) -> str:
+    """The verdict line: the router's cost at the target success against the best baseline's,
+    its operating point, and the quality goal."""
+    target, point = goal["target"], goal["operating_point"]
+    best = goal["best_baseline"]
+    baseline = ("no baseline curve reaches it" if best is None else
+                f"best baseline {best} {fmt_pct(goal['best_baseline_cost_fraction_at_target'])}")
+    op = (f"operating point {fmt_pct(point['success_fraction_of_top'])} of the top's success at "
+          f"{fmt_pct(point['cost_fraction_of_top'])} of its cost"
+          + (f" (below the {target:.0%} target)" if point["below_target"] else ""))
+    return (f"verdict at {target:.0%} of the top tier's success: router curve "
+            f"{fmt_pct(goal['curve_cost_fraction_at_target'])} of the top's cost, {baseline}; "
+            f"{op}; quality goal (>= {QUALITY_SUCCESS:.0%} of the top's success at <= "
+            f"{QUALITY_COST:.0%} of its cost) {'met' if point['met'] else 'not met'}")
 
 
 def format_headline(ev: Evaluation) -> str:
-    """The line a user reads first: cost per successful task against always the top tier."""
+    """The line a user reads first: what the router costs at the target success, and what its
+    own operating point keeps; a point below the target is never quoted as a saving."""
     ref, r = ev.reference, ev.router
+    goal = build_quality_goal(ev)
+    target, point = goal["target"], goal["operating_point"]
+    curve = goal["curve_cost_fraction_at_target"]
     top_cps = _ratio(ref.strong_cost, ref.strong_success)
-    return (
-        f"headline: {r.name} costs {fmt_usd(r.cost_per_success)} per successful task against "
-        f"{fmt_usd(top_cps)} always using the top tier "
-        f"({fmt_pct(_ratio(r.cost_per_success, top_cps))} of it), at "
-        f"{fmt_pct(_ratio(r.success_rate, ref.strong_success))} of the top tier's success "
-        f"({_figures(r)} on {r.n_requests} held-out requests)\n"
-    )
+    text = (f"headline: at {target:.0%} of the top tier's success, {r.name} costs "
+            f"{fmt_pct(curve)} of the top tier's cost along its curve" if curve is not None else
+            f"headline: {r.name} never reaches {target:.0%} of the top tier's success along "
+            "its curve")
+    kept = fmt_pct(point["success_fraction_of_top"])
+    if point["below_target"]:
+        text += (f"; its operating point keeps only {kept} of the top tier's success, below the "
+                 f"{target:.0%} target: its cost ({fmt_pct(point['cost_fraction_of_top'])} of "
+                 "the top tier's) is not a saving at that quality")
+    else:
+        text += (f"; its operating point keeps {kept} of the top tier's success at "
+                 f"{fmt_pct(point['cost_fraction_of_top'])} of its cost "
+                 f"({fmt_usd(r.cost_per_success)} per successful task against {fmt_usd(top_cps)})")
+    if ev.bundle.shortfall:
+        text += (f"; the bundle was shipped short of its {ev.bundle.floor:.0%} floor "
+                 f"(by {ev.bundle.shortfall:.1%} on its training requests)")
+    return text + f" ({_figures(r)} on {r.n_requests} held-out requests)\n"
+
+
+def curve_cost_at(curve: Curve, ref: Reference, target: float) -> float | None:
+    """The least cost along a curve's frontier reaching target x the top tier's success, as a
+    share of the top tier's cost; None when it never does."""
+    fc, fs = build_frontier(curve.costs, curve.successes)
+    cost = frontier_cost_at(fc, fs, target * ref.strong_success)
+    return None if cost is None or ref.strong_cost <= 0 else cost / ref.strong_cost
 
 
 def build_quality_goal(ev: Evaluation) -> dict:
-    """The quality goal: >= 95% of the top tier's success at <= 25% of its cost."""
+    """The router's cost at the target success along its curve against the best baseline
+    curve's, whether its operating point keeps the target, and the quality goal (>= 95% of the
+    top tier's success at <= 25% of its cost)."""
     areas = dict(ev.areas)
-    router_curve = areas[ev.curves[0].name].to_dict()["cost_fraction_at"]["95"]
-    per_type = next(
-        (
-            a.to_dict()["cost_fraction_at"]["95"]
-            for name, a in ev.areas
-            if name.startswith("best tier per task type")
-        ),
-        None,
-    )
+    target = ev.options.target
+    router_name = ev.curves[0].name
+    router_curve = curve_cost_at(ev.curves[0], ev.reference, target)
+    baselines = {c.name: curve_cost_at(c, ev.reference, target) for c in ev.curves[1:]}
+    reached = {name: v for name, v in baselines.items() if v is not None}
+    best = min(reached, key=reached.__getitem__) if reached else None
+    per_type = next((v for name, v in baselines.items()
+                     if name.startswith("best tier per task type")), None)
     success_ratio = _ratio(ev.router.success_rate, ev.reference.strong_success)
     cost_ratio = _ratio(ev.router.cost_per_request, ev.reference.strong_cost)
     return {
+        "target": target,
         "success_fraction_of_top": QUALITY_SUCCESS,
         "max_cost_fraction_of_top": QUALITY_COST,
         "operating_point": {
             "success_fraction_of_top": success_ratio,
             "cost_fraction_of_top": cost_ratio,
+            "below_target": success_ratio is None or success_ratio < target - 1e-9,
             "met": bool(
                 success_ratio is not None
                 and cost_ratio is not None
@@ -157,7 +192,10 @@ def build_quality_goal(ev: Evaluation) -> dict:
                 and cost_ratio <= QUALITY_COST
             ),
         },
-        "curve_cost_fraction_at_95": router_curve,
+        "curve_cost_fraction_at_target": router_curve,
+        "best_baseline": best,
+        "best_baseline_cost_fraction_at_target": None if best is None else reached[best],
+        "curve_cost_fraction_at_95": areas[router_name].to_dict()["cost_fraction_at"]["95"],
         "curve_met": router_curve is not None and router_curve <= QUALITY_COST,
         "per_task_type_cost_fraction_at_95": per_type,
         "beats_per_task_type": (
@@ -246,6 +284,7 @@ def build_calibration_summary(
 def build_sweep_rows(ev: Evaluation) -> tuple[tuple[str, ...], list[tuple]]:
     """sweep.csv: one row per threshold point of the router."""
     columns = (
+        "safety_threshold",
         "downgrade_threshold",
         "success_value",
         "figures",
@@ -262,6 +301,7 @@ def build_sweep_rows(ev: Evaluation) -> tuple[tuple[str, ...], list[tuple]]:
         mix = dict(r.tier_mix)
         rows.append(
             (
+                p.safety_threshold,
                 p.downgrade_threshold,
                 p.success_value,
                 r.kind,

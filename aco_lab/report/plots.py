@@ -169,28 +169,6 @@ def plot_reliability(
     return _png(fig)
 
 
-def plot_lines(
-    x: Sequence[str],
-    lines: Mapping[str, Sequence[float | None]],
-    title: str,
-    ylabel: str,
-    alert: float | None = None,
-) -> bytes:
-    """Named lines over categorical x (e.g. days), with an optional alert line."""
-    fig, ax = _new()
-    pos = np.arange(len(x))
-    for i, (name, values) in enumerate(lines.items()):
-        v = np.array([np.nan if value is None else value for value in values], dtype=float)
-        ax.plot(pos, v, marker="o", markersize=3, color=PALETTE[i % len(PALETTE)], label=name)
-    _alert(ax, alert)
-    _categorical_x(ax, x)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    if lines or alert is not None:
-        ax.legend(fontsize=7)
-    return _png(fig)
-
-
 def plot_bars(
     labels: Sequence[str],
     values: Sequence[float | None],
@@ -198,10 +176,12 @@ def plot_bars(
     ylabel: str,
     alert: float | None = None,
 ) -> bytes:
-    """One bar per label, with an optional alert line."""
+    """One bar per label, with an optional alert line; a missing value is marked n/a, not 0."""
     fig, ax = _new()
     v = np.array([np.nan if value is None else value for value in values], dtype=float)
     ax.bar(np.arange(len(labels)), np.nan_to_num(v), color=PALETTE[0])
+    for i in np.flatnonzero(np.isnan(v)):
+        ax.annotate("n/a", (i, 0), ha="center", va="bottom", fontsize=7, color="#555")
     _alert(ax, alert)
     _categorical_x(ax, labels)
     ax.set_ylabel(ylabel)

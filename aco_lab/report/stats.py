@@ -67,6 +67,11 @@ def _group_column(by: str) -> pl.Expr:
     return pl.col(by)
 
 
+def total_sums() -> list[pl.Expr]:
+    """The sums of `Totals` as Polars aggregations (the dashboard keeps them per cell)."""
+    return _sums()
+
+
 def _sums() -> list[pl.Expr]:
     """One Totals' worth of sums, as Polars aggregations (names = Totals fields)."""
     success = pl.col(S.TASK_SUCCESS)

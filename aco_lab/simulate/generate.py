@@ -32,16 +32,18 @@ import msgspec
 from aco import trace_format as tf
 from aco.config import ACOConfig
 from aco.errors import ConfigError, DataError
+from aco.progress import Meter
+from aco.rules import route_by_rules
 from aco_lab.files import atomic_file
 from aco_lab.simulate.request_templates import build_request
 from aco_lab.simulate.run import RunSetting, build_run
 from aco_lab.simulate.world import (
-    CAPABILITY,
     HIDDEN_SD,
     LUCK_SD,
     PROFILES,
     TASK_TYPES,
     TASK_WEIGHTS,
+    TIERS,
     VISIBLE_SD,
     SimRequest,
 )
@@ -54,9 +56,10 @@ ESTIMATE_MISSING = 0.15  # share of requests without a difficulty estimate
 START_EPOCH = 1767225600  # 2026-01-01T00:00:00Z: runs spread over the 30 days after it
 SPAN_SECONDS = 30 * 86400
 TIER_GAP_SECONDS = 45.0  # counterfactual runs of a request start one after another
-EXPLORE = 0.25  # the logs-mode rule picks a uniformly random tier this often
-HARD_CUES = ("outage", "Urgent", "Critical", "P1", "ASAP", "affected", "regulator")
-LONG_REQUEST_CHARS = 600  # the logs-mode rule adds a tier for requests longer than this
+EXPLORE = 0.10  # the logs-mode policy picks a uniformly random tier this often
+# Counterfactual runs are graded like a benchmark (every outcome known); in logs, some runs were
+# never labelled (no user feedback, no grader verdict): task_success null.
+UNKNOWN_OUTCOME = {"counterfactual": 0.0, "logs": 0.08}
 BLOCK_REQUESTS = 200  # requests per block of lines (a worker's unit of work)
 GZIP_LEVEL = 6
 
@@ -128,12 +131,13 @@ def write_simulated_traces(
         (start, min(start + BLOCK_REQUESTS, n_requests), seed, config, mode, chosen)
         for start in range(0, n_requests, BLOCK_REQUESTS)
     ]
+    meter = Meter("simulating requests", n_requests, "requests")
     if workers > 1 and len(jobs) > 1:
         # spawn: a forked child of a process that loaded polars can deadlock.
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            size = _write_blocks(Path(path), pool.imap(_encode_block, jobs))
+            size = _write_blocks(Path(path), _counted(pool.imap(_encode_block, jobs), jobs, meter))
     else:
-        size = _write_blocks(Path(path), map(_encode_block, jobs))
+        size = _write_blocks(Path(path), _counted(map(_encode_block, jobs), jobs, meter))
     traces = n_requests * (len(chosen) if mode == "counterfactual" else 1)
     return SimulationSummary(str(path), mode, n_requests, traces, size)
 
@@ -143,7 +147,8 @@ def _traces(
 ) -> Iterator[dict]:
     # Counterfactual runs stay at their tier: a cascade would blur what each tier can do alone.
     retries = config.max_retries if mode == "logs" else 0
-    setting = RunSetting({s.tier: s for s in config.tiers}, config.max_cost_per_task, retries)
+    specs = {s.tier: s for s in config.tiers}
+    setting = RunSetting(specs, config.max_cost_per_task, retries, UNKNOWN_OUTCOME[mode])
     for index in indices:
         request = build_sim_request(seed, index)
         if mode == "logs":
@@ -157,6 +162,13 @@ def _traces(
             offset = (tier - 1) * TIER_GAP_SECONDS + rng.random() * 30.0
             meta = {"sim_mode": mode, "sim_seed": seed}
             yield _trace(request, tier, f"{request.request_id}-t{tier}", offset, setting, rng, meta)
+
+
+def _counted(blocks: Iterator[bytes], jobs: list[tuple], meter: Meter) -> Iterator[bytes]:
+    """The blocks, each counted on the meter (in requests) once it is written."""
+    for (start, stop, *_), block in zip(jobs, blocks, strict=True):
+        yield block
+        meter.advance(stop - start)
 
 
 def _encode_block(job: tuple) -> bytes:
@@ -173,10 +185,9 @@ def _encode_block(job: tuple) -> bytes:
 def route_for_logs(
     request: SimRequest, config: ACOConfig, tiers: Sequence[int], rng: random.Random
 ) -> tuple[int, float]:
-    """The logging policy of logs mode: a text rule, explored uniformly; (tier, propensity)."""
-    long_text = len(request.text) > LONG_REQUEST_CHARS
-    bump = int(long_text) + int(any(cue in request.text for cue in HARD_CUES))
-    wanted = config.floor_for(request.task_type) + bump
+    """The logging policy of logs mode: the runtime's rule-based router (aco.rules, given the
+    task type), explored uniformly; (tier, propensity)."""
+    wanted = route_by_rules(request.text, config, request.task_type).tier
     rule = min((t for t in tiers if t >= wanted), default=max(tiers))
     chosen = rng.choice(tiers) if rng.random() < EXPLORE else rule
     propensity = EXPLORE / len(tiers) + (1.0 - EXPLORE) * (chosen == rule)
@@ -223,7 +234,7 @@ def _check_args(
         raise ConfigError(f"models: the simulator needs consecutive tiers, got {configured}")
     chosen = sorted(set(tiers)) if tiers else configured
     for tier in chosen:
-        if tier not in configured or tier not in CAPABILITY:
+        if tier not in configured or tier not in TIERS:
             raise ConfigError(f"--tiers: tier {tier} is not configured; choose among {configured}")
     return chosen
 

@@ -28,16 +28,15 @@ DOOM_SHARE = 0.6  # hopeless runs (logit << 0) that loop without progress, at mo
 ESCALATE_ON_FAIL = 0.45  # chance a failed verifier check escalates to the next tier
 MID_VERIFY = 0.06  # chance an intermediate step calls the verifier
 FALSE_DONE = {1: 0.6, 2: 0.55, 3: 0.45, 4: 0.35, 5: 0.35}  # failed runs that still claim DONE
-UNKNOWN_OUTCOME = 0.01  # completed runs whose grader gave no verdict (task_success null)
 LOGPROB_MISSING = {4: 0.3, 5: 0.4}  # share of runs whose API returned no logprobs, per tier
-MAX_STEPS = 15
-# Tokens: small enough that the guide's prices ($ per 1K tokens) give cents to a few dollars.
-SYSTEM_TOKENS = 40
-HISTORY_CAP = 200  # context kept from earlier steps (the agent summarises beyond this)
-TOOL_RESULT_TOKENS = 40
+MAX_STEPS = 30  # the agent's step limit: only doomed long-horizon runs reach it
+# Tokens as agents spend them (system prompt and tool schemas on every call, tool results
+# piling up in the context: TaskProfile), so real per-token prices give real run costs: a
+# fraction of a cent for a quick answer at tier 1, tens of cents for agentic work at tier 5,
+# dollars for a long-horizon run that loops.
 CACHE_FIRST, CACHE_LATER = 0.3, 0.7  # chance a call hits the prompt cache, first / later calls
-LATENCY_BASE_MS = {1: 120.0, 2: 250.0, 3: 450.0, 4: 800.0, 5: 1300.0}
-LATENCY_PER_TOKEN_MS = {1: 9.0, 2: 8.0, 3: 15.0, 4: 22.0, 5: 30.0}
+LATENCY_BASE_MS = {1: 300.0, 2: 450.0, 3: 900.0, 4: 1100.0, 5: 1600.0}  # time to first token
+LATENCY_PER_TOKEN_MS = {1: 4.0, 2: 6.0, 3: 12.0, 4: 14.0, 5: 22.0}
 FAILED_ANSWERS = (
     "I could not finish this task.",
     "Stopping: the tools keep failing.",
@@ -52,6 +51,7 @@ class RunSetting:
     specs: dict[int, TierSpec]  # configured tiers
     budget: float  # USD a run may spend (ACOConfig.max_cost_per_task)
     max_retries: int  # escalations allowed per run (0: the run stays at its tier)
+    unknown_outcome: float  # share of completed runs nobody graded (task_success null)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +88,7 @@ def build_run(request: SimRequest, tier: int, setting: RunSetting, rng: random.R
     doomed = not success and rng.random() < DOOM_SHARE * _sigmoid(-logit - 2.0)
     state = _State(tier, success, doomed, rng.random() >= LOGPROB_MISSING.get(tier, 0.0))
     steps = _build_steps(request, profile, state, setting, rng)
-    outcome, task_success = _outcome(state, rng)
+    outcome, task_success = _outcome(state, setting.unknown_outcome, rng)
     if outcome in (tf.OUTCOME_COMPLETED, "failed"):
         steps[-1][tf.MODEL_CALL][tf.OUTPUT_TEXT] = _answer(profile, outcome, task_success, rng)
     return SimRun(steps, outcome, task_success, state.cost)
@@ -130,7 +130,7 @@ def _step_count(profile: TaskProfile, state: _State, rng: random.Random) -> int:
     if not state.success:
         n += _randint(rng, 0, 2)
     if state.doomed:
-        n += _randint(rng, 3, 8)  # a doomed run burns steps without progress
+        n += _randint(rng, 3, high)  # a doomed run burns steps without progress
     return min(n, MAX_STEPS)
 
 
@@ -158,8 +158,9 @@ def _build_step(
     state.cost += call[tf.COST]
     for tool in tools:
         state.cost += tool[tf.COST]
-    grown = state.history + call[tf.OUTPUT_TOKENS] + TOOL_RESULT_TOKENS * len(tools)
-    state.history = grown if grown < HISTORY_CAP else HISTORY_CAP
+    low, high = profile.tool_result_tokens
+    grown = state.history + call[tf.OUTPUT_TOKENS] + sum(_randint(rng, low, high) for _ in tools)
+    state.history = grown if grown < profile.context_cap else profile.context_cap
     return step
 
 
@@ -172,7 +173,7 @@ def _model_call(
     on_track: bool,
     rng: random.Random,
 ) -> dict:
-    prefix = SYSTEM_TOKENS + request.tokens + state.history
+    prefix = profile.system_tokens + request.tokens + state.history
     input_tokens = prefix if state.calls_at_tier == 0 else prefix + int(rng.random() * 40)
     output_tokens = _randint(rng, *profile.output_tokens) // (2 if final else 1)
     latency = LATENCY_BASE_MS[spec.tier] + output_tokens * LATENCY_PER_TOKEN_MS[spec.tier]
@@ -185,7 +186,7 @@ def _model_call(
         tf.LATENCY_MS: round(latency * math.exp(rng.gauss(0.0, 0.25)), 1),
     }
     if spec.provider != "local":  # the local runtime does not report its prompt cache
-        call[tf.CACHED_INPUT_TOKENS] = _cached_tokens(request, state, rng)
+        call[tf.CACHED_INPUT_TOKENS] = _cached_tokens(request, profile, state, rng)
     if state.escalated_from is not None:
         call[tf.ESCALATED_FROM] = state.escalated_from
         state.escalated_from = None
@@ -195,10 +196,13 @@ def _model_call(
     return call
 
 
-def _cached_tokens(request: SimRequest, state: _State, rng: random.Random) -> int:
+def _cached_tokens(
+    request: SimRequest, profile: TaskProfile, state: _State, rng: random.Random
+) -> int:
     if state.calls_at_tier == 0:  # a new model: at most the shared system prompt is cached
-        return SYSTEM_TOKENS if rng.random() < CACHE_FIRST else 0
-    return SYSTEM_TOKENS + request.tokens + state.history if rng.random() < CACHE_LATER else 0
+        return profile.system_tokens if rng.random() < CACHE_FIRST else 0
+    prefix = profile.system_tokens + request.tokens + state.history
+    return prefix if rng.random() < CACHE_LATER else 0
 
 
 def _logprobs(on_track: bool, rng: random.Random) -> tuple[float, float]:
@@ -243,14 +247,14 @@ def _escalate(
     return True
 
 
-def _outcome(state: _State, rng: random.Random) -> tuple[str, bool | None]:
+def _outcome(state: _State, unknown_share: float, rng: random.Random) -> tuple[str, bool | None]:
     if state.over_budget:
         return "budget_exceeded", False
     if state.doomed:
         return ("aborted" if rng.random() < 0.6 else "failed"), False
     if not state.success and rng.random() >= FALSE_DONE[state.tier]:
         return "failed", False
-    unknown = rng.random() < UNKNOWN_OUTCOME
+    unknown = rng.random() < unknown_share
     return tf.OUTCOME_COMPLETED, None if unknown else state.success
 
 

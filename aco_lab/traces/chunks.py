@@ -35,6 +35,8 @@ class ChunkTask:
 
     file: str  # the file's name as given: the source_file of every row
     first_line: int  # line number (1-based, in the file) of the chunk's first line
+    # The chunk's bytes of the file on disk; of a gzip file, the compressed bytes read up to
+    # the chunk's end (what progress is counted in).
     start: int = 0
     end: int = 0
     data: bytes | None = None  # decompressed lines (gzip inputs); None: read start..end of file

@@ -65,8 +65,9 @@ class DaskEngine:
         in_flight: deque[tuple[ChunkTask, Future]] = deque()
         try:
             for task in tasks:
-                # A chunk that carries its bytes (gzip) is sent as data, not inside the task.
-                sent = task if task.data is None else self.client.scatter(task)
+                # A chunk that carries its bytes (gzip) is sent as data, not inside the task;
+                # under a key of its own (hash=False: equal bytes elsewhere do not share it).
+                sent = task if task.data is None else self.client.scatter(task, hash=False)
                 in_flight.append((task, self.client.submit(function, sent, pure=False)))
                 if len(in_flight) >= window:
                     yield _done(*in_flight.popleft())

@@ -18,14 +18,15 @@ from pathlib import Path
 import polars as pl
 
 from aco.errors import DataError
+from aco.progress import stage
 from aco_lab.files import write_bytes
 from aco_lab.traces import schema as S
+from aco_lab.traces.chunk_plan import is_gzip
 from aco_lab.traces.reading import (
     OnError,
     TraceTables,
     expand_paths,
     is_dataset,
-    is_gzip,
     read_traces,
 )
 from aco_lab.traces.split import assign_splits
@@ -51,6 +52,7 @@ def split_trace_files(
                           seed)
     in_eval = rids.is_in(parts[EVAL])
     out = Path(out_dir)
+    stage("writing the train and eval parts")
     if any(is_dataset(p) for p in expand_paths(paths)):
         return _write_datasets(tables, in_eval, out)
     eval_lines = set(_places(tables.runs.filter(in_eval)))

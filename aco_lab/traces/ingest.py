@@ -36,6 +36,7 @@ from aco.errors import DataError, TraceFormatError
 from aco.trace_format import SCHEMA_VERSION
 from aco_lab.files import atomic_file, replace_dir, staging_dir, write_text
 from aco_lab.traces import schema as S
+from aco_lab.traces.chunk_plan import is_gzip, plan_chunks
 from aco_lab.traces.chunks import ChunkTask, read_chunk
 from aco_lab.traces.reading import (
     DATASET_KIND,
@@ -50,13 +51,11 @@ from aco_lab.traces.reading import (
     expand_paths,
     format_problems,
     is_dataset,
-    is_gzip,
-    plan_chunks,
     read_dataset,
     reject_duplicates,
 )
 from aco_lab.traces.validate import TraceIdIndex, build_cost_warnings
-from aco_lab.traces.workers import ChunkMapper, map_chunks, worker_count
+from aco_lab.traces.workers import ChunkMapper, map_chunks, report_chunks, worker_count
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +179,10 @@ def _write_all(
         for index, path in enumerate(datasets)
     ]
     broken: list[Rejection] | None = None if on_error == "fail" else []
-    chunks = (mapper or map_chunks)(partial(write_chunk, directory=staging, strict=strict),
-                                    plan_chunks(files, on_block, broken), workers)
+    run = mapper or map_chunks
+    chunks = report_chunks(run(partial(write_chunk, directory=staging, strict=strict),
+                               plan_chunks(files, on_block, broken), workers),
+                           files, "ingesting traces")
     written: list[WrittenPart] = []
     for task, part in itertools.chain(from_datasets, chunks):
         duplicates = reject_duplicates(part.ids, ids, task)

@@ -94,6 +94,35 @@ def select_tier_models(runs: pl.DataFrame, config: ACOConfig) -> dict[int, str]:
     return chosen
 
 
+def check_tier_models(runs: pl.DataFrame, config: ACOConfig) -> list[str]:
+    """Warnings when the config and the traces disagree on models: a configured model with no
+    runs (its tier is learned from another model, or not at all), or most traced models not
+    named by the config (routing would choose among models the traces barely know)."""
+    traced = runs.filter(pl.col(S.TIER).is_not_null() & pl.col(S.MODEL_ID).is_not_null())
+    models = set(traced[S.MODEL_ID].unique().to_list())
+    if not models:
+        return []
+    chosen = select_tier_models(traced, config)
+    out = []
+    for spec in config.tiers:
+        if spec.model_id in models:
+            continue
+        stand_in = chosen.get(spec.tier)
+        instead = (f"tier {spec.tier} is learned from {stand_in!r}, whose prices the config "
+                   "does not give" if stand_in else f"no run is at tier {spec.tier} at all")
+        out.append(f"tier {spec.tier}: the config's model {spec.model_id!r} has no runs in the "
+                   f"traces; {instead}; pass --config naming your traces' models, one per tier, "
+                   "with their prices (docs/config.md)")
+    named = {spec.model_id for spec in config.tiers}
+    unnamed = sorted(models - named)
+    if len(unnamed) * 2 > len(models):
+        out.append(f"{len(unnamed)} of the {len(models)} traced models are not in the config "
+                   f"(e.g. {', '.join(unnamed[:3])}): the router predicts success for the "
+                   "config's model of each tier only (LightGBM routers learn from all models' "
+                   "runs); check that the config names the models you route to")
+    return out
+
+
 def add_labels(runs: pl.DataFrame, config: ACOConfig) -> pl.DataFrame:
     """The runs with SUCCESS (0/1, null unknown) and IS_TIER_MODEL (model stands for its tier)."""
     chosen = select_tier_models(runs, config)

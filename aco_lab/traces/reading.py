@@ -11,24 +11,21 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import gzip
 import json
 import logging
-import mmap
 import os
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import polars as pl
 
 from aco.errors import DataError, TraceFormatError
 from aco.outcomes import is_outcomes_file
 from aco_lab.traces import schema as S
+from aco_lab.traces.chunk_plan import SKIP_HINT, plan_chunks
 from aco_lab.traces.chunks import ChunkTask, read_chunk
 from aco_lab.traces.outcomes import (
     add_outcomes,
@@ -37,22 +34,13 @@ from aco_lab.traces.outcomes import (
     unmatched_warnings,
 )
 from aco_lab.traces.validate import Rejection, TraceIdIndex, build_cost_warnings
-from aco_lab.traces.workers import ChunkMapper, map_chunks, worker_count
+from aco_lab.traces.workers import ChunkMapper, map_chunks, report_chunks, worker_count
 
 log = logging.getLogger(__name__)
 
 OnError = Literal["fail", "skip"]
 TRACE_SUFFIXES = (".jsonl", ".jsonl.gz")
-CHUNK_BYTES = 16 * 1024 * 1024  # JSONL per chunk: bounds the Python objects alive at once
 MAX_LISTED_PROBLEMS = 5  # problems quoted in a TraceFormatError message
-_GZIP_MAGIC = b"\x1f\x8b"
-_GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib reads the gzip header and checks its trailer
-GZIP_PIECE_BYTES = 1024 * 1024  # compressed bytes read, and decompressed bytes made, at once
-_NEWLINE = ord("\n")
-# What reading a file can raise: OSError (unreadable; BadGzipFile for bytes after the last
-# gzip member or a bad CRC), EOFError (a truncated gzip), zlib.error (corrupt deflate data).
-FILE_ERRORS = (OSError, EOFError, zlib.error)
-SKIP_HINT = "or skip them with on_error='skip' / --on-error skip"
 
 # The layout of a dataset written by `aco-lab ingest` (docs/trace_format.md, "Datasets").
 DATASET_MANIFEST = "manifest.json"
@@ -226,8 +214,9 @@ def iter_trace_tables(
             yield _labelled(check_part(_read_dataset_tables(path), ids), outcomes, seen)
     broken: list[Rejection] | None = None if on_error == "fail" else []
     read = partial(read_chunk, strict=strict)
-    for task, chunk in (mapper or map_chunks)(read, plan_chunks(files, broken=broken),
-                                              worker_count(files, workers)):
+    chunks = (mapper or map_chunks)(read, plan_chunks(files, broken=broken),
+                                    worker_count(files, workers))
+    for task, chunk in report_chunks(chunks, files, "reading traces"):
         part = TraceTables(chunk.runs, chunk.steps, chunk.tool_calls, chunk.rejected,
                            lines_read=chunk.lines_read)
         yield _labelled(check_part(part, ids, task), outcomes, seen)
@@ -277,154 +266,6 @@ def reject_duplicates(
     texts = task.line_texts(line for _, line, _ in duplicates) if task else {}
     return tuple(Rejection(file, line, f"{file}:{line}: {message}", texts.get(line, ""))
                  for file, line, message in duplicates)
-
-
-def plan_chunks(
-    files: Sequence[Path],
-    on_block: Callable[[Path, memoryview], None] | None = None,
-    broken: list[Rejection] | None = None,
-) -> Iterator[ChunkTask]:
-    """Chunks of about CHUNK_BYTES of whole lines: byte ranges of plain files, bytes of gzip.
-
-    Counting each chunk's lines here gives every worker its first line number up front.
-    on_block, if given, sees each plain file's bytes once, block by block in order (to hash
-    them without reading the file again); the view is valid only during the call.
-    A file that cannot be read (unreadable, a truncated gzip, bytes after the gzip stream)
-    ends where it broke: DataError naming it and the cause, or, with `broken` given, a
-    Rejection at its first line not read is appended there and the next file goes on.
-    """
-    for path in files:
-        next_line = 1
-        try:
-            for task, after in _file_chunks(path, on_block):
-                next_line = after
-                yield task
-        except FILE_ERRORS as exc:
-            problem = file_problem(path, next_line, exc)
-            if broken is None:
-                raise DataError(f"{problem.error} (fix or remove the file, {SKIP_HINT} to "
-                                "load the other files)") from None
-            broken.append(problem)
-
-
-def file_problem(path: Path, line: int, exc: BaseException) -> Rejection:
-    """A file that broke off at `line` (1: nothing read), as a Rejection naming the cause."""
-    if isinstance(exc, EOFError):
-        cause = "the gzip data ends early: the file is truncated (copy it again)"
-    elif isinstance(exc, gzip.BadGzipFile):
-        cause = (f"{exc}: a .gz trace file holds gzip data only (remove the bytes after it, "
-                 "or copy the file again)")
-    elif isinstance(exc, zlib.error):
-        cause = f"corrupt gzip data ({exc}); copy the file again"
-    elif isinstance(exc, OSError):
-        cause = f"cannot read the file: {exc.strerror or exc}"
-    else:
-        cause = f"cannot read the file: {exc}"
-    return Rejection(str(path), line, f"{path}:{line}: {cause}", "")
-
-
-def _file_chunks(
-    path: Path, on_block: Callable[[Path, memoryview], None] | None
-) -> Iterator[tuple[ChunkTask, int]]:
-    """A file's chunks, each with the line number after it."""
-    if not is_gzip(path):
-        yield from _plan_plain_file(path, on_block)
-        return
-    first_line = 1
-    for data in _read_gzip_blocks(path):
-        next_line = first_line + _count_lines(data)
-        yield ChunkTask(str(path), first_line, data=data), next_line
-        first_line = next_line
-
-
-def is_gzip(path: Path) -> bool:
-    """Whether a file is gzip-compressed (by its first bytes, not its name)."""
-    with path.open("rb") as stream:
-        return stream.read(2) == _GZIP_MAGIC
-
-
-def _plan_plain_file(
-    path: Path, on_block: Callable[[Path, memoryview], None] | None
-) -> Iterator[tuple[ChunkTask, int]]:
-    """Byte ranges of whole lines of a plain file, read through a memory map (no copies)."""
-    size = path.stat().st_size
-    if not size:
-        return
-    with path.open("rb") as stream, mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        start, first_line = 0, 1
-        while start < size:
-            end = mm.find(b"\n", min(start + CHUNK_BYTES, size) - 1) + 1 or size
-            with memoryview(mm)[start:end] as block:
-                lines = _count_lines(block)
-                if on_block is not None:
-                    on_block(path, block)
-            _unmap_pages(mm, start, end)
-            yield ChunkTask(str(path), first_line, start, end), first_line + lines
-            start, first_line = end, first_line + lines
-
-
-def _unmap_pages(mm: mmap.mmap, start: int, end: int) -> None:
-    """Let the pages of a read range go (the OS page cache keeps the file; memory stays flat)."""
-    if hasattr(mmap, "MADV_DONTNEED"):
-        page = start - start % mmap.PAGESIZE
-        mm.madvise(mmap.MADV_DONTNEED, page, end - page)
-
-
-def _count_lines(block: bytes | memoryview) -> int:
-    """Lines in a block of whole lines (the last may lack its line end)."""
-    ends = int(np.count_nonzero(np.frombuffer(block, np.uint8) == _NEWLINE))
-    return ends + (len(block) > 0 and block[-1] != _NEWLINE)
-
-
-def _read_gzip_blocks(path: Path) -> Iterator[bytes]:
-    """A gzip file's decompressed bytes in blocks of whole lines.
-
-    When the file breaks off (truncated, or not gzip from some point on), every whole line
-    before the break is yielded first, then the error is raised.
-    """
-    block = bytearray()
-    try:
-        for piece in _gzip_bytes(path):
-            block += piece
-            if len(block) >= CHUNK_BYTES and (cut := block.rfind(b"\n") + 1):
-                yield bytes(block[:cut])
-                del block[:cut]
-    except FILE_ERRORS:
-        if cut := block.rfind(b"\n") + 1:
-            yield bytes(block[:cut])
-        raise
-    if block:
-        yield bytes(block)
-
-
-def _gzip_bytes(path: Path) -> Iterator[bytes]:
-    """The decompressed bytes of every gzip member of a file, in pieces of GZIP_PIECE_BYTES.
-
-    Zero bytes after the last member are ignored, as gzip(1) does. Raises EOFError for a
-    truncated file, BadGzipFile for bytes after a member that are not gzip, zlib.error for
-    corrupt data (a bad CRC included).
-    """
-    with path.open("rb") as stream:
-        inflater = zlib.decompressobj(wbits=_GZIP_WBITS)
-        data = b""
-        while data or (data := stream.read(GZIP_PIECE_BYTES)):
-            if inflater.eof:  # a member ended: another member, zero padding, or junk
-                if not data.strip(b"\0"):
-                    data = b""
-                    continue
-                inflater = zlib.decompressobj(wbits=_GZIP_WBITS)
-                try:
-                    yield inflater.decompress(data, GZIP_PIECE_BYTES)
-                except zlib.error:
-                    raise gzip.BadGzipFile("bytes after the gzip data are not gzip") from None
-                data = inflater.unconsumed_tail
-            while data and not inflater.eof:
-                yield inflater.decompress(data, GZIP_PIECE_BYTES)
-                data = inflater.unconsumed_tail
-            if inflater.eof:
-                data = inflater.unused_data
-        if not inflater.eof:
-            raise EOFError("the gzip data ends before its end marker")
 
 
 def concat_tables(parts: Sequence[TraceTables]) -> TraceTables:

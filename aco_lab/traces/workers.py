@@ -1,7 +1,8 @@
 """The worker processes that decode chunks of big inputs, and how they end with their parent.
 
 `map_chunks(function, tasks, workers)` maps a per-chunk function over a process pool (spawned,
-at most 2 x workers chunks in flight, results in task order). However the parent ends, its
+at most 2 x workers chunks in flight, results in task order); `report_chunks` counts the
+results on a progress meter of the input's bytes (aco.progress). However the parent ends, its
 workers end too, so a killed `aco-lab ingest` leaves nothing running:
 
 - an error, Ctrl-C, or SIGTERM in `aco-lab` (the CLI turns it into an exit): the workers are
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from aco.errors import DataError
+from aco.progress import Meter
 from aco_lab.traces.chunks import ChunkTask
 
 T = TypeVar("T")
@@ -82,6 +84,24 @@ def map_chunks(
         stop_workers(pool)
         raise
     pool.shutdown(wait=True)
+
+
+def report_chunks(
+    chunks: Iterator[tuple[ChunkTask, T]], files: Sequence[Path], name: str
+) -> Iterator[tuple[ChunkTask, T]]:
+    """The chunks as they come, each counted on a progress meter of the files' bytes on disk."""
+    meter = Meter(name, sum(_disk_size(path) for path in files), "bytes")
+    for task, result in chunks:
+        meter.advance(task.end - task.start)
+        yield task, result
+    meter.finish()
+
+
+def _disk_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # named when it is read
+        return 0
 
 
 def _result(task: ChunkTask, get: Callable[[], T]) -> T:

@@ -10,16 +10,19 @@ parts on the workers.
   with the local engine's parameters, tuning grid and early stopping (see HeldOutStopping);
 - the other estimators (logistic regression, kNN) are fitted by the client on a seeded sample
   of at most SAMPLE_REQUESTS requests of the fit fold, its size recorded in the bundle's
-  options (`fit_sample_requests`); the task-type classifier and the novelty check already
-  learn from samples (aco_lab/train/estimators.py).
+  options (`fit_sample_requests`); the per-task-type table is a count, fitted whole; the
+  task-type classifier and the novelty check already learn from samples.
 
-The labels, folds, calibration, operating point and run controls are computed by the client,
-from the tables the workers decoded. The bundle is the one format `aco route` loads.
+Every fit of the cross-validation (aco_lab/train/model_selection.py) and the final one go
+through it. The labels, folds, calibration, operating point and run controls are computed by
+the client, from the tables the workers decoded. The bundle is the one format `aco route`
+loads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import sys
 import uuid
@@ -64,7 +67,7 @@ class DaskTrainer:
     def __init__(self, engine: DaskEngine, sample_requests: int = SAMPLE_REQUESTS) -> None:
         self.engine = engine
         self.sample_requests = sample_requests
-        self.fit_sample: int | None = None  # fit-fold requests the estimator saw, if sampled
+        self.fit_sample: int | None = None  # the largest sample an estimator was fitted on
 
     def map_chunks(self, function, tasks, workers: int = 0):  # noqa: ANN001, ANN201
         """The traces' chunks decoded by the workers (DaskEngine.map_chunks)."""
@@ -80,7 +83,7 @@ class DaskTrainer:
         if kind == "lgbm":
             return fit_estimator(kind, objective, data, seed, num_threads, self.train_lgbm)
         sample = sample_fit_data(data, self.sample_requests, seed)
-        self.fit_sample = len(sample.X)
+        self.fit_sample = max(self.fit_sample or 0, len(sample.X))
         log.info("%s fitted by the client on %d of %d fit-fold requests", kind, len(sample.X),
                  len(data.X))
         return fit_estimator(kind, objective, sample, seed, num_threads)
@@ -96,19 +99,24 @@ class DaskTrainer:
         client = self.engine.client
         split = list(split_rows(train, self.engine.workers()))
         shapes = [p.shape() for p in split]
-        parts = client.scatter(split)  # spread over the workers; each stacks its own rows
+        # Spread over the workers, each stacking its own rows; keys of their own (hash=False):
+        # data equal to an earlier fit's must not share a key that fit is releasing.
+        parts = client.scatter(split, hash=False)
         del split
         data = da.concatenate([da.from_delayed(delayed(PartRows.matrix)(f), shape, np.float64)
                                for f, shape in zip(parts, shapes, strict=True)])
-        label = da.concatenate([da.from_delayed(delayed(PartRows.labels)(f), shape[:1],
-                                                np.float64)
-                                for f, shape in zip(parts, shapes, strict=True)])
+        label, init = (
+            da.concatenate([da.from_delayed(delayed(column)(f), shape[:1], np.float64)
+                            for f, shape in zip(parts, shapes, strict=True)])
+            for column in (PartRows.labels, PartRows.margins))
+        init = init if train.init is not None else None
         stopping = HeldOutStopping.publish(client, held, params["seed"]) if len(held.label) \
             else None
         try:
             best, best_loss = None, np.inf
             for extra in lgbm_grid(len(train.label), stopping is not None):
-                booster, loss = _fit_once(client, {**params, **extra}, data, label, stopping)
+                booster, loss = _fit_once(client, {**params, **extra}, data, label, init,
+                                          stopping)
                 log.info("lightgbm.dask %s: %d trees, held-out log loss %.4f",
                          extra or "defaults", booster.num_trees(), loss)
                 if best is None or loss < best_loss - 1e-12:
@@ -121,7 +129,8 @@ class DaskTrainer:
 
 
 def _fit_once(client, params: dict, data: da.Array, label: da.Array,  # noqa: ANN001
-              stopping: HeldOutStopping | None) -> tuple[lgb.Booster, float]:
+              init: da.Array | None, stopping: HeldOutStopping | None
+              ) -> tuple[lgb.Booster, float]:
     """One setting fitted by lightgbm.dask; the booster cut at its best round, and its loss."""
     params = {k: v for k, v in params.items() if k != "num_threads"}  # each worker's threads
     model = DaskLGBMRegressor(client=client, n_estimators=LGBM_MAX_ROUNDS, **params)
@@ -131,7 +140,7 @@ def _fit_once(client, params: dict, data: da.Array, label: da.Array,  # noqa: AN
     with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Parameter n_jobs will be ignored")  # the sklearn
         # wrapper's own default; lightgbm.dask gives each worker its threads anyway
-        model.fit(data, label, callbacks=[stopping] if stopping else None)
+        model.fit(data, label, init_score=init, callbacks=[stopping] if stopping else None)
     booster = model.booster_
     if stopping is None:
         return booster, 0.0
@@ -154,6 +163,10 @@ class PartRows:
         """The partition's labels."""
         return self.rows.label
 
+    def margins(self) -> np.ndarray:
+        """The partition's starting margins (zeros without them)."""
+        return self.rows.init if self.rows.init is not None else np.zeros(len(self.rows.label))
+
     def shape(self) -> tuple[int, int]:
         """The shape of matrix(), without making it."""
         return len(self.rows.label), self.rows.X.shape[1] + (self.rows.request is not None)
@@ -166,7 +179,8 @@ def split_rows(rows: LgbmRows, workers: int) -> Iterator[PartRows]:
     if rows.request is None:
         for idx in np.array_split(np.arange(len(rows.label)), n_parts):
             if len(idx):
-                yield PartRows(LgbmRows(rows.X[idx[0] : idx[-1] + 1], rows.label[idx]))
+                yield PartRows(LgbmRows(rows.X[idx[0] : idx[-1] + 1], rows.label[idx],
+                                        init=_take(rows.init, idx)))
         return
     order = np.argsort(rows.request, kind="stable")
     request = rows.request[order]
@@ -176,7 +190,11 @@ def split_rows(rows: LgbmRows, workers: int) -> Iterator[PartRows]:
         idx = order[start:end]
         lo, hi = request[start], request[end - 1] + 1
         yield PartRows(LgbmRows(rows.X[lo:hi], rows.label[idx], rows.request[idx] - lo,
-                                rows.tier[idx]))
+                                rows.values[idx], _take(rows.init, idx)))
+
+
+def _take(column: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
+    return None if column is None else column[idx]
 
 
 class HeldOutStopping:
@@ -195,7 +213,7 @@ class HeldOutStopping:
     before_iteration = False
 
     def __init__(self, dataset: str) -> None:
-        self.dataset = dataset  # name of the published [X, label] on the cluster
+        self.dataset = dataset  # name of the published [X, label, margins] on the cluster
         # Per booster being trained: workers in threads of one process share this object.
         self.runs: dict[int, _Run] = {}
 
@@ -205,11 +223,15 @@ class HeldOutStopping:
         if len(held.label) > EARLY_STOP_MAX_ROWS:
             keep = np.sort(np.random.default_rng(seed).choice(len(held.label),
                                                               EARLY_STOP_MAX_ROWS, replace=False))
-            held = (LgbmRows(held.X[keep], held.label[keep]) if held.request is None else
-                    LgbmRows(held.X, held.label[keep], held.request[keep], held.tier[keep]))
+            held = (LgbmRows(held.X[keep], held.label[keep], init=_take(held.init, keep))
+                    if held.request is None else
+                    LgbmRows(held.X, held.label[keep], held.request[keep], held.values[keep],
+                             _take(held.init, keep)))
+        start = held.init if held.init is not None else np.float64(0.0)  # margins
         name = f"aco-held-out-{uuid.uuid4().hex}"
-        client.publish_dataset(client.scatter([held.stacked(), held.label], broadcast=True),
-                               name=name)
+        client.publish_dataset(
+            client.scatter([held.stacked(), held.label, start], broadcast=True, hash=False),
+            name=name)
         return cls(name)
 
     def unpublish(self, client) -> None:  # noqa: ANN001
@@ -221,8 +243,8 @@ class HeldOutStopping:
         i = env.iteration
         if i == env.begin_iteration:
             client = get_client()
-            X, y = client.gather(client.get_dataset(self.dataset))
-            self.runs[id(env.model)] = _Run(X, y, 0.0, np.inf, i)
+            X, y, start = client.gather(client.get_dataset(self.dataset))
+            self.runs[id(env.model)] = _Run(X, y, start, np.inf, i)
         run = self.runs[id(env.model)]
         run.raw = run.raw + env.model.predict(run.X, start_iteration=i, num_iteration=1,
                                               raw_score=True)
@@ -241,7 +263,7 @@ class _Run:
 
     X: np.ndarray
     y: np.ndarray
-    raw: np.ndarray | float  # raw scores of the trees so far (0.0 before the first)
+    raw: np.ndarray | float  # raw scores: the starting margins plus the trees' so far
     best: float
     best_round: int
 
@@ -264,7 +286,12 @@ def sample_fit_data(data: FitData, max_requests: int, seed: int) -> FitData:
     keep = np.sort(np.random.default_rng(seed).choice(n, max_requests, replace=False))
     position = np.full(n, -1, dtype=np.int64)
     position[keep] = np.arange(len(keep))
-    rows = data.rows.take(position[data.rows.request] >= 0)
-    return FitData(X=data.X[keep], rows=TierRows(position[rows.request], rows.tier, rows.label),
-                   outcomes=data.outcomes[keep], X_held=data.X_held, rows_held=data.rows_held,
-                   outcomes_held=data.outcomes_held)
+    return dataclasses.replace(data, X=data.X[keep], rows=_kept(data.rows, position),
+                               outcomes=data.outcomes[keep],
+                               pooled=data.pooled and _kept(data.pooled, position))
+
+
+def _kept(rows: TierRows, position: np.ndarray) -> TierRows:
+    """The rows of the kept requests (position >= 0), re-indexed to the sample."""
+    kept = rows.take(position[rows.request] >= 0)
+    return TierRows(position[kept.request], kept.tier, kept.label, kept.model)

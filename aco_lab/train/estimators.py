@@ -21,18 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from aco.errors import DataError
-from aco.features import TASK_MISSING, TASK_UNKNOWN, FeatureSpec
 from aco.policy import clip_probability
-from aco.router import (
-    build_novelty,
-    infer_task_types,
-    nearest_similarity,
-    novel_rows,
-    predict_task_types,
-)
 from aco.scoring import build_knn_model, build_linear_model, predict_knn
 
 log = logging.getLogger(__name__)
@@ -69,32 +60,24 @@ LGBM_LARGE = {"bagging_fraction": 0.2, "bagging_freq": 1, "learning_rate": 0.2,
 LGBM_MAX_ROUNDS = 400
 LGBM_EARLY_STOP = 30  # rounds without improvement on the held-out fold
 LOGREG_C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # inverse L2 strength, tuned held-out
-TASK_TYPE_C = 1.0  # inverse L2 strength of the task-type classifier
-TASK_TYPE_MAX_ROWS = 20_000  # requests it learns from (a seeded sample beyond this)
-# The predictor's novelty check: a request less similar to every stored centroid of training
-# requests than this share of held-out requests are to their nearest one counts as unlike the
-# training data, and its task type comes from the rules' cues instead. 64 k-means centroids
-# of unit n-gram vectors: on the demo's simulated requests they flag all five hand-written
-# requests tried (a bug fix, a CSV parser, a refactor, a contract review, "2+2"; threshold
-# 0.70), as 500 stored requests do, with a 64 x 256 product instead of a 500 x 256 one.
-NOVELTY_CENTROIDS = 64
-NOVELTY_QUANTILE = 0.01
-NOVELTY_MAX_ROWS = 5_000  # requests the centroids are fitted on (a seeded sample beyond this)
 KNN_K_GRID = (1, 3, 5, 10, 20, 40, 80, 160)  # tuned on the held-out fold (log loss)
 KNN_MAX_REFERENCES = 20_000  # stored neighbours; a seeded sample beyond this
 
 
 @dataclass(frozen=True, slots=True)
 class TierRows:
-    """Training rows of the success objective: (request, tier, 0/1 outcome)."""
+    """Training rows of the success objective: (request, tier, 0/1 outcome), and for rows of
+    several models per tier, the model of each row."""
 
     request: np.ndarray  # (m,) int index into the request feature matrix
     tier: np.ndarray  # (m,) int 1..5
     label: np.ndarray  # (m,) float 0/1
+    model: np.ndarray | None = None  # (m,) int index into a list of model ids
 
     def take(self, mask: np.ndarray) -> TierRows:
         """The rows where mask holds."""
-        return TierRows(self.request[mask], self.tier[mask], self.label[mask])
+        model = None if self.model is None else self.model[mask]
+        return TierRows(self.request[mask], self.tier[mask], self.label[mask], model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +90,12 @@ class FitData:
     X_held: np.ndarray
     rows_held: TierRows
     outcomes_held: np.ndarray
+    # LightGBM success models only: rows of every traced model (TierRows.model set), and the
+    # model standing for each tier 1..5 (None: none ran there). The trees then read a model's
+    # skill instead of its tier (aco_lab.candidates.model_skills).
+    pooled: TierRows | None = None
+    pooled_held: TierRows | None = None
+    tier_models: tuple[int | None, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,23 +112,26 @@ def build_cheapest_labels(success: np.ndarray) -> np.ndarray:
     return np.where(solved.any(axis=1), np.argmax(solved, axis=1) + 1, 0)
 
 
-def stack_tier_rows(X: np.ndarray, request: np.ndarray, tier: np.ndarray) -> np.ndarray:
-    """Rows of [request features, tier] for the LightGBM success model."""
-    return np.hstack([X[request], tier.astype(np.float64)[:, None]])
+def stack_tier_rows(X: np.ndarray, request: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Rows of [request features, tier value] for the LightGBM success model: the tier, or
+    the skill of the row's model."""
+    return np.hstack([X[request], values.astype(np.float64)[:, None]])
 
 
 @dataclass(frozen=True, slots=True)
 class LgbmRows:
-    """LightGBM's rows: X[request] with the tier as a last column, or, without request, X."""
+    """LightGBM's rows: X[request] with a tier value as a last column, or, without request, X."""
 
     X: np.ndarray
     label: np.ndarray
     request: np.ndarray | None = None  # (m,) row of X per training row
-    tier: np.ndarray | None = None  # (m,) 1..5, with request
+    values: np.ndarray | None = None  # (m,) the tier (or model skill), with request
+    init: np.ndarray | None = None  # (m,) starting margins (a prior's logits), or None
 
     def stacked(self) -> np.ndarray:
         """The rows as one matrix."""
-        return self.X if self.request is None else stack_tier_rows(self.X, self.request, self.tier)
+        return self.X if self.request is None else stack_tier_rows(self.X, self.request,
+                                                                   self.values)
 
 
 LgbmTrainer = Callable[[dict, LgbmRows, LgbmRows], object]  # train_lgbm, or dask_fit's
@@ -157,7 +149,7 @@ def fit_estimator(
     if objective == "cheapest":
         return _fit_cheapest(kind, data, seed, num_threads, lgbm_trainer or train_lgbm)
     if kind == "lgbm":
-        return _fit_lgbm_success(data, seed, num_threads, lgbm_trainer or train_lgbm)
+        return fit_lgbm_success(data, seed, num_threads, trainer=lgbm_trainer)
     if kind == "logreg":
         return FittedModel(_tune_c(lambda c: _fit_logreg_success(data.X, data.rows, seed, c),
                                    data.X_held, data.outcomes_held))
@@ -193,17 +185,68 @@ def _lgbm_params(seed: int, num_threads: int, **extra: object) -> dict:
     return {**LGBM_PARAMS, "seed": seed, "num_threads": num_threads, **extra}
 
 
-def _fit_lgbm_success(data: FitData, seed: int, num_threads: int,
-                      trainer: LgbmTrainer) -> FittedModel:
+def fit_lgbm_success(data: FitData, seed: int, num_threads: int, prior: dict | None = None,
+                     trainer: LgbmTrainer | None = None) -> FittedModel:
+    """LightGBM on (request, tier) rows, success non-decreasing in the last column: the tier,
+    or with rows of several models per tier (data.pooled), the model's skill. With a prior
+    (a per-task-type table, plain linear data), the trees learn the residual over its logits.
+    trainer: grows the trees instead of train_lgbm (this process)."""
+    from aco.scoring import predict_linear
     from aco_lab.train.plain_models import lgbm_model_to_plain
 
-    monotone = [0] * data.X.shape[1] + [1]  # success never drops as the tier rises
+    rows, rows_held = data.rows, data.rows_held
+    model: dict = {"kind": "lgbm", "objective": "success"}
+    values, values_held = rows.tier, rows_held.tier
+    if data.pooled is not None and data.pooled_held is not None:
+        rows, rows_held = data.pooled, data.pooled_held
+        skills, tier_values = model_skills(rows, data.tier_models)
+        values, values_held = skills[rows.model], skills[rows_held.model]
+        model["tier_values"] = tier_values.tolist()
+    init = init_held = None
+    if prior is not None:
+        init = predict_linear(prior, data.X)[rows.request, rows.tier - 1]
+        init_held = predict_linear(prior, data.X_held)[rows_held.request, rows_held.tier - 1]
+    monotone = [0] * data.X.shape[1] + [1]  # success never drops as the tier (skill) rises
     params = _lgbm_params(seed, num_threads, objective="binary", monotone_constraints=monotone)
-    rows, held = data.rows, data.rows_held
-    booster = trainer(params, LgbmRows(data.X, rows.label, rows.request, rows.tier),
-                      LgbmRows(data.X_held, held.label, held.request, held.tier))
-    model = {"kind": "lgbm", "objective": "success", "booster": lgbm_model_to_plain(booster)}
+    booster = (trainer or train_lgbm)(
+        params, LgbmRows(data.X, rows.label, rows.request, values, init),
+        LgbmRows(data.X_held, rows_held.label, rows_held.request, values_held, init_held))
+    model["booster"] = lgbm_model_to_plain(booster)
+    if prior is not None:
+        model["prior"] = prior
     return FittedModel(model, booster)
+
+
+SKILL_PRIOR = 1.0  # pseudo-successes and pseudo-failures added to each model's count
+
+
+def model_skills(rows: TierRows, tier_models: tuple[int | None, ...]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(skill per model index, skill per tier 1..5): a model's skill is the logit of its
+    smoothed success rate over the rows; a tier's, that of the model standing for it, else the
+    mean of the tier's models, else the nearest lower tier's (else higher)."""
+    assert rows.model is not None
+    n_models = int(max(rows.model.max(initial=-1) + 1,
+                       max((m for m in tier_models if m is not None), default=-1) + 1))
+    wins = np.bincount(rows.model, weights=rows.label, minlength=n_models)
+    runs = np.bincount(rows.model, minlength=n_models)
+    rate = (wins + SKILL_PRIOR) / (runs + 2 * SKILL_PRIOR)
+    skills = np.log(rate / (1.0 - rate))
+    tiers = np.full(N_TIERS, np.nan)
+    for t in range(1, N_TIERS + 1):
+        chosen = tier_models[t - 1] if len(tier_models) >= t else None
+        at_tier = np.unique(rows.model[rows.tier == t])
+        if chosen is not None and runs[chosen] > 0:
+            tiers[t - 1] = skills[chosen]
+        elif at_tier.size:
+            tiers[t - 1] = float(skills[at_tier].mean())
+    known = np.flatnonzero(~np.isnan(tiers))
+    if known.size == 0:
+        raise DataError("no training rows at any tier; traces need a tier and task_success")
+    for t in np.flatnonzero(np.isnan(tiers)):
+        lower = known[known < t]
+        tiers[t] = tiers[lower[-1] if lower.size else known[0]]
+    return skills, tiers
 
 
 def _fit_lgbm_cheapest(
@@ -218,15 +261,16 @@ def _fit_lgbm_cheapest(
     return FittedModel(model, booster)
 
 
-def _datasets(lgb, params: dict, X, y, X_held, y_held):  # noqa: ANN001, ANN202
-    """Binned training and held-out datasets (raw arrays not kept)."""
+def _datasets(lgb, params: dict, X, y, X_held, y_held, init=None, init_held=None):  # noqa: ANN001, ANN202
+    """Binned training and held-out datasets (raw arrays not kept); init: starting margins."""
     keys = ("max_bin", "seed", "num_threads", "verbosity")
     dataset_params = {k: params[k] for k in keys} | {"feature_pre_filter": False}
-    train = lgb.Dataset(X, label=y, params=dataset_params, free_raw_data=True).construct()
+    train = lgb.Dataset(X, label=y, init_score=init, params=dataset_params,
+                        free_raw_data=True).construct()
     held = None
     if len(y_held):
-        held = lgb.Dataset(X_held, label=y_held, reference=train, params=dataset_params,
-                           free_raw_data=True).construct()
+        held = lgb.Dataset(X_held, label=y_held, init_score=init_held, reference=train,
+                           params=dataset_params, free_raw_data=True).construct()
     return train, held
 
 
@@ -243,7 +287,7 @@ def train_lgbm(params: dict, rows: LgbmRows, held_rows: LgbmRows):  # noqa: ANN2
     # The stacked (request, tier) rows are binned into LightGBM's datasets and dropped before
     # boosting: on a million rows they are the largest arrays of the whole training.
     train, held = _datasets(lgb, params, rows.stacked(), rows.label, held_rows.stacked(),
-                            held_rows.label)
+                            held_rows.label, rows.init, held_rows.init)
     best, best_loss = None, np.inf
     for extra in lgbm_grid(train.num_data(), held is not None):
         booster, loss = _train_lgbm_once(lgb, {**params, **extra}, train, held)
@@ -275,17 +319,23 @@ def predict_fitted(fitted: FittedModel, X: np.ndarray, num_threads: int = 1) -> 
     With the LightGBM booster at hand, its own predict is used (the same numbers within 1e-9,
     a parity test checks it; much faster on large batches).
     """
-    from aco.router import all_tier_rows, predict_success, success_from_cheapest
+    from aco.router import all_tier_rows, predict_success, success_from_cheapest, tier_values
+    from aco.scoring import predict_linear, sigmoid
 
     out = np.empty((len(X), N_TIERS))
+    prior = fitted.model.get("prior")
     for start in range(0, len(X), PREDICT_CHUNK):
         chunk = X[start : start + PREDICT_CHUNK]
         booster = fitted.booster
         if booster is None:
             out[start : start + len(chunk)] = predict_success(fitted.model, chunk)
         elif fitted.model["objective"] == "success":
-            p = booster.predict(all_tier_rows(chunk), num_threads=num_threads)
-            out[start : start + len(chunk)] = p.reshape(len(chunk), N_TIERS)
+            rows = all_tier_rows(chunk, tier_values(fitted.model))
+            raw = booster.predict(rows, num_threads=num_threads, raw_score=True)
+            raw = raw.reshape(len(chunk), N_TIERS)
+            if prior is not None:
+                raw = raw + predict_linear(prior, chunk)
+            out[start : start + len(chunk)] = sigmoid(raw)
         else:
             classes = booster.predict(chunk, num_threads=num_threads)
             out[start : start + len(chunk)] = success_from_cheapest(classes)
@@ -293,7 +343,7 @@ def predict_fitted(fitted: FittedModel, X: np.ndarray, num_threads: int = 1) -> 
 
 
 # -- logistic regression ------------------------------------------------------------------
-def _standardiser(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(standardised X with NaN at 0 = the mean, as aco.scoring reads it; mean; scale)."""
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: mean 0, scale 1
@@ -331,7 +381,7 @@ def held_out_log_loss(p: np.ndarray, Y: np.ndarray) -> float:
 def _fit_logreg_success(X: np.ndarray, rows: TierRows, seed: int, c: float) -> dict:
     from sklearn.linear_model import LogisticRegression
 
-    Z, mean, scale = _standardiser(X)
+    Z, mean, scale = standardise(X)
     coef = np.zeros((N_TIERS, X.shape[1]))
     intercept = np.zeros(N_TIERS)
     for t in range(1, N_TIERS + 1):
@@ -366,7 +416,7 @@ def _fill_missing_tiers(coef: np.ndarray, intercept: np.ndarray) -> None:
 def _fit_logreg_cheapest(X: np.ndarray, y: np.ndarray, seed: int, c: float) -> dict:
     from sklearn.linear_model import LogisticRegression
 
-    Z, mean, scale = _standardiser(X)
+    Z, mean, scale = standardise(X)
     model = LogisticRegression(C=c, max_iter=2000, random_state=seed)
     model.fit(Z, y)
     coef = np.zeros((N_TIERS + 1, X.shape[1]))
@@ -397,7 +447,7 @@ def _fit_knn(
         rng = np.random.default_rng(seed)
         keep = np.sort(rng.choice(len(X), KNN_MAX_REFERENCES, replace=False))
         X, Y = X[keep], Y[keep]
-    Z, mean, scale = _standardiser(X)
+    Z, mean, scale = standardise(X)
     knn = build_knn_model(Z * scale + mean, Y, k=1, mean=mean, scale=scale)  # NaN -> the mean
     grid = sorted({min(k, len(X)) for k in KNN_K_GRID})
     losses = [held_out_log_loss(predict_knn(knn, X_held, k=k), Y_held) for k in grid]
@@ -405,96 +455,3 @@ def _fit_knn(
     log.info("knn: k=%d (held-out log loss by k: %s)", knn["k"],
              ", ".join(f"{k}:{v:.4f}" for k, v in zip(grid, losses, strict=True)))
     return {"kind": "knn", "objective": objective, "knn": knn}
-
-
-# -- task-type classifier -----------------------------------------------------------------
-def fit_task_type_model(
-    X: np.ndarray, task_types: list[str | None], spec: FeatureSpec, seed: int,
-    X_held: np.ndarray | None = None,
-) -> dict | None:
-    """A softmax model of the task type from features computed without one; None if no types.
-
-    With held-out requests (`X_held`, not among `X`), it also stores the novelty check
-    (`fit_novelty`) the runtime applies before trusting a prediction."""
-    from sklearn.linear_model import LogisticRegression
-
-    known = np.array([t is not None for t in task_types])
-    types = sorted({t for t in task_types if t is not None})
-    if not types:
-        return None
-    if known.sum() > TASK_TYPE_MAX_ROWS:
-        rng = np.random.default_rng(seed)
-        keep = rng.choice(np.flatnonzero(known), TASK_TYPE_MAX_ROWS, replace=False)
-        known = np.zeros_like(known)
-        known[keep] = True
-    task_columns = [spec.names.index(f"task_type={t}") for t in spec.task_types]
-    task_columns.append(spec.names.index(TASK_UNKNOWN))
-    model = {"task_types": types, "task_columns": task_columns,
-             "missing_column": spec.names.index(TASK_MISSING)}
-    Xm = np.array(X[known])
-    Xm[:, task_columns] = 0.0
-    Xm[:, model["missing_column"]] = 1.0
-    y = np.array([types.index(task_types[i]) for i in np.flatnonzero(known)])
-    coef = np.zeros((len(types), X.shape[1]))
-    intercept = np.zeros(len(types))
-    Z, mean, scale = _standardiser(Xm)
-    if len(types) > 1:
-        clf = LogisticRegression(C=TASK_TYPE_C, max_iter=2000, random_state=seed)
-        clf.fit(Z, y)
-        if len(types) == 2:  # sklearn's binary form: one row, for the second class
-            coef[1], intercept[1] = clf.coef_[0], clf.intercept_[0]
-        else:
-            coef, intercept = clf.coef_, clf.intercept_
-    model["linear"] = build_linear_model(coef, intercept, mean, scale)
-    if X_held is not None and len(X_held):
-        model["novelty"] = fit_novelty(X, X_held, spec, seed)
-    return model
-
-
-def task_type_figures(task_model: dict | None, requests: list[str], X: np.ndarray,
-                      task_types: list[str | None]) -> dict:
-    """The task-type predictor on held-out requests with a known type: its accuracy alone, as
-    the runtime applies it (novel requests typed by the rules' cues, or left unknown), and the
-    share it calls novel (about NOVELTY_QUANTILE: the threshold was set on these requests)."""
-    known = [i for i, t in enumerate(task_types) if t is not None]
-    if task_model is None or not known:
-        return {}
-    truth = np.array([task_types[i] for i in known], dtype=object)
-    index, _ = predict_task_types(task_model, X[known])
-    predicted = np.array(task_model["task_types"], dtype=object)[index]
-    inferred = np.array(infer_task_types(task_model, [requests[i] for i in known], X[known]),
-                        dtype=object)
-    figures = {"requests": len(known), "accuracy": round(float(np.mean(predicted == truth)), 4),
-               "accuracy_as_routed": round(float(np.mean(inferred == truth)), 4)}
-    if "novelty" in task_model:  # the share it calls novel, and the share it was set to
-        figures["novel_share"] = round(float(np.mean(novel_rows(task_model, X[known]))), 4)
-        figures["novel_share_expected"] = float(task_model["novelty"]["quantile"])
-    return figures
-
-
-def fit_novelty(X: np.ndarray, X_held: np.ndarray, spec: FeatureSpec, seed: int) -> dict:
-    """How alike a request must be to the training requests for its task type to be predicted.
-
-    Centroids: k-means (NOVELTY_CENTROIDS) of the training requests' hashed n-gram vectors,
-    scaled to unit length like the vectors, so a dot product is a cosine similarity; stored
-    as float16. Threshold: the NOVELTY_QUANTILE quantile of the held-out requests' similarity
-    to their nearest centroid, so about that share of requests like the training data is
-    called novel."""
-    from sklearn.cluster import KMeans
-
-    start = spec.hash_offset
-    rows = np.asarray(X[:, start:], dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    if len(rows) > NOVELTY_MAX_ROWS:
-        rows = rows[np.sort(rng.choice(len(rows), NOVELTY_MAX_ROWS, replace=False))]
-    k = min(NOVELTY_CENTROIDS, len(np.unique(rows, axis=0)))
-    with threadpool_limits(limits=1):  # the same centroids whatever the machine's cores
-        centroids = KMeans(k, n_init=2, random_state=seed).fit(rows).cluster_centers_
-    norms = np.linalg.norm(centroids, axis=1, keepdims=True)
-    stored = (centroids / np.where(norms > 0, norms, 1.0)).astype("<f2")
-    nearest = nearest_similarity(stored.astype(np.float32), np.asarray(X_held)[:, start:])
-    threshold = float(np.quantile(nearest, NOVELTY_QUANTILE))
-    log.info("task-type novelty check: %d centroids, threshold %.3f (the %.0f%% quantile of "
-             "%d held-out requests' nearest similarity)", k, threshold,
-             100 * NOVELTY_QUANTILE, len(nearest))
-    return build_novelty(stored, start, threshold, NOVELTY_QUANTILE)

@@ -1,10 +1,13 @@
-"""Train a tier router from traces: labels, features, split, fit, calibrate, operating point.
+"""Train a tier router from traces: labels, features, candidates cross-validated, the winner
+calibrated and its operating point chosen on out-of-fold predictions.
 
 `build_router(runs, config, options)` is pure (a frame in, a bundle payload out);
 `train_router(paths, config, options, out_dir)` reads the files, fingerprints them and writes
-the bundle. Training requests are split by request (never one request's runs across splits)
-into a fit fold (the estimator), a calibration fold (early stopping / k, then the calibration
-map) and a validation fold (calibration metrics and the operating point).
+the bundle. The training requests are cut into folds by request (never one request's runs in
+two folds, aco_lab.model_selection): every candidate router (aco_lab.candidates) predicts each
+fold from the others, the best curve on those out-of-fold predictions wins, and the same
+predictions fit the calibration and choose the operating point. The winner is then refitted
+on all training requests.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from aco.config import ACOConfig
 from aco.decisions import FROM_CLASSIFIER, FROM_RULE_CUES
 from aco.errors import DataError
 from aco.features import FeatureSpec, build_feature_spec
-from aco.policy import calibrate, make_monotone
+from aco.formatting import format_count
+from aco.progress import stage
 from aco.router import expected_cost_table
 from aco_lab.traces import schema as S
 from aco_lab.traces.labels import (
@@ -32,18 +36,12 @@ from aco_lab.traces.labels import (
     add_labels,
     build_outcome_matrix,
     build_training_runs,
+    check_tier_models,
     is_counterfactual,
 )
-from aco_lab.traces.split import assign_splits
-from aco_lab.train.calibration import build_calibration_metrics, fit_calibration
-from aco_lab.train.estimators import (
-    FitData,
-    TierRows,
-    fit_estimator,
-    fit_task_type_model,
-    predict_fitted,
-    task_type_figures,
-)
+from aco_lab.train.calibration import build_calibration_metrics
+from aco_lab.train.candidates import CANDIDATES, build_training_set, describe_table, fit_candidate
+from aco_lab.train.model_selection import CV_FOLDS, Selection, assign_folds, cross_validate
 from aco_lab.train.operating_point import (
     OperatingPoint,
     ValidationSet,
@@ -54,8 +52,11 @@ from aco_lab.train.router_payload import (
     build_cost_model,
     build_payload,
     build_training_fingerprint,
+    check_cost_factors,
+    fit_cost_factors,
     read_file_fingerprints,
 )
+from aco_lab.train.task_types import fit_task_type_model, task_type_figures
 
 if TYPE_CHECKING:
     from aco_lab.train.dask_fit import DaskTrainer
@@ -64,21 +65,28 @@ log = logging.getLogger(__name__)
 
 GUESSED_TASK_TYPES = (FROM_CLASSIFIER, FROM_RULE_CUES)  # metadata.task_type_from: not given
 
-FIT, CALIBRATION, VALIDATION = "fit", "calibration", "validation"
-MIN_REQUESTS = 20  # fewer distinct requests cannot be split three ways meaningfully
+AUTO = "auto"  # --model: choose among aco_lab.candidates.CANDIDATES by cross-validation
+MIN_REQUESTS = 20  # fewer distinct requests cannot be cross-validated meaningfully
+TASK_TYPE_HELD = 2  # folds in five held out for the task-type classifier's novelty threshold
 PARALLEL_MIN_ROWS = 200_000
 
 
 @dataclass(frozen=True, slots=True)
 class TrainOptions:
-    """How to train: estimator, objective, seed, success floor, folds."""
+    """How to train: candidates, objective, seed, success floor, folds."""
 
-    model: str = "lgbm"  # lgbm | logreg | knn
+    model: str = AUTO  # auto | table | logreg | knn | lgbm | residual
     objective: str = "success"  # success | cheapest
     seed: int = 0
     success_floor: float = 0.95  # share of the top tier's success the operating point keeps
     calibration: str = "platt"  # platt | isotonic | none
-    folds: tuple[tuple[str, float], ...] = ((FIT, 0.5), (CALIBRATION, 0.25), (VALIDATION, 0.25))
+    cv_folds: int = CV_FOLDS  # folds of the cross-validation, by request
+    # The operating point keeps the floor with this many standard errors of its success ratio
+    # to spare (a bootstrap over the training requests): few requests, a wider margin.
+    success_margin: float = 1.0
+    # Ship a router whose out-of-fold curve cannot reach the floor (its most successful point,
+    # the shortfall recorded); without it, training refuses such a router.
+    allow_shortfall: bool = False
     # LightGBM threads; None: 1 below PARALLEL_MIN_ROWS training rows, else 2. Fixed either
     # way (and recorded), so the same data and seed grow the same trees everywhere. One
     # thread on small data: OpenMP's spin-waits cost more than they save on busy cores.
@@ -117,76 +125,129 @@ def train_router(
         from aco_lab.controls.suite import learn_controls
 
         payload = {**payload, "controls": learn_controls(tables, config, options.seed)}
+    stage("writing the bundle")
     info = write_bundle(payload, out_dir)
     log.info("wrote %s", info.path)
     return info, payload
+
+
+def candidate_names(options: TrainOptions) -> tuple[str, ...]:
+    """The routers to cross-validate: all candidates for auto, else the one asked for."""
+    if options.model == AUTO:
+        if options.objective != "success":
+            raise DataError(f"--objective {options.objective} needs one model: pass --model "
+                            "lgbm, logreg or knn")
+        return CANDIDATES
+    if options.objective != "success" and options.model in ("table", "residual"):
+        raise DataError(f"--model {options.model} learns the success objective only; use "
+                        "--objective success")
+    return (options.model,)
 
 
 def build_router(
     runs: pl.DataFrame, config: ACOConfig, options: TrainOptions, files: Sequence[dict] = (),
     created_at: str | None = None, engine: DaskTrainer | None = None,
 ) -> TrainedRouter:
-    """Learn P(success | request, tier), calibrate it and choose the operating point.
+    """Cross-validate the candidates, refit the winner, calibrate it, choose its operating point.
 
-    engine: the features and the estimator are computed by a Dask cluster (dask_fit.py)."""
-    usable = build_training_runs(add_labels(runs, config))
+    engine: the features and the estimators are computed by a Dask cluster (dask_fit.py)."""
+    names = candidate_names(options)
+    stage("labelling runs")
+    labeled = add_labels(runs, config)
+    warnings = check_tier_models(labeled, config)
+    usable = build_training_runs(labeled)
     if options.num_threads is None:
         options = replace(options, num_threads=1 if usable.height < PARALLEL_MIN_ROWS else 2)
     outcomes = build_outcome_matrix(usable, config)
     if outcomes.n_requests < MIN_REQUESTS:
         raise DataError(f"{outcomes.n_requests} usable requests; training needs at least "
                         f"{MIN_REQUESTS} with task_success true/false and a tier")
+    stage(f"building features of {format_count(outcomes.n_requests)} requests")
     spec = build_feature_spec(outcomes.task_types)
     X = build_request_matrix(outcomes, spec, engine.executor() if engine else None)
-    folds = _fold_indices(outcomes, options)
-    fit = engine.fit_estimator if engine else fit_estimator
-    fitted = fit(options.model, options.objective, _fit_data(X, usable, outcomes, folds),
-                 options.seed, options.num_threads)
-    log.info("fitted %s (%s objective)", options.model, options.objective)
-    # Both held-out folds, predicted once: the calibration fold fits the calibration map, the
-    # validation fold measures it, and together they choose the operating point (twice the
-    # requests of validation alone; the map's few parameters barely fit the calibration fold).
-    held = np.concatenate([folds[CALIBRATION], folds[VALIDATION]])
-    raw = make_monotone(predict_fitted(fitted, X[held], options.num_threads))
-    n_cal = len(folds[CALIBRATION])
-    calibration = fit_calibration(*_cells(raw[:n_cal], outcomes, folds[CALIBRATION]),
-                                  options.calibration)
-    metrics = build_calibration_metrics(*_cells(raw[n_cal:], outcomes, folds[VALIDATION]),
-                                        calibration)
-    fit_runs = _runs_of(usable, outcomes, folds[FIT])
-    cost_model = build_cost_model(fit_runs)
-    cost_model["cost_scale"] = _cost_scale(cost_model, config, outcomes, folds[FIT])
-    point = _operating_point(options, raw, calibration, cost_model, outcomes, held, fit_runs,
-                             config)
+    data = build_training_set(labeled, usable, outcomes, X, spec)
+    every = np.arange(outcomes.n_requests)
+    cost_model = build_cost_model(usable)
+    cost_model["tier_cost_factor"] = fit_cost_factors(cost_model, config, outcomes)
+    warnings += check_cost_factors(cost_model, config, outcomes)
+    cost_model["cost_scale"] = _cost_scale(cost_model, config, outcomes)
+    validation = _validation_set(None, cost_model, config, outcomes)
+    stage(f"cross-validating {', '.join(names)}")
+    selection = cross_validate(names, options.objective, data, validation,
+                               cost_model["cost_scale"], options.success_floor,
+                               options.calibration, options.seed, options.num_threads,
+                               options.cv_folds, engine)
+    for warning in warnings:
+        log.warning("%s", warning)
+    winner = selection.winner
+    stage(f"fitting {winner.name} on all training requests")
+    fitted = fit_candidate(winner.name, options.objective, data, every, options.seed,
+                           options.num_threads, engine)
+    log.info("refitted %s on all %d training requests", winner.name, outcomes.n_requests)
+    metrics = build_calibration_metrics(*_cells(winner.oof, outcomes), winner.calibration)
+    stage("choosing the operating point")
+    point = _operating_point(options, winner.p, cost_model, outcomes, usable, config)
+    if not point.met_floor:
+        warnings.append(shortfall_message(point))
+    # The task-type classifier and its novelty check: fitted on three folds in five, the
+    # novelty threshold set (and the classifier measured) on the other two.
+    folds = assign_folds(outcomes.request_ids, options.cv_folds, options.seed)
+    held = np.flatnonzero(folds < max(1, options.cv_folds * TASK_TYPE_HELD // 5))
+    fit = np.setdiff1d(np.arange(outcomes.n_requests), held)
     # The task-type classifier learns, and is measured, only on types the agents gave: a
     # type a runtime guessed (metadata.task_type_from) would teach it its own guesses.
     known_types = _known_task_types(outcomes, guessed_task_type_requests(usable))
-    task_model = fit_task_type_model(X[folds[FIT]], _types(known_types, folds[FIT]), spec,
-                                     options.seed, X_held=X[held])
+    stage("fitting the task-type classifier")
+    task_model = fit_task_type_model(X[fit], _types(known_types, fit), spec, options.seed,
+                                     X_held=X[held])
     payload = build_payload(
-        model=fitted.model, calibration=calibration, operating_point=point, cost_model=cost_model,
-        spec=spec, config=config, task_type_model=task_model,
+        model=fitted.model, calibration=winner.calibration, operating_point=point,
+        cost_model=cost_model, spec=spec, config=config, task_type_model=task_model,
         training=build_training_fingerprint(files, usable, outcomes.request_ids,
                                             is_counterfactual(usable)),
         validation={"operating_point": point.to_dict(), "calibration": metrics.as_dict(),
+                    "selection": _selection_record(selection, fitted.model, spec),
                     "task_type": task_type_figures(task_model, [outcomes.requests[i] for i in held],
                                                    X[held], _types(known_types, held)),
-                    "folds": {name: int(len(idx)) for name, idx in folds.items()}},
-        options=asdict(options) | (engine.recorded() if engine else {}), created_at=created_at,
+                    "folds": {"cross_validation": options.cv_folds,
+                              "requests": outcomes.n_requests}},
+        options=asdict(options) | (engine.recorded() if engine else {}),
+        created_at=created_at, warnings=warnings,
     )
     return TrainedRouter(payload=payload, booster=fitted.booster)
+
+
+def shortfall_message(point: OperatingPoint) -> str:
+    """What a router whose out-of-fold curve misses the success floor keeps, in words."""
+    return (f"shortfall: no operating point keeps {point.floor:.0%} of the top tier's success "
+            f"on the cross-validated training requests; the most successful keeps "
+            f"{point.success_ratio:.1%} at {point.cost_ratio:.1%} of the top tier's cost")
+
+
+def _selection_record(selection: Selection, model: dict, spec: FeatureSpec) -> dict:
+    record = selection.to_dict()
+    if model.get("kind") == "table":
+        record["table"] = describe_table(model, spec)
+    return record
 
 
 def validation_headline(payload: dict) -> dict[str, float | bool | str]:
     """The figures `aco-lab train` prints: success and cost vs the top tier, calibration."""
     point = payload["validation"]["operating_point"]
     calib = payload["validation"]["calibration"]
+    selection = payload["validation"].get("selection", {})
     policy = payload["policy"]
+    mix = payload.get("policy_mix")
     return {
+        "model": payload["model"]["kind"],
+        "why": selection.get("why", ""),
+        **{f"cv_cost_at_target_{name}": figures["cost_at_target"]
+           for name, figures in selection.get("candidates", {}).items()},
         "validation_requests": point["n_requests"],
         "success_vs_top": point["success_ratio"],
         "cost_vs_top": point["cost_ratio"],
         "met_success_floor": point["met_floor"],
+        "mix_share": 0.0 if mix is None else mix["share"],
         "brier_before": calib["brier_before"],
         "brier_after": calib["brier_after"],
         "log_loss_before": calib["log_loss_before"],
@@ -239,84 +300,54 @@ def _types(task_types: Sequence[str | None], idx: np.ndarray) -> list[str | None
     return [task_types[i] for i in idx]
 
 
-def _runs_of(usable: pl.DataFrame, outcomes: OutcomeMatrix, idx: np.ndarray) -> pl.DataFrame:
-    return usable.filter(pl.col(S.REQUEST_ID).is_in([outcomes.request_ids[i] for i in idx]))
+def _cells(p: np.ndarray, outcomes: OutcomeMatrix) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted P and observed 0/1 outcome of every observed (request, tier) cell."""
+    seen = ~np.isnan(outcomes.success)
+    return p[seen], (outcomes.success[seen] >= 0.5).astype(np.float64)
 
 
-def _fold_indices(outcomes: OutcomeMatrix, options: TrainOptions) -> dict[str, np.ndarray]:
-    """Request positions per fold (by request_id: all runs of a request stay together)."""
-    parts = assign_splits(outcomes.request_ids, options.folds, options.seed)
-    index = {rid: i for i, rid in enumerate(outcomes.request_ids)}
-    folds = {name: np.array(sorted(index[r] for r in ids), dtype=np.int64)
-             for name, ids in parts.items()}
-    for name, idx in folds.items():
-        if idx.size == 0:
-            raise DataError(f"the {name} fold is empty: {outcomes.n_requests} requests are too few")
-    log.info("folds: %s requests", ", ".join(f"{n} {len(i)}" for n, i in folds.items()))
-    return folds
+def _costs(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix) -> np.ndarray:
+    chars = np.array([len(r) for r in outcomes.requests], dtype=np.float64)
+    return expected_cost_table(cost_model, config.tiers, outcomes.input_tokens,
+                               list(outcomes.task_types), chars)
 
 
-def _fit_data(X: np.ndarray, usable: pl.DataFrame, outcomes: OutcomeMatrix,
-              folds: dict[str, np.ndarray]) -> FitData:
-    """The fit fold and the calibration fold (held out for early stopping / k)."""
-    index = {rid: i for i, rid in enumerate(outcomes.request_ids)}
-    rows = TierRows(
-        request=np.array([index[r] for r in usable[S.REQUEST_ID].to_list()], dtype=np.int64),
-        tier=usable[S.TIER].cast(pl.Int64).to_numpy(),
-        label=usable[SUCCESS].cast(pl.Float64).to_numpy(),
-    )
-    fit, held = folds[FIT], folds[CALIBRATION]
-    return FitData(X=X[fit], rows=_local_rows(rows, fit, len(X)), outcomes=outcomes.success[fit],
-                   X_held=X[held], rows_held=_local_rows(rows, held, len(X)),
-                   outcomes_held=outcomes.success[held])
-
-
-def _local_rows(rows: TierRows, idx: np.ndarray, n: int) -> TierRows:
-    """Rows of some requests, re-indexed to their positions in `idx`."""
-    position = np.full(n, -1, dtype=np.int64)
-    position[idx] = np.arange(len(idx))
-    local = rows.take(position[rows.request] >= 0)
-    return TierRows(position[local.request], local.tier, local.label)
-
-
-def _cells(
-    p: np.ndarray, outcomes: OutcomeMatrix, idx: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted P and observed 0/1 outcome of every observed (request, tier) cell of some rows."""
-    observed = outcomes.success[idx]
-    seen = ~np.isnan(observed)
-    return p[seen], (observed[seen] >= 0.5).astype(np.float64)
-
-
-def _costs(
-    cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix, idx: np.ndarray
-) -> np.ndarray:
-    chars = np.array([len(outcomes.requests[i]) for i in idx], dtype=np.float64)
-    return expected_cost_table(cost_model, config.tiers, outcomes.input_tokens[idx],
-                               _types(outcomes.task_types, idx), chars)
-
-
-def _cost_scale(
-    cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix, idx: np.ndarray
-) -> float:
-    """The fit fold's mean expected cost at the top tier (USD): the unit of success_value."""
-    scale = float(_costs(cost_model, config, outcomes, idx)[:, config.top_tier - 1].mean())
+def _cost_scale(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix) -> float:
+    """The training requests' mean expected cost at the top tier (USD): the unit of
+    success_value."""
+    scale = float(_costs(cost_model, config, outcomes)[:, config.top_tier - 1].mean())
     return scale if scale > 0 else 1.0
 
 
-def _operating_point(
-    options: TrainOptions, raw: np.ndarray, calibration: dict, cost_model: dict,
-    outcomes: OutcomeMatrix, idx: np.ndarray, fit_runs: pl.DataFrame, config: ACOConfig,
-) -> OperatingPoint:
-    """The cheapest validated policy; candidate task floors from the fit fold's success by tier."""
-    data = ValidationSet(
-        p=make_monotone(calibrate(raw, calibration)),
-        costs=_costs(cost_model, config, outcomes, idx),
-        success=outcomes.success[idx], cost=outcomes.cost[idx],
-        task_types=_types(outcomes.task_types, idx),
+def _validation_set(p: np.ndarray | None, cost_model: dict, config: ACOConfig,
+                    outcomes: OutcomeMatrix) -> ValidationSet:
+    """The training requests as a policy is scored on them (p: calibrated out-of-fold P)."""
+    success = outcomes.success
+    return ValidationSet(
+        p=np.full(success.shape, 0.5) if p is None else p,
+        costs=_costs(cost_model, config, outcomes), success=success, cost=outcomes.cost,
+        task_types=list(outcomes.task_types),
         configured=np.array([t in {s.tier for s in config.tiers} for t in range(1, 6)]),
     )
-    floors = build_task_floors(fit_runs[S.TASK_TYPE].to_list(),
-                               fit_runs[S.TIER].cast(pl.Int64).to_numpy(),
-                               fit_runs[SUCCESS].cast(pl.Float64).to_numpy())
-    return choose_operating_point(data, options.success_floor, cost_model["cost_scale"], floors)
+
+
+def _operating_point(options: TrainOptions, p: np.ndarray, cost_model: dict,
+                     outcomes: OutcomeMatrix, usable: pl.DataFrame, config: ACOConfig
+                     ) -> OperatingPoint:
+    """The cheapest policy (or mix of two) holding the floor on the out-of-fold predictions;
+    candidate task floors from the training runs' success by tier. A DataError when none
+    holds it, unless options.allow_shortfall."""
+    floors = build_task_floors(usable[S.TASK_TYPE].to_list(),
+                               usable[S.TIER].cast(pl.Int64).to_numpy(),
+                               usable[SUCCESS].cast(pl.Float64).to_numpy())
+    point = choose_operating_point(_validation_set(p, cost_model, config, outcomes),
+                                   options.success_floor, cost_model["cost_scale"], floors,
+                                   salt=options.seed, margin=options.success_margin)
+    if not point.met_floor and not options.allow_shortfall:
+        raise DataError(
+            f"{shortfall_message(point)}. The router cannot promise the floor: lower "
+            f"--success-floor (to {point.success_ratio:.2f} or less), train on more requests or "
+            "on traces where the cheaper tiers' outcomes are known, or pass --allow-shortfall "
+            "to ship the most successful point with its shortfall recorded in the bundle"
+        )
+    return point

@@ -29,6 +29,7 @@ from aco.payload import (
     PayloadError,
 )
 from aco_lab.traces import schema as S
+from aco_lab.traces.labels import OutcomeMatrix
 from aco_lab.train.bundle_writer import package_versions
 
 DEFAULT_CHARS_PER_TOKEN = 4.0  # when no run has both a prompt and its token count
@@ -56,6 +57,55 @@ def build_cost_model(fit_runs: pl.DataFrame) -> dict:
         "chars_per_token": float(ratio) if ratio else DEFAULT_CHARS_PER_TOKEN,
         "cost_scale": 1.0,  # set by the trainer: the fit fold's mean top-tier expected cost
     }
+
+
+# A tier whose priced-token estimate is off its runs' cost by more than this factor either way
+# gets a warning: wrong prices in the config, or missing token counts (an agent's run of a
+# few calls costs a few times its first call's estimate: not a mismatch).
+COST_FACTOR_WARNING = 10.0
+
+
+def fit_cost_factors(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix
+                     ) -> list[float]:
+    """Per tier 1..5, the training runs' mean observed cost over the mean of the config's
+    priced-token estimate for the same requests (1.0 where either is unknown or zero)."""
+    observed, estimated = _observed_and_estimated(cost_model, config, outcomes)
+    ok = np.isfinite(observed) & np.isfinite(estimated) & (observed > 0) & (estimated > 0)
+    return [float(o / e) if k else 1.0 for o, e, k in zip(observed, estimated, ok, strict=True)]
+
+
+def check_cost_factors(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix
+                       ) -> list[str]:
+    """A warning naming the tiers whose config prices misjudge their traced runs' cost."""
+    observed, estimated = _observed_and_estimated(cost_model, config, outcomes)
+    factors = np.asarray(cost_model["tier_cost_factor"])
+    off = [spec for spec in config.tiers
+           if not 1 / COST_FACTOR_WARNING <= factors[spec.tier - 1] <= COST_FACTOR_WARNING]
+    if not off:
+        return []
+    shown = "; ".join(f"tier {s.tier} ({s.model_id}) ${estimated[s.tier - 1]:.4g} priced, "
+                      f"${observed[s.tier - 1]:.4g} observed" for s in off)
+    return [f"the config's prices misjudge what the traced runs cost per request ({shown}): "
+            "routing uses the observed costs (cost_model.tier_cost_factor); check the prices in "
+            "--config, or the traces' token counts"]
+
+
+def _observed_and_estimated(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """(5,) mean observed USD per request and tier, and the priced-token estimate for them."""
+    from aco.router import expected_cost_table
+
+    unscaled = {k: v for k, v in cost_model.items() if k != "tier_cost_factor"}
+    chars = np.array([len(r) for r in outcomes.requests], dtype=np.float64)
+    estimate = expected_cost_table(unscaled, config.tiers, outcomes.input_tokens,
+                                   list(outcomes.task_types), chars)
+    seen = ~np.isnan(outcomes.cost)
+    counts = np.maximum(seen.sum(axis=0), 1)
+    observed = np.where(seen.any(axis=0), np.where(seen, outcomes.cost, 0).sum(axis=0) / counts,
+                        np.nan)
+    estimated = np.where(seen.any(axis=0),
+                         np.where(seen, estimate, 0).sum(axis=0) / counts, np.nan)
+    return observed, estimated
 
 
 def _medians(runs: pl.DataFrame) -> dict[int, float]:
@@ -107,6 +157,7 @@ def build_payload(
     validation: dict,
     options: Mapping[str, Any],
     created_at: str | None = None,
+    warnings: Sequence[str] = (),
 ) -> dict:
     """The bundle payload as plain data, every field checked by aco.payload.BundlePayload (the
     schema the runtime reads)."""
@@ -130,7 +181,10 @@ def build_payload(
         "package_versions": package_versions(),
         "created_at": created_at or datetime.now(UTC).isoformat(timespec="seconds"),
         "bundle_format_version": BUNDLE_FORMAT_VERSION,
+        "warnings": list(warnings),
     }
+    if operating_point.mix is not None:
+        raw["policy_mix"] = operating_point.mix.to_dict()
     try:
         return BundlePayload.from_dict(raw).to_dict()
     except PayloadError as exc:

@@ -25,7 +25,7 @@ def _invoke(*args: str) -> str:
 def test_route_prints_tier_model_cost_and_mode() -> None:
     out = _invoke("route", "Fix the auth bug in production")
     first, reason = out.splitlines()
-    assert first.startswith("tier=4, model=frontier-latest, cost=$")
+    assert first.startswith("tier=4, model=claude-sonnet-4-5, cost=$")
     assert first.endswith("mode=rules")
     assert reason.startswith("reason: rules: ")
 
@@ -235,6 +235,11 @@ def test_version_describes_a_bundle_after_checking_it(trained_bundle: Path, tmp_
     assert text[1].startswith(f"bundle v{manifest['version']}: {trained_bundle} (")
     assert f"less similar than {threshold:.2f}" in out.stdout + "\n".join(text)
     assert text[-1] == "learned run controls: none (rules)"
+    # Which candidate the cross-validation chose, why, and every candidate's figures.
+    selection = payload["validation"]["selection"]
+    assert info["selection"] == selection
+    assert f"chosen: {selection['winner']}: {selection['why']}" in text
+    assert sum(line.startswith("  candidate ") for line in text) == len(selection["candidates"])
     # A tampered copy is refused, as loading it to route would be.
     copy = tmp_path / trained_bundle.name
     copy.write_bytes(trained_bundle.read_bytes()[:-1] + b"\x00")

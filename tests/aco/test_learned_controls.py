@@ -78,7 +78,7 @@ def gate_spec() -> dict:
 def test_the_gate_denies_with_the_figures_and_falls_back_to_all_task_types() -> None:
     denied = apply_gate(gate_spec(), "web_search", "coding")
     assert not denied.allow and denied.mode == MODE_BUNDLE
-    for figure in ("40 runs", "-30.0 pts", "$0.0050/call", "20% of calls fail"):
+    for figure in ("40 runs", "-30.0 pts", "$0.005/call", "20.0% of calls fail"):
         assert figure in denied.reason
     assert apply_gate(gate_spec(), "web_search", "research").allow
     assert "across task types" in apply_gate(gate_spec(), "web_search", "research").reason

@@ -71,11 +71,31 @@ def test_route_with_rules(runtime_env: dict[str, str]) -> None:
     assert data["mode"] == "rules" and data["tier"] >= 4 and data["model_id"]
 
 
-def test_route_with_the_golden_bundle(runtime_env: dict[str, str]) -> None:
+@pytest.fixture(scope="module")
+def golden_tiers(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A config with the tier table the golden bundle was recorded with (the bundle's own).
+
+    `aco route` names and prices tiers from its config; the default table has changed since
+    the golden decisions were recorded. No task floors: as Router.load without a config.
+    """
+    import yaml
+
+    from aco.bundle import load_payload
+
+    tiers = load_payload(GOLDEN / "router_bundle_v1.pkl").tiers
+    models = {f"tier{t.tier}": {"model_id": t.model_id, "provider": t.provider,
+                                "cost_per_1k_input": t.cost_per_1k_input,
+                                "cost_per_1k_output": t.cost_per_1k_output} for t in tiers}
+    path = tmp_path_factory.mktemp("golden") / "golden_tiers.yaml"
+    path.write_text(yaml.safe_dump({"models": models}), encoding="utf-8")
+    return path
+
+
+def test_route_with_the_golden_bundle(runtime_env: dict[str, str], golden_tiers: Path) -> None:
     lines = (GOLDEN / "expected_decisions.jsonl").read_text(encoding="utf-8").splitlines()
     for case in map(json.loads, lines[:4]):
         args = ["route", case["request"], "--bundle", str(GOLDEN / "router_bundle_v1.pkl"),
-                "--json"]
+                "--config", str(golden_tiers), "--json"]
         args += ["--task-type", case["task_type"]] if case["task_type"] else []
         args += ["--input-tokens", str(case["input_tokens"])] if case["input_tokens"] else []
         out = _run(runtime_env, "aco", *args)
@@ -101,7 +121,8 @@ def test_aco_lab_without_the_lab_says_how_to_install_it(runtime_env: dict[str, s
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.splitlines() == [
         "error: aco-lab needs the lab packages (polars, pyarrow, sklearn, lightgbm, matplotlib, "
-        "threadpoolctl not installed); install them with: pip install 'aco[lab]' "
+        "threadpoolctl, altair, vl_convert not installed); install them with: "
+        "pip install 'aco[lab]' "
         "(from a checkout: pip install '.[lab]')"]
 
 

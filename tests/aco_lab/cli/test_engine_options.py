@@ -45,15 +45,13 @@ def test_ingest_on_a_scheduler_counts_what_the_local_engine_does(
 def test_train_on_a_scheduler_writes_a_bundle_aco_route_loads(
         traces: Path, tmp_path: Path, dask_cluster) -> None:  # noqa: F811
     address = dask_cluster.client.scheduler.address
-    result = CliRunner().invoke(main, ["train", str(traces), "--out", str(tmp_path / "models"),
-                                       "--no-controls", "--engine", "dask", "--scheduler",
-                                       address, "--json"])
+    args = ["--no-controls", "--model", "lgbm", "--engine", "dask", "--scheduler", address,
+            "--json", "--out", str(tmp_path / "models")]
+    result = CliRunner().invoke(main, ["train", str(traces), *args])
     assert result.exit_code == 1 and "1 of 401 lines break trace format v1" in result.stderr
     clean = tmp_path / "clean.jsonl"
     clean.write_text("".join(traces.read_text().splitlines(keepends=True)[:-1]))
-    result = CliRunner().invoke(main, ["train", str(clean), "--out", str(tmp_path / "models"),
-                                       "--no-controls", "--engine", "dask", "--scheduler",
-                                       address, "--json"])
+    result = CliRunner().invoke(main, ["train", str(clean), *args])
     assert result.exit_code == 0, result.output
     bundle = json.loads(result.stdout)["path"]
     routed = subprocess.run([str(BIN / "aco"), "route", "fix the failing parser test",

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from aco_lab.cli import main
-from aco_lab.report.document import fmt_usd
+from aco_lab.report.document import fmt_pct, fmt_usd
 from tests.aco_lab.eval_case import eval_case  # noqa: F401 - the fixture
 
 ACO_LAB = Path(sys.executable).with_name("aco-lab")
@@ -30,10 +30,20 @@ def test_evaluate_prints_the_table_and_writes_every_output(eval_case, tmp_path) 
     expected = ["aco-lab", "evaluate", "--bundle", str(eval_case.bundle), "--out", str(out),
                 "--compare-models", "", str(eval_case.eval)]
     assert metrics["command"] == shlex.join(expected)
-    # The last line is the headline, with the router's own cost per successful task.
+    # The last line is the headline: the cost at the target success along the router's curve,
+    # then what its own operating point keeps (its cost per success only when that holds it).
     headline = result.stdout.splitlines()[-1]
-    assert headline.startswith("headline: router (v1) costs ")
-    assert fmt_usd(metrics["router"]["cost_per_success"]) in headline
+    goal = metrics["quality_goal"]
+    assert headline.startswith("headline: at 95% of the top tier's success, router (v1) costs "
+                               f"{fmt_pct(goal['curve_cost_fraction_at_target'])} of the top "
+                               "tier's cost along its curve")
+    kept = fmt_pct(goal["operating_point"]["success_fraction_of_top"])
+    assert f"its operating point keeps {'only ' * goal['operating_point']['below_target']}{kept}" \
+        in headline
+    assert (fmt_usd(metrics["router"]["cost_per_success"]) in headline) \
+        == (not goal["operating_point"]["below_target"])
+    assert any(line.startswith("verdict at 95% of the top tier's success: router curve")
+               for line in result.stdout.splitlines())
 
 
 def test_evaluate_finds_latest_in_the_models_dir(eval_case, tmp_path) -> None:  # noqa: F811
@@ -88,8 +98,12 @@ def test_report_runs_as_a_real_command(eval_case, tmp_path) -> None:  # noqa: F8
     done = subprocess.run([str(ACO_LAB), "report", str(eval_case.logs), "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("runs: 200")
     assert (out / "report.html").is_file() and (out / "metrics.json").is_file()
+    # The overall metrics, printed as `aco-lab stats` prints them.
+    stats = subprocess.run([str(ACO_LAB), "stats", str(eval_case.logs)],
+                           capture_output=True, text=True, timeout=600)
+    assert done.stdout == stats.stdout
+    assert done.stdout.splitlines()[0].split() == ["runs", "200"]
 
 
 def test_holdout_splits_by_request_and_prints_both_paths(eval_case, tmp_path) -> None:  # noqa: F811

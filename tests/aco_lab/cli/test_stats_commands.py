@@ -75,8 +75,10 @@ def test_stats_by_adds_one_named_key(sim: Path, by: str) -> None:
     assert all(list(group) == list(METRIC_KEYS) for group in groups.values())
 
 
-def test_stats_table_shows_metrics_and_alerts(sim: Path) -> None:
-    text = invoke("stats", str(sim))
+def test_stats_table_shows_metrics_and_alerts(sim: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("alerts:\n  min_success_rate: 0.9\n")
+    text = invoke("stats", str(sim), "--config", str(config))
     assert text.startswith("runs                  200\n")
     assert "cost_per_success      $" in text
     assert "ALERT low_success_rate: success rate" in text

@@ -41,7 +41,7 @@ def test_train_prints_path_version_and_headline_then_increments(traces: Path, tm
 
 def test_success_floor_is_recorded_and_bounded(traces: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["train", str(traces), "--out", str(tmp_path),
-                                       "--success-floor", "1.5"])
+                                       "--success-floor", "2.5"])
     assert result.exit_code == 2 and "success-floor" in result.output
 
 
@@ -49,7 +49,7 @@ def test_cheapest_on_logs_is_one_line_error(tmp_path: Path) -> None:
     logs = tmp_path / "logs.jsonl"
     write_simulated_traces(logs, 120, seed=1, config=ACOConfig(), mode="logs")
     result = CliRunner().invoke(main, ["train", str(logs), "--out", str(tmp_path / "m"),
-                                       "--objective", "cheapest"])
+                                       "--objective", "cheapest", "--model", "lgbm"])
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: --objective cheapest needs")
 
@@ -60,7 +60,7 @@ def test_real_console_script_trains_and_routes(traces: Path, tmp_path: Path) -> 
                            "--model", "knn", "--calibration", "isotonic", "--no-controls"],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
-    assert "training knn" in done.stderr
+    assert done.stderr == ""  # stderr is a pipe: no progress drawn
     path = json.loads(done.stdout)["path"]
     router = Router.load(path)
     assert router.calibration["method"] == "isotonic" and "controls" not in router.bundle

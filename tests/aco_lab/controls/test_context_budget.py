@@ -57,5 +57,8 @@ def test_held_out_coverage_is_near_the_quantile_and_far_tighter_than_the_rules(s
     learned, rules = evaluate_context_budget(spec, sim.held_out, ACOConfig())
     coverage = learned.covered_successes / learned.successful_runs
     assert coverage == pytest.approx(0.9, abs=0.05)
-    assert learned.mean_allowance < rules.mean_allowance / 5
-    assert learned.trimmed_share < 0.05
+    # Tighter than the rules' fixed allowances and covering more successful runs (agent-sized
+    # prompts of 5-100K tokens: the rules' allowance is too small for some, too large for most).
+    assert learned.mean_allowance < rules.mean_allowance / 1.5
+    assert learned.covered_successes > rules.covered_successes
+    assert learned.trimmed_share < min(0.1, rules.trimmed_share / 2)

@@ -10,7 +10,7 @@ from aco_lab.simulate.generate import build_sim_request
 from tests.aco_lab.eval_case import eval_case  # noqa: F401 (fixture)
 
 HAND_WRITTEN = ["Fix the auth bug in production", "zqx vbnm wert plokij",
-                "Summarize the attached contract and flag any GDPR issues"]
+                "Check our privacy policy for GDPR issues"]
 
 
 def test_missing_task_types_are_inferred_as_the_runtime_infers_them(eval_case) -> None:  # noqa: F811

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from aco.config import ACOConfig, TierSpec
 from aco.errors import DataError
 from aco.prices import load_price_snapshot
 from aco_lab.cli import main
@@ -96,11 +97,14 @@ def test_a_bad_span_names_its_file_and_position(tmp_path: Path) -> None:
     assert [t["trace_id"] for t in traces] == ["5b8efff798038103d269b633813fc60c"]
 
 
+OTHER_MODELS = ACOConfig(tiers=(TierSpec(1, "small-model"), TierSpec(5, "large-model")))
+
+
 def test_a_model_without_a_tier_is_a_problem_that_says_how_to_fix_it(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"model 'claude-sonnet-4-5' has no tier; pass "
                                         r"--tier claude-sonnet-4-5=N"):
-        import_traces(read_otel, [OTEL], tmp_path / "t.jsonl", tiers={"gpt-4o-mini": 1,
-                                                                      "gpt-4o": 4})
+        import_traces(read_otel, [OTEL], tmp_path / "t.jsonl", config=OTHER_MODELS,
+                      tiers={"gpt-4o-mini": 1, "gpt-4o": 4})
 
 
 def test_the_command(tmp_path: Path) -> None:

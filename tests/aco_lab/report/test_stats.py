@@ -175,9 +175,10 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("by", [None, "task_type", "tier", "source"])
 def test_parity_with_the_runtime_on_simulated_traces(simulated: Path, by: str | None) -> None:
-    lab = compute_stats(read_traces(simulated), by=by).to_dict()
+    strict = ACOConfig(alerts=AlertThresholds(min_success_rate=0.9))  # alerts to compare too
+    lab = compute_stats(read_traces(simulated), strict, by=by).to_dict()
     assert lab["runs"] == 1800 and lab["alerts"]
-    assert_same(lab, compute_metrics(read_trace_lines(simulated), by=by))
+    assert_same(lab, compute_metrics(read_trace_lines(simulated), strict, by=by))
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import pytest
 
 from aco.config import ACOConfig, TierSpec
 from aco.errors import ConfigError, DataError
+from aco.rules import route_by_rules
 from aco_lab.simulate import generate as simulate
 from aco_lab.simulate.generate import (
     EXPLORE,
@@ -24,7 +25,7 @@ from aco_lab.simulate.generate import (
     generate_traces,
     write_simulated_traces,
 )
-from aco_lab.simulate.world import ANSWER_HEDGES, ANSWER_REFUSALS
+from aco_lab.simulate.world import ANSWER_HEDGES, ANSWER_REFUSALS, TARGET_SUCCESS
 from aco_lab.traces.reading import read_traces
 
 REPO = Path(__file__).resolve().parents[3]
@@ -134,7 +135,8 @@ def test_logs_mode_has_one_run_per_request_with_its_propensity(logs: list[dict])
     # Every tier was logged (exploration), the rule's choice most often.
     assert {t["predicted_tier"] for t in logs} == {1, 2, 3, 4, 5}
     share = sum(1 for t in logs if t["metadata"]["routing_propensity"] > 0.5) / len(logs)
-    assert 0.7 < share < 0.9  # 1 - EXPLORE + EXPLORE / 5 = 0.8 in expectation
+    expected = 1 - EXPLORE + EXPLORE / 5
+    assert expected - 0.05 < share < expected + 0.05
     assert all("routing_propensity" not in t["metadata"] for t in generate_traces(5, seed=3))
 
 
@@ -143,6 +145,16 @@ def test_logs_mode_routes_harder_task_types_higher(logs: list[dict]) -> None:
     for trace in logs:
         tiers[trace["task_type"]].append(trace["predicted_tier"])
     assert np.mean(tiers["legal_regulated"]) > np.mean(tiers["quick_answer"]) + 1
+
+
+def test_logs_mode_follows_the_runtime_rules_unless_exploring(logs: list[dict]) -> None:
+    """The logging policy is what `aco` logs without a bundle (aco.rules), plus exploration."""
+    config = ACOConfig()
+    for trace in logs:
+        if trace["metadata"]["routing_propensity"] > 0.5:  # the rule's own choice
+            rule = route_by_rules(trace["request"], config, trace["task_type"])
+            assert trace["predicted_tier"] == rule.tier
+            assert trace["steps"][0]["model_call"]["model_id"] == rule.model_id
 
 
 # -- realism ---------------------------------------------------------------------------------
@@ -155,7 +167,54 @@ def test_success_increases_with_tier_on_average(counterfactual: list[dict]) -> N
     rates = [_rate(counterfactual, predicted_tier=tier) for tier in (1, 2, 3, 4, 5)]
     assert rates[0] < rates[1] < rates[2] < rates[3]
     assert rates[4] > rates[2]  # the top tier is not best everywhere, but well above the middle
-    assert rates[0] > 0.15 and rates[4] < 0.97
+    assert rates[0] > 0.4 and rates[4] < 0.9  # as on RouterBench: 58% at tier 1, 87% at the top
+
+
+@pytest.fixture(scope="module")
+def success_table() -> dict[tuple[str, int], float]:
+    """Success by (task type, tier) on 2,000 counterfactual requests."""
+    traces = list(generate_traces(2000, seed=11))
+    runs = defaultdict(list)
+    for t in traces:
+        runs[t["task_type"], t["predicted_tier"]].append(t["task_success"] is True)
+    return {key: float(np.mean(won)) for key, won in runs.items()}
+
+
+def test_success_by_task_type_and_tier_follows_the_targets(success_table: dict) -> None:
+    """The calibrated world gives the documented rates (sampling noise aside)."""
+    for (task_type, tier), rate in success_table.items():
+        target = TARGET_SUCCESS[task_type][tier - 1] / 100
+        assert abs(rate - target) < 0.09, (task_type, tier, rate, target)
+
+
+def test_cheap_tiers_answer_quick_questions_and_the_dearest_is_not_always_best(
+    success_table: dict,
+) -> None:
+    assert success_table["quick_answer", 1] > 0.85  # the cheapest tier solves most of them
+    assert success_table["quick_answer", 2] > success_table["quick_answer", 5] - 0.03
+    assert success_table["legal_regulated", 5] > success_table["legal_regulated", 4] + 0.03
+    assert success_table["coding", 1] < 0.55 < success_table["coding", 4]  # agentic work
+    assert success_table["long_horizon", 1] < 0.2
+
+
+def test_trivial_questions_succeed_at_every_tier() -> None:
+    """Capitals ("What is the capital of Japan?") are solved by every tier: route them low."""
+    traces = list(generate_traces(1000, seed=12))
+    trivial = [t for t in traces if "What is the capital of" in t["request"]
+               and t["task_type"] == "quick_answer"]
+    assert len({t["request_id"] for t in trivial}) >= 10
+    assert np.mean([t["task_success"] is True for t in trivial]) > 0.97
+
+
+def test_run_costs_follow_real_prices(counterfactual: list[dict]) -> None:
+    """Fractions of a cent for a quick answer at tier 1, tens of cents for agentic work on top."""
+    def mean_cost(task_type: str, tier: int) -> float:
+        return np.mean([t["total_cost"] for t in counterfactual
+                        if (t["task_type"], t["predicted_tier"]) == (task_type, tier)])
+
+    assert mean_cost("quick_answer", 1) < 0.002
+    assert 0.05 < mean_cost("coding", 5) < 1.0
+    assert mean_cost("long_horizon", 5) > mean_cost("long_horizon", 4) > mean_cost("coding", 3)
 
 
 def test_outcomes_are_not_perfectly_predictable(counterfactual: list[dict]) -> None:
@@ -168,7 +227,7 @@ def test_outcomes_are_not_perfectly_predictable(counterfactual: list[dict]) -> N
     assert 0.05 < inversions / len(by_request) < 0.6
     # The same task type and difficulty estimate leave the outcome open.
     cell = [t for t in counterfactual
-            if (t["task_type"], t["difficulty"], t["predicted_tier"]) == ("coding", 3, 3)]
+            if (t["task_type"], t["difficulty"], t["predicted_tier"]) == ("coding", 3, 1)]
     assert 0.2 < sum(t["task_success"] is True for t in cell) / len(cell) < 0.9
 
 
@@ -189,12 +248,10 @@ def test_text_carries_real_but_noisy_signal() -> None:
 
 def test_the_run_mix_has_every_kind_of_run(counterfactual: list[dict]) -> None:
     outcomes = Counter(t["final_outcome"] for t in counterfactual)
-    assert set(outcomes) == {"completed", "failed", "aborted", "budget_exceeded"}
+    assert {"completed", "failed", "aborted"} <= set(outcomes)  # budget_exceeded: its own test
     false_done = sum(t["final_outcome"] == "completed" and t["task_success"] is False
                      for t in counterfactual)
     assert 0.03 < false_done / len(counterfactual) < 0.3
-    unknown = sum(t["task_success"] is None for t in counterfactual) / len(counterfactual)
-    assert 0.002 < unknown < 0.03
     assert {None, 1, 2, 3, 4, 5} == {t["difficulty"] for t in counterfactual}
     steps = [step for t in counterfactual for step in t["steps"]]
     assert {len(t["steps"]) for t in counterfactual} >= set(range(1, 15))
@@ -228,12 +285,26 @@ def test_doomed_runs_burn_steps(counterfactual: list[dict]) -> None:
     assert any(action.startswith("retry: ") for action in retries)
 
 
-def test_budget_exceeded_runs_stop_past_the_budget(counterfactual: list[dict]) -> None:
-    over = [t for t in counterfactual if t["final_outcome"] == "budget_exceeded"]
-    assert over and all(t["total_cost"] > ACOConfig().max_cost_per_task for t in over)
+def test_outcomes_are_known_in_counterfactual_runs_and_sometimes_missing_in_logs(
+    counterfactual: list[dict], logs: list[dict],
+) -> None:
+    """A benchmark grades every run; in production logs some runs were never labelled."""
+    assert all(t["task_success"] is not None for t in counterfactual)
+    unknown = [t for t in logs if t["task_success"] is None]
+    assert 0.03 < len(unknown) / len(logs) < 0.15
+    assert all(t["final_outcome"] == "completed" for t in unknown)
+
+
+def test_budget_exceeded_runs_stop_past_the_budget() -> None:
+    """Long-horizon runs at the dearest tiers sometimes spend past the budget, and stop there."""
+    config = ACOConfig().replace(max_cost_per_task=0.5)
+    traces = list(generate_traces(300, seed=3, config=config, tiers=[4, 5]))
+    over = [t for t in traces if t["final_outcome"] == "budget_exceeded"]
+    assert over and all(t["total_cost"] > config.max_cost_per_task for t in over)
     assert all(t["task_success"] is False for t in over)
-    others = [t for t in counterfactual if t["final_outcome"] != "budget_exceeded"]
-    assert all(t["total_cost"] <= ACOConfig().max_cost_per_task for t in others)
+    others = [t for t in traces if t["final_outcome"] != "budget_exceeded"]
+    assert all(t["total_cost"] <= config.max_cost_per_task for t in others)
+    assert Counter(t["task_type"] for t in over).most_common(1)[0][0] == "long_horizon"
 
 
 def test_logprobs_and_answers_lean_with_correctness(counterfactual: list[dict]) -> None:
@@ -265,7 +336,7 @@ def test_request_texts_vary_with_difficulty() -> None:
     easy = [r.text for r in requests if r.visible < 0.25]
     hard = [r.text for r in requests if r.visible > 0.7]
     assert np.mean([len(t) for t in hard]) > 1.5 * np.mean([len(t) for t in easy])
-    assert len({r.text for r in requests}) == len(requests)
+    assert len({r.text for r in requests}) > 0.98 * len(requests)  # short ones may repeat
     assert any(not t.isascii() for t in (r.text for r in requests))
 
 
@@ -322,11 +393,21 @@ def test_gzip_output_is_plain_gzip_of_the_lines(tmp_path: Path) -> None:
     assert [json.loads(line) for line in lines] == list(generate_traces(5, seed=2))
 
 
-def test_the_shipped_sample_is_what_its_documented_command_writes(tmp_path: Path) -> None:
-    """data/README.md's command regenerates data/sample_traces.jsonl.gz line for line."""
-    shipped = REPO / "data" / "sample_traces.jsonl.gz"
+SHIPPED = [
+    ("aco-lab simulate --n 2000 --seed 20260101 --out data/sample_traces.jsonl.gz",
+     "sample_traces.jsonl.gz", "counterfactual"),
+    ("aco-lab simulate --mode logs --n 2000 --seed 20260101 --out data/sample_logs.jsonl.gz",
+     "sample_logs.jsonl.gz", "logs"),
+]
+
+
+@pytest.mark.parametrize(("command", "name", "mode"), SHIPPED)
+def test_the_shipped_samples_are_what_their_documented_commands_write(
+    tmp_path: Path, command: str, name: str, mode: str,
+) -> None:
+    """data/README.md's commands regenerate data/*.jsonl.gz line for line."""
     readme = (REPO / "data" / "README.md").read_text(encoding="utf-8")
-    assert "aco-lab simulate --n 2000 --seed 20260101 --out data/sample_traces.jsonl.gz" in readme
-    write_simulated_traces(tmp_path / "sample.jsonl.gz", 2000, seed=20260101)
-    regenerated = gzip.decompress((tmp_path / "sample.jsonl.gz").read_bytes())
-    assert gzip.decompress(shipped.read_bytes()) == regenerated
+    assert command in readme
+    write_simulated_traces(tmp_path / name, 2000, seed=20260101, mode=mode)
+    regenerated = gzip.decompress((tmp_path / name).read_bytes())
+    assert gzip.decompress((REPO / "data" / name).read_bytes()) == regenerated

@@ -9,7 +9,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from aco.errors import TraceFormatError
-from aco_lab.traces import reading
+from aco_lab.traces import chunk_plan
 from aco_lab.traces.ingest import ingest_traces
 from aco_lab.traces.reading import read_dataset, read_traces
 from tests.aco_lab.traces.test_ingest import trace
@@ -37,7 +37,7 @@ def inputs(tmp_path: Path) -> list[Path]:
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks of ~2 KB, so every file is several chunks spread over the workers."""
-    monkeypatch.setattr(reading, "CHUNK_BYTES", 2048)
+    monkeypatch.setattr(chunk_plan, "CHUNK_BYTES", 2048)
 
 
 def test_read_traces_on_dask_equals_local(inputs, small_chunks, dask_cluster) -> None:  # noqa: F811

@@ -78,7 +78,7 @@ def test_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
 
 
 def test_a_directory_in_place_of_a_file_is_named(tmp_path: Path, good: Path) -> None:
-    from aco_lab.traces.reading import plan_chunks  # where an input vanished since listing
+    from aco_lab.traces.chunk_plan import plan_chunks  # where an input vanished since listing
 
     folder = tmp_path / "became-a-dir.jsonl"
     folder.mkdir()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from aco.errors import ACOError
+from aco.errors import ACOError, TraceFormatError
 from aco.trace_format import derive_request_id
 from aco_lab.traces.holdout import split_trace_files
 
@@ -61,5 +61,5 @@ def test_bad_input_is_an_error_saying_where(tmp_path, text, fraction, message) -
 def test_a_line_nested_too_deeply_is_one_line_error(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
     path.write_text('{"request": "r", "x": ' + "[" * 100000 + "]" * 100000 + "}\n")
-    with pytest.raises(DataError, match=f"{path}:1: not a JSON object"):
+    with pytest.raises(TraceFormatError, match=f"{path}:1: invalid JSON: .* nested too deeply"):
         split_trace_files([path], tmp_path / "out")

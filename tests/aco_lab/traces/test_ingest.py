@@ -198,7 +198,7 @@ def test_real_traces_round_trip(tmp_path: Path, routerbench_dir: Path, tau_bench
 def test_many_chunks_stream_into_the_same_dataset(
     tmp_path: Path, inputs: list[Path], monkeypatch, workers: int
 ) -> None:
-    monkeypatch.setattr("aco_lab.traces.reading.CHUNK_BYTES", 1500)  # about two traces per chunk
+    monkeypatch.setattr("aco_lab.traces.chunk_plan.CHUNK_BYTES", 1500)  # about two traces per chunk
     dup = json.dumps(trace(3, "runtime"))  # t3 again, several chunks later
     (tmp_path / "in" / "c.jsonl").write_text("\n".join(
         [json.dumps(trace(i, SOURCES[i % 5])) for i in range(20, 40)] + [dup]) + "\n")
@@ -252,7 +252,7 @@ def test_one_source_is_written_as_one_file_per_table(tmp_path: Path, source: str
 
 def test_manifest_hashes_every_input_whole(tmp_path: Path, inputs: list[Path], monkeypatch) -> None:
     # plain files hashed chunk by chunk
-    monkeypatch.setattr("aco_lab.traces.reading.CHUNK_BYTES", 700)
+    monkeypatch.setattr("aco_lab.traces.chunk_plan.CHUNK_BYTES", 700)
     packed = tmp_path / "in" / "c.jsonl.gz"
     packed.write_bytes(gzip.compress(json.dumps(trace(30, "runtime")).encode()))
     empty = tmp_path / "in" / "d.jsonl"

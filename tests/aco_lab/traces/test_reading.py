@@ -220,7 +220,7 @@ def test_rows_carry_their_file_and_physical_line(tmp_path: Path) -> None:
 
 
 def test_line_numbers_continue_across_chunks(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("aco_lab.traces.reading.CHUNK_BYTES", 300)  # many small chunks
+    monkeypatch.setattr("aco_lab.traces.chunk_plan.CHUNK_BYTES", 300)  # many small chunks
     lines = [make_trace(f"t{i}") if i % 7 else "" for i in range(1, 60)]
     lines.append('{"broken": ')
     tables = read_traces(write_jsonl(tmp_path / "a.jsonl", lines), on_error="skip")
@@ -322,7 +322,7 @@ def test_real_tau_bench_traces_load_without_rejections(tau_bench_dir: Path) -> N
 
 def test_worker_processes_read_the_same_tables(tmp_path: Path, monkeypatch) -> None:
     # many chunks, several per worker
-    monkeypatch.setattr("aco_lab.traces.reading.CHUNK_BYTES", 2000)
+    monkeypatch.setattr("aco_lab.traces.chunk_plan.CHUNK_BYTES", 2000)
     lines = [CASCADE if i % 5 == 0 else make_trace(f"t{i}") for i in range(1, 40)]
     lines[7] = make_trace("t2")  # a duplicate, chunks after its first occurrence
     lines[11], lines[12] = "", '{"bad": '

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="ne
 
 WAIT_SECONDS = 30  # bound on every wait below (the events take well under a second)
 # The CLI, with 64 KiB chunks instead of 16 MiB: a small input becomes many chunks.
-INGEST = ("import aco_lab.traces.reading as r; r.CHUNK_BYTES = 1 << 16; "
+INGEST = ("import aco_lab.traces.chunk_plan as r; r.CHUNK_BYTES = 1 << 16; "
           "from aco_lab.cli import main; main()")
 
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aco_lab.evaluate.sweep import (
+from aco_lab.train.curves import (
     Curve,
     Reference,
     build_area_metrics,
