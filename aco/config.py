@@ -203,9 +203,8 @@ def load_config(path: str | Path | None = None) -> ACOConfig:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(
-            f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})"
-        ) from None
+        why = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line
+        raise ConfigError(f"{path}{line}: not valid YAML ({why})") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

@@ -60,7 +60,12 @@ def test_the_oracle_bounds_every_policy_and_random_mixing_matches_the_router_cos
     for r in (replayed.router, *replayed.baselines):
         assert oracle.success_rate >= r.success_rate - 1e-12 or r.kind != KIND_REPLAY
     mix = rows["random mixing at the router's cost"]
-    assert mix.cost_per_request == pytest.approx(replayed.router.cost_per_request)
+    singles = [r for r in replayed.baselines if r.name.startswith("tier ") and "only" in r.name]
+    # At the router's cost, or at the most successful tier's when the router spends more (a
+    # dearer, less successful tier is off the cost-success hull that mixing moves along).
+    best = max(singles, key=lambda r: (r.success_rate, -r.cost_per_request))
+    budget = min(replayed.router.cost_per_request, best.cost_per_request)
+    assert mix.cost_per_request == pytest.approx(budget)
 
 
 def test_lab_decisions_equal_the_runtime_routers_decisions(replayed, eval_case) -> None:  # noqa: F811
