@@ -7,9 +7,11 @@ beforehand, not timed) are ingested and trained on by both engines, each command
 user runs it, in a fresh process:
 
     aco-lab ingest TRACES --out DS --force --on-error skip --json [--engine dask --workers N]
-    aco-lab train TRACES --out MODELS --seed 1 --no-controls --json [--engine dask]
+    aco-lab train TRACES --out MODELS --seed 1 --model lgbm --no-controls --json [--engine dask]
 
-(`--no-controls`: the run controls are learned by the client in both engines, the same work.)
+(`--model lgbm`: one candidate, cross-validated and refitted, six LightGBM fits; `--model
+auto` fits four more candidates five times each. `--no-controls`: the run controls are learned
+by the client in both engines, the same work.)
 Figures per command: wall time (the local cluster's start included), CPU time of the whole
 process tree (user + system, workers included), and peak resident memory sampled from /proc
 every 100 ms: of the command's own process (for Dask: the client, with the scheduler and the
@@ -137,7 +139,7 @@ def quality(bundle: str, eval_file: Path) -> dict:
 
 
 def bench_size(n_traces: int, folder: Path, eval_file: Path, workers: int,
-               train: bool = True) -> dict:
+               train: bool = True, model: str = "lgbm") -> dict:
     traces = folder / f"train-{n_traces}.jsonl"
     if not traces.exists():
         start = time.perf_counter()
@@ -159,7 +161,7 @@ def bench_size(n_traces: int, folder: Path, eval_file: Path, workers: int,
             models = folder / f"models-{engine}-{n_traces}"
             shutil.rmtree(models, ignore_errors=True)
             trained = run_measured([ACO_LAB, "train", str(traces), "--out", str(models),
-                                    "--seed", "1", "--no-controls", "--json",
+                                    "--seed", "1", "--model", model, "--no-controls", "--json",
                                     *engine_args(engine, workers, False)])
             bundle = json.loads(trained["stdout"])["path"]
             results[engine] |= {"train": trained, "quality": quality(bundle, eval_file)}
@@ -205,6 +207,7 @@ def main() -> None:
     parser.add_argument("--traces", type=int, action="append", default=None,
                         help="sizes to run (repeat); default 1,000,000")
     parser.add_argument("--workers", type=int, default=2, help="local Dask workers")
+    parser.add_argument("--model", default="lgbm", help="aco-lab train --model")
     parser.add_argument("--eval-requests", type=int, default=20_000)
     parser.add_argument("--keep", type=Path, default=None, help="keep/reuse files here")
     parser.add_argument("--ingest-only", type=int, action="append", default=[],
@@ -219,7 +222,7 @@ def main() -> None:
     eval_file = folder / f"eval-{args.eval_requests}.jsonl"
     if not eval_file.exists():
         write_simulated_traces(eval_file, args.eval_requests, seed=12345, config=ACOConfig())
-    all_results = [bench_size(n, folder, eval_file, args.workers)
+    all_results = [bench_size(n, folder, eval_file, args.workers, model=args.model)
                    for n in (args.traces or ([] if args.ingest_only else [1_000_000]))]
     all_results += [bench_size(n, folder, eval_file, args.workers, train=False)
                     for n in args.ingest_only]
