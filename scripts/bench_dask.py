@@ -1,24 +1,28 @@
 """Benchmark: the Dask engine (a local cluster of --workers processes) against the local engine.
 
-    .venv/bin/python scripts/bench_dask.py --traces 1000000 --traces 3000000 --keep /tmp/aco-dask
+    .venv/bin/python scripts/bench_dask.py --traces 1000000 --input /work/bench/3m.jsonl \
+        --cache-dir /work/bench
 
-For each size, counterfactual simulated traces (5 tiers per request; plain JSONL, simulated
-beforehand, not timed) are ingested and trained on by both engines, each command run as the
-user runs it, in a fresh process:
+Inputs: `--traces N` is N simulated traces in logs mode (one run per request, at the tier an
+exploring rule chose; ~2.2 KB each), cached as CACHE/sim-logs-N-7.jsonl, the file
+scripts/bench_ingest.py caches (simulated once, not timed); `--input PATH` is any trace file.
+Each input is ingested and trained on by both engines, each command run as the user runs it,
+in a fresh process:
 
     aco-lab ingest TRACES --out DS --force --on-error skip --json [--engine dask --workers N]
     aco-lab train TRACES --out MODELS --seed 1 --model lgbm --no-controls --json [--engine dask]
 
 (`--model lgbm`: one candidate, cross-validated and refitted, six LightGBM fits; `--model
-auto` fits four more candidates five times each. `--no-controls`: the run controls are learned
+auto` fits five more candidates five times each. `--no-controls`: the run controls are learned
 by the client in both engines, the same work.)
 Figures per command: wall time (the local cluster's start included), CPU time of the whole
 process tree (user + system, workers included), and peak resident memory sampled from /proc
 every 100 ms: of the command's own process (for Dask: the client, with the scheduler and the
-nannies), of its largest worker process, and of the whole tree at once. The start-up of a
-local cluster alone is measured on a 1,000-trace file. Quality: both bundles are evaluated on
-the same evaluation split, traces of other requests simulated with another seed
-(`evaluate_bundle`, replay): success and cost per request against always using the top tier,
+nannies), of its largest worker process, and of the whole tree at once; the 1-minute load
+average before and after (the machine may be shared). The start-up of a local cluster alone
+is measured on a 1,000-trace file. Quality: both bundles are evaluated on the same evaluation
+split, counterfactual traces of other requests (every request at every tier, another seed;
+`evaluate_bundle`, replay): success and cost per request against always using the top tier,
 and the log loss and Brier score of the calibrated P(success) on every observed
 (request, tier) cell. Ingest equality: both datasets' manifest counts and rejected lines.
 """
@@ -46,7 +50,8 @@ from aco_lab.evaluate.results import EvalOptions
 from aco_lab.simulate.generate import write_simulated_traces
 
 ACO_LAB = str(Path(sys.executable).with_name("aco-lab"))
-TIERS = 5  # counterfactual traces per request
+TIERS = 5  # counterfactual traces per request (the evaluation split)
+SEED = 7  # of the simulated logs
 SAMPLE_S = 0.1
 
 
@@ -138,16 +143,28 @@ def quality(bundle: str, eval_file: Path) -> dict:
             "brier": float(np.mean((p - y) ** 2)), "requests": ev.router.n_requests}
 
 
-def bench_size(n_traces: int, folder: Path, eval_file: Path, workers: int,
-               train: bool = True, model: str = "lgbm") -> dict:
-    traces = folder / f"train-{n_traces}.jsonl"
-    if not traces.exists():
+def simulated_logs(n_traces: int, cache_dir: Path) -> Path:
+    """n_traces simulated in logs mode, cached by size (scripts/bench_ingest.py's file)."""
+    path = cache_dir / f"sim-logs-{n_traces}-{SEED}.jsonl"
+    if not path.exists():
         start = time.perf_counter()
-        write_simulated_traces(traces, n_traces // TIERS, seed=11, config=ACOConfig(),
+        write_simulated_traces(path, n_traces, SEED, config=ACOConfig(), mode="logs",
                                workers=2)
-        print(f"simulated {n_traces:,} traces ({traces.stat().st_size / 1e6:,.0f} MB) in "
+        print(f"simulated {n_traces:,} traces ({path.stat().st_size / 1e6:,.0f} MB) in "
               f"{time.perf_counter() - start:.0f} s", flush=True)
-    results: dict = {"traces": n_traces, "mb": traces.stat().st_size / 1e6}
+    return path
+
+
+def count_lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 24), b""))
+
+
+def bench_size(traces: Path, folder: Path, eval_file: Path, workers: int,
+               train: bool = True, model: str = "lgbm") -> dict:
+    n_traces = count_lines(traces)
+    results: dict = {"input": str(traces), "traces": n_traces,
+                     "mb": traces.stat().st_size / 1e6}
     for engine in ("local", "dask"):
         load = os.getloadavg()[0]
         out = folder / f"ds-{engine}-{n_traces}"
@@ -204,35 +221,44 @@ def startup(folder: Path, workers: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--traces", type=int, action="append", default=None,
-                        help="sizes to run (repeat); default 1,000,000")
+    parser.add_argument("--traces", type=int, action="append", default=[],
+                        help="simulated logs of this many traces (repeat; default 1,000,000)")
+    parser.add_argument("--input", type=Path, action="append", default=[],
+                        help="a trace file to run (repeat)")
+    parser.add_argument("--ingest-only", type=Path, action="append", default=[],
+                        help="a trace file to ingest only, not train on (repeat)")
     parser.add_argument("--workers", type=int, default=2, help="local Dask workers")
     parser.add_argument("--model", default="lgbm", help="aco-lab train --model")
     parser.add_argument("--eval-requests", type=int, default=20_000)
-    parser.add_argument("--keep", type=Path, default=None, help="keep/reuse files here")
-    parser.add_argument("--ingest-only", type=int, action="append", default=[],
-                        help="sizes to ingest only, not train (repeat)")
+    parser.add_argument("--cache-dir", type=Path,
+                        default=Path(tempfile.gettempdir()) / "aco-bench",
+                        help="simulated inputs and the evaluation split, kept and reused")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="write datasets, bundles and the JSON figures here and keep them")
     args = parser.parse_args()
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="aco-bench-dask-"))
     folder.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load "
           f"{os.getloadavg()[0]:.1f}; files in {folder}", flush=True)
     if not args.ingest_only:
         startup(folder, args.workers)
-    eval_file = folder / f"eval-{args.eval_requests}.jsonl"
+    eval_file = args.cache_dir / f"eval-counterfactual-{args.eval_requests}.jsonl"
     if not eval_file.exists():
         write_simulated_traces(eval_file, args.eval_requests, seed=12345, config=ACOConfig())
-    all_results = [bench_size(n, folder, eval_file, args.workers, model=args.model)
-                   for n in (args.traces or ([] if args.ingest_only else [1_000_000]))]
-    all_results += [bench_size(n, folder, eval_file, args.workers, train=False)
-                    for n in args.ingest_only]
-    summary = [{k: v for k, v in r.items()} for r in all_results]
-    for r in summary:
+    inputs = [simulated_logs(n, args.cache_dir) for n in args.traces] + args.input
+    if not inputs and not args.ingest_only:
+        inputs = [simulated_logs(1_000_000, args.cache_dir)]
+    all_results = [bench_size(path, folder, eval_file, args.workers, model=args.model)
+                   for path in inputs]
+    all_results += [bench_size(path, folder, eval_file, args.workers, train=False)
+                    for path in args.ingest_only]
+    for r in all_results:
         for engine in ("local", "dask"):
             r[engine].pop("rejected")
             for stage in ("ingest", "train"):
                 r[engine].get(stage, {}).pop("stdout", None)
-    (folder / f"bench_dask-{os.getpid()}.json").write_text(json.dumps(summary, indent=2))
+    (folder / f"bench_dask-{os.getpid()}.json").write_text(json.dumps(all_results, indent=2))
     if not args.keep:
         shutil.rmtree(folder)
 

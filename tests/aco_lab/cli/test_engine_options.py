@@ -2,6 +2,7 @@
 bundle `aco route` loads, one-line errors, and no dask import without it."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,41 @@ def test_the_local_engine_never_imports_dask(traces: Path, tmp_path: Path) -> No
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == ""
+
+
+# The dask extra missing: importing dask or distributed fails as it does when not installed.
+WITHOUT_DASK = """
+import sys
+
+
+class NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("dask", "distributed"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+sys.meta_path.insert(0, NotInstalled())
+sys.argv = ["aco-lab", *sys.argv[1:]]
+from aco_lab.launcher import main
+
+main()
+"""
+
+
+def test_the_lab_works_without_the_dask_extra(traces: Path, tmp_path: Path) -> None:
+    def lab(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", WITHOUT_DASK, *args], capture_output=True,
+                              text=True)
+
+    local = lab("ingest", str(traces), "--out", str(tmp_path / "ds"), "--on-error", "skip",
+                "--json")
+    assert local.returncode == 0, local.stderr
+    assert json.loads(local.stdout)["accepted"] == 400
+    for command in ("ingest", "train"):
+        done = lab(command, str(traces), "--out", str(tmp_path / command), "--engine", "dask")
+        assert done.returncode == 1
+        [line] = done.stderr.splitlines()  # one line naming what to install
+        assert re.fullmatch(r"error: --engine dask: (dask|distributed) is not installed; "
+                            r"install it with: pip install 'aco\[dask\]' \(from a checkout: "
+                            r"pip install '\.\[dask\]'\)", line), line
+        assert not (tmp_path / command).exists()
