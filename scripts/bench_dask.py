@@ -43,11 +43,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
+from aco.bundle import load_bundle
 from aco.config import ACOConfig
-from aco_lab.evaluate.evaluation import evaluate_bundle
+from aco_lab.evaluate.bundle_inputs import bundle_config, bundle_info
+from aco_lab.evaluate.evaluation import build_evaluation
 from aco_lab.evaluate.results import EvalOptions
 from aco_lab.simulate.generate import write_simulated_traces
+from aco_lab.traces.reading import read_traces
 
 ACO_LAB = str(Path(sys.executable).with_name("aco-lab"))
 TIERS = 5  # counterfactual traces per request (the evaluation split)
@@ -131,9 +135,13 @@ def engine_args(engine: str, workers: int, ingest: bool) -> list[str]:
     return ["--engine", "dask"] + (["--workers", str(workers)] if ingest else [])
 
 
-def quality(bundle: str, eval_file: Path) -> dict:
-    """The bundle replayed on the evaluation traces: vs the top tier, and calibration."""
-    ev = evaluate_bundle(bundle, [eval_file], options=EvalOptions(compare_models=()))
+def quality(bundle: str, eval_runs: pl.DataFrame) -> dict:
+    """The bundle replayed on the evaluation runs: vs the top tier, and calibration. (The
+    baselines fitted on the bundle's training traces are left out: they are not compared.)"""
+    path = Path(bundle)
+    payload = load_bundle(path)
+    ev = build_evaluation(payload, bundle_info(path, payload), bundle_config(payload),
+                          eval_runs, EvalOptions(compare_models=()), (), 0, None)
     top = next(b for b in ev.baselines if b.name == f"tier {TIERS} only")
     p, y = (np.asarray(a, dtype=np.float64) for a in ev.reliability)
     q = np.clip(p, 1e-15, 1 - 1e-15)
@@ -160,7 +168,7 @@ def count_lines(path: Path) -> int:
         return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 24), b""))
 
 
-def bench_size(traces: Path, folder: Path, eval_file: Path, workers: int,
+def bench_size(traces: Path, folder: Path, eval_runs: pl.DataFrame, workers: int,
                train: bool = True, model: str = "lgbm") -> dict:
     n_traces = count_lines(traces)
     results: dict = {"input": str(traces), "traces": n_traces,
@@ -181,7 +189,7 @@ def bench_size(traces: Path, folder: Path, eval_file: Path, workers: int,
                                     "--seed", "1", "--model", model, "--no-controls", "--json",
                                     *engine_args(engine, workers, False)])
             bundle = json.loads(trained["stdout"])["path"]
-            results[engine] |= {"train": trained, "quality": quality(bundle, eval_file)}
+            results[engine] |= {"train": trained, "quality": quality(bundle, eval_runs)}
         results[engine]["load_at_end"] = os.getloadavg()[0]
         print_engine(n_traces, engine, results[engine])
     same = (results["local"]["manifest"] == results["dask"]["manifest"]
@@ -241,18 +249,19 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load "
           f"{os.getloadavg()[0]:.1f}; files in {folder}", flush=True)
-    if not args.ingest_only:
+    inputs = [simulated_logs(n, args.cache_dir) for n in args.traces] + args.input
+    if not inputs and not args.ingest_only:
+        inputs = [simulated_logs(1_000_000, args.cache_dir)]
+    if inputs:
         startup(folder, args.workers)
     eval_file = args.cache_dir / f"eval-counterfactual-{args.eval_requests}.jsonl"
     if not eval_file.exists():
         write_simulated_traces(eval_file, args.eval_requests, seed=12345, config=ACOConfig())
-    inputs = [simulated_logs(n, args.cache_dir) for n in args.traces] + args.input
-    if not inputs and not args.ingest_only:
-        inputs = [simulated_logs(1_000_000, args.cache_dir)]
-    all_results = [bench_size(path, folder, eval_file, args.workers, model=args.model)
-                   for path in inputs]
-    all_results += [bench_size(path, folder, eval_file, args.workers, train=False)
-                    for path in args.ingest_only]
+    eval_runs = read_traces([eval_file]).runs
+    all_results = [bench_size(path, folder, eval_runs, args.workers, train=False)
+                   for path in args.ingest_only]
+    all_results += [bench_size(path, folder, eval_runs, args.workers, model=args.model)
+                    for path in inputs]
     for r in all_results:
         for engine in ("local", "dask"):
             r[engine].pop("rejected")
