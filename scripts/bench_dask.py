@@ -1,11 +1,12 @@
 """Benchmark: the Dask engine (a local cluster of --workers processes) against the local engine.
 
-    .venv/bin/python scripts/bench_dask.py --traces 1000000 --input /work/bench/3m.jsonl \
-        --cache-dir /work/bench
+    .venv/bin/python scripts/bench_dask.py --ingest-only /work/bench/sim-logs-1000000-7.jsonl \
+        --traces 30000 --traces 100000 --cache-dir /work/bench --keep /work/bench/dask-run
 
 Inputs: `--traces N` is N simulated traces in logs mode (one run per request, at the tier an
 exploring rule chose; ~2.2 KB each), cached as CACHE/sim-logs-N-7.jsonl, the file
-scripts/bench_ingest.py caches (simulated once, not timed); `--input PATH` is any trace file.
+scripts/bench_ingest.py caches (simulated once, not timed); `--input A,B` is one input of
+any trace files; `--ingest-only A,B` is one that is ingested only.
 Each input is ingested and trained on by both engines, each command run as the user runs it,
 in a fresh process:
 
@@ -163,20 +164,26 @@ def simulated_logs(n_traces: int, cache_dir: Path) -> Path:
     return path
 
 
+def files_arg(text: str) -> list[Path]:
+    return [Path(part) for part in text.split(",")]
+
+
 def count_lines(path: Path) -> int:
     with path.open("rb") as f:
         return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 24), b""))
 
 
-def bench_size(traces: Path, folder: Path, eval_runs: pl.DataFrame, workers: int,
+def bench_size(traces: list[Path], folder: Path, eval_runs: pl.DataFrame, workers: int,
                train: bool = True, model: str = "lgbm") -> dict:
-    n_traces = count_lines(traces)
-    results: dict = {"input": str(traces), "traces": n_traces,
-                     "mb": traces.stat().st_size / 1e6}
+    """Both engines on the trace files `traces` (one input of several files)."""
+    n_traces = sum(count_lines(path) for path in traces)
+    files = [str(path) for path in traces]
+    results: dict = {"input": files, "traces": n_traces,
+                     "mb": sum(path.stat().st_size for path in traces) / 1e6}
     for engine in ("local", "dask"):
         load = os.getloadavg()[0]
         out = folder / f"ds-{engine}-{n_traces}"
-        ingest = run_measured([ACO_LAB, "ingest", str(traces), "--out", str(out), "--force",
+        ingest = run_measured([ACO_LAB, "ingest", *files, "--out", str(out), "--force",
                                "--on-error", "skip", "--json",
                                *engine_args(engine, workers, True)])
         results[engine] = {"ingest": ingest, "load_at_start": load,
@@ -185,7 +192,7 @@ def bench_size(traces: Path, folder: Path, eval_runs: pl.DataFrame, workers: int
         if train:
             models = folder / f"models-{engine}-{n_traces}"
             shutil.rmtree(models, ignore_errors=True)
-            trained = run_measured([ACO_LAB, "train", str(traces), "--out", str(models),
+            trained = run_measured([ACO_LAB, "train", *files, "--out", str(models),
                                     "--seed", "1", "--model", model, "--no-controls", "--json",
                                     *engine_args(engine, workers, False)])
             bundle = json.loads(trained["stdout"])["path"]
@@ -231,10 +238,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--traces", type=int, action="append", default=[],
                         help="simulated logs of this many traces (repeat; default 1,000,000)")
-    parser.add_argument("--input", type=Path, action="append", default=[],
-                        help="a trace file to run (repeat)")
-    parser.add_argument("--ingest-only", type=Path, action="append", default=[],
-                        help="a trace file to ingest only, not train on (repeat)")
+    parser.add_argument("--input", type=files_arg, action="append", default=[],
+                        help="trace files to run, comma-separated: one input (repeat)")
+    parser.add_argument("--ingest-only", type=files_arg, action="append", default=[],
+                        help="trace files to ingest only, not train on (repeat)")
     parser.add_argument("--workers", type=int, default=2, help="local Dask workers")
     parser.add_argument("--model", default="lgbm", help="aco-lab train --model")
     parser.add_argument("--eval-requests", type=int, default=20_000)
@@ -249,9 +256,9 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load "
           f"{os.getloadavg()[0]:.1f}; files in {folder}", flush=True)
-    inputs = [simulated_logs(n, args.cache_dir) for n in args.traces] + args.input
+    inputs = [[simulated_logs(n, args.cache_dir)] for n in args.traces] + args.input
     if not inputs and not args.ingest_only:
-        inputs = [simulated_logs(1_000_000, args.cache_dir)]
+        inputs = [[simulated_logs(1_000_000, args.cache_dir)]]
     if inputs:
         startup(folder, args.workers)
     eval_file = args.cache_dir / f"eval-counterfactual-{args.eval_requests}.jsonl"
