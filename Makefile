@@ -6,7 +6,7 @@ OUT    ?= out
 DATA   := data/sample_traces.jsonl.gz
 LOGS   := data/sample_logs.jsonl.gz
 
-.PHONY: demo test install lint clean
+.PHONY: demo test install lint notebooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,15 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q -n 2
 
+# Execute the notebooks in order (03 loads the router 02 trains) and save their outputs: on
+# ../shared/data/routerbench-dev when present, else on data/ (docs/evaluation.md#notebooks).
+notebooks: install
+	cd notebooks && ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.record_timing=False 01_*.ipynb 02_*.ipynb 03_*.ipynb
+
 lint: install
-	$(BIN)/ruff check aco aco_lab tests scripts examples
+	$(BIN)/ruff check aco aco_lab tests scripts examples notebooks
+	$(BIN)/ruff format --check aco aco_lab tests scripts examples notebooks
 
 clean:
 	rm -rf $(OUT) .pytest_cache

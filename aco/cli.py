@@ -118,11 +118,15 @@ def budget(text: str, task_type: str | None, tier: int | None, config_path: str 
 @json_option
 def gate(tool: str, task_type: str | None, config_path: str | None, bundle: str | None,
          as_json: bool) -> None:
-    """Whether a call of TOOL is worth making (allow or deny, and why)."""
+    """Whether a call of TOOL is worth making (allow or deny, and why; a learned deny on weak
+    evidence is advisory: the call is allowed and the advice printed)."""
     g = _optimizer(config_path, bundle).gate_tool(tool, task_type)
     data = {"allow": g.allow, "tool_name": g.tool_name, "task_type": task_type,
-            "reason": g.reason, "mode": g.mode}
-    _emit(as_json, data, f"allow={str(g.allow).lower()}, tool={g.tool_name}, mode={g.mode}")
+            "reason": g.reason, "mode": g.mode, "enforcement": g.enforcement,
+            "advice": g.advice}
+    advice = f", advice={g.advice} ({g.enforcement})" if g.advice else ""
+    _emit(as_json, data,
+          f"allow={str(g.allow).lower()}, tool={g.tool_name}, mode={g.mode}{advice}")
 
 
 @main.command()

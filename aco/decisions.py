@@ -9,6 +9,13 @@ from dataclasses import dataclass, field
 MODE_BUNDLE = "bundle"
 MODE_RULES = "rules"
 
+# Whether a learned tool gate's deny is applied (GateDecision.enforcement): a learned deny is
+# enforced only on strong evidence (aco_lab/controls/tool_gate.py); otherwise the call is
+# allowed and the deny is recorded as advice.
+ENFORCED = "enforced"
+ADVISORY = "advisory"
+ENFORCEMENTS = (ADVISORY, ENFORCED)
+
 # Where a decision's task type came from (RoutingDecision.task_type_from; the trace's metadata
 # keeps it, so a type the runtime guessed is never mistaken for one the agent knew).
 FROM_CALLER = "caller"  # passed by the agent
@@ -72,6 +79,13 @@ class GateDecision:
     tool_name: str
     reason: str
     mode: str = MODE_RULES
+    enforcement: str = ENFORCED  # ADVISORY: `allow` is True whatever the gate's verdict
+    advice: str = ""  # "deny" when an advisory gate would have denied the call
+
+    @property
+    def recommended_allow(self) -> bool:
+        """The gate's verdict, enforced or not."""
+        return self.allow and self.advice != "deny"
 
 
 @dataclass(frozen=True, slots=True)

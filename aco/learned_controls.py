@@ -10,8 +10,12 @@ Specs (plain data):
     doom:    {"kind": "doom_logistic", "version": 1, "model": {features, weights, bias},
               "threshold": p, "min_steps": n, "typical": {"<task>/<tier>": {cost, steps}}}
     gate:    {"kind": "tool_values", "version": 1, "tools": {"<task>/<tool>" | "*/<tool>":
-              {"allow": bool, "runs": n, "lift": x, "shrunk_lift": x, "cost": usd,
-               "failure_rate": x, "net_value": usd}}, "value_per_success": usd}
+              {"allow": bool, "enforcement": "advisory" | "enforced", "runs": n, "lift": x,
+               "shrunk_lift": x, "cost": usd, "failure_rate": x, "net_value": usd}},
+              "value_per_success": usd}
+             A deny is applied only when its entry says "enforced" (strong evidence); an
+             "advisory" deny (the default: bundles written before the field) allows the call
+             and records the advice.
     verify:  {"kind": "false_done_logistic", "version": 1, "model": {...},
               "threshold": {"<task>" | "*": p}, "false_done_cost": {...}, "verifier_cost": usd}
     context_budget: {"kind": "token_quantiles", "version": 1,
@@ -26,7 +30,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aco.cascade import Answer, answer_features, score
-from aco.decisions import MODE_BUNDLE, ContextBudget, DoomDecision, GateDecision, VerifyDecision
+from aco.decisions import (
+    ADVISORY,
+    ENFORCED,
+    ENFORCEMENTS,
+    MODE_BUNDLE,
+    ContextBudget,
+    DoomDecision,
+    GateDecision,
+    VerifyDecision,
+)
 from aco.errors import ACOError, BundleError
 from aco.formatting import format_money, format_share
 from aco.payload_fields import Fields, as_float, as_int, as_str, as_strings, check
@@ -97,7 +110,8 @@ def apply_doom(spec: Mapping[str, Any], task_type: str | None, tier: int | None,
 
 # -- tool gate --------------------------------------------------------------------------------
 def apply_gate(spec: Mapping[str, Any], tool_name: str, task_type: str | None) -> GateDecision:
-    """Allow or deny a tool by its learned value for the task type; the reason cites it."""
+    """Allow or deny a tool by its learned value for the task type; the reason cites it. A deny
+    whose evidence was not strong enough to enforce allows the call, with the advice."""
     tools = spec["tools"]
     entry = tools.get(f"{task_type or ANY}/{tool_name}") or tools.get(f"{ANY}/{tool_name}")
     if entry is None:
@@ -110,9 +124,14 @@ def apply_gate(spec: Mapping[str, Any], tool_name: str, task_type: str | None) -
                f"{entry['shrunk_lift'] * 100:+.1f}), {format_money(entry['cost'])}/call, "
                f"{format_share(entry['failure_rate'])} of calls fail, net "
                f"{'+' if entry['net_value'] >= 0 else ''}{format_money(entry['net_value'])}/call")
-    verdict = "allow" if entry["allow"] else "deny"
-    return GateDecision(bool(entry["allow"]), tool_name, f"learned: {figures}: {verdict}",
-                        MODE_BUNDLE)
+    if entry["allow"]:
+        return GateDecision(True, tool_name, f"learned: {figures}: allow", MODE_BUNDLE)
+    if entry.get("enforcement", ADVISORY) == ENFORCED:
+        return GateDecision(False, tool_name, f"learned: {figures}: deny (enforced: strong "
+                                              "evidence)", MODE_BUNDLE, ENFORCED)
+    return GateDecision(True, tool_name, f"learned: {figures}: deny recommended, allowed "
+                                         "(advisory: the evidence is too weak to enforce)",
+                        MODE_BUNDLE, ADVISORY, "deny")
 
 
 # -- verifier budget --------------------------------------------------------------------------
@@ -217,6 +236,8 @@ def _check_gate(spec: Mapping[str, Any], where: str) -> None:
         check(type(value) is dict, at, "a mapping", value)
         f = Fields(value, at, value)  # the figures the reason quotes; others are informational
         f.bool("allow"), f.int("runs", 0)
+        if f.has("enforcement"):  # absent in older bundles: advisory
+            f.str("enforcement", ENFORCEMENTS)
         for key in ("lift", "shrunk_lift", "cost", "failure_rate", "net_value"):
             f.float(key)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from aco import cascade, learned_controls
@@ -100,21 +100,27 @@ class CostModel:
     cost_scale: float  # USD: the training requests' mean top-tier expected cost
     # Per tier, observed run cost over the priced-token estimate (None: bundles before it).
     tier_cost_factor: tuple[float, ...] | None = None
+    # The same per task type, shrunk toward tier_cost_factor (empty: bundles before it).
+    task_cost_factor: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "cost_model") -> CostModel:
         """Checked: five finite token counts >= 0 per row, positive ratios."""
         f = Fields(data, where, ("output_tokens", "default_output_tokens", "chars_per_token",
-                                 "cost_scale", "tier_cost_factor"))
+                                 "cost_scale", "tier_cost_factor", "task_cost_factor"))
         by_type = {as_str(k, f"{f.at('output_tokens')} key"):
                    as_floats(v, f"{f.at('output_tokens')}.{k}", N_TIERS, 0.0)
                    for k, v in f.mapping("output_tokens").items()}
         factors = (as_floats(data["tier_cost_factor"], f.at("tier_cost_factor"), N_TIERS, 0.0)
                    if f.has("tier_cost_factor") else None)
+        by_type_factors = ({as_str(k, f"{f.at('task_cost_factor')} key"):
+                            as_floats(v, f"{f.at('task_cost_factor')}.{k}", N_TIERS, 0.0)
+                            for k, v in f.mapping("task_cost_factor").items()}
+                           if f.has("task_cost_factor") else {})
         return cls(by_type, as_floats(f.get("default_output_tokens"),
                                       f.at("default_output_tokens"), N_TIERS, 0.0),
                    f.float("chars_per_token", 0.0, lo_open=True),
-                   f.float("cost_scale", 0.0, lo_open=True), factors)
+                   f.float("cost_scale", 0.0, lo_open=True), factors, by_type_factors)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (what aco.router.expected_cost_table reads)."""
@@ -123,6 +129,8 @@ class CostModel:
                "chars_per_token": self.chars_per_token, "cost_scale": self.cost_scale}
         if self.tier_cost_factor is not None:
             out["tier_cost_factor"] = list(self.tier_cost_factor)
+        if self.task_cost_factor:
+            out["task_cost_factor"] = {k: list(v) for k, v in self.task_cost_factor.items()}
         return out
 
 

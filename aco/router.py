@@ -260,15 +260,28 @@ def expected_cost_table(
     tokens = np.where(np.isnan(tokens), estimate, tokens)
     price_in, price_out = tier_prices(tiers)
     out = output_token_table(cost_model, task_types)
-    return (tokens[:, None] * price_in + out * price_out) / 1000.0 * cost_factors(cost_model)
+    factors = cost_factor_table(cost_model, task_types)
+    return (tokens[:, None] * price_in + out * price_out) / 1000.0 * factors
 
 
-def cost_factors(cost_model: Mapping[str, Any]) -> np.ndarray:
-    """(5,) per-tier factors from priced tokens to what runs cost (1 in bundles without them):
-    the training runs' observed cost over their priced-token estimate, e.g. an agent's many
-    calls, or token counts the traces lack."""
-    factors = cost_model.get("tier_cost_factor")
-    return np.ones(N_TIERS) if factors is None else np.asarray(factors, dtype=np.float64)
+def cost_factors(cost_model: Mapping[str, Any], task_type: str | None = None) -> list[float]:
+    """Five factors from priced tokens to what runs cost, for one task type: the training runs'
+    observed cost over their priced-token estimate (an agent's many calls, paid tools, token
+    counts the traces lack). The task type's own factors where the bundle has them, else the
+    tier's, else 1 (bundles before either)."""
+    by_type = cost_model.get("task_cost_factor") or {}
+    factors = by_type.get(task_type) if task_type is not None else None
+    if factors is None:
+        factors = cost_model.get("tier_cost_factor")
+    return [1.0] * N_TIERS if factors is None else [float(f) for f in factors]
+
+
+def cost_factor_table(cost_model: Mapping[str, Any], task_types: Sequence[str | None]
+                      ) -> np.ndarray:
+    """(n, 5) cost factors of each request's task type (cost_factors)."""
+    rows = {t: cost_factors(cost_model, t) for t in set(task_types)}
+    return np.array([rows[t] for t in task_types], dtype=np.float64).reshape(len(task_types),
+                                                                             N_TIERS)
 
 
 def tier_prices(tiers: Sequence[TierSpec]) -> tuple[np.ndarray, np.ndarray]:
@@ -310,7 +323,7 @@ class Router:
                    None: self.cost_model["default_output_tokens"]}
         self._output_costs = {t: [o * po for o, po in zip(out, self._prices_out, strict=True)]
                               for t, out in by_type.items()}
-        self._cost_factors = cost_factors(self.cost_model).tolist()
+        self._cost_factors = {t: cost_factors(self.cost_model, t) for t in by_type}
         self.mix = self.payload.policy_mix
         self.version: int | None = None  # from the manifest, when loaded from a file
         self._label = "bundle"
@@ -361,8 +374,11 @@ class Router:
         output = self._output_costs.get(task_type) if task_type else None
         if output is None:
             output = self._output_costs[None]
+        factors = self._cost_factors.get(task_type) if task_type else None
+        if factors is None:
+            factors = cost_factors(self.cost_model, task_type)
         return [(tokens * pi + oc) / 1000.0 * f
-                for pi, oc, f in zip(self._prices_in, output, self._cost_factors, strict=True)]
+                for pi, oc, f in zip(self._prices_in, output, factors, strict=True)]
 
     def _params_for(self, request: str) -> tuple[PolicyParams, str]:
         """The operating point's parameters for this request, and a note when the bundle mixes

@@ -82,6 +82,7 @@ class Run:
         self._costs: list[float] = []
         self._cost_sources: dict[str, str] = {}  # model call cost path -> aco.prices source
         self._escalations = 0
+        self._gate_advice: list[str] = []  # tools an advisory gate would have denied, in order
         self._answers_for: str | None = None  # the request of the cascade in progress
         self._answers: list[Answer] = []  # its answers so far
         self._ended = False
@@ -279,8 +280,13 @@ class Run:
                                             tier=self.routing.tier)
 
     def gate_tool(self, tool_name: str) -> GateDecision:
-        """Whether a tool call is worth making for this run's task type."""
-        return self.optimizer.controls.gate(tool_name, self.routing.task_type)
+        """Whether a tool call is worth making for this run's task type; an advisory gate's
+        deny allows the call and is recorded in the trace's metadata.gate_advice."""
+        decision = self.optimizer.controls.gate(tool_name, self.routing.task_type)
+        if decision.advice:
+            with self._lock:
+                self._gate_advice.append(f"{decision.advice} {tool_name}")
+        return decision
 
     def should_verify(self, risk: str, confidence: float) -> VerifyDecision:
         """Whether to call a verifier before declaring this run's answer DONE."""
@@ -316,6 +322,8 @@ class Run:
             tf.METADATA: {"aco_version": __version__, "router_mode": self.routing.mode,
                           "task_type_from": self.routing.task_type_from,
                           "escalations": self._escalations,
+                          **({"gate_advice": list(self._gate_advice)} if self._gate_advice
+                             else {}),
                           **cost_metadata(self._cost_sources)},
         }
 

@@ -7,7 +7,7 @@ originals (parity tests: 1e-9 against ``Booster.predict(raw_score=True)``).
 LightGBM trees. Every tree of the model is laid out in one table of entries (internal
 nodes and leaves), children of a node side by side, so "go right" is ``left + 1``; a leaf
 points to itself. `compile_lgbm` checks those tables once, with the bundle loader's checks
-(``aco.payload_models.LgbmTrees``); ``aco.tree_walk`` walks them, all
+(``aco.payload_trees.LgbmTrees``); ``aco.tree_walk`` walks them, all
 trees of all rows one level per step. Missing values are handled as LightGBM does
 (``NumericalDecision`` in its tree.h): per node, NaN goes to the default side when the node's
 missing_type is NaN, else NaN counts as 0.0; with missing_type Zero, 0.0 (|x| <= 1e-35f) and
@@ -28,7 +28,7 @@ import numpy as np
 
 from aco import payload_models
 from aco.errors import BundleError
-from aco.payload_models import LgbmTrees
+from aco.payload_trees import LGBM_TREES_KIND, LgbmTrees
 from aco.tree_walk import (
     MISSING_NONE,
     MISSING_ZERO_LEFT,
@@ -38,10 +38,9 @@ from aco.tree_walk import (
 )
 
 # The plain formats' names, defined beside their checks (aco.payload_models).
-LGBM_KIND = payload_models.LGBM_TREES_KIND
+LGBM_KIND = LGBM_TREES_KIND
 LINEAR_KIND = payload_models.LINEAR_KIND
 KNN_KIND = payload_models.KNN_KIND
-LGBM_LAYOUT_VERSION = payload_models.LGBM_LAYOUT_VERSION
 
 CHUNK_CELLS = 4_000_000  # rows x entries per pass for large batches: bounds the work arrays
 COMPILED_CACHE_SIZE = 8  # compiled models kept per process (one router usually needs one)

@@ -14,6 +14,14 @@ call this". The gate is therefore one-sided: it denies a tool only when even an 
 (`shrunk_lift + z * standard error`) is worth less than what the tool costs, after at least
 `min_runs` runs used it. A free tool that never fails costs nothing to allow and is never
 denied. The point value `shrunk_lift * value - cost` is reported beside each verdict.
+
+A deny is *enforced* at run time only on strong evidence: at least `strong_runs` runs with the
+tool and `strong_runs` without it, and the tool's cost per run above the most success it could
+add, its lift taken with either sign at the top of its two-sided 95% interval
+(`(|shrunk_lift| + strong_z * se) * value - run cost < 0`). So a deny that rests on runs in
+trouble calling a tool (a negative lift, which confounding could reverse) is never enforced;
+one that rests on the tool costing more than any plausible gain is. Every other deny is
+*advisory*: the runtime allows the call and records the advice (aco.learned_controls).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import polars as pl
 
 from aco.config import ACOConfig
 from aco.controls import Controls
+from aco.decisions import ADVISORY, ENFORCED
 from aco.errors import DataError
 from aco.learned_controls import ANY, KINDS, SPEC_VERSION, apply_gate
 from aco_lab.traces import schema as S
@@ -47,6 +56,8 @@ class GateSettings:
     min_runs: int = 30  # runs that used a tool before it may be denied
     z: float = 1.645  # one-sided 95%: deny only when the optimistic lift does not pay
     value_multiplier: float = 1.0  # a success is worth this many top-tier successful runs
+    strong_runs: int = 200  # runs with the tool, and without it, before a deny is enforced
+    strong_z: float = 1.96  # two-sided 95%: the most success an enforced deny's tool could add
 
 
 def build_tool_table(tables: TraceTables) -> pl.DataFrame:
@@ -110,7 +121,8 @@ def learn_gate(tables: TraceTables, settings: GateSettings = GateSettings()) -> 
     return {"kind": KINDS["gate"], "version": SPEC_VERSION, "tools": tools,
             "value_per_success": {k: round(v, 6) for k, v in value.items()},
             "settings": {"prior_runs": settings.prior_runs, "min_runs": settings.min_runs,
-                         "z": settings.z}}
+                         "z": settings.z, "strong_runs": settings.strong_runs,
+                         "strong_z": settings.strong_z}}
 
 
 def _verdict(rec: dict, value: float, step_cost: float, settings: GateSettings) -> dict:
@@ -129,7 +141,12 @@ def _verdict(rec: dict, value: float, step_cost: float, settings: GateSettings) 
     net = shrunk * value - run_cost
     optimistic = (shrunk + settings.z * se) * value - run_cost
     judged = n_with >= settings.min_runs and n_without > 0
-    return {"allow": bool(not judged or run_cost <= 0 or optimistic >= 0), "runs": int(n_with),
+    allow = not judged or run_cost <= 0 or optimistic >= 0
+    # The net value were the association reversed: what the deny must survive to be enforced.
+    best_case = (abs(shrunk) + settings.strong_z * se) * value - run_cost
+    strong = (not allow and min(n_with, n_without) >= settings.strong_runs and best_case < 0)
+    return {"allow": bool(allow), "enforcement": ENFORCED if strong else ADVISORY,
+            "best_case_net_value": round(best_case, 6), "runs": int(n_with),
             "runs_without": int(n_without), "success_with": round(rate_with, 4),
             "lift": round(lift, 4), "shrunk_lift": round(shrunk, 4),
             "cost": round(cost, 6), "failure_rate": round(failure_rate, 4),
@@ -149,10 +166,13 @@ class GateResult:
     denied_runs_success: float  # their success rate
     other_runs_success: float  # success rate of the same task types' runs without one
     denied_pairs: tuple[str, ...]  # task/tool pairs denied that held-out runs called
+    enforcement: str = ENFORCED  # ADVISORY: its denials are advice, the calls go ahead
+    why: str = ""  # why the gate runs in that mode
 
     def to_dict(self) -> dict:
         """Plain figures for reports."""
-        return {"name": self.name, "tool_calls": self.tool_calls,
+        return {"name": self.name, "enforcement": self.enforcement, "why": self.why,
+                "tool_calls": self.tool_calls,
                 "denied_calls": self.denied_calls, "denied_cost": round(self.denied_cost, 6),
                 "denied_runs": self.denied_runs,
                 "denied_runs_success": _r(self.denied_runs_success),
@@ -164,20 +184,51 @@ def _r(x: float) -> float | None:
     return None if math.isnan(x) else round(x, 4)
 
 
+LEARNED_ADVICE = "learned: every deny it recommends"
+LEARNED_ENFORCED = "learned: the denies it enforces"
+RULES = "rules"
+
+
+def describe_enforcement(spec: dict) -> tuple[str, str]:
+    """How the learned gate runs ("advisory", "enforced" or "partly enforced") and why."""
+    denies = [e for e in spec["tools"].values() if not e["allow"]]
+    enforced = sum(e.get("enforcement", ADVISORY) == ENFORCED for e in denies)
+    s = spec.get("settings", {})
+    strong = (f"strong evidence (>= {s['strong_runs']} training runs with the tool and as many "
+              "without, and a cost per run above the most success it could add even if its "
+              "link with failing runs were reversed)"
+              if "strong_runs" in s else "strong evidence (the bundle predates enforcement)")
+    if not denies:
+        return ADVISORY, "it denies no tool on the training runs"
+    if enforced == len(denies):
+        return ENFORCED, f"all {len(denies)} of its denies have {strong}"
+    mode = "partly enforced" if enforced else ADVISORY
+    return mode, (f"{len(denies) - enforced} of its {len(denies)} denies lack {strong}; "
+                  "those calls go ahead and the advice is recorded")
+
+
 def evaluate_gate(spec: dict, tables: TraceTables, config: ACOConfig) -> list[GateResult]:
-    """The learned gate and the rule gate applied to every held-out tool call."""
+    """The learned gate (every deny it recommends, then those it enforces) and the rule gate
+    applied to every held-out tool call."""
     rules = Controls(config)
     pairs = tables.tool_calls.join(tables.runs.select(S.TRACE_ID, S.TASK_TYPE), on=S.TRACE_ID)
     distinct = pairs.select(S.TASK_TYPE, S.TOOL_NAME).unique()
-    verdicts = {"learned": {}, "rules": {}}
+    verdicts: dict[str, dict] = {LEARNED_ADVICE: {}, LEARNED_ENFORCED: {}, RULES: {}}
     for task, tool in distinct.iter_rows():
-        verdicts["learned"][(task, tool)] = apply_gate(spec, tool, task).allow
-        verdicts["rules"][(task, tool)] = rules.gate(tool, task).allow
-    return [_gate_result(name, v, pairs, tables.runs) for name, v in verdicts.items()]
+        learned = apply_gate(spec, tool, task)
+        verdicts[LEARNED_ADVICE][(task, tool)] = learned.recommended_allow
+        verdicts[LEARNED_ENFORCED][(task, tool)] = learned.allow
+        verdicts[RULES][(task, tool)] = rules.gate(tool, task).allow
+    mode, why = describe_enforcement(spec)
+    modes = {LEARNED_ADVICE: (mode, why), LEARNED_ENFORCED: (mode, why),
+             RULES: (ENFORCED, "rules are enforced: a quick answer never calls an expensive "
+                               "tool (aco.controls)")}
+    return [_gate_result(name, v, pairs, tables.runs, *modes[name])
+            for name, v in verdicts.items()]
 
 
-def _gate_result(name: str, allowed: dict, pairs: pl.DataFrame, runs: pl.DataFrame
-                 ) -> GateResult:
+def _gate_result(name: str, allowed: dict, pairs: pl.DataFrame, runs: pl.DataFrame,
+                 enforcement: str, why: str) -> GateResult:
     keys = list(allowed)
     verdict = pl.DataFrame({S.TASK_TYPE: [k[0] for k in keys], S.TOOL_NAME: [k[1] for k in keys],
                             "_allow": [allowed[k] for k in keys]},
@@ -197,4 +248,4 @@ def _gate_result(name: str, allowed: dict, pairs: pl.DataFrame, runs: pl.DataFra
         denied_cost=float(denied[S.COST].sum()), denied_runs=hit.height,
         denied_runs_success=float(hit[S.TASK_SUCCESS].mean()) if hit.height else math.nan,
         other_runs_success=float(rest[S.TASK_SUCCESS].mean()) if rest.height else math.nan,
-        denied_pairs=tuple(names.to_list()))
+        denied_pairs=tuple(names.to_list()), enforcement=enforcement, why=why)

@@ -18,7 +18,6 @@ from aco_lab.files import write_text
 from aco_lab.report.document import (
     Callout,
     Document,
-    Figure,
     Section,
     build_table,
     dumps_json,
@@ -27,13 +26,12 @@ from aco_lab.report.document import (
     fmt_usd,
     write_document,
 )
-from aco_lab.report.evaluation_document import dense_series, operating_point_series
+from aco_lab.report.evaluation_charts import comparison_chart_block
 from aco_lab.report.evaluation_report import (
     METRICS_FILE,
     build_evaluation_metrics,
     format_text_table,
 )
-from aco_lab.report.plots import Series, plot_cost_success
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,17 +106,7 @@ def build_comparison_document(c: Comparison) -> Document:
     """The comparison page: the table and both threshold curves on one plot."""
     columns, rows = build_comparison_table(c)
     warnings = tuple(dict.fromkeys((*c.first.warnings, *c.second.warnings)))
-    series = []
-    for ev in (c.first, c.second):
-        curve = ev.curves[0]
-        series.append(Series(f"{curve.name} sweep", curve.costs, curve.successes, "point"))
-        series.append(operating_point_series(ev))
-    mix = next(cv for cv in c.second.curves if cv.name.startswith("random mixing"))
-    series.append(dense_series(mix.name, mix.costs, mix.successes, "dashed"))
-    for r in c.second.baselines:
-        if r.name.startswith("tier "):
-            series.append(Series(r.name, (r.cost_per_request,), (r.success_rate,), "point"))
-    png = plot_cost_success(series, "Two routers on the same requests")
+    chart, datasets = comparison_chart_block(c.first, c.second)
     text = (
         f"Both bundles on the same {c.first.data.n_requests} evaluation requests "
         f"({c.first.mode}); per-bundle details: `aco-lab evaluate --bundle NAME`."
@@ -127,18 +115,10 @@ def build_comparison_document(c: Comparison) -> Document:
         f"Router comparison: {c.first.bundle.name} vs {c.second.bundle.name}",
         (
             Section("Side by side", (text, build_table(columns, rows))),
-            Section(
-                "Cost against success",
-                (
-                    Figure(
-                        "cost_success",
-                        png,
-                        "both routers' threshold sweeps, single tiers and random mixing",
-                    ),
-                ),
-            ),
+            Section("Cost against success", (chart,)),
         ),
         tuple(Callout(w, "warning") for w in warnings),
+        datasets,
     )
 
 

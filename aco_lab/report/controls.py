@@ -17,8 +17,9 @@ from aco_lab.controls.cascade_replay import (
 )
 from aco_lab.controls.suite import ControlsEvaluation
 from aco_lab.files import write_text
+from aco_lab.report.control_advice import ADVICE, GOAL_COST, GOAL_SUCCESS, WHAT
 from aco_lab.report.document import (
-    CALLOUT_WARNING,
+    CALLOUT_INFO,
     Callout,
     Document,
     Section,
@@ -29,7 +30,6 @@ from aco_lab.report.document import (
     write_document,
 )
 
-GOAL_SUCCESS, GOAL_COST = 0.95, 0.20  # the cascade's goal: >= 95% of top success at <= 20% cost
 CASCADE_COLUMNS = ("policy", "requests", "success", "vs top", "cost", "vs top cost",
                    "calls/request", "escalated")
 
@@ -77,15 +77,19 @@ def _doom_blocks(ev: ControlsEvaluation) -> tuple:
 
 
 def _gate_blocks(ev: ControlsEvaluation) -> tuple:
-    cols = ("gate", "tool calls", "denied", "denied cost", "runs with a denied call",
+    cols = ("gate", "mode", "tool calls", "denied", "denied cost", "runs with a denied call",
             "their success", "success of the others")
-    rows = [(r.name, str(r.tool_calls), str(r.denied_calls), fmt_usd(r.denied_cost),
-             str(r.denied_runs), fmt_pct(r.denied_runs_success), fmt_pct(r.other_runs_success))
-            for r in ev.gate]
+    rows = [(r.name, r.enforcement, str(r.tool_calls), str(r.denied_calls),
+             fmt_usd(r.denied_cost), str(r.denied_runs), fmt_pct(r.denied_runs_success),
+             fmt_pct(r.other_runs_success)) for r in ev.gate]
     pairs = "; ".join(f"{r.name}: {', '.join(r.denied_pairs) or 'none'}" for r in ev.gate)
-    warn = Callout("Observational: a tool used mostly by runs that fail is denied, but the traces "
-                   "cannot show that denying it keeps those runs' success.", CALLOUT_WARNING)
-    return (warn, build_table(cols, rows, "Held-out tool calls", highlight=(0,)),
+    modes = " ".join(f"{r.name}: {r.enforcement}, because {r.why}." for r in ev.gate
+                     if r.name != ev.gate[0].name)
+    return (build_table(cols, rows, "Held-out tool calls", highlight=(0,)),
+            f"Modes: {modes} Advisory: the call goes ahead and the deny is recorded as advice "
+            "(trace metadata.gate_advice); enforced: the call is denied. The traces are "
+            "observational: a tool used mostly by runs that fail looks harmful, but they cannot "
+            "show that denying it keeps those runs' success.",
             f"Denied task/tool pairs: {pairs}.")
 
 
@@ -122,8 +126,10 @@ def build_controls_sections(ev: ControlsEvaluation) -> tuple[Section, ...]:
         ("Verifier budget", "verify", _verify_blocks),
         ("Context budget", "context_budget", _context_blocks),
     ):
-        if getattr(ev, name):
-            sections.append(Section(title, blocks(ev)))
+        rows = getattr(ev, name)
+        if rows:  # what to do with it first, then what it is, then its figures
+            lead = (Callout(ADVICE[name](rows), CALLOUT_INFO), WHAT[name])
+            sections.append(Section(title, (*lead, *blocks(ev))))
     if ev.skipped:
         sections.append(Section("Controls not evaluated", tuple(
             f"{name}: {why}" for name, why in sorted(ev.skipped.items()))))

@@ -26,6 +26,8 @@ from aco_lab.report.charts import Chart, Controls
 
 CALLOUT_WARNING = "warning"
 CALLOUT_INFO = "info"
+CALLOUT_VERDICT = "verdict"  # a report's verdict, when it is good news
+CALLOUT_VERDICT_WARN = "verdict-warn"  # ... when it is not
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,9 @@ caption { caption-side: top; text-align: left; font-style: italic; padding-botto
 .callout { border-left: 5px solid #1f77b4; background: #eef5fb; padding: .6rem .9rem;
            margin: .8rem 0; }
 .callout.warning { border-color: #d62728; background: #fdecea; font-weight: 600; }
+.callout.verdict, .callout.verdict-warn { font-size: 1.15rem; font-weight: 600;
+           border-color: #2ca02c; background: #edf7ed; }
+.callout.verdict-warn { border-color: #e08a00; background: #fff4e0; }
 figure { margin: 1rem 0; }
 figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: .85rem; color: #555; }
@@ -227,7 +232,8 @@ def _md_block(block: str | Table | Figure | Callout | Chart) -> str:
 
 
 def _md_callout(c: Callout) -> str:
-    prefix = "**WARNING:** " if c.level == "warning" else ""
+    prefix = {CALLOUT_WARNING: "**WARNING:** ", CALLOUT_VERDICT: "**Verdict:** ",
+              CALLOUT_VERDICT_WARN: "**Verdict:** "}.get(c.level, "")
     return f"> {prefix}{c.text}"
 
 

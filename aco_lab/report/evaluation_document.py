@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from aco_lab.report.controls import build_controls_sections
 from aco_lab.report.document import (
     CALLOUT_INFO,
+    CALLOUT_VERDICT,
+    CALLOUT_VERDICT_WARN,
     CALLOUT_WARNING,
     Callout,
     Document,
@@ -24,8 +24,12 @@ from aco_lab.report.document import (
     fmt_pct,
     fmt_usd,
 )
-from aco_lab.report.plots import Series, plot_cost_success, plot_reliability, plot_tier_mix
-from aco_lab.train.curves import build_frontier, frontier_success
+from aco_lab.report.evaluation_charts import (  # noqa: F401 - notebooks import the figure here
+    build_cost_success_figure,
+    cost_success_chart_block,
+)
+from aco_lab.report.plots import plot_reliability, plot_tier_mix
+from aco_lab.report.verdict import build_verdict
 
 if TYPE_CHECKING:
     from aco_lab.evaluate.results import Evaluation
@@ -40,10 +44,15 @@ def build_evaluation_document(
         Callout(w, CALLOUT_WARNING if ("ESTIMATE" in w or "train" in w) else CALLOUT_INFO)
         for w in ev.warnings
     )
+    verdict = build_verdict(ev, metrics["quality_goal"])
+    level = CALLOUT_VERDICT if verdict.router_wins and verdict.point_keeps_target \
+        else CALLOUT_VERDICT_WARN
+    chart, datasets = cost_success_chart_block(ev, metrics["quality_goal"]["best_baseline"])
     sections = [
-        Section("Summary", _summary_blocks(ev, metrics)),
+        Section("Verdict", (Callout(verdict.headline, level), *verdict.details)),
+        Section("Summary", _summary_blocks(ev)),
+        Section("Cost against success", (chart,)),
         Section("The router against every alternative", _comparison_blocks(ev, columns, rows)),
-        Section("Cost against success", (build_cost_success_figure(ev),)),
         Section("Threshold sweep and area metrics", _sweep_blocks(ev)),
         Section("Tier mix", (_tier_mix_figure(ev),)),
         Section("Calibration", _calibration_blocks(ev, metrics["calibration"])),
@@ -56,10 +65,11 @@ def build_evaluation_document(
     if ev.controls is not None:  # a section per learned run control against its rules
         sections.extend(build_controls_sections(ev.controls))
     sections.append(Section("Reproduce", _reproduce_blocks(ev, metrics)))
-    return Document(f"Router evaluation: {ev.bundle.name}", tuple(sections), callouts)
+    return Document(f"Router evaluation: {ev.bundle.name}", tuple(sections), callouts,
+                    datasets)
 
 
-def _summary_blocks(ev: Evaluation, metrics: dict) -> tuple:
+def _summary_blocks(ev: Evaluation) -> tuple:
     r, ref = ev.router, ev.reference
     how = (
         "replayed on the observed runs of"
@@ -75,21 +85,7 @@ def _summary_blocks(ev: Evaluation, metrics: dict) -> tuple:
         f"({fmt_pct(_div(r.cost_per_request, ref.strong_cost))} of always tier {top}); cost per "
         f"successful task {fmt_usd(r.cost_per_success)}."
     )
-    goal = metrics["quality_goal"]
-    point = goal["operating_point"]
-    best = goal["best_baseline"]
-    goal_text = (
-        f"At {goal['target']:.0%} of the top tier's success the router needs "
-        f"{fmt_pct(goal['curve_cost_fraction_at_target'])} of the top tier's cost along its "
-        f"curve ({'no baseline curve reaches it' if best is None else 'best baseline: ' + best}"
-        f"{'' if best is None else ' ' + fmt_pct(goal['best_baseline_cost_fraction_at_target'])})"
-        + ("; its operating point keeps LESS than that success, so its cost is no saving at "
-           "that quality" if point["below_target"] else "")
-        + f". Quality goal (>= {goal['success_fraction_of_top']:.0%} of the top tier's success "
-        f"at <= {goal['max_cost_fraction_of_top']:.0%} of its cost): operating point "
-        f"{'MET' if point['met'] else 'NOT MET'}."
-    )
-    return (text, goal_text)
+    return (text,)
 
 
 def _div(a: float | None, b: float | None) -> float | None:
@@ -109,50 +105,6 @@ def _comparison_blocks(
     if ev.skipped:
         blocks.append("Not computed: " + "; ".join(f"{n} ({why})" for n, why in ev.skipped) + ".")
     return tuple(blocks)
-
-
-def dense_series(
-    name: str, costs: Sequence[float], successes: Sequence[float], style: str
-) -> Series:
-    """A frontier with enough points to draw its (linear-cost) segments on a log cost axis."""
-    fc, fs = build_frontier(costs, successes)
-    if fc.size < 2:
-        return Series(name, tuple(fc.tolist()), tuple(fs.tolist()), "point")
-    grid = np.geomspace(fc[0], fc[-1], 80) if fc[0] > 0 else np.linspace(fc[0], fc[-1], 80)
-    grid = np.unique(np.concatenate((grid, fc)))
-    return Series(name, tuple(grid.tolist()), tuple(frontier_success(fc, fs, grid).tolist()), style)
-
-
-def operating_point_series(ev: Evaluation) -> Series:
-    """The router's own operating point, drawn as a star on a cost-against-success plot."""
-    r = ev.router
-    return Series(f"{r.name}: operating point", (r.cost_per_request,), (r.success_rate,), "star")
-
-
-def build_cost_success_figure(ev: Evaluation) -> Figure:
-    """The cost-against-success plot of an evaluation (its curves, baselines and points)."""
-    series = []
-    for i, curve in enumerate(ev.curves):
-        style = "dashed" if curve.name.startswith("random mixing") else "line"
-        label = f"{curve.name} (frontier)" if i else f"{curve.name}: threshold sweep frontier"
-        series.append(dense_series(label, curve.costs, curve.successes, style))
-    for r in ev.baselines:
-        if not r.name.startswith(("random mixing",)):
-            series.append(Series(r.name, (r.cost_per_request,), (r.success_rate,), "point"))
-    series.append(operating_point_series(ev))
-    rec = ev.recommended
-    png = plot_cost_success(
-        series,
-        "Cost per request against success rate",
-        None if rec is None else (rec.cost_per_request, rec.success_rate),
-    )
-    return Figure(
-        "cost_success",
-        png,
-        "cost per request against success rate for the router's threshold sweep and every baseline",
-        caption="Circle: the recommended operating point. Dashed: random mixing of "
-        "tiers, the line a router must beat.",
-    )
 
 
 CURVE_COLUMNS = (

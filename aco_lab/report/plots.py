@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
-import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 DPI = 100
 WIDE = (7.5, 4.2)  # inches: a plot that reads at page width
@@ -31,17 +28,6 @@ PALETTE = (
     "#17becf",
 )
 ALERT_COLOR = "#d62728"
-_TAB20 = tuple(matplotlib.colormaps["tab20"].colors)
-
-
-@dataclass(frozen=True, slots=True)
-class Series:
-    """One named line or set of points on a cost-success plot."""
-
-    name: str
-    costs: tuple[float, ...]
-    successes: tuple[float, ...]
-    style: str = "line"  # "line", "dashed", "point" or "star"
 
 
 def _png(fig: Figure) -> bytes:
@@ -57,69 +43,6 @@ def _new(size: tuple[float, float] = WIDE) -> tuple[Figure, object]:
     ax = fig.add_subplot()
     ax.grid(True, alpha=0.3)
     return fig, ax
-
-
-def plot_cost_success(
-    series: Sequence[Series], title: str, chosen: tuple[float, float] | None = None
-) -> bytes:
-    """Cost per request (x) against success rate (y): curves, baselines, a recommended point."""
-    fig, ax = _new((10.0, 5.6))
-    markers = "osD^v<>phXP8"
-    for i, s in enumerate(series):
-        # 20 distinct colours: a report draws up to ~20 policies and none may share a colour.
-        color = "black" if s.style == "star" else _TAB20[(2 * i) % 20 + (i // 10) % 2]
-        if s.style in ("line", "dashed"):
-            order = np.argsort(s.costs, kind="stable")
-            ax.plot(
-                np.asarray(s.costs)[order],
-                np.asarray(s.successes)[order],
-                color=color,
-                linestyle="--" if s.style == "dashed" else "-",
-                linewidth=1.6,
-                label=s.name,
-            )
-        else:
-            ax.scatter(
-                s.costs,
-                s.successes,
-                color=color,
-                marker="*" if s.style == "star" else markers[i % 10],
-                s=160 if s.style == "star" else 45,
-                label=s.name,
-                zorder=3,
-            )
-    if chosen is not None:
-        ax.scatter(
-            [chosen[0]],
-            [chosen[1]],
-            s=220,
-            facecolors="none",
-            edgecolors="black",
-            linewidths=2,
-            label="recommended operating point",
-            zorder=4,
-        )
-    _cost_axis(ax, series)
-    ax.set_xlabel("cost per request (USD)")
-    ax.set_ylabel("success rate")
-    ax.set_title(title)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    return _png(fig)
-
-
-def _cost_axis(ax: object, series: Sequence[Series]) -> None:
-    """Log scale: tier prices span orders of magnitude; symlog when a tier is free."""
-    costs = [c for s in series for c in s.costs]
-    positive = [c for c in costs if c > 0]
-    if not positive:
-        return
-    if len(positive) == len(costs):
-        ax.set_xscale("log")
-    else:
-        ax.set_xscale("symlog", linthresh=min(positive))
-    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
 def plot_tier_mix(

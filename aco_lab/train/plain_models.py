@@ -18,6 +18,7 @@ import numpy as np
 from aco import scoring as sc
 from aco import tree_walk
 from aco.errors import DataError
+from aco.payload_trees import LGBM_LAYOUT_VERSION
 
 _MISSING_CODES = {
     ("None", True): tree_walk.MISSING_NONE,
@@ -56,7 +57,7 @@ def lgbm_dump_to_plain(dump: Mapping[str, Any]) -> dict[str, Any]:
         )
     return {
         "kind": sc.LGBM_KIND,
-        "layout_version": sc.LGBM_LAYOUT_VERSION,
+        "layout_version": LGBM_LAYOUT_VERSION,
         "num_class": num_class,
         "num_trees": len(trees),
         "num_features": int(dump["max_feature_idx"]) + 1,

@@ -54,6 +54,7 @@ from aco_lab.train.router_payload import (
     build_training_fingerprint,
     check_cost_factors,
     fit_cost_factors,
+    fit_task_cost_factors,
     read_file_fingerprints,
 )
 from aco_lab.train.task_types import fit_task_type_model, task_type_figures
@@ -169,6 +170,7 @@ def build_router(
     every = np.arange(outcomes.n_requests)
     cost_model = build_cost_model(usable)
     cost_model["tier_cost_factor"] = fit_cost_factors(cost_model, config, outcomes)
+    cost_model["task_cost_factor"] = fit_task_cost_factors(cost_model, config, outcomes)
     warnings += check_cost_factors(cost_model, config, outcomes)
     cost_model["cost_scale"] = _cost_scale(cost_model, config, outcomes)
     validation = _validation_set(None, cost_model, config, outcomes)

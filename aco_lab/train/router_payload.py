@@ -75,6 +75,34 @@ def fit_cost_factors(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatri
     return [float(o / e) if k else 1.0 for o, e, k in zip(observed, estimated, ok, strict=True)]
 
 
+# A task type's cost factor is shrunk toward its tier's as if this many more requests had the
+# tier's ratio: a type seen on a handful of requests keeps about the tier's factor.
+COST_FACTOR_PRIOR = 20.0
+
+
+def fit_task_cost_factors(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix
+                          ) -> dict[str, list[float]]:
+    """Per task type and tier 1..5, the runs' observed cost over their priced-token estimate,
+    shrunk toward the tier's factor (COST_FACTOR_PRIOR). Tool costs and the number of calls an
+    agent makes differ by task type, so one factor per tier misprices some types by 2-4x."""
+    tier = np.asarray(cost_model["tier_cost_factor"], dtype=np.float64)
+    estimate = _unscaled_estimate(cost_model, config, outcomes)
+    seen = ~np.isnan(outcomes.cost) & (estimate > 0)
+    types = np.array(["" if t is None else t for t in outcomes.task_types], dtype=object)
+    out = {}
+    for task_type in sorted({t for t in outcomes.task_types if t is not None}):
+        rows = types == task_type
+        n = seen[rows].sum(axis=0)
+        observed = np.where(seen[rows], outcomes.cost[rows], 0.0).sum(axis=0)
+        estimated = np.where(seen[rows], estimate[rows], 0.0).sum(axis=0)
+        mean = np.divide(estimated, n, out=np.zeros_like(tier), where=n > 0)
+        factor = np.divide(observed + COST_FACTOR_PRIOR * tier * mean,
+                           estimated + COST_FACTOR_PRIOR * mean,
+                           out=tier.copy(), where=estimated + COST_FACTOR_PRIOR * mean > 0)
+        out[task_type] = [float(f) for f in factor]
+    return out
+
+
 def check_cost_factors(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix
                        ) -> list[str]:
     """A warning naming the tiers whose config prices misjudge their traced runs' cost."""
@@ -94,12 +122,7 @@ def check_cost_factors(cost_model: dict, config: ACOConfig, outcomes: OutcomeMat
 def _observed_and_estimated(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix
                             ) -> tuple[np.ndarray, np.ndarray]:
     """(5,) mean observed USD per request and tier, and the priced-token estimate for them."""
-    from aco.router import expected_cost_table
-
-    unscaled = {k: v for k, v in cost_model.items() if k != "tier_cost_factor"}
-    chars = np.array([len(r) for r in outcomes.requests], dtype=np.float64)
-    estimate = expected_cost_table(unscaled, config.tiers, outcomes.input_tokens,
-                                   list(outcomes.task_types), chars)
+    estimate = _unscaled_estimate(cost_model, config, outcomes)
     seen = ~np.isnan(outcomes.cost)
     counts = np.maximum(seen.sum(axis=0), 1)
     observed = np.where(seen.any(axis=0), np.where(seen, outcomes.cost, 0).sum(axis=0) / counts,
@@ -107,6 +130,18 @@ def _observed_and_estimated(cost_model: dict, config: ACOConfig, outcomes: Outco
     estimated = np.where(seen.any(axis=0),
                          np.where(seen, estimate, 0).sum(axis=0) / counts, np.nan)
     return observed, estimated
+
+
+def _unscaled_estimate(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix
+                       ) -> np.ndarray:
+    """(n, 5) priced-token USD per request and tier, before any cost factor."""
+    from aco.router import expected_cost_table
+
+    unscaled = {k: v for k, v in cost_model.items()
+                if k not in ("tier_cost_factor", "task_cost_factor")}
+    chars = np.array([len(r) for r in outcomes.requests], dtype=np.float64)
+    return expected_cost_table(unscaled, config.tiers, outcomes.input_tokens,
+                               list(outcomes.task_types), chars)
 
 
 def _medians(runs: pl.DataFrame) -> dict[int, float]:

@@ -74,6 +74,8 @@ MALFORMED = [  # (change to the golden payload, the message's field and what it 
     (lambda p: {**p, "cost_model": {**p["cost_model"], "default_output_tokens": [1.0]}},
      r"cost_model\.default_output_tokens: expected a list of 5 items"),
     (lambda p: {**p, "cost_model": "cheap"}, r"cost_model: expected a mapping, got str"),
+    (lambda p: {**p, "cost_model": {**p["cost_model"], "task_cost_factor": {"coding": [1.0]}}},
+     r"cost_model\.task_cost_factor\.coding: expected a list of 5 items"),
     (lambda p: {**p, "policy": {**p["policy"], "cost_scale": 0.0}},
      r"policy\.cost_scale: expected a finite number in \(0, inf\]"),
     (lambda p: {**p, "tiers": [{**p["tiers"][0], "tier": 9}]},

@@ -173,7 +173,8 @@ LEARNED = {
                        "bias": 2.0},
              "threshold": 0.2, "min_steps": 2, "typical": {"*/*": {"cost": 1.0, "steps": 4.0}}},
     "gate": {"kind": "tool_values", "version": 1, "value_per_success": 1.0,
-             "tools": {"coding/web_search": {**TOOL, "allow": False},
+             "tools": {"coding/web_search": {**TOOL, "allow": False, "enforcement": "enforced"},
+                       "coding/shell": {**TOOL, "allow": False},  # advisory (the default)
                        "*/web_search": {**TOOL, "allow": True}}},
     "verify": {"kind": "false_done_logistic", "version": 1,
                "model": {"features": [], "weights": [], "bias": 0.0}, "threshold": {"*": 0.3},
@@ -222,6 +223,8 @@ def test_learned_controls_decide_and_say_so() -> None:
     assert late.doomed and late.success_probability < 0.2 and late.mode == MODE_BUNDLE
     assert learned.doom(5.0, 0, 1).doomed  # the whole budget stops a run in both modes
     assert not learned.gate("web_search", "coding").allow
+    advised = learned.gate("shell", "coding")
+    assert advised.allow and advised.advice == "deny" and advised.enforcement == "advisory"
     assert learned.gate("web_search", "research").allow  # the "*" entry
     assert learned.gate("calculator", "coding").allow  # no traces of it: allowed
     assert not learned.verify("medium", 0.9).verify  # P(false DONE) 0.1 < 0.3

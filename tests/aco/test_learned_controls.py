@@ -76,14 +76,36 @@ def gate_spec() -> dict:
 
 
 def test_the_gate_denies_with_the_figures_and_falls_back_to_all_task_types() -> None:
-    denied = apply_gate(gate_spec(), "web_search", "coding")
-    assert not denied.allow and denied.mode == MODE_BUNDLE
+    spec = gate_spec()
+    spec["tools"]["coding/web_search"]["enforcement"] = "enforced"
+    denied = apply_gate(spec, "web_search", "coding")
+    assert not denied.allow and denied.mode == MODE_BUNDLE and denied.enforcement == "enforced"
     for figure in ("40 runs", "-30.0 pts", "$0.005/call", "20.0% of calls fail"):
         assert figure in denied.reason
     assert apply_gate(gate_spec(), "web_search", "research").allow
     assert "across task types" in apply_gate(gate_spec(), "web_search", "research").reason
     unknown = apply_gate(gate_spec(), "shell", "coding")
     assert unknown.allow and "no traces" in unknown.reason
+
+
+@pytest.mark.parametrize("enforcement", [None, "advisory"])
+def test_an_advisory_deny_allows_the_call_and_gives_the_advice(enforcement) -> None:
+    spec = gate_spec()  # as a bundle written before the field: no "enforcement"
+    if enforcement:
+        spec["tools"]["coding/web_search"]["enforcement"] = enforcement
+    check_spec("gate", spec)
+    decision = apply_gate(spec, "web_search", "coding")
+    assert decision.allow and not decision.recommended_allow
+    assert (decision.enforcement, decision.advice) == ("advisory", "deny")
+    assert "deny recommended, allowed (advisory" in decision.reason
+
+
+def test_an_unknown_enforcement_is_refused() -> None:
+    spec = gate_spec()
+    spec["tools"]["coding/web_search"]["enforcement"] = "strict"
+    with pytest.raises(BundleError, match=r"tools\.coding/web_search\.enforcement: expected one "
+                                          "of advisory, enforced"):
+        check_spec("gate", spec)
 
 
 def verify_spec() -> dict:

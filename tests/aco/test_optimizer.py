@@ -295,7 +295,8 @@ def test_config_router_model_path_selects_bundle_mode(trained_bundle: Path,
 def test_bundle_controls_are_used_when_present(trained_bundle: Path, tmp_path: Path) -> None:
     from tests.aco.test_controls import LEARNED, TOOL
 
-    gate = {**LEARNED["gate"], "tools": {"*/web_search": {**TOOL, "allow": False}}}
+    gate = {**LEARNED["gate"], "tools": {"*/web_search": {**TOOL, "allow": False,
+                                                          "enforcement": "enforced"}}}
     path = _rewrite(trained_bundle, tmp_path / "models",
                     controls={"gate": gate, "doom": LEARNED["doom"], "verify": LEARNED["verify"]})
     opt = ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)), bundle=path)

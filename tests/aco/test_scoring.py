@@ -13,7 +13,7 @@ from sklearn.preprocessing import StandardScaler
 from aco import scoring as sc
 from aco.bundle import check_plain
 from aco.errors import BundleError, DataError
-from aco.payload_models import LgbmTrees
+from aco.payload_trees import LGBM_LAYOUT_VERSION, LgbmTrees
 from aco_lab.train.plain_models import lgbm_model_to_plain, linear_model_to_plain
 
 N_FEATURES = 8
@@ -161,7 +161,7 @@ def tiny_tree(left: tuple, max_depth: int) -> dict:
     """A one-tree plain model over 3 entries; `left` decides its shape."""
     i4 = lambda *v: np.array(v, dtype="<i4").tobytes()  # noqa: E731
     f8 = lambda *v: np.array(v, dtype="<f8").tobytes()  # noqa: E731
-    return {"kind": sc.LGBM_KIND, "layout_version": sc.LGBM_LAYOUT_VERSION, "num_class": 1,
+    return {"kind": sc.LGBM_KIND, "layout_version": LGBM_LAYOUT_VERSION, "num_class": 1,
             "num_trees": 1, "num_features": 2, "average_output": False, "objective": "binary",
             "feature_names": [], "monotone_constraints": [],
             "max_depth": max_depth, "feature": i4(0, 0, 0), "threshold": f8(1.0, 1.0, 0.0),

@@ -89,7 +89,7 @@ def test_compare_puts_two_bundles_side_by_side(eval_case, tmp_path) -> None:  # 
     assert "cost per successful task" in result.stdout
     metrics = json.loads((tmp_path / "cmp" / "metrics.json").read_text())
     assert [b["bundle"]["name"] for b in metrics["bundles"]] == ["v1", "v2"]
-    assert "data-plot=\"cost_success\"" in (tmp_path / "cmp" / "report.html").read_text()
+    assert "data-chart=\"cost_success\"" in (tmp_path / "cmp" / "report.html").read_text()
 
 
 @pytest.mark.skipif(not ACO_LAB.exists(), reason="the aco-lab console script is not installed")

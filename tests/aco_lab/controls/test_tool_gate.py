@@ -3,13 +3,17 @@
 import pytest
 
 from aco.config import ACOConfig
+from aco.decisions import ADVISORY, ENFORCED
 from aco.learned_controls import apply_gate, check_spec
 from aco_lab.controls.tool_gate import (
+    LEARNED_ADVICE,
+    LEARNED_ENFORCED,
     RUNS_WITH,
     RUNS_WITHOUT,
     SUCCESS_WITH,
     GateSettings,
     build_tool_table,
+    describe_enforcement,
     evaluate_gate,
     learn_gate,
 )
@@ -46,8 +50,40 @@ def test_a_costly_tool_that_does_not_pay_is_denied_with_its_figures(tmp_path) ->
     assert not entry["allow"]
     assert entry["lift"] == pytest.approx(-0.5)
     assert entry["shrunk_lift"] == pytest.approx(-0.5 * 60 / 80)
+    # 60 runs each way: a deny, but too few runs to enforce it: the call goes ahead.
+    assert entry["enforcement"] == ADVISORY
     decision = apply_gate(spec, "search", "qa")
-    assert not decision.allow and "60 runs" in decision.reason
+    assert decision.allow and decision.advice == "deny" and "60 runs" in decision.reason
+    assert not decision.recommended_allow and decision.enforcement == ADVISORY
+    assert describe_enforcement(spec)[0] == ADVISORY
+
+
+def test_a_deny_is_enforced_only_on_strong_evidence(tmp_path) -> None:
+    # An expensive tool that changes nothing: the deny rests on its cost; enforced.
+    strong = learn_gate(tables_of(tmp_path, _runs("search", 0.5, 250, 180, 250, 180)))
+    check_spec("gate", strong)
+    entry = strong["tools"]["qa/search"]
+    assert (entry["allow"], entry["enforcement"]) == (False, ENFORCED)
+    assert entry["best_case_net_value"] < 0
+    decision = apply_gate(strong, "search", "qa")
+    assert not decision.allow and decision.enforcement == ENFORCED and "enforced" in decision.reason
+    mode, why = describe_enforcement(strong)
+    assert mode == ENFORCED and ">= 200 training runs" in why
+    # The same on fewer runs than the strong threshold stays advice.
+    few = learn_gate(tables_of(tmp_path, _runs("search", 0.5, 250, 180, 250, 180), "few.jsonl"),
+                     GateSettings(strong_runs=300))
+    assert few["tools"]["qa/search"]["enforcement"] == ADVISORY
+    assert apply_gate(few, "search", "qa").allow
+
+
+def test_a_deny_resting_on_runs_in_trouble_is_never_enforced(tmp_path) -> None:
+    # A cheap tool called mostly by failing runs: many runs, a clear negative lift, but
+    # reversed (runs in trouble reach for it) it could be worth more than it costs.
+    spec = learn_gate(tables_of(tmp_path, _runs("search", 0.005, 250, 60, 250, 190)))
+    entry = spec["tools"]["qa/search"]
+    assert (entry["allow"], entry["enforcement"]) == (False, ADVISORY)
+    assert entry["best_case_net_value"] > 0
+    assert apply_gate(spec, "search", "qa").advice == "deny"
 
 
 def test_rare_and_free_tools_are_never_denied(tmp_path) -> None:
@@ -75,6 +111,9 @@ def test_on_simulated_traces_it_denies_mostly_tools_the_simulator_made_useless(s
     # worth (a $0.02 search for a $0.10 quick answer): precision, not perfection.
     assert len(denied & useless) >= 0.85 * len(denied)
     assert len(denied & useless) >= 0.5 * len(useless)
-    learned, rules = evaluate_gate(spec, sim.held_out, ACOConfig())
-    assert learned.denied_runs_success < learned.other_runs_success
-    assert learned.denied_cost > rules.denied_cost
+    advice, enforced, rules = evaluate_gate(spec, sim.held_out, ACOConfig())
+    assert (advice.name, enforced.name) == (LEARNED_ADVICE, LEARNED_ENFORCED)
+    assert advice.denied_runs_success < advice.other_runs_success
+    assert advice.denied_cost > rules.denied_cost
+    assert enforced.denied_calls <= advice.denied_calls  # enforced denies are some of them
+    assert advice.enforcement == enforced.enforcement == describe_enforcement(spec)[0]

@@ -1,6 +1,8 @@
 """Both HTML pages as a real browser shows them, in headless Chromium.
 
-The evaluation page: every plot must be decoded with non-uniform pixels. The dashboard: every
+The evaluation page: every plot must be decoded with non-uniform pixels, its cost-success chart
+drawn with the router, its operating point and the single tiers, and its verdict on the first
+screen (a 1280x800 window). The dashboard: every
 interactive chart must be drawn (marks in its SVG, no error, no JavaScript error on the page),
 its sections must be there, the headline tiles must show metrics.json's figures, the filters
 must change them to the figures of the filtered runs, and a chart by day must show each day's
@@ -105,6 +107,19 @@ window.addEventListener("load", function () {
   })();
 });
 </script>"""
+# Last in <body>: where the verdict sits in the first screen, and the first h2's title.
+VERDICT_PROBE = """<script>
+window.addEventListener("load", function () {
+  var box = document.querySelector(".callout.verdict, .callout.verdict-warn");
+  var out = {height: window.innerHeight, first: document.querySelector("h2").textContent,
+             text: box ? box.textContent : null,
+             bottom: box ? box.getBoundingClientRect().bottom : null};
+  var pre = document.createElement("pre");
+  pre.id = "probe"; pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>"""
+FIRST_SCREEN = "--window-size=1280,800"  # a laptop's browser window
 DASHBOARD_CHARTS = ("overview", "spend_by_day", "spend_breakdown", "savings", "tokens",
                     "latency", "outcomes_by_day", "success_by_group", "rates_by_day")
 DASHBOARD_SECTIONS = ("Overview", "Spend", "Tokens", "Latency", "Outcomes",
@@ -141,7 +156,8 @@ def _run(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess
     return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
 
 
-def _probe(browser: str, page: Path, tmp_path: Path, head: str, tail: str) -> object:
+def _probe(browser: str, page: Path, tmp_path: Path, head: str, tail: str,
+           *flags: str) -> object:
     """What the probe script wrote into the page, as loaded by Chromium."""
     text = page.read_text(encoding="utf-8")
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -149,8 +165,8 @@ def _probe(browser: str, page: Path, tmp_path: Path, head: str, tail: str) -> ob
     before, end, after = text.rpartition("</body>")  # the page's own; a script may quote one
     text = (before + tail + end + after).replace("<head>", "<head>" + head, 1)
     probe.write_text(text, encoding="utf-8")
-    done = _run(browser, tmp_path / "profile", "--virtual-time-budget=60000", "--dump-dom",
-                probe.as_uri())
+    done = _run(browser, tmp_path / "profile", *flags, "--virtual-time-budget=60000",
+                "--dump-dom", probe.as_uri())
     found = re.search(r'<pre id="probe">(.*?)</pre>', done.stdout, re.S)
     assert found, f"no probe output; chromium said: {done.stderr[-2000:]}"
     return json.loads(html.unescape(found.group(1)))
@@ -180,6 +196,27 @@ def test_every_plot_is_decoded_and_not_blank(browser, pages, tmp_path) -> None:
         assert s["complete"] and s["width"] > 100 and s["height"] > 100, s
         assert "error" not in s, s
         assert s["colours"] > 2, f"{s['name']} is blank"
+
+
+def test_the_evaluation_verdict_is_on_the_first_screen(browser, pages, tmp_path) -> None:
+    seen = _probe(browser, pages["evaluation"], tmp_path, "", VERDICT_PROBE, FIRST_SCREEN)
+    metrics = json.loads((pages["evaluation"].parent / "metrics.json").read_text())
+    assert seen["first"] == "Verdict"
+    assert fmt_pct(metrics["quality_goal"]["curve_cost_fraction_at_target"]) in seen["text"]
+    assert 0 < seen["bottom"] <= seen["height"], seen
+
+
+def test_the_evaluation_chart_is_drawn_with_every_role(browser, pages, tmp_path) -> None:
+    seen = _charts(browser, pages["evaluation"], tmp_path)
+    assert [c["name"] for c in seen["charts"]] == ["cost_success"]
+    chart = seen["charts"][0]
+    assert chart["state"] == "drawn" and chart["items"] > 20
+    labels = " ".join(label or "" for label in chart["labels"])
+    for tier in range(1, 6):  # the single tiers, as points with a tooltip and a label
+        assert f"policy: tier {tier} only; cost per request: $" in labels
+        assert f"label: tier {tier} only" in labels
+    assert "policy: operating point" in labels and "label: operating point" in labels
+    assert "policy: router (v1)" in labels  # the router's curve
 
 
 def test_every_dashboard_chart_is_drawn_and_every_section_shown(browser, pages, tmp_path) -> None:

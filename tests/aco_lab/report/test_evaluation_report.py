@@ -18,6 +18,8 @@ from aco_lab.report.document import (
     build_table,
     dumps_json,
     figure_names,
+    fmt_pct,
+    fmt_usd,
     render_markdown,
 )
 from aco_lab.report.evaluation_report import (
@@ -97,12 +99,63 @@ def test_the_html_report_is_self_contained_and_shows_every_plot(written) -> None
     _, out = written
     page = (out / REPORT_HTML).read_text()
     assert not re.search(r'(src|href)="(https?:)?//', page)
-    assert "<script" not in page
+    assert not re.search(r"<script[^>]*\ssrc=", page)  # every script inline
     names = re.findall(r'data-plot="([^"]+)"', page)
-    assert names == ["cost_success", "tier_mix", "reliability"]
+    assert names == ["tier_mix", "reliability"]
     assert page.count('src="data:image/png;base64,') == len(names)
+    assert re.findall(r'data-chart="([^"]+)"', page) == ["cost_success"]
     md = (out / REPORT_MD).read_text()
     assert "| policy |" in md and "router (v1)" in md
+
+
+def _verdict_md(ev, tmp_path: Path) -> tuple[str, dict]:  # noqa: ANN001
+    write_evaluation(ev, tmp_path)
+    md = (tmp_path / REPORT_MD).read_text()
+    metrics = json.loads((tmp_path / METRICS_FILE).read_text())
+    assert md.split("\n## ")[1].startswith("Verdict\n")  # the first section
+    return md.split("\n## ")[1], metrics["quality_goal"]
+
+
+def test_the_verdict_says_what_the_router_saves_when_it_wins(eval_case, tmp_path) -> None:  # noqa: F811
+    ev = evaluate_bundle(eval_case.bundle, [eval_case.eval],
+                         options=EvalOptions(compare_models=(), target=0.95))
+    verdict, goal = _verdict_md(ev, tmp_path)
+    curve, point = goal["curve_cost_fraction_at_target"], goal["operating_point"]
+    assert curve < goal["best_baseline_cost_fraction_at_target"]  # the router wins here
+    top_cps = ev.reference.strong_cost / ev.reference.strong_success
+    assert (f"At 95% of the top tier's success, this router costs {fmt_pct(curve)} of always "
+            f"using the top tier (tier 5), {fmt_pct(1 - curve)} less: about "
+            f"{fmt_usd(curve / 0.95 * top_cps)} per successful task against "
+            f"{fmt_usd(top_cps)}.") in verdict
+    assert not point["below_target"]
+    assert (f"operating point keeps {fmt_pct(point['success_fraction_of_top'])} of the top "
+            f"tier's success at {fmt_pct(point['cost_fraction_of_top'])} of its cost: "
+            f"{fmt_usd(ev.router.cost_per_success)} per successful task") in verdict
+    assert f"the {goal['best_baseline']}, needs" not in verdict
+    assert "comes closest" in verdict and "cheaper than this router" not in verdict
+
+
+def test_the_verdict_names_a_baseline_that_wins(eval_case, tmp_path) -> None:  # noqa: F811
+    ev = evaluate_bundle(eval_case.bundle, [eval_case.eval],
+                         options=EvalOptions(compare_models=(), target=0.9))
+    verdict, goal = _verdict_md(ev, tmp_path)
+    best = goal["best_baseline_cost_fraction_at_target"]
+    curve = goal["curve_cost_fraction_at_target"]
+    assert goal["best_baseline"] == "best tier per task type" and best < curve
+    assert (f"The best tier per task type reaches 90% of the top tier's success at "
+            f"{fmt_pct(best)} of the top tier's cost, cheaper than this router's "
+            f"{fmt_pct(curve)}: ship that table") in verdict
+    assert "verdict-warn" in (tmp_path / REPORT_HTML).read_text()
+
+
+def test_an_operating_point_below_the_target_is_not_called_a_saving(eval_case, tmp_path) -> None:  # noqa: F811
+    ev = evaluate_bundle(eval_case.bundle, [eval_case.eval],
+                         options=EvalOptions(compare_models=(), target=1.05))
+    verdict, goal = _verdict_md(ev, tmp_path)
+    assert goal["operating_point"]["below_target"]
+    point = verdict[verdict.index("The bundle's operating point"):].split("\n")[0]
+    assert "keeps only" in point and "is not a saving at the target quality" in point
+    assert "less)" not in point and "per successful task" not in point
 
 
 def test_same_input_gives_the_same_bytes(written, eval_case, tmp_path) -> None:  # noqa: F811

@@ -10,7 +10,7 @@ import pytest
 
 from aco.config import ACOConfig, load_config
 from aco.errors import DataError
-from aco.router import Router
+from aco.router import Router, expected_cost_table
 from aco_lab.simulate.generate import write_simulated_traces
 from aco_lab.traces import schema as S
 from aco_lab.traces.labels import (
@@ -245,6 +245,34 @@ def test_prices_far_from_the_traced_costs_are_warned_and_routing_uses_the_observ
     plain_quote = Router(build_router(sim_runs, CONFIG, options).payload, CONFIG).decide(
         "Summarise this report", task_type=task_type, input_tokens=800)
     assert dear_quote.cost_estimate == pytest.approx(plain_quote.cost_estimate, rel=1e-6)
+
+
+def test_task_types_whose_runs_cost_more_than_priced_get_their_own_cost_factor(
+        sim_runs: pl.DataFrame) -> None:
+    # Coding runs at tier 1 made to cost 5x what they did: only coding's factor follows.
+    dear = sim_runs.with_columns(
+        pl.when((pl.col(S.TASK_TYPE) == "coding") & (pl.col(S.TIER) == 1))
+        .then(pl.col(S.TOTAL_COST) * 5).otherwise(pl.col(S.TOTAL_COST)).alias(S.TOTAL_COST))
+    options = TrainOptions(model="table", seed=SEED, controls=False)
+    plain = build_router(sim_runs, CONFIG, options).payload["cost_model"]
+    costly = build_router(dear, CONFIG, options).payload["cost_model"]
+    ratio = (np.array(costly["task_cost_factor"]["coding"])
+             / np.array(plain["task_cost_factor"]["coding"]))
+    assert 3.0 < ratio[0] < 5.0  # shrunk a little toward the tier's factor
+    assert np.allclose(ratio[1:], 1.0)
+    other = "quick_answer"
+    assert np.allclose(costly["task_cost_factor"][other][1:], plain["task_cost_factor"][other][1:])
+    # Routing prices coding at tier 1 with its own factor (the runtime's cost table), and the
+    # router quotes its chosen tier at that table's price.
+    types = ["coding", other]
+    tokens, chars = np.array([900.0, 900.0]), np.array([20.0, 20.0])
+    ratios = (expected_cost_table(costly, CONFIG.tiers, tokens, types, chars)
+              / expected_cost_table(plain, CONFIG.tiers, tokens, types, chars))
+    assert np.allclose(ratios[0], ratio) and np.allclose(ratios[1, 1:], 1.0)
+    table = expected_cost_table(costly, CONFIG.tiers, tokens, types, chars)
+    router = Router(build_router(dear, CONFIG, options).payload, CONFIG)
+    decision = router.decide("Fix the login bug", task_type="coding", input_tokens=900)
+    assert decision.cost_estimate == pytest.approx(table[0, decision.tier - 1])
 
 
 def test_the_train_command_prints_the_warnings(sim_runs: pl.DataFrame, tmp_path: Path) -> None:
