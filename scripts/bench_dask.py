@@ -125,9 +125,14 @@ def run_measured(args: list[str]) -> dict:
     if process.returncode:
         raise SystemExit(f"{' '.join(args)} failed:\n{err[-3000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": wall, "cpu_s": cpu, "own_mb": peaks.own / 2**20,
-            "worker_mb": max(peaks.workers.values(), default=0) / 2**20,
-            "tree_mb": peaks.tree / 2**20, "stdout": out}
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "own_mb": peaks.own / 2**20,
+        "worker_mb": max(peaks.workers.values(), default=0) / 2**20,
+        "tree_mb": peaks.tree / 2**20,
+        "stdout": out,
+    }
 
 
 def engine_args(engine: str, workers: int, ingest: bool) -> list[str]:
@@ -141,15 +146,26 @@ def quality(bundle: str, eval_runs: pl.DataFrame) -> dict:
     baselines fitted on the bundle's training traces are left out: they are not compared.)"""
     path = Path(bundle)
     payload = load_bundle(path)
-    ev = build_evaluation(payload, bundle_info(path, payload), bundle_config(payload),
-                          eval_runs, EvalOptions(compare_models=()), (), 0, None)
+    ev = build_evaluation(
+        payload,
+        bundle_info(path, payload),
+        bundle_config(payload),
+        eval_runs,
+        EvalOptions(compare_models=()),
+        (),
+        0,
+        None,
+    )
     top = next(b for b in ev.baselines if b.name == f"tier {TIERS} only")
     p, y = (np.asarray(a, dtype=np.float64) for a in ev.reliability)
     q = np.clip(p, 1e-15, 1 - 1e-15)
-    return {"success_vs_top": ev.router.success_rate / top.success_rate,
-            "cost_vs_top": ev.router.cost_per_request / top.cost_per_request,
-            "log_loss": float(-np.mean(y * np.log(q) + (1 - y) * np.log1p(-q))),
-            "brier": float(np.mean((p - y) ** 2)), "requests": ev.router.n_requests}
+    return {
+        "success_vs_top": ev.router.success_rate / top.success_rate,
+        "cost_vs_top": ev.router.cost_per_request / top.cost_per_request,
+        "log_loss": float(-np.mean(y * np.log(q) + (1 - y) * np.log1p(-q))),
+        "brier": float(np.mean((p - y) ** 2)),
+        "requests": ev.router.n_requests,
+    }
 
 
 def simulated_logs(n_traces: int, cache_dir: Path) -> Path:
@@ -157,10 +173,12 @@ def simulated_logs(n_traces: int, cache_dir: Path) -> Path:
     path = cache_dir / f"sim-logs-{n_traces}-{SEED}.jsonl"
     if not path.exists():
         start = time.perf_counter()
-        write_simulated_traces(path, n_traces, SEED, config=ACOConfig(), mode="logs",
-                               workers=2)
-        print(f"simulated {n_traces:,} traces ({path.stat().st_size / 1e6:,.0f} MB) in "
-              f"{time.perf_counter() - start:.0f} s", flush=True)
+        write_simulated_traces(path, n_traces, SEED, config=ACOConfig(), mode="logs", workers=2)
+        print(
+            f"simulated {n_traces:,} traces ({path.stat().st_size / 1e6:,.0f} MB) in "
+            f"{time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
     return path
 
 
@@ -173,36 +191,77 @@ def count_lines(path: Path) -> int:
         return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 24), b""))
 
 
-def bench_size(traces: list[Path], folder: Path, eval_runs: pl.DataFrame, workers: int,
-               train: bool = True, model: str = "lgbm") -> dict:
+def bench_size(
+    traces: list[Path],
+    folder: Path,
+    eval_runs: pl.DataFrame,
+    workers: int,
+    train: bool = True,
+    model: str = "lgbm",
+) -> dict:
     """Both engines on the trace files `traces` (one input of several files)."""
     n_traces = sum(count_lines(path) for path in traces)
     files = [str(path) for path in traces]
-    results: dict = {"input": files, "traces": n_traces,
-                     "mb": sum(path.stat().st_size for path in traces) / 1e6}
+    results: dict = {
+        "input": files,
+        "traces": n_traces,
+        "mb": sum(path.stat().st_size for path in traces) / 1e6,
+    }
     for engine in ("local", "dask"):
         load = os.getloadavg()[0]
         out = folder / f"ds-{engine}-{n_traces}"
-        ingest = run_measured([ACO_LAB, "ingest", *files, "--out", str(out), "--force",
-                               "--on-error", "skip", "--json",
-                               *engine_args(engine, workers, True)])
-        results[engine] = {"ingest": ingest, "load_at_start": load,
-                           "manifest": json.loads((out / "manifest.json").read_text())["counts"],
-                           "rejected": (out / "rejected.jsonl").read_bytes()}
+        ingest = run_measured(
+            [
+                ACO_LAB,
+                "ingest",
+                *files,
+                "--out",
+                str(out),
+                "--force",
+                "--on-error",
+                "skip",
+                "--json",
+                *engine_args(engine, workers, True),
+            ]
+        )
+        results[engine] = {
+            "ingest": ingest,
+            "load_at_start": load,
+            "manifest": json.loads((out / "manifest.json").read_text())["counts"],
+            "rejected": (out / "rejected.jsonl").read_bytes(),
+        }
         if train:
             models = folder / f"models-{engine}-{n_traces}"
             shutil.rmtree(models, ignore_errors=True)
-            trained = run_measured([ACO_LAB, "train", *files, "--out", str(models),
-                                    "--seed", "1", "--model", model, "--no-controls", "--json",
-                                    *engine_args(engine, workers, False)])
+            trained = run_measured(
+                [
+                    ACO_LAB,
+                    "train",
+                    *files,
+                    "--out",
+                    str(models),
+                    "--seed",
+                    "1",
+                    "--model",
+                    model,
+                    "--no-controls",
+                    "--json",
+                    *engine_args(engine, workers, False),
+                ]
+            )
             bundle = json.loads(trained["stdout"])["path"]
             results[engine] |= {"train": trained, "quality": quality(bundle, eval_runs)}
         results[engine]["load_at_end"] = os.getloadavg()[0]
         print_engine(n_traces, engine, results[engine])
-    same = (results["local"]["manifest"] == results["dask"]["manifest"]
-            and results["local"]["rejected"] == results["dask"]["rejected"])
-    print(f"{n_traces:,} traces: ingest counts and rejected lines equal: {same} "
-          f"({results['local']['manifest']})", flush=True)
+    same = (
+        results["local"]["manifest"] == results["dask"]["manifest"]
+        and results["local"]["rejected"] == results["dask"]["rejected"]
+    )
+    print(
+        f"{n_traces:,} traces: ingest counts and rejected lines equal: {same} "
+        f"({results['local']['manifest']})",
+        flush=True,
+    )
     return results
 
 
@@ -211,16 +270,22 @@ def print_engine(n: int, engine: str, r: dict) -> None:
         if stage not in r:
             continue
         m = r[stage]
-        print(f"{n:>10,} {engine:>5} {stage:>6}: wall {m['wall_s']:7.1f} s, "
-              f"CPU {m['cpu_s']:7.1f} s, peak MB: command {m['own_mb']:6,.0f}, "
-              f"largest worker {m['worker_mb']:6,.0f}, tree {m['tree_mb']:6,.0f}", flush=True)
+        print(
+            f"{n:>10,} {engine:>5} {stage:>6}: wall {m['wall_s']:7.1f} s, "
+            f"CPU {m['cpu_s']:7.1f} s, peak MB: command {m['own_mb']:6,.0f}, "
+            f"largest worker {m['worker_mb']:6,.0f}, tree {m['tree_mb']:6,.0f}",
+            flush=True,
+        )
     q = r.get("quality")
     if q is None:
         return
-    print(f"{n:>10,} {engine:>5} bundle: success {q['success_vs_top']:.4f} of top at cost "
-          f"{q['cost_vs_top']:.4f}, log loss {q['log_loss']:.4f}, Brier {q['brier']:.4f} "
-          f"({q['requests']:,} eval requests); load {r['load_at_start']:.1f} -> "
-          f"{r['load_at_end']:.1f}", flush=True)
+    print(
+        f"{n:>10,} {engine:>5} bundle: success {q['success_vs_top']:.4f} of top at cost "
+        f"{q['cost_vs_top']:.4f}, log loss {q['log_loss']:.4f}, Brier {q['brier']:.4f} "
+        f"({q['requests']:,} eval requests); load {r['load_at_start']:.1f} -> "
+        f"{r['load_at_end']:.1f}",
+        flush=True,
+    )
 
 
 def startup(folder: Path, workers: int) -> None:
@@ -228,34 +293,72 @@ def startup(folder: Path, workers: int) -> None:
     small = folder / "small.jsonl"
     write_simulated_traces(small, 200, seed=1, config=ACOConfig())
     for engine in ("local", "dask"):
-        m = run_measured([ACO_LAB, "ingest", str(small), "--out", str(folder / "ds-small"),
-                          "--force", "--json", *engine_args(engine, workers, True)])
-        print(f"start-up, 1,000 traces, {engine:>5} ingest: wall {m['wall_s']:.1f} s, "
-              f"CPU {m['cpu_s']:.1f} s, tree peak {m['tree_mb']:,.0f} MB", flush=True)
+        m = run_measured(
+            [
+                ACO_LAB,
+                "ingest",
+                str(small),
+                "--out",
+                str(folder / "ds-small"),
+                "--force",
+                "--json",
+                *engine_args(engine, workers, True),
+            ]
+        )
+        print(
+            f"start-up, 1,000 traces, {engine:>5} ingest: wall {m['wall_s']:.1f} s, "
+            f"CPU {m['cpu_s']:.1f} s, tree peak {m['tree_mb']:,.0f} MB",
+            flush=True,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--traces", type=int, action="append", default=[],
-                        help="simulated logs of this many traces (repeat; default 1,000,000)")
-    parser.add_argument("--input", type=files_arg, action="append", default=[],
-                        help="trace files to run, comma-separated: one input (repeat)")
-    parser.add_argument("--ingest-only", type=files_arg, action="append", default=[],
-                        help="trace files to ingest only, not train on (repeat)")
+    parser.add_argument(
+        "--traces",
+        type=int,
+        action="append",
+        default=[],
+        help="simulated logs of this many traces (repeat; default 1,000,000)",
+    )
+    parser.add_argument(
+        "--input",
+        type=files_arg,
+        action="append",
+        default=[],
+        help="trace files to run, comma-separated: one input (repeat)",
+    )
+    parser.add_argument(
+        "--ingest-only",
+        type=files_arg,
+        action="append",
+        default=[],
+        help="trace files to ingest only, not train on (repeat)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="local Dask workers")
     parser.add_argument("--model", default="lgbm", help="aco-lab train --model")
     parser.add_argument("--eval-requests", type=int, default=20_000)
-    parser.add_argument("--cache-dir", type=Path,
-                        default=Path(tempfile.gettempdir()) / "aco-bench",
-                        help="simulated inputs and the evaluation split, kept and reused")
-    parser.add_argument("--keep", type=Path, default=None,
-                        help="write datasets, bundles and the JSON figures here and keep them")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "aco-bench",
+        help="simulated inputs and the evaluation split, kept and reused",
+    )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="write datasets, bundles and the JSON figures here and keep them",
+    )
     args = parser.parse_args()
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="aco-bench-dask-"))
     folder.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load "
-          f"{os.getloadavg()[0]:.1f}; files in {folder}", flush=True)
+    print(
+        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load "
+        f"{os.getloadavg()[0]:.1f}; files in {folder}",
+        flush=True,
+    )
     inputs = [[simulated_logs(n, args.cache_dir)] for n in args.traces] + args.input
     if not inputs and not args.ingest_only:
         inputs = [[simulated_logs(1_000_000, args.cache_dir)]]
@@ -265,10 +368,12 @@ def main() -> None:
     if not eval_file.exists():
         write_simulated_traces(eval_file, args.eval_requests, seed=12345, config=ACOConfig())
     eval_runs = read_traces([eval_file]).runs
-    all_results = [bench_size(path, folder, eval_runs, args.workers, train=False)
-                   for path in args.ingest_only]
-    all_results += [bench_size(path, folder, eval_runs, args.workers, model=args.model)
-                    for path in inputs]
+    all_results = [
+        bench_size(path, folder, eval_runs, args.workers, train=False) for path in args.ingest_only
+    ]
+    all_results += [
+        bench_size(path, folder, eval_runs, args.workers, model=args.model) for path in inputs
+    ]
     for r in all_results:
         for engine in ("local", "dask"):
             r[engine].pop("rejected")

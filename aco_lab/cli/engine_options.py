@@ -21,18 +21,24 @@ DASK_INSTALL = "pip install 'aco[dask]' (from a checkout: pip install '.[dask]')
 def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add --engine and --scheduler to a command."""
     command = click.option(
-        "--scheduler", default=None, metavar="ADDRESS",
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
         help="With --engine dask: a running Dask scheduler (tcp://HOST:8786); without it, "
-        "a local cluster is started for the command.")(command)
+        "a local cluster is started for the command.",
+    )(command)
     return click.option(
-        "--engine", type=click.Choice(ENGINES), default="local", show_default=True,
+        "--engine",
+        type=click.Choice(ENGINES),
+        default="local",
+        show_default=True,
         help="local: this machine's processes; dask: the workers of a Dask cluster "
-        "(needs the dask extra).")(command)
+        "(needs the dask extra).",
+    )(command)
 
 
 @contextmanager
-def open_engine(engine: str, scheduler: str | None, workers: int | None = None
-                ) -> Iterator[Any]:
+def open_engine(engine: str, scheduler: str | None, workers: int | None = None) -> Iterator[Any]:
     """None for the local engine; a connected aco_lab.traces.dask_engine.DaskEngine for dask."""
     if engine == "local":
         if scheduler:
@@ -63,5 +69,6 @@ def _installed() -> Iterator[None]:
     try:
         yield
     except ImportError as exc:
-        raise DataError(f"--engine dask: {exc.name or 'dask'} is not installed; install it "
-                        f"with: {DASK_INSTALL}") from None
+        raise DataError(
+            f"--engine dask: {exc.name or 'dask'} is not installed; install it with: {DASK_INSTALL}"
+        ) from None

@@ -83,9 +83,10 @@ def _done(task: ChunkTask, future: Future) -> tuple[ChunkTask, object]:
     try:
         return task, future.result()
     except OSError as exc:  # the file changed or vanished, or a worker cannot see it
-        raise DataError(f"{task.file} (the chunk from line {task.first_line}), on a Dask "
-                        f"worker: {exc}; every worker must see the inputs at the same path"
-                        ) from None
+        raise DataError(
+            f"{task.file} (the chunk from line {task.first_line}), on a Dask "
+            f"worker: {exc}; every worker must see the inputs at the same path"
+        ) from None
     finally:
         future.release()
 
@@ -105,7 +106,10 @@ def dask_engine(
             yield DaskEngine(client)
         return
     cluster = LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=None,
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=processes,
+        dashboard_address=None,
         **({"env": WORKER_ENV} if processes else {}),  # the environment of worker processes
     )
     try:
@@ -126,18 +130,22 @@ def _connect(scheduler: str) -> Iterator[Client]:
     try:
         client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError, ValueError) as exc:
-        raise DataError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler there "
-                        f"({exc}); check the address (tcp://HOST:8786) and that it runs"
-                        ) from None
+        raise DataError(
+            f"--scheduler {scheduler}: cannot connect to a Dask scheduler there "
+            f"({exc}); check the address (tcp://HOST:8786) and that it runs"
+        ) from None
     try:
         try:
             client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
         except TimeoutError:
-            raise DataError(f"--scheduler {scheduler}: no Dask worker joined that scheduler "
-                            f"within {CONNECT_TIMEOUT_S} s; start workers (dask worker "
-                            f"{scheduler})") from None
-        log.info("connected to the Dask scheduler at %s: %d workers", scheduler,
-                 len(client.nthreads()))
+            raise DataError(
+                f"--scheduler {scheduler}: no Dask worker joined that scheduler "
+                f"within {CONNECT_TIMEOUT_S} s; start workers (dask worker "
+                f"{scheduler})"
+            ) from None
+        log.info(
+            "connected to the Dask scheduler at %s: %d workers", scheduler, len(client.nthreads())
+        )
         yield client
     finally:
         client.close()

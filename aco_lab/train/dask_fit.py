@@ -77,21 +77,29 @@ class DaskTrainer:
         """A concurrent.futures executor over the cluster (the request features' parts)."""
         return self.engine.client.get_executor()
 
-    def fit_estimator(self, kind: str, objective: str, data: FitData, seed: int,
-                      num_threads: int) -> FittedModel:
+    def fit_estimator(
+        self, kind: str, objective: str, data: FitData, seed: int, num_threads: int
+    ) -> FittedModel:
         """LightGBM on the cluster; another estimator on a seeded sample of the fit fold."""
         if kind == "lgbm":
             return fit_estimator(kind, objective, data, seed, num_threads, self.train_lgbm)
         sample = sample_fit_data(data, self.sample_requests, seed)
         self.fit_sample = max(self.fit_sample or 0, len(sample.X))
-        log.info("%s fitted by the client on %d of %d fit-fold requests", kind, len(sample.X),
-                 len(data.X))
+        log.info(
+            "%s fitted by the client on %d of %d fit-fold requests",
+            kind,
+            len(sample.X),
+            len(data.X),
+        )
         return fit_estimator(kind, objective, sample, seed, num_threads)
 
     def recorded(self) -> dict:
         """What the bundle's options record about the engine."""
-        return {"engine": "dask", "engine_workers": self.engine.workers(),
-                "fit_sample_requests": self.fit_sample}
+        return {
+            "engine": "dask",
+            "engine_workers": self.engine.workers(),
+            "fit_sample_requests": self.fit_sample,
+        }
 
     def train_lgbm(self, params: dict, train: LgbmRows, held: LgbmRows) -> lgb.Booster:
         """The local engine's train_lgbm (grid, early stopping on the held-out rows), with
@@ -103,22 +111,35 @@ class DaskTrainer:
         # data equal to an earlier fit's must not share a key that fit is releasing.
         parts = client.scatter(split, hash=False)
         del split
-        data = da.concatenate([da.from_delayed(delayed(PartRows.matrix)(f), shape, np.float64)
-                               for f, shape in zip(parts, shapes, strict=True)])
+        data = da.concatenate(
+            [
+                da.from_delayed(delayed(PartRows.matrix)(f), shape, np.float64)
+                for f, shape in zip(parts, shapes, strict=True)
+            ]
+        )
         label, init = (
-            da.concatenate([da.from_delayed(delayed(column)(f), shape[:1], np.float64)
-                            for f, shape in zip(parts, shapes, strict=True)])
-            for column in (PartRows.labels, PartRows.margins))
+            da.concatenate(
+                [
+                    da.from_delayed(delayed(column)(f), shape[:1], np.float64)
+                    for f, shape in zip(parts, shapes, strict=True)
+                ]
+            )
+            for column in (PartRows.labels, PartRows.margins)
+        )
         init = init if train.init is not None else None
-        stopping = HeldOutStopping.publish(client, held, params["seed"]) if len(held.label) \
-            else None
+        stopping = (
+            HeldOutStopping.publish(client, held, params["seed"]) if len(held.label) else None
+        )
         try:
             best, best_loss = None, np.inf
             for extra in lgbm_grid(len(train.label), stopping is not None):
-                booster, loss = _fit_once(client, {**params, **extra}, data, label, init,
-                                          stopping)
-                log.info("lightgbm.dask %s: %d trees, held-out log loss %.4f",
-                         extra or "defaults", booster.num_trees(), loss)
+                booster, loss = _fit_once(client, {**params, **extra}, data, label, init, stopping)
+                log.info(
+                    "lightgbm.dask %s: %d trees, held-out log loss %.4f",
+                    extra or "defaults",
+                    booster.num_trees(),
+                    loss,
+                )
                 if best is None or loss < best_loss - 1e-12:
                     best, best_loss = booster, loss
             return best
@@ -128,9 +149,14 @@ class DaskTrainer:
             client.cancel(parts)
 
 
-def _fit_once(client, params: dict, data: da.Array, label: da.Array,  # noqa: ANN001
-              init: da.Array | None, stopping: HeldOutStopping | None
-              ) -> tuple[lgb.Booster, float]:
+def _fit_once(
+    client,
+    params: dict,
+    data: da.Array,
+    label: da.Array,  # noqa: ANN001
+    init: da.Array | None,
+    stopping: HeldOutStopping | None,
+) -> tuple[lgb.Booster, float]:
     """One setting fitted by lightgbm.dask; the booster cut at its best round, and its loss."""
     params = {k: v for k, v in params.items() if k != "num_threads"}  # each worker's threads
     model = DaskLGBMRegressor(client=client, n_estimators=LGBM_MAX_ROUNDS, **params)
@@ -179,8 +205,11 @@ def split_rows(rows: LgbmRows, workers: int) -> Iterator[PartRows]:
     if rows.request is None:
         for idx in np.array_split(np.arange(len(rows.label)), n_parts):
             if len(idx):
-                yield PartRows(LgbmRows(rows.X[idx[0] : idx[-1] + 1], rows.label[idx],
-                                        init=_take(rows.init, idx)))
+                yield PartRows(
+                    LgbmRows(
+                        rows.X[idx[0] : idx[-1] + 1], rows.label[idx], init=_take(rows.init, idx)
+                    )
+                )
         return
     order = np.argsort(rows.request, kind="stable")
     request = rows.request[order]
@@ -189,8 +218,15 @@ def split_rows(rows: LgbmRows, workers: int) -> Iterator[PartRows]:
     for start, end in zip(cuts, [*cuts[1:], len(request)], strict=True):
         idx = order[start:end]
         lo, hi = request[start], request[end - 1] + 1
-        yield PartRows(LgbmRows(rows.X[lo:hi], rows.label[idx], rows.request[idx] - lo,
-                                rows.values[idx], _take(rows.init, idx)))
+        yield PartRows(
+            LgbmRows(
+                rows.X[lo:hi],
+                rows.label[idx],
+                rows.request[idx] - lo,
+                rows.values[idx],
+                _take(rows.init, idx),
+            )
+        )
 
 
 def _take(column: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
@@ -221,17 +257,28 @@ class HeldOutStopping:
     def publish(cls, client, held: LgbmRows, seed: int) -> HeldOutStopping:  # noqa: ANN001
         """Put the held-out rows (a seeded sample beyond EARLY_STOP_MAX_ROWS) on every worker."""
         if len(held.label) > EARLY_STOP_MAX_ROWS:
-            keep = np.sort(np.random.default_rng(seed).choice(len(held.label),
-                                                              EARLY_STOP_MAX_ROWS, replace=False))
-            held = (LgbmRows(held.X[keep], held.label[keep], init=_take(held.init, keep))
-                    if held.request is None else
-                    LgbmRows(held.X, held.label[keep], held.request[keep], held.values[keep],
-                             _take(held.init, keep)))
+            keep = np.sort(
+                np.random.default_rng(seed).choice(
+                    len(held.label), EARLY_STOP_MAX_ROWS, replace=False
+                )
+            )
+            held = (
+                LgbmRows(held.X[keep], held.label[keep], init=_take(held.init, keep))
+                if held.request is None
+                else LgbmRows(
+                    held.X,
+                    held.label[keep],
+                    held.request[keep],
+                    held.values[keep],
+                    _take(held.init, keep),
+                )
+            )
         start = held.init if held.init is not None else np.float64(0.0)  # margins
         name = f"aco-held-out-{uuid.uuid4().hex}"
         client.publish_dataset(
             client.scatter([held.stacked(), held.label, start], broadcast=True, hash=False),
-            name=name)
+            name=name,
+        )
         return cls(name)
 
     def unpublish(self, client) -> None:  # noqa: ANN001
@@ -246,15 +293,17 @@ class HeldOutStopping:
             X, y, start = client.gather(client.get_dataset(self.dataset))
             self.runs[id(env.model)] = _Run(X, y, start, np.inf, i)
         run = self.runs[id(env.model)]
-        run.raw = run.raw + env.model.predict(run.X, start_iteration=i, num_iteration=1,
-                                              raw_score=True)
+        run.raw = run.raw + env.model.predict(
+            run.X, start_iteration=i, num_iteration=1, raw_score=True
+        )
         loss = log_loss(run.raw, run.y)
         if loss < run.best:
             run.best, run.best_round = loss, i
         if i - run.best_round >= LGBM_EARLY_STOP or i == env.end_iteration - 1:
             del self.runs[id(env.model)]
             raise lgb.callback.EarlyStopException(
-                run.best_round, [(self.NAME, self.METRIC, run.best, False)])
+                run.best_round, [(self.NAME, self.METRIC, run.best, False)]
+            )
 
 
 @dataclass(slots=True)
@@ -286,9 +335,13 @@ def sample_fit_data(data: FitData, max_requests: int, seed: int) -> FitData:
     keep = np.sort(np.random.default_rng(seed).choice(n, max_requests, replace=False))
     position = np.full(n, -1, dtype=np.int64)
     position[keep] = np.arange(len(keep))
-    return dataclasses.replace(data, X=data.X[keep], rows=_kept(data.rows, position),
-                               outcomes=data.outcomes[keep],
-                               pooled=data.pooled and _kept(data.pooled, position))
+    return dataclasses.replace(
+        data,
+        X=data.X[keep],
+        rows=_kept(data.rows, position),
+        outcomes=data.outcomes[keep],
+        pooled=data.pooled and _kept(data.pooled, position),
+    )
 
 
 def _kept(rows: TierRows, position: np.ndarray) -> TierRows:

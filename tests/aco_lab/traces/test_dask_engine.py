@@ -46,27 +46,38 @@ def test_read_traces_on_dask_equals_local(inputs, small_chunks, dask_cluster) ->
     for table in ("runs", "steps", "tool_calls"):
         assert_frame_equal(getattr(on_dask, table), getattr(local, table))
     assert on_dask.rejected == local.rejected and len(local.rejected) == 3
-    assert (on_dask.warnings, on_dask.lines_read) == (local.warnings, local.lines_read) == (
-        local.warnings, 44)
+    assert (
+        (on_dask.warnings, on_dask.lines_read)
+        == (local.warnings, local.lines_read)
+        == (local.warnings, 44)
+    )
     with pytest.raises(TraceFormatError, match="3 of 44 lines"):
         read_traces(inputs, mapper=dask_cluster.map_chunks)
 
 
-def test_ingest_on_dask_writes_the_local_dataset(tmp_path, inputs, small_chunks,
-                                                 dask_cluster) -> None:  # noqa: F811
+def test_ingest_on_dask_writes_the_local_dataset(
+    tmp_path,
+    inputs,
+    small_chunks,
+    dask_cluster,  # noqa: F811
+) -> None:
     local = ingest_traces(inputs, tmp_path / "local", on_error="skip")
-    on_dask = ingest_traces(inputs, tmp_path / "dask", on_error="skip",
-                            mapper=dask_cluster.map_chunks)
+    on_dask = ingest_traces(
+        inputs, tmp_path / "dask", on_error="skip", mapper=dask_cluster.map_chunks
+    )
     assert on_dask.accepted == local.accepted == 41 and on_dask.rejected == local.rejected == 3
-    assert {f: getattr(on_dask, f) for f in ("lines_read", "warnings", "steps", "tool_calls")} \
-        == {f: getattr(local, f) for f in ("lines_read", "warnings", "steps", "tool_calls")}
+    assert {f: getattr(on_dask, f) for f in ("lines_read", "warnings", "steps", "tool_calls")} == {
+        f: getattr(local, f) for f in ("lines_read", "warnings", "steps", "tool_calls")
+    }
     a, b = read_dataset(tmp_path / "local"), read_dataset(tmp_path / "dask")
     for table in ("runs", "steps", "tool_calls"):
         assert_frame_equal(getattr(b, table), getattr(a, table))
-    assert (tmp_path / "dask" / "rejected.jsonl").read_bytes() == \
-        (tmp_path / "local" / "rejected.jsonl").read_bytes()
-    manifests = [json.loads((tmp_path / d / "manifest.json").read_text())
-                 for d in ("local", "dask")]
+    assert (tmp_path / "dask" / "rejected.jsonl").read_bytes() == (
+        tmp_path / "local" / "rejected.jsonl"
+    ).read_bytes()
+    manifests = [
+        json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("local", "dask")
+    ]
     for manifest in manifests:
         del manifest["created_at"]
     assert manifests[0] == manifests[1]

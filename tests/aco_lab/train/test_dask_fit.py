@@ -2,7 +2,6 @@
 requests, LightGBM fitted by lightgbm.dask (every fit of the cross-validation), the other
 estimators on a recorded sample."""
 
-
 import numpy as np
 import polars as pl
 import pytest
@@ -51,12 +50,24 @@ def eval_log_loss(payload: dict, runs: pl.DataFrame) -> float:
     return held_out_log_loss(p, outcomes.success)
 
 
-@pytest.mark.parametrize(("model", "objective"), [("lgbm", "success"), ("residual", "success"),
-                                                  ("lgbm", "cheapest")])
-def test_lgbm_on_dask_matches_the_local_engine(runs, eval_runs, dask_cluster,  # noqa: F811
-                                               model, objective) -> None:
-    options = TrainOptions(model=model, objective=objective, seed=SEED, controls=False,
-                           cv_folds=FOLDS, allow_shortfall=True)
+@pytest.mark.parametrize(
+    ("model", "objective"), [("lgbm", "success"), ("residual", "success"), ("lgbm", "cheapest")]
+)
+def test_lgbm_on_dask_matches_the_local_engine(
+    runs,
+    eval_runs,
+    dask_cluster,  # noqa: F811
+    model,
+    objective,
+) -> None:
+    options = TrainOptions(
+        model=model,
+        objective=objective,
+        seed=SEED,
+        controls=False,
+        cv_folds=FOLDS,
+        allow_shortfall=True,
+    )
     local = build_router(runs, CONFIG, options).payload
     trainer = DaskTrainer(dask_cluster)
     on_dask = build_router(runs, CONFIG, options, engine=trainer).payload
@@ -72,10 +83,14 @@ def test_lgbm_on_dask_matches_the_local_engine(runs, eval_runs, dask_cluster,  #
     assert abs(points[0]["cost_ratio"] - points[1]["cost_ratio"]) < 0.1, points
 
 
-def test_other_estimators_fit_on_a_recorded_sample(runs, eval_runs, dask_cluster,  # noqa: F811
-                                                   ) -> None:
-    options = TrainOptions(model="knn", seed=SEED, controls=False, cv_folds=FOLDS,
-                           allow_shortfall=True)
+def test_other_estimators_fit_on_a_recorded_sample(
+    runs,
+    eval_runs,
+    dask_cluster,  # noqa: F811
+) -> None:
+    options = TrainOptions(
+        model="knn", seed=SEED, controls=False, cv_folds=FOLDS, allow_shortfall=True
+    )
     trainer = DaskTrainer(dask_cluster, sample_requests=100)  # of the ~240 a final fit has
     payload = build_router(runs, CONFIG, options, engine=trainer).payload
     assert payload["options"]["fit_sample_requests"] == 100
