@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from aco.formatting import format_count
+from aco_lab.cli.engine_options import engine_options, open_engine
 from aco_lab.cli.options import on_error_option
 from aco_lab.traces.ingest import ingest_traces
 from aco_lab.traces.reading import collect_traces
@@ -56,17 +57,21 @@ def validate_command(paths: tuple[str, ...], as_json: bool, strict: bool) -> Non
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
 @click.option("--strict", is_flag=True, help=STRICT_HELP)
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Processes decoding chunks (default: 1 below 64 MB of input, else up to 4).")
+              help="Processes decoding chunks (default: 1 below 64 MB of input, else up to 4); "
+              "with --engine dask and no --scheduler, the local cluster's workers.")
+@engine_options
 def ingest_command(
     paths: tuple[str, ...], out_dir: Path, on_error: str, force: bool, as_json: bool,
-    strict: bool, workers: int | None,
+    strict: bool, workers: int | None, engine: str, scheduler: str | None,
 ) -> None:
     """Write traces as a Parquet dataset, partitioned by source.
 
     The dataset directory is written atomically; every later command reads it as traces.
     """
-    result = ingest_traces(list(paths), out_dir, on_error=on_error, force=force, strict=strict,
-                           workers=workers)
+    with open_engine(engine, scheduler, workers) as cluster:
+        result = ingest_traces(list(paths), out_dir, on_error=on_error, force=force,
+                               strict=strict, workers=workers,
+                               mapper=cluster.map_chunks if cluster else None)
     if as_json:
         fields = ("lines_read", "accepted", "rejected", "warnings", "steps", "tool_calls")
         click.echo(json.dumps({"out_dir": str(result.out_dir),

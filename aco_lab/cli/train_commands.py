@@ -11,6 +11,7 @@ from aco.formatting import format_count, format_share
 from aco.policy import CALIBRATION_METHODS
 from aco.progress import stage
 from aco_lab.cli.command_line import command_line
+from aco_lab.cli.engine_options import engine_options, open_trainer
 from aco_lab.cli.options import on_error_option
 from aco_lab.train.candidates import CANDIDATES
 from aco_lab.train.estimators import OBJECTIVES
@@ -48,11 +49,12 @@ SHARE_KEYS = ("success_vs_top", "cost_vs_top", "task_type_accuracy",
 @click.option("--controls/--no-controls", default=True, show_default=True,
               help="Also learn the run controls (cascade, doom, tool gate, verifier, context).")
 @on_error_option
+@engine_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def train_command(paths: tuple[str, ...], config_path: Path | None, out_dir: Path, model: str,
                   objective: str, seed: int, success_floor: float, calibration: str,
                   success_margin: float, allow_shortfall: bool, controls: bool,
-                  on_error: str, as_json: bool) -> None:
+                  on_error: str, engine: str, scheduler: str | None, as_json: bool) -> None:
     """Train a tier router on traces and write the next bundle version.
 
     PATHS: files, globs, directories or datasets. Prints the bundle's path and version, which
@@ -64,8 +66,9 @@ def train_command(paths: tuple[str, ...], config_path: Path | None, out_dir: Pat
                            command=command_line(click.get_current_context()), controls=controls,
                            success_margin=success_margin, allow_shortfall=allow_shortfall)
     stage(f"training {model} ({objective}) on {len(paths)} path(s)")
-    info, payload = train_router(list(paths), load_config(config_path), options, out_dir,
-                                 on_error)
+    with open_trainer(engine, scheduler) as trainer:
+        info, payload = train_router(list(paths), load_config(config_path), options, out_dir,
+                                     on_error, trainer)
     headline = validation_headline(payload)
     for warning in payload.get("warnings", []):
         click.echo(f"WARNING: {warning}", err=True)

@@ -55,7 +55,7 @@ from aco_lab.traces.reading import (
     reject_duplicates,
 )
 from aco_lab.traces.validate import TraceIdIndex, build_cost_warnings
-from aco_lab.traces.workers import map_chunks, report_chunks, worker_count
+from aco_lab.traces.workers import ChunkMapper, map_chunks, report_chunks, worker_count
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +86,14 @@ def ingest_traces(
     force: bool = False,
     workers: int | None = None,
     strict: bool = False,
+    mapper: ChunkMapper | None = None,
 ) -> IngestResult:
     """Read traces and write them as a partitioned Parquet dataset at out_dir, atomically.
 
     The input streams through chunk by chunk: each chunk is decoded, checked and written as
     Parquet by a worker process (for big inputs), so memory stays bounded whatever the size.
     strict: a line with a key trace format v1 does not define is bad too (default: ignored).
+    mapper: runs the chunks instead of the local processes (the Dask engine's map_chunks).
     """
     check_on_error(on_error)
     out_dir = Path(out_dir)
@@ -109,7 +111,7 @@ def ingest_traces(
             hashes = pool.submit(lambda: {p: describe_input(p) for p in others})
             totals = _write_all(datasets, files, staging, worker_count(files, workers),
                                 on_block=lambda path, block: digests[path].update(block),
-                                strict=strict, on_error=on_error)
+                                strict=strict, on_error=on_error, mapper=mapper)
             described = hashes.result()
         inputs = [described[p] if p in described else _describe_hashed(p, digests[p])
                   for p in datasets + files]
@@ -164,6 +166,7 @@ def _write_all(
     on_block: Callable[[Path, memoryview], None] | None = None,
     strict: bool = False,
     on_error: OnError = "fail",
+    mapper: ChunkMapper | None = None,
 ) -> PartTotals:
     """Write every part (datasets first, then file chunks); drop runs whose trace_id repeats.
 
@@ -176,8 +179,9 @@ def _write_all(
         for index, path in enumerate(datasets)
     ]
     broken: list[Rejection] | None = None if on_error == "fail" else []
-    chunks = report_chunks(map_chunks(partial(write_chunk, directory=staging, strict=strict),
-                                      plan_chunks(files, on_block, broken), workers),
+    run = mapper or map_chunks
+    chunks = report_chunks(run(partial(write_chunk, directory=staging, strict=strict),
+                               plan_chunks(files, on_block, broken), workers),
                            files, "ingesting traces")
     written: list[WrittenPart] = []
     for task, part in itertools.chain(from_datasets, chunks):

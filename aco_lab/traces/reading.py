@@ -34,7 +34,7 @@ from aco_lab.traces.outcomes import (
     unmatched_warnings,
 )
 from aco_lab.traces.validate import Rejection, TraceIdIndex, build_cost_warnings
-from aco_lab.traces.workers import map_chunks, report_chunks, worker_count
+from aco_lab.traces.workers import ChunkMapper, map_chunks, report_chunks, worker_count
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,7 @@ def read_traces(
     on_error: OnError = "fail",
     workers: int | None = None,
     strict: bool = False,
+    mapper: ChunkMapper | None = None,
 ) -> TraceTables:
     """Load traces from JSONL files, globs, directories or ingested datasets into tables.
 
@@ -140,10 +141,11 @@ def read_traces(
     bad line in `rejected` (a file that breaks off: one rejection where it broke) and logs a
     warning with their count. workers: processes that decode chunks (None: up to MAX_WORKERS
     when the input is at least PARALLEL_MIN_BYTES). strict: a line with a key trace format v1
-    does not define is bad too (default: ignored).
+    does not define is bad too (default: ignored). mapper: runs the chunks instead of the
+    local processes (the Dask engine's map_chunks).
     """
     check_on_error(on_error)
-    tables = collect_traces(paths, workers, strict, on_error)
+    tables = collect_traces(paths, workers, strict, on_error, mapper)
     if tables.rejected and on_error == "fail":
         raise TraceFormatError(format_problems(tables.rejected, tables.lines_read))
     if tables.rejected:
@@ -158,10 +160,11 @@ def collect_traces(
     workers: int | None = None,
     strict: bool = False,
     on_error: OnError = "skip",
+    mapper: ChunkMapper | None = None,
 ) -> TraceTables:
     """Every input read into tables, with every bad line in `rejected` (what `validate`
     lists); on_error="fail" stops at a file that cannot be read, "skip" records it."""
-    tables = concat_tables(list(iter_trace_tables(paths, workers, strict, on_error)))
+    tables = concat_tables(list(iter_trace_tables(paths, workers, strict, on_error, mapper)))
     log.info("read %d lines: %d accepted, %d rejected, %d warnings",
              tables.lines_read, tables.runs.height, len(tables.rejected), len(tables.warnings))
     return tables
@@ -189,6 +192,7 @@ def iter_trace_tables(
     workers: int | None = None,
     strict: bool = False,
     on_error: OnError = "skip",
+    mapper: ChunkMapper | None = None,
 ) -> Iterator[TraceTables]:
     """The inputs as a stream of checked TraceTables, chunk by chunk, in input order.
 
@@ -210,7 +214,8 @@ def iter_trace_tables(
             yield _labelled(check_part(_read_dataset_tables(path), ids), outcomes, seen)
     broken: list[Rejection] | None = None if on_error == "fail" else []
     read = partial(read_chunk, strict=strict)
-    chunks = map_chunks(read, plan_chunks(files, broken=broken), worker_count(files, workers))
+    chunks = (mapper or map_chunks)(read, plan_chunks(files, broken=broken),
+                                    worker_count(files, workers))
     for task, chunk in report_chunks(chunks, files, "reading traces"):
         part = TraceTables(chunk.runs, chunk.steps, chunk.tool_calls, chunk.rejected,
                            lines_read=chunk.lines_read)

@@ -34,6 +34,10 @@ from aco.progress import Meter
 from aco_lab.traces.chunks import ChunkTask
 
 T = TypeVar("T")
+# What runs a per-chunk function over the chunks: map_chunks below, or an engine's
+# (aco_lab/traces/dask_engine.py): (function, tasks, workers) -> (task, result) in task order.
+ChunkMapper = Callable[[Callable[[ChunkTask], T], Iterator[ChunkTask], int],
+                       Iterator[tuple[ChunkTask, T]]]
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # smaller inputs are read in-process (no worker start-up)
 MAX_WORKERS = 4  # worker processes for big inputs (each holds ~2 chunks' objects)
 GZIP_RATIO = 5  # rough JSONL bytes per gzip byte, to judge an input's size

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -42,6 +43,9 @@ from aco_lab.train.estimators import (
     fit_lgbm_success,
     predict_fitted,
 )
+
+if TYPE_CHECKING:
+    from aco_lab.train.dask_fit import DaskTrainer
 
 log = logging.getLogger(__name__)
 
@@ -108,27 +112,29 @@ def _tier_rows(runs: pl.DataFrame, index: dict[str, int]) -> TierRows:
 
 
 def fit_candidate(name: str, objective: str, data: TrainingSet, idx: np.ndarray, seed: int,
-                  num_threads: int) -> FittedModel:
+                  num_threads: int, engine: DaskTrainer | None = None) -> FittedModel:
     """One router fitted on the requests `idx` of the training set (its own tuning part
-    split off inside them)."""
+    split off inside them); engine: LightGBM on a Dask cluster, the others on a sample."""
     if name == "table":
         return FittedModel(fit_table(data.X[idx], data.outcomes[idx], data.spec))
     if name == ENSEMBLE:
-        members = tuple(fit_candidate(m, objective, data, idx, seed, num_threads)
+        members = tuple(fit_candidate(m, objective, data, idx, seed, num_threads, engine)
                         for m in ENSEMBLE_MEMBERS)
         model = {"kind": ENSEMBLE, "objective": "success",
                  "members": [m.model for m in members]}
         return FittedModel(model, members=members)
     fit_data = build_fit_data(data, idx, seed)
+    fit = engine.fit_estimator if engine else fit_estimator
     if name == "table_logreg":
         keep = table_columns(data.spec)
         fit_data = replace(fit_data, X=only_columns(fit_data.X, keep),
                            X_held=only_columns(fit_data.X_held, keep))
-        return fit_estimator("logreg", objective, fit_data, seed, num_threads)
+        return fit("logreg", objective, fit_data, seed, num_threads)
     if name == "residual":
         prior = fit_table(data.X[idx], data.outcomes[idx], data.spec)["linear"]
-        return fit_lgbm_success(fit_data, seed, num_threads, prior=prior)
-    return fit_estimator(name, objective, fit_data, seed, num_threads)
+        return fit_lgbm_success(fit_data, seed, num_threads, prior=prior,
+                                trainer=engine.train_lgbm if engine else None)
+    return fit(name, objective, fit_data, seed, num_threads)
 
 
 def predict_candidate(fitted: FittedModel, X: np.ndarray, num_threads: int = 1) -> np.ndarray:

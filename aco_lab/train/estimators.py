@@ -119,8 +119,28 @@ def stack_tier_rows(X: np.ndarray, request: np.ndarray, values: np.ndarray) -> n
     return np.hstack([X[request], values.astype(np.float64)[:, None]])
 
 
+@dataclass(frozen=True, slots=True)
+class LgbmRows:
+    """LightGBM's rows: X[request] with a tier value as a last column, or, without request, X."""
+
+    X: np.ndarray
+    label: np.ndarray
+    request: np.ndarray | None = None  # (m,) row of X per training row
+    values: np.ndarray | None = None  # (m,) the tier (or model skill), with request
+    init: np.ndarray | None = None  # (m,) starting margins (a prior's logits), or None
+
+    def stacked(self) -> np.ndarray:
+        """The rows as one matrix."""
+        return self.X if self.request is None else stack_tier_rows(self.X, self.request,
+                                                                   self.values)
+
+
+LgbmTrainer = Callable[[dict, LgbmRows, LgbmRows], object]  # train_lgbm, or dask_fit's
+
+
 def fit_estimator(
-    kind: str, objective: str, data: FitData, seed: int, num_threads: int
+    kind: str, objective: str, data: FitData, seed: int, num_threads: int,
+    lgbm_trainer: LgbmTrainer | None = None,
 ) -> FittedModel:
     """Fit one estimator on data.X; the held-out fold steers early stopping (lgbm) or k (knn)."""
     if kind not in MODELS:
@@ -128,9 +148,9 @@ def fit_estimator(
     if objective not in OBJECTIVES:
         raise DataError(f"--objective: expected one of {', '.join(OBJECTIVES)}, got {objective!r}")
     if objective == "cheapest":
-        return _fit_cheapest(kind, data, seed, num_threads)
+        return _fit_cheapest(kind, data, seed, num_threads, lgbm_trainer or train_lgbm)
     if kind == "lgbm":
-        return fit_lgbm_success(data, seed, num_threads)
+        return fit_lgbm_success(data, seed, num_threads, trainer=lgbm_trainer)
     if kind == "logreg":
         return FittedModel(_tune_c(lambda c: _fit_logreg_success(data.X, data.rows, seed, c),
                                    data.X_held, data.outcomes_held))
@@ -139,7 +159,8 @@ def fit_estimator(
     )
 
 
-def _fit_cheapest(kind: str, data: FitData, seed: int, num_threads: int) -> FittedModel:
+def _fit_cheapest(kind: str, data: FitData, seed: int, num_threads: int,
+                  trainer: LgbmTrainer) -> FittedModel:
     """The multiclass objective on requests observed at every tier."""
     full = ~np.isnan(data.outcomes).any(axis=1)
     full_held = ~np.isnan(data.outcomes_held).any(axis=1)
@@ -157,7 +178,7 @@ def _fit_cheapest(kind: str, data: FitData, seed: int, num_threads: int) -> Fitt
     if kind == "logreg":
         return FittedModel(_tune_c(lambda c: _fit_logreg_cheapest(X, y, seed, c), X_held,
                                    _cumulative(y_held)))
-    return _fit_lgbm_cheapest(X, y, X_held, y_held, seed, num_threads)
+    return _fit_lgbm_cheapest(X, y, X_held, y_held, seed, num_threads, trainer)
 
 
 # -- LightGBM -----------------------------------------------------------------------------
@@ -165,13 +186,12 @@ def _lgbm_params(seed: int, num_threads: int, **extra: object) -> dict:
     return {**LGBM_PARAMS, "seed": seed, "num_threads": num_threads, **extra}
 
 
-def fit_lgbm_success(data: FitData, seed: int, num_threads: int,
-                      prior: dict | None = None) -> FittedModel:
+def fit_lgbm_success(data: FitData, seed: int, num_threads: int, prior: dict | None = None,
+                     trainer: LgbmTrainer | None = None) -> FittedModel:
     """LightGBM on (request, tier) rows, success non-decreasing in the last column: the tier,
     or with rows of several models per tier (data.pooled), the model's skill. With a prior
-    (a per-task-type table, plain linear data), the trees learn the residual over its logits."""
-    import lightgbm as lgb
-
+    (a per-task-type table, plain linear data), the trees learn the residual over its logits.
+    trainer: grows the trees instead of train_lgbm (this process)."""
     from aco.scoring import predict_linear
     from aco_lab.train.plain_models import lgbm_model_to_plain
 
@@ -189,14 +209,9 @@ def fit_lgbm_success(data: FitData, seed: int, num_threads: int,
         init_held = predict_linear(prior, data.X_held)[rows_held.request, rows_held.tier - 1]
     monotone = [0] * data.X.shape[1] + [1]  # success never drops as the tier (skill) rises
     params = _lgbm_params(seed, num_threads, objective="binary", monotone_constraints=monotone)
-    # The stacked (request, tier) rows are binned into LightGBM's datasets and dropped before
-    # boosting: on a million rows they are the largest arrays of the whole training.
-    train, held = _datasets(
-        lgb, params, stack_tier_rows(data.X, rows.request, values), rows.label,
-        stack_tier_rows(data.X_held, rows_held.request, values_held), rows_held.label,
-        init, init_held,
-    )
-    booster = _train_lgbm(lgb, params, train, held)
+    booster = (trainer or train_lgbm)(
+        params, LgbmRows(data.X, rows.label, rows.request, values, init),
+        LgbmRows(data.X_held, rows_held.label, rows_held.request, values_held, init_held))
     model["booster"] = lgbm_model_to_plain(booster)
     if prior is not None:
         model["prior"] = prior
@@ -237,14 +252,12 @@ def model_skills(rows: TierRows, tier_models: tuple[int | None, ...]
 
 def _fit_lgbm_cheapest(
     X: np.ndarray, y: np.ndarray, X_held: np.ndarray, y_held: np.ndarray, seed: int,
-    num_threads: int,
+    num_threads: int, trainer: LgbmTrainer,
 ) -> FittedModel:
-    import lightgbm as lgb
-
     from aco_lab.train.plain_models import lgbm_model_to_plain
 
     params = _lgbm_params(seed, num_threads, objective="multiclass", num_class=N_TIERS + 1)
-    booster = _train_lgbm(lgb, params, *_datasets(lgb, params, X, y, X_held, y_held))
+    booster = trainer(params, LgbmRows(X, y), LgbmRows(X_held, y_held))
     model = {"kind": "lgbm", "objective": "cheapest", "booster": lgbm_model_to_plain(booster)}
     return FittedModel(model, booster)
 
@@ -262,14 +275,22 @@ def _datasets(lgb, params: dict, X, y, X_held, y_held, init=None, init_held=None
     return train, held
 
 
-def _train_lgbm(lgb, params: dict, train, held):  # noqa: ANN001, ANN202
-    """The booster of the tuning grid with the lowest held-out log loss."""
-    if train.num_data() > LGBM_TUNE_MAX_ROWS:
-        grid: tuple[dict, ...] = (LGBM_LARGE,)
-    else:
-        grid = LGBM_TUNE_GRID if held is not None else LGBM_TUNE_GRID[:1]
+def lgbm_grid(n_rows: int, held_out: bool) -> tuple[dict, ...]:
+    """The settings tried over LGBM_PARAMS for n_rows training rows (one without held-out rows)."""
+    small = LGBM_TUNE_GRID if held_out else LGBM_TUNE_GRID[:1]
+    return (LGBM_LARGE,) if n_rows > LGBM_TUNE_MAX_ROWS else small
+
+
+def train_lgbm(params: dict, rows: LgbmRows, held_rows: LgbmRows):  # noqa: ANN201 - a Booster
+    """The booster of the tuning grid with the lowest held-out log loss, in this process."""
+    import lightgbm as lgb
+
+    # The stacked (request, tier) rows are binned into LightGBM's datasets and dropped before
+    # boosting: on a million rows they are the largest arrays of the whole training.
+    train, held = _datasets(lgb, params, rows.stacked(), rows.label, held_rows.stacked(),
+                            held_rows.label, rows.init, held_rows.init)
     best, best_loss = None, np.inf
-    for extra in grid:
+    for extra in lgbm_grid(train.num_data(), held is not None):
         booster, loss = _train_lgbm_once(lgb, {**params, **extra}, train, held)
         log.info("lightgbm %s: %d trees, held-out log loss %.4f", extra or "defaults",
                  booster.num_trees(), loss)

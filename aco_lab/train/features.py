@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -28,12 +28,17 @@ FEATURE_COLUMNS = (S.REQUEST, S.TASK_TYPE, S.DIFFICULTY, S.FIRST_INPUT_TOKENS)
 OPTIONAL_COLUMNS = (S.TASK_TYPE, S.DIFFICULTY, S.FIRST_INPUT_TOKENS)  # missing -> all null
 PARALLEL_MIN_ROWS = 40_000  # distinct requests; below this a process pool costs more than it saves
 MAX_WORKERS = 2  # the machines this runs on share few cores
+EXECUTOR_PART_ROWS = 20_000  # distinct requests per task given to an executor (a Dask cluster)
 
 Key = tuple[str, str | None, float | None, float | None]
 
 
-def build_features(runs: pl.DataFrame, spec: FeatureSpec, workers: int | None = None) -> np.ndarray:
-    """The (rows, spec.n_features) float64 matrix of request_features for every run."""
+def build_features(runs: pl.DataFrame, spec: FeatureSpec, workers: int | None = None,
+                   executor: Executor | None = None) -> np.ndarray:
+    """The (rows, spec.n_features) float64 matrix of request_features for every run.
+
+    executor: computes the distinct requests in parts of EXECUTOR_PART_ROWS (the Dask
+    engine's workers) instead of this machine's processes."""
     keys = _feature_keys(runs)
     index: dict[Key, int] = {}
     inverse = np.fromiter(
@@ -41,7 +46,7 @@ def build_features(runs: pl.DataFrame, spec: FeatureSpec, workers: int | None = 
     )
     distinct = list(index)
     log.info("features: %d runs, %d distinct requests", len(keys), len(distinct))
-    matrix = _features_of(distinct, spec, workers)
+    matrix = _features_of(distinct, spec, workers, executor)
     return matrix[inverse] if len(distinct) != len(keys) else matrix
 
 
@@ -67,7 +72,12 @@ def _where(runs: pl.DataFrame, row: int) -> str:
     return f"runs row {row}: "
 
 
-def _features_of(keys: Sequence[Key], spec: FeatureSpec, workers: int | None) -> np.ndarray:
+def _features_of(keys: Sequence[Key], spec: FeatureSpec, workers: int | None,
+                 executor: Executor | None = None) -> np.ndarray:
+    if executor is not None and keys:
+        parts = [keys[i : i + EXECUTOR_PART_ROWS] for i in range(0, len(keys), EXECUTOR_PART_ROWS)]
+        specs = [spec.to_dict()] * len(parts)
+        return np.concatenate(list(executor.map(_compute, parts, specs)))
     workers = min(MAX_WORKERS, os.cpu_count() or 1) if workers is None else workers
     if workers <= 1 or len(keys) < PARALLEL_MIN_ROWS:
         return _compute(keys, spec.to_dict())

@@ -27,6 +27,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -50,6 +51,9 @@ from aco_lab.train.curves import (
 )
 from aco_lab.train.estimators import held_out_log_loss
 from aco_lab.train.operating_point import TOP_POLICY, ValidationSet
+
+if TYPE_CHECKING:
+    from aco_lab.train.dask_fit import DaskTrainer
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +120,12 @@ def assign_folds(request_ids: Sequence[str], folds: int, seed: int) -> np.ndarra
 
 
 def out_of_fold(name: str, objective: str, data: TrainingSet, folds: np.ndarray, seed: int,
-                num_threads: int) -> np.ndarray:
+                num_threads: int, engine: DaskTrainer | None = None) -> np.ndarray:
     """(n, 5) P(success) of every training request from the candidate fitted without its fold."""
     oof = np.full((data.n_requests, 5), np.nan)
     for k in np.unique(folds):
         held, fit = np.flatnonzero(folds == k), np.flatnonzero(folds != k)
-        fitted = fit_candidate(name, objective, data, fit, seed, num_threads)
+        fitted = fit_candidate(name, objective, data, fit, seed, num_threads, engine)
         oof[held] = predict_candidate(fitted, data.X[held], num_threads)
     return oof
 
@@ -246,8 +250,9 @@ def select(scores: Sequence[CandidateScore], target: float, folds: int) -> Selec
 def cross_validate(names: Sequence[str], objective: str, data: TrainingSet,
                    validation: ValidationSet, cost_scale: float, target: float,
                    calibration_method: str, seed: int, num_threads: int,
-                   folds: int = CV_FOLDS) -> Selection:
-    """Every named candidate's out-of-fold curve, and the one to ship."""
+                   folds: int = CV_FOLDS, engine: DaskTrainer | None = None) -> Selection:
+    """Every named candidate's out-of-fold curve, and the one to ship (engine: fitted on a
+    Dask cluster, aco_lab/train/dask_fit.py)."""
     fold = assign_folds(data.request_ids, folds, seed)
     scores, oofs = [], {}
     for name in names:
@@ -255,10 +260,12 @@ def cross_validate(names: Sequence[str], objective: str, data: TrainingSet,
         if name == ENSEMBLE:  # its members' out-of-fold predictions, averaged: no refit
             for member in ENSEMBLE_MEMBERS:
                 if member not in oofs:
-                    oofs[member] = out_of_fold(member, objective, data, fold, seed, num_threads)
+                    oofs[member] = out_of_fold(member, objective, data, fold, seed, num_threads,
+                                               engine)
             oof = np.mean([oofs[m] for m in ENSEMBLE_MEMBERS], axis=0)
         else:
-            oof = oofs[name] = out_of_fold(name, objective, data, fold, seed, num_threads)
+            oof = oofs[name] = out_of_fold(name, objective, data, fold, seed, num_threads,
+                                           engine)
         score = score_candidate(name, oof, validation, cost_scale, target, calibration_method,
                                 time.perf_counter() - start, seed)
         log.info("candidate %s: cost at %.0f%% of the top's success %s, AIQ %.4f, log loss "

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -56,6 +58,9 @@ from aco_lab.train.router_payload import (
     read_file_fingerprints,
 )
 from aco_lab.train.task_types import fit_task_type_model, task_type_figures
+
+if TYPE_CHECKING:
+    from aco_lab.train.dask_fit import DaskTrainer
 
 log = logging.getLogger(__name__)
 
@@ -101,18 +106,21 @@ class TrainedRouter:
 
 def train_router(
     paths: Sequence[str | Path], config: ACOConfig, options: TrainOptions, out_dir: str | Path,
-    on_error: str = "fail",
+    on_error: str = "fail", engine: DaskTrainer | None = None,
 ):  # noqa: ANN201 - returns aco_lab.train.bundle_writer.BundleInfo
     """Read traces, train, write a versioned bundle into out_dir; returns (BundleInfo, payload).
 
-    on_error: bad trace lines stop the training ("fail") or are left out ("skip")."""
+    on_error: bad trace lines stop the training ("fail") or are left out ("skip"). engine: a
+    Dask cluster reads the traces, builds the features and fits LightGBM (dask_fit.py)."""
     from aco_lab.traces.reading import expand_paths, read_traces
     from aco_lab.train.bundle_writer import write_bundle
 
     files = expand_paths(paths)
-    tables = read_traces(files, on_error=on_error)
+    tables = read_traces(files, on_error=on_error,
+                         mapper=engine.map_chunks if engine else None)
     log.info("training on %d runs from %d files", tables.runs.height, len(files))
-    trained = build_router(tables.runs, config, options, read_file_fingerprints(files))
+    trained = build_router(tables.runs, config, options, read_file_fingerprints(files),
+                           engine=engine)
     payload = trained.payload
     if options.controls:
         from aco_lab.controls.suite import learn_controls
@@ -139,9 +147,11 @@ def candidate_names(options: TrainOptions) -> tuple[str, ...]:
 
 def build_router(
     runs: pl.DataFrame, config: ACOConfig, options: TrainOptions, files: Sequence[dict] = (),
-    created_at: str | None = None,
+    created_at: str | None = None, engine: DaskTrainer | None = None,
 ) -> TrainedRouter:
-    """Cross-validate the candidates, refit the winner, calibrate it, choose its operating point."""
+    """Cross-validate the candidates, refit the winner, calibrate it, choose its operating point.
+
+    engine: the features and the estimators are computed by a Dask cluster (dask_fit.py)."""
     names = candidate_names(options)
     stage("labelling runs")
     labeled = add_labels(runs, config)
@@ -155,7 +165,7 @@ def build_router(
                         f"{MIN_REQUESTS} with task_success true/false and a tier")
     stage(f"building features of {format_count(outcomes.n_requests)} requests")
     spec = build_feature_spec(outcomes.task_types)
-    X = build_request_matrix(outcomes, spec)
+    X = build_request_matrix(outcomes, spec, engine.executor() if engine else None)
     data = build_training_set(labeled, usable, outcomes, X, spec)
     every = np.arange(outcomes.n_requests)
     cost_model = build_cost_model(usable)
@@ -168,13 +178,13 @@ def build_router(
     selection = cross_validate(names, options.objective, data, validation,
                                cost_model["cost_scale"], options.success_floor,
                                options.calibration, options.seed, options.num_threads,
-                               options.cv_folds)
+                               options.cv_folds, engine)
     for warning in warnings:
         log.warning("%s", warning)
     winner = selection.winner
     stage(f"fitting {winner.name} on all training requests")
     fitted = fit_candidate(winner.name, options.objective, data, every, options.seed,
-                           options.num_threads)
+                           options.num_threads, engine)
     log.info("refitted %s on all %d training requests", winner.name, outcomes.n_requests)
     metrics = build_calibration_metrics(*_cells(winner.oof, outcomes), winner.calibration)
     stage("choosing the operating point")
@@ -203,7 +213,8 @@ def build_router(
                                                    X[held], _types(known_types, held)),
                     "folds": {"cross_validation": options.cv_folds,
                               "requests": outcomes.n_requests}},
-        options=asdict(options), created_at=created_at, warnings=warnings,
+        options=asdict(options) | (engine.recorded() if engine else {}),
+        created_at=created_at, warnings=warnings,
     )
     return TrainedRouter(payload=payload, booster=fitted.booster)
 
@@ -251,7 +262,8 @@ def validation_headline(payload: dict) -> dict[str, float | bool | str]:
     }
 
 
-def build_request_matrix(outcomes: OutcomeMatrix, spec: FeatureSpec) -> np.ndarray:
+def build_request_matrix(outcomes: OutcomeMatrix, spec: FeatureSpec,
+                         executor: Executor | None = None) -> np.ndarray:
     """Request features, one row per request of the outcome matrix (aco_lab.train.features)."""
     from aco_lab.train.features import build_features
 
@@ -265,7 +277,7 @@ def build_request_matrix(outcomes: OutcomeMatrix, spec: FeatureSpec) -> np.ndarr
         schema={S.REQUEST: pl.String, S.TASK_TYPE: pl.String, S.DIFFICULTY: pl.Int8,
                 S.FIRST_INPUT_TOKENS: pl.Int64},
     )
-    return np.asarray(build_features(frame, spec), dtype=np.float64)
+    return np.asarray(build_features(frame, spec, executor=executor), dtype=np.float64)
 
 
 def guessed_task_type_requests(runs: pl.DataFrame) -> set[str]:

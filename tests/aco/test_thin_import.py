@@ -8,7 +8,8 @@ import pytest
 
 import aco
 
-HEAVY = ("polars", "pyarrow", "sklearn", "lightgbm", "matplotlib", "pandas")
+HEAVY = ("polars", "pyarrow", "sklearn", "lightgbm", "matplotlib", "pandas", "dask",
+         "distributed")
 RUNTIME_MODULES = ["aco"] + [
     f"aco.{info.name}" for info in pkgutil.iter_modules(aco.__path__)
 ]
