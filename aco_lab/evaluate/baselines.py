@@ -292,9 +292,13 @@ def build_baselines(
     else:
         train = build_outcome_matrix(training_runs, config)
         train = train.take(train.available[:, np.asarray(tiers) - 1].all(axis=1))
-        row, curve = task_type_baseline(train, ev, success, cost, tiers, options.target)
-        rows.append(row)
-        curves.append(curve)
+        if train.n_requests == 0:
+            skipped.append(("best tier per task type", "no training request was run at every "
+                            "configured tier (ordinary logs): the table needs each tier's outcome"))
+        else:
+            row, curve = task_type_baseline(train, ev, success, cost, tiers, options.target)
+            rows.append(row)
+            curves.append(curve)
         for model in options.compare_models:
             row, curve = trained_baseline(
                 model, payload, config, training_runs, ev, success, cost, tiers, options.thresholds

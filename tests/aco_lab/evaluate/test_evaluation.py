@@ -255,3 +255,20 @@ def test_requests_unlike_the_training_ones_are_reported_as_drift(eval_case, tmp_
     assert ev.task_type_inference["novel_share"] > 0.25
     (warning,) = [w for w in ev.warnings if "unlike the bundle's training requests" in w]
     assert warning.startswith(f"{ev.task_type_inference['novel_share']:.1%} of the evaluation")
+
+
+def test_a_bundle_trained_on_logs_is_replayed_without_the_per_task_type_table(tmp_path) -> None:
+    from aco.config import ACOConfig
+    from aco_lab.simulate.generate import write_simulated_traces
+    from aco_lab.train.router import TrainOptions, train_router
+
+    logs, runs = tmp_path / "logs.jsonl", tmp_path / "counterfactual.jsonl"
+    write_simulated_traces(logs, 400, seed=1, mode="logs")
+    write_simulated_traces(runs, 60, seed=2)
+    info, _ = train_router([logs], ACOConfig(), TrainOptions(model="table", seed=1,
+                                                              controls=False), tmp_path / "m")
+    ev = evaluate_bundle(info.path, [runs], options=EvalOptions(compare_models=()))
+    assert ev.mode == MODE_REPLAY
+    assert [name for name, _ in ev.skipped] == ["best tier per task type"]
+    assert "ordinary logs" in ev.skipped[0][1]
+    assert not any(r.name.startswith("best tier per task type") for r in ev.baselines)
