@@ -132,6 +132,16 @@ def train_router(
     return info, payload
 
 
+LOGS_WARNING = (
+    "the training requests ran at one tier each (ordinary logs): what the other tiers would "
+    "have done is the model's own estimate, so the operating point's success and cost are "
+    "estimates, optimistic where the logging policy sent the easy requests to the cheap "
+    "tiers; judge the router with aco-lab evaluate on held-out logs (an inverse-propensity "
+    "estimate when the runs carry metadata.routing_propensity) or on requests run at every "
+    "tier"
+)
+
+
 def candidate_names(options: TrainOptions) -> tuple[str, ...]:
     """The routers to cross-validate: all candidates for auto, else the one asked for."""
     if options.model == AUTO:
@@ -157,6 +167,8 @@ def build_router(
     labeled = add_labels(runs, config)
     warnings = check_tier_models(labeled, config)
     usable = build_training_runs(labeled)
+    if not usable.is_empty() and not is_counterfactual(usable):
+        warnings.append(LOGS_WARNING)
     if options.num_threads is None:
         options = replace(options, num_threads=1 if usable.height < PARALLEL_MIN_ROWS else 2)
     outcomes = build_outcome_matrix(usable, config)

@@ -320,6 +320,17 @@ def test_task_types_whose_runs_cost_more_than_priced_get_their_own_cost_factor(
     assert decision.cost_estimate == pytest.approx(table[0, decision.tier - 1])
 
 
+def test_training_on_ordinary_logs_warns_that_its_figures_are_estimates(
+        sim_runs: pl.DataFrame, tmp_path: Path) -> None:
+    path = tmp_path / "logs.jsonl"
+    write_simulated_traces(path, 300, seed=SEED, config=CONFIG, mode="logs")
+    options = TrainOptions(model="table", seed=SEED, controls=False)
+    logs = build_router(read_traces(path).runs, CONFIG, options).payload
+    assert any("ordinary logs" in w and "aco-lab evaluate" in w for w in logs["warnings"])
+    counterfactual = build_router(sim_runs, CONFIG, options).payload
+    assert not any("ordinary logs" in w for w in counterfactual.get("warnings", []))
+
+
 def test_the_train_command_prints_the_warnings(sim_runs: pl.DataFrame, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
