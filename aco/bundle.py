@@ -111,10 +111,14 @@ def _latest_complete(models_dir: Path) -> Path:
         path = bundle_path(models_dir, version)
         if path.is_file() and manifest_path(path).is_file():
             return path
-        log.warning("%s: skipped by 'latest': %s", path, "no manifest beside it"
-                    if path.is_file() else "a manifest without its .pkl")
-    raise BundleError(f"{models_dir}: no router bundle (a .pkl with its manifest); "
-                      "train one with `aco-lab train`")
+        log.warning(
+            "%s: skipped by 'latest': %s",
+            path,
+            "no manifest beside it" if path.is_file() else "a manifest without its .pkl",
+        )
+    raise BundleError(
+        f"{models_dir}: no router bundle (a .pkl with its manifest); train one with `aco-lab train`"
+    )
 
 
 def bundle_key(key: str | bytes | None = None) -> bytes | None:
@@ -171,8 +175,10 @@ def _read_checked(path: Path, manifest: Mapping[str, Any]) -> bytes:
     except FileNotFoundError:
         raise BundleError(f"{path}: bundle file missing (its manifest exists)") from None
     except OSError as exc:  # a directory, no permission, an I/O error
-        raise BundleError(f"{path}: cannot read the bundle ({exc.strerror or exc}); check the "
-                          "path and its permissions") from None
+        raise BundleError(
+            f"{path}: cannot read the bundle ({exc.strerror or exc}); check the "
+            "path and its permissions"
+        ) from None
     return data
 
 
@@ -181,8 +187,9 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     where = manifest_path(path)
     try:
         if where.stat().st_size > MAX_MANIFEST_BYTES:
-            raise BundleError(f"{where}: {where.stat().st_size} bytes is too large for a "
-                              "bundle manifest")
+            raise BundleError(
+                f"{where}: {where.stat().st_size} bytes is too large for a bundle manifest"
+            )
         manifest = json.loads(where.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BundleError(
@@ -294,30 +301,37 @@ def check_plain(value: Any, where: str = "payload") -> None:
             continue
         nodes += 1
         if nodes > MAX_NODES:
-            raise BundleError(f"{where}: more than {MAX_NODES:,} containers; too large to be a "
-                              "bundle")
+            raise BundleError(
+                f"{where}: more than {MAX_NODES:,} containers; too large to be a bundle"
+            )
         if kind not in PLAIN_CONTAINERS:
-            raise BundleError(f"{_spell(loc)}: {_type_name(item)} is not plain data; "
-                              f"{_how_to_fix(item)}")
+            raise BundleError(
+                f"{_spell(loc)}: {_type_name(item)} is not plain data; {_how_to_fix(item)}"
+            )
         if id(item) in on_path:
-            raise BundleError(f"{_spell(loc)}: refers to itself (a cycle); bundles hold trees "
-                              "of plain data")
+            raise BundleError(
+                f"{_spell(loc)}: refers to itself (a cycle); bundles hold trees of plain data"
+            )
         if id(item) in done:
             continue
         if depth >= MAX_DEPTH:
-            raise BundleError(f"{_spell(loc)}: nested more than {MAX_DEPTH} levels deep; too deep "
-                              "to be a bundle (a crafted file?)")
+            raise BundleError(
+                f"{_spell(loc)}: nested more than {MAX_DEPTH} levels deep; too deep "
+                "to be a bundle (a crafted file?)"
+            )
         on_path.add(id(item))
         stack.append((item, loc, depth, True))
         if kind is dict:
             for key in item:
                 if type(key) not in PLAIN_SCALARS:
-                    raise BundleError(f"{_spell(loc)}: key {key!r} ({_type_name(key)}) is not "
-                                      "plain data")
+                    raise BundleError(
+                        f"{_spell(loc)}: key {key!r} ({_type_name(key)}) is not plain data"
+                    )
             stack.extend((v, (loc, k), depth + 1, False) for k, v in reversed(item.items()))
         else:
-            stack.extend((v, (loc, i), depth + 1, False)
-                         for i, v in reversed(list(enumerate(item))))
+            stack.extend(
+                (v, (loc, i), depth + 1, False) for i, v in reversed(list(enumerate(item)))
+            )
 
 
 def _spell(loc: Any) -> str:

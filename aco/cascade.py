@@ -75,8 +75,17 @@ LOG_CHARS_SCALE = 10.0  # log1p(characters) / this keeps the feature near 0..1
 
 CACHED_ANSWERS = 8192  # answers whose text features are kept (the lab reuses each many times)
 
-TEXT_FEATURES = ("letter", "code", "parses", "other_language", "truncated", "empty",
-                 "refusal", "hedging", "log_chars")
+TEXT_FEATURES = (
+    "letter",
+    "code",
+    "parses",
+    "other_language",
+    "truncated",
+    "empty",
+    "refusal",
+    "hedging",
+    "log_chars",
+)
 ANSWER_FEATURES = (*TEXT_FEATURES, "has_logprobs", "mean_logprob", "min_logprob")
 
 
@@ -102,14 +111,16 @@ class CascadeStep:
     reason: str
 
 
-def answer_from_logprobs(model_id: str, tier: int, text: str | None,
-                         logprobs: Sequence[float] | None = None) -> Answer:
+def answer_from_logprobs(
+    model_id: str, tier: int, text: str | None, logprobs: Sequence[float] | None = None
+) -> Answer:
     """An Answer from a raw list of token log-probabilities (their mean and minimum kept)."""
     values = [float(v) for v in logprobs] if logprobs else []
     for i, value in enumerate(values):
         if not math.isfinite(value) or value > 1e-6:
-            raise ACOError(f"cheap_logprobs[{i}]: expected a finite log-probability <= 0, "
-                           f"got {value!r}")
+            raise ACOError(
+                f"cheap_logprobs[{i}]: expected a finite log-probability <= 0, got {value!r}"
+            )
     if not values:
         return Answer(model_id, tier, text)
     return Answer(model_id, tier, text, math.fsum(values) / len(values), min(values))
@@ -170,7 +181,7 @@ def _code_blocks(text: str) -> list[tuple[str, str]]:
 def _bare_python(text: str) -> str:
     # An answer that is code without fences: from its first def/class line to the end.
     match = DEF_LINE.search(text)
-    return text[match.start():] if match else ""
+    return text[match.start() :] if match else ""
 
 
 def _parses(code: str) -> bool:
@@ -225,9 +236,10 @@ def subset_key(model_ids: Sequence[str]) -> str:
 
 def score(model: Mapping[str, Any], features: Mapping[str, float]) -> float:
     """A logistic model's probability from named features (missing features count 0)."""
-    z = model["bias"] + math.fsum(w * features.get(name, 0.0)
-                                  for name, w in zip(model["features"], model["weights"],
-                                                     strict=True))
+    z = model["bias"] + math.fsum(
+        w * features.get(name, 0.0)
+        for name, w in zip(model["features"], model["weights"], strict=True)
+    )
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
@@ -251,8 +263,9 @@ class CascadePolicy:
         model = policy["sequence"][0] if policy["sequence"] else policy["fallback"]
         return model, self.options[model]
 
-    def option_of(self, task_type: str | None, tier: int, model_id: str | None = None
-                  ) -> str | None:
+    def option_of(
+        self, task_type: str | None, tier: int, model_id: str | None = None
+    ) -> str | None:
         """The option an answer came from: its model when known, else its tier's model here."""
         if model_id in self.options:
             return model_id
@@ -273,21 +286,30 @@ class CascadePolicy:
         last = answers[-1]
         if fallback in called or self.top in called:
             # The fallback's (or the top model's) answer is final: nothing stronger to ask.
-            return CascadeStep(ACCEPT, last.model_id, last.tier, None,
-                               f"learned: {last.model_id} (tier {last.tier}) answers last; accept")
+            return CascadeStep(
+                ACCEPT,
+                last.model_id,
+                last.tier,
+                None,
+                f"learned: {last.model_id} (tier {last.tier}) answers last; accept",
+            )
         model = policy["models"].get(subset_key(called))
         if model is None:  # answers from outside the learned order: no evidence model
-            return self._call(fallback, None, f"learned: no evidence model for "
-                                              f"{subset_key(called)}; escalate")
+            return self._call(
+                fallback, None, f"learned: no evidence model for {subset_key(called)}; escalate"
+            )
         candidate, features = state_features(answers, policy["rank"])
         p = score(model, features)
         stage = _stage(sequence, called)
         accept_at, escalate_below = policy["accept_at"][stage], policy["escalate_below"][stage]
-        why = (f"learned: P({candidate} answer right) {p:.2f}, "
-               f"{features['share']:.0%} of {len(called)} answers agree")
+        why = (
+            f"learned: P({candidate} answer right) {p:.2f}, "
+            f"{features['share']:.0%} of {len(called)} answers agree"
+        )
         if p >= accept_at:
-            return CascadeStep(ACCEPT, candidate, self.options[candidate], p,
-                               f"{why}; >= {accept_at:.2f}: accept")
+            return CascadeStep(
+                ACCEPT, candidate, self.options[candidate], p, f"{why}; >= {accept_at:.2f}: accept"
+            )
         rest = [m for m in sequence if m not in called]
         if p < escalate_below or not rest:
             return self._call(fallback, p, f"{why}; < {accept_at:.2f}: escalate")
@@ -309,12 +331,19 @@ def check_spec(spec: Any, where: str = "bundle controls.cascade") -> None:
     if not isinstance(spec, Mapping) or spec.get("kind") != KIND:
         raise BundleError(f"{where}.kind: expected {KIND!r}; rebuild the bundle with aco-lab train")
     if spec.get("version") != SPEC_VERSION:
-        raise BundleError(f"{where}.version: expected {SPEC_VERSION}, got {spec.get('version')!r};"
-                          f" rebuild the bundle with this version of aco-lab")
+        raise BundleError(
+            f"{where}.version: expected {SPEC_VERSION}, got {spec.get('version')!r};"
+            f" rebuild the bundle with this version of aco-lab"
+        )
     options = spec.get("options")
-    if not isinstance(options, Mapping) or not options or any(
+    if (
+        not isinstance(options, Mapping)
+        or not options
+        or any(
             not isinstance(o, Mapping) or type(o.get("tier")) is not int or o["tier"] not in TIERS
-            for o in options.values()):
+            for o in options.values()
+        )
+    ):
         raise BundleError(f"{where}.options: expected a mapping model_id -> {{tier: 1..5}}")
     if spec.get("top") not in options:
         raise BundleError(f"{where}.top: expected one of the options, got {spec.get('top')!r}")
@@ -338,8 +367,11 @@ def _check_policy(policy: Any, options: Mapping[str, Any], where: str) -> None:
     as_strings(policy["rank"], f"{where}.rank")
     for key in ("accept_at", "escalate_below"):
         values = policy.get(key)
-        if not isinstance(values, list) or len(values) != max(1, len(sequence)) or any(
-                not isinstance(v, int | float) or math.isnan(v) for v in values):
+        if (
+            not isinstance(values, list)
+            or len(values) != max(1, len(sequence))
+            or any(not isinstance(v, int | float) or math.isnan(v) for v in values)
+        ):
             raise BundleError(f"{where}.{key}: expected one number per stage")
     models = policy.get("models")
     if not isinstance(models, Mapping):
@@ -347,11 +379,15 @@ def _check_policy(policy: Any, options: Mapping[str, Any], where: str) -> None:
     for key, model in models.items():
         feats = model.get("features") if isinstance(model, Mapping) else None
         weights = model.get("weights") if isinstance(model, Mapping) else None
-        if not (isinstance(feats, list) and isinstance(weights, list)
-                and len(feats) == len(weights)
-                and isinstance(model.get("bias"), int | float)):
-            raise BundleError(f"{where}.models.{key}: expected features, weights (same length) "
-                              f"and bias")
+        if not (
+            isinstance(feats, list)
+            and isinstance(weights, list)
+            and len(feats) == len(weights)
+            and isinstance(model.get("bias"), int | float)
+        ):
+            raise BundleError(
+                f"{where}.models.{key}: expected features, weights (same length) and bias"
+            )
         as_strings(feats, f"{where}.models.{key}.features")
         for i, weight in enumerate(weights):
             as_float(weight, f"{where}.models.{key}.weights[{i}]")

@@ -54,10 +54,16 @@ DOOM_STALLED_SHARE = 0.5  # ... or this share of the budget spent and
 DOOM_STALLED_AFTER_SHARE = 2  # ... this many steps in a row without progress
 
 # Tool gate rule: a quick answer rarely gains from an expensive or slow tool.
-EXPENSIVE_TOOLS = re.compile(r"search|brows|web|crawl|scrape|fetch|url|code_?exec|execute|"
-                             r"python|sandbox|shell|sql|retriev", re.IGNORECASE)
-SIDE_EFFECT_TOOLS = re.compile(r"delete|remove|drop|send|email|pay|transfer|refund|cancel|book|"
-                               r"deploy|write|update|create|modify", re.IGNORECASE)
+EXPENSIVE_TOOLS = re.compile(
+    r"search|brows|web|crawl|scrape|fetch|url|code_?exec|execute|"
+    r"python|sandbox|shell|sql|retriev",
+    re.IGNORECASE,
+)
+SIDE_EFFECT_TOOLS = re.compile(
+    r"delete|remove|drop|send|email|pay|transfer|refund|cancel|book|"
+    r"deploy|write|update|create|modify",
+    re.IGNORECASE,
+)
 GATED_TASK_TYPES = ("quick_answer",)
 
 # Verifier rule: verify when the confidence in the answer is below this, by risk.
@@ -76,8 +82,9 @@ class AnswerSignals:
     cues: tuple[str, ...]  # of: empty, refusal, hedging, very_short
 
 
-def read_answer_signals(logprobs: Sequence[float] | None, response: str | None,
-                        short_expected: bool = False) -> AnswerSignals:
+def read_answer_signals(
+    logprobs: Sequence[float] | None, response: str | None, short_expected: bool = False
+) -> AnswerSignals:
     """Summarize token log-probabilities robustly and find refusal/hedging/short cues (pure)."""
     values = _check_logprobs(logprobs)
     text = (response or "").strip()
@@ -94,22 +101,26 @@ def read_answer_signals(logprobs: Sequence[float] | None, response: str | None,
         return AnswerSignals(0, None, None, None, tuple(cues))
     probs = sorted(math.exp(v) for v in values)
     rank = max(0, math.ceil(LOW_QUANTILE * len(probs)) - 1)  # nearest-rank quantile
-    return AnswerSignals(len(values), math.fsum(values) / len(values), min(values), probs[rank],
-                         tuple(cues))
+    return AnswerSignals(
+        len(values), math.fsum(values) / len(values), min(values), probs[rank], tuple(cues)
+    )
 
 
 def _check_logprobs(logprobs: Sequence[float] | None) -> list[float]:
     if logprobs is None:
         return []
     if isinstance(logprobs, str | bytes) or not isinstance(logprobs, Sequence):
-        raise ACOError(f"cheap_logprobs: expected a list of token log-probabilities, "
-                       f"got {type(logprobs).__name__}")
+        raise ACOError(
+            f"cheap_logprobs: expected a list of token log-probabilities, "
+            f"got {type(logprobs).__name__}"
+        )
     values = []
     for i, value in enumerate(logprobs):
         ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         if not ok or value > 1e-6:  # tolerate rounding just above 0
-            raise ACOError(f"cheap_logprobs[{i}]: expected a finite log-probability <= 0, "
-                           f"got {value!r}")
+            raise ACOError(
+                f"cheap_logprobs[{i}]: expected a finite log-probability <= 0, got {value!r}"
+            )
         values.append(min(float(value), 0.0))
     return values
 
@@ -140,8 +151,14 @@ class Controls:
         """Which mode decides this control: "bundle" when the bundle learned it, else "rules"."""
         return MODE_BUNDLE if control in self.specs else MODE_RULES
 
-    def cascade(self, signals: AnswerSignals, initial_tier: int, retries_used: int = 0,
-                answers: Sequence[Answer] = (), task_type: str | None = None) -> CascadeDecision:
+    def cascade(
+        self,
+        signals: AnswerSignals,
+        initial_tier: int,
+        retries_used: int = 0,
+        answers: Sequence[Answer] = (),
+        task_type: str | None = None,
+    ) -> CascadeDecision:
         """Accept the cheap answer or call another model (`escalated`, at `final_tier`).
 
         `answers` (aco.cascade.Answer, this one last) feed the learned cascade, which weighs
@@ -158,12 +175,22 @@ class Controls:
         if up <= initial_tier:
             return self._cascade(False, initial_tier, confidence, f"{why}: already top tier")
         if retries_used >= self.config.max_retries:
-            return self._cascade(False, initial_tier, confidence,
-                                 f"{why}: max_retries {self.config.max_retries} used")
+            return self._cascade(
+                False,
+                initial_tier,
+                confidence,
+                f"{why}: max_retries {self.config.max_retries} used",
+            )
         return self._cascade(True, up, confidence, f"{why}: escalate {initial_tier}->{up}")
 
-    def _learned_cascade(self, signals: AnswerSignals, initial_tier: int, retries_used: int,
-                         answers: Sequence[Answer], task_type: str | None) -> CascadeDecision:
+    def _learned_cascade(
+        self,
+        signals: AnswerSignals,
+        initial_tier: int,
+        retries_used: int,
+        answers: Sequence[Answer],
+        task_type: str | None,
+    ) -> CascadeDecision:
         step = self._cascade_policy.step(task_type, answers)
         # The fallback's answer is final and carries no score: the text cues still speak.
         confidence = step.confidence if step.confidence is not None else rule_confidence(signals)
@@ -171,12 +198,18 @@ class Controls:
         # several (two cheap opinions), and it is that model's answers its thresholds trust.
         tier, model = step.tier, step.model_id
         if step.action == ACCEPT:
-            return CascadeDecision(False, tier, model, round(confidence, 4), step.reason,
-                                   MODE_BUNDLE)
+            return CascadeDecision(
+                False, tier, model, round(confidence, 4), step.reason, MODE_BUNDLE
+            )
         if retries_used >= self.config.max_retries:
-            return CascadeDecision(False, initial_tier, self.config.tier(initial_tier).model_id,
-                                   round(confidence, 4), f"{step.reason}; but max_retries "
-                                   f"{self.config.max_retries} used: accept", MODE_BUNDLE)
+            return CascadeDecision(
+                False,
+                initial_tier,
+                self.config.tier(initial_tier).model_id,
+                round(confidence, 4),
+                f"{step.reason}; but max_retries {self.config.max_retries} used: accept",
+                MODE_BUNDLE,
+            )
         return CascadeDecision(True, tier, model, round(confidence, 4), step.reason, MODE_BUNDLE)
 
     def cascade_start(self, task_type: str | None) -> tuple[int, str] | None:
@@ -186,8 +219,9 @@ class Controls:
         model, tier = self._cascade_policy.first(task_type)
         return tier, model
 
-    def answer(self, signals: AnswerSignals, text: str | None, tier: int,
-               task_type: str | None) -> Answer | None:
+    def answer(
+        self, signals: AnswerSignals, text: str | None, tier: int, task_type: str | None
+    ) -> Answer | None:
         """The Answer of one reply as the learned cascade sees it (None without one)."""
         if self._cascade_policy is None:
             return None
@@ -196,14 +230,28 @@ class Controls:
             return None
         return Answer(model, tier, text, signals.mean_logprob, signals.min_logprob)
 
-    def _cascade(self, escalated: bool, tier: int, confidence: float,
-                 reason: str) -> CascadeDecision:
-        return CascadeDecision(escalated, tier, self.config.tier(tier).model_id,
-                               round(confidence, 4), reason, MODE_RULES)
+    def _cascade(
+        self, escalated: bool, tier: int, confidence: float, reason: str
+    ) -> CascadeDecision:
+        return CascadeDecision(
+            escalated,
+            tier,
+            self.config.tier(tier).model_id,
+            round(confidence, 4),
+            reason,
+            MODE_RULES,
+        )
 
-    def doom(self, total_spent: float, stalled_steps: int, n_steps: int, *,
-             failures: int | None = None, task_type: str | None = None,
-             tier: int | None = None) -> DoomDecision:
+    def doom(
+        self,
+        total_spent: float,
+        stalled_steps: int,
+        n_steps: int,
+        *,
+        failures: int | None = None,
+        task_type: str | None = None,
+        tier: int | None = None,
+    ) -> DoomDecision:
         """Whether to stop the run: budget spent, or unlikely to succeed / no progress.
 
         `failures` (steps without progress in all), `task_type` and `tier` inform the learned
@@ -212,17 +260,21 @@ class Controls:
         check_number(total_spent, "total_spent")
         cap = self.config.max_cost_per_task
         share = total_spent / cap if cap > 0 else (math.inf if total_spent > 0 else 0.0)
-        state = (f"spent {format_money(total_spent)} of {format_money(cap)} "
-                 f"({format_share(share)}), {stalled_steps} stalled")
+        state = (
+            f"spent {format_money(total_spent)} of {format_money(cap)} "
+            f"({format_share(share)}), {stalled_steps} stalled"
+        )
         spec = self.specs.get("doom")
         if share >= 1.0:  # past the budget no model can help: a hard stop in both modes
             return DoomDecision(True, f"{state}: budget spent", 0.0, self.mode("doom"))
         if spec is not None:
             failed = stalled_steps if failures is None else failures
-            return learned.apply_doom(spec, task_type, tier, n_steps, total_spent, failed,
-                                      stalled_steps)
+            return learned.apply_doom(
+                spec, task_type, tier, n_steps, total_spent, failed, stalled_steps
+            )
         doomed = stalled_steps >= DOOM_STALLED_STEPS or (
-            share >= DOOM_STALLED_SHARE and stalled_steps >= DOOM_STALLED_AFTER_SHARE)
+            share >= DOOM_STALLED_SHARE and stalled_steps >= DOOM_STALLED_AFTER_SHARE
+        )
         verdict = "stop: no progress" if doomed else "continue"
         return DoomDecision(doomed, f"rules: {state}: {verdict}", None, MODE_RULES)
 
@@ -234,26 +286,43 @@ class Controls:
         if spec is not None:
             return learned.apply_gate(spec, tool_name, task_type)
         if task_type in GATED_TASK_TYPES and EXPENSIVE_TOOLS.search(tool_name):
-            return GateDecision(False, tool_name, f"rules: {tool_name} is expensive and a "
-                                                  f"{task_type} rarely gains from it", MODE_RULES)
-        why = "side effects: check its arguments first" if SIDE_EFFECT_TOOLS.search(tool_name) \
+            return GateDecision(
+                False,
+                tool_name,
+                f"rules: {tool_name} is expensive and a {task_type} rarely gains from it",
+                MODE_RULES,
+            )
+        why = (
+            "side effects: check its arguments first"
+            if SIDE_EFFECT_TOOLS.search(tool_name)
             else "no rule against it"
+        )
         return GateDecision(True, tool_name, f"rules: allow ({why})", MODE_RULES)
 
-    def verify(self, risk: str, confidence: float, *, task_type: str | None = None,
-               tier: int | None = None, n_steps: int = 1, failures: int = 0) -> VerifyDecision:
+    def verify(
+        self,
+        risk: str,
+        confidence: float,
+        *,
+        task_type: str | None = None,
+        tier: int | None = None,
+        n_steps: int = 1,
+        failures: int = 0,
+    ) -> VerifyDecision:
         """Whether to call a verifier before declaring DONE, by risk and confidence."""
         if risk not in RISKS:
             raise ACOError(f"risk: expected one of {', '.join(RISKS)}, got {risk!r}")
         check_number(confidence, "confidence", upper=1.0)
         spec = self.specs.get("verify")
         if spec is not None and risk != "high":  # the caller's "high" is not second-guessed
-            return learned.apply_verify(spec, task_type, tier, None, n_steps, failures,
-                                        confidence)
+            return learned.apply_verify(spec, task_type, tier, None, n_steps, failures, confidence)
         below = VERIFY_BELOW[risk]
         bar = "always" if math.isinf(below) else f"below {below:.2f}"
-        return VerifyDecision(confidence < below, f"rules: {risk} risk verifies {bar}; "
-                                                  f"confidence {confidence:.2f}", MODE_RULES)
+        return VerifyDecision(
+            confidence < below,
+            f"rules: {risk} risk verifies {bar}; confidence {confidence:.2f}",
+            MODE_RULES,
+        )
 
     def context_budget(self, cues: RequestCues, tier: int) -> ContextBudget:
         """How many context tokens a run at `tier` gets, what to keep verbatim, what to drop."""
@@ -267,11 +336,13 @@ class Controls:
         and size (the learned budget, see learned_context_budget)."""
         return "context_budget" not in self.specs
 
-    def learned_context_budget(self, task_type: str | None, tier: int,
-                               request_tokens: int) -> ContextBudget:
+    def learned_context_budget(
+        self, task_type: str | None, tier: int, request_tokens: int
+    ) -> ContextBudget:
         """The learned context budget (the bundle has one: budget_reads_cues is False)."""
-        return learned.apply_context_budget(self.specs["context_budget"], task_type, tier,
-                                            request_tokens, CONTEXT_MARGIN_TOKENS)
+        return learned.apply_context_budget(
+            self.specs["context_budget"], task_type, tier, request_tokens, CONTEXT_MARGIN_TOKENS
+        )
 
 
 def check_number(value: Any, name: str, upper: float = math.inf) -> float:

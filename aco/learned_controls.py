@@ -46,8 +46,12 @@ from aco.payload_fields import Fields, as_float, as_int, as_str, as_strings, che
 
 ANY = "*"
 SPEC_VERSION = 1
-KINDS = {"doom": "doom_logistic", "gate": "tool_values", "verify": "false_done_logistic",
-         "context_budget": "token_quantiles"}
+KINDS = {
+    "doom": "doom_logistic",
+    "gate": "tool_values",
+    "verify": "false_done_logistic",
+    "context_budget": "token_quantiles",
+}
 MAX_RATIO = 20.0  # spend or steps beyond 20x a typical successful run carry no more information
 
 
@@ -63,16 +67,27 @@ def lookup(table: Mapping[str, Any], task_type: str | None, tier: int | None = N
             if key in table:
                 return table[key]
         return None
-    for key in (group_key(task_type, tier), group_key(None, tier), group_key(task_type, None),
-                group_key(None, None)):
+    for key in (
+        group_key(task_type, tier),
+        group_key(None, tier),
+        group_key(task_type, None),
+        group_key(None, None),
+    ):
         if key in table:
             return table[key]
     return None
 
 
 # -- doom -------------------------------------------------------------------------------------
-def doom_features(typical: Mapping[str, Any], task_type: str | None, tier: int | None,
-                  n_steps: int, spend: float, failures: int, stalled: int) -> dict[str, float]:
+def doom_features(
+    typical: Mapping[str, Any],
+    task_type: str | None,
+    tier: int | None,
+    n_steps: int,
+    spend: float,
+    failures: int,
+    stalled: int,
+) -> dict[str, float]:
     """The named features of a run's state for the doom model (the lab computes the same)."""
     ref = lookup(typical, task_type, tier) or {"cost": 0.0, "steps": 1.0}
     spend_ratio = min(spend / ref["cost"], MAX_RATIO) if ref["cost"] > 0 else 0.0
@@ -91,21 +106,37 @@ def doom_features(typical: Mapping[str, Any], task_type: str | None, tier: int |
     return features
 
 
-def apply_doom(spec: Mapping[str, Any], task_type: str | None, tier: int | None, n_steps: int,
-               spend: float, failures: int, stalled: int) -> DoomDecision:
+def apply_doom(
+    spec: Mapping[str, Any],
+    task_type: str | None,
+    tier: int | None,
+    n_steps: int,
+    spend: float,
+    failures: int,
+    stalled: int,
+) -> DoomDecision:
     """Stop the run when its learned P(eventual success) fell below the learned threshold."""
     features = doom_features(spec["typical"], task_type, tier, n_steps, spend, failures, stalled)
     p = score(spec["model"], features)
-    state = (f"{n_steps} steps, {format_money(spend)} spent, {failures} failed steps, "
-             f"{stalled} in a row")
+    state = (
+        f"{n_steps} steps, {format_money(spend)} spent, {failures} failed steps, {stalled} in a row"
+    )
     if n_steps < spec["min_steps"]:
-        return DoomDecision(False, f"learned: {state}; too early to judge "
-                                   f"(< {spec['min_steps']} steps)", round(p, 4), MODE_BUNDLE)
+        return DoomDecision(
+            False,
+            f"learned: {state}; too early to judge (< {spec['min_steps']} steps)",
+            round(p, 4),
+            MODE_BUNDLE,
+        )
     doomed = p < spec["threshold"]
     verdict = "stop" if doomed else "continue"
-    return DoomDecision(doomed, f"learned: P(success) {p:.2f} vs threshold "
-                                f"{spec['threshold']:.2f} after {state}: {verdict}",
-                        round(p, 4), MODE_BUNDLE)
+    return DoomDecision(
+        doomed,
+        f"learned: P(success) {p:.2f} vs threshold "
+        f"{spec['threshold']:.2f} after {state}: {verdict}",
+        round(p, 4),
+        MODE_BUNDLE,
+    )
 
 
 # -- tool gate --------------------------------------------------------------------------------
@@ -115,32 +146,51 @@ def apply_gate(spec: Mapping[str, Any], tool_name: str, task_type: str | None) -
     tools = spec["tools"]
     entry = tools.get(f"{task_type or ANY}/{tool_name}") or tools.get(f"{ANY}/{tool_name}")
     if entry is None:
-        return GateDecision(True, tool_name, "learned: no traces of this tool; allow",
-                            MODE_BUNDLE)
-    where = "for " + (task_type or "any task") if f"{task_type}/{tool_name}" in tools \
+        return GateDecision(True, tool_name, "learned: no traces of this tool; allow", MODE_BUNDLE)
+    where = (
+        "for " + (task_type or "any task")
+        if f"{task_type}/{tool_name}" in tools
         else "across task types"
-    figures = (f"{tool_name} {where}: {entry['runs']} runs used it, success "
-               f"{entry['lift'] * 100:+.1f} pts vs runs without (shrunk "
-               f"{entry['shrunk_lift'] * 100:+.1f}), {format_money(entry['cost'])}/call, "
-               f"{format_share(entry['failure_rate'])} of calls fail, net "
-               f"{'+' if entry['net_value'] >= 0 else ''}{format_money(entry['net_value'])}/call")
+    )
+    figures = (
+        f"{tool_name} {where}: {entry['runs']} runs used it, success "
+        f"{entry['lift'] * 100:+.1f} pts vs runs without (shrunk "
+        f"{entry['shrunk_lift'] * 100:+.1f}), {format_money(entry['cost'])}/call, "
+        f"{format_share(entry['failure_rate'])} of calls fail, net "
+        f"{'+' if entry['net_value'] >= 0 else ''}{format_money(entry['net_value'])}/call"
+    )
     if entry["allow"]:
         return GateDecision(True, tool_name, f"learned: {figures}: allow", MODE_BUNDLE)
     if entry.get("enforcement", ADVISORY) == ENFORCED:
-        return GateDecision(False, tool_name, f"learned: {figures}: deny (enforced: strong "
-                                              "evidence)", MODE_BUNDLE, ENFORCED)
-    return GateDecision(True, tool_name, f"learned: {figures}: deny recommended, allowed "
-                                         "(advisory: the evidence is too weak to enforce)",
-                        MODE_BUNDLE, ADVISORY, "deny")
+        return GateDecision(
+            False,
+            tool_name,
+            f"learned: {figures}: deny (enforced: strong evidence)",
+            MODE_BUNDLE,
+            ENFORCED,
+        )
+    return GateDecision(
+        True,
+        tool_name,
+        f"learned: {figures}: deny recommended, allowed "
+        "(advisory: the evidence is too weak to enforce)",
+        MODE_BUNDLE,
+        ADVISORY,
+        "deny",
+    )
 
 
 # -- verifier budget --------------------------------------------------------------------------
-def verify_features(answer: Answer | None, task_type: str | None, tier: int | None,
-                    n_steps: int, failures: int) -> dict[str, float]:
+def verify_features(
+    answer: Answer | None, task_type: str | None, tier: int | None, n_steps: int, failures: int
+) -> dict[str, float]:
     """The named features of a run at DONE for the false-DONE model."""
-    features = {f"task:{task_type or ANY}": 1.0, "log_steps": math.log1p(n_steps),
-                "failures": float(failures),
-                "failure_share": failures / n_steps if n_steps else 0.0}
+    features = {
+        f"task:{task_type or ANY}": 1.0,
+        "log_steps": math.log1p(n_steps),
+        "failures": float(failures),
+        "failure_share": failures / n_steps if n_steps else 0.0,
+    }
     if tier is not None:
         features[f"tier:{tier}"] = 1.0
     if answer is not None:
@@ -150,9 +200,15 @@ def verify_features(answer: Answer | None, task_type: str | None, tier: int | No
     return features
 
 
-def apply_verify(spec: Mapping[str, Any], task_type: str | None, tier: int | None,
-                 answer: Answer | None = None, n_steps: int = 1, failures: int = 0,
-                 confidence: float | None = None) -> VerifyDecision:
+def apply_verify(
+    spec: Mapping[str, Any],
+    task_type: str | None,
+    tier: int | None,
+    answer: Answer | None = None,
+    n_steps: int = 1,
+    failures: int = 0,
+    confidence: float | None = None,
+) -> VerifyDecision:
     """Verify when P(false DONE) is at least the task type's learned threshold."""
     if confidence is not None:
         p = 1.0 - confidence  # the caller's own P(answer right) stands in for the model
@@ -163,23 +219,32 @@ def apply_verify(spec: Mapping[str, Any], task_type: str | None, tier: int | Non
     threshold = lookup(spec["threshold"], task_type)
     cost = lookup(spec["false_done_cost"], task_type)
     verify = p >= threshold
-    why = (f"learned: P(false DONE) {p:.2f} ({source}) vs threshold {threshold:.2f} "
-           f"(false DONE {format_money(cost)} vs verifier {format_money(spec['verifier_cost'])}, "
-           f"call-rate cap "
-           f"{spec['max_call_rate']:.0%})")
+    why = (
+        f"learned: P(false DONE) {p:.2f} ({source}) vs threshold {threshold:.2f} "
+        f"(false DONE {format_money(cost)} vs verifier {format_money(spec['verifier_cost'])}, "
+        f"call-rate cap "
+        f"{spec['max_call_rate']:.0%})"
+    )
     return VerifyDecision(verify, f"{why}: {'verify' if verify else 'skip'}", MODE_BUNDLE)
 
 
 # -- context budget ---------------------------------------------------------------------------
-def apply_context_budget(spec: Mapping[str, Any], task_type: str | None, tier: int,
-                         request_tokens: int = 0, margin: int = 0) -> ContextBudget:
+def apply_context_budget(
+    spec: Mapping[str, Any],
+    task_type: str | None,
+    tier: int,
+    request_tokens: int = 0,
+    margin: int = 0,
+) -> ContextBudget:
     """The learned token budget of a run at `tier`, what to keep verbatim, what to drop."""
     learned = int(lookup(spec["total_tokens"], task_type, tier))
     total = max(learned, request_tokens + margin)
     keep = tuple(lookup(spec["keep_exact"], task_type) or ())
     omit = tuple(lookup(spec["omit"], task_type) or ())
-    why = (f"learned: {spec['quantile']:.0%} of successful {task_type or 'any'} runs at tier "
-           f"{tier} used <= {learned} input tokens per call")
+    why = (
+        f"learned: {spec['quantile']:.0%} of successful {task_type or 'any'} runs at tier "
+        f"{tier} used <= {learned} input tokens per call"
+    )
     if total > learned:
         why += f"; raised to fit the request ({request_tokens} tokens + {margin})"
     return ContextBudget(total_tokens=total, keep_exact=keep, omit=omit, reason=why)
@@ -194,13 +259,16 @@ def check_spec(name: str, spec: Any, where: str | None = None) -> None:
     if not isinstance(spec, Mapping) or spec.get("kind") != KINDS[name]:
         raise BundleError(f"{where}.kind: expected {KINDS[name]!r}; rebuild the bundle")
     if spec.get("version") != SPEC_VERSION:
-        raise BundleError(f"{where}.version: expected {SPEC_VERSION}, got "
-                          f"{spec.get('version')!r}; rebuild the bundle")
-    required = {"doom": ("model", "threshold", "min_steps", "typical"),
-                "gate": ("tools",),
-                "verify": ("model", "threshold", "false_done_cost", "verifier_cost",
-                           "max_call_rate"),
-                "context_budget": ("total_tokens", "keep_exact", "omit", "quantile")}[name]
+        raise BundleError(
+            f"{where}.version: expected {SPEC_VERSION}, got "
+            f"{spec.get('version')!r}; rebuild the bundle"
+        )
+    required = {
+        "doom": ("model", "threshold", "min_steps", "typical"),
+        "gate": ("tools",),
+        "verify": ("model", "threshold", "false_done_cost", "verifier_cost", "max_call_rate"),
+        "context_budget": ("total_tokens", "keep_exact", "omit", "quantile"),
+    }[name]
     for key in required:
         if key not in spec:
             raise BundleError(f"{where}.{key}: missing; rebuild the bundle")
@@ -209,8 +277,9 @@ def check_spec(name: str, spec: Any, where: str | None = None) -> None:
     CHECKS[name](spec, where)
 
 
-def _table(spec: Mapping[str, Any], key: str, where: str, read: Any,
-           fallback: str | None = None) -> None:
+def _table(
+    spec: Mapping[str, Any], key: str, where: str, read: Any, fallback: str | None = None
+) -> None:
     """A table keyed by task type (and tier): str keys, each value read by `read`."""
     table = spec[key]
     check(type(table) is dict, f"{where}.{key}", "a mapping", table)
@@ -258,15 +327,22 @@ def _check_context_budget(spec: Mapping[str, Any], where: str) -> None:
     as_float(spec["quantile"], f"{where}.quantile", 0.0, 1.0)
 
 
-CHECKS = {"doom": _check_doom, "gate": _check_gate, "verify": _check_verify,
-          "context_budget": _check_context_budget}
+CHECKS = {
+    "doom": _check_doom,
+    "gate": _check_gate,
+    "verify": _check_verify,
+    "context_budget": _check_context_budget,
+}
 
 
 def _check_model(model: Any, where: str) -> None:
-    ok = (isinstance(model, Mapping) and isinstance(model.get("features"), Sequence)
-          and isinstance(model.get("weights"), Sequence)
-          and len(model["features"]) == len(model["weights"])
-          and isinstance(model.get("bias"), int | float))
+    ok = (
+        isinstance(model, Mapping)
+        and isinstance(model.get("features"), Sequence)
+        and isinstance(model.get("weights"), Sequence)
+        and len(model["features"]) == len(model["weights"])
+        and isinstance(model.get("bias"), int | float)
+    )
     if not ok:
         raise BundleError(f"{where}: expected features, weights (same length) and bias")
     as_strings(model["features"], f"{where}.features")

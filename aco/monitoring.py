@@ -92,8 +92,13 @@ class Alert:
 
     def to_dict(self) -> dict[str, Any]:
         """The alert as JSON-ready data."""
-        return {"name": self.name, "metric": self.metric, "value": self.value,
-                "threshold": self.threshold, "message": self.message}
+        return {
+            "name": self.name,
+            "metric": self.metric,
+            "value": self.value,
+            "threshold": self.threshold,
+            "message": self.message,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,15 +170,23 @@ def build_alerts(metrics: Metrics, totals: Totals, lines: AlertThresholds) -> tu
     """The deployment guide's alerts that `metrics` crosses (strictly), in a fixed order."""
     found = []
     if metrics.success_rate is not None and metrics.success_rate < lines.min_success_rate:
-        found.append(Alert("low_success_rate", "success_rate", metrics.success_rate,
-                           lines.min_success_rate,
-                           f"success rate {format_share(metrics.success_rate)} is below "
-                           f"{format_share(lines.min_success_rate)}"))
+        found.append(
+            Alert(
+                "low_success_rate",
+                "success_rate",
+                metrics.success_rate,
+                lines.min_success_rate,
+                f"success rate {format_share(metrics.success_rate)} is below "
+                f"{format_share(lines.min_success_rate)}",
+            )
+        )
     cost_alert = _cost_alert(metrics, totals, lines.max_cost_ratio_vs_frontier)
     if cost_alert is not None:
         found.append(cost_alert)
-    rates = (("high_verifier_call_rate", "verifier_call_rate", lines.max_verifier_call_rate),
-             ("high_escalation_rate", "escalation_rate", lines.max_escalation_rate))
+    rates = (
+        ("high_verifier_call_rate", "verifier_call_rate", lines.max_verifier_call_rate),
+        ("high_escalation_rate", "escalation_rate", lines.max_escalation_rate),
+    )
     for name, key, line in rates:
         value = getattr(metrics, key)
         if value is not None and value > line:
@@ -190,13 +203,19 @@ def _cost_alert(metrics: Metrics, totals: Totals, ratio: float) -> Alert | None:
     if frontier is None or cost is None or cost <= ratio * frontier:
         return None
     top = totals.tiers[-1].tier
-    return Alert("high_cost_per_success", "cost_per_success", cost, ratio * frontier,
-                 f"cost per success {format_money(cost)} is above {ratio:g}x always-frontier "
-                 f"(tier {top}: {format_money(frontier)} per success)")
+    return Alert(
+        "high_cost_per_success",
+        "cost_per_success",
+        cost,
+        ratio * frontier,
+        f"cost per success {format_money(cost)} is above {ratio:g}x always-frontier "
+        f"(tier {top}: {format_money(frontier)} per success)",
+    )
 
 
 def sorted_groups(groups: Mapping[str, Any]) -> dict[str, Any]:
     """Groups in key order (tiers numerically), the null group last."""
+
     def order(key: str) -> tuple:
         """Null group last, numbers before names, numbers by value."""
         return (key == NULL_GROUP, not key.isdigit(), int(key) if key.isdigit() else 0, key)
@@ -211,8 +230,19 @@ def group_key(value: Any) -> str:
 
 # -- pure-Python totals over trace dicts ------------------------------------------------------
 # The per-run counts, in the order _run_sums returns them (all Totals fields but cost, tiers).
-_RUN_COUNTS = ("runs", "successes", "known", "escalated", "input_tokens", "cached_input_tokens",
-               "cache_reported", "steps", "verifier_steps", "completed_known", "false_dones")
+_RUN_COUNTS = (
+    "runs",
+    "successes",
+    "known",
+    "escalated",
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_reported",
+    "steps",
+    "verifier_steps",
+    "completed_known",
+    "false_dones",
+)
 
 
 @dataclass(slots=True)
@@ -244,8 +274,7 @@ class _Sums:
         """The sums so far as Totals."""
         tiers = tuple(TierTotals(t, *self.tiers[t]) for t in sorted(self.tiers))
         counts = dict(zip(_RUN_COUNTS, self.counts, strict=True))
-        return Totals(**counts, total_cost=self.total_cost, tiers=tiers,
-                      known_cost=self.known_cost)
+        return Totals(**counts, total_cost=self.total_cost, tiers=tiers, known_cost=self.known_cost)
 
 
 def compute_totals(
@@ -301,9 +330,19 @@ def _run_sums(trace: Mapping[str, Any], where: str) -> tuple[tuple, float, int |
     predicted = trace.get(tf.PREDICTED_TIER)
     tier = predicted if predicted is not None else max(tiers) if tiers else None
     completed = outcome == tf.OUTCOME_COMPLETED
-    run = (1, success is True, success is not None, escalated or len(tiers) > 1, tokens, cached,
-           reported, len(steps), verified, completed and success is not None,
-           completed and success is False)
+    run = (
+        1,
+        success is True,
+        success is not None,
+        escalated or len(tiers) > 1,
+        tokens,
+        cached,
+        reported,
+        len(steps),
+        verified,
+        completed and success is not None,
+        completed and success is False,
+    )
     return run, float(cost), tier, success
 
 
@@ -349,7 +388,7 @@ def read_trace_lines(
         with opener(path, "rb") as handle:
             for number, raw in enumerate(handle, start=1):
                 if number == 1 and raw.startswith(UTF8_BOM):
-                    raw = raw[len(UTF8_BOM):]
+                    raw = raw[len(UTF8_BOM) :]
                 if not raw.strip():
                     continue
                 try:
@@ -359,7 +398,8 @@ def read_trace_lines(
                     problem = f"{path}:{number}: {describe_decode_error(raw.rstrip(), exc)}"
                     if on_error == "fail":
                         raise TraceFormatError(
-                            problem + "; fix the line or pass on_error='skip'") from None
+                            problem + "; fix the line or pass on_error='skip'"
+                        ) from None
                     log.warning("%s; skipped", problem)
                     continue
                 yield trace
@@ -370,8 +410,13 @@ def _trace_files(paths: Iterable[str | Path]) -> list[Path]:
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.name.endswith(TRACE_SUFFIXES)
-                                and not is_outcomes_file(p)))
+            files.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.name.endswith(TRACE_SUFFIXES) and not is_outcomes_file(p)
+                )
+            )
         elif path.is_file():
             files.append(path)
         else:
@@ -391,19 +436,27 @@ def format_metrics(metrics: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_TABLE = (("runs", "runs"), ("labelled", "labelled_share"), ("success", "success_rate"),
-          ("cost/success", "cost_per_success"),
-          ("total cost", "total_cost"), ("escalation", "escalation_rate"),
-          ("cache hit", "cache_hit_rate"), ("verifier", "verifier_call_rate"),
-          ("false DONE", "false_done_rate"))
+_TABLE = (
+    ("runs", "runs"),
+    ("labelled", "labelled_share"),
+    ("success", "success_rate"),
+    ("cost/success", "cost_per_success"),
+    ("total cost", "total_cost"),
+    ("escalation", "escalation_rate"),
+    ("cache hit", "cache_hit_rate"),
+    ("verifier", "verifier_call_rate"),
+    ("false DONE", "false_done_rate"),
+)
 
 
 def _group_table(by: str, groups: Mapping[str, Mapping[str, Any]]) -> str:
     width = max([len(by), *map(len, groups)]) + 2
     head = f"{by:<{width}}" + "".join(f"{title:>14}" for title, _ in _TABLE) + "  alerts"
     rows = [
-        f"{key:<{width}}" + "".join(f"{_show(k, m[k]):>14}" for _, k in _TABLE)
-        + "  " + (",".join(a["name"] for a in m["alerts"]) or "-")
+        f"{key:<{width}}"
+        + "".join(f"{_show(k, m[k]):>14}" for _, k in _TABLE)
+        + "  "
+        + (",".join(a["name"] for a in m["alerts"]) or "-")
         for key, m in groups.items()
     ]
     return "\n".join([head, *rows])
@@ -423,4 +476,3 @@ def _show(key: str, value: Any) -> str:
 
 def _ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator else None
-

@@ -44,8 +44,13 @@ log = logging.getLogger(__name__)
 class ACOOptimizer:
     """Routing and run controls from a bundle (when configured) or the rules, plus trace logging."""
 
-    def __init__(self, config: ACOConfig | str | Path | None = None, *,
-                 bundle: str | Path | None = None, trace_log: TraceLog | None = None) -> None:
+    def __init__(
+        self,
+        config: ACOConfig | str | Path | None = None,
+        *,
+        bundle: str | Path | None = None,
+        trace_log: TraceLog | None = None,
+    ) -> None:
         self.config = config if isinstance(config, ACOConfig) else load_config(config)
         ref = bundle if bundle is not None else self.config.router_model_path
         self.router = load_router(ref, self.config) if ref is not None else None
@@ -60,19 +65,30 @@ class ACOOptimizer:
         return MODE_BUNDLE if self.router is not None else MODE_RULES
 
     # -- routing --------------------------------------------------------------------------
-    def route(self, request: str, task_type: str | None = None, input_tokens: int | None = None,
-              difficulty: int | None = None) -> RoutingDecision:
+    def route(
+        self,
+        request: str,
+        task_type: str | None = None,
+        input_tokens: int | None = None,
+        difficulty: int | None = None,
+    ) -> RoutingDecision:
         """The tier for a request: the bundle's router when loaded, else the rules."""
         return self.plan(request, task_type, input_tokens, difficulty, with_budget=False)[0]
 
-    def context_budget(self, request: str, tier: int,
-                       task_type: str | None = None) -> ContextBudget:
+    def context_budget(
+        self, request: str, tier: int, task_type: str | None = None
+    ) -> ContextBudget:
         """The context budget of a request run at `tier`."""
         return self.controls.context_budget(read_cues(request, task_type), tier)
 
-    def plan(self, request: str, task_type: str | None = None, input_tokens: int | None = None,
-             difficulty: int | None = None, with_budget: bool = True
-             ) -> tuple[RoutingDecision, ContextBudget | None, RequestCues | None]:
+    def plan(
+        self,
+        request: str,
+        task_type: str | None = None,
+        input_tokens: int | None = None,
+        difficulty: int | None = None,
+        with_budget: bool = True,
+    ) -> tuple[RoutingDecision, ContextBudget | None, RequestCues | None]:
         """Routing decision, context budget and request cues, without opening a run.
 
         The cues are read once and shared by the rules, the rule context budget and the
@@ -87,26 +103,43 @@ class ACOOptimizer:
         if self.router is None:
             routing = route_cues(cues, self.config, input_tokens, difficulty)
         else:  # without a task type the bundle predicts one (its task-type model)
-            routing = self.router.decide(request, task_type=task_type,
-                                         input_tokens=input_tokens, difficulty=difficulty)
+            routing = self.router.decide(
+                request, task_type=task_type, input_tokens=input_tokens, difficulty=difficulty
+            )
             if cues is not None and routing.task_type != cues.task_type:
                 cues = cues.with_task_type(routing.task_type, routing.task_type_from)
         budget = None
         if with_budget:
-            budget = (self.controls.context_budget(cues, routing.tier) if cues is not None else
-                      self.controls.learned_context_budget(routing.task_type, routing.tier,
-                                                           estimate_tokens(request)))
+            budget = (
+                self.controls.context_budget(cues, routing.tier)
+                if cues is not None
+                else self.controls.learned_context_budget(
+                    routing.task_type, routing.tier, estimate_tokens(request)
+                )
+            )
         return routing, budget, cues
 
     # -- runs -------------------------------------------------------------------------------
-    def begin(self, request: str, task_type: str | None = None, *,
-              input_tokens: int | None = None, difficulty: int | None = None) -> Run:
+    def begin(
+        self,
+        request: str,
+        task_type: str | None = None,
+        *,
+        input_tokens: int | None = None,
+        difficulty: int | None = None,
+    ) -> Run:
         """Open an explicit run handle (use it from any thread; `run.end(success)` logs it)."""
         routing, budget, cues = self.plan(request, task_type, input_tokens, difficulty)
         return Run(self, request, routing, budget, difficulty, cues)
 
-    def start_run(self, request: str, task_type: str | None = None, *,
-                  input_tokens: int | None = None, difficulty: int | None = None) -> dict:
+    def start_run(
+        self,
+        request: str,
+        task_type: str | None = None,
+        *,
+        input_tokens: int | None = None,
+        difficulty: int | None = None,
+    ) -> dict:
         """Open this thread's current run; returns {trace_id, routing, context_budget}."""
         previous = self._current.get()
         if previous is not None and not previous.ended:
@@ -119,8 +152,10 @@ class ACOOptimizer:
         """This thread's current run (from start_run)."""
         run = self._current.get()
         if run is None:
-            raise ACOError("no run in progress in this thread: call start_run(request) first, "
-                           "or use run = optimizer.begin(request) and its methods")
+            raise ACOError(
+                "no run in progress in this thread: call start_run(request) first, "
+                "or use run = optimizer.begin(request) and its methods"
+            )
         return run
 
     def end_run(self, success: bool | None, final_outcome: str | None = None) -> dict[str, Any]:
@@ -136,8 +171,9 @@ class ACOOptimizer:
         """
         return self.current_run().record_call(tier, cost, **fields)
 
-    def record_tool_call(self, tool_name: str, success: bool, cost: float = 0.0,
-                         **fields: Any) -> int:
+    def record_tool_call(
+        self, tool_name: str, success: bool, cost: float = 0.0, **fields: Any
+    ) -> int:
         """Record a tool call in the current run (see Run.record_tool_call)."""
         return self.current_run().record_tool_call(tool_name, success, cost, **fields)
 
@@ -159,8 +195,10 @@ class ACOOptimizer:
         try:
             outcomes.append(line)
         except OSError as exc:
-            raise ACOError(f"{outcomes.path}: cannot append the outcome ({exc.strerror}); "
-                           f"check trace_dir is writable") from exc
+            raise ACOError(
+                f"{outcomes.path}: cannot append the outcome ({exc.strerror}); "
+                f"check trace_dir is writable"
+            ) from exc
         return line
 
     def write_trace(self, trace: Mapping[str, Any]) -> None:
@@ -168,29 +206,48 @@ class ACOOptimizer:
         try:
             self.trace_log.append(trace)
         except OSError as exc:
-            raise ACOError(f"{self.trace_log.path}: cannot append the trace ({exc.strerror}); "
-                           f"check trace_dir is writable") from exc
+            raise ACOError(
+                f"{self.trace_log.path}: cannot append the trace ({exc.strerror}); "
+                f"check trace_dir is writable"
+            ) from exc
 
     # -- controls ---------------------------------------------------------------------------
-    def cascade_step(self, request: str, initial_tier: int, cheap_logprobs: Sequence[float] | None,
-                     cheap_response: str | None) -> CascadeDecision:
+    def cascade_step(
+        self,
+        request: str,
+        initial_tier: int,
+        cheap_logprobs: Sequence[float] | None,
+        cheap_response: str | None,
+    ) -> CascadeDecision:
         """Accept a cheap model's answer or escalate (counts against the current run's retries)."""
         run = self._active_run()
         if run is not None:
             return run.cascade(cheap_logprobs, cheap_response, initial_tier, request)
         return self.decide_cascade(request, initial_tier, cheap_logprobs, cheap_response)
 
-    def decide_cascade(self, request: str, initial_tier: int,
-                       cheap_logprobs: Sequence[float] | None, cheap_response: str | None,
-                       retries_used: int = 0) -> CascadeDecision:
+    def decide_cascade(
+        self,
+        request: str,
+        initial_tier: int,
+        cheap_logprobs: Sequence[float] | None,
+        cheap_response: str | None,
+        retries_used: int = 0,
+    ) -> CascadeDecision:
         """The cascade decision for one answer alone (no run bookkeeping)."""
-        return self.cascade_answer(request, initial_tier, cheap_logprobs, cheap_response,
-                                   retries_used)[0]
+        return self.cascade_answer(
+            request, initial_tier, cheap_logprobs, cheap_response, retries_used
+        )[0]
 
-    def cascade_answer(self, request: str, initial_tier: int,
-                       cheap_logprobs: Sequence[float] | None, cheap_response: str | None,
-                       retries_used: int = 0, cues: RequestCues | None = None,
-                       earlier: Sequence[Answer] = ()) -> tuple[CascadeDecision, Answer | None]:
+    def cascade_answer(
+        self,
+        request: str,
+        initial_tier: int,
+        cheap_logprobs: Sequence[float] | None,
+        cheap_response: str | None,
+        retries_used: int = 0,
+        cues: RequestCues | None = None,
+        earlier: Sequence[Answer] = (),
+    ) -> tuple[CascadeDecision, Answer | None]:
         """The cascade decision and the answer as the learned cascade sees it (or None).
 
         `cues` are the request's when already read; `earlier` are the answers this cascade
@@ -201,12 +258,14 @@ class ACOOptimizer:
         signals = read_answer_signals(cheap_logprobs, cheap_response, short_expected=cues.trivial)
         answer = self.controls.answer(signals, cheap_response, initial_tier, cues.task_type)
         answers = (*earlier, answer) if answer is not None else ()
-        decision = self.controls.cascade(signals, initial_tier, retries_used, answers,
-                                         cues.task_type)
+        decision = self.controls.cascade(
+            signals, initial_tier, retries_used, answers, cues.task_type
+        )
         return decision, answer
 
-    def check_doom(self, total_spent: float,
-                   steps_without_progress: int | None = None) -> DoomDecision:
+    def check_doom(
+        self, total_spent: float, steps_without_progress: int | None = None
+    ) -> DoomDecision:
         """Whether to stop the run: budget share spent, steps without progress."""
         run = self._active_run()
         if run is not None:

@@ -49,16 +49,20 @@ def is_outcomes_file(path: str | Path) -> bool:
     return name == OUTCOMES_FILE_NAME or name.endswith(OUTCOMES_SUFFIX)
 
 
-def build_outcome(trace_id: str, success: bool, recorded_at: datetime | None = None
-                  ) -> dict[str, Any]:
+def build_outcome(
+    trace_id: str, success: bool, recorded_at: datetime | None = None
+) -> dict[str, Any]:
     """One outcome line as a dict (recorded now unless told when)."""
     if not isinstance(trace_id, str) or not trace_id:
         raise TraceFormatError(f"trace_id: expected a non-empty string, got {trace_id!r}")
     if not isinstance(success, bool):
         raise TraceFormatError(f"success: expected true or false, got {success!r}")
     when = recorded_at or datetime.now(UTC)
-    return {tf.TRACE_ID: trace_id, tf.TASK_SUCCESS: success,
-            RECORDED_AT: when.isoformat(timespec="milliseconds")}
+    return {
+        tf.TRACE_ID: trace_id,
+        tf.TASK_SUCCESS: success,
+        RECORDED_AT: when.isoformat(timespec="milliseconds"),
+    }
 
 
 def parse_outcome(raw: Any, file: str, line: int) -> Outcome:
@@ -68,11 +72,13 @@ def parse_outcome(raw: Any, file: str, line: int) -> Outcome:
         raise TraceFormatError(f"{where}: expected an outcome object, got {type(raw).__name__}")
     trace_id, success = raw.get(tf.TRACE_ID), raw.get(tf.TASK_SUCCESS)
     if not isinstance(trace_id, str) or not trace_id:
-        raise TraceFormatError(f"{where}: trace_id: expected a non-empty string, "
-                               f"got {trace_id!r:.40}")
+        raise TraceFormatError(
+            f"{where}: trace_id: expected a non-empty string, got {trace_id!r:.40}"
+        )
     if not isinstance(success, bool):
-        raise TraceFormatError(f"{where}: task_success: expected true or false, "
-                               f"got {success!r:.40}")
+        raise TraceFormatError(
+            f"{where}: task_success: expected true or false, got {success!r:.40}"
+        )
     recorded = raw.get(RECORDED_AT)
     if recorded is not None and not isinstance(recorded, str):
         raise TraceFormatError(f"{where}: recorded_at: expected an RFC 3339 string or null")
@@ -97,8 +103,9 @@ def read_outcomes(paths: Iterable[str | Path]) -> tuple[dict[str, Outcome], list
     return latest, problems
 
 
-def apply_outcomes(traces: Iterable[dict[str, Any]], outcomes: Mapping[str, Outcome]
-                   ) -> Iterator[dict[str, Any]]:
+def apply_outcomes(
+    traces: Iterable[dict[str, Any]], outcomes: Mapping[str, Outcome]
+) -> Iterator[dict[str, Any]]:
     """The traces, each with task_success from its latest outcome when one was recorded."""
     for trace in traces:
         outcome = outcomes.get(trace.get(tf.TRACE_ID)) if outcomes else None
@@ -109,6 +116,6 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if number == 1 and raw.startswith(UTF8_BOM):
-                raw = raw[len(UTF8_BOM):]
+                raw = raw[len(UTF8_BOM) :]
             if raw.strip():
                 yield number, raw

@@ -68,7 +68,8 @@ class Calibration:
     def from_dict(cls, data: Any, where: str = "calibration") -> Calibration:
         """Checked: a known method and its fields."""
         method = Fields(data, where, ("method", "a", "b", "x", "y")).str(
-            "method", CALIBRATION_METHODS)
+            "method", CALIBRATION_METHODS
+        )
         f = Fields(data, where, ("method", *cls.FIELDS[method]))
         if method == "platt":
             return cls(method, a=f.float("a"), b=f.float("b"))
@@ -106,27 +107,56 @@ class CostModel:
     @classmethod
     def from_dict(cls, data: Any, where: str = "cost_model") -> CostModel:
         """Checked: five finite token counts >= 0 per row, positive ratios."""
-        f = Fields(data, where, ("output_tokens", "default_output_tokens", "chars_per_token",
-                                 "cost_scale", "tier_cost_factor", "task_cost_factor"))
-        by_type = {as_str(k, f"{f.at('output_tokens')} key"):
-                   as_floats(v, f"{f.at('output_tokens')}.{k}", N_TIERS, 0.0)
-                   for k, v in f.mapping("output_tokens").items()}
-        factors = (as_floats(data["tier_cost_factor"], f.at("tier_cost_factor"), N_TIERS, 0.0)
-                   if f.has("tier_cost_factor") else None)
-        by_type_factors = ({as_str(k, f"{f.at('task_cost_factor')} key"):
-                            as_floats(v, f"{f.at('task_cost_factor')}.{k}", N_TIERS, 0.0)
-                            for k, v in f.mapping("task_cost_factor").items()}
-                           if f.has("task_cost_factor") else {})
-        return cls(by_type, as_floats(f.get("default_output_tokens"),
-                                      f.at("default_output_tokens"), N_TIERS, 0.0),
-                   f.float("chars_per_token", 0.0, lo_open=True),
-                   f.float("cost_scale", 0.0, lo_open=True), factors, by_type_factors)
+        f = Fields(
+            data,
+            where,
+            (
+                "output_tokens",
+                "default_output_tokens",
+                "chars_per_token",
+                "cost_scale",
+                "tier_cost_factor",
+                "task_cost_factor",
+            ),
+        )
+        by_type = {
+            as_str(k, f"{f.at('output_tokens')} key"): as_floats(
+                v, f"{f.at('output_tokens')}.{k}", N_TIERS, 0.0
+            )
+            for k, v in f.mapping("output_tokens").items()
+        }
+        factors = (
+            as_floats(data["tier_cost_factor"], f.at("tier_cost_factor"), N_TIERS, 0.0)
+            if f.has("tier_cost_factor")
+            else None
+        )
+        by_type_factors = (
+            {
+                as_str(k, f"{f.at('task_cost_factor')} key"): as_floats(
+                    v, f"{f.at('task_cost_factor')}.{k}", N_TIERS, 0.0
+                )
+                for k, v in f.mapping("task_cost_factor").items()
+            }
+            if f.has("task_cost_factor")
+            else {}
+        )
+        return cls(
+            by_type,
+            as_floats(f.get("default_output_tokens"), f.at("default_output_tokens"), N_TIERS, 0.0),
+            f.float("chars_per_token", 0.0, lo_open=True),
+            f.float("cost_scale", 0.0, lo_open=True),
+            factors,
+            by_type_factors,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (what aco.router.expected_cost_table reads)."""
-        out = {"output_tokens": {k: list(v) for k, v in self.output_tokens.items()},
-               "default_output_tokens": list(self.default_output_tokens),
-               "chars_per_token": self.chars_per_token, "cost_scale": self.cost_scale}
+        out = {
+            "output_tokens": {k: list(v) for k, v in self.output_tokens.items()},
+            "default_output_tokens": list(self.default_output_tokens),
+            "chars_per_token": self.chars_per_token,
+            "cost_scale": self.cost_scale,
+        }
         if self.tier_cost_factor is not None:
             out["tier_cost_factor"] = list(self.tier_cost_factor)
         if self.task_cost_factor:
@@ -142,9 +172,15 @@ def read_tiers(data: Any, where: str = "tiers") -> tuple[TierSpec, ...]:
     tiers = []
     for i, item in enumerate(items):
         f = Fields(item, f"{where}[{i}]", TierSpec.__slots__)
-        tiers.append(TierSpec(f.int("tier", TIERS[0], TIERS[-1]), f.str("model_id"),
-                              f.str("provider"), f.float("cost_per_1k_input", 0.0),
-                              f.float("cost_per_1k_output", 0.0)))
+        tiers.append(
+            TierSpec(
+                f.int("tier", TIERS[0], TIERS[-1]),
+                f.str("model_id"),
+                f.str("provider"),
+                f.float("cost_per_1k_input", 0.0),
+                f.float("cost_per_1k_output", 0.0),
+            )
+        )
     if len({t.tier for t in tiers}) != len(tiers):
         raise PayloadError(f"{where}: expected distinct tiers, got {[t.tier for t in tiers]}")
     return tuple(tiers)
@@ -158,22 +194,38 @@ def tier_to_dict(tier: TierSpec) -> dict[str, Any]:
 def read_policy(data: Any, where: str = "policy") -> PolicyParams:
     """The operating point: thresholds in [0, 1], success_value >= 0, cost_scale > 0."""
     f = Fields(data, where, PolicyParams.__slots__)
-    return PolicyParams(f.float("safety_threshold", 0.0, 1.0),
-                        f.float("downgrade_threshold", 0.0, 1.0), f.float("success_value", 0.0),
-                        f.float("cost_scale", 0.0, lo_open=True))
+    return PolicyParams(
+        f.float("safety_threshold", 0.0, 1.0),
+        f.float("downgrade_threshold", 0.0, 1.0),
+        f.float("success_value", 0.0),
+        f.float("cost_scale", 0.0, lo_open=True),
+    )
 
 
 def read_policy_mix(data: Any, where: str = "policy_mix") -> PolicyMix:
     """The second policy of a mixed operating point, its share in [0, 1] and the hash salt."""
     f = Fields(data, where, ("policy", "share", "salt"))
-    return PolicyMix(read_policy(f.get("policy"), f.at("policy")), f.float("share", 0.0, 1.0),
-                     f.int("salt"))
+    return PolicyMix(
+        read_policy(f.get("policy"), f.at("policy")), f.float("share", 0.0, 1.0), f.int("salt")
+    )
 
 
 def read_feature_spec(data: Any, where: str = "feature_spec") -> FeatureSpec:
     """The feature spec, each field type-checked before FeatureSpec checks the settings."""
-    f = Fields(data, where, ("version", "task_types", "hash_buckets", "word_ngrams",
-                             "char_ngrams", "window_head", "window_tail", "names"))
+    f = Fields(
+        data,
+        where,
+        (
+            "version",
+            "task_types",
+            "hash_buckets",
+            "word_ngrams",
+            "char_ngrams",
+            "window_head",
+            "window_tail",
+            "names",
+        ),
+    )
     check_feature_version(f.get("version"), where=f.at("version"))
     try:
         return FeatureSpec(
@@ -181,7 +233,8 @@ def read_feature_spec(data: Any, where: str = "feature_spec") -> FeatureSpec:
             hash_buckets=f.int("hash_buckets"),
             word_ngrams=as_ints(f.get("word_ngrams"), f.at("word_ngrams"), length=2),
             char_ngrams=as_ints(f.get("char_ngrams"), f.at("char_ngrams"), length=2),
-            window_head=f.int("window_head"), window_tail=f.int("window_tail"),
+            window_head=f.int("window_head"),
+            window_tail=f.int("window_tail"),
             names=as_strings(f.get("names"), f.at("names")),
         )
     except ConfigError as exc:
@@ -206,11 +259,19 @@ class Novelty:
         f = Fields(data, where, cls.__slots__)
         count, width, offset = f.int("count", 1), f.int("width", 1), f.int("offset", 0)
         if offset + width != n_features:
-            raise PayloadError(f"{where}: {count} x {width} centroids at feature {offset} do "
-                               f"not fit {n_features} features; retrain with `aco-lab train`")
+            raise PayloadError(
+                f"{where}: {count} x {width} centroids at feature {offset} do "
+                f"not fit {n_features} features; retrain with `aco-lab train`"
+            )
         check_finite(f.array("centroids", "<f2", count * width), f.at("centroids"))
-        return cls(f.get("centroids"), count, width, offset, f.float("threshold", -1.0, 1.0),
-                   f.float("quantile", 0.0, 1.0))
+        return cls(
+            f.get("centroids"),
+            count,
+            width,
+            offset,
+            f.float("threshold", -1.0, 1.0),
+            f.float("quantile", 0.0, 1.0),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (what aco.router.read_novelty reads)."""
@@ -236,18 +297,32 @@ class TaskTypeModel:
             raise PayloadError(f"{f.at('task_types')}: expected at least one task type")
         linear = LinearWeights.from_dict(f.get("linear"), f.at("linear"))
         if linear.n_features != n_features or linear.n_outputs != len(types):
-            raise PayloadError(f"{f.at('linear')}: {linear.n_outputs} x {linear.n_features} "
-                               f"weights do not fit {len(types)} task types and {n_features} "
-                               "features")
-        novelty = (Novelty.from_dict(data["novelty"], f.at("novelty"), n_features)
-                   if f.has("novelty") else None)
-        return cls(types, as_ints(f.get("task_columns"), f.at("task_columns"), 0, n_features - 1),
-                   f.int("missing_column", 0, n_features - 1), linear, novelty)
+            raise PayloadError(
+                f"{f.at('linear')}: {linear.n_outputs} x {linear.n_features} "
+                f"weights do not fit {len(types)} task types and {n_features} "
+                "features"
+            )
+        novelty = (
+            Novelty.from_dict(data["novelty"], f.at("novelty"), n_features)
+            if f.has("novelty")
+            else None
+        )
+        return cls(
+            types,
+            as_ints(f.get("task_columns"), f.at("task_columns"), 0, n_features - 1),
+            f.int("missing_column", 0, n_features - 1),
+            linear,
+            novelty,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (what aco.router.TaskTypePredictor reads)."""
-        out = {"task_types": list(self.task_types), "task_columns": list(self.task_columns),
-               "missing_column": self.missing_column, "linear": self.linear.to_dict()}
+        out = {
+            "task_types": list(self.task_types),
+            "task_columns": list(self.task_columns),
+            "missing_column": self.missing_column,
+            "linear": self.linear.to_dict(),
+        }
         if self.novelty is not None:
             out["novelty"] = self.novelty.to_dict()
         return out
@@ -258,8 +333,9 @@ def read_controls(data: Any, where: str = "controls") -> dict[str, Any]:
     check(type(data) is dict, where, "a mapping", data)
     for name, spec in data.items():
         if name not in CONTROL_NAMES:
-            raise PayloadError(f"{where}.{name}: unknown control; known: "
-                               f"{', '.join(CONTROL_NAMES)}")
+            raise PayloadError(
+                f"{where}.{name}: unknown control; known: {', '.join(CONTROL_NAMES)}"
+            )
         try:
             if name == "cascade":
                 cascade.check_spec(spec, f"{where}.cascade")
@@ -268,8 +344,9 @@ def read_controls(data: Any, where: str = "controls") -> dict[str, Any]:
         except BundleError as exc:  # the spec's own check: already names the field
             raise PayloadError(str(exc)) from None
         except Exception as exc:  # a spec's own check met a shape it did not expect
-            raise PayloadError(f"{where}.{name}: unreadable ({type(exc).__name__}: {exc})") \
-                from None
+            raise PayloadError(
+                f"{where}.{name}: unreadable ({type(exc).__name__}: {exc})"
+            ) from None
     return dict(data)
 
 
@@ -297,11 +374,31 @@ class BundlePayload:
     policy_mix: PolicyMix | None = None  # a mixed operating point's second policy and share
     warnings: tuple[str, ...] = ()  # what training warned of (config/trace mismatch, shortfall)
 
-    FIELDS: ClassVar = ("format", "payload_version", "feature_version", "feature_spec", "model",
-                        "calibration", "policy", "task_floors", "cost_model", "tiers",
-                        "task_type_model", "training_data", "validation", "options", "seed",
-                        "command", "cli_args", "package_versions", "created_at",
-                        "bundle_format_version", "controls", "policy_mix", "warnings")
+    FIELDS: ClassVar = (
+        "format",
+        "payload_version",
+        "feature_version",
+        "feature_spec",
+        "model",
+        "calibration",
+        "policy",
+        "task_floors",
+        "cost_model",
+        "tiers",
+        "task_type_model",
+        "training_data",
+        "validation",
+        "options",
+        "seed",
+        "command",
+        "cli_args",
+        "package_versions",
+        "created_at",
+        "bundle_format_version",
+        "controls",
+        "policy_mix",
+        "warnings",
+    )
 
     @classmethod
     def from_dict(cls, data: Any) -> BundlePayload:
@@ -315,23 +412,36 @@ class BundlePayload:
         model = router_model_from_dict(f.get("model"))
         model.check_fits(spec.n_features, "model")
         floors = f.mapping("task_floors")
-        task_model = (TaskTypeModel.from_dict(data["task_type_model"], "task_type_model",
-                                              spec.n_features)
-                      if f.has("task_type_model") else None)
+        task_model = (
+            TaskTypeModel.from_dict(data["task_type_model"], "task_type_model", spec.n_features)
+            if f.has("task_type_model")
+            else None
+        )
         return cls(
-            feature_spec=spec, model=model, calibration=Calibration.from_dict(f.get("calibration")),
+            feature_spec=spec,
+            model=model,
+            calibration=Calibration.from_dict(f.get("calibration")),
             policy=read_policy(f.get("policy")),
-            task_floors={as_str(k, "task_floors key"): as_int(v, f"task_floors.{k}", 1, N_TIERS)
-                         for k, v in floors.items()},
-            cost_model=CostModel.from_dict(f.get("cost_model")), tiers=read_tiers(f.get("tiers")),
+            task_floors={
+                as_str(k, "task_floors key"): as_int(v, f"task_floors.{k}", 1, N_TIERS)
+                for k, v in floors.items()
+            },
+            cost_model=CostModel.from_dict(f.get("cost_model")),
+            tiers=read_tiers(f.get("tiers")),
             task_type_model=task_model,
             training_data=TrainingData.from_dict(f.get("training_data")),
             validation=read_validation(f.get("validation")),
-            options=read_options(f.get("options")), seed=f.int("seed"),
-            command=(f.str("command") if f.has("command")
-                     else shlex.join(as_strings(f.get("cli_args"), "cli_args"))),
-            package_versions={as_str(k, "package_versions key"): as_str(v, f"package_versions.{k}")
-                              for k, v in f.mapping("package_versions").items()},
+            options=read_options(f.get("options")),
+            seed=f.int("seed"),
+            command=(
+                f.str("command")
+                if f.has("command")
+                else shlex.join(as_strings(f.get("cli_args"), "cli_args"))
+            ),
+            package_versions={
+                as_str(k, "package_versions key"): as_str(v, f"package_versions.{k}")
+                for k, v in f.mapping("package_versions").items()
+            },
             created_at=f.str("created_at"),
             controls=read_controls(data["controls"]) if f.has("controls") else None,
             policy_mix=(read_policy_mix(data["policy_mix"]) if f.has("policy_mix") else None),
@@ -341,18 +451,26 @@ class BundlePayload:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the bundle file (dict, list, str, int, float, bool, None, bytes)."""
         out = {
-            "format": BUNDLE_FORMAT, "payload_version": PAYLOAD_VERSION,
-            "feature_version": FEATURE_VERSION, "feature_spec": self.feature_spec.to_dict(),
-            "model": self.model.to_dict(), "calibration": self.calibration.to_dict(),
-            "policy": self.policy.to_dict(), "task_floors": dict(self.task_floors),
+            "format": BUNDLE_FORMAT,
+            "payload_version": PAYLOAD_VERSION,
+            "feature_version": FEATURE_VERSION,
+            "feature_spec": self.feature_spec.to_dict(),
+            "model": self.model.to_dict(),
+            "calibration": self.calibration.to_dict(),
+            "policy": self.policy.to_dict(),
+            "task_floors": dict(self.task_floors),
             "cost_model": self.cost_model.to_dict(),
             "tiers": [tier_to_dict(t) for t in self.tiers],
-            "task_type_model": (None if self.task_type_model is None
-                                else self.task_type_model.to_dict()),
+            "task_type_model": (
+                None if self.task_type_model is None else self.task_type_model.to_dict()
+            ),
             "training_data": self.training_data.to_dict(),
             "validation": {k: dict(v) for k, v in self.validation.items()},
-            "options": dict(self.options), "seed": self.seed, "command": self.command,
-            "package_versions": dict(self.package_versions), "created_at": self.created_at,
+            "options": dict(self.options),
+            "seed": self.seed,
+            "command": self.command,
+            "package_versions": dict(self.package_versions),
+            "created_at": self.created_at,
             "bundle_format_version": BUNDLE_FORMAT_VERSION,
         }
         if self.controls is not None:

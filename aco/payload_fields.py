@@ -48,8 +48,14 @@ def check(ok: bool, where: str, expected: str, value: Any) -> None:
         raise PayloadError(f"{where}: expected {expected}, got {shown(value)}")
 
 
-def as_float(value: Any, where: str, lo: float = -math.inf, hi: float = math.inf,
-             finite: bool = True, lo_open: bool = False) -> float:
+def as_float(
+    value: Any,
+    where: str,
+    lo: float = -math.inf,
+    hi: float = math.inf,
+    finite: bool = True,
+    lo_open: bool = False,
+) -> float:
     """A number in [lo, hi] (or (lo, hi] with lo_open) as a float; finite unless told."""
     ok = is_number(value)
     if ok:
@@ -73,8 +79,7 @@ def as_str(value: Any, where: str, choices: Iterable[str] | None = None) -> str:
     """A str, one of `choices` when given."""
     if choices is not None:
         choices = tuple(choices)
-        check(type(value) is str and value in choices, where, f"one of {', '.join(choices)}",
-              value)
+        check(type(value) is str and value in choices, where, f"one of {', '.join(choices)}", value)
     check(type(value) is str, where, "a str", value)
     return value
 
@@ -96,15 +101,17 @@ def as_strings(value: Any, where: str, distinct: bool = False) -> tuple[str, ...
     return tuple(items)
 
 
-def as_floats(value: Any, where: str, length: int | None = None, lo: float = -math.inf,
-              hi: float = math.inf) -> tuple[float, ...]:
+def as_floats(
+    value: Any, where: str, length: int | None = None, lo: float = -math.inf, hi: float = math.inf
+) -> tuple[float, ...]:
     """A list of finite numbers in [lo, hi], as floats."""
     items = as_list(value, where, length)
     return tuple(as_float(v, f"{where}[{i}]", lo, hi) for i, v in enumerate(items))
 
 
-def as_ints(value: Any, where: str, lo: int | None = None, hi: int | None = None,
-            length: int | None = None) -> tuple[int, ...]:
+def as_ints(
+    value: Any, where: str, lo: int | None = None, hi: int | None = None, length: int | None = None
+) -> tuple[int, ...]:
     """A list of ints in [lo, hi]."""
     items = as_list(value, where, length)
     return tuple(as_int(v, f"{where}[{i}]", lo, hi) for i, v in enumerate(items))
@@ -115,8 +122,11 @@ def as_array(value: Any, where: str, dtype: str, count: int | None = None) -> np
     size = np.dtype(dtype).itemsize
     ok = type(value) is bytes and len(value) % size == 0
     ok = ok and (count is None or len(value) == count * size)
-    expected = f"{dtype} bytes" + (f" of {count} items ({count * size} bytes)"
-                                   if count is not None else f" (a multiple of {size})")
+    expected = f"{dtype} bytes" + (
+        f" of {count} items ({count * size} bytes)"
+        if count is not None
+        else f" (a multiple of {size})"
+    )
     if type(value) is bytes and not ok:
         raise PayloadError(f"{where}: expected {expected}, got {len(value)} bytes")
     check(ok, where, expected, value)
@@ -144,8 +154,9 @@ class Fields:
         self.data, self.where = data, where
         unknown = sorted(str(k) for k in data if k not in set(known))
         if unknown:
-            raise PayloadError(f"{self.at(unknown[0])}: unknown field; this aco reads "
-                               f"{_listed(known)}")
+            raise PayloadError(
+                f"{self.at(unknown[0])}: unknown field; this aco reads {_listed(known)}"
+            )
 
     def at(self, key: str) -> str:
         """The path of one field."""
@@ -165,8 +176,14 @@ class Fields:
         """A required int field in [lo, hi]."""
         return as_int(self.get(key), self.at(key), lo, hi)
 
-    def float(self, key: str, lo: float = -math.inf, hi: float = math.inf, finite: bool = True,
-              lo_open: bool = False) -> float:
+    def float(
+        self,
+        key: str,
+        lo: float = -math.inf,
+        hi: float = math.inf,
+        finite: bool = True,
+        lo_open: bool = False,
+    ) -> float:
         """A required number field in [lo, hi], as a float."""
         return as_float(self.get(key), self.at(key), lo, hi, finite, lo_open)
 

@@ -50,8 +50,10 @@ def _outputs(objective: str) -> int:
 
 def _fits(where: str, what: str, got: int, expected: int) -> None:
     if got != expected:
-        raise PayloadError(f"{where}: {what} {got} does not fit the bundle (expected "
-                           f"{expected}); rebuild the bundle with this aco-lab")
+        raise PayloadError(
+            f"{where}: {what} {got} does not fit the bundle (expected "
+            f"{expected}); rebuild the bundle with this aco-lab"
+        )
 
 
 # -- tables ------------------------------------------------------------------------------------
@@ -74,20 +76,32 @@ class LinearWeights:
         f = Fields(data, where, cls.FIELDS)
         f.str("kind", (LINEAR_KIND,))
         n_feat, n_out = f.int("n_features", 1), f.int("n_outputs", 1)
-        for key, count in (("coef", n_out * n_feat), ("intercept", n_out), ("mean", n_feat),
-                           ("scale", n_feat)):
+        for key, count in (
+            ("coef", n_out * n_feat),
+            ("intercept", n_out),
+            ("mean", n_feat),
+            ("scale", n_feat),
+        ):
             check_finite(f.array(key, "<f8", count), f.at(key))
         scale = f.array("scale", "<f8")
         if (scale == 0).any():
-            raise PayloadError(f"{f.at('scale')}[{int(np.flatnonzero(scale == 0)[0])}]: "
-                               "expected a nonzero number, got 0.0")
+            raise PayloadError(
+                f"{f.at('scale')}[{int(np.flatnonzero(scale == 0)[0])}]: "
+                "expected a nonzero number, got 0.0"
+            )
         return cls(n_feat, n_out, *(f.get(k) for k in ("coef", "intercept", "mean", "scale")))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the payload."""
-        return {"kind": LINEAR_KIND, "n_features": self.n_features, "n_outputs": self.n_outputs,
-                "coef": self.coef, "intercept": self.intercept, "mean": self.mean,
-                "scale": self.scale}
+        return {
+            "kind": LINEAR_KIND,
+            "n_features": self.n_features,
+            "n_outputs": self.n_outputs,
+            "coef": self.coef,
+            "intercept": self.intercept,
+            "mean": self.mean,
+            "scale": self.scale,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +118,18 @@ class KnnTable:
     mean: bytes
     scale: bytes
 
-    FIELDS: ClassVar = ("kind", "n_features", "n_targets", "k", "vectors", "targets", "prior",
-                        "prior_weight", "mean", "scale")
+    FIELDS: ClassVar = (
+        "kind",
+        "n_features",
+        "n_targets",
+        "k",
+        "vectors",
+        "targets",
+        "prior",
+        "prior_weight",
+        "mean",
+        "scale",
+    )
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> KnnTable:
@@ -116,24 +140,42 @@ class KnnTable:
         vectors = f.array("vectors", "<f8")
         rows = len(vectors) // n_feat
         if rows < 1 or rows * n_feat != len(vectors):
-            raise PayloadError(f"{f.at('vectors')}: expected a positive multiple of "
-                               f"n_features ({n_feat}) values, got {len(vectors)}")
+            raise PayloadError(
+                f"{f.at('vectors')}: expected a positive multiple of "
+                f"n_features ({n_feat}) values, got {len(vectors)}"
+            )
         check_finite(vectors, f.at("vectors"))
-        check_finite(f.array("targets", "<f8", rows * n_targets), f.at("targets"),
-                     allow_nan=True)
+        check_finite(f.array("targets", "<f8", rows * n_targets), f.at("targets"), allow_nan=True)
         for key, count in (("prior", n_targets), ("mean", n_feat), ("scale", n_feat)):
             check_finite(f.array(key, "<f8", count), f.at(key))
         if (f.array("scale", "<f8") == 0).any():
             raise PayloadError(f"{f.at('scale')}: expected nonzero numbers, got a 0.0")
-        return cls(n_feat, n_targets, k, f.get("vectors"), f.get("targets"), f.get("prior"),
-                   f.float("prior_weight", 0.0), f.get("mean"), f.get("scale"))
+        return cls(
+            n_feat,
+            n_targets,
+            k,
+            f.get("vectors"),
+            f.get("targets"),
+            f.get("prior"),
+            f.float("prior_weight", 0.0),
+            f.get("mean"),
+            f.get("scale"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the payload."""
-        return {"kind": KNN_KIND, "n_features": self.n_features, "n_targets": self.n_targets,
-                "k": self.k, "vectors": self.vectors, "targets": self.targets,
-                "prior": self.prior, "prior_weight": self.prior_weight, "mean": self.mean,
-                "scale": self.scale}
+        return {
+            "kind": KNN_KIND,
+            "n_features": self.n_features,
+            "n_targets": self.n_targets,
+            "k": self.k,
+            "vectors": self.vectors,
+            "targets": self.targets,
+            "prior": self.prior,
+            "prior_weight": self.prior_weight,
+            "mean": self.mean,
+            "scale": self.scale,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,14 +193,16 @@ class LgbmRouterModel:
     def from_dict(cls, data: Any, where: str) -> LgbmRouterModel:
         """Checked, with its trees (and tier values, prior)."""
         f = Fields(data, where, ("kind", "objective", "booster", "tier_values", "prior"))
-        values = (as_floats(data["tier_values"], f.at("tier_values"), N_TIERS)
-                  if f.has("tier_values") else None)
+        values = (
+            as_floats(data["tier_values"], f.at("tier_values"), N_TIERS)
+            if f.has("tier_values")
+            else None
+        )
         prior = LinearWeights.from_dict(data["prior"], f.at("prior")) if f.has("prior") else None
         objective = f.str("objective", OBJECTIVES)
         if objective != "success" and (values is not None or prior is not None):
             raise PayloadError(f"{where}: tier_values and prior belong to success models only")
-        return cls(objective, LgbmTrees.from_dict(f.get("booster"), f.at("booster")), values,
-                   prior)
+        return cls(objective, LgbmTrees.from_dict(f.get("booster"), f.at("booster")), values, prior)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the payload."""
@@ -172,10 +216,18 @@ class LgbmRouterModel:
     def check_fits(self, n_features: int, where: str) -> None:
         """Refuse trees that read other features or score other classes than the bundle's."""
         success = self.objective == "success"
-        _fits(f"{where}.booster.num_features", "num_features", self.booster.num_features,
-              n_features + 1 if success else n_features)
-        _fits(f"{where}.booster.num_class", "num_class", self.booster.num_class,
-              1 if success else N_TIERS + 1)
+        _fits(
+            f"{where}.booster.num_features",
+            "num_features",
+            self.booster.num_features,
+            n_features + 1 if success else n_features,
+        )
+        _fits(
+            f"{where}.booster.num_class",
+            "num_class",
+            self.booster.num_class,
+            1 if success else N_TIERS + 1,
+        )
         if self.prior is not None:
             _fits(f"{where}.prior.n_features", "n_features", self.prior.n_features, n_features)
             _fits(f"{where}.prior.n_outputs", "n_outputs", self.prior.n_outputs, N_TIERS)
@@ -196,8 +248,11 @@ class LogregRouterModel:
         """Checked, with its weights."""
         f = Fields(data, where, ("kind", "objective", "linear", "C"))
         c = as_float(data["C"], f.at("C"), 0.0, lo_open=True) if f.has("C") else None
-        return cls(f.str("objective", OBJECTIVES),
-                   LinearWeights.from_dict(f.get("linear"), f.at("linear")), c)
+        return cls(
+            f.str("objective", OBJECTIVES),
+            LinearWeights.from_dict(f.get("linear"), f.at("linear")),
+            c,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the payload."""
@@ -209,8 +264,12 @@ class LogregRouterModel:
     def check_fits(self, n_features: int, where: str) -> None:
         """Refuse weights over other features or outputs than the bundle's."""
         _fits(f"{where}.linear.n_features", "n_features", self.linear.n_features, n_features)
-        _fits(f"{where}.linear.n_outputs", "n_outputs", self.linear.n_outputs,
-              _outputs(self.objective))
+        _fits(
+            f"{where}.linear.n_outputs",
+            "n_outputs",
+            self.linear.n_outputs,
+            _outputs(self.objective),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,14 +312,20 @@ class TableRouterModel:
     def from_dict(cls, data: Any, where: str) -> TableRouterModel:
         """Checked, with its weights."""
         f = Fields(data, where, ("kind", "objective", "linear", "shrink"))
-        return cls(f.str("objective", ("success",)),
-                   LinearWeights.from_dict(f.get("linear"), f.at("linear")),
-                   f.float("shrink", 0.0))
+        return cls(
+            f.str("objective", ("success",)),
+            LinearWeights.from_dict(f.get("linear"), f.at("linear")),
+            f.float("shrink", 0.0),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the payload."""
-        return {"kind": self.KIND, "objective": self.objective, "shrink": self.shrink,
-                "linear": self.linear.to_dict()}
+        return {
+            "kind": self.KIND,
+            "objective": self.objective,
+            "shrink": self.shrink,
+            "linear": self.linear.to_dict(),
+        }
 
     def check_fits(self, n_features: int, where: str) -> None:
         """Refuse weights over other features than the bundle's, or other than 5 tiers."""
@@ -292,20 +357,27 @@ class EnsembleRouterModel:
         f = Fields(data, where, ("kind", "objective", "members"))
         items = f.get("members")
         if type(items) is not list or not 2 <= len(items) <= MAX_MEMBERS:
-            raise PayloadError(f"{f.at('members')}: expected a list of 2..{MAX_MEMBERS} "
-                               f"models, got {type(items).__name__}")
-        members = tuple(_single_from_dict(m, f"{f.at('members')}[{i}]")
-                        for i, m in enumerate(items))
+            raise PayloadError(
+                f"{f.at('members')}: expected a list of 2..{MAX_MEMBERS} "
+                f"models, got {type(items).__name__}"
+            )
+        members = tuple(
+            _single_from_dict(m, f"{f.at('members')}[{i}]") for i, m in enumerate(items)
+        )
         for i, member in enumerate(members):
             if member.objective != "success":
-                raise PayloadError(f"{f.at('members')}[{i}].objective: expected success, got "
-                                   f"{member.objective!r}")
+                raise PayloadError(
+                    f"{f.at('members')}[{i}].objective: expected success, got {member.objective!r}"
+                )
         return cls(f.str("objective", ("success",)), members)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the payload."""
-        return {"kind": self.KIND, "objective": self.objective,
-                "members": [m.to_dict() for m in self.members]}
+        return {
+            "kind": self.KIND,
+            "objective": self.objective,
+            "members": [m.to_dict() for m in self.members],
+        }
 
     def check_fits(self, n_features: int, where: str) -> None:
         """Every member fits the bundle's features."""
@@ -314,10 +386,22 @@ class EnsembleRouterModel:
 
 
 RouterModel = SingleModel | EnsembleRouterModel
-ROUTER_MODELS: dict[str, type[RouterModel]] = {**SINGLE_MODELS,
-                                               EnsembleRouterModel.KIND: EnsembleRouterModel}
-_MODEL_FIELDS = ("kind", "objective", "booster", "linear", "knn", "C", "tier_values", "prior",
-                 "shrink", "members")
+ROUTER_MODELS: dict[str, type[RouterModel]] = {
+    **SINGLE_MODELS,
+    EnsembleRouterModel.KIND: EnsembleRouterModel,
+}
+_MODEL_FIELDS = (
+    "kind",
+    "objective",
+    "booster",
+    "linear",
+    "knn",
+    "C",
+    "tier_values",
+    "prior",
+    "shrink",
+    "members",
+)
 
 
 def router_model_from_dict(data: Any, where: str = "model") -> RouterModel:

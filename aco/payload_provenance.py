@@ -48,8 +48,7 @@ class Holdout:
     def from_dict(cls, data: Any, where: str) -> Holdout:
         """Checked: the file list, the ids (str)."""
         f = Fields(data, where, ("files", "request_ids"))
-        ids = (as_strings(data["request_ids"], f.at("request_ids")) if f.has("request_ids")
-               else None)
+        ids = as_strings(data["request_ids"], f.at("request_ids")) if f.has("request_ids") else None
         return cls(read_files(f.get("files"), f.at("files")), ids)
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,18 +76,27 @@ class TrainingData:
         """Checked: the file list's fields, counts >= 0, one id per request."""
         f = Fields(data, where, cls.__slots__)
         ids = as_strings(f.get("request_ids"), f.at("request_ids"))
-        holdout = (Holdout.from_dict(data["holdout"], f.at("holdout")) if f.has("holdout")
-                   else None)
-        return cls(read_files(f.get("files"), f.at("files")), f.int("n_runs", 0),
-                   f.int("n_requests", len(ids), len(ids)), f.bool("counterfactual"),
-                   f.str("request_ids_sha256"), ids, holdout)
+        holdout = Holdout.from_dict(data["holdout"], f.at("holdout")) if f.has("holdout") else None
+        return cls(
+            read_files(f.get("files"), f.at("files")),
+            f.int("n_runs", 0),
+            f.int("n_requests", len(ids), len(ids)),
+            f.bool("counterfactual"),
+            f.str("request_ids_sha256"),
+            ids,
+            holdout,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the payload."""
-        out = {"files": [dict(x) for x in self.files], "n_runs": self.n_runs,
-               "n_requests": self.n_requests, "counterfactual": self.counterfactual,
-               "request_ids_sha256": self.request_ids_sha256,
-               "request_ids": list(self.request_ids)}
+        out = {
+            "files": [dict(x) for x in self.files],
+            "n_runs": self.n_runs,
+            "n_requests": self.n_requests,
+            "counterfactual": self.counterfactual,
+            "request_ids_sha256": self.request_ids_sha256,
+            "request_ids": list(self.request_ids),
+        }
         if self.holdout is not None:
             out["holdout"] = self.holdout.to_dict()
         return out
@@ -107,5 +115,9 @@ def _check_scalars(value: Any, where: str, depth: int) -> None:
         for i, item in enumerate(value):
             _check_scalars(item, f"{where}[{i}]", depth - 1)
         return
-    check(value is None or is_number(value) or type(value) in (bool, str), where,
-          "a number, bool, str or None" + (" (or a list of them)" if depth else ""), value)
+    check(
+        value is None or is_number(value) or type(value) in (bool, str),
+        where,
+        "a number, bool, str or None" + (" (or a list of them)" if depth else ""),
+        value,
+    )

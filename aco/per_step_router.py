@@ -46,12 +46,21 @@ log = logging.getLogger(__name__)
 ACTION_TIERS: tuple[tuple[int, re.Pattern[str]], ...] = tuple(
     (tier, re.compile(pattern, re.IGNORECASE))
     for tier, pattern in (
-        (4, r"\b(plan\w*|design\w*|architect\w*|diagnos\w*|root cause|debug\w*|decid\w*|"
-            r"review\w*|verify|prove)\b"),
-        (3, r"\b(writ\w*|implement\w*|fix\w*|refactor\w*|edit\w*|generat\w*|draft\w*|"
-            r"analy[sz]\w*|synthesi[sz]\w*|compar\w*)\b"),
-        (1, r"\b(read\w*|list\w*|search\w*|fetch\w*|get|open\w*|look\w* up|grep|ls|cat|"
-            r"format\w*|summari[sz]\w*|extract\w*|classif\w*)\b"),
+        (
+            4,
+            r"\b(plan\w*|design\w*|architect\w*|diagnos\w*|root cause|debug\w*|decid\w*|"
+            r"review\w*|verify|prove)\b",
+        ),
+        (
+            3,
+            r"\b(writ\w*|implement\w*|fix\w*|refactor\w*|edit\w*|generat\w*|draft\w*|"
+            r"analy[sz]\w*|synthesi[sz]\w*|compar\w*)\b",
+        ),
+        (
+            1,
+            r"\b(read\w*|list\w*|search\w*|fetch\w*|get|open\w*|look\w* up|grep|ls|cat|"
+            r"format\w*|summari[sz]\w*|extract\w*|classif\w*)\b",
+        ),
     )
 )
 DEFAULT_ACTION_TIER = 2  # an action with no cue: the cheap cloud tier
@@ -66,9 +75,15 @@ _RESERVATIONS = itertools.count(1)  # ids unique across routers: a step ends onl
 class PerStepRouter:
     """Per-step tiers under one run's USD budget: downgrade first, then refuse; thread-safe."""
 
-    def __init__(self, max_budget: float, config: ACOConfig | None = None, *,
-                 min_tier: int = MIN_TIER, step_input_tokens: int = STEP_INPUT_TOKENS,
-                 step_output_tokens: int = STEP_OUTPUT_TOKENS) -> None:
+    def __init__(
+        self,
+        max_budget: float,
+        config: ACOConfig | None = None,
+        *,
+        min_tier: int = MIN_TIER,
+        step_input_tokens: int = STEP_INPUT_TOKENS,
+        step_output_tokens: int = STEP_OUTPUT_TOKENS,
+    ) -> None:
         check_number(max_budget, "max_budget")
         if not isinstance(min_tier, int) or not MIN_TIER <= min_tier <= MAX_TIER:
             raise ACOError(f"min_tier: expected an int {MIN_TIER}..{MAX_TIER}, got {min_tier!r}")
@@ -99,14 +114,18 @@ class PerStepRouter:
         with self._lock:
             return float(max(Fraction(0), self._left()))
 
-    def step_cost(self, tier: int, input_tokens: int | None = None,
-                  output_tokens: int | None = None) -> float:
+    def step_cost(
+        self, tier: int, input_tokens: int | None = None, output_tokens: int | None = None
+    ) -> float:
         """USD one step at `tier` is expected to cost."""
         return self.config.tier(tier).cost(
-            self.step_input_tokens if input_tokens is None
+            self.step_input_tokens
+            if input_tokens is None
             else _check_tokens(input_tokens, "input_tokens"),
-            self.step_output_tokens if output_tokens is None
-            else _check_tokens(output_tokens, "output_tokens"))
+            self.step_output_tokens
+            if output_tokens is None
+            else _check_tokens(output_tokens, "output_tokens"),
+        )
 
     def fits(self, cost: float) -> bool:
         """Whether the budget left (after spends and holds) can pay `cost` USD.
@@ -117,30 +136,48 @@ class PerStepRouter:
         with self._lock:
             return Fraction(cost) <= self._left()
 
-    def route_step(self, action: str, step_num: int, has_prior_failures: bool = False,
-                   task_risk: str = "medium", *, input_tokens: int | None = None,
-                   output_tokens: int | None = None) -> StepDecision:
+    def route_step(
+        self,
+        action: str,
+        step_num: int,
+        has_prior_failures: bool = False,
+        task_risk: str = "medium",
+        *,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+    ) -> StepDecision:
         """The tier for one step, fitted to the budget left (allowed=False when none fits).
 
         An allowed step holds its cost_estimate until record(cost, step) or release(step).
         """
         wanted, why = self._wanted_tier(action, step_num, has_prior_failures, task_risk)
-        costs = {s.tier: self.step_cost(s.tier, input_tokens, output_tokens)
-                 for s in self.config.tiers if self.min_tier <= s.tier <= wanted}
+        costs = {
+            s.tier: self.step_cost(s.tier, input_tokens, output_tokens)
+            for s in self.config.tiers
+            if self.min_tier <= s.tier <= wanted
+        }
         with self._lock:
             left = self._left()
-            tier = next((t for t in sorted(costs, reverse=True) if Fraction(costs[t]) <= left),
-                        None)
+            tier = next(
+                (t for t in sorted(costs, reverse=True) if Fraction(costs[t]) <= left), None
+            )
             if tier is None:
                 return self._refuse(min(costs), costs[min(costs)], why, left)
             reservation = self._hold(costs[tier])
         if tier < wanted:
             why += f"; downgraded {wanted}->{tier}: {format_money(float(left))} left"
-        return StepDecision(tier, self.config.tier(tier).model_id, costs[tier], why,
-                            reservation=reservation)
+        return StepDecision(
+            tier, self.config.tier(tier).model_id, costs[tier], why, reservation=reservation
+        )
 
-    def reserve(self, tier: int, *, input_tokens: int | None = None,
-                output_tokens: int | None = None, reason: str = "") -> StepDecision:
+    def reserve(
+        self,
+        tier: int,
+        *,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        reason: str = "",
+    ) -> StepDecision:
         """Hold the cost of one call at exactly `tier` (an escalation, a verifier call).
 
         Never downgrades: allowed=False when that tier does not fit the budget left.
@@ -152,15 +189,29 @@ class PerStepRouter:
             if Fraction(cost) > left:
                 return self._refuse(tier, cost, why, left)
             reservation = self._hold(cost)
-        return StepDecision(tier, self.config.tier(tier).model_id, cost, why,
-                            reservation=reservation)
+        return StepDecision(
+            tier, self.config.tier(tier).model_id, cost, why, reservation=reservation
+        )
 
-    def require_step(self, action: str, step_num: int, has_prior_failures: bool = False,
-                     task_risk: str = "medium", *, input_tokens: int | None = None,
-                     output_tokens: int | None = None) -> StepDecision:
+    def require_step(
+        self,
+        action: str,
+        step_num: int,
+        has_prior_failures: bool = False,
+        task_risk: str = "medium",
+        *,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+    ) -> StepDecision:
         """Like route_step, but raises BudgetExceededError instead of returning allowed=False."""
-        decision = self.route_step(action, step_num, has_prior_failures, task_risk,
-                                   input_tokens=input_tokens, output_tokens=output_tokens)
+        decision = self.route_step(
+            action,
+            step_num,
+            has_prior_failures,
+            task_risk,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+        )
         if not decision.allowed:
             raise BudgetExceededError(decision.reason)
         return decision
@@ -194,14 +245,19 @@ class PerStepRouter:
 
     def _end_hold(self, step: StepDecision) -> None:
         if not isinstance(step, StepDecision):
-            raise ACOError(f"step: expected the StepDecision route_step or reserve returned, "
-                           f"got {type(step).__name__}")
+            raise ACOError(
+                f"step: expected the StepDecision route_step or reserve returned, "
+                f"got {type(step).__name__}"
+            )
         if self._held.pop(step.reservation, None) is None:
-            raise ACOError(f"step: holds no budget here (refused, already recorded or released, "
-                           f"or from another PerStepRouter): {step.reason}")
+            raise ACOError(
+                f"step: holds no budget here (refused, already recorded or released, "
+                f"or from another PerStepRouter): {step.reason}"
+            )
 
-    def _wanted_tier(self, action: str, step_num: int, failures: bool,
-                     risk: str) -> tuple[int, str]:
+    def _wanted_tier(
+        self, action: str, step_num: int, failures: bool, risk: str
+    ) -> tuple[int, str]:
         if not isinstance(action, str):
             raise ACOError(f"action: expected a string, got {type(action).__name__}")
         if not isinstance(step_num, int) or isinstance(step_num, bool) or step_num < 1:
@@ -225,9 +281,11 @@ class PerStepRouter:
         return tier, "; ".join(why) + f" -> tier {tier}"
 
     def _refuse(self, tier: int, cost: float, why: str, left: Fraction) -> StepDecision:
-        reason = (f"{why}; refused: {format_money(float(max(left, Fraction(0))))} left of "
-                  f"{format_money(self.max_budget)}, the cheapest allowed tier ({tier}) costs "
-                  f"{format_money(cost)}: end the run as budget_exceeded")
+        reason = (
+            f"{why}; refused: {format_money(float(max(left, Fraction(0))))} left of "
+            f"{format_money(self.max_budget)}, the cheapest allowed tier ({tier}) costs "
+            f"{format_money(cost)}: end the run as budget_exceeded"
+        )
         return StepDecision(tier, self.config.tier(tier).model_id, cost, reason, allowed=False)
 
 

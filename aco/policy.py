@@ -81,14 +81,18 @@ class PolicyMix:
         """Rebuild from to_dict's output; None for a bundle without a mix."""
         if not data:
             return None
-        return cls(PolicyParams.from_dict(data["policy"]), float(data["share"]),
-                   int(data.get("salt", 0)))
+        return cls(
+            PolicyParams.from_dict(data["policy"]), float(data["share"]), int(data.get("salt", 0))
+        )
 
 
 def mix_coin(request: str, salt: int = 0) -> float:
     """A number in [0, 1) fixed by the request text and the salt (blake2b, first 8 bytes)."""
-    digest = hashlib.blake2b(request.encode("utf-8", "surrogatepass"), digest_size=8,
-                             salt=salt.to_bytes(8, "little", signed=True)[:8].ljust(16, b"\0"))
+    digest = hashlib.blake2b(
+        request.encode("utf-8", "surrogatepass"),
+        digest_size=8,
+        salt=salt.to_bytes(8, "little", signed=True)[:8].ljust(16, b"\0"),
+    )
     return int.from_bytes(digest.digest(), "little") / 2.0**64
 
 

@@ -50,8 +50,11 @@ class ModelPrice:
         """USD for one call (the cached tokens are part of the input tokens)."""
         cached = min(cached_input_tokens, input_tokens)
         cached_rate = self.input if self.cached_input is None else self.cached_input
-        return ((input_tokens - cached) * self.input + cached * cached_rate
-                + output_tokens * self.output)
+        return (
+            (input_tokens - cached) * self.input
+            + cached * cached_rate
+            + output_tokens * self.output
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +69,13 @@ class PriceSnapshot:
     def find(self, model_id: str, provider: str | None = None) -> ModelPrice | None:
         """The price of a model id as providers and SDKs spell it (case, provider prefix)."""
         bare = model_id.rsplit("/", 1)[-1]
-        candidates = (model_id, model_id.lower(), f"{provider}/{model_id}" if provider else "",
-                      bare, bare.lower())
+        candidates = (
+            model_id,
+            model_id.lower(),
+            f"{provider}/{model_id}" if provider else "",
+            bare,
+            bare.lower(),
+        )
         for name in candidates:
             price = self.models.get(name)
             if price is not None:
@@ -94,23 +102,35 @@ def load_price_snapshot(path: Path = SNAPSHOT_PATH, sha256: str | None = None) -
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise DataError(f"{path}: cannot read the price snapshot ({exc.strerror}); "
-                        f"reinstall aco") from None
+        raise DataError(
+            f"{path}: cannot read the price snapshot ({exc.strerror}); reinstall aco"
+        ) from None
     digest = hashlib.sha256(data).hexdigest()
     if digest != expected:
-        raise DataError(f"{path}: sha256 {digest[:12]}... is not the pinned {expected[:12]}...; "
-                        f"the price snapshot was changed: reinstall aco, or rebuild it with "
-                        f"scripts/build_price_snapshot.py")
+        raise DataError(
+            f"{path}: sha256 {digest[:12]}... is not the pinned {expected[:12]}...; "
+            f"the price snapshot was changed: reinstall aco, or rebuild it with "
+            f"scripts/build_price_snapshot.py"
+        )
     doc = json.loads(data)
-    models = {name: ModelPrice(name, entry["provider"], entry["input"], entry["output"],
-                               entry.get("cached_input"))
-              for name, entry in doc["models"].items()}
+    models = {
+        name: ModelPrice(
+            name, entry["provider"], entry["input"], entry["output"], entry.get("cached_input")
+        )
+        for name, entry in doc["models"].items()
+    }
     return PriceSnapshot(doc["date"], doc["source"], digest, models)
 
 
-def price_call(model_id: str, input_tokens: int | None, output_tokens: int | None,
-               cached_input_tokens: int | None = None, *, provider: str | None = None,
-               tier_prices: Any = None) -> PricedCost:
+def price_call(
+    model_id: str,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    cached_input_tokens: int | None = None,
+    *,
+    provider: str | None = None,
+    tier_prices: Any = None,
+) -> PricedCost:
     """The cost of a call from its tokens: the snapshot's price, else `tier_prices` (a TierSpec).
 
     Without any token count, or without a price for the model, the cost is 0 and "unpriced".
@@ -120,8 +140,9 @@ def price_call(model_id: str, input_tokens: int | None, output_tokens: int | Non
     tokens_in, tokens_out = input_tokens or 0, output_tokens or 0
     price = load_price_snapshot().find(model_id, provider)
     if price is not None:
-        return PricedCost(price.cost(tokens_in, tokens_out, cached_input_tokens or 0),
-                          COST_SNAPSHOT)
+        return PricedCost(
+            price.cost(tokens_in, tokens_out, cached_input_tokens or 0), COST_SNAPSHOT
+        )
     if tier_prices is not None:
         return PricedCost(tier_prices.cost(tokens_in, tokens_out), COST_TIER_TABLE)
     return PricedCost(0.0, COST_UNPRICED)

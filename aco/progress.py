@@ -48,8 +48,14 @@ class Meter:
             return
         self.done = done
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s: %d of %d %s", self.name, self.done, self.total, self.unit,
-                      extra={RECORD_KEY: Progress(self.name, self.done, self.total, self.unit)})
+            log.debug(
+                "%s: %d of %d %s",
+                self.name,
+                self.done,
+                self.total,
+                self.unit,
+                extra={RECORD_KEY: Progress(self.name, self.done, self.total, self.unit)},
+            )
 
     def finish(self) -> None:
         """Count the rest as done (a total that was an estimate, or work cut short by design)."""

@@ -51,8 +51,13 @@ class ProgressDisplay(logging.Handler):
 
     def _continues(self, progress: Progress) -> bool:
         opened = self.bar_of
-        return (self.bar is not None and opened is not None and opened.stage == progress.stage
-                and opened.total == progress.total and progress.done > 0)
+        return (
+            self.bar is not None
+            and opened is not None
+            and opened.stage == progress.stage
+            and opened.total == progress.total
+            and progress.done > 0
+        )
 
     def _open_bar(self, progress: Progress) -> None:
         if not progress.total:  # nothing to count: the stage line says it all
@@ -60,9 +65,14 @@ class ProgressDisplay(logging.Handler):
             return
         bytes_counted = progress.unit == "bytes"
         self.bar = click.progressbar(
-            length=progress.total, label=f"{self._stamp()} {progress.stage}", file=self.stream,
-            width=BAR_WIDTH, show_percent=True, show_eta=True,
-            item_show_func=None if bytes_counted else lambda text: text)
+            length=progress.total,
+            label=f"{self._stamp()} {progress.stage}",
+            file=self.stream,
+            width=BAR_WIDTH,
+            show_percent=True,
+            show_eta=True,
+            item_show_func=None if bytes_counted else lambda text: text,
+        )
         self.bar_of = progress
         self.bar.__enter__()
         if progress.done:

@@ -121,19 +121,26 @@ def predict_task_types(
     return best, probs[np.arange(len(best)), best]
 
 
-def build_novelty(centroids: np.ndarray, offset: int, threshold: float, quantile: float
-                  ) -> dict[str, Any]:
+def build_novelty(
+    centroids: np.ndarray, offset: int, threshold: float, quantile: float
+) -> dict[str, Any]:
     """Plain data of the task-type novelty check: unit-length centroids of training requests'
     hashed n-gram vectors (features[offset:]), float16, and the similarity to the nearest
     below which a request is novel (the `quantile` of held-out requests')."""
     stored = np.ascontiguousarray(centroids, dtype="<f2")
-    return {"centroids": stored.tobytes(), "count": int(stored.shape[0]),
-            "width": int(stored.shape[1]), "offset": int(offset), "threshold": float(threshold),
-            "quantile": float(quantile)}
+    return {
+        "centroids": stored.tobytes(),
+        "count": int(stored.shape[0]),
+        "width": int(stored.shape[1]),
+        "offset": int(offset),
+        "threshold": float(threshold),
+        "quantile": float(quantile),
+    }
 
 
-def read_novelty(task_model: Mapping[str, Any], n_features: int, source: str = "bundle"
-                 ) -> tuple[np.ndarray, int, float] | None:
+def read_novelty(
+    task_model: Mapping[str, Any], n_features: int, source: str = "bundle"
+) -> tuple[np.ndarray, int, float] | None:
     """(centroids as float32 (count, width), offset, threshold) of a task model's novelty
     check; None for a bundle trained without one. BundleError when its shapes do not fit."""
     if task_model.get("novelty") is None:
@@ -162,8 +169,9 @@ def novel_rows(task_model: Mapping[str, Any], X: np.ndarray) -> np.ndarray:
     return nearest_similarity(centroids, X[:, offset:]) < threshold
 
 
-def infer_task_types(task_model: Mapping[str, Any], requests: Sequence[str], X: np.ndarray
-                     ) -> list[str | None]:
+def infer_task_types(
+    task_model: Mapping[str, Any], requests: Sequence[str], X: np.ndarray
+) -> list[str | None]:
     """TaskTypePredictor.infer for many requests (the lab's replay): the predicted type, or
     for a request unlike the training requests the rules' type when the model knows it."""
     X = np.asarray(X, dtype=np.float64)
@@ -223,8 +231,10 @@ class TaskTypePredictor:
             similarity = float(nearest_similarity(centroids, x[offset:].astype(np.float32))[0])
             if similarity < threshold:
                 cue = cue_task_type(request, self._known)
-                unlike = (f"request unlike the training requests (similarity {similarity:.2f} "
-                          f"< {threshold:.2f})")
+                unlike = (
+                    f"request unlike the training requests (similarity {similarity:.2f} "
+                    f"< {threshold:.2f})"
+                )
                 if cue is not None:
                     return cue, FROM_RULE_CUES, f"{unlike}: task type {cue} from rule cues"
                 return None, FROM_NONE, f"{unlike}: task type unknown"
@@ -246,8 +256,10 @@ def output_token_table(
     """(n, 5) predicted output tokens per tier: the task type's medians, else the overall ones."""
     by_type = cost_model["output_tokens"]
     default = cost_model["default_output_tokens"]
-    return np.array([by_type.get(t, default) if t is not None else default for t in task_types],
-                    dtype=np.float64).reshape(len(task_types), N_TIERS)
+    return np.array(
+        [by_type.get(t, default) if t is not None else default for t in task_types],
+        dtype=np.float64,
+    ).reshape(len(task_types), N_TIERS)
 
 
 def expected_cost_table(
@@ -279,12 +291,14 @@ def cost_factors(cost_model: Mapping[str, Any], task_type: str | None = None) ->
     return [1.0] * N_TIERS if factors is None else [float(f) for f in factors]
 
 
-def cost_factor_table(cost_model: Mapping[str, Any], task_types: Sequence[str | None]
-                      ) -> np.ndarray:
+def cost_factor_table(
+    cost_model: Mapping[str, Any], task_types: Sequence[str | None]
+) -> np.ndarray:
     """(n, 5) cost factors of each request's task type (cost_factors)."""
     rows = {t: cost_factors(cost_model, t) for t in set(task_types)}
-    return np.array([rows[t] for t in task_types], dtype=np.float64).reshape(len(task_types),
-                                                                             N_TIERS)
+    return np.array([rows[t] for t in task_types], dtype=np.float64).reshape(
+        len(task_types), N_TIERS
+    )
 
 
 def tier_prices(tiers: Sequence[TierSpec]) -> tuple[np.ndarray, np.ndarray]:
@@ -300,8 +314,12 @@ def tier_prices(tiers: Sequence[TierSpec]) -> tuple[np.ndarray, np.ndarray]:
 class Router:
     """Routes one request at a time with a trained bundle (mode "bundle")."""
 
-    def __init__(self, bundle: BundlePayload | Mapping[str, Any], config: ACOConfig | None = None,
-                 source: str = "bundle") -> None:
+    def __init__(
+        self,
+        bundle: BundlePayload | Mapping[str, Any],
+        config: ACOConfig | None = None,
+        source: str = "bundle",
+    ) -> None:
         # Every field checked once (aco.payload); a plain dict is read into the dataclasses.
         self.payload = bundle if isinstance(bundle, BundlePayload) else read_payload(bundle, source)
         self.bundle = bundle if isinstance(bundle, Mapping) else self.payload.to_dict()
@@ -322,10 +340,14 @@ class Router:
         self._configured = [t in self._models for t in TIERS]
         self._allowed_by_floor: dict[int, list[bool]] = {}
         # Output tokens x output price per tier, by task type (None: the overall medians).
-        by_type = {**self.cost_model["output_tokens"],
-                   None: self.cost_model["default_output_tokens"]}
-        self._output_costs = {t: [o * po for o, po in zip(out, self._prices_out, strict=True)]
-                              for t, out in by_type.items()}
+        by_type = {
+            **self.cost_model["output_tokens"],
+            None: self.cost_model["default_output_tokens"],
+        }
+        self._output_costs = {
+            t: [o * po for o, po in zip(out, self._prices_out, strict=True)]
+            for t, out in by_type.items()
+        }
         self._cost_factors = {t: cost_factors(self.cost_model, t) for t in by_type}
         self.mix = self.payload.policy_mix
         self.version: int | None = None  # from the manifest, when loaded from a file
@@ -342,8 +364,13 @@ class Router:
         router._label = f"bundle v{router.version}"
         return router
 
-    def decide(self, request: str, task_type: str | None = None, input_tokens: int | None = None,
-               difficulty: int | None = None) -> RoutingDecision:
+    def decide(
+        self,
+        request: str,
+        task_type: str | None = None,
+        input_tokens: int | None = None,
+        difficulty: int | None = None,
+    ) -> RoutingDecision:
         """The tier for one request, with P(success) per tier and the reason."""
         x = request_features(self.spec, request, task_type, difficulty, input_tokens)
         note, source = "", FROM_CALLER if task_type is not None else FROM_NONE
@@ -357,10 +384,15 @@ class Router:
         params, mixed = self._params_for(request)
         i, code = choose_tier(p, costs, allowed, params)
         return RoutingDecision(
-            tier=i + 1, model_id=self._models[i + 1], confidence=p[i], cost_estimate=costs[i],
-            task_type=task_type, reason=self._reason(code, i, p, floor, params) + mixed + note,
+            tier=i + 1,
+            model_id=self._models[i + 1],
+            confidence=p[i],
+            cost_estimate=costs[i],
+            task_type=task_type,
+            reason=self._reason(code, i, p, floor, params) + mixed + note,
             mode=MODE_BUNDLE,
-            probabilities=tuple(p), task_type_from=source,
+            probabilities=tuple(p),
+            task_type_from=source,
         )
 
     def _calibrated(self, x: np.ndarray) -> list[float]:
@@ -372,24 +404,30 @@ class Router:
 
     def _costs(self, request: str, task_type: str | None, input_tokens: int | None) -> list[float]:
         """USD per tier: the request's input tokens, the task type's predicted output tokens."""
-        tokens = (len(request) / self.cost_model["chars_per_token"]
-                  if input_tokens is None else float(input_tokens))
+        tokens = (
+            len(request) / self.cost_model["chars_per_token"]
+            if input_tokens is None
+            else float(input_tokens)
+        )
         output = self._output_costs.get(task_type) if task_type else None
         if output is None:
             output = self._output_costs[None]
         factors = self._cost_factors.get(task_type) if task_type else None
         if factors is None:
             factors = cost_factors(self.cost_model, task_type)
-        return [(tokens * pi + oc) / 1000.0 * f
-                for pi, oc, f in zip(self._prices_in, output, factors, strict=True)]
+        return [
+            (tokens * pi + oc) / 1000.0 * f
+            for pi, oc, f in zip(self._prices_in, output, factors, strict=True)
+        ]
 
     def _params_for(self, request: str) -> tuple[PolicyParams, str]:
         """The operating point's parameters for this request, and a note when the bundle mixes
         two points and this request's hash puts it in the second one's share."""
         if self.mix is None or mix_coin(request, self.mix.salt) >= self.mix.share:
             return self.params, ""
-        return self.mix.params, (f"; mixed operating point: its second policy, taken by "
-                                 f"{self.mix.share:.0%} of requests")
+        return self.mix.params, (
+            f"; mixed operating point: its second policy, taken by {self.mix.share:.0%} of requests"
+        )
 
     def _allowed(self, task_type: str | None) -> tuple[int, list[bool]]:
         """(task floor, tiers allowed): configured tiers at or above the floor, else the top."""
@@ -402,15 +440,21 @@ class Router:
             self._allowed_by_floor[floor] = allowed  # floors are few: 1..5
         return floor, allowed
 
-    def _reason(self, code: int, i: int, p: list[float], floor: int, params: PolicyParams
-                ) -> str:
+    def _reason(self, code: int, i: int, p: list[float], floor: int, params: PolicyParams) -> str:
         where = f"{self._label}: P(success) {p[i]:.2f} at tier {i + 1}, best {max(p):.2f}"
         floor_note = f"; task floor {floor}" if floor > 1 else ""
         if REASONS[code] == "safety":
-            return (f"{where}; every allowed tier is below safety_threshold "
-                    f"{params.safety_threshold:.2f}: top allowed tier{floor_note}")
+            return (
+                f"{where}; every allowed tier is below safety_threshold "
+                f"{params.safety_threshold:.2f}: top allowed tier{floor_note}"
+            )
         value, scale = params.success_value, params.cost_scale
-        rule = ("the cheapest" if value == 0
-                else f"the best value ({value:.3g} x P - cost / {scale:.3g})")
-        return (f"{where}; {rule} of the tiers keeping >= {params.downgrade_threshold:.2f} "
-                f"of the best{floor_note}")
+        rule = (
+            "the cheapest"
+            if value == 0
+            else f"the best value ({value:.3g} x P - cost / {scale:.3g})"
+        )
+        return (
+            f"{where}; {rule} of the tiers keeping >= {params.downgrade_threshold:.2f} "
+            f"of the best{floor_note}"
+        )

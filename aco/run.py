@@ -53,22 +53,32 @@ class RunOwner(Protocol):
     config: ACOConfig
     controls: Controls
 
-    def cascade_answer(self, request: str, initial_tier: int,
-                       cheap_logprobs: Sequence[float] | None, cheap_response: str | None,
-                       retries_used: int = 0, cues: RequestCues | None = None,
-                       earlier: Sequence[Answer] = ()) -> tuple[CascadeDecision, Answer | None]:
-        ...
+    def cascade_answer(
+        self,
+        request: str,
+        initial_tier: int,
+        cheap_logprobs: Sequence[float] | None,
+        cheap_response: str | None,
+        retries_used: int = 0,
+        cues: RequestCues | None = None,
+        earlier: Sequence[Answer] = (),
+    ) -> tuple[CascadeDecision, Answer | None]: ...
 
-    def write_trace(self, trace: Mapping[str, Any]) -> None:
-        ...
+    def write_trace(self, trace: Mapping[str, Any]) -> None: ...
 
 
 class Run:
     """One agent run: routing decision, recorded steps, spend; `end` writes its trace."""
 
-    def __init__(self, optimizer: RunOwner, request: str, routing: RoutingDecision,
-                 context_budget: ContextBudget, difficulty: int | None = None,
-                 cues: RequestCues | None = None) -> None:
+    def __init__(
+        self,
+        optimizer: RunOwner,
+        request: str,
+        routing: RoutingDecision,
+        context_budget: ContextBudget,
+        difficulty: int | None = None,
+        cues: RequestCues | None = None,
+    ) -> None:
         self.optimizer = optimizer
         self.trace_id = os.urandom(16).hex()  # 128 random bits, like uuid4().hex, faster
         self.request = request
@@ -96,7 +106,8 @@ class Run:
         if self._cues is None:
             task_type = self.routing.task_type
             self._cues = read_cues(self.request, task_type).with_task_type(
-                task_type, self.routing.task_type_from)
+                task_type, self.routing.task_type_from
+            )
         return self._cues
 
     @property
@@ -142,11 +153,21 @@ class Run:
         r, b = self.routing, self.context_budget
         info = {
             "trace_id": self.trace_id,
-            "routing": {"tier": r.tier, "model_id": r.model_id, "confidence": r.confidence,
-                        "cost_estimate": r.cost_estimate, "task_type": r.task_type,
-                        "task_type_from": r.task_type_from, "reason": r.reason, "mode": r.mode},
-            "context_budget": {"total_tokens": b.total_tokens, "keep_exact": list(b.keep_exact),
-                               "omit": list(b.omit)},
+            "routing": {
+                "tier": r.tier,
+                "model_id": r.model_id,
+                "confidence": r.confidence,
+                "cost_estimate": r.cost_estimate,
+                "task_type": r.task_type,
+                "task_type_from": r.task_type_from,
+                "reason": r.reason,
+                "mode": r.mode,
+            },
+            "context_budget": {
+                "total_tokens": b.total_tokens,
+                "keep_exact": list(b.keep_exact),
+                "omit": list(b.omit),
+            },
         }
         start = self.optimizer.controls.cascade_start(r.task_type)
         if start is not None:  # a learned cascade: the model its learned order asks first
@@ -154,12 +175,23 @@ class Run:
         return info
 
     # -- recording ----------------------------------------------------------------------
-    def record_call(self, tier: int, cost: float | None = None, *, model_id: str | None = None,
-                    input_tokens: int | None = None, output_tokens: int | None = None,
-                    cached_input_tokens: int | None = None, latency_ms: float | None = None,
-                    escalated_from: int | None = None, logprobs: Sequence[float] | None = None,
-                    output_text: str | None = None, action: str | None = None,
-                    progress: bool | None = None, cost_source: str = COST_REPORTED) -> int:
+    def record_call(
+        self,
+        tier: int,
+        cost: float | None = None,
+        *,
+        model_id: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cached_input_tokens: int | None = None,
+        latency_ms: float | None = None,
+        escalated_from: int | None = None,
+        logprobs: Sequence[float] | None = None,
+        output_text: str | None = None,
+        action: str | None = None,
+        progress: bool | None = None,
+        cost_source: str = COST_REPORTED,
+    ) -> int:
         """Record one model call as a new step; returns its step_num.
 
         Without a cost, the call is priced from its tokens (aco.prices: the snapshot, else the
@@ -169,13 +201,25 @@ class Run:
             check_tier(tier, "model_call.tier")
             spec = self.optimizer.config.tier(tier)
             model = model_id or spec.model_id
-            priced = price_call(model, input_tokens, output_tokens, cached_input_tokens,
-                                tier_prices=spec if model == spec.model_id else None)
+            priced = price_call(
+                model,
+                input_tokens,
+                output_tokens,
+                cached_input_tokens,
+                tier_prices=spec if model == spec.model_id else None,
+            )
             cost, cost_source = priced.cost, priced.source
-        call = self._model_call(tier, cost, model_id, input_tokens=input_tokens,
-                                output_tokens=output_tokens, cached=cached_input_tokens,
-                                latency_ms=latency_ms, escalated_from=escalated_from,
-                                logprobs=logprobs)
+        call = self._model_call(
+            tier,
+            cost,
+            model_id,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached=cached_input_tokens,
+            latency_ms=latency_ms,
+            escalated_from=escalated_from,
+            logprobs=logprobs,
+        )
         if output_text is not None:
             call[tf.OUTPUT_TEXT] = output_text
         step_num = self.record_step(action=action, model_call=call, progress=progress)
@@ -183,8 +227,15 @@ class Run:
             self._cost_sources[cost_path(step_num - 1)] = cost_source
         return step_num
 
-    def record_tool_call(self, tool_name: str, success: bool, cost: float = 0.0, *,
-                         latency_ms: float | None = None, new_step: bool = False) -> int:
+    def record_tool_call(
+        self,
+        tool_name: str,
+        success: bool,
+        cost: float = 0.0,
+        *,
+        latency_ms: float | None = None,
+        new_step: bool = False,
+    ) -> int:
         """Record a tool call: it joins the latest step (the call that asked for it)."""
         tool = build_tool_call(tool_name, success, cost, latency_ms)
         with self._lock:
@@ -197,23 +248,45 @@ class Run:
             self._progress[-1] = progressed(last)
             return last[tf.STEP_NUM]
 
-    def record_verification(self, passed: bool, *, tier: int | None = None, cost: float = 0.0,
-                            model_id: str | None = None, input_tokens: int | None = None,
-                            output_tokens: int | None = None,
-                            latency_ms: float | None = None) -> int:
+    def record_verification(
+        self,
+        passed: bool,
+        *,
+        tier: int | None = None,
+        cost: float = 0.0,
+        model_id: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        latency_ms: float | None = None,
+    ) -> int:
         """Record a verifier call as a new step (with its model call when it used a model)."""
         call = None
         if tier is not None:
-            call = self._model_call(tier, cost, model_id, input_tokens=input_tokens,
-                                    output_tokens=output_tokens, latency_ms=latency_ms)
+            call = self._model_call(
+                tier,
+                cost,
+                model_id,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                latency_ms=latency_ms,
+            )
         elif cost:
-            raise ACOError("record_verification: cost without tier: a verifier's cost is "
-                           "recorded as its model call; pass tier= (and model_id=)")
+            raise ACOError(
+                "record_verification: cost without tier: a verifier's cost is "
+                "recorded as its model call; pass tier= (and model_id=)"
+            )
         return self.record_step(model_call=call, verifier_called=True, verifier_passed=passed)
 
-    def record_step(self, *, action: str | None = None, model_call: Mapping[str, Any] | None = None,
-                    tool_calls: Iterable[Mapping[str, Any]] = (), verifier_called: bool = False,
-                    verifier_passed: bool | None = None, progress: bool | None = None) -> int:
+    def record_step(
+        self,
+        *,
+        action: str | None = None,
+        model_call: Mapping[str, Any] | None = None,
+        tool_calls: Iterable[Mapping[str, Any]] = (),
+        verifier_called: bool = False,
+        verifier_passed: bool | None = None,
+        progress: bool | None = None,
+    ) -> int:
         """Record one step in trace-format-v1 shape; returns its step_num."""
         call = dict(model_call) if model_call is not None else None
         if call is not None:
@@ -227,15 +300,27 @@ class Run:
             check_flag(verifier_passed, "verifier_passed")
         with self._lock:
             self._check_open()
-            return self._append_step(action, call, tools, bool(verifier_called), verifier_passed,
-                                     progress)
+            return self._append_step(
+                action, call, tools, bool(verifier_called), verifier_passed, progress
+            )
 
-    def _append_step(self, action: str | None, call: dict[str, Any] | None, tools: list,
-                     verifier_called: bool, verifier_passed: bool | None,
-                     progress: bool | None) -> int:
-        step = {tf.STEP_NUM: len(self._steps) + 1, tf.ACTION: action, tf.MODEL_CALL: call,
-                tf.TOOL_CALLS: tools, tf.VERIFIER_CALLED: verifier_called,
-                tf.VERIFIER_PASSED: verifier_passed}
+    def _append_step(
+        self,
+        action: str | None,
+        call: dict[str, Any] | None,
+        tools: list,
+        verifier_called: bool,
+        verifier_passed: bool | None,
+        progress: bool | None,
+    ) -> int:
+        step = {
+            tf.STEP_NUM: len(self._steps) + 1,
+            tf.ACTION: action,
+            tf.MODEL_CALL: call,
+            tf.TOOL_CALLS: tools,
+            tf.VERIFIER_CALLED: verifier_called,
+            tf.VERIFIER_PASSED: verifier_passed,
+        }
         self._steps.append(step)
         self._progress.append(progressed(step) if progress is None else bool(progress))
         self._costs.extend([call[tf.COST]] if call else [])
@@ -244,16 +329,22 @@ class Run:
         self._costs.extend(t[tf.COST] for t in tools)
         return step[tf.STEP_NUM]
 
-    def _model_call(self, tier: int, cost: float, model_id: str | None,
-                    **fields: Any) -> dict[str, Any]:
+    def _model_call(
+        self, tier: int, cost: float, model_id: str | None, **fields: Any
+    ) -> dict[str, Any]:
         """A validated model_call object; the model id defaults to the tier's."""
         if not model_id:
             model_id = self.optimizer.config.tier(check_tier(tier, "model_call.tier")).model_id
         return build_model_call(tier, cost, model_id, **fields)
 
     # -- decisions about this run -------------------------------------------------------
-    def cascade(self, cheap_logprobs: Sequence[float] | None, cheap_response: str | None,
-                initial_tier: int | None = None, request: str | None = None) -> CascadeDecision:
+    def cascade(
+        self,
+        cheap_logprobs: Sequence[float] | None,
+        cheap_response: str | None,
+        initial_tier: int | None = None,
+        request: str | None = None,
+    ) -> CascadeDecision:
         """Accept the cheap answer or escalate; counts escalations against max_retries."""
         tier = self.routing.tier if initial_tier is None else initial_tier
         own = request is None or request == self.request  # else a sub-question of the run
@@ -261,23 +352,38 @@ class Run:
         with self._lock:  # check and count together: two threads cannot both take the last retry
             earlier = self._answers if self._answers_for == text else []
             decision, answer = self.optimizer.cascade_answer(
-                text, tier, cheap_logprobs, cheap_response, self._escalations,
-                self.cues if own else None, earlier)
+                text,
+                tier,
+                cheap_logprobs,
+                cheap_response,
+                self._escalations,
+                self.cues if own else None,
+                earlier,
+            )
             self._escalations += decision.escalated
             # A cascade lasts while it calls on; its answers are what the learned one compares.
             keep = decision.escalated and answer is not None
             self._answers_for, self._answers = (text, [*earlier, answer]) if keep else (None, [])
         return decision
 
-    def check_doom(self, total_spent: float | None = None,
-                   steps_without_progress: int | None = None) -> DoomDecision:
+    def check_doom(
+        self, total_spent: float | None = None, steps_without_progress: int | None = None
+    ) -> DoomDecision:
         """Whether to stop this run (budget share spent, steps without progress)."""
         spent = self.total_cost if total_spent is None else total_spent
-        stalled = self.steps_without_progress if steps_without_progress is None \
+        stalled = (
+            self.steps_without_progress
+            if steps_without_progress is None
             else steps_without_progress
-        return self.optimizer.controls.doom(spent, stalled, self.n_steps, failures=self.failures,
-                                            task_type=self.routing.task_type,
-                                            tier=self.routing.tier)
+        )
+        return self.optimizer.controls.doom(
+            spent,
+            stalled,
+            self.n_steps,
+            failures=self.failures,
+            task_type=self.routing.task_type,
+            tier=self.routing.tier,
+        )
 
     def gate_tool(self, tool_name: str) -> GateDecision:
         """Whether a tool call is worth making for this run's task type; an advisory gate's
@@ -290,9 +396,14 @@ class Run:
 
     def should_verify(self, risk: str, confidence: float) -> VerifyDecision:
         """Whether to call a verifier before declaring this run's answer DONE."""
-        return self.optimizer.controls.verify(risk, confidence, task_type=self.routing.task_type,
-                                              tier=self.routing.tier, n_steps=self.n_steps,
-                                              failures=self.failures)
+        return self.optimizer.controls.verify(
+            risk,
+            confidence,
+            task_type=self.routing.task_type,
+            tier=self.routing.tier,
+            n_steps=self.n_steps,
+            failures=self.failures,
+        )
 
     # -- the end --------------------------------------------------------------------------
     def end(self, success: bool | None, final_outcome: str | None = None) -> dict[str, Any]:
@@ -301,8 +412,9 @@ class Run:
             check_flag(success, "success")
         outcome = final_outcome or ("completed" if success or success is None else "failed")
         if outcome not in FINAL_OUTCOMES:
-            raise ACOError(f"final_outcome: expected one of {', '.join(FINAL_OUTCOMES)}, "
-                           f"got {outcome!r}")
+            raise ACOError(
+                f"final_outcome: expected one of {', '.join(FINAL_OUTCOMES)}, got {outcome!r}"
+            )
         with self._lock:
             self._check_open()
             trace = self._trace(success, outcome)
@@ -312,19 +424,27 @@ class Run:
 
     def _trace(self, success: bool | None, outcome: str) -> dict[str, Any]:
         return {
-            tf.SCHEMA_VERSION_FIELD: tf.SCHEMA_VERSION, tf.TRACE_ID: self.trace_id,
-            tf.REQUEST_ID: tf.derive_request_id(self.request), tf.REQUEST: self.request,
-            tf.TASK_TYPE: self.routing.task_type, tf.DIFFICULTY: self.difficulty,
-            tf.PREDICTED_TIER: self.routing.tier, tf.TIMESTAMP: self.started_at,
-            tf.SOURCE: SOURCE_RUNTIME, tf.STEPS: [copy_step(s) for s in self._steps],
-            tf.FINAL_OUTCOME: outcome, tf.TASK_SUCCESS: success,
+            tf.SCHEMA_VERSION_FIELD: tf.SCHEMA_VERSION,
+            tf.TRACE_ID: self.trace_id,
+            tf.REQUEST_ID: tf.derive_request_id(self.request),
+            tf.REQUEST: self.request,
+            tf.TASK_TYPE: self.routing.task_type,
+            tf.DIFFICULTY: self.difficulty,
+            tf.PREDICTED_TIER: self.routing.tier,
+            tf.TIMESTAMP: self.started_at,
+            tf.SOURCE: SOURCE_RUNTIME,
+            tf.STEPS: [copy_step(s) for s in self._steps],
+            tf.FINAL_OUTCOME: outcome,
+            tf.TASK_SUCCESS: success,
             tf.TOTAL_COST: math.fsum(self._costs),
-            tf.METADATA: {"aco_version": __version__, "router_mode": self.routing.mode,
-                          "task_type_from": self.routing.task_type_from,
-                          "escalations": self._escalations,
-                          **({"gate_advice": list(self._gate_advice)} if self._gate_advice
-                             else {}),
-                          **cost_metadata(self._cost_sources)},
+            tf.METADATA: {
+                "aco_version": __version__,
+                "router_mode": self.routing.mode,
+                "task_type_from": self.routing.task_type_from,
+                "escalations": self._escalations,
+                **({"gate_advice": list(self._gate_advice)} if self._gate_advice else {}),
+                **cost_metadata(self._cost_sources),
+            },
         }
 
     @property

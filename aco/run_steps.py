@@ -16,14 +16,24 @@ from aco.errors import ACOError
 from aco.trace_format import MAX_TIER, MIN_TIER
 
 
-def build_model_call(tier: int, cost: float, model_id: str, *, input_tokens: int | None = None,
-                     output_tokens: int | None = None, cached: int | None = None,
-                     latency_ms: float | None = None, escalated_from: int | None = None,
-                     logprobs: Sequence[float] | None = None) -> dict[str, Any]:
+def build_model_call(
+    tier: int,
+    cost: float,
+    model_id: str,
+    *,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    cached: int | None = None,
+    latency_ms: float | None = None,
+    escalated_from: int | None = None,
+    logprobs: Sequence[float] | None = None,
+) -> dict[str, Any]:
     """A validated model_call object (trace format v1)."""
     check_tier(tier, "model_call.tier")
     call: dict[str, Any] = {
-        tf.MODEL_ID: model_id, tf.TIER: tier, tf.COST: check_number(cost, "model_call.cost"),
+        tf.MODEL_ID: model_id,
+        tf.TIER: tier,
+        tf.COST: check_number(cost, "model_call.cost"),
         tf.INPUT_TOKENS: check_count(input_tokens, "model_call.input_tokens"),
         tf.OUTPUT_TOKENS: check_count(output_tokens, "model_call.output_tokens"),
         tf.CACHED_INPUT_TOKENS: check_count(cached, "model_call.cached_input_tokens"),
@@ -38,12 +48,15 @@ def build_model_call(tier: int, cost: float, model_id: str, *, input_tokens: int
     return call
 
 
-def build_tool_call(tool_name: str, success: bool, cost: float,
-                    latency_ms: float | None = None) -> dict[str, Any]:
+def build_tool_call(
+    tool_name: str, success: bool, cost: float, latency_ms: float | None = None
+) -> dict[str, Any]:
     """A validated tool call object (trace format v1)."""
-    tool = {tf.TOOL_NAME: check_text(tool_name, "tool_calls[].tool_name"),
-            tf.TOOL_SUCCESS: check_flag(success, "tool_calls[].success"),
-            tf.COST: check_number(cost, "tool_calls[].cost")}
+    tool = {
+        tf.TOOL_NAME: check_text(tool_name, "tool_calls[].tool_name"),
+        tf.TOOL_SUCCESS: check_flag(success, "tool_calls[].success"),
+        tf.COST: check_number(cost, "tool_calls[].cost"),
+    }
     if latency_ms is not None:
         tool[tf.LATENCY_MS] = check_number(latency_ms, "tool_calls[].latency_ms")
     return tool

@@ -32,10 +32,14 @@ def _annotation(field: tf.Field, nested: dict[str, Any]) -> Any:
     elif field.choices:
         kind = Literal[field.choices]  # type: ignore[valid-type]
     else:
-        kind = {tf.INT: int, tf.NUMBER: float, tf.STRING: str, tf.BOOL: bool,
-                tf.TIMESTAMP: str}[field.type]
-        limits = {"ge": field.ge, "le": field.max_value,
-                  "min_length": 1 if field.non_empty else None}
+        kind = {tf.INT: int, tf.NUMBER: float, tf.STRING: str, tf.BOOL: bool, tf.TIMESTAMP: str}[
+            field.type
+        ]
+        limits = {
+            "ge": field.ge,
+            "le": field.max_value,
+            "min_length": 1 if field.non_empty else None,
+        }
         limits = {key: value for key, value in limits.items() if value is not None}
         if limits:
             kind = Annotated[kind, Meta(**limits)]
@@ -60,11 +64,16 @@ def _struct(name: str, level: str, nested: dict[str, Any]) -> type[Struct]:
 
 ToolCall = _struct("ToolCall", tf.TOOL_CALL_LEVEL, {})
 ModelCall = _struct("ModelCall", tf.MODEL_CALL_LEVEL, {})
-Step = _struct("Step", tf.STEP_LEVEL, {tf.MODEL_CALL_OBJECT: ModelCall,
-                                       tf.TOOL_CALL_LIST: list[ToolCall]})
+Step = _struct(
+    "Step", tf.STEP_LEVEL, {tf.MODEL_CALL_OBJECT: ModelCall, tf.TOOL_CALL_LIST: list[ToolCall]}
+)
 Trace = _struct("Trace", tf.TRACE_LEVEL, {tf.STEP_LIST: list[Step]})
-STRUCTS = {tf.TRACE_LEVEL: Trace, tf.STEP_LEVEL: Step, tf.MODEL_CALL_LEVEL: ModelCall,
-           tf.TOOL_CALL_LEVEL: ToolCall}
+STRUCTS = {
+    tf.TRACE_LEVEL: Trace,
+    tf.STEP_LEVEL: Step,
+    tf.MODEL_CALL_LEVEL: ModelCall,
+    tf.TOOL_CALL_LEVEL: ToolCall,
+}
 
 TRACE_DECODER = msgspec.json.Decoder(Trace)
 # What a decode of one line may raise: RecursionError for JSON nested deeper than the
@@ -90,8 +99,10 @@ def describe_decode_error(line: bytes, exc: Exception) -> str:
     """`field.path: expected X, got Y` (without FILE:LINE) for a line msgspec refused."""
     text = str(exc)
     if isinstance(exc, RecursionError):
-        return (f"invalid JSON: arrays or objects nested too deeply (the reader allows fewer "
-                f"than {sys.getrecursionlimit()} levels); flatten the value")
+        return (
+            f"invalid JSON: arrays or objects nested too deeply (the reader allows fewer "
+            f"than {sys.getrecursionlimit()} levels); flatten the value"
+        )
     # msgspec < 0.23 raises UnicodeDecodeError, later versions a DecodeError with this text
     if isinstance(exc, UnicodeDecodeError) or text.startswith("Invalid UTF-8"):
         return describe_bad_utf8(line)
@@ -112,8 +123,10 @@ def describe_decode_error(line: bytes, exc: Exception) -> str:
     values = _values_at(line, path)
     if len(values) > 1:
         shown = ", then ".join(show_value(v) for v in values)
-        return (f"{path}: key given {len(values)} times in one object ({shown}); every value "
-                f"must be {tf.expected(path)} (the last one is kept); give the key once")
+        return (
+            f"{path}: key given {len(values)} times in one object ({shown}); every value "
+            f"must be {tf.expected(path)} (the last one is kept); give the key once"
+        )
     if text.startswith("Number out of range"):
         return f"{path}: number out of range; expected {tf.expected(path)}"
     return describe_value_error(path, values[0] if values else _UNREADABLE)
@@ -122,8 +135,7 @@ def describe_decode_error(line: bytes, exc: Exception) -> str:
 def describe_bad_utf8(line: bytes, field: str = "") -> str:
     """`[field: ]not valid UTF-8 at column N; ...` for bytes that are not UTF-8."""
     where = f"{field}: " if field else ""
-    return (f"{where}not valid UTF-8 at column {_first_bad_utf8(line)}; "
-            "re-encode the file as UTF-8")
+    return f"{where}not valid UTF-8 at column {_first_bad_utf8(line)}; re-encode the file as UTF-8"
 
 
 def _first_bad_utf8(line: bytes) -> int:
@@ -155,11 +167,11 @@ def _values_at(line: bytes, path: str) -> list[object]:
     for part in _PATH_PART.findall(path):
         if part.startswith("["):
             index = int(part[1:-1])
-            values = [v[index] for v in values
-                      if type(v) is list and index < len(v)]  # noqa: E721 (not _Pairs)
+            values = [v[index] for v in values if type(v) is list and index < len(v)]  # noqa: E721 (not _Pairs)
         else:
-            values = [value for v in values if isinstance(v, _Pairs)
-                      for key, value in v if key == part]
+            values = [
+                value for v in values if isinstance(v, _Pairs) for key, value in v if key == part
+            ]
     return values
 
 

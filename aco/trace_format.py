@@ -76,14 +76,30 @@ STEP_LIST, MODEL_CALL_OBJECT, TOOL_CALL_LIST = "list of step", "model_call", "li
 
 # Levels (Field.level), and the field path of each in messages (list indices removed).
 TRACE_LEVEL, STEP_LEVEL, MODEL_CALL_LEVEL, TOOL_CALL_LEVEL = (
-    "trace", "step", "model_call", "tool_call")
-LEVEL_PATHS = {TRACE_LEVEL: "", STEP_LEVEL: "steps[].",
-               MODEL_CALL_LEVEL: "steps[].model_call.", TOOL_CALL_LEVEL: "steps[].tool_calls[]."}
+    "trace",
+    "step",
+    "model_call",
+    "tool_call",
+)
+LEVEL_PATHS = {
+    TRACE_LEVEL: "",
+    STEP_LEVEL: "steps[].",
+    MODEL_CALL_LEVEL: "steps[].model_call.",
+    TOOL_CALL_LEVEL: "steps[].tool_calls[].",
+}
 
 # Storage types of the lab's table columns (Field.storage), and the largest int each holds:
 # a value that would not fit its column is out of range for the format.
 INT8, INT32, INT64, FLOAT64, TEXT, BOOLEAN, DATETIME_UTC, JSON_TEXT = (
-    "int8", "int32", "int64", "float64", "text", "boolean", "datetime_us_utc", "json_text")
+    "int8",
+    "int32",
+    "int64",
+    "float64",
+    "text",
+    "boolean",
+    "datetime_us_utc",
+    "json_text",
+)
 INT_STORAGE_MAX = {INT8: 2**7 - 1, INT32: 2**31 - 1, INT64: 2**63 - 1}
 
 _REQUIRED = object()  # Field.default of a required field
@@ -156,69 +172,173 @@ _LOGPROB = {"le": 0, "storage": FLOAT64}
 
 # In order: the docs' tables and the lab's table columns follow it.
 FIELDS: tuple[Field, ...] = (
-    _trace(SCHEMA_VERSION_FIELD, INT, default=SCHEMA_VERSION, nullable=False,
-           ge=SCHEMA_VERSION, le=SCHEMA_VERSION, storage=INT64,
-           meaning="format version; other versions are rejected",
-           expects=f"{SCHEMA_VERSION} (this loader reads trace format v{SCHEMA_VERSION})"),
-    _trace(TRACE_ID, STRING, default=_REQUIRED, nullable=False, non_empty=True, storage=TEXT,
-           note="unique across all inputs read together", meaning="one run"),
-    _trace(REQUEST_ID, STRING, storage=TEXT, note="missing or null: derived (below)",
-           meaning="runs of the same request share it (e.g. one request tried on several "
-                   "tiers)"),
-    _trace(REQUEST, STRING, default=_REQUIRED, nullable=False, storage=TEXT,
-           note="any length, any unicode, may be empty", meaning="the user request / task text"),
-    _trace(TASK_TYPE, STRING, storage=TEXT,
-           note="free text, e.g. `coding`, `research`, `quick_answer`, `legal_regulated`, "
-                "`long_horizon`",
-           meaning="the kind of task"),
-    _trace(DIFFICULTY, INT, ge=MIN_DIFFICULTY, le=MAX_DIFFICULTY, storage=INT8,
-           meaning="an estimate known *before* the run, never derived from its outcome"),
+    _trace(
+        SCHEMA_VERSION_FIELD,
+        INT,
+        default=SCHEMA_VERSION,
+        nullable=False,
+        ge=SCHEMA_VERSION,
+        le=SCHEMA_VERSION,
+        storage=INT64,
+        meaning="format version; other versions are rejected",
+        expects=f"{SCHEMA_VERSION} (this loader reads trace format v{SCHEMA_VERSION})",
+    ),
+    _trace(
+        TRACE_ID,
+        STRING,
+        default=_REQUIRED,
+        nullable=False,
+        non_empty=True,
+        storage=TEXT,
+        note="unique across all inputs read together",
+        meaning="one run",
+    ),
+    _trace(
+        REQUEST_ID,
+        STRING,
+        storage=TEXT,
+        note="missing or null: derived (below)",
+        meaning="runs of the same request share it (e.g. one request tried on several tiers)",
+    ),
+    _trace(
+        REQUEST,
+        STRING,
+        default=_REQUIRED,
+        nullable=False,
+        storage=TEXT,
+        note="any length, any unicode, may be empty",
+        meaning="the user request / task text",
+    ),
+    _trace(
+        TASK_TYPE,
+        STRING,
+        storage=TEXT,
+        note="free text, e.g. `coding`, `research`, `quick_answer`, `legal_regulated`, "
+        "`long_horizon`",
+        meaning="the kind of task",
+    ),
+    _trace(
+        DIFFICULTY,
+        INT,
+        ge=MIN_DIFFICULTY,
+        le=MAX_DIFFICULTY,
+        storage=INT8,
+        meaning="an estimate known *before* the run, never derived from its outcome",
+    ),
     _trace(PREDICTED_TIER, INT, **_TIER, meaning="tier the router chose at the start of the run"),
-    _trace(TIMESTAMP, TIMESTAMP, storage=DATETIME_UTC, note="RFC 3339 date-time (below)",
-           meaning="start of the run"),
-    _trace(SOURCE, STRING, storage=TEXT, note="e.g. `runtime`, `routerbench`, `simulator`",
-           meaning="where the trace came from; datasets are partitioned by it"),
-    _trace(STEPS, STEP_LIST, default=_REQUIRED, nullable=False, note="may be empty",
-           meaning="in order"),
-    _trace(FINAL_OUTCOME, STRING, default=_REQUIRED, nullable=False, choices=FINAL_OUTCOMES,
-           storage=TEXT,
-           meaning="`completed`: the agent declared done; `aborted`: stopped early "
-                   "(e.g. doomed)"),
-    _trace(TASK_SUCCESS, BOOL, default=_REQUIRED, storage=BOOLEAN,
-           meaning="ground truth: did the run really solve the task; null: unknown"),
-    _trace(TOTAL_COST, NUMBER, default=_REQUIRED, nullable=False, **_USD,
-           meaning="for the whole run"),
-    _trace(METADATA, OBJECT, storage=JSON_TEXT, note="any JSON object",
-           meaning='free-form, e.g. `{"estimated": ["input_tokens"]}` marks estimated fields'),
-    _step(STEP_NUM, INT, default=_REQUIRED, nullable=False, ge=1, storage=INT32,
-          meaning="as numbered by the agent (not checked for order or gaps)"),
+    _trace(
+        TIMESTAMP,
+        TIMESTAMP,
+        storage=DATETIME_UTC,
+        note="RFC 3339 date-time (below)",
+        meaning="start of the run",
+    ),
+    _trace(
+        SOURCE,
+        STRING,
+        storage=TEXT,
+        note="e.g. `runtime`, `routerbench`, `simulator`",
+        meaning="where the trace came from; datasets are partitioned by it",
+    ),
+    _trace(
+        STEPS, STEP_LIST, default=_REQUIRED, nullable=False, note="may be empty", meaning="in order"
+    ),
+    _trace(
+        FINAL_OUTCOME,
+        STRING,
+        default=_REQUIRED,
+        nullable=False,
+        choices=FINAL_OUTCOMES,
+        storage=TEXT,
+        meaning="`completed`: the agent declared done; `aborted`: stopped early (e.g. doomed)",
+    ),
+    _trace(
+        TASK_SUCCESS,
+        BOOL,
+        default=_REQUIRED,
+        storage=BOOLEAN,
+        meaning="ground truth: did the run really solve the task; null: unknown",
+    ),
+    _trace(
+        TOTAL_COST, NUMBER, default=_REQUIRED, nullable=False, **_USD, meaning="for the whole run"
+    ),
+    _trace(
+        METADATA,
+        OBJECT,
+        storage=JSON_TEXT,
+        note="any JSON object",
+        meaning='free-form, e.g. `{"estimated": ["input_tokens"]}` marks estimated fields',
+    ),
+    _step(
+        STEP_NUM,
+        INT,
+        default=_REQUIRED,
+        nullable=False,
+        ge=1,
+        storage=INT32,
+        meaning="as numbered by the agent (not checked for order or gaps)",
+    ),
     _step(ACTION, STRING, storage=TEXT, meaning="what the step does (planner text, tool intent)"),
-    _step(MODEL_CALL, MODEL_CALL_OBJECT, note="see below",
-          meaning="null: the step called no model"),
-    _step(TOOL_CALLS, TOOL_CALL_LIST, default=(), nullable=False, note="see below",
-          meaning="the step's tool calls, in order"),
-    _step(VERIFIER_CALLED, BOOL, default=False, nullable=False, storage=BOOLEAN,
-          meaning="whether a verifier checked the step"),
+    _step(
+        MODEL_CALL, MODEL_CALL_OBJECT, note="see below", meaning="null: the step called no model"
+    ),
+    _step(
+        TOOL_CALLS,
+        TOOL_CALL_LIST,
+        default=(),
+        nullable=False,
+        note="see below",
+        meaning="the step's tool calls, in order",
+    ),
+    _step(
+        VERIFIER_CALLED,
+        BOOL,
+        default=False,
+        nullable=False,
+        storage=BOOLEAN,
+        meaning="whether a verifier checked the step",
+    ),
     _step(VERIFIER_PASSED, BOOL, storage=BOOLEAN, meaning="the verifier's verdict"),
-    _call(MODEL_ID, STRING, default=_REQUIRED, nullable=False, storage=TEXT,
-          meaning="the model called"),
+    _call(
+        MODEL_ID,
+        STRING,
+        default=_REQUIRED,
+        nullable=False,
+        storage=TEXT,
+        meaning="the model called",
+    ),
     _call(TIER, INT, default=_REQUIRED, nullable=False, **_TIER, meaning="the model's tier"),
     _call(INPUT_TOKENS, INT, **_TOKENS, meaning="prompt size; null when unknown"),
     _call(OUTPUT_TOKENS, INT, **_TOKENS, meaning="answer size; null when unknown"),
-    _call(CACHED_INPUT_TOKENS, INT, **_TOKENS,
-          meaning="part of the input served from the prompt cache"),
+    _call(
+        CACHED_INPUT_TOKENS,
+        INT,
+        **_TOKENS,
+        meaning="part of the input served from the prompt cache",
+    ),
     _call(COST, NUMBER, default=_REQUIRED, nullable=False, **_USD, meaning="of this call"),
     _call(LATENCY_MS, NUMBER, storage=FLOAT64, unit="ms", meaning="time the call took"),
     _call(ESCALATED_FROM, INT, **_TIER, meaning="tier this call escalated from (cascade)"),
-    _call(MEAN_LOGPROB, NUMBER, **_LOGPROB,
-          meaning="mean log-probability of the output tokens"),
-    _call(MIN_LOGPROB, NUMBER, **_LOGPROB,
-          meaning="lowest log-probability of an output token"),
+    _call(MEAN_LOGPROB, NUMBER, **_LOGPROB, meaning="mean log-probability of the output tokens"),
+    _call(MIN_LOGPROB, NUMBER, **_LOGPROB, meaning="lowest log-probability of an output token"),
     _call(OUTPUT_TEXT, STRING, storage=TEXT, meaning="the model's answer, where kept"),
-    _tool(TOOL_NAME, STRING, default=_REQUIRED, nullable=False, storage=TEXT,
-          meaning="the tool called"),
-    _tool(TOOL_SUCCESS, BOOL, default=_REQUIRED, nullable=False, storage=BOOLEAN,
-          column="tool_success", meaning="whether the call succeeded"),
+    _tool(
+        TOOL_NAME,
+        STRING,
+        default=_REQUIRED,
+        nullable=False,
+        storage=TEXT,
+        meaning="the tool called",
+    ),
+    _tool(
+        TOOL_SUCCESS,
+        BOOL,
+        default=_REQUIRED,
+        nullable=False,
+        storage=BOOLEAN,
+        column="tool_success",
+        meaning="whether the call succeeded",
+    ),
     _tool(COST, NUMBER, default=_REQUIRED, nullable=False, **_USD, meaning="of this call"),
     _tool(LATENCY_MS, NUMBER, storage=FLOAT64, unit="ms", meaning="time the call took"),
 )
@@ -247,10 +367,12 @@ def _expects(field: Field) -> str:
     elif field.choices:
         text = "one of " + ", ".join(field.choices)
     else:
-        text = {STRING: "a non-empty string" if field.non_empty else "a string",
-                TIMESTAMP: "an RFC 3339 date-time string (e.g. 2025-01-31T12:00:00Z)",
-                STEP_LIST: "a list of step objects",
-                TOOL_CALL_LIST: "a list of tool-call objects"}.get(field.type, "an object")
+        text = {
+            STRING: "a non-empty string" if field.non_empty else "a string",
+            TIMESTAMP: "an RFC 3339 date-time string (e.g. 2025-01-31T12:00:00Z)",
+            STEP_LIST: "a list of step objects",
+            TOOL_CALL_LIST: "a list of tool-call objects",
+        }.get(field.type, "an object")
     return text + (" or null" if field.nullable else "")
 
 
@@ -272,9 +394,17 @@ _INDEX = re.compile(r"\[\d+\]")
 
 
 # -- the docs' tables -----------------------------------------------------------------------------
-_DOC_TYPES = {INT: "int", NUMBER: "number", STRING: "string", BOOL: "bool", TIMESTAMP: "string",
-              OBJECT: "object", STEP_LIST: "list of step", MODEL_CALL_OBJECT: "object",
-              TOOL_CALL_LIST: "list of tool call"}
+_DOC_TYPES = {
+    INT: "int",
+    NUMBER: "number",
+    STRING: "string",
+    BOOL: "bool",
+    TIMESTAMP: "string",
+    OBJECT: "object",
+    STEP_LIST: "list of step",
+    MODEL_CALL_OBJECT: "object",
+    TOOL_CALL_LIST: "list of tool call",
+}
 
 
 def _doc_allowed(field: Field) -> str:
@@ -299,13 +429,16 @@ def _doc_allowed(field: Field) -> str:
 
 def field_table(level: str) -> str:
     """The Markdown table of one level's fields, as docs/trace_format.md shows it."""
-    rows = ["| field | type | required | allowed / default | unit | meaning |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| field | type | required | allowed / default | unit | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
     for f in fields_of(level):
         kind = _DOC_TYPES[f.type] + (" or null" if f.nullable else "")
         required = ("**yes** (may be null)" if f.nullable else "**yes**") if f.required else "no"
-        rows.append(f"| `{f.name}` | {kind} | {required} | {_doc_allowed(f)} | {f.unit} "
-                    f"| {f.meaning} |")
+        rows.append(
+            f"| `{f.name}` | {kind} | {required} | {_doc_allowed(f)} | {f.unit} | {f.meaning} |"
+        )
     return "\n".join(rows)
 
 

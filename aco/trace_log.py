@@ -41,8 +41,9 @@ _FALLBACK_LOCK = threading.Lock()
 class TraceLog:
     """An append-only JSONL file of traces in a directory (config.trace_dir)."""
 
-    def __init__(self, directory: str | Path, file_name: str = TRACE_FILE_NAME,
-                 fsync: bool = True) -> None:
+    def __init__(
+        self, directory: str | Path, file_name: str = TRACE_FILE_NAME, fsync: bool = True
+    ) -> None:
         self.directory = Path(directory)
         self.path = self.directory / file_name
         self.fsync = fsync
@@ -78,7 +79,7 @@ class TraceLog:
             line = b"\n" + line
         view = memoryview(line)
         while view:  # os.write may write less than asked (signals, full disks)
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         if self.fsync:
             os.fsync(fd)
 
@@ -97,8 +98,10 @@ def encode_trace(trace: Mapping[str, Any]) -> bytes:
         text = json.dumps(trace, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         trace_id = trace.get("trace_id", "?") if isinstance(trace, Mapping) else "?"
-        raise ACOError(f"trace {trace_id}: not JSON-serializable ({exc}); record plain "
-                       f"numbers, strings, lists and dicts only") from None
+        raise ACOError(
+            f"trace {trace_id}: not JSON-serializable ({exc}); record plain "
+            f"numbers, strings, lists and dicts only"
+        ) from None
     # A lone surrogate (broken unicode from upstream) cannot be UTF-8: it becomes "?".
     return text.encode("utf-8", errors="replace") + b"\n"
 

@@ -119,8 +119,11 @@ def staging_dir(target: Path) -> Path:
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(target)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.",
-                                    suffix=TEMP_SUFFIX, dir=target.parent))
+    staging = Path(
+        tempfile.mkdtemp(
+            prefix=f".{target.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=target.parent
+        )
+    )
     os.chmod(staging, DIR_MODE)
     return staging
 
@@ -131,18 +134,23 @@ def remove_stale_staging(target: Path) -> list[Path]:
     Only names staging_dir makes are considered, and only when their pid is not running here
     (a reused pid keeps its directory: the safe side).
     """
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[a-z0-9_]{{8}}"
-                         rf"{re.escape(TEMP_SUFFIX)}")
+    pattern = re.compile(
+        rf"\.{re.escape(target.name)}\.(\d+)\.[a-z0-9_]{{8}}"
+        rf"{re.escape(TEMP_SUFFIX)}"
+    )
     removed = []
     for entry in target.parent.iterdir():
         match = pattern.fullmatch(entry.name)
-        if match and entry.is_dir() and not entry.is_symlink() and not _running(
-                int(match.group(1))):
+        if (
+            match
+            and entry.is_dir()
+            and not entry.is_symlink()
+            and not _running(int(match.group(1)))
+        ):
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
     if removed:
-        log.info("removed %d staging folder(s) of %s left by ended processes", len(removed),
-                 target)
+        log.info("removed %d staging folder(s) of %s left by ended processes", len(removed), target)
     return removed
 
 

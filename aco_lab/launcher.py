@@ -12,8 +12,16 @@ import sys
 LAB_INSTALL = "pip install 'aco[lab]' (from a checkout: pip install '.[lab]')"
 # Import names of the `lab` extra's packages (pyproject.toml), all checked before any command
 # runs: some load only inside a command (lightgbm, to train), which is too late to say so.
-LAB_MODULES = ("polars", "pyarrow", "sklearn", "lightgbm", "matplotlib", "threadpoolctl",
-               "altair", "vl_convert")
+LAB_MODULES = (
+    "polars",
+    "pyarrow",
+    "sklearn",
+    "lightgbm",
+    "matplotlib",
+    "threadpoolctl",
+    "altair",
+    "vl_convert",
+)
 
 
 def missing_lab_modules() -> list[str]:
@@ -25,8 +33,10 @@ def main() -> None:
     """Run `aco-lab`, or exit 1 with one line naming what is missing and how to install it."""
     missing = missing_lab_modules()
     if missing:
-        sys.stderr.write(f"error: aco-lab needs the lab packages ({', '.join(missing)} not "
-                         f"installed); install them with: {LAB_INSTALL}\n")
+        sys.stderr.write(
+            f"error: aco-lab needs the lab packages ({', '.join(missing)} not "
+            f"installed); install them with: {LAB_INSTALL}\n"
+        )
         sys.exit(1)
     from aco_lab.cli import main as lab_main
 

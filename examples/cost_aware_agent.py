@@ -63,13 +63,17 @@ class Task:
     tools: Mapping[str, Callable[[], bool]] = field(default_factory=dict)  # name -> call()
 
 
-def run_agent(opt: ACOOptimizer, client, task: Task, budget: float | None = None,
-              max_steps: int = 8) -> AgentResult:
+def run_agent(
+    opt: ACOOptimizer, client, task: Task, budget: float | None = None, max_steps: int = 8
+) -> AgentResult:
     """Run one task to completion, doom or budget; every call goes through the optimizer."""
     run = opt.begin(task.request, task.task_type)
     # Steps never go below the task type's floor, whatever their action suggests.
-    steps = PerStepRouter(budget if budget is not None else opt.config.max_cost_per_task,
-                          opt.config, min_tier=opt.config.floor_for(run.routing.task_type))
+    steps = PerStepRouter(
+        budget if budget is not None else opt.config.max_cost_per_task,
+        opt.config,
+        min_tier=opt.config.floor_for(run.routing.task_type),
+    )
     notes: list[str] = []
     failures, prompt = False, task.request
     for step_num in range(1, max_steps + 1):
@@ -98,16 +102,19 @@ def run_agent(opt: ACOOptimizer, client, task: Task, budget: float | None = None
 
 def _tokens(prompt: str) -> dict[str, int]:
     """The token counts a call's cost estimate is made for (never below what it is billed)."""
-    return {"input_tokens": estimate_tokens(prompt) + FRAMING_TOKENS,
-            "output_tokens": MAX_OUTPUT_TOKENS}
+    return {
+        "input_tokens": estimate_tokens(prompt) + FRAMING_TOKENS,
+        "output_tokens": MAX_OUTPUT_TOKENS,
+    }
 
 
 def _out_of_budget(run: Run, notes: list[str], reason: str) -> AgentResult:
     return AgentResult("budget_exceeded", run.end(False, "budget_exceeded"), (*notes, reason))
 
 
-def _ask_with_cascade(run: Run, client, steps: PerStepRouter, prompt: str,
-                      step: StepDecision) -> tuple[Reply, float]:
+def _ask_with_cascade(
+    run: Run, client, steps: PerStepRouter, prompt: str, step: StepDecision
+) -> tuple[Reply, float]:
     """Ask the step's tier; escalate while the cascade distrusts the answer and budget allows.
 
     Returns the last answer and the cascade's confidence in it.
@@ -119,8 +126,11 @@ def _ask_with_cascade(run: Run, client, steps: PerStepRouter, prompt: str,
         confidence = decision.confidence
         if not decision.escalated:
             break
-        held = steps.reserve(decision.final_tier, **_tokens(prompt),
-                             reason=f"escalation {tier}->{decision.final_tier}")
+        held = steps.reserve(
+            decision.final_tier,
+            **_tokens(prompt),
+            reason=f"escalation {tier}->{decision.final_tier}",
+        )
         if not held.allowed:  # keep the answer we have rather than overspend
             break
         reply = _call(run, client, steps, prompt, held, escalated_from=tier)
@@ -128,8 +138,14 @@ def _ask_with_cascade(run: Run, client, steps: PerStepRouter, prompt: str,
     return reply, confidence
 
 
-def _call(run: Run, client, steps: PerStepRouter, prompt: str, held: StepDecision,
-          escalated_from: int | None) -> Reply:
+def _call(
+    run: Run,
+    client,
+    steps: PerStepRouter,
+    prompt: str,
+    held: StepDecision,
+    escalated_from: int | None,
+) -> Reply:
     """One model call whose cost `held` reserved; the hold ends with what it really cost."""
     try:
         reply = client.complete(held.model_id, prompt, MAX_OUTPUT_TOKENS)
@@ -137,10 +153,17 @@ def _call(run: Run, client, steps: PerStepRouter, prompt: str, held: StepDecisio
         steps.release(held)  # the call did not happen: its hold frees the budget again
         raise
     steps.record(reply.cost, held)
-    run.record_call(held.adjusted_tier, reply.cost, model_id=held.model_id,
-                    input_tokens=reply.input_tokens, output_tokens=reply.output_tokens,
-                    logprobs=list(reply.logprobs), escalated_from=escalated_from,
-                    output_text=reply.text, action=prompt.splitlines()[-1][:200])
+    run.record_call(
+        held.adjusted_tier,
+        reply.cost,
+        model_id=held.model_id,
+        input_tokens=reply.input_tokens,
+        output_tokens=reply.output_tokens,
+        logprobs=list(reply.logprobs),
+        escalated_from=escalated_from,
+        output_text=reply.text,
+        action=prompt.splitlines()[-1][:200],
+    )
     return reply
 
 
@@ -154,8 +177,9 @@ def _call_tool(run: Run, task: Task, tool: str, notes: list[str]) -> bool:
     return ok
 
 
-def _verify(opt: ACOOptimizer, run: Run, client, steps: PerStepRouter, task: Task,
-            reply: Reply) -> tuple[bool | None, str]:
+def _verify(
+    opt: ACOOptimizer, run: Run, client, steps: PerStepRouter, task: Task, reply: Reply
+) -> tuple[bool | None, str]:
     """Ask a verifier about the answer when the budget can pay for it.
 
     Returns whether it passed (None: the budget left cannot pay for the verifier) and why.
@@ -168,8 +192,14 @@ def _verify(opt: ACOOptimizer, run: Run, client, steps: PerStepRouter, task: Tas
     check = client.complete(held.model_id, prompt, MAX_OUTPUT_TOKENS)
     steps.record(check.cost, held)
     passed = check.text.strip().upper().startswith("PASS")
-    run.record_verification(passed, tier=tier, cost=check.cost, model_id=held.model_id,
-                            input_tokens=check.input_tokens, output_tokens=check.output_tokens)
+    run.record_verification(
+        passed,
+        tier=tier,
+        cost=check.cost,
+        model_id=held.model_id,
+        input_tokens=check.input_tokens,
+        output_tokens=check.output_tokens,
+    )
     return passed, check.text
 
 
@@ -212,16 +242,18 @@ def main(trace_dir: str) -> None:
         Task("What is 6 times 7?", risk="low"),
         Task("Solve this hard scheduling puzzle", risk="medium"),
         Task("Fix the auth bug in production", risk="high"),
-        Task("Research and search for the latest release notes",
-             tools={"web_search": lambda: True}),
+        Task(
+            "Research and search for the latest release notes", tools={"web_search": lambda: True}
+        ),
         Task("Keep trying: loop until the flaky service answers", tools={"flaky": lambda: False}),
     ]
     for task in tasks:
         result = run_agent(opt, client, task, budget=2.0)
         trace = result.trace
         tiers = [s["model_call"]["tier"] for s in trace["steps"] if s["model_call"]]
-        print(f"{result.outcome:<15} ${trace['total_cost']:.4f} tiers={tiers} "
-              f"{task.request[:45]!r}")
+        print(
+            f"{result.outcome:<15} ${trace['total_cost']:.4f} tiers={tiers} {task.request[:45]!r}"
+        )
     print(f"traces appended to {opt.trace_log.path}")
 
 

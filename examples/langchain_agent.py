@@ -45,11 +45,18 @@ def scripted_model(model_name: str) -> GenericFakeChatModel:
     """A fake chat model: asks for both tools, then answers; usage as a provider reports it."""
     usage = {"input_tokens": 420, "output_tokens": 60, "total_tokens": 480}
     meta = {"model_name": model_name}
-    ask = AIMessage("", usage_metadata=usage, response_metadata=meta, tool_calls=[
-        {"name": "search_docs", "args": {"query": "login errors"}, "id": "call_1"},
-        {"name": "status_page", "args": {"service": "auth"}, "id": "call_2"}])
-    answer = AIMessage(f"[{model_name}] Here is what I found.", usage_metadata=usage,
-                       response_metadata=meta)
+    ask = AIMessage(
+        "",
+        usage_metadata=usage,
+        response_metadata=meta,
+        tool_calls=[
+            {"name": "search_docs", "args": {"query": "login errors"}, "id": "call_1"},
+            {"name": "status_page", "args": {"service": "auth"}, "id": "call_2"},
+        ],
+    )
+    answer = AIMessage(
+        f"[{model_name}] Here is what I found.", usage_metadata=usage, response_metadata=meta
+    )
     return GenericFakeChatModel(messages=itertools.cycle([ask, answer]))
 
 
@@ -58,6 +65,7 @@ TOOLS = {t.name: t for t in (search_docs, status_page)}
 
 def build_agent(model: ACOChatModel) -> RunnableLambda:
     """A minimal tool-calling loop: call the model, run the tools it asks for, until it answers."""
+
     def agent(question: str) -> str:
         messages: list[BaseMessage] = [HumanMessage(question)]
         for _ in range(5):
@@ -74,12 +82,16 @@ def build_agent(model: ACOChatModel) -> RunnableLambda:
 def main() -> None:
     """Answer three questions with the routed agent; traces go to ./traces."""
     opt = ACOOptimizer(ACOConfig(trace_dir="traces"))
-    model = ACOChatModel(models={1: scripted_model("gpt-4o-mini"), 4: scripted_model("gpt-4o")},
-                         optimizer=opt)
+    model = ACOChatModel(
+        models={1: scripted_model("gpt-4o-mini"), 4: scripted_model("gpt-4o")}, optimizer=opt
+    )
     agent = build_agent(model)
     handler = ACOCallbackHandler(opt)
-    for question in ("What is 2+2?", "Why do users see login errors? Fix the auth bug",
-                     "Summarize the login docs"):
+    for question in (
+        "What is 2+2?",
+        "Why do users see login errors? Fix the auth bug",
+        "Summarize the login docs",
+    ):
         print(f"{question} -> {agent.invoke(question, config={'callbacks': [handler]})}")
     print(f"traces appended to {opt.trace_log.path}")
 

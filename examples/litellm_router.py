@@ -25,8 +25,14 @@ from aco.optimizer import ACOOptimizer  # noqa: E402
 
 def deployment(group: str, model: str) -> dict:
     """A model-list entry that answers without calling the provider."""
-    return {"model_name": group, "litellm_params": {
-        "model": model, "api_key": "not-needed", "mock_response": f"[{model}] done."}}
+    return {
+        "model_name": group,
+        "litellm_params": {
+            "model": model,
+            "api_key": "not-needed",
+            "mock_response": f"[{model}] done.",
+        },
+    }
 
 
 def ask(text: str) -> list[dict]:
@@ -37,8 +43,9 @@ def ask(text: str) -> list[dict]:
 async def main() -> None:
     """Route a few requests (sync, async, and one run of several calls); traces to ./traces."""
     opt = ACOOptimizer(ACOConfig(trace_dir="traces"))
-    router = litellm.Router(model_list=[deployment("small", "openai/gpt-4o-mini"),
-                                        deployment("large", "openai/gpt-4o")])
+    router = litellm.Router(
+        model_list=[deployment("small", "openai/gpt-4o-mini"), deployment("large", "openai/gpt-4o")]
+    )
     routed = route_litellm(router, {1: "small", 4: "large"}, optimizer=opt)
 
     reply = router.completion(model="aco", messages=ask("What is 2+2?"))

@@ -24,20 +24,38 @@ def fake_api(request: httpx.Request) -> httpx.Response:
     """A Chat Completions endpoint that names the model it was asked for."""
     body = json.loads(request.content)
     prompt_tokens = sum(len(str(m.get("content", ""))) // 4 + 4 for m in body["messages"])
-    return httpx.Response(200, json={
-        "id": "chatcmpl-local", "object": "chat.completion", "created": 0, "model": body["model"],
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {
-            "role": "assistant", "content": f"[{body['model']}] done."}}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 40,
-                  "total_tokens": prompt_tokens + 40}})
+    return httpx.Response(
+        200,
+        json={
+            "id": "chatcmpl-local",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": f"[{body['model']}] done."},
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": 40,
+                "total_tokens": prompt_tokens + 40,
+            },
+        },
+    )
 
 
 def main() -> None:
     """Route a few requests, and one run of two calls; traces go to ./traces."""
     opt = ACOOptimizer(ACOConfig(trace_dir="traces"))
     http = httpx.Client(transport=httpx.MockTransport(fake_api))
-    client = RoutedOpenAI(openai.OpenAI(api_key="not-needed", http_client=http),
-                          {1: "gpt-4o-mini", 4: "gpt-4o"}, optimizer=opt)
+    client = RoutedOpenAI(
+        openai.OpenAI(api_key="not-needed", http_client=http),
+        {1: "gpt-4o-mini", 4: "gpt-4o"},
+        optimizer=opt,
+    )
     for question in ("What is 2+2?", "Fix the auth bug in production"):
         reply = client.chat.completions.create(messages=[{"role": "user", "content": question}])
         print(f"{question} -> {reply.choices[0].message.content}")

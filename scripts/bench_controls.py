@@ -67,8 +67,9 @@ from aco_lab.traces.split import assign_splits
 
 def halves(tables: TraceTables, seed: int) -> tuple[TraceTables, TraceTables]:
     """Training and held-out halves, split by request."""
-    parts = assign_splits(tables.runs["request_id"].unique().to_list(),
-                          [("train", 0.5), ("eval", 0.5)], seed=seed)
+    parts = assign_splits(
+        tables.runs["request_id"].unique().to_list(), [("train", 0.5), ("eval", 0.5)], seed=seed
+    )
     return restrict_tables(tables, set(parts["train"])), restrict_tables(tables, set(parts["eval"]))
 
 
@@ -82,8 +83,10 @@ def bench_quality(name: str, tables: TraceTables, config: ACOConfig, seed: int) 
     ev = evaluate_controls(controls, held, config)
     evaluated_in = time.perf_counter() - start
     print(f"\n# {name}: {train.runs.height} training runs, {held.runs.height} held-out runs")
-    print(f"learned {', '.join(controls) or 'nothing'} in {learned_in:.1f}s; "
-          f"evaluated in {evaluated_in:.1f}s\n")
+    print(
+        f"learned {', '.join(controls) or 'nothing'} in {learned_in:.1f}s; "
+        f"evaluated in {evaluated_in:.1f}s\n"
+    )
     print(render_markdown(Document(name, build_controls_sections(ev))))
     return controls
 
@@ -94,10 +97,14 @@ CASCADE_VARIANTS = {
     "out of fold (default)": CascadeSettings(),
     "out of fold, budget 20%": CascadeSettings(max_cost_ratio=0.20),
     "in sample (the earlier default)": CascadeSettings(operating_point="in_sample"),
-    **{f"out of fold, target {t:.0%}": CascadeSettings(target_success_ratio=t)
-       for t in (0.93, 0.94, 0.96)},
-    **{f"out of fold, budget {b:.0%}": CascadeSettings(max_cost_ratio=b)
-       for b in (0.18, 0.22, 0.25)},
+    **{
+        f"out of fold, target {t:.0%}": CascadeSettings(target_success_ratio=t)
+        for t in (0.93, 0.94, 0.96)
+    },
+    **{
+        f"out of fold, budget {b:.0%}": CascadeSettings(max_cost_ratio=b)
+        for b in (0.18, 0.22, 0.25)
+    },
 }
 SHOWN_PER_SPLIT = 3
 
@@ -120,24 +127,33 @@ def bench_cascade_splits(tables: TraceTables, config: ACOConfig, seed: int, spli
             rows[name].append((summary.success_ratio, summary.cost_ratio))
             point = spec["train"]["operating_point"]
             if k < SHOWN_PER_SPLIT:
-                print(f"split seed {s}, {name}: {summary.success_ratio:.1%} of the top's "
-                      f"success at {summary.cost_ratio:.1%} of its cost ({summary.requests} "
-                      f"held-out requests; chosen on {point['rule'].replace('_', ' ')} figures "
-                      f"{point['success_ratio']:.1%} at {point['cost_ratio']:.1%}"
-                      f"{'' if point['reached'] else ', short of the target'})")
-        print(f"split seed {s}: {len(specs)} operating points learned in {learned_in:.1f}s",
-              flush=True)
-    print(f"\n| operating point | held-out success, mean of {splits} | cost | success range "
-          f"| splits below 95% | cost range |\n|---|---|---|---|---|---|")
+                print(
+                    f"split seed {s}, {name}: {summary.success_ratio:.1%} of the top's "
+                    f"success at {summary.cost_ratio:.1%} of its cost ({summary.requests} "
+                    f"held-out requests; chosen on {point['rule'].replace('_', ' ')} figures "
+                    f"{point['success_ratio']:.1%} at {point['cost_ratio']:.1%}"
+                    f"{'' if point['reached'] else ', short of the target'})"
+                )
+        print(
+            f"split seed {s}: {len(specs)} operating points learned in {learned_in:.1f}s",
+            flush=True,
+        )
+    print(
+        f"\n| operating point | held-out success, mean of {splits} | cost | success range "
+        f"| splits below 95% | cost range |\n|---|---|---|---|---|---|"
+    )
     for name, figures in rows.items():
         success, cost = [r[0] for r in figures], [r[1] for r in figures]
-        print(f"| {name} | {statistics.mean(success):.1%} | {statistics.mean(cost):.1%} | "
-              f"{min(success):.1%}-{max(success):.1%} | {sum(x < 0.95 for x in success)} | "
-              f"{min(cost):.1%}-{max(cost):.1%} |")
+        print(
+            f"| {name} | {statistics.mean(success):.1%} | {statistics.mean(cost):.1%} | "
+            f"{min(success):.1%}-{max(success):.1%} | {sum(x < 0.95 for x in success)} | "
+            f"{min(cost):.1%}-{max(cost):.1%} |"
+        )
 
 
-def bench_cascade_curve(tables: TraceTables, config: ACOConfig, seed: int, splits: int,
-                        at_cost: float = 0.20) -> None:
+def bench_cascade_curve(
+    tables: TraceTables, config: ACOConfig, seed: int, splits: int, at_cost: float = 0.20
+) -> None:
     """Held-out success of the cascade's trade-off curve at `at_cost` of the top's cost."""
     data = build_cascade_data(tables, config)
     reached = []
@@ -149,32 +165,41 @@ def bench_cascade_curve(tables: TraceTables, config: ACOConfig, seed: int, split
             _, summary = replay("learned", held, learned_chooser(spec))
             points.append((summary.cost_ratio, summary.success_ratio))
         reached.append(envelope_at(points, at_cost))
-        print(f"split seed {s}: the held-out curve reaches {reached[-1]:.1%} of the top's "
-              f"success at {at_cost:.0%} of its cost")
-    print(f"mean over {splits} splits: {statistics.mean(reached):.1%} "
-          f"({min(reached):.1%}-{max(reached):.1%}); "
-          f"{sum(r < 0.95 for r in reached)} of {splits} below 95%")
+        print(
+            f"split seed {s}: the held-out curve reaches {reached[-1]:.1%} of the top's "
+            f"success at {at_cost:.0%} of its cost"
+        )
+    print(
+        f"mean over {splits} splits: {statistics.mean(reached):.1%} "
+        f"({min(reached):.1%}-{max(reached):.1%}); "
+        f"{sum(r < 0.95 for r in reached)} of {splits} below 95%"
+    )
 
 
-def bench_cascade_kfold(tables: TraceTables, config: ACOConfig, seed: int, folds: int,
-                        repeats: int) -> None:
+def bench_cascade_kfold(
+    tables: TraceTables, config: ACOConfig, seed: int, folds: int, repeats: int
+) -> None:
     """The learned cascade cross-validated by request: learned on k-1 folds, replayed on the
     fold it did not see, every request replayed once; totals over the k folds, per repeat."""
     data = build_cascade_data(tables, config)
     for s in range(seed, seed + repeats):
-        parts = assign_splits(data.request_ids, [(f"fold{k}", 1 / folds) for k in range(folds)],
-                              seed=s)
+        parts = assign_splits(
+            data.request_ids, [(f"fold{k}", 1 / folds) for k in range(folds)], seed=s
+        )
         totals = [0.0, 0.0, 0.0, 0.0]  # successes, cost, the top's successes, the top's cost
         for k in range(folds):
             held_ids = set(parts[f"fold{k}"])
             spec = learn_cascade(data.select(set(data.request_ids) - held_ids), seed=s)
             _, summary = replay("learned", data.select(held_ids), learned_chooser(spec))
-            for i, value in enumerate((summary.successes, summary.cost, summary.top_successes,
-                                       summary.top_cost)):
+            for i, value in enumerate(
+                (summary.successes, summary.cost, summary.top_successes, summary.top_cost)
+            ):
                 totals[i] += value
-        print(f"split seed {s}, {folds}-fold: {totals[0] / totals[2]:.1%} of the top's success "
-              f"at {totals[1] / totals[3]:.1%} of its cost ({data.n_requests} requests, each "
-              f"replayed once by a cascade that did not learn from it)")
+        print(
+            f"split seed {s}, {folds}-fold: {totals[0] / totals[2]:.1%} of the top's success "
+            f"at {totals[1] / totals[3]:.1%} of its cost ({data.n_requests} requests, each "
+            f"replayed once by a cascade that did not learn from it)"
+        )
 
 
 def envelope_at(points: list[tuple[float, float]], cost: float) -> float:
@@ -210,19 +235,25 @@ def bench_speed(controls: dict, config: ACOConfig, calls: int) -> None:
     signals = read_answer_signals([-0.2, -1.5, -0.01], "B")
     cues = read_cues("Fix the failing unit test in the parser module", "coding")
     cases = {
-        "cascade step": (lambda: policy.step(task, answers),
-                         lambda: rules.cascade(signals, 1)),
-        "doom check": (lambda: learned.doom(0.3, 1, 4, failures=2, task_type="coding", tier=3),
-                       lambda: rules.doom(0.3, 1, 4)),
-        "tool gate": (lambda: learned.gate("web_search", "coding"),
-                      lambda: rules.gate("web_search", "coding")),
-        "verify": (lambda: learned.verify("medium", 0.6, task_type="coding", tier=3),
-                   lambda: rules.verify("medium", 0.6)),
-        "context budget": (lambda: learned.context_budget(cues, 3),
-                           lambda: rules.context_budget(cues, 3)),
+        "cascade step": (lambda: policy.step(task, answers), lambda: rules.cascade(signals, 1)),
+        "doom check": (
+            lambda: learned.doom(0.3, 1, 4, failures=2, task_type="coding", tier=3),
+            lambda: rules.doom(0.3, 1, 4),
+        ),
+        "tool gate": (
+            lambda: learned.gate("web_search", "coding"),
+            lambda: rules.gate("web_search", "coding"),
+        ),
+        "verify": (
+            lambda: learned.verify("medium", 0.6, task_type="coding", tier=3),
+            lambda: rules.verify("medium", 0.6),
+        ),
+        "context budget": (
+            lambda: learned.context_budget(cues, 3),
+            lambda: rules.context_budget(cues, 3),
+        ),
     }
-    print(f"\n# speed: median microseconds per decision over {calls} calls (5 rounds, "
-          f"interleaved)")
+    print(f"\n# speed: median microseconds per decision over {calls} calls (5 rounds, interleaved)")
     print("| decision | learned | rules | ratio |\n|---|---:|---:|---:|")
     for name, (learned_fn, rule_fn) in cases.items():
         a, b = [], []
@@ -241,38 +272,64 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--splits", type=int, default=1)
-    parser.add_argument("--kfold", type=int, default=0,
-                        help="only RouterBench's cascade, cross-validated with this many folds "
-                             "(on --splits seeds)")
-    parser.add_argument("--cascade-only", action="store_true",
-                        help="only RouterBench's cascade on --splits splits")
-    parser.add_argument("--curve", type=int, default=0,
-                        help="only RouterBench's held-out trade-off curve, on this many splits")
+    parser.add_argument(
+        "--kfold",
+        type=int,
+        default=0,
+        help="only RouterBench's cascade, cross-validated with this many folds (on --splits seeds)",
+    )
+    parser.add_argument(
+        "--cascade-only", action="store_true", help="only RouterBench's cascade on --splits splits"
+    )
+    parser.add_argument(
+        "--curve",
+        type=int,
+        default=0,
+        help="only RouterBench's held-out trade-off curve, on this many splits",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    print(f"machine: {platform.machine()}, Python {platform.python_version()}, "
-          f"{platform.system()}; command: {' '.join(sys.argv)}")
+    print(
+        f"machine: {platform.machine()}, Python {platform.python_version()}, "
+        f"{platform.system()}; command: {' '.join(sys.argv)}"
+    )
     from aco_lab.simulate.generate import write_simulated_traces
 
     router = args.shared / "routerbench-dev"
     if args.curve:
-        bench_cascade_curve(read_traces([router / "traces.jsonl.gz"]),
-                            load_config(router / "config.yaml"), args.seed, args.curve)
+        bench_cascade_curve(
+            read_traces([router / "traces.jsonl.gz"]),
+            load_config(router / "config.yaml"),
+            args.seed,
+            args.curve,
+        )
         return
     if args.cascade_only:
-        bench_cascade_splits(read_traces([router / "traces.jsonl.gz"]),
-                             load_config(router / "config.yaml"), args.seed, args.splits)
+        bench_cascade_splits(
+            read_traces([router / "traces.jsonl.gz"]),
+            load_config(router / "config.yaml"),
+            args.seed,
+            args.splits,
+        )
         return
     if args.kfold:
-        bench_cascade_kfold(read_traces([router / "traces.jsonl.gz"]),
-                            load_config(router / "config.yaml"), args.seed, args.kfold,
-                            args.splits)
+        bench_cascade_kfold(
+            read_traces([router / "traces.jsonl.gz"]),
+            load_config(router / "config.yaml"),
+            args.seed,
+            args.kfold,
+            args.splits,
+        )
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "sim.jsonl.gz"
         write_simulated_traces(path, args.sim, seed=args.seed, config=ACOConfig())
-        sim_controls = bench_quality(f"simulated ({args.sim} requests x 5 tiers)",
-                                     read_traces([path]), ACOConfig(), args.seed)
+        sim_controls = bench_quality(
+            f"simulated ({args.sim} requests x 5 tiers)",
+            read_traces([path]),
+            ACOConfig(),
+            args.seed,
+        )
     if (router / "traces.jsonl.gz").exists():
         config = load_config(router / "config.yaml")
         tables = read_traces([router / "traces.jsonl.gz"])

@@ -55,11 +55,14 @@ def main() -> None:
         info, _ = train_router([train], config, TrainOptions(seed=0), root / "models")
         options = EvalOptions(compare_models=())
         read_s, runs = _median_s(lambda: read_traces(held).runs, args.repeats)
-        eval_s, ev = _median_s(lambda: evaluate_bundle(info.path, [held], options=options),
-                               args.repeats)
+        eval_s, ev = _median_s(
+            lambda: evaluate_bundle(info.path, [held], options=options), args.repeats
+        )
         write_s, _ = _median_s(lambda: write_evaluation(ev, root / "out"), args.repeats)
-    print(f"held-out traces: {runs.height} runs, {ev.data.n_requests} requests evaluated, "
-          f"{len(ev.sweep)} sweep points, {len(ev.baselines)} baselines")
+    print(
+        f"held-out traces: {runs.height} runs, {ev.data.n_requests} requests evaluated, "
+        f"{len(ev.sweep)} sweep points, {len(ev.baselines)} baselines"
+    )
     print(f"read_traces (baseline): {read_s:.2f} s")
     print(f"evaluate_bundle:        {eval_s:.2f} s ({eval_s / read_s:.1f}x reading)")
     print(f"write_evaluation:       {write_s:.2f} s")

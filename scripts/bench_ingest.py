@@ -75,16 +75,27 @@ MODE_ENV = {"ingest --strict": {"BENCH_STRICT": "1"}}
 
 
 KEPT = "json.loads, objects kept"
-MODE_KEYS = {"json": "json.loads loop", "kept": KEPT, "read": "read_traces (validate)",
-             "ingest": "ingest (validate + Parquet)", "strict": "ingest --strict"}
+MODE_KEYS = {
+    "json": "json.loads loop",
+    "kept": KEPT,
+    "read": "read_traces (validate)",
+    "ingest": "ingest (validate + Parquet)",
+    "strict": "ingest --strict",
+}
 
 
-def run_child(code: str, args: list[str], env: dict[str, str] | None = None
-              ) -> tuple[float, float, int]:
+def run_child(
+    code: str, args: list[str], env: dict[str, str] | None = None
+) -> tuple[float, float, int]:
     """(wall s reported by the child, CPU s of its process tree, peak RSS of the tree in bytes)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    child = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     peak = 0
     done = threading.Event()
 
@@ -127,15 +138,25 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--input", type=Path, help="an existing JSONL file instead")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--skip-kept", action="store_true",
-                        help="skip the json.loads variant that keeps every object (~10x the "
-                             "file size in memory: too much for 1M traces on a small machine)")
-    parser.add_argument("--modes", default="json,kept,read,ingest",
-                        help="comma-separated modes to run, of " + ", ".join(MODE_KEYS)
-                        + " (json, the baseline, always runs)")
+    parser.add_argument(
+        "--skip-kept",
+        action="store_true",
+        help="skip the json.loads variant that keeps every object (~10x the "
+        "file size in memory: too much for 1M traces on a small machine)",
+    )
+    parser.add_argument(
+        "--modes",
+        default="json,kept,read,ingest",
+        help="comma-separated modes to run, of "
+        + ", ".join(MODE_KEYS)
+        + " (json, the baseline, always runs)",
+    )
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "aco-bench")
-    parser.add_argument("--breakdown", action="store_true",
-                        help="time the stages of one chunk in this process instead")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="time the stages of one chunk in this process instead",
+    )
     options = parser.parse_args()
     wanted = {MODE_KEYS[key] for key in options.modes.split(",")} | {MODE_KEYS["json"]}
     if options.skip_kept:
@@ -147,26 +168,31 @@ def main() -> None:
         return
     out_dir = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=options.cache_dir)) / "dataset"
     size = path.stat().st_size
-    print(f"input {path} ({size / 1e6:.0f} MB), {os.cpu_count()} cores, "
-          f"Python {sys.version.split()[0]}, median of {options.repeat}")
+    print(
+        f"input {path} ({size / 1e6:.0f} MB), {os.cpu_count()} cores, "
+        f"Python {sys.version.split()[0]}, median of {options.repeat}"
+    )
     results: dict[str, list[tuple[float, float, int]]] = {mode: [] for mode in CHILD_CODE}
     for _ in range(options.repeat):  # interleaved, so background load hits every mode alike
         for mode, code in CHILD_CODE.items():
             if mode in wanted:
-                results[mode].append(run_child(code, [str(path), str(out_dir)],
-                                               MODE_ENV.get(mode)))
+                results[mode].append(run_child(code, [str(path), str(out_dir)], MODE_ENV.get(mode)))
     base_wall = statistics.median(t for t, _, _ in results["json.loads loop"])
     base_cpu = statistics.median(c for _, c, _ in results["json.loads loop"])
-    print(f"{'mode':30s} {'wall s':>8s} {'x json':>7s} {'MB/s':>6s} {'CPU s':>7s} {'x json':>7s}"
-          f" {'peak RSS MB':>12s}")
+    print(
+        f"{'mode':30s} {'wall s':>8s} {'x json':>7s} {'MB/s':>6s} {'CPU s':>7s} {'x json':>7s}"
+        f" {'peak RSS MB':>12s}"
+    )
     for mode, runs in results.items():
         if not runs:
             continue
         wall = statistics.median(t for t, _, _ in runs)
         cpu = statistics.median(c for _, c, _ in runs)
         peak = max(p for _, _, p in runs)
-        print(f"{mode:30s} {wall:8.2f} {wall / base_wall:7.2f} {size / 1e6 / wall:6.0f} "
-              f"{cpu:7.2f} {cpu / base_cpu:7.2f} {peak / 2**20:12.0f}")
+        print(
+            f"{mode:30s} {wall:8.2f} {wall / base_wall:7.2f} {size / 1e6 / wall:6.0f} "
+            f"{cpu:7.2f} {cpu / base_cpu:7.2f} {peak / 2**20:12.0f}"
+        )
     shutil.rmtree(out_dir.parent, ignore_errors=True)
 
 
@@ -210,8 +236,10 @@ def chunk_breakdown(path: Path, repeat: int = 9) -> None:
     shutil.rmtree(out, ignore_errors=True)
     base = min(times["json.loads loop over its lines"])
     lines = data.count(b"\n")
-    print(f"one chunk of {path}: {len(data) / 1e6:.1f} MB, {lines} lines; "
-          f"CPU ms, min of {repeat}; Polars threads {pl.thread_pool_size()}")
+    print(
+        f"one chunk of {path}: {len(data) / 1e6:.1f} MB, {lines} lines; "
+        f"CPU ms, min of {repeat}; Polars threads {pl.thread_pool_size()}"
+    )
     for name, values in times.items():
         print(f"  {name:48s} {min(values) * 1e3:9.1f}  {min(values) / base:5.2f}x")
 

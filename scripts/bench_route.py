@@ -78,32 +78,56 @@ def main() -> None:
     feats = [request_features(spec, t, k, None, n) for t, k, n in cases]
     rows = [np.column_stack([np.repeat(x[None], 5, axis=0), np.arange(1, 6)]) for x in feats]
     params, cal = router.params, router.calibration
-    probs = [np.maximum.accumulate(calibrate(predict_success(router.model, x)[0], cal)).tolist()
-             for x in feats]
+    probs = [
+        np.maximum.accumulate(calibrate(predict_success(router.model, x)[0], cal)).tolist()
+        for x in feats
+    ]
     allowed = [True] * 5
     costs = [0.0, 0.001, 0.01, 0.05, 0.1]
     results = {
-        "decide (end to end)": timed(lambda c: router.decide(c[0], task_type=c[1],
-                                                             input_tokens=c[2]), cases),
-        **dict(zip(("decide, task type predicted", "  the same, no novelty check"), timed_pair(
-            lambda c: router.decide(c[0], input_tokens=c[2]),
-            lambda c: unchecked_router.decide(c[0], input_tokens=c[2]), cases), strict=True)),
+        "decide (end to end)": timed(
+            lambda c: router.decide(c[0], task_type=c[1], input_tokens=c[2]), cases
+        ),
+        **dict(
+            zip(
+                ("decide, task type predicted", "  the same, no novelty check"),
+                timed_pair(
+                    lambda c: router.decide(c[0], input_tokens=c[2]),
+                    lambda c: unchecked_router.decide(c[0], input_tokens=c[2]),
+                    cases,
+                ),
+                strict=True,
+            )
+        ),
         "features": timed(lambda c: request_features(spec, c[0], c[1], None, c[2]), cases),
         "model (5 tier rows)": timed(lambda x: predict_success(router.model, x), feats),
-        "calibrate + rule": timed(lambda p: choose_tier(np.maximum.accumulate(
-            calibrate(np.asarray(p), cal)).tolist(), costs, allowed, params), probs),
+        "calibrate + rule": timed(
+            lambda p: choose_tier(
+                np.maximum.accumulate(calibrate(np.asarray(p), cal)).tolist(),
+                costs,
+                allowed,
+                params,
+            ),
+            probs,
+        ),
         "lightgbm Booster.predict (5 rows)": timed(lambda r: booster.predict(r), rows),
     }
-    print(f"{args.requests} requests, model: {booster.num_trees()} trees, "
-          f"{spec.n_features} features, depth {router.model['booster']['max_depth']}")
+    print(
+        f"{args.requests} requests, model: {booster.num_trees()} trees, "
+        f"{spec.n_features} features, depth {router.model['booster']['max_depth']}"
+    )
     print(f"{'what':36s} {'p50 us':>9s} {'p99 us':>9s}")
     for name, us in results.items():
         print(f"{name:36s} {np.percentile(us, 50):9.1f} {np.percentile(us, 99):9.1f}")
     base = np.percentile(results["lightgbm Booster.predict (5 rows)"], 50)
-    print(f"decide p50 / Booster.predict p50: "
-          f"{np.percentile(results['decide (end to end)'], 50) / base:.2f}")
-    print(f"model p50 / Booster.predict p50: "
-          f"{np.percentile(results['model (5 tier rows)'], 50) / base:.2f}")
+    print(
+        f"decide p50 / Booster.predict p50: "
+        f"{np.percentile(results['decide (end to end)'], 50) / base:.2f}"
+    )
+    print(
+        f"model p50 / Booster.predict p50: "
+        f"{np.percentile(results['model (5 tier rows)'], 50) / base:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -87,16 +87,20 @@ def bench_in_process(bundle: Path, calls: int, seed: int) -> dict[str, list[floa
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(2_000, n_features))
     y = (X[:, 0] + rng.normal(size=len(X)) > 0).astype(int)
-    clf = LGBMClassifier(n_estimators=n_trees, num_leaves=31, verbose=-1, random_state=seed,
-                         n_jobs=1).fit(X, y)
-    steps = {"start_run (bundle)": opt.start_run, "Router.decide": opt.router.decide,
-             "LGBMClassifier.predict_proba (1 row)": None}
+    clf = LGBMClassifier(
+        n_estimators=n_trees, num_leaves=31, verbose=-1, random_state=seed, n_jobs=1
+    ).fit(X, y)
+    steps = {
+        "start_run (bundle)": opt.start_run,
+        "Router.decide": opt.router.decide,
+        "LGBMClassifier.predict_proba (1 row)": None,
+    }
     times: dict[str, list[float]] = {name: [] for name in steps}
     names = list(steps)
     for i in range(calls):
         request, row = requests[i % len(requests)], X[i % len(X)][None, :]
         # Rotate the order: whichever runs right after LightGBM finds colder caches.
-        for name in names[i % 3:] + names[:i % 3]:
+        for name in names[i % 3 :] + names[: i % 3]:
             call = steps[name]
             t0 = time.perf_counter()
             call(request) if call is not None else clf.predict_proba(row)
@@ -113,8 +117,9 @@ def bench_trace_log(appends: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {}
     for fsync in (True, False):
         directory = tempfile.mkdtemp()
-        opt = ACOOptimizer(ACOConfig(trace_dir=directory), trace_log=TraceLog(directory,
-                                                                              fsync=fsync))
+        opt = ACOOptimizer(
+            ACOConfig(trace_dir=directory), trace_log=TraceLog(directory, fsync=fsync)
+        )
         name = f"end_run, fsync={fsync}"
         times[name] = []
         for i in range(appends):
@@ -149,8 +154,10 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{platform.system()} {platform.machine()}")
+    print(
+        f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.machine()}"
+    )
     for module in ("aco", "aco.optimizer", "aco.cli", "aco.router"):
         print(f"import {module}: heavy modules loaded: {heavy_modules_loaded(module) or 'none'}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -58,8 +58,10 @@ def main() -> None:
         data = plain.read_bytes()
 
         def gzip_only() -> None:
-            with open(Path(tmp) / "floor.gz", "wb") as raw, gzip.GzipFile(
-                    "", "wb", GZIP_LEVEL, raw, mtime=0) as out:
+            with (
+                open(Path(tmp) / "floor.gz", "wb") as raw,
+                gzip.GzipFile("", "wb", GZIP_LEVEL, raw, mtime=0) as out,
+            ):
                 out.write(data)
 
         cases = {
@@ -68,20 +70,26 @@ def main() -> None:
             "write .jsonl": lambda: write_simulated_traces(plain, args.n, args.seed),
             "write .jsonl.gz": lambda: write_simulated_traces(packed, args.n, args.seed),
             "write .jsonl.gz, 2 workers": lambda: write_simulated_traces(
-                packed, args.n, args.seed, workers=2),
+                packed, args.n, args.seed, workers=2
+            ),
         }
         rows, floor = [], None
         for name, work in cases.items():
             wall, cpu = measure(work, args.repeat)
             floor = floor or wall
-            rows.append(f"{name:<32}{wall:>9.2f}{cpu:>9.2f}{n_traces / wall:>11,.0f}"
-                        f"{1e6 * wall / n_traces:>10.0f}s{wall / floor:>8.1f}")
+            rows.append(
+                f"{name:<32}{wall:>9.2f}{cpu:>9.2f}{n_traces / wall:>11,.0f}"
+                f"{1e6 * wall / n_traces:>10.0f}s{wall / floor:>8.1f}"
+            )
         size = packed.stat().st_size
-        print(f"{args.n:,} requests x 5 tiers = {n_traces:,} traces; JSONL {len(data) / 1e6:.0f} "
-              f"MB ({len(data) / n_traces:.0f} B/trace), gzip {size / 1e6:.1f} MB; median of "
-              f"{args.repeat}; {os.cpu_count()} cores; Python {sys.version.split()[0]}")
-        print(f"{'case':<32}{'wall s':>9}{'cpu s':>9}{'traces/s':>11}{'1M traces':>11}"
-              f"{'x gzip':>8}")
+        print(
+            f"{args.n:,} requests x 5 tiers = {n_traces:,} traces; JSONL {len(data) / 1e6:.0f} "
+            f"MB ({len(data) / n_traces:.0f} B/trace), gzip {size / 1e6:.1f} MB; median of "
+            f"{args.repeat}; {os.cpu_count()} cores; Python {sys.version.split()[0]}"
+        )
+        print(
+            f"{'case':<32}{'wall s':>9}{'cpu s':>9}{'traces/s':>11}{'1M traces':>11}{'x gzip':>8}"
+        )
         print("\n".join(rows))
 
 

@@ -70,9 +70,11 @@ def main() -> None:
             for name in held:
                 del cases[name]
             cases = {"baseline: aco stats path": cases.pop("end to end: aco stats path"), **cases}
-        print(f"{runs:,} runs, {tables.steps.height:,} steps from {path.name} "
-              f"({path.stat().st_size / 1e6:.0f} MB); median of {args.repeat}; "
-              f"{os.cpu_count()} cores; Python {sys.version.split()[0]}")
+        print(
+            f"{runs:,} runs, {tables.steps.height:,} steps from {path.name} "
+            f"({path.stat().st_size / 1e6:.0f} MB); median of {args.repeat}; "
+            f"{os.cpu_count()} cores; Python {sys.version.split()[0]}"
+        )
         print(f"{'case':<40}{'wall s':>9}{'runs/s':>13}{'x baseline':>12}")
         baseline = None
         for name, work in cases.items():

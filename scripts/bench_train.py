@@ -42,16 +42,21 @@ def main() -> None:
     parser.add_argument("--model", default="lgbm")
     parser.add_argument("--keep", type=Path, default=None, help="reuse/keep the traces file here")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(relativeCreated)8.0f ms %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(relativeCreated)8.0f ms %(name)s: %(message)s",
+    )
     config = ACOConfig()
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or Path(tmp) / "bench.jsonl.gz"
         if not path.exists():
             start = time.perf_counter()
             summary = write_simulated_traces(path, args.requests, 1, config, args.mode)
-            print(f"simulated {summary.traces if hasattr(summary, 'traces') else ''} traces "
-                  f"in {time.perf_counter() - start:.1f} s ({path.stat().st_size / 1e6:.0f} MB)")
+            print(
+                f"simulated {summary.traces if hasattr(summary, 'traces') else ''} traces "
+                f"in {time.perf_counter() - start:.1f} s ({path.stat().st_size / 1e6:.0f} MB)"
+            )
         with TreePeak() as tree:  # this process and its workers, summed while they run
             start, cpu_start = time.perf_counter(), time.process_time()
             runs = read_traces(path).runs
@@ -67,14 +72,20 @@ def main() -> None:
     print(f"build_router:           {train_s:7.1f} s")
     print(f"read + train:           {total_s:7.1f} s   ({total_s / read_s:.1f}x reading alone)")
     cpu = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    print(f"CPU time: this process {cpu[0].ru_utime + cpu[0].ru_stime:,.0f} s, workers "
-          f"{cpu[1].ru_utime + cpu[1].ru_stime:,.0f} s (on a shared machine, CPU time is the "
-          f"figure that carries over)")
-    print(f"peak RSS: this process {peak_mb(resource.RUSAGE_SELF):,.0f} MB, "
-          f"largest worker {peak_mb(resource.RUSAGE_CHILDREN):,.0f} MB, "
-          f"process tree (sampled sum) {tree.peak / 2**20:,.0f} MB")
-    print(f"bundle {info.size / 1e3:.0f} KB; validation success {headline['success_vs_top']:.3f}, "
-          f"cost {headline['cost_vs_top']:.3f} of the top tier")
+    print(
+        f"CPU time: this process {cpu[0].ru_utime + cpu[0].ru_stime:,.0f} s, workers "
+        f"{cpu[1].ru_utime + cpu[1].ru_stime:,.0f} s (on a shared machine, CPU time is the "
+        f"figure that carries over)"
+    )
+    print(
+        f"peak RSS: this process {peak_mb(resource.RUSAGE_SELF):,.0f} MB, "
+        f"largest worker {peak_mb(resource.RUSAGE_CHILDREN):,.0f} MB, "
+        f"process tree (sampled sum) {tree.peak / 2**20:,.0f} MB"
+    )
+    print(
+        f"bundle {info.size / 1e3:.0f} KB; validation success {headline['success_vs_top']:.3f}, "
+        f"cost {headline['cost_vs_top']:.3f} of the top tier"
+    )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,11 @@ PROVIDERS = (
     "together_ai", "cohere_chat", "perplexity",
 )  # fmt: skip
 # Source key -> snapshot key (USD per token).
-FIELDS = {"input_cost_per_token": "input", "output_cost_per_token": "output",
-          "cache_read_input_token_cost": "cached_input"}
+FIELDS = {
+    "input_cost_per_token": "input",
+    "output_cost_per_token": "output",
+    "cache_read_input_token_cost": "cached_input",
+}
 
 
 def build_snapshot(source: dict, date: str, version: str) -> dict:
@@ -40,19 +43,29 @@ def build_snapshot(source: dict, date: str, version: str) -> dict:
     for name, entry in sorted(source.items()):
         if entry.get("mode") != "chat" or entry.get("litellm_provider") not in PROVIDERS:
             continue
-        prices = {FIELDS[k]: v for k, v in entry.items()
-                  if k in FIELDS and isinstance(v, int | float) and not isinstance(v, bool)}
+        prices = {
+            FIELDS[k]: v
+            for k, v in entry.items()
+            if k in FIELDS and isinstance(v, int | float) and not isinstance(v, bool)
+        }
         if "input" in prices and "output" in prices:
             models[name] = {"provider": entry["litellm_provider"], **prices}
-    return {"date": date, "source": f"litellm {version}, {SOURCE_FILE} (MIT license)",
-            "unit": "USD per token", "models": models}
+    return {
+        "date": date,
+        "source": f"litellm {version}, {SOURCE_FILE} (MIT license)",
+        "unit": "USD per token",
+        "models": models,
+    }
 
 
 def main() -> None:
     """Write the snapshot and pin its checksum in aco/prices.py."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--date", default=datetime.date.today().isoformat(),
-                        help="the snapshot's date (default: today)")
+    parser.add_argument(
+        "--date",
+        default=datetime.date.today().isoformat(),
+        help="the snapshot's date (default: today)",
+    )
     args = parser.parse_args()
     source = json.loads(resources.files("litellm").joinpath(SOURCE_FILE).read_text("utf-8"))
     snapshot = build_snapshot(source, args.date, importlib.metadata.version("litellm"))
@@ -60,8 +73,13 @@ def main() -> None:
     SNAPSHOT.write_bytes(data)
     digest = hashlib.sha256(data).hexdigest()
     code = PRICES_MODULE.read_text("utf-8")
-    code = re.sub(r'^SNAPSHOT_SHA256 = "[0-9a-f]*"', f'SNAPSHOT_SHA256 = "{digest}"', code,
-                  count=1, flags=re.MULTILINE)
+    code = re.sub(
+        r'^SNAPSHOT_SHA256 = "[0-9a-f]*"',
+        f'SNAPSHOT_SHA256 = "{digest}"',
+        code,
+        count=1,
+        flags=re.MULTILINE,
+    )
     PRICES_MODULE.write_text(code, "utf-8")
     print(f"{SNAPSHOT}: {len(snapshot['models'])} models, {len(data):,} bytes, sha256 {digest}")
 

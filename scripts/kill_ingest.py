@@ -36,9 +36,13 @@ SETTLE_SECONDS = 5  # how long the killed run's processes get to end
 def write_traces(path: Path, n: int = 12_000) -> None:
     import json
 
-    line = {"request": "fix the failing test " * 20, "final_outcome": "completed",
-            "task_success": True, "total_cost": 0.01,
-            "steps": [{"step_num": 1, "model_call": {"model_id": "m", "tier": 1, "cost": 0.01}}]}
+    line = {
+        "request": "fix the failing test " * 20,
+        "final_outcome": "completed",
+        "task_success": True,
+        "total_cost": 0.01,
+        "steps": [{"step_num": 1, "model_call": {"model_id": "m", "tier": 1, "cost": 0.01}}],
+    }
     with path.open("w") as out:
         for i in range(n):
             out.write(json.dumps({"trace_id": f"t{i}", **line}) + "\n")
@@ -48,8 +52,9 @@ def kill_once(traces: Path, out: Path, sig: signal.Signals) -> set[int]:
     """Start, kill mid-work, wait; the pids of the run's processes still running."""
     proc = start_ingest(traces, out)
     deadline = time.monotonic() + 60
-    while not (len(descendants(proc.pid)) >= 2
-               and any(p.rglob("*.parquet") for p in staging_of(out))):
+    while not (
+        len(descendants(proc.pid)) >= 2 and any(p.rglob("*.parquet") for p in staging_of(out))
+    ):
         if time.monotonic() > deadline or proc.poll() is not None:
             raise SystemExit("the ingest did not reach its workers' first parts")
         time.sleep(0.05)
@@ -72,10 +77,15 @@ def main() -> None:
         for i in range(args.kills):
             left |= kill_once(traces, out, (signal.SIGKILL, signal.SIGTERM)[i % 2])
         stale = len(staging_of(out))
-        subprocess.run([sys.executable, "-c", INGEST, "ingest", str(traces), "--out", str(out)],
-                       check=True, capture_output=True)
-        print(f"kills: {args.kills}; processes left running: {len(left)}; staging folders "
-              f"left: {stale}; after the next ingest: {len(staging_of(out))}")
+        subprocess.run(
+            [sys.executable, "-c", INGEST, "ingest", str(traces), "--out", str(out)],
+            check=True,
+            capture_output=True,
+        )
+        print(
+            f"kills: {args.kills}; processes left running: {len(left)}; staging folders "
+            f"left: {stale}; after the next ingest: {len(staging_of(out))}"
+        )
         for pid in left:  # ours: end them so the benchmark itself leaves nothing
             os.kill(pid, signal.SIGKILL)
 

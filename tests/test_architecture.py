@@ -131,13 +131,20 @@ def test_relative_and_function_level_imports_count(tmp_path: Path) -> None:
     path = tmp_path / "m.py"
     path.write_text("def f():\n    from . import sibling\n    import aco_lab.traces.schema\n")
     modules = {"aco_lab.x.m": path, "aco_lab.x.sibling": path, "aco_lab.traces.schema": path}
-    assert imports_of("aco_lab.x.m", path, modules) == {"aco_lab.x.sibling",
-                                                         "aco_lab.traces.schema"}
+    assert imports_of("aco_lab.x.m", path, modules) == {
+        "aco_lab.x.sibling",
+        "aco_lab.traces.schema",
+    }
 
 
 def test_the_runtime_never_imports_the_lab() -> None:
-    wrong = sorted(f"{m} -> {i}" for m, deps in import_graph().items() if m.split(".")[0] == "aco"
-                   for i in deps if i.split(".")[0] == "aco_lab")
+    wrong = sorted(
+        f"{m} -> {i}"
+        for m, deps in import_graph().items()
+        if m.split(".")[0] == "aco"
+        for i in deps
+        if i.split(".")[0] == "aco_lab"
+    )
     assert not wrong, wrong
 
 
@@ -170,6 +177,9 @@ def test_the_lab_is_grouped_in_subpackages() -> None:
 
 
 def test_no_module_is_longer_than_the_limit() -> None:
-    long = {str(path.relative_to(REPO)): n for path in module_files().values()
-            if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    long = {
+        str(path.relative_to(REPO)): n
+        for path in module_files().values()
+        if (n := len(path.read_text().splitlines())) > MAX_LINES
+    }
     assert not long, f"modules over {MAX_LINES} lines: {long}"

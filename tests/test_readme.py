@@ -114,8 +114,9 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run(args: list[str], cwd: Path, what: str, stdin: str | None = None) -> str:
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    done = subprocess.run(args, cwd=cwd, env=env, input=stdin, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        args, cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=600
+    )
     output = done.stdout + done.stderr
     if done.returncode != 0:
         pytest.fail(f"{what} failed (exit {done.returncode}):\n{output[-4000:]}", pytrace=False)
@@ -125,7 +126,8 @@ def _run(args: list[str], cwd: Path, what: str, stdin: str | None = None) -> str
 def test_every_command_line_of_the_readme_is_in_a_checked_block() -> None:
     blocks, loose = read_blocks(README.read_text(encoding="utf-8"))
     assert not loose, "aco commands outside ```sh blocks are never run: " + "; ".join(
-        f"README.md:{n}: {line.strip()}" for n, line in loose)
+        f"README.md:{n}: {line.strip()}" for n, line in loose
+    )
     languages = {block.language for block in blocks}
     assert {"sh", "python"} <= languages, languages
     activations = [b for b in blocks for line in b.code.splitlines() if line.strip() == ACTIVATE]

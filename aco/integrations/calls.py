@@ -33,8 +33,7 @@ class CallRun:
             self.run.end(False, "failed") if failed else self.run.end(None)
 
 
-def open_call_run(optimizer: ACOOptimizer, request: str, task_type: str | None = None
-                  ) -> CallRun:
+def open_call_run(optimizer: ACOOptimizer, request: str, task_type: str | None = None) -> CallRun:
     """The current run when one is open, else a new run for this call."""
     run = optimizer.active_run()
     if run is not None:

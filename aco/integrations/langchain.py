@@ -34,8 +34,9 @@ try:
     from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
     from pydantic import ConfigDict, Field
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ACOError("aco.integrations.langchain needs langchain-core: "
-                   "pip install 'aco[langchain]'") from exc
+    raise ACOError(
+        "aco.integrations.langchain needs langchain-core: pip install 'aco[langchain]'"
+    ) from exc
 
 if TYPE_CHECKING:
     from aco.optimizer import ACOOptimizer
@@ -70,8 +71,13 @@ class ACOCallbackHandler(BaseCallbackHandler):
 
     run_inline = True  # in async code too: events arrive in order, before the router reads them
 
-    def __init__(self, optimizer: ACOOptimizer | None = None, *, run: Run | None = None,
-                 task_type: str | None = None) -> None:
+    def __init__(
+        self,
+        optimizer: ACOOptimizer | None = None,
+        *,
+        run: Run | None = None,
+        task_type: str | None = None,
+    ) -> None:
         if optimizer is None and run is None:
             from aco.optimizer import ACOOptimizer
 
@@ -116,8 +122,15 @@ class ACOCallbackHandler(BaseCallbackHandler):
             root.call.close(failed)
 
     # -- chains ----------------------------------------------------------------------------
-    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID,
-                       parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+    def on_chain_start(
+        self,
+        serialized: Any,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
         """A chain (or a runnable) starts: the top-level one opens a LangChain run."""
         self._enter(run_id, parent_run_id, _input_text(inputs))
 
@@ -130,27 +143,43 @@ class ACOCallbackHandler(BaseCallbackHandler):
         self._exit(run_id, failed=True)
 
     # -- model calls -----------------------------------------------------------------------
-    def on_chat_model_start(self, serialized: Any, messages: list[list[BaseMessage]], *,
-                            run_id: UUID, parent_run_id: UUID | None = None,
-                            metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+    def on_chat_model_start(
+        self,
+        serialized: Any,
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         """A chat model call starts: remember its tier and model name until it ends."""
         text = request_text(messages[0]) if messages else None
         root = self._enter(run_id, parent_run_id, text)
         meta = metadata or {}
         kind = "router" if meta.get(ROUTER_KEY) else "model"
         with self._lock:
-            self._pending[run_id] = _Pending(root, time.perf_counter(), kind,
-                                             meta.get("ls_model_name"), meta.get(TIER_KEY))
+            self._pending[run_id] = _Pending(
+                root, time.perf_counter(), kind, meta.get("ls_model_name"), meta.get(TIER_KEY)
+            )
 
-    def on_llm_start(self, serialized: Any, prompts: list[str], *, run_id: UUID,
-                     parent_run_id: UUID | None = None,
-                     metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+    def on_llm_start(
+        self,
+        serialized: Any,
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         """A completion-style model call starts (same bookkeeping as a chat model)."""
         root = self._enter(run_id, parent_run_id, prompts[0] if prompts else None)
         meta = metadata or {}
         with self._lock:
-            self._pending[run_id] = _Pending(root, time.perf_counter(), "model",
-                                             meta.get("ls_model_name"), meta.get(TIER_KEY))
+            self._pending[run_id] = _Pending(
+                root, time.perf_counter(), "model", meta.get("ls_model_name"), meta.get(TIER_KEY)
+            )
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """A model call ended: record it (tokens, model, priced cost, latency)."""
@@ -174,11 +203,14 @@ class ACOCallbackHandler(BaseCallbackHandler):
         run = self.run_for(run_id, "")
         tier = pending.tier or self._tier_of(model, run)
         details = usage.get("input_token_details") or {}
-        run.record_call(tier, model_id=model or None,
-                        input_tokens=usage.get("input_tokens"),
-                        output_tokens=usage.get("output_tokens"),
-                        cached_input_tokens=details.get("cache_read"),
-                        latency_ms=(time.perf_counter() - pending.started) * 1000.0)
+        run.record_call(
+            tier,
+            model_id=model or None,
+            input_tokens=usage.get("input_tokens"),
+            output_tokens=usage.get("output_tokens"),
+            cached_input_tokens=details.get("cache_read"),
+            latency_ms=(time.perf_counter() - pending.started) * 1000.0,
+        )
 
     def _tier_of(self, model: str | None, run: Run) -> int:
         """A call ACOChatModel did not route: its model's configured tier, else the run's."""
@@ -188,8 +220,15 @@ class ACOCallbackHandler(BaseCallbackHandler):
         return run.routing.tier
 
     # -- tool calls ------------------------------------------------------------------------
-    def on_tool_start(self, serialized: Any, input_str: str, *, run_id: UUID,
-                      parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+    def on_tool_start(
+        self,
+        serialized: Any,
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
         """A tool call starts."""
         root = self._enter(run_id, parent_run_id, input_str)
         name = kwargs.get("name") or (serialized or {}).get("name") or "tool"
@@ -213,8 +252,11 @@ class ACOCallbackHandler(BaseCallbackHandler):
         if pending is None:
             return
         run = self.run_for(run_id, pending.name or "tool")
-        run.record_tool_call(pending.name or "tool", success,
-                             latency_ms=(time.perf_counter() - pending.started) * 1000.0)
+        run.record_tool_call(
+            pending.name or "tool",
+            success,
+            latency_ms=(time.perf_counter() - pending.started) * 1000.0,
+        )
 
 
 class ACOChatModel(BaseChatModel):
@@ -254,9 +296,14 @@ class ACOChatModel(BaseChatModel):
     def _routed(self, messages: list[BaseMessage], run_manager: Any) -> Iterator[tuple[Any, dict]]:
         """The chosen model and the config to call it with; an own run ends afterwards."""
         text = request_text(messages)
-        handler = next((h for h in getattr(run_manager, "handlers", ())
-                        if isinstance(h, ACOCallbackHandler) and h.optimizer is self.optimizer),
-                       None)
+        handler = next(
+            (
+                h
+                for h in getattr(run_manager, "handlers", ())
+                if isinstance(h, ACOCallbackHandler) and h.optimizer is self.optimizer
+            ),
+            None,
+        )
         child = _child_manager(run_manager)
         call = None
         if handler is not None:
@@ -267,8 +314,10 @@ class ACOChatModel(BaseChatModel):
             if child is not None:
                 child.add_handler(handler, inherit=True)
         tier, model = pick_tier(run.routing.tier, self.models)
-        config = {"callbacks": child if child is not None else [handler],
-                  "metadata": {TIER_KEY: tier}}
+        config = {
+            "callbacks": child if child is not None else [handler],
+            "metadata": {TIER_KEY: tier},
+        }
         try:
             yield model, config
         except BaseException:
@@ -278,27 +327,46 @@ class ACOChatModel(BaseChatModel):
         if call is not None:
             call.close()
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: Any = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         with self._routed(messages, run_manager) as (model, config):
             message = model.invoke(messages, config=config, stop=stop, **kwargs)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
-    async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                         run_manager: Any = None, **kwargs: Any) -> ChatResult:
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         with self._routed(messages, run_manager) as (model, config):
             message = await model.ainvoke(messages, config=config, stop=stop, **kwargs)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
-    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                run_manager: Any = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
         with self._routed(messages, run_manager) as (model, config):
             for chunk in model.stream(messages, config=config, stop=stop, **kwargs):
                 yield ChatGenerationChunk(message=chunk)
 
-    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                       run_manager: Any = None, **kwargs: Any
-                       ) -> AsyncIterator[ChatGenerationChunk]:
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
         with self._routed(messages, run_manager) as (model, config):
             async for chunk in model.astream(messages, config=config, stop=stop, **kwargs):
                 yield ChatGenerationChunk(message=chunk)

@@ -110,8 +110,13 @@ class _OpenCalls:
 class ACORoutingStrategy(CustomRoutingStrategyBase):
     """Routes each request of a litellm.Router to the model group of the tier ACO chooses."""
 
-    def __init__(self, router: Any, tiers: Mapping[int, str],
-                 optimizer: ACOOptimizer | None = None, task_type: str | None = None) -> None:
+    def __init__(
+        self,
+        router: Any,
+        tiers: Mapping[int, str],
+        optimizer: ACOOptimizer | None = None,
+        task_type: str | None = None,
+    ) -> None:
         from aco.optimizer import ACOOptimizer
 
         self.router = router
@@ -122,15 +127,21 @@ class ACORoutingStrategy(CustomRoutingStrategyBase):
         groups = {d.get("model_name") for d in _deployments(router)}
         missing = sorted(set(self.tiers.values()) - groups)
         if missing:
-            raise ACOError(f"tiers: model group {missing[0]!r} is not in the router's model "
-                           f"list; expected one of {', '.join(sorted(map(str, groups)))}")
+            raise ACOError(
+                f"tiers: model group {missing[0]!r} is not in the router's model "
+                f"list; expected one of {', '.join(sorted(map(str, groups)))}"
+            )
 
-    def get_available_deployment(self, model: str, messages: list[dict[str, str]] | None = None,
-                                 input: Any = None, specific_deployment: bool | None = False,
-                                 request_kwargs: dict | None = None) -> dict:
+    def get_available_deployment(
+        self,
+        model: str,
+        messages: list[dict[str, str]] | None = None,
+        input: Any = None,
+        specific_deployment: bool | None = False,
+        request_kwargs: dict | None = None,
+    ) -> dict:
         """The deployment for one request: open (or join) its run, route, tag the request."""
-        call = open_call_run(self.optimizer, message_text(messages or input or ""),
-                             self.task_type)
+        call = open_call_run(self.optimizer, message_text(messages or input or ""), self.task_type)
         tier, group = pick_tier(call.run.routing.tier, self.tiers)
         if request_kwargs is not None:
             metadata = request_kwargs.setdefault("metadata", {})
@@ -138,18 +149,25 @@ class ACORoutingStrategy(CustomRoutingStrategyBase):
         return next(d for d in _deployments(self.router) if d.get("model_name") == group)
 
     async def async_get_available_deployment(
-            self, model: str, messages: list[dict[str, str]] | None = None, input: Any = None,
-            specific_deployment: bool | None = False, request_kwargs: dict | None = None) -> dict:
+        self,
+        model: str,
+        messages: list[dict[str, str]] | None = None,
+        input: Any = None,
+        specific_deployment: bool | None = False,
+        request_kwargs: dict | None = None,
+    ) -> dict:
         """As get_available_deployment (routing reads no I/O)."""
-        return self.get_available_deployment(model, messages, input, specific_deployment,
-                                             request_kwargs)
+        return self.get_available_deployment(
+            model, messages, input, specific_deployment, request_kwargs
+        )
 
 
 class ACOLogger(CustomLogger):
     """Records litellm calls into ACO runs: tokens, cost, latency (sync and async calls)."""
 
-    def __init__(self, optimizer: ACOOptimizer | None = None,
-                 strategy: ACORoutingStrategy | None = None) -> None:
+    def __init__(
+        self, optimizer: ACOOptimizer | None = None, strategy: ACORoutingStrategy | None = None
+    ) -> None:
         from aco.optimizer import ACOOptimizer
 
         super().__init__()
@@ -159,8 +177,9 @@ class ACOLogger(CustomLogger):
         # ACOLogger its own (two routers, or two optimizers, each keep theirs).
         self.aco_logger = f"{self.optimizer.trace_log.path}#{id(self):x}"
 
-    def log_success_event(self, kwargs: dict, response_obj: Any, start_time: Any,
-                          end_time: Any) -> None:
+    def log_success_event(
+        self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
         """A call succeeded: record it."""
         key, found = self._call_of(kwargs)
         if found is None:
@@ -171,18 +190,22 @@ class ACOLogger(CustomLogger):
         cost = kwargs.get("response_cost")
         try:
             call.run.record_call(
-                tier, cost if isinstance(cost, int | float) else None,
+                tier,
+                cost if isinstance(cost, int | float) else None,
                 model_id=kwargs.get("model") or None,
                 input_tokens=getattr(usage, "prompt_tokens", None),
                 output_tokens=getattr(usage, "completion_tokens", None),
                 cached_input_tokens=getattr(details, "cached_tokens", None),
-                latency_ms=_latency_ms(start_time, end_time), cost_source=COST_REPORTED)
+                latency_ms=_latency_ms(start_time, end_time),
+                cost_source=COST_REPORTED,
+            )
             call.close()
         finally:
             self._done(key)
 
-    def log_failure_event(self, kwargs: dict, response_obj: Any, start_time: Any,
-                          end_time: Any) -> None:
+    def log_failure_event(
+        self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
         """A call failed: a run of its own ends as failed."""
         key, found = self._call_of(kwargs)
         if found is None:
@@ -192,13 +215,15 @@ class ACOLogger(CustomLogger):
         finally:
             self._done(key)
 
-    async def async_log_success_event(self, kwargs: dict, response_obj: Any, start_time: Any,
-                                      end_time: Any) -> None:
+    async def async_log_success_event(
+        self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
         """An async call succeeded: record it."""
         self.log_success_event(kwargs, response_obj, start_time, end_time)
 
-    async def async_log_failure_event(self, kwargs: dict, response_obj: Any, start_time: Any,
-                                      end_time: Any) -> None:
+    async def async_log_failure_event(
+        self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
         """An async call failed."""
         self.log_failure_event(kwargs, response_obj, start_time, end_time)
 
@@ -252,8 +277,11 @@ class _LoggedRun:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if not self.strategy.open_calls.wait(self.run, LOG_WAIT_SECONDS):
-            log.warning("run %s: litellm did not log every call within %gs; ending it without "
-                        "them", self.run.trace_id, LOG_WAIT_SECONDS)
+            log.warning(
+                "run %s: litellm did not log every call within %gs; ending it without them",
+                self.run.trace_id,
+                LOG_WAIT_SECONDS,
+            )
         self._end(exc_type)
 
     async def __aenter__(self) -> Run:
@@ -261,17 +289,23 @@ class _LoggedRun:
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if not await self.strategy.open_calls.wait_async(self.run, LOG_WAIT_SECONDS):
-            log.warning("run %s: litellm did not log every call within %gs; ending it without "
-                        "them", self.run.trace_id, LOG_WAIT_SECONDS)
+            log.warning(
+                "run %s: litellm did not log every call within %gs; ending it without them",
+                self.run.trace_id,
+                LOG_WAIT_SECONDS,
+            )
         self._end(exc_type)
 
     def _end(self, exc_type: Any) -> None:
-        self.strategy.optimizer.end_run(False if exc_type else None,
-                                        "failed" if exc_type else None)
+        self.strategy.optimizer.end_run(False if exc_type else None, "failed" if exc_type else None)
 
 
-def route_litellm(router: Any, tiers: Mapping[int, str], optimizer: ACOOptimizer | None = None,
-                  task_type: str | None = None) -> RoutedLiteLLM:
+def route_litellm(
+    router: Any,
+    tiers: Mapping[int, str],
+    optimizer: ACOOptimizer | None = None,
+    task_type: str | None = None,
+) -> RoutedLiteLLM:
     """Route `router`'s requests with ACO and log its calls: installs the strategy and logger."""
     strategy = ACORoutingStrategy(router, tiers, optimizer, task_type)
     logger = ACOLogger(strategy=strategy)

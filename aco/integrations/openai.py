@@ -29,8 +29,13 @@ ROUTE = "aco"  # the model name that asks ACO to choose
 class RoutedOpenAI:
     """An OpenAI or AsyncOpenAI client whose chat completions ACO routes and records."""
 
-    def __init__(self, client: Any, models: Mapping[int, str],
-                 optimizer: ACOOptimizer | None = None, task_type: str | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        models: Mapping[int, str],
+        optimizer: ACOOptimizer | None = None,
+        task_type: str | None = None,
+    ) -> None:
         import openai  # the SDK loads only when a client is wrapped
 
         from aco.optimizer import ACOOptimizer
@@ -62,11 +67,14 @@ class RoutedOpenAI:
     def record(self, call: CallRun, tier: int, model: str, usage: Any, started: float) -> None:
         """Record one completed call (usage as the SDK returns it) and close an own run."""
         details = getattr(usage, "prompt_tokens_details", None)
-        call.run.record_call(tier, model_id=model,
-                             input_tokens=getattr(usage, "prompt_tokens", None),
-                             output_tokens=getattr(usage, "completion_tokens", None),
-                             cached_input_tokens=getattr(details, "cached_tokens", None),
-                             latency_ms=(time.perf_counter() - started) * 1000.0)
+        call.run.record_call(
+            tier,
+            model_id=model,
+            input_tokens=getattr(usage, "prompt_tokens", None),
+            output_tokens=getattr(usage, "completion_tokens", None),
+            cached_input_tokens=getattr(details, "cached_tokens", None),
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+        )
         call.close()
 
 
@@ -96,8 +104,9 @@ class _Completions:
         self.owner.record(call, tier, args["model"], response.usage, started)
         return response
 
-    def _stream(self, chunks: Any, call: CallRun, tier: int, model: str, started: float
-                ) -> Iterator[Any]:
+    def _stream(
+        self, chunks: Any, call: CallRun, tier: int, model: str, started: float
+    ) -> Iterator[Any]:
         usage = None
         try:
             for chunk in chunks:
@@ -127,8 +136,9 @@ class _AsyncCompletions(_Completions):
         self.owner.record(call, tier, args["model"], response.usage, started)
         return response
 
-    async def _astream(self, chunks: Any, call: CallRun, tier: int, model: str,
-                       started: float) -> AsyncIterator[Any]:
+    async def _astream(
+        self, chunks: Any, call: CallRun, tier: int, model: str, started: float
+    ) -> AsyncIterator[Any]:
         usage = None
         try:
             async for chunk in chunks:

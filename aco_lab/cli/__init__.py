@@ -30,8 +30,7 @@ def main(verbose: int, quiet: bool) -> None:
         # SIGTERM ends a command like an error does: staging folders and temp files are
         # removed and worker processes stopped on the way out (exit status 143).
         previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
-        click.get_current_context().call_on_close(
-            lambda: signal.signal(signal.SIGTERM, previous))
+        click.get_current_context().call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

@@ -130,8 +130,17 @@ def evaluate_command(
     )
 
     if policy == "cascade":
-        _evaluate_cascade(ctx, bundle_ref, paths, out_dir, config_path, allow_overlap,
-                          models_dir, on_error, as_json)
+        _evaluate_cascade(
+            ctx,
+            bundle_ref,
+            paths,
+            out_dir,
+            config_path,
+            allow_overlap,
+            models_dir,
+            on_error,
+            as_json,
+        )
         return
     options = _options(allow_overlap, verifier_error, compare_models)
     stage(f"evaluating {bundle_ref} on {len(paths) or 'its held-out'} path(s)")
@@ -151,17 +160,31 @@ def evaluate_command(
     click.echo(format_headline(ev), nl=False)
 
 
-def _evaluate_cascade(ctx: click.Context, bundle_ref: str, paths: tuple[str, ...],
-                      out_dir: Path, config_path: Path | None, allow_overlap: bool,
-                      models_dir: Path, on_error: str, as_json: bool) -> None:
+def _evaluate_cascade(
+    ctx: click.Context,
+    bundle_ref: str,
+    paths: tuple[str, ...],
+    out_dir: Path,
+    config_path: Path | None,
+    allow_overlap: bool,
+    models_dir: Path,
+    on_error: str,
+    as_json: bool,
+) -> None:
     """`evaluate --policy cascade`: replay the bundle's learned cascade and its baselines."""
     from aco_lab.evaluate.bundle_controls import evaluate_bundle_controls
     from aco_lab.report.controls import format_cascade_table, write_cascade_evaluation
 
     stage(f"evaluating the cascade of {bundle_ref}")
-    ev, meta = evaluate_bundle_controls(bundle_ref, list(paths), config_path, models_dir,
-                                        only=("cascade",), allow_overlap=allow_overlap,
-                                        on_error=on_error)
+    ev, meta = evaluate_bundle_controls(
+        bundle_ref,
+        list(paths),
+        config_path,
+        models_dir,
+        only=("cascade",),
+        allow_overlap=allow_overlap,
+        on_error=on_error,
+    )
     written = write_cascade_evaluation(ev, out_dir, command_line(ctx), meta)
     if as_json:
         click.echo(json.dumps(json.loads(written["metrics"].read_text()), sort_keys=True))
@@ -214,8 +237,7 @@ def compare_command(
     from aco_lab.report.comparison import compare_bundles, format_comparison, write_comparison
 
     options = _options(allow_overlap, verifier_error, compare_models)
-    comparison = compare_bundles(bundles, list(paths), config_path, options, models_dir,
-                                 on_error)
+    comparison = compare_bundles(bundles, list(paths), config_path, options, models_dir, on_error)
     metrics = write_comparison(comparison, out_dir, command_line(ctx))
     if as_json:
         click.echo(json.dumps(metrics, sort_keys=True))
@@ -242,8 +264,9 @@ def compare_command(
 )
 @on_error_option
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json on stdout.")
-def report_command(paths: tuple[str, ...], out_dir: Path, config_path: Path | None,
-                   on_error: str, as_json: bool) -> None:
+def report_command(
+    paths: tuple[str, ...], out_dir: Path, config_path: Path | None, on_error: str, as_json: bool
+) -> None:
     """Write the monitoring dashboard of traces (self-contained HTML).
 
     Prints the overall metrics and alerts, as `aco-lab stats` does.
@@ -276,12 +299,23 @@ def report_command(paths: tuple[str, ...], out_dir: Path, config_path: Path | No
     show_default=True,
     help="Share of the requests held out.",
 )
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the split (the same seed puts each request on the same side).")
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the split (the same seed puts each request on the same side).",
+)
 @on_error_option
 @click.option("--json", "as_json", is_flag=True, help="Print the two paths as one JSON object.")
-def holdout_command(paths: tuple[str, ...], out_dir: Path, eval_fraction: float, seed: int,
-                    on_error: str, as_json: bool) -> None:
+def holdout_command(
+    paths: tuple[str, ...],
+    out_dir: Path,
+    eval_fraction: float,
+    seed: int,
+    on_error: str,
+    as_json: bool,
+) -> None:
     """Split traces by request into train and eval files.
 
     No request is on both sides. Writes train.jsonl.gz and eval.jsonl.gz (from datasets:

@@ -26,23 +26,56 @@ def _parse_tiers(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 
 @click.command("simulate")
-@click.option("--n", "n_requests", type=click.IntRange(min=0), required=True,
-              help="Requests to simulate (counterfactual mode writes one trace per tier each).")
+@click.option(
+    "--n",
+    "n_requests",
+    type=click.IntRange(min=0),
+    required=True,
+    help="Requests to simulate (counterfactual mode writes one trace per tier each).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="JSONL file to write (gzip when it ends in .gz); replaced atomically.")
-@click.option("--mode", type=click.Choice(MODES), default="counterfactual", show_default=True,
-              help="counterfactual: every request at every tier; logs: one run at a routed tier.")
-@click.option("--tiers", callback=_parse_tiers, default=None,
-              help="Comma-separated tiers to simulate, e.g. 1,3,5 (default: all configured).")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="config.yaml with the tier table to simulate (default: the built-in one).")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes simulating blocks of requests (the file is the same).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="JSONL file to write (gzip when it ends in .gz); replaced atomically.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default="counterfactual",
+    show_default=True,
+    help="counterfactual: every request at every tier; logs: one run at a routed tier.",
+)
+@click.option(
+    "--tiers",
+    callback=_parse_tiers,
+    default=None,
+    help="Comma-separated tiers to simulate, e.g. 1,3,5 (default: all configured).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="config.yaml with the tier table to simulate (default: the built-in one).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes simulating blocks of requests (the file is the same).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def simulate_command(
-    n_requests: int, seed: int, out: Path, mode: str, tiers: list[int] | None,
-    config_path: str | None, workers: int, as_json: bool,
+    n_requests: int,
+    seed: int,
+    out: Path,
+    mode: str,
+    tiers: list[int] | None,
+    config_path: str | None,
+    workers: int,
+    as_json: bool,
 ) -> None:
     """Write seeded simulated agent traces for demos and tests.
 
@@ -54,16 +87,22 @@ def simulate_command(
         fields = ("path", "mode", "requests", "traces", "bytes")
         click.echo(json.dumps({name: getattr(summary, name) for name in fields}))
     else:
-        click.echo(f"wrote {format_count(summary.traces)} traces "
-                   f"({format_count(summary.requests)} requests, {summary.mode}) to "
-                   f"{summary.path} ({format_count(summary.bytes)} bytes)")
+        click.echo(
+            f"wrote {format_count(summary.traces)} traces "
+            f"({format_count(summary.requests)} requests, {summary.mode}) to "
+            f"{summary.path} ({format_count(summary.bytes)} bytes)"
+        )
 
 
 @click.command("stats")
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the metrics.")
-@click.option("--by", type=click.Choice(GROUP_FIELDS), default=None,
-              help="Also compute the metrics per group (task_type_from: given or guessed).")
+@click.option(
+    "--by",
+    type=click.Choice(GROUP_FIELDS),
+    default=None,
+    help="Also compute the metrics per group (task_type_from: given or guessed).",
+)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
 @on_error_option
 def stats_command(

@@ -18,64 +18,138 @@ from aco_lab.train.estimators import OBJECTIVES
 from aco_lab.train.router import AUTO, TrainOptions, train_router, validation_headline
 
 # Headline figures that are fractions (printed as percentages); the rest are scores.
-SHARE_KEYS = ("success_vs_top", "cost_vs_top", "task_type_accuracy",
-              "task_type_accuracy_as_routed")
+SHARE_KEYS = ("success_vs_top", "cost_vs_top", "task_type_accuracy", "task_type_accuracy_as_routed")
 
 
 @click.command("train")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="config.yaml with the tier table (default: the built-in one).")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_MODELS_DIR,
-              show_default=True,
-              help="Folder of versioned bundles; the next router_bundle_vN.pkl is written there.")
-@click.option("--model", type=click.Choice((AUTO, *CANDIDATES)), default=AUTO, show_default=True,
-              help="Router: auto (the candidate with the best cross-validated cost at the floor), "
-                   "or one of a per-task-type table, logistic regression, nearest neighbours, "
-                   "LightGBM, the table with a LightGBM residual.")
-@click.option("--objective", type=click.Choice(OBJECTIVES), default="success", show_default=True,
-              help="success: P(success | request, tier); cheapest: cheapest sufficient tier.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the folds and estimators (same traces and seed, same bundle).")
-@click.option("--success-floor", type=click.FloatRange(0.0, 2.0), default=0.95, show_default=True,
-              help="Keep at least this share of the top tier's success (out of fold).")
-@click.option("--calibration", type=click.Choice(CALIBRATION_METHODS), default="platt",
-              show_default=True, help="How predicted success is calibrated (held-out fold).")
-@click.option("--success-margin", type=click.FloatRange(0.0, 5.0), default=1.0,
-              show_default=True,
-              help="Standard errors of its success the operating point keeps above the floor.")
-@click.option("--allow-shortfall", is_flag=True,
-              help="Ship a router that cannot keep the floor, its shortfall recorded.")
-@click.option("--controls/--no-controls", default=True, show_default=True,
-              help="Also learn the run controls (cascade, doom, tool gate, verifier, context).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="config.yaml with the tier table (default: the built-in one).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_MODELS_DIR,
+    show_default=True,
+    help="Folder of versioned bundles; the next router_bundle_vN.pkl is written there.",
+)
+@click.option(
+    "--model",
+    type=click.Choice((AUTO, *CANDIDATES)),
+    default=AUTO,
+    show_default=True,
+    help="Router: auto (the candidate with the best cross-validated cost at the floor), "
+    "or one of a per-task-type table, logistic regression, nearest neighbours, "
+    "LightGBM, the table with a LightGBM residual.",
+)
+@click.option(
+    "--objective",
+    type=click.Choice(OBJECTIVES),
+    default="success",
+    show_default=True,
+    help="success: P(success | request, tier); cheapest: cheapest sufficient tier.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the folds and estimators (same traces and seed, same bundle).",
+)
+@click.option(
+    "--success-floor",
+    type=click.FloatRange(0.0, 2.0),
+    default=0.95,
+    show_default=True,
+    help="Keep at least this share of the top tier's success (out of fold).",
+)
+@click.option(
+    "--calibration",
+    type=click.Choice(CALIBRATION_METHODS),
+    default="platt",
+    show_default=True,
+    help="How predicted success is calibrated (held-out fold).",
+)
+@click.option(
+    "--success-margin",
+    type=click.FloatRange(0.0, 5.0),
+    default=1.0,
+    show_default=True,
+    help="Standard errors of its success the operating point keeps above the floor.",
+)
+@click.option(
+    "--allow-shortfall",
+    is_flag=True,
+    help="Ship a router that cannot keep the floor, its shortfall recorded.",
+)
+@click.option(
+    "--controls/--no-controls",
+    default=True,
+    show_default=True,
+    help="Also learn the run controls (cascade, doom, tool gate, verifier, context).",
+)
 @on_error_option
 @engine_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def train_command(paths: tuple[str, ...], config_path: Path | None, out_dir: Path, model: str,
-                  objective: str, seed: int, success_floor: float, calibration: str,
-                  success_margin: float, allow_shortfall: bool, controls: bool,
-                  on_error: str, engine: str, scheduler: str | None, as_json: bool) -> None:
+def train_command(
+    paths: tuple[str, ...],
+    config_path: Path | None,
+    out_dir: Path,
+    model: str,
+    objective: str,
+    seed: int,
+    success_floor: float,
+    calibration: str,
+    success_margin: float,
+    allow_shortfall: bool,
+    controls: bool,
+    on_error: str,
+    engine: str,
+    scheduler: str | None,
+    as_json: bool,
+) -> None:
     """Train a tier router on traces and write the next bundle version.
 
     PATHS: files, globs, directories or datasets. Prints the bundle's path and version, which
     candidate won the cross-validation and why, and its operating point's figures; progress
     and warnings on stderr.
     """
-    options = TrainOptions(model=model, objective=objective, seed=seed,
-                           success_floor=success_floor, calibration=calibration,
-                           command=command_line(click.get_current_context()), controls=controls,
-                           success_margin=success_margin, allow_shortfall=allow_shortfall)
+    options = TrainOptions(
+        model=model,
+        objective=objective,
+        seed=seed,
+        success_floor=success_floor,
+        calibration=calibration,
+        command=command_line(click.get_current_context()),
+        controls=controls,
+        success_margin=success_margin,
+        allow_shortfall=allow_shortfall,
+    )
     stage(f"training {model} ({objective}) on {len(paths)} path(s)")
     with open_trainer(engine, scheduler) as trainer:
-        info, payload = train_router(list(paths), load_config(config_path), options, out_dir,
-                                     on_error, trainer)
+        info, payload = train_router(
+            list(paths), load_config(config_path), options, out_dir, on_error, trainer
+        )
     headline = validation_headline(payload)
     for warning in payload.get("warnings", []):
         click.echo(f"WARNING: {warning}", err=True)
     if as_json:
-        click.echo(json.dumps({"path": str(info.path), "version": info.version,
-                               "sha256": info.sha256, **headline,
-                               "controls": sorted(payload.get("controls", {}))}))
+        click.echo(
+            json.dumps(
+                {
+                    "path": str(info.path),
+                    "version": info.version,
+                    "sha256": info.sha256,
+                    **headline,
+                    "controls": sorted(payload.get("controls", {})),
+                }
+            )
+        )
         return
     click.echo(f"bundle: {info.path}")
     click.echo(f"version: {info.version}")
@@ -91,8 +165,11 @@ def _shown(key: str, value: object) -> str:
     if isinstance(value, int):
         return format_count(value)
     if isinstance(value, float):
-        shown_as_share = (key in SHARE_KEYS or key.endswith(("_share", "_share_expected"))
-                          or key.startswith("cv_cost_at_target_"))
+        shown_as_share = (
+            key in SHARE_KEYS
+            or key.endswith(("_share", "_share_expected"))
+            or key.startswith("cv_cost_at_target_")
+        )
         return format_share(value) if shown_as_share else f"{value:.4f}"
     return str(value)
 

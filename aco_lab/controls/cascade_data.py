@@ -66,8 +66,13 @@ class CascadeData:
         j = self.col(model_id)
         mean, low = self.mean_logprob[row, j], self.min_logprob[row, j]
         known = not (np.isnan(mean) or np.isnan(low))
-        return Answer(model_id, self.option_tiers[j], self.texts[row][j],
-                      float(mean) if known else None, float(low) if known else None)
+        return Answer(
+            model_id,
+            self.option_tiers[j],
+            self.texts[row][j],
+            float(mean) if known else None,
+            float(low) if known else None,
+        )
 
     def take(self, rows: np.ndarray) -> CascadeData:
         """The data restricted to some rows (index array or boolean mask)."""
@@ -76,10 +81,14 @@ class CascadeData:
         return CascadeData(
             request_ids=tuple(self.request_ids[i] for i in pick),
             task_types=tuple(self.task_types[i] for i in pick),
-            options=self.options, option_tiers=self.option_tiers, top=self.top,
-            success=self.success[rows], cost=self.cost[rows],
+            options=self.options,
+            option_tiers=self.option_tiers,
+            top=self.top,
+            success=self.success[rows],
+            cost=self.cost[rows],
             texts=tuple(self.texts[i] for i in pick),
-            mean_logprob=self.mean_logprob[rows], min_logprob=self.min_logprob[rows],
+            mean_logprob=self.mean_logprob[rows],
+            min_logprob=self.min_logprob[rows],
             trace_ids=tuple(self.trace_ids[i] for i in pick),
         )
 
@@ -88,38 +97,48 @@ class CascadeData:
         return self.take(np.array([rid in request_ids for rid in self.request_ids], dtype=bool))
 
 
-def build_cascade_data(tables: TraceTables, config: ACOConfig, pool: Pool = "traces"
-                       ) -> CascadeData:
+def build_cascade_data(
+    tables: TraceTables, config: ACOConfig, pool: Pool = "traces"
+) -> CascadeData:
     """Lay counterfactual runs out per request and model, with each run's final answer (pure)."""
     if pool not in POOLS:
         raise DataError(f"cascade pool: expected one of {', '.join(POOLS)}, got {pool!r}")
     labeled = add_labels(tables.runs, config).filter(
-        pl.col(SUCCESS).is_not_null() & pl.col(S.TIER).is_not_null()
-        & pl.col(S.MODEL_ID).is_not_null())
+        pl.col(SUCCESS).is_not_null()
+        & pl.col(S.TIER).is_not_null()
+        & pl.col(S.MODEL_ID).is_not_null()
+    )
     if pool == "tiers":
         labeled = labeled.filter(pl.col(IS_TIER_MODEL))
     last_calls = (
         tables.steps.filter(pl.col(S.TIER).is_not_null())
         .sort(S.TRACE_ID, S.STEP_INDEX)
         .group_by(S.TRACE_ID)
-        .agg(pl.col(S.OUTPUT_TEXT).last(), pl.col(S.MEAN_LOGPROB).last(),
-             pl.col(S.MIN_LOGPROB).last())
+        .agg(
+            pl.col(S.OUTPUT_TEXT).last(),
+            pl.col(S.MEAN_LOGPROB).last(),
+            pl.col(S.MIN_LOGPROB).last(),
+        )
     )
     cells = (
-        labeled.select(S.TRACE_ID, S.REQUEST_ID, S.TASK_TYPE, S.TIER, S.MODEL_ID, SUCCESS,
-                       S.TOTAL_COST)
+        labeled.select(
+            S.TRACE_ID, S.REQUEST_ID, S.TASK_TYPE, S.TIER, S.MODEL_ID, SUCCESS, S.TOTAL_COST
+        )
         .join(last_calls, on=S.TRACE_ID, how="left")
         # Several runs of one request by one model: keep the first by trace_id.
         .sort(S.REQUEST_ID, S.MODEL_ID, S.TRACE_ID)
         .unique(subset=[S.REQUEST_ID, S.MODEL_ID], keep="first", maintain_order=True)
     )
     multi = cells.group_by(S.REQUEST_ID).agg(pl.col(S.TIER).n_unique().alias("n"))
-    cells = cells.join(multi.filter(pl.col("n") > 1).select(S.REQUEST_ID), on=S.REQUEST_ID,
-                       how="semi")
+    cells = cells.join(
+        multi.filter(pl.col("n") > 1).select(S.REQUEST_ID), on=S.REQUEST_ID, how="semi"
+    )
     if cells.is_empty():
-        raise DataError("no request was answered at two tiers or more: a cascade is learned from "
-                        "counterfactual traces (runs of one request at several tiers sharing "
-                        "request_id), e.g. `aco-lab simulate --mode counterfactual`")
+        raise DataError(
+            "no request was answered at two tiers or more: a cascade is learned from "
+            "counterfactual traces (runs of one request at several tiers sharing "
+            "request_id), e.g. `aco-lab simulate --mode counterfactual`"
+        )
     tiers = set(cells[S.TIER].to_list())
     top_tier = config.top_tier if config.top_tier in tiers else max(tiers)
     top = select_tier_models(labeled, config)[top_tier]
@@ -133,8 +152,10 @@ def _lay_out(cells: pl.DataFrame, top: str) -> CascadeData:
     col = {m: j for j, m in enumerate(options)}
     row_of = {rid: i for i, rid in enumerate(ids)}
     n, k = len(ids), len(options)
-    grids = {name: np.full((n, k), np.nan)
-             for name in (SUCCESS, S.TOTAL_COST, S.MEAN_LOGPROB, S.MIN_LOGPROB)}
+    grids = {
+        name: np.full((n, k), np.nan)
+        for name in (SUCCESS, S.TOTAL_COST, S.MEAN_LOGPROB, S.MIN_LOGPROB)
+    }
     texts: list[list[str | None]] = [[None] * k for _ in range(n)]
     traces: list[list[str | None]] = [[None] * k for _ in range(n)]
     task_types: list[str | None] = [None] * n
@@ -146,10 +167,15 @@ def _lay_out(cells: pl.DataFrame, top: str) -> CascadeData:
         traces[i][j] = rec[S.TRACE_ID]
         task_types[i] = task_types[i] or rec[S.TASK_TYPE]
     return CascadeData(
-        request_ids=tuple(ids), task_types=tuple(task_types), options=options,
-        option_tiers=tuple(t for t, _ in pairs), top=top,
-        success=grids[SUCCESS], cost=grids[S.TOTAL_COST],
+        request_ids=tuple(ids),
+        task_types=tuple(task_types),
+        options=options,
+        option_tiers=tuple(t for t, _ in pairs),
+        top=top,
+        success=grids[SUCCESS],
+        cost=grids[S.TOTAL_COST],
         texts=tuple(tuple(t) for t in texts),
-        mean_logprob=grids[S.MEAN_LOGPROB], min_logprob=grids[S.MIN_LOGPROB],
+        mean_logprob=grids[S.MEAN_LOGPROB],
+        min_logprob=grids[S.MIN_LOGPROB],
         trace_ids=tuple(tuple(t) for t in traces),
     )

@@ -92,14 +92,20 @@ class CascadeSettings:
 
     def __post_init__(self) -> None:
         if self.operating_point not in OPERATING_POINTS:
-            raise DataError(f"cascade operating_point: expected one of "
-                            f"{', '.join(OPERATING_POINTS)}, got {self.operating_point!r}")
+            raise DataError(
+                f"cascade operating_point: expected one of "
+                f"{', '.join(OPERATING_POINTS)}, got {self.operating_point!r}"
+            )
         if not 0.0 < self.target_success_ratio <= 2.0:
-            raise DataError(f"cascade target_success_ratio: expected a share of the top "
-                            f"model's success in (0, 2], got {self.target_success_ratio!r}")
+            raise DataError(
+                f"cascade target_success_ratio: expected a share of the top "
+                f"model's success in (0, 2], got {self.target_success_ratio!r}"
+            )
         if self.max_cost_ratio is not None and not self.max_cost_ratio > 0.0:
-            raise DataError(f"cascade max_cost_ratio: expected a positive share of the top "
-                            f"model's cost or None, got {self.max_cost_ratio!r}")
+            raise DataError(
+                f"cascade max_cost_ratio: expected a positive share of the top "
+                f"model's cost or None, got {self.max_cost_ratio!r}"
+            )
         if self.select_folds < 2:
             raise DataError(f"cascade select_folds: expected 2 or more, got {self.select_folds}")
 
@@ -130,8 +136,9 @@ class StateCache:
 
     entries: dict = field(default_factory=dict)
 
-    def states(self, data: CascadeData, rows: np.ndarray, subset: Sequence[str],
-               rank: Sequence[str]) -> tuple[np.ndarray, list[str], np.ndarray]:
+    def states(
+        self, data: CascadeData, rows: np.ndarray, subset: Sequence[str], rank: Sequence[str]
+    ) -> tuple[np.ndarray, list[str], np.ndarray]:
         """(features, their names, the candidate's column) of each row's state."""
         key = (tuple(subset), tuple(rank))
         entry = self.entries.get(key)
@@ -144,8 +151,9 @@ class StateCache:
         return X[at], names, candidates[at]
 
 
-def _states(data: CascadeData, rows: np.ndarray, subset: Sequence[str], rank: Sequence[str]
-            ) -> tuple[dict[int, int], np.ndarray, list[str], np.ndarray]:
+def _states(
+    data: CascadeData, rows: np.ndarray, subset: Sequence[str], rank: Sequence[str]
+) -> tuple[dict[int, int], np.ndarray, list[str], np.ndarray]:
     candidates, feats = [], []
     for i in rows:
         model, f = state_features([data.answer(int(i), m) for m in subset], rank)
@@ -155,12 +163,15 @@ def _states(data: CascadeData, rows: np.ndarray, subset: Sequence[str], rank: Se
     return {int(i): k for k, i in enumerate(rows)}, X, names, np.array(candidates, dtype=int)
 
 
-def fit_groups(data: CascadeData, seed: int, settings: CascadeSettings,
-               cache: StateCache) -> tuple[dict[str, GroupFit], list[GroupFit]]:
+def fit_groups(
+    data: CascadeData, seed: int, settings: CascadeSettings, cache: StateCache
+) -> tuple[dict[str, GroupFit], list[GroupFit]]:
     """Every group's fit, and the fits that cover each request once (task types, else pooled)."""
     with threadpool_limits(limits=1, user_api="blas"):  # small products: threads only contend
-        fits = {name: fit_group(data, name, rows, seed, settings, cache)
-                for name, rows in _groups(data, settings).items()}
+        fits = {
+            name: fit_group(data, name, rows, seed, settings, cache)
+            for name, rows in _groups(data, settings).items()
+        }
     return fits, covering(fits)
 
 
@@ -187,21 +198,33 @@ def _groups(data: CascadeData, settings: CascadeSettings) -> dict[str, np.ndarra
         if len(rows) >= settings.min_requests:
             groups[name] = rows
     rest = np.flatnonzero(~np.isin(types, list(groups)))
-    groups[ANY_TASK] = (rest if len(rest) >= settings.min_requests and groups
-                        else np.arange(data.n_requests))
+    groups[ANY_TASK] = (
+        rest if len(rest) >= settings.min_requests and groups else np.arange(data.n_requests)
+    )
     return groups
 
 
-def fit_group(data: CascadeData, name: str, rows: np.ndarray, seed: int,
-              settings: CascadeSettings, cache: StateCache) -> GroupFit:
+def fit_group(
+    data: CascadeData,
+    name: str,
+    rows: np.ndarray,
+    seed: int,
+    settings: CascadeSettings,
+    cache: StateCache,
+) -> GroupFit:
     """Options, evidence models and the policy frontier of one group of rows."""
     avail = data.available[rows]
-    cols = [j for j in range(len(data.options))
-            if avail[:, j].mean() >= settings.min_available or data.options[j] == data.top]
+    cols = [
+        j
+        for j in range(len(data.options))
+        if avail[:, j].mean() >= settings.min_available or data.options[j] == data.top
+    ]
     rows = rows[avail[:, cols].all(axis=1)]
     if len(rows) < 2:
-        raise DataError(f"cascade: task type {name!r}: fewer than 2 requests answered by the top "
-                        f"model {data.top} and the others; add counterfactual traces")
+        raise DataError(
+            f"cascade: task type {name!r}: fewer than 2 requests answered by the top "
+            f"model {data.top} and the others; add counterfactual traces"
+        )
     options = [data.options[j] for j in cols]
     success = {m: data.success[rows, data.col(m)] for m in options}
     cost = {m: data.cost[rows, data.col(m)] for m in options}
@@ -213,21 +236,43 @@ def fit_group(data: CascadeData, name: str, rows: np.ndarray, seed: int,
         for subset in itertools.combinations(cheap, size):  # cheap is sorted: cheapest first
             staged = []
             for k, m in enumerate(subset):
-                p, y = stages[subset_key(subset[:k + 1])]
+                p, y = stages[subset_key(subset[: k + 1])]
                 staged.append(StageData(p, p if settings.expected_successes else y, cost[m]))
             for fb in fallbacks:
                 points += search_sequence(subset, fb, staged, success[fb], cost[fb])
     frontier = tuple(build_frontier(points))
-    log.info("cascade %s: %d requests, cheap %s, fallbacks %s, %d frontier points",
-             name, len(rows), cheap, fallbacks, len(frontier))
-    singles = tuple(build_frontier([PolicyPoint((), m, (0.0,), (0.0,), float(success[m].sum()),
-                                                float(cost[m].sum())) for m in options]))
-    return GroupFit(name, rows, rank, frontier, models, float(success[data.top].sum()),
-                    float(cost[data.top].sum()), singles, tuple(options))
+    log.info(
+        "cascade %s: %d requests, cheap %s, fallbacks %s, %d frontier points",
+        name,
+        len(rows),
+        cheap,
+        fallbacks,
+        len(frontier),
+    )
+    singles = tuple(
+        build_frontier(
+            [
+                PolicyPoint((), m, (0.0,), (0.0,), float(success[m].sum()), float(cost[m].sum()))
+                for m in options
+            ]
+        )
+    )
+    return GroupFit(
+        name,
+        rows,
+        rank,
+        frontier,
+        models,
+        float(success[data.top].sum()),
+        float(cost[data.top].sum()),
+        singles,
+        tuple(options),
+    )
 
 
-def _choose_options(options: Sequence[str], success: dict, cost: dict, top: str,
-                    settings: CascadeSettings) -> tuple[list[str], list[str]]:
+def _choose_options(
+    options: Sequence[str], success: dict, cost: dict, top: str, settings: CascadeSettings
+) -> tuple[list[str], list[str]]:
     mean_cost = {m: float(cost[m].mean()) for m in options}
     rate = {m: float(success[m].mean()) for m in options}
     limit = settings.cheap_cost_share * mean_cost[top]
@@ -237,8 +282,9 @@ def _choose_options(options: Sequence[str], success: dict, cost: dict, top: str,
     def efficient(models: list[str]) -> list[str]:
         if not models:
             return []
-        keep = frontier_indices(np.array([mean_cost[m] for m in models]),
-                                np.array([rate[m] for m in models]))
+        keep = frontier_indices(
+            np.array([mean_cost[m] for m in models]), np.array([rate[m] for m in models])
+        )
         return [models[i] for i in keep]
 
     chosen = efficient(cheap)[: settings.max_cheap_options]
@@ -251,9 +297,15 @@ def _choose_options(options: Sequence[str], success: dict, cost: dict, top: str,
     return sorted(chosen, key=lambda m: (mean_cost[m], m)), fallbacks
 
 
-def _evidence(data: CascadeData, rows: np.ndarray, cheap: Sequence[str], rank: Sequence[str],
-              seed: int, settings: CascadeSettings, cache: StateCache
-              ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, dict]]:
+def _evidence(
+    data: CascadeData,
+    rows: np.ndarray,
+    cheap: Sequence[str],
+    rank: Sequence[str],
+    seed: int,
+    settings: CascadeSettings,
+    cache: StateCache,
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, dict]]:
     # Per set of called models: out-of-fold P(candidate right), the truth, and the full model.
     stages, models = {}, {}
     for size in range(1, min(len(cheap), settings.max_cheap_calls) + 1):
@@ -266,13 +318,14 @@ def _evidence(data: CascadeData, rows: np.ndarray, cheap: Sequence[str], rank: S
     return stages, models
 
 
-def replay_fit(data: CascadeData, rows: np.ndarray, point: PolicyPoint, fit: GroupFit,
-               cache: StateCache) -> tuple[float, float]:
+def replay_fit(
+    data: CascadeData, rows: np.ndarray, point: PolicyPoint, fit: GroupFit, cache: StateCache
+) -> tuple[float, float]:
     """(successes, cost) of one of a fit's policies on other rows: the evidence from the fit's
     models, the outcomes and costs real, every call paid."""
     p, correct, costs = [], [], []
     for k, model in enumerate(point.sequence):
-        called = point.sequence[:k + 1]
+        called = point.sequence[: k + 1]
         X, names, candidates = cache.states(data, rows, called, fit.rank)
         p.append(predict_logistic(fit.models[subset_key(called)], X, names))
         correct.append(data.success[rows, candidates])

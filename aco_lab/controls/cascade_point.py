@@ -59,14 +59,19 @@ class OperatingPoint:
 
     def to_dict(self, settings: CascadeSettings) -> dict:
         """Plain figures for the spec's train block."""
-        return {"rule": self.rule, "folds": self.folds,
-                "target_success_ratio": settings.target_success_ratio,
-                "max_cost_ratio": settings.max_cost_ratio, "reached": self.reached,
-                "successes": round(self.successes, 4), "cost": round(self.cost, 6),
-                "top_successes": round(self.top_successes, 4),
-                "top_cost": round(self.top_cost, 6),
-                "success_ratio": round(_share(self.successes, self.top_successes), 4),
-                "cost_ratio": round(_share(self.cost, self.top_cost), 4)}
+        return {
+            "rule": self.rule,
+            "folds": self.folds,
+            "target_success_ratio": settings.target_success_ratio,
+            "max_cost_ratio": settings.max_cost_ratio,
+            "reached": self.reached,
+            "successes": round(self.successes, 4),
+            "cost": round(self.cost, 6),
+            "top_successes": round(self.top_successes, 4),
+            "top_cost": round(self.top_cost, 6),
+            "success_ratio": round(_share(self.successes, self.top_successes), 4),
+            "cost_ratio": round(_share(self.cost, self.top_cost), 4),
+        }
 
 
 def _share(part: float, whole: float) -> float:
@@ -90,8 +95,14 @@ def in_sample_figures(fits: Sequence[GroupFit], values: np.ndarray) -> np.ndarra
     return out
 
 
-def out_of_fold_figures(data: CascadeData, fits: Sequence[GroupFit], values: np.ndarray,
-                        seed: int, settings: CascadeSettings, cache: StateCache) -> np.ndarray:
+def out_of_fold_figures(
+    data: CascadeData,
+    fits: Sequence[GroupFit],
+    values: np.ndarray,
+    seed: int,
+    settings: CascadeSettings,
+    cache: StateCache,
+) -> np.ndarray:
     """(len(values), 4) as `in_sample_figures`, each value's picks learned without a fold of
     the fits' requests and replayed on it, every call paid; summed over the folds."""
     rows = np.concatenate([f.rows for f in fits])
@@ -103,11 +114,11 @@ def out_of_fold_figures(data: CascadeData, fits: Sequence[GroupFit], values: np.
     with threadpool_limits(limits=1, user_api="blas"):
         for k in range(settings.select_folds):
             for f in fits:
-                inner = fit_group(data, f.name, f.rows[fold_of[f.rows] != k], seed, settings,
-                                  cache)
+                inner = fit_group(data, f.name, f.rows[fold_of[f.rows] != k], seed, settings, cache)
                 test = f.rows[fold_of[f.rows] == k]
-                test = test[data.available[np.ix_(test, [data.col(m) for m in inner.options])]
-                            .all(axis=1)]
+                test = test[
+                    data.available[np.ix_(test, [data.col(m) for m in inner.options])].all(axis=1)
+                ]
                 if not len(test):
                     continue
                 tops = (data.success[test, top].sum(), data.cost[test, top].sum())
@@ -120,8 +131,13 @@ def out_of_fold_figures(data: CascadeData, fits: Sequence[GroupFit], values: np.
     return out
 
 
-def choose_point(values: np.ndarray, figures: np.ndarray, settings: CascadeSettings,
-                 rule: str = "in_sample", folds: int = 0) -> OperatingPoint:
+def choose_point(
+    values: np.ndarray,
+    figures: np.ndarray,
+    settings: CascadeSettings,
+    rule: str = "in_sample",
+    folds: int = 0,
+) -> OperatingPoint:
     """The cheapest value reaching the target within the budget; else the most successful
     value within the budget (the cheapest of those); else, none within it, the cheapest."""
     succ, cost, top_succ, top_cost = figures.T
@@ -136,17 +152,22 @@ def choose_point(values: np.ndarray, figures: np.ndarray, settings: CascadeSetti
         i = _first_min(np.where(within & (succ >= best - EPS), cost, np.inf))
     else:
         i = _first_min(cost)
-    return OperatingPoint(float(values[i]), rule, folds, *(float(x) for x in figures[i]),
-                          bool(reach.any()))
+    return OperatingPoint(
+        float(values[i]), rule, folds, *(float(x) for x in figures[i]), bool(reach.any())
+    )
 
 
 def _first_min(x: np.ndarray) -> int:
     return int(np.flatnonzero(x <= x.min() + EPS)[0])
 
 
-def choose_operating_points(data: CascadeData, fits: Sequence[GroupFit], seed: int,
-                            settings: Sequence[CascadeSettings], cache: StateCache
-                            ) -> list[OperatingPoint]:
+def choose_operating_points(
+    data: CascadeData,
+    fits: Sequence[GroupFit],
+    seed: int,
+    settings: Sequence[CascadeSettings],
+    cache: StateCache,
+) -> list[OperatingPoint]:
     """The operating point of each settings, by the rule it names (see the module); the
     figures of each rule are measured once. The settings differ only in the point's target,
     budget and rule (`settings[0]` fits the policies)."""
@@ -157,13 +178,19 @@ def choose_operating_points(data: CascadeData, fits: Sequence[GroupFit], seed: i
     for one in settings:
         rule = one.operating_point
         if rule == "out_of_fold" and smallest < 2 * one.select_folds:
-            log.warning("cascade: %d requests in a task type are too few for %d folds; the "
-                        "operating point is chosen in sample (optimistic)", smallest,
-                        one.select_folds)
+            log.warning(
+                "cascade: %d requests in a task type are too few for %d folds; the "
+                "operating point is chosen in sample (optimistic)",
+                smallest,
+                one.select_folds,
+            )
             rule = "in_sample"
         if rule not in figures:
-            figures[rule] = (out_of_fold_figures(data, fits, values, seed, one, cache)
-                             if rule == "out_of_fold" else in_sample_figures(fits, values))
+            figures[rule] = (
+                out_of_fold_figures(data, fits, values, seed, one, cache)
+                if rule == "out_of_fold"
+                else in_sample_figures(fits, values)
+            )
         folds = one.select_folds if rule == "out_of_fold" else 0
         points.append(choose_point(values, figures[rule], one, rule, folds))
         _warn_short(points[-1], one)
@@ -173,10 +200,17 @@ def choose_operating_points(data: CascadeData, fits: Sequence[GroupFit], seed: i
 def _warn_short(point: OperatingPoint, settings: CascadeSettings) -> None:
     if point.reached:
         return
-    budget = ("" if settings.max_cost_ratio is None
-              else f" within {settings.max_cost_ratio:.0%} of its cost")
-    log.warning("cascade: %.1f%% of the top model's success%s is out of reach: the chosen "
-                "point reaches %.1f%% at %.1f%% of its cost (%s figures)",
-                100 * settings.target_success_ratio, budget,
-                100 * _share(point.successes, point.top_successes),
-                100 * _share(point.cost, point.top_cost), point.rule.replace("_", " "))
+    budget = (
+        ""
+        if settings.max_cost_ratio is None
+        else f" within {settings.max_cost_ratio:.0%} of its cost"
+    )
+    log.warning(
+        "cascade: %.1f%% of the top model's success%s is out of reach: the chosen "
+        "point reaches %.1f%% at %.1f%% of its cost (%s figures)",
+        100 * settings.target_success_ratio,
+        budget,
+        100 * _share(point.successes, point.top_successes),
+        100 * _share(point.cost, point.top_cost),
+        point.rule.replace("_", " "),
+    )

@@ -52,11 +52,18 @@ class CascadeDecisionLine:
 
     def to_json(self) -> dict[str, Any]:
         """The decisions.jsonl object of this line."""
-        return {"request_id": self.request_id, "task_type": self.task_type,
-                "tiers": list(self.tiers), "models": list(self.models),
-                "trace_ids": list(self.trace_ids), "final_tier": self.final_tier,
-                "final_model": self.final_model, "success": self.success,
-                "cost": self.cost, "reason": self.reason}
+        return {
+            "request_id": self.request_id,
+            "task_type": self.task_type,
+            "tiers": list(self.tiers),
+            "models": list(self.models),
+            "trace_ids": list(self.trace_ids),
+            "final_tier": self.final_tier,
+            "final_model": self.final_model,
+            "success": self.success,
+            "cost": self.cost,
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,21 +91,27 @@ class CascadeSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain figures (for --json and reports)."""
-        return {"name": self.name, "requests": self.requests, "successes": self.successes,
-                "cost": round(self.cost, 6), "top_successes": self.top_successes,
-                "top_cost": round(self.top_cost, 6),
-                "success_ratio": round(self.success_ratio, 4),
-                "cost_ratio": round(self.cost_ratio, 4),
-                "calls_per_request": round(self.calls_per_request, 3),
-                "escalation_rate": round(self.escalation_rate, 4)}
+        return {
+            "name": self.name,
+            "requests": self.requests,
+            "successes": self.successes,
+            "cost": round(self.cost, 6),
+            "top_successes": self.top_successes,
+            "top_cost": round(self.top_cost, 6),
+            "success_ratio": round(self.success_ratio, 4),
+            "cost_ratio": round(self.cost_ratio, 4),
+            "calls_per_request": round(self.calls_per_request, 3),
+            "escalation_rate": round(self.escalation_rate, 4),
+        }
 
 
 # A cascade under replay: (data, row, answers so far) -> (accept?, model, reason).
 Chooser = Callable[[CascadeData, int, Sequence[Answer]], tuple[bool, str, str]]
 
 
-def replay(name: str, data: CascadeData, choose: Chooser
-           ) -> tuple[list[CascadeDecisionLine], CascadeSummary]:
+def replay(
+    name: str, data: CascadeData, choose: Chooser
+) -> tuple[list[CascadeDecisionLine], CascadeSummary]:
     """Run a cascade over every request whose answers it asks for were recorded."""
     lines = []
     for row in range(data.n_requests):
@@ -117,28 +130,39 @@ def _replay_one(data: CascadeData, row: int, choose: Chooser) -> CascadeDecision
         j = data.col(model)
         if accept:
             return CascadeDecisionLine(
-                data.request_ids[row], data.task_types[row],
-                tuple(data.tier_of(m) for m in models), tuple(models), tuple(traces),
-                data.option_tiers[j], model, bool(data.success[row, j] == 1.0), cost, reason)
+                data.request_ids[row],
+                data.task_types[row],
+                tuple(data.tier_of(m) for m in models),
+                tuple(models),
+                tuple(traces),
+                data.option_tiers[j],
+                model,
+                bool(data.success[row, j] == 1.0),
+                cost,
+                reason,
+            )
         if np.isnan(data.success[row, j]) or model in models:
             return None  # asks for an answer this request has no run of (or again)
         models.append(model)
         traces.append(data.trace_ids[row][j])
         cost += float(data.cost[row, j])
         answers.append(data.answer(row, model))
-    raise ACOError(f"cascade replay: request {data.request_ids[row]}: more than {MAX_STEPS} "
-                   f"calls; the cascade does not stop")
+    raise ACOError(
+        f"cascade replay: request {data.request_ids[row]}: more than {MAX_STEPS} "
+        f"calls; the cascade does not stop"
+    )
 
 
-def summarize(name: str, data: CascadeData, lines: Sequence[CascadeDecisionLine]
-              ) -> CascadeSummary:
+def summarize(name: str, data: CascadeData, lines: Sequence[CascadeDecisionLine]) -> CascadeSummary:
     """Totals of replayed decisions against the top model on the same requests."""
     rows = {rid: i for i, rid in enumerate(data.request_ids)}
     idx = np.array([rows[line.request_id] for line in lines], dtype=int)
     top = data.col(data.top)
     n = len(lines)
     return CascadeSummary(
-        name=name, requests=n, successes=sum(line.success for line in lines),
+        name=name,
+        requests=n,
+        successes=sum(line.success for line in lines),
         cost=math.fsum(line.cost for line in lines),
         top_successes=int(np.nansum(data.success[idx, top])) if n else 0,
         top_cost=float(np.nansum(data.cost[idx, top])) if n else 0.0,
@@ -180,8 +204,9 @@ def rules_chooser(data: CascadeData, config: ACOConfig, first_tier: int = 1) -> 
             tier = min((t for t in models if t >= first_tier), default=max(models))
             return False, models[tier], "rules: start"
         last = answers[-1]
-        decision = controls.cascade(read_answer_signals(None, last.text), last.tier,
-                                    retries_used=len(answers) - 1)
+        decision = controls.cascade(
+            read_answer_signals(None, last.text), last.tier, retries_used=len(answers) - 1
+        )
         tier = decision.final_tier if decision.final_tier in models else last.tier
         return not decision.escalated or tier == last.tier, models[tier], decision.reason
 

@@ -44,19 +44,33 @@ class PolicyPoint:
 def stage_options(p: np.ndarray, last: bool) -> np.ndarray:
     """The (accept_at, escalate_below) pairs tried at one stage, shape (q, 2)."""
     accepts = np.unique(np.concatenate([np.quantile(p, ACCEPT_QUANTILES), [NEVER_ACCEPT]]))
-    escalates = [0.0] if last else np.unique(np.concatenate([[0.0],
-                                                             np.quantile(p, ESCALATE_QUANTILES)]))
+    escalates = (
+        [0.0] if last else np.unique(np.concatenate([[0.0], np.quantile(p, ESCALATE_QUANTILES)]))
+    )
     pairs = [(a, e) for a in accepts for e in escalates if e <= a]
     return np.round(np.array(pairs, dtype=float), 6)
 
 
-def search_sequence(sequence: Sequence[str], fallback: str, stages: Sequence[StageData],
-                    fallback_correct: np.ndarray, fallback_cost: np.ndarray) -> list[PolicyPoint]:
+def search_sequence(
+    sequence: Sequence[str],
+    fallback: str,
+    stages: Sequence[StageData],
+    fallback_correct: np.ndarray,
+    fallback_cost: np.ndarray,
+) -> list[PolicyPoint]:
     """Every threshold combination of one sequence, replayed; the frontier points returned."""
     n = len(fallback_correct)
     if not stages:  # no cheap call: the fallback answers everything
-        return [PolicyPoint((), str(fallback), (NEVER_ACCEPT,), (0.0,),
-                            float(fallback_correct.sum()), float(fallback_cost.sum()))]
+        return [
+            PolicyPoint(
+                (),
+                str(fallback),
+                (NEVER_ACCEPT,),
+                (0.0,),
+                float(fallback_correct.sum()),
+                float(fallback_cost.sum()),
+            )
+        ]
     alive = np.ones((1, n))
     succ, cost = np.zeros(1), np.zeros(1)
     options = []
@@ -67,8 +81,11 @@ def search_sequence(sequence: Sequence[str], fallback: str, stages: Sequence[Sta
         accept = stage.p[None, :] >= opts[:, :1]  # (q, n)
         escalate = ~accept & ((stage.p[None, :] < opts[:, 1:]) | last)
         cost = cost + alive @ stage.cost  # every request still running pays this call
-        succ = succ[:, None] + alive @ (accept * stage.correct).T + alive @ (
-            escalate * fallback_correct).T
+        succ = (
+            succ[:, None]
+            + alive @ (accept * stage.correct).T
+            + alive @ (escalate * fallback_correct).T
+        )
         cost = cost[:, None] + alive @ (escalate * fallback_cost).T
         if not last:
             cont = (~accept & ~escalate).astype(float)
@@ -80,16 +97,27 @@ def search_sequence(sequence: Sequence[str], fallback: str, stages: Sequence[Sta
     for flat in keep:
         idx = np.unravel_index(flat, shape)
         chosen = [options[k][i] for k, i in enumerate(idx)]
-        points.append(PolicyPoint(tuple(str(m) for m in sequence), str(fallback),
-                                  tuple(float(c[0]) for c in chosen),
-                                  tuple(float(c[1]) for c in chosen),
-                                  float(succ[flat]), float(cost[flat])))
+        points.append(
+            PolicyPoint(
+                tuple(str(m) for m in sequence),
+                str(fallback),
+                tuple(float(c[0]) for c in chosen),
+                tuple(float(c[1]) for c in chosen),
+                float(succ[flat]),
+                float(cost[flat]),
+            )
+        )
     return points
 
 
-def replay_point(point: PolicyPoint, p: Sequence[np.ndarray], correct: Sequence[np.ndarray],
-                 costs: Sequence[np.ndarray], fallback_correct: np.ndarray,
-                 fallback_cost: np.ndarray) -> tuple[float, float]:
+def replay_point(
+    point: PolicyPoint,
+    p: Sequence[np.ndarray],
+    correct: Sequence[np.ndarray],
+    costs: Sequence[np.ndarray],
+    fallback_correct: np.ndarray,
+    fallback_cost: np.ndarray,
+) -> tuple[float, float]:
     """(successes, cost) of one staged policy on requests it was not searched on, every call
     paid: `p[k]`, `correct[k]` and `costs[k]` are the stage-k probability, truth and call cost
     of the models of `point.sequence` (the same rule as `search_sequence`)."""
@@ -132,5 +160,6 @@ def pick_at_value(points: Sequence[PolicyPoint], value_per_success: float) -> Po
     """The point maximizing value * successes - cost (ties: the cheaper)."""
     gains = [value_per_success * p.successes - p.cost for p in points]
     best = max(gains)
-    return min((p for p, g in zip(points, gains, strict=True) if g >= best - 1e-12),
-               key=lambda p: p.cost)
+    return min(
+        (p for p, g in zip(points, gains, strict=True) if g >= best - 1e-12), key=lambda p: p.cost
+    )

@@ -34,7 +34,9 @@ from aco_lab.traces.reading import TraceTables
 
 CONSTRAINT_CUES = re.compile(
     r"\b(must|must not|should not|never|always|at (most|least)|no more than|under \d+|"
-    r"within \d+|exactly|only|do not|don't|keep (it|the answer))\b", re.IGNORECASE)
+    r"within \d+|exactly|only|do not|don't|keep (it|the answer))\b",
+    re.IGNORECASE,
+)
 NUMBER_CUES = re.compile(r"\b\d+(\.\d+)?\b")
 MAX_INPUT = "max_input_tokens"
 
@@ -57,16 +59,23 @@ def build_run_inputs(tables: TraceTables) -> pl.DataFrame:
         pl.col(S.INPUT_TOKENS).max().alias(MAX_INPUT),
         pl.col(S.INPUT_TOKENS).first().alias("_first"),
         pl.col(S.INPUT_TOKENS).last().alias("_last"),
-        pl.len().alias("_calls"))
-    return (tables.runs.filter(pl.col(S.TIER).is_not_null())
-            .select(S.TRACE_ID, S.REQUEST_ID, S.REQUEST, S.TASK_TYPE, S.TIER, S.TASK_SUCCESS)
-            .join(per_run, on=S.TRACE_ID)
-            .with_columns(((pl.col("_last") - pl.col("_first"))
-                           / (pl.col("_calls") - 1).clip(1)).alias("growth_per_step")))
+        pl.len().alias("_calls"),
+    )
+    return (
+        tables.runs.filter(pl.col(S.TIER).is_not_null())
+        .select(S.TRACE_ID, S.REQUEST_ID, S.REQUEST, S.TASK_TYPE, S.TIER, S.TASK_SUCCESS)
+        .join(per_run, on=S.TRACE_ID)
+        .with_columns(
+            ((pl.col("_last") - pl.col("_first")) / (pl.col("_calls") - 1).clip(1)).alias(
+                "growth_per_step"
+            )
+        )
+    )
 
 
-def learn_context_budget(tables: TraceTables,
-                         settings: ContextSettings = ContextSettings()) -> dict:
+def learn_context_budget(
+    tables: TraceTables, settings: ContextSettings = ContextSettings()
+) -> dict:
     """The learned context-budget spec (plain data) with the evidence for each choice."""
     runs = build_run_inputs(tables)
     ok = runs.filter(pl.col(S.TASK_SUCCESS).fill_null(False))
@@ -75,14 +84,17 @@ def learn_context_budget(tables: TraceTables,
     totals: dict[str, int] = {}
     for keys in ([S.TASK_TYPE, S.TIER], [S.TIER], []):
         grouped = ok.group_by(keys) if keys else ok.group_by(pl.lit(1))
-        cells = grouped.agg(pl.col(MAX_INPUT).quantile(settings.quantile, "higher").alias("q"),
-                            pl.len().alias("n"))
+        cells = grouped.agg(
+            pl.col(MAX_INPUT).quantile(settings.quantile, "higher").alias("q"), pl.len().alias("n")
+        )
         cells = cells.sort(keys) if keys else cells  # same data, same bytes: a stable order
         for rec in cells.iter_rows(named=True):
             if keys and rec["n"] < settings.min_runs:
                 continue
-            key = group_key(rec.get(S.TASK_TYPE) if S.TASK_TYPE in keys else None,
-                            rec.get(S.TIER) if S.TIER in keys else None)
+            key = group_key(
+                rec.get(S.TASK_TYPE) if S.TASK_TYPE in keys else None,
+                rec.get(S.TIER) if S.TIER in keys else None,
+            )
             totals[key] = int(math.ceil(rec["q"]))
     keep, omit, evidence = {}, {}, {}
     requests = runs.unique(S.REQUEST_ID).with_columns(pl.col(S.TASK_TYPE).fill_null(ANY))
@@ -92,8 +104,15 @@ def learn_context_budget(tables: TraceTables,
         ev = _evidence(part[S.REQUEST].to_list(), steps)
         evidence[name] = ev
         keep[name], omit[name] = _choose(ev, settings)
-    return {"kind": KINDS["context_budget"], "version": SPEC_VERSION, "quantile": settings.quantile,
-            "total_tokens": totals, "keep_exact": keep, "omit": omit, "evidence": evidence}
+    return {
+        "kind": KINDS["context_budget"],
+        "version": SPEC_VERSION,
+        "quantile": settings.quantile,
+        "total_tokens": totals,
+        "keep_exact": keep,
+        "omit": omit,
+        "evidence": evidence,
+    }
 
 
 def _evidence(requests: list[str], runs: pl.DataFrame) -> dict:
@@ -111,16 +130,19 @@ def _evidence(requests: list[str], runs: pl.DataFrame) -> dict:
     n = max(len(requests), 1)
     multi = runs.filter(pl.col("_calls") > 1)
     growth = float(multi["growth_per_step"].median()) if multi.height else 0.0
-    return {"requests": len(requests),
-            "prevalence": {k: round(v / n, 4) for k, v in items.items()},
-            "few_shot_share": round(few_shot_chars / chars, 4) if chars else 0.0,
-            "multi_step_runs": multi.height,
-            "growth_per_step": round(growth, 1)}
+    return {
+        "requests": len(requests),
+        "prevalence": {k: round(v / n, 4) for k, v in items.items()},
+        "few_shot_share": round(few_shot_chars / chars, 4) if chars else 0.0,
+        "multi_step_runs": multi.height,
+        "growth_per_step": round(growth, 1),
+    }
 
 
 def _choose(ev: dict, settings: ContextSettings) -> tuple[list[str], list[str]]:
-    keep = ["final_question"] + [k for k, v in ev["prevalence"].items()
-                                 if v >= settings.min_prevalence]
+    keep = ["final_question"] + [
+        k for k, v in ev["prevalence"].items() if v >= settings.min_prevalence
+    ]
     omit = []
     if ev["few_shot_share"] >= settings.few_shot_omit_share:
         omit.append("few_shot_preamble")
@@ -144,16 +166,22 @@ class ContextResult:
 
     def to_dict(self) -> dict:
         """Plain figures for reports."""
-        return {"name": self.name, "runs": self.runs, "successful_runs": self.successful_runs,
-                "coverage": round(self.covered_successes / self.successful_runs, 4)
-                if self.successful_runs else None,
-                "mean_allowance": round(self.mean_allowance, 1),
-                "mean_largest_prompt": round(self.mean_largest_prompt, 1),
-                "trimmed_share": round(self.trimmed_share, 5)}
+        return {
+            "name": self.name,
+            "runs": self.runs,
+            "successful_runs": self.successful_runs,
+            "coverage": round(self.covered_successes / self.successful_runs, 4)
+            if self.successful_runs
+            else None,
+            "mean_allowance": round(self.mean_allowance, 1),
+            "mean_largest_prompt": round(self.mean_largest_prompt, 1),
+            "trimmed_share": round(self.trimmed_share, 5),
+        }
 
 
-def evaluate_context_budget(spec: dict, tables: TraceTables, config: ACOConfig
-                            ) -> list[ContextResult]:
+def evaluate_context_budget(
+    spec: dict, tables: TraceTables, config: ACOConfig
+) -> list[ContextResult]:
     """The learned budgets and the rule budgets against held-out runs' prompts."""
     runs = build_run_inputs(tables)
     if runs.is_empty():
@@ -165,16 +193,21 @@ def evaluate_context_budget(spec: dict, tables: TraceTables, config: ACOConfig
         rules.append(build_context_budget(cues, rec[S.TIER]).total_tokens)
     largest = runs[MAX_INPUT].to_numpy().astype(float)
     ok = runs[S.TASK_SUCCESS].fill_null(False).to_numpy()
-    return [_fit(name, np.array(allow, dtype=float), largest, ok)
-            for name, allow in (("learned", learned), ("rules", rules))]
+    return [
+        _fit(name, np.array(allow, dtype=float), largest, ok)
+        for name, allow in (("learned", learned), ("rules", rules))
+    ]
 
 
-def _fit(name: str, allowance: np.ndarray, largest: np.ndarray, ok: np.ndarray
-         ) -> ContextResult:
+def _fit(name: str, allowance: np.ndarray, largest: np.ndarray, ok: np.ndarray) -> ContextResult:
     over = np.clip(largest - allowance, 0, None)
     used = largest[ok].sum()
     return ContextResult(
-        name=name, runs=len(largest), successful_runs=int(ok.sum()),
+        name=name,
+        runs=len(largest),
+        successful_runs=int(ok.sum()),
         covered_successes=int((largest[ok] <= allowance[ok]).sum()),
-        mean_allowance=float(allowance.mean()), mean_largest_prompt=float(largest.mean()),
-        trimmed_share=float(over[ok].sum() / used) if used else 0.0)
+        mean_allowance=float(allowance.mean()),
+        mean_largest_prompt=float(largest.mean()),
+        trimmed_share=float(over[ok].sum() / used) if used else 0.0,
+    )

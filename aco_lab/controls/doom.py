@@ -81,12 +81,18 @@ class DoomResult:
 
     def to_dict(self) -> dict:
         """Plain figures for reports."""
-        return {"name": self.name, "runs": self.runs, "successes": self.successes,
-                "flagged": self.flagged, "flagged_successes": self.flagged_successes,
-                "false_alarm_share": _round(self.false_alarm_share),
-                "lost_success_share": _round(self.lost_success_share),
-                "spend": round(self.spend, 6), "saved": round(self.saved, 6),
-                "saved_share": _round(self.saved / self.spend if self.spend else math.nan)}
+        return {
+            "name": self.name,
+            "runs": self.runs,
+            "successes": self.successes,
+            "flagged": self.flagged,
+            "flagged_successes": self.flagged_successes,
+            "false_alarm_share": _round(self.false_alarm_share),
+            "lost_success_share": _round(self.lost_success_share),
+            "spend": round(self.spend, 6),
+            "saved": round(self.saved, 6),
+            "saved_share": _round(self.saved / self.spend if self.spend else math.nan),
+        }
 
 
 def _round(x: float) -> float | None:
@@ -101,14 +107,14 @@ def build_doom_states(tables: TraceTables) -> pl.DataFrame:
         | (pl.col(S.VERIFIER_CALLED) & (pl.col(S.VERIFIER_PASSED) == False))  # noqa: E712
     )
     position = pl.int_range(1, pl.len() + 1).over(S.TRACE_ID)
-    last_ok = (pl.when(~pl.col("_failed")).then(position).otherwise(0)
-               .cum_max().over(S.TRACE_ID))
+    last_ok = pl.when(~pl.col("_failed")).then(position).otherwise(0).cum_max().over(S.TRACE_ID)
     steps = (
         tables.steps.join(runs.select(S.TRACE_ID), on=S.TRACE_ID, how="semi")
         .sort(S.TRACE_ID, S.STEP_INDEX)
-        .with_columns(no_progress.fill_null(False).alias("_failed"),
-                      (pl.col(S.COST).fill_null(0.0) + pl.col(S.TOOL_COST).fill_null(0.0))
-                      .alias("_cost"))
+        .with_columns(
+            no_progress.fill_null(False).alias("_failed"),
+            (pl.col(S.COST).fill_null(0.0) + pl.col(S.TOOL_COST).fill_null(0.0)).alias("_cost"),
+        )
         .with_columns(
             position.alias(STATE_STEPS),
             pl.col("_cost").cum_sum().over(S.TRACE_ID).alias(STATE_SPEND),
@@ -120,9 +126,17 @@ def build_doom_states(tables: TraceTables) -> pl.DataFrame:
     )
     return (
         steps.select(S.TRACE_ID, STATE_STEPS, STATE_SPEND, STATE_FAILURES, STATE_STALLED)
-        .join(runs.select(S.TRACE_ID, S.REQUEST_ID, S.TASK_TYPE, S.TIER, S.TOTAL_COST,
-                          pl.col(S.TASK_SUCCESS).cast(pl.Int8).alias(SUCCESS)),
-              on=S.TRACE_ID)
+        .join(
+            runs.select(
+                S.TRACE_ID,
+                S.REQUEST_ID,
+                S.TASK_TYPE,
+                S.TIER,
+                S.TOTAL_COST,
+                pl.col(S.TASK_SUCCESS).cast(pl.Int8).alias(SUCCESS),
+            ),
+            on=S.TRACE_ID,
+        )
         .with_columns((pl.col(S.TOTAL_COST) - pl.col(STATE_SPEND)).clip(0.0).alias(REMAINING))
         .sort(S.TRACE_ID, STATE_STEPS)
     )
@@ -135,24 +149,38 @@ def build_typical(runs: pl.DataFrame, min_runs: int) -> dict[str, dict[str, floa
         raise DataError("doom: no successful run with a tier; the typical run is unknown")
     table: dict[str, dict[str, float]] = {}
     for keys in ([S.TASK_TYPE, S.TIER], [S.TIER], []):
-        grouped = (ok.group_by(keys) if keys else ok.group_by(pl.lit(1)))
-        stats = grouped.agg(pl.col(S.TOTAL_COST).median().alias("cost"),
-                            pl.col(S.N_STEPS).median().alias("steps"), pl.len().alias("n"))
+        grouped = ok.group_by(keys) if keys else ok.group_by(pl.lit(1))
+        stats = grouped.agg(
+            pl.col(S.TOTAL_COST).median().alias("cost"),
+            pl.col(S.N_STEPS).median().alias("steps"),
+            pl.len().alias("n"),
+        )
         stats = stats.sort(keys) if keys else stats  # same data, same bytes: a stable order
         for rec in stats.iter_rows(named=True):
             if rec["n"] < min_runs and keys:
                 continue
-            key = group_key(rec.get(S.TASK_TYPE) if S.TASK_TYPE in keys else None,
-                            rec.get(S.TIER) if S.TIER in keys else None)
+            key = group_key(
+                rec.get(S.TASK_TYPE) if S.TASK_TYPE in keys else None,
+                rec.get(S.TIER) if S.TIER in keys else None,
+            )
             table[key] = {"cost": float(rec["cost"]), "steps": float(rec["steps"])}
     return table
 
 
 def state_matrix(states: pl.DataFrame, typical: dict) -> tuple[list[dict], np.ndarray]:
     """Feature dicts of every state (through the runtime's doom_features) and run weights."""
-    rows = [doom_features(typical, r[S.TASK_TYPE], r[S.TIER], r[STATE_STEPS], r[STATE_SPEND],
-                          r[STATE_FAILURES], r[STATE_STALLED])
-            for r in states.iter_rows(named=True)]
+    rows = [
+        doom_features(
+            typical,
+            r[S.TASK_TYPE],
+            r[S.TIER],
+            r[STATE_STEPS],
+            r[STATE_SPEND],
+            r[STATE_FAILURES],
+            r[STATE_STALLED],
+        )
+        for r in states.iter_rows(named=True)
+    ]
     per_run = states.group_by(S.TRACE_ID).len()
     counts = states.join(per_run, on=S.TRACE_ID, how="left")["len"].to_numpy()
     return rows, 1.0 / counts
@@ -162,8 +190,9 @@ def learn_doom(tables: TraceTables, seed: int, settings: DoomSettings = DoomSett
     """The learned doom spec (plain data) from training traces with step-level detail."""
     states = build_doom_states(tables)
     if states.is_empty() or states[SUCCESS].n_unique() < 2:
-        raise DataError("doom: needs multi-step runs with known task_success, some successful "
-                        "and some not")
+        raise DataError(
+            "doom: needs multi-step runs with known task_success, some successful and some not"
+        )
     typical = build_typical(tables.runs, settings.min_group_runs)
     feats, weight = state_matrix(states, typical)
     X, names = build_matrix(feats)
@@ -171,14 +200,26 @@ def learn_doom(tables: TraceTables, seed: int, settings: DoomSettings = DoomSett
     oof = _out_of_fold(X, y, names, weight, states[S.REQUEST_ID].to_list(), seed, settings)
     threshold, train = choose_threshold(states, oof, settings)
     model = fit_logistic(X, y, names, settings.C, sample_weight=weight)
-    return {"kind": KINDS["doom"], "version": SPEC_VERSION, "model": model,
-            "threshold": round(threshold, 6), "min_steps": settings.min_steps,
-            "typical": typical, "train": train.to_dict()
-            | {"max_lost_success_share": settings.max_lost_success_share}}
+    return {
+        "kind": KINDS["doom"],
+        "version": SPEC_VERSION,
+        "model": model,
+        "threshold": round(threshold, 6),
+        "min_steps": settings.min_steps,
+        "typical": typical,
+        "train": train.to_dict() | {"max_lost_success_share": settings.max_lost_success_share},
+    }
 
 
-def _out_of_fold(X: np.ndarray, y: np.ndarray, names: list[str], weight: np.ndarray,
-                 request_ids: list[str], seed: int, settings: DoomSettings) -> np.ndarray:
+def _out_of_fold(
+    X: np.ndarray,
+    y: np.ndarray,
+    names: list[str],
+    weight: np.ndarray,
+    request_ids: list[str],
+    seed: int,
+    settings: DoomSettings,
+) -> np.ndarray:
     # Folds by request: the states of one run (and the runs of one request) share a fold.
     ids = sorted(set(request_ids))
     order = np.random.default_rng(seed).permutation(len(ids))
@@ -193,16 +234,21 @@ def _out_of_fold(X: np.ndarray, y: np.ndarray, names: list[str], weight: np.ndar
     return out
 
 
-def replay_stops(name: str, states: pl.DataFrame, runs: pl.DataFrame, stop: np.ndarray
-                 ) -> DoomResult:
+def replay_stops(
+    name: str, states: pl.DataFrame, runs: pl.DataFrame, stop: np.ndarray
+) -> DoomResult:
     """Stop each run at its first state where `stop` is true; count what that saves and costs."""
     judged = runs.filter(pl.col(S.TASK_SUCCESS).is_not_null() & pl.col(S.TIER).is_not_null())
     first = first_stops(states[S.TRACE_ID].to_numpy(), stop)
     return DoomResult(
-        name=name, runs=judged.height, successes=int(judged[S.TASK_SUCCESS].sum()),
-        flagged=len(first), flagged_successes=int(states[SUCCESS].to_numpy()[first].sum()),
+        name=name,
+        runs=judged.height,
+        successes=int(judged[S.TASK_SUCCESS].sum()),
+        flagged=len(first),
+        flagged_successes=int(states[SUCCESS].to_numpy()[first].sum()),
         spend=float(judged[S.TOTAL_COST].sum()),
-        saved=float(states[REMAINING].to_numpy()[first].sum()))
+        saved=float(states[REMAINING].to_numpy()[first].sum()),
+    )
 
 
 def first_stops(trace_ids: np.ndarray, stop: np.ndarray) -> np.ndarray:
@@ -212,22 +258,33 @@ def first_stops(trace_ids: np.ndarray, stop: np.ndarray) -> np.ndarray:
     return rows[first]
 
 
-def choose_threshold(states: pl.DataFrame, p: np.ndarray, settings: DoomSettings
-                     ) -> tuple[float, DoomResult]:
+def choose_threshold(
+    states: pl.DataFrame, p: np.ndarray, settings: DoomSettings
+) -> tuple[float, DoomResult]:
     """The threshold saving the most while losing at most the allowed share of successes."""
-    runs = states.group_by(S.TRACE_ID).agg(pl.col(SUCCESS).first().cast(pl.Boolean)
-                                           .alias(S.TASK_SUCCESS), pl.col(S.TOTAL_COST).first(),
-                                           pl.col(S.TIER).first())
+    runs = states.group_by(S.TRACE_ID).agg(
+        pl.col(SUCCESS).first().cast(pl.Boolean).alias(S.TASK_SUCCESS),
+        pl.col(S.TOTAL_COST).first(),
+        pl.col(S.TIER).first(),
+    )
     eligible = states[STATE_STEPS].to_numpy() >= settings.min_steps
     candidates = np.unique(np.quantile(p[eligible], np.linspace(0.0, 0.5, settings.thresholds)))
     best = (0.0, replay_stops("learned", states, runs, np.zeros(len(p), dtype=bool)))
     for threshold in candidates:
         result = replay_stops("learned", states, runs, eligible & (p < threshold))
-        if (result.lost_success_share <= settings.max_lost_success_share
-                and result.saved > best[1].saved):
+        if (
+            result.lost_success_share <= settings.max_lost_success_share
+            and result.saved > best[1].saved
+        ):
             best = (float(threshold), result)
-    log.info("doom: threshold %.3f saves $%.2f of $%.2f, stops %d runs (%d would succeed)",
-             best[0], best[1].saved, best[1].spend, best[1].flagged, best[1].flagged_successes)
+    log.info(
+        "doom: threshold %.3f saves $%.2f of $%.2f, stops %d runs (%d would succeed)",
+        best[0],
+        best[1].saved,
+        best[1].spend,
+        best[1].flagged,
+        best[1].flagged_successes,
+    )
     return best
 
 
@@ -241,10 +298,15 @@ def evaluate_doom(spec: dict, tables: TraceTables, config: ACOConfig) -> list[Do
     p = predict_logistic(spec["model"], X, names)
     learned = (states[STATE_STEPS].to_numpy() >= spec["min_steps"]) & (p < spec["threshold"])
     rules = Controls(config)
-    rule_stop = np.array([rules.doom(r[STATE_SPEND], r[STATE_STALLED], r[STATE_STEPS]).doomed
-                          for r in states.iter_rows(named=True)], dtype=bool)
+    rule_stop = np.array(
+        [
+            rules.doom(r[STATE_SPEND], r[STATE_STALLED], r[STATE_STEPS]).doomed
+            for r in states.iter_rows(named=True)
+        ],
+        dtype=bool,
+    )
     runs = tables.runs
-    return [replay_stops("learned", states, runs, learned),
-            replay_stops("rules", states, runs, rule_stop)]
-
-
+    return [
+        replay_stops("learned", states, runs, learned),
+        replay_stops("rules", states, runs, rule_stop),
+    ]

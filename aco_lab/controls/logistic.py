@@ -22,8 +22,9 @@ NEWTON_STEPS = 50  # at most; it stops when the step is below NEWTON_TOL
 NEWTON_TOL = 1e-8
 
 
-def build_matrix(rows: Sequence[Mapping[str, float]], names: Sequence[str] | None = None
-                 ) -> tuple[np.ndarray, list[str]]:
+def build_matrix(
+    rows: Sequence[Mapping[str, float]], names: Sequence[str] | None = None
+) -> tuple[np.ndarray, list[str]]:
     """Named feature dicts -> (matrix, column names); missing features are 0."""
     if names is None:
         names = sorted({name for row in rows for name in row})
@@ -37,8 +38,13 @@ def build_matrix(rows: Sequence[Mapping[str, float]], names: Sequence[str] | Non
     return X, list(names)
 
 
-def fit_logistic(X: np.ndarray, y: np.ndarray, names: Sequence[str], C: float = DEFAULT_C,
-                 sample_weight: np.ndarray | None = None) -> dict:
+def fit_logistic(
+    X: np.ndarray,
+    y: np.ndarray,
+    names: Sequence[str],
+    C: float = DEFAULT_C,
+    sample_weight: np.ndarray | None = None,
+) -> dict:
     """Fit P(y=1 | x) and return it as plain data (constant features dropped)."""
     y = np.asarray(y, dtype=float)
     sd = X.std(axis=0)
@@ -67,8 +73,9 @@ def _threads() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def _newton(Z: np.ndarray, y: np.ndarray, alpha: float, weight: np.ndarray | None
-            ) -> tuple[np.ndarray, float]:
+def _newton(
+    Z: np.ndarray, y: np.ndarray, alpha: float, weight: np.ndarray | None
+) -> tuple[np.ndarray, float]:
     # Minimize sum_i weight_i * logloss_i + alpha/2 * ||coef||^2 (the intercept unpenalized).
     n, d = Z.shape
     A = np.hstack([Z, np.ones((n, 1))])
@@ -98,8 +105,9 @@ def predict_logistic(model: Mapping, X: np.ndarray, names: Sequence[str]) -> np.
     return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
 
 
-def out_of_fold(X: np.ndarray, y: np.ndarray, names: Sequence[str], folds: int, seed: int,
-                C: float = DEFAULT_C) -> np.ndarray:
+def out_of_fold(
+    X: np.ndarray, y: np.ndarray, names: Sequence[str], folds: int, seed: int, C: float = DEFAULT_C
+) -> np.ndarray:
     """Predictions for each row from a model that did not see it (k folds, seeded)."""
     n = len(y)
     order = np.random.default_rng(seed).permutation(n)

@@ -62,17 +62,20 @@ class ControlSettings:
     cascade_pool: str = "traces"  # cascade options: every model in the traces, or "tiers"
 
 
-def learn_controls(tables: TraceTables, config: ACOConfig, seed: int,
-                   settings: ControlSettings = ControlSettings()) -> dict[str, dict]:
+def learn_controls(
+    tables: TraceTables, config: ACOConfig, seed: int, settings: ControlSettings = ControlSettings()
+) -> dict[str, dict]:
     """Every control the traces can teach, as plain data keyed by control name."""
     learners: dict[str, Callable[[], dict]] = {
         "cascade": lambda: learn_cascade(
-            build_cascade_data(tables, config, settings.cascade_pool), seed, settings.cascade),
+            build_cascade_data(tables, config, settings.cascade_pool), seed, settings.cascade
+        ),
         "doom": lambda: learn_doom(tables, seed),
         "gate": lambda: learn_gate(tables),
         # The call-rate cap is the config's alert line: verifying more would raise the alert.
-        "verify": lambda: learn_verifier(tables, VerifierSettings(
-            max_call_rate=config.alerts.max_verifier_call_rate)),
+        "verify": lambda: learn_verifier(
+            tables, VerifierSettings(max_call_rate=config.alerts.max_verifier_call_rate)
+        ),
         "context_budget": lambda: learn_context_budget(tables),
     }
     controls = {}
@@ -101,8 +104,9 @@ class ControlsEvaluation:
     skipped: dict[str, str] = field(default_factory=dict)  # control -> why not evaluated
 
 
-def evaluate_controls(controls: Mapping[str, Any], tables: TraceTables,
-                      config: ACOConfig) -> ControlsEvaluation:
+def evaluate_controls(
+    controls: Mapping[str, Any], tables: TraceTables, config: ACOConfig
+) -> ControlsEvaluation:
     """Replay every learned control and its rule version on these (held-out) traces."""
     found: dict[str, Any] = {}
     skipped: dict[str, str] = {}
@@ -124,19 +128,23 @@ def evaluate_controls(controls: Mapping[str, Any], tables: TraceTables,
             skipped[name] = str(exc)
     cascade = found.get("cascade", ((), ()))
     return ControlsEvaluation(
-        cascade=tuple(cascade[0]), cascade_lines=tuple(cascade[1]),
+        cascade=tuple(cascade[0]),
+        cascade_lines=tuple(cascade[1]),
         **{name: tuple(found[name][0]) for name in CONTROL_NAMES[1:] if name in found},
-        skipped=skipped)
+        skipped=skipped,
+    )
 
 
-def evaluate_cascade(spec: Mapping[str, Any], tables: TraceTables, config: ACOConfig,
-                     pool: str = "traces"
-                     ) -> tuple[list[CascadeSummary], list[CascadeDecisionLine]]:
+def evaluate_cascade(
+    spec: Mapping[str, Any], tables: TraceTables, config: ACOConfig, pool: str = "traces"
+) -> tuple[list[CascadeSummary], list[CascadeDecisionLine]]:
     """The learned cascade and its baselines replayed on counterfactual held-out traces."""
     data = build_cascade_data(tables, config, pool)
     if spec["top"] not in data.options:
-        raise DataError(f"cascade: the evaluation traces have no run of the top model "
-                        f"{spec['top']}; evaluate on counterfactual traces of the same models")
+        raise DataError(
+            f"cascade: the evaluation traces have no run of the top model "
+            f"{spec['top']}; evaluate on counterfactual traces of the same models"
+        )
     lines, learned = replay("learned cascade", data, learned_chooser(spec))
     summaries = [learned]
     tiers = tier_models(data, config)
@@ -144,10 +152,16 @@ def evaluate_cascade(spec: Mapping[str, Any], tables: TraceTables, config: ACOCo
     per_type = spec["baseline_per_task_type"]
     for name, chooser, needs in (  # each baseline, and the models it needs in the traces
         ("rule cascade (aco.controls)", rules_chooser(data, config), list(tiers.values())),
-        (f"agreement cascade ({' + '.join(cheap)} agree, else top)",
-         agreement_chooser(cheap, data.top), [*cheap, data.top]),
-        ("best model per task type (chosen on training)", per_task_type_chooser(per_type),
-         list(per_type.values())),
+        (
+            f"agreement cascade ({' + '.join(cheap)} agree, else top)",
+            agreement_chooser(cheap, data.top),
+            [*cheap, data.top],
+        ),
+        (
+            "best model per task type (chosen on training)",
+            per_task_type_chooser(per_type),
+            list(per_type.values()),
+        ),
         (f"top model only ({data.top})", single_chooser(data.top), [data.top]),
     ):
         if all(m in data.options for m in needs):
@@ -159,8 +173,10 @@ def restrict_tables(tables: TraceTables, request_ids: set[str] | None) -> TraceT
     """The tables of some requests only (all of them for None)."""
     if request_ids is None:
         return tables
-    runs = tables.runs.filter(pl.col(S.REQUEST_ID).is_in(pl.Series(sorted(request_ids))
-                                                         .implode()))
+    runs = tables.runs.filter(pl.col(S.REQUEST_ID).is_in(pl.Series(sorted(request_ids)).implode()))
     traces = runs[S.TRACE_ID].implode()
-    return TraceTables(runs, tables.steps.filter(pl.col(S.TRACE_ID).is_in(traces)),
-                       tables.tool_calls.filter(pl.col(S.TRACE_ID).is_in(traces)))
+    return TraceTables(
+        runs,
+        tables.steps.filter(pl.col(S.TRACE_ID).is_in(traces)),
+        tables.tool_calls.filter(pl.col(S.TRACE_ID).is_in(traces)),
+    )

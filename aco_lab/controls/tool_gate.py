@@ -63,9 +63,11 @@ class GateSettings:
 def build_tool_table(tables: TraceTables) -> pl.DataFrame:
     """Per task type (and "*" for all) and tool: runs with/without it, their success, calls."""
     runs = tables.runs.filter(pl.col(S.TASK_SUCCESS).is_not_null()).with_columns(
-        pl.col(S.TASK_TYPE).fill_null(ANY))
-    calls = tables.tool_calls.join(runs.select(S.TRACE_ID, S.TASK_TYPE, S.TASK_SUCCESS),
-                                   on=S.TRACE_ID)
+        pl.col(S.TASK_TYPE).fill_null(ANY)
+    )
+    calls = tables.tool_calls.join(
+        runs.select(S.TRACE_ID, S.TASK_TYPE, S.TASK_SUCCESS), on=S.TRACE_ID
+    )
     if calls.is_empty():
         raise DataError("tool gate: no tool call in runs with a known task_success")
     parts = []
@@ -73,26 +75,48 @@ def build_tool_table(tables: TraceTables) -> pl.DataFrame:
         runs_k = runs if by_type else runs.with_columns(pl.lit(ANY).alias(S.TASK_TYPE))
         calls_k = calls if by_type else calls.with_columns(pl.lit(ANY).alias(S.TASK_TYPE))
         users = runs_k.join(calls.select(S.TRACE_ID).unique(), on=S.TRACE_ID, how="semi")
-        totals = users.group_by(S.TASK_TYPE).agg(pl.len().alias("_runs"),
-                                                 pl.col(S.TASK_SUCCESS).sum().alias("_ok"))
+        totals = users.group_by(S.TASK_TYPE).agg(
+            pl.len().alias("_runs"), pl.col(S.TASK_SUCCESS).sum().alias("_ok")
+        )
         per_run = calls_k.group_by(S.TASK_TYPE, S.TOOL_NAME, S.TRACE_ID).agg(
-            pl.col(S.TASK_SUCCESS).first(), pl.len().alias(CALLS),
-            (~pl.col(S.TOOL_SUCCESS)).sum().alias(FAILED), pl.col(S.COST).sum().alias(CALL_COST))
+            pl.col(S.TASK_SUCCESS).first(),
+            pl.len().alias(CALLS),
+            (~pl.col(S.TOOL_SUCCESS)).sum().alias(FAILED),
+            pl.col(S.COST).sum().alias(CALL_COST),
+        )
         tool = per_run.group_by(S.TASK_TYPE, S.TOOL_NAME).agg(
-            pl.len().alias(RUNS_WITH), pl.col(S.TASK_SUCCESS).sum().alias(SUCCESS_WITH),
-            pl.col(CALLS).sum(), pl.col(FAILED).sum(), pl.col(CALL_COST).sum())
-        parts.append(tool.join(totals, on=S.TASK_TYPE).with_columns(
-            (pl.col("_runs") - pl.col(RUNS_WITH)).alias(RUNS_WITHOUT),
-            (pl.col("_ok") - pl.col(SUCCESS_WITH)).alias(SUCCESS_WITHOUT),
-        ).select(S.TASK_TYPE, S.TOOL_NAME, RUNS_WITH, SUCCESS_WITH, RUNS_WITHOUT,
-                 SUCCESS_WITHOUT, CALLS, FAILED, CALL_COST))
+            pl.len().alias(RUNS_WITH),
+            pl.col(S.TASK_SUCCESS).sum().alias(SUCCESS_WITH),
+            pl.col(CALLS).sum(),
+            pl.col(FAILED).sum(),
+            pl.col(CALL_COST).sum(),
+        )
+        parts.append(
+            tool.join(totals, on=S.TASK_TYPE)
+            .with_columns(
+                (pl.col("_runs") - pl.col(RUNS_WITH)).alias(RUNS_WITHOUT),
+                (pl.col("_ok") - pl.col(SUCCESS_WITH)).alias(SUCCESS_WITHOUT),
+            )
+            .select(
+                S.TASK_TYPE,
+                S.TOOL_NAME,
+                RUNS_WITH,
+                SUCCESS_WITH,
+                RUNS_WITHOUT,
+                SUCCESS_WITHOUT,
+                CALLS,
+                FAILED,
+                CALL_COST,
+            )
+        )
     return pl.concat(parts).sort(S.TASK_TYPE, S.TOOL_NAME)
 
 
 def build_values(tables: TraceTables, settings: GateSettings) -> tuple[dict, dict]:
     """USD a success is worth, and the mean cost of a step, per task type (and "*")."""
     runs = tables.runs.filter(pl.col(S.TIER).is_not_null()).with_columns(
-        pl.col(S.TASK_TYPE).fill_null(ANY))
+        pl.col(S.TASK_TYPE).fill_null(ANY)
+    )
     top = runs[S.TIER].max()
     value: dict[str, float] = {}
     step_cost: dict[str, float] = {}
@@ -117,12 +141,21 @@ def learn_gate(tables: TraceTables, settings: GateSettings = GateSettings()) -> 
     for rec in table.iter_rows(named=True):
         task = rec[S.TASK_TYPE]
         tools[f"{task}/{rec[S.TOOL_NAME]}"] = _verdict(
-            rec, value.get(task, value.get(ANY, 0.0)), step_cost.get(task, 0.0), settings)
-    return {"kind": KINDS["gate"], "version": SPEC_VERSION, "tools": tools,
-            "value_per_success": {k: round(v, 6) for k, v in value.items()},
-            "settings": {"prior_runs": settings.prior_runs, "min_runs": settings.min_runs,
-                         "z": settings.z, "strong_runs": settings.strong_runs,
-                         "strong_z": settings.strong_z}}
+            rec, value.get(task, value.get(ANY, 0.0)), step_cost.get(task, 0.0), settings
+        )
+    return {
+        "kind": KINDS["gate"],
+        "version": SPEC_VERSION,
+        "tools": tools,
+        "value_per_success": {k: round(v, 6) for k, v in value.items()},
+        "settings": {
+            "prior_runs": settings.prior_runs,
+            "min_runs": settings.min_runs,
+            "z": settings.z,
+            "strong_runs": settings.strong_runs,
+            "strong_z": settings.strong_z,
+        },
+    }
 
 
 def _verdict(rec: dict, value: float, step_cost: float, settings: GateSettings) -> dict:
@@ -132,8 +165,10 @@ def _verdict(rec: dict, value: float, step_cost: float, settings: GateSettings) 
     # A tool every tool-using run of the type called has no comparison group: no lift.
     lift = rate_with - rate_without
     shrunk = lift * n_with / (n_with + settings.prior_runs)
-    se = math.sqrt(rate_with * (1 - rate_with) / n_with
-                   + (rate_without * (1 - rate_without) / n_without if n_without else 0.0))
+    se = math.sqrt(
+        rate_with * (1 - rate_with) / n_with
+        + (rate_without * (1 - rate_without) / n_without if n_without else 0.0)
+    )
     calls_per_run = rec[CALLS] / n_with
     cost = rec[CALL_COST] / rec[CALLS]
     failure_rate = rec[FAILED] / rec[CALLS]
@@ -144,14 +179,23 @@ def _verdict(rec: dict, value: float, step_cost: float, settings: GateSettings) 
     allow = not judged or run_cost <= 0 or optimistic >= 0
     # The net value were the association reversed: what the deny must survive to be enforced.
     best_case = (abs(shrunk) + settings.strong_z * se) * value - run_cost
-    strong = (not allow and min(n_with, n_without) >= settings.strong_runs and best_case < 0)
-    return {"allow": bool(allow), "enforcement": ENFORCED if strong else ADVISORY,
-            "best_case_net_value": round(best_case, 6), "runs": int(n_with),
-            "runs_without": int(n_without), "success_with": round(rate_with, 4),
-            "lift": round(lift, 4), "shrunk_lift": round(shrunk, 4),
-            "cost": round(cost, 6), "failure_rate": round(failure_rate, 4),
-            "calls_per_run": round(calls_per_run, 3), "run_cost": round(run_cost, 6),
-            "net_value": round(net, 6), "optimistic_net_value": round(optimistic, 6)}
+    strong = not allow and min(n_with, n_without) >= settings.strong_runs and best_case < 0
+    return {
+        "allow": bool(allow),
+        "enforcement": ENFORCED if strong else ADVISORY,
+        "best_case_net_value": round(best_case, 6),
+        "runs": int(n_with),
+        "runs_without": int(n_without),
+        "success_with": round(rate_with, 4),
+        "lift": round(lift, 4),
+        "shrunk_lift": round(shrunk, 4),
+        "cost": round(cost, 6),
+        "failure_rate": round(failure_rate, 4),
+        "calls_per_run": round(calls_per_run, 3),
+        "run_cost": round(run_cost, 6),
+        "net_value": round(net, 6),
+        "optimistic_net_value": round(optimistic, 6),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,13 +215,18 @@ class GateResult:
 
     def to_dict(self) -> dict:
         """Plain figures for reports."""
-        return {"name": self.name, "enforcement": self.enforcement, "why": self.why,
-                "tool_calls": self.tool_calls,
-                "denied_calls": self.denied_calls, "denied_cost": round(self.denied_cost, 6),
-                "denied_runs": self.denied_runs,
-                "denied_runs_success": _r(self.denied_runs_success),
-                "other_runs_success": _r(self.other_runs_success),
-                "denied_pairs": list(self.denied_pairs)}
+        return {
+            "name": self.name,
+            "enforcement": self.enforcement,
+            "why": self.why,
+            "tool_calls": self.tool_calls,
+            "denied_calls": self.denied_calls,
+            "denied_cost": round(self.denied_cost, 6),
+            "denied_runs": self.denied_runs,
+            "denied_runs_success": _r(self.denied_runs_success),
+            "other_runs_success": _r(self.other_runs_success),
+            "denied_pairs": list(self.denied_pairs),
+        }
 
 
 def _r(x: float) -> float | None:
@@ -194,17 +243,22 @@ def describe_enforcement(spec: dict) -> tuple[str, str]:
     denies = [e for e in spec["tools"].values() if not e["allow"]]
     enforced = sum(e.get("enforcement", ADVISORY) == ENFORCED for e in denies)
     s = spec.get("settings", {})
-    strong = (f"strong evidence (>= {s['strong_runs']} training runs with the tool and as many "
-              "without, and a cost per run above the most success it could add even if its "
-              "link with failing runs were reversed)"
-              if "strong_runs" in s else "strong evidence (the bundle predates enforcement)")
+    strong = (
+        f"strong evidence (>= {s['strong_runs']} training runs with the tool and as many "
+        "without, and a cost per run above the most success it could add even if its "
+        "link with failing runs were reversed)"
+        if "strong_runs" in s
+        else "strong evidence (the bundle predates enforcement)"
+    )
     if not denies:
         return ADVISORY, "it denies no tool on the training runs"
     if enforced == len(denies):
         return ENFORCED, f"all {len(denies)} of its denies have {strong}"
     mode = "partly enforced" if enforced else ADVISORY
-    return mode, (f"{len(denies) - enforced} of its {len(denies)} denies lack {strong}; "
-                  "those calls go ahead and the advice is recorded")
+    return mode, (
+        f"{len(denies) - enforced} of its {len(denies)} denies lack {strong}; "
+        "those calls go ahead and the advice is recorded"
+    )
 
 
 def evaluate_gate(spec: dict, tables: TraceTables, config: ACOConfig) -> list[GateResult]:
@@ -220,32 +274,54 @@ def evaluate_gate(spec: dict, tables: TraceTables, config: ACOConfig) -> list[Ga
         verdicts[LEARNED_ENFORCED][(task, tool)] = learned.allow
         verdicts[RULES][(task, tool)] = rules.gate(tool, task).allow
     mode, why = describe_enforcement(spec)
-    modes = {LEARNED_ADVICE: (mode, why), LEARNED_ENFORCED: (mode, why),
-             RULES: (ENFORCED, "rules are enforced: a quick answer never calls an expensive "
-                               "tool (aco.controls)")}
-    return [_gate_result(name, v, pairs, tables.runs, *modes[name])
-            for name, v in verdicts.items()]
+    modes = {
+        LEARNED_ADVICE: (mode, why),
+        LEARNED_ENFORCED: (mode, why),
+        RULES: (
+            ENFORCED,
+            "rules are enforced: a quick answer never calls an expensive tool (aco.controls)",
+        ),
+    }
+    return [_gate_result(name, v, pairs, tables.runs, *modes[name]) for name, v in verdicts.items()]
 
 
-def _gate_result(name: str, allowed: dict, pairs: pl.DataFrame, runs: pl.DataFrame,
-                 enforcement: str, why: str) -> GateResult:
+def _gate_result(
+    name: str, allowed: dict, pairs: pl.DataFrame, runs: pl.DataFrame, enforcement: str, why: str
+) -> GateResult:
     keys = list(allowed)
-    verdict = pl.DataFrame({S.TASK_TYPE: [k[0] for k in keys], S.TOOL_NAME: [k[1] for k in keys],
-                            "_allow": [allowed[k] for k in keys]},
-                           schema={S.TASK_TYPE: pl.String, S.TOOL_NAME: pl.String,
-                                   "_allow": pl.Boolean})
+    verdict = pl.DataFrame(
+        {
+            S.TASK_TYPE: [k[0] for k in keys],
+            S.TOOL_NAME: [k[1] for k in keys],
+            "_allow": [allowed[k] for k in keys],
+        },
+        schema={S.TASK_TYPE: pl.String, S.TOOL_NAME: pl.String, "_allow": pl.Boolean},
+    )
     calls = pairs.join(verdict, on=[S.TASK_TYPE, S.TOOL_NAME], how="left", nulls_equal=True)
     denied = calls.filter(~pl.col("_allow"))
     judged = runs.filter(pl.col(S.TASK_SUCCESS).is_not_null())
     hit = judged.join(denied.select(S.TRACE_ID).unique(), on=S.TRACE_ID, how="semi")
     types = hit[S.TASK_TYPE].unique()
     rest = judged.join(hit.select(S.TRACE_ID), on=S.TRACE_ID, how="anti").filter(
-        pl.col(S.TASK_TYPE).is_in(types.implode()) if types.len() else pl.lit(False))
-    names = denied.select(pl.concat_str(pl.col(S.TASK_TYPE).fill_null(ANY), pl.lit("/"),
-                                        pl.col(S.TOOL_NAME))).unique().to_series().sort()
+        pl.col(S.TASK_TYPE).is_in(types.implode()) if types.len() else pl.lit(False)
+    )
+    names = (
+        denied.select(
+            pl.concat_str(pl.col(S.TASK_TYPE).fill_null(ANY), pl.lit("/"), pl.col(S.TOOL_NAME))
+        )
+        .unique()
+        .to_series()
+        .sort()
+    )
     return GateResult(
-        name=name, tool_calls=pairs.height, denied_calls=denied.height,
-        denied_cost=float(denied[S.COST].sum()), denied_runs=hit.height,
+        name=name,
+        tool_calls=pairs.height,
+        denied_calls=denied.height,
+        denied_cost=float(denied[S.COST].sum()),
+        denied_runs=hit.height,
         denied_runs_success=float(hit[S.TASK_SUCCESS].mean()) if hit.height else math.nan,
         other_runs_success=float(rest[S.TASK_SUCCESS].mean()) if rest.height else math.nan,
-        denied_pairs=tuple(names.to_list()), enforcement=enforcement, why=why)
+        denied_pairs=tuple(names.to_list()),
+        enforcement=enforcement,
+        why=why,
+    )

@@ -293,8 +293,13 @@ def build_baselines(
         train = build_outcome_matrix(training_runs, config)
         train = train.take(train.available[:, np.asarray(tiers) - 1].all(axis=1))
         if train.n_requests == 0:
-            skipped.append(("best tier per task type", "no training request was run at every "
-                            "configured tier (ordinary logs): the table needs each tier's outcome"))
+            skipped.append(
+                (
+                    "best tier per task type",
+                    "no training request was run at every "
+                    "configured tier (ordinary logs): the table needs each tier's outcome",
+                )
+            )
         else:
             row, curve = task_type_baseline(train, ev, success, cost, tiers, options.target)
             rows.append(row)

@@ -23,27 +23,34 @@ from aco_lab.traces import schema as S
 from aco_lab.traces.reading import expand_paths, read_traces
 
 
-def evaluate_bundle_controls(bundle_ref: str | Path, paths: Sequence[str | Path],
-                             config_path: str | Path | None = None,
-                             models_dir: str | Path = "router_models",
-                             only: Sequence[str] = CONTROL_NAMES, allow_overlap: bool = False,
-                             on_error: str = "skip") -> tuple[ControlsEvaluation, dict]:
+def evaluate_bundle_controls(
+    bundle_ref: str | Path,
+    paths: Sequence[str | Path],
+    config_path: str | Path | None = None,
+    models_dir: str | Path = "router_models",
+    only: Sequence[str] = CONTROL_NAMES,
+    allow_overlap: bool = False,
+    on_error: str = "skip",
+) -> tuple[ControlsEvaluation, dict]:
     """Load a bundle and held-out traces, then evaluate its controls; (evaluation, meta)."""
     path = resolve_bundle_path(bundle_ref, models_dir)
     payload = load_bundle(path)
     controls = {k: v for k, v in (payload.get("controls") or {}).items() if k in only}
     if not controls:
-        raise DataError(f"{path}: the bundle has no learned {' or '.join(only)} control; "
-                        f"retrain with this aco-lab on traces that can teach it")
+        raise DataError(
+            f"{path}: the bundle has no learned {' or '.join(only)} control; "
+            f"retrain with this aco-lab on traces that can teach it"
+        )
     config = load_config(config_path) if config_path else bundle_config(payload)
     held_ids = None
     if not paths:
         paths, held_ids = holdout_of(payload, path)
-    tables = restrict_tables(read_traces(expand_paths(paths), on_error=on_error),
-                             set(held_ids) if held_ids is not None else None)
+    tables = restrict_tables(
+        read_traces(expand_paths(paths), on_error=on_error),
+        set(held_ids) if held_ids is not None else None,
+    )
     training_ids = set(payload.get("training_data", {}).get("request_ids", []))
-    overlap = check_overlap(training_ids, set(tables.runs[S.REQUEST_ID].to_list()),
-                            allow_overlap)
+    overlap = check_overlap(training_ids, set(tables.runs[S.REQUEST_ID].to_list()), allow_overlap)
     meta = {"bundle": str(path), "runs": tables.runs.height, "overlap_requests": len(overlap)}
     ev = evaluate_controls(controls, tables, config)
     failed = {k: v for k, v in ev.skipped.items() if k in controls}

@@ -121,8 +121,9 @@ def evaluate_bundle(
     from aco_lab.controls.suite import evaluate_controls, restrict_tables
 
     held = set(runs[S.REQUEST_ID].to_list())
-    return replace(ev, controls=evaluate_controls(payload["controls"],
-                                                  restrict_tables(tables, held), config))
+    return replace(
+        ev, controls=evaluate_controls(payload["controls"], restrict_tables(tables, held), config)
+    )
 
 
 # -- pure evaluation -----------------------------------------------------------------------
@@ -224,8 +225,11 @@ def _replay_evaluation(
         reliability=build_reliability(scores.p, ev),
         per_task_type=build_per_task_type(ev, success, cost, tiers, chosen, config.top_tier),
         options=options,
-        warnings=(build_warnings(data) + unseen_task_types(payload, ev.task_types)
-                  + drifted_requests(scores.task_type_inference)),
+        warnings=(
+            build_warnings(data)
+            + unseen_task_types(payload, ev.task_types)
+            + drifted_requests(scores.task_type_inference)
+        ),
         task_type_inference=scores.task_type_inference,
     )
 

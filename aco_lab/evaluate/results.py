@@ -167,10 +167,12 @@ def drifted_requests(inference: dict) -> tuple[str, ...]:
     share, expected = inference.get("novel_share"), inference.get("novel_share_expected")
     if share is None or expected is None or share <= DRIFT_FACTOR * expected:
         return ()
-    return (f"{share:.1%} of the evaluation requests are unlike the bundle's training requests "
-            f"(its novelty check calls {expected:.0%} of requests like them so): the requests have "
-            f"changed since training, and those given without a task type would be typed by "
-            f"rule cues; retrain on recent traces",)
+    return (
+        f"{share:.1%} of the evaluation requests are unlike the bundle's training requests "
+        f"(its novelty check calls {expected:.0%} of requests like them so): the requests have "
+        f"changed since training, and those given without a task type would be typed by "
+        f"rule cues; retrain on recent traces",
+    )
 
 
 def unseen_task_types(payload: dict, task_types: Sequence[str | None]) -> tuple[str, ...]:

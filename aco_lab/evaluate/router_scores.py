@@ -172,8 +172,9 @@ def sweep_grid(base: PolicyParams, thresholds: Sequence[float]) -> list[PolicyPa
         dataclasses.replace(base, downgrade_threshold=d, success_value=v)
         for d, v in dict.fromkeys(pairs)
     ]
-    top = dataclasses.replace(base, safety_threshold=1.0, downgrade_threshold=0.0,
-                              success_value=0.0)
+    top = dataclasses.replace(
+        base, safety_threshold=1.0, downgrade_threshold=0.0, success_value=0.0
+    )
     return grid if top in grid else [*grid, top]
 
 
@@ -184,8 +185,12 @@ def build_router_sweep(
 ) -> tuple[SweepPoint, ...]:
     """Every sweep point's result: score(name, chosen tiers) replays or estimates it."""
     return tuple(
-        SweepPoint(p.downgrade_threshold, p.success_value, score("sweep", scores.decide(p)[0]),
-                   p.safety_threshold)
+        SweepPoint(
+            p.downgrade_threshold,
+            p.success_value,
+            score("sweep", scores.decide(p)[0]),
+            p.safety_threshold,
+        )
         for p in sweep_grid(scores.params, thresholds)
     )
 

@@ -69,8 +69,9 @@ def read_langfuse(files: Iterable[Path]) -> Parsed:
             parsed.bad_runs += 1
             continue
         if run.calls or run.tools:  # the observations that are neither are skipped
-            parsed.skipped += run.records - len(run.calls) - len(run.tools) \
-                - (found.trace is not None)
+            parsed.skipped += (
+                run.records - len(run.calls) - len(run.tools) - (found.trace is not None)
+            )
             parsed.runs.append(run)
         else:  # a trace without a generation or a tool: nothing to learn from
             parsed.skipped += run.records
@@ -129,9 +130,15 @@ def build_run(trace_id: str, found: _Trace) -> ImportedRun:
             run.calls.append(_call(record, start or 0.0))
             run.request = run.request or text_of(obs.get("input"))
         elif kind == TOOL_TYPE:
-            run.tools.append(ImportedTool(record.where, str(obs.get("name") or "tool"),
-                                          obs.get("level") != "ERROR", start or 0.0,
-                                          latency_ms=_latency(obs, record.where)))
+            run.tools.append(
+                ImportedTool(
+                    record.where,
+                    str(obs.get("name") or "tool"),
+                    obs.get("level") != "ERROR",
+                    start or 0.0,
+                    latency_ms=_latency(obs, record.where),
+                )
+            )
         elif obs.get("level") == "ERROR" and not obs.get("parentObservationId"):
             run.failed = True
     return run
@@ -146,19 +153,31 @@ def _call(record: Record, start: float) -> ImportedCall:
     legacy = obs.get("usage") or {}
     cost_details = obs.get("costDetails") or {}
     try:
-        cost = next((usd(v, name) for name, v in (
-            ("costDetails.total", cost_details.get("total")),
-            ("calculatedTotalCost", obs.get("calculatedTotalCost")),
-            ("totalCost", obs.get("totalCost"))) if v is not None), None)
+        cost = next(
+            (
+                usd(v, name)
+                for name, v in (
+                    ("costDetails.total", cost_details.get("total")),
+                    ("calculatedTotalCost", obs.get("calculatedTotalCost")),
+                    ("totalCost", obs.get("totalCost")),
+                )
+                if v is not None
+            ),
+            None,
+        )
         cached = next((usage[k] for k in CACHED_KEYS if usage.get(k) is not None), None)
         return ImportedCall(
-            where, model, start,
-            input_tokens=count(_pick(usage, legacy, "input", "promptTokens"),
-                               "usageDetails.input"),
-            output_tokens=count(_pick(usage, legacy, "output", "completionTokens"),
-                                "usageDetails.output"),
+            where,
+            model,
+            start,
+            input_tokens=count(_pick(usage, legacy, "input", "promptTokens"), "usageDetails.input"),
+            output_tokens=count(
+                _pick(usage, legacy, "output", "completionTokens"), "usageDetails.output"
+            ),
             cached_input_tokens=count(cached, "usageDetails.input_cached_tokens"),
-            cost=cost, latency_ms=_latency(obs, where))
+            cost=cost,
+            latency_ms=_latency(obs, where),
+        )
     except RecordError as exc:
         raise RecordError(f"{where}: {exc}") from None
 

@@ -48,11 +48,15 @@ def read_langsmith(files: Iterable[Path]) -> Parsed:
             for item in _runs(record):
                 parsed.records += 1
                 value = item.value
-                trace_id = value.get("trace_id") or value.get("id") \
-                    if isinstance(value, Mapping) else None
+                trace_id = (
+                    value.get("trace_id") or value.get("id") if isinstance(value, Mapping) else None
+                )
                 if not isinstance(trace_id, str) or not trace_id:
-                    why = value if isinstance(value, RecordError) else \
-                        "trace_id: a run needs its trace_id (or id)"
+                    why = (
+                        value
+                        if isinstance(value, RecordError)
+                        else "trace_id: a run needs its trace_id (or id)"
+                    )
                     parsed.invalid += 1
                     parsed.problems.append(f"{item.where}: {why}")
                     continue
@@ -91,8 +95,9 @@ def _has_root(records: list[Record]) -> int:
 def build_run(trace_id: str, records: list[Record]) -> ImportedRun:
     """One ACO run from the LangSmith runs of one trace."""
     records = sorted(records, key=lambda r: _start(r) or 0.0)
-    run = ImportedRun(trace_id, SOURCE, records[0].where, started=_start(records[0]),
-                      records=len(records))
+    run = ImportedRun(
+        trace_id, SOURCE, records[0].where, started=_start(records[0]), records=len(records)
+    )
     for record in records:
         value, start = record.value, _start(record) or 0.0
         kind = value.get("run_type")
@@ -104,8 +109,15 @@ def build_run(trace_id: str, records: list[Record]) -> ImportedRun:
         if kind == "llm":
             run.calls.append(_call(record, start))
         elif kind == "tool":
-            run.tools.append(ImportedTool(record.where, str(value.get("name") or "tool"),
-                                          not failed, start, latency_ms=_latency(record)))
+            run.tools.append(
+                ImportedTool(
+                    record.where,
+                    str(value.get("name") or "tool"),
+                    not failed,
+                    start,
+                    latency_ms=_latency(record),
+                )
+            )
     if not run.request and run.calls:
         run.request = text_of(records[0].value.get("inputs"))
     return run
@@ -115,23 +127,31 @@ def _call(record: Record, start: float) -> ImportedCall:
     value, where = record.value, record.where
     extra = value.get("extra") or {}
     params = extra.get("invocation_params") or {}
-    model = (extra.get("metadata") or {}).get("ls_model_name") or params.get("model") \
+    model = (
+        (extra.get("metadata") or {}).get("ls_model_name")
+        or params.get("model")
         or params.get("model_name")
+    )
     if not isinstance(model, str) or not model:
         raise RecordError(f"{where}: extra.metadata.ls_model_name: an llm run names no model")
     details = value.get("prompt_token_details") or {}
     try:
         cost = usd(value.get("total_cost"), "total_cost")
         if cost is None and value.get("prompt_cost") is not None:
-            cost = (usd(value.get("prompt_cost"), "prompt_cost") or 0.0) \
-                + (usd(value.get("completion_cost"), "completion_cost") or 0.0)
+            cost = (usd(value.get("prompt_cost"), "prompt_cost") or 0.0) + (
+                usd(value.get("completion_cost"), "completion_cost") or 0.0
+            )
         return ImportedCall(
-            where, model, start, provider=(extra.get("metadata") or {}).get("ls_provider"),
+            where,
+            model,
+            start,
+            provider=(extra.get("metadata") or {}).get("ls_provider"),
             input_tokens=count(value.get("prompt_tokens"), "prompt_tokens"),
             output_tokens=count(value.get("completion_tokens"), "completion_tokens"),
-            cached_input_tokens=count(details.get("cache_read"),
-                                      "prompt_token_details.cache_read"),
-            cost=cost, latency_ms=_latency(record))
+            cached_input_tokens=count(details.get("cache_read"), "prompt_token_details.cache_read"),
+            cost=cost,
+            latency_ms=_latency(record),
+        )
     except RecordError as exc:
         raise RecordError(f"{where}: {exc}") from None
 

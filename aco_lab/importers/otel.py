@@ -130,8 +130,11 @@ def read_otel(files: Iterable[Path]) -> Parsed:
 def _raw_spans(record: Record) -> Iterator[tuple[Record, Mapping[str, Any]]]:
     """Every span of an OTLP/JSON document, with its resource's attributes."""
     for resource_spans in listed(record, "resourceSpans"):
-        resource = resource_spans.value.get("resource") if isinstance(resource_spans.value,
-                                                                       Mapping) else None
+        resource = (
+            resource_spans.value.get("resource")
+            if isinstance(resource_spans.value, Mapping)
+            else None
+        )
         attrs = _attributes(resource.get("attributes")) if isinstance(resource, Mapping) else {}
         for key in ("scopeSpans", "instrumentationLibrarySpans"):
             for scope_spans in listed(resource_spans, key):
@@ -152,18 +155,24 @@ def parse_span(record: Record, resource: Mapping[str, Any]) -> Span:
         raise RecordError("startTimeUnixNano: required")
     status = raw.get("status") or {}
     attributes = {**resource, **_attributes(raw.get("attributes"))}
-    return Span(record.where, trace_id, _id(raw.get("spanId")), _id(raw.get("parentSpanId")),
-                str(raw.get("name", "")), start, _nanos(raw.get("endTimeUnixNano"),
-                                                        "endTimeUnixNano"),
-                attributes, status.get("code") in STATUS_ERROR)
+    return Span(
+        record.where,
+        trace_id,
+        _id(raw.get("spanId")),
+        _id(raw.get("parentSpanId")),
+        str(raw.get("name", "")),
+        start,
+        _nanos(raw.get("endTimeUnixNano"), "endTimeUnixNano"),
+        attributes,
+        status.get("code") in STATUS_ERROR,
+    )
 
 
 def build_run(trace_id: str, spans: list[Span]) -> tuple[ImportedRun | None, int]:
     """A run from one trace's spans, and how many spans were skipped (RecordError: bad span)."""
     spans = sorted(spans, key=lambda s: s.start)
     ids = {s.span_id for s in spans}
-    run = ImportedRun(trace_id, SOURCE, spans[0].where, started=spans[0].start,
-                      records=len(spans))
+    run = ImportedRun(trace_id, SOURCE, spans[0].where, started=spans[0].start, records=len(spans))
     skipped, request = 0, None
     for span in spans:
         op = span.operation
@@ -174,10 +183,15 @@ def build_run(trace_id: str, spans: list[Span]) -> tuple[ImportedRun | None, int
             run.calls.append(_call(span))
             request = request or _request(span)
         elif op == TOOL_OPERATION:
-            run.tools.append(ImportedTool(
-                span.where, str(span.attributes.get("gen_ai.tool.name") or span.name),
-                not (span.error or "error.type" in span.attributes), span.start,
-                latency_ms=span.latency_ms))
+            run.tools.append(
+                ImportedTool(
+                    span.where,
+                    str(span.attributes.get("gen_ai.tool.name") or span.name),
+                    not (span.error or "error.type" in span.attributes),
+                    span.start,
+                    latency_ms=span.latency_ms,
+                )
+            )
         elif op in AGENT_OPERATIONS:
             request = request or _request(span)
         else:  # HTTP, database, framework spans: not a model or tool call
@@ -196,13 +210,19 @@ def _call(span: Span) -> ImportedCall:
         raise RecordError(f"{span.where}: gen_ai.request.model: a model call names no model")
     try:
         return ImportedCall(
-            span.where, model, span.start, provider=_first(a, PROVIDERS),
+            span.where,
+            model,
+            span.start,
+            provider=_first(a, PROVIDERS),
             input_tokens=count(_first(a, INPUT_TOKENS), "gen_ai.usage.input_tokens"),
             output_tokens=count(_first(a, OUTPUT_TOKENS), "gen_ai.usage.output_tokens"),
-            cached_input_tokens=count(_first(a, CACHED_TOKENS),
-                                      "gen_ai.usage.cache_read.input_tokens"),
-            cost=usd(_first(a, COSTS), "gen_ai.usage.cost"), latency_ms=span.latency_ms,
-            alias=a.get("gen_ai.request.model"))
+            cached_input_tokens=count(
+                _first(a, CACHED_TOKENS), "gen_ai.usage.cache_read.input_tokens"
+            ),
+            cost=usd(_first(a, COSTS), "gen_ai.usage.cost"),
+            latency_ms=span.latency_ms,
+            alias=a.get("gen_ai.request.model"),
+        )
     except RecordError as exc:
         raise RecordError(f"{span.where}: {exc}") from None
 
@@ -220,8 +240,10 @@ def _request(span: Span) -> str | None:
         text = text_of(value) if value is not None else ""
         if text:
             return text
-    indexed = sorted((k for k in a if k.startswith("gen_ai.prompt.") and k.endswith(".content")),
-                     key=lambda k: int(k.split(".")[2]) if k.split(".")[2].isdigit() else 0)
+    indexed = sorted(
+        (k for k in a if k.startswith("gen_ai.prompt.") and k.endswith(".content")),
+        key=lambda k: int(k.split(".")[2]) if k.split(".")[2].isdigit() else 0,
+    )
     users = [a[k] for k in indexed if a.get(k.replace(".content", ".role")) == "user"]
     return (users or [a[k] for k in indexed] or [None])[-1]
 

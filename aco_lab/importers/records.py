@@ -124,8 +124,10 @@ class ImportResult:
 
     def summary(self) -> str:
         """One line of counts."""
-        return (f"records={self.records} skipped={self.skipped} invalid={self.invalid} "
-                f"runs={self.runs} written={self.written} rejected={self.rejected}")
+        return (
+            f"records={self.records} skipped={self.skipped} invalid={self.invalid} "
+            f"runs={self.runs} written={self.written} rejected={self.rejected}"
+        )
 
 
 class TierMap:
@@ -177,8 +179,10 @@ def read_records(path: Path) -> Iterator[Record]:
             try:
                 yield Record(f"{path}:{number}", json.loads(line))
             except json.JSONDecodeError as exc:
-                yield Record(f"{path}:{number}", RecordError(f"invalid JSON: {exc.msg} near "
-                                                              f"column {exc.colno}"))
+                yield Record(
+                    f"{path}:{number}",
+                    RecordError(f"invalid JSON: {exc.msg} near column {exc.colno}"),
+                )
 
 
 def listed(record: Record, key: str) -> Iterator[Record]:
@@ -186,8 +190,7 @@ def listed(record: Record, key: str) -> Iterator[Record]:
     items = record.value.get(key) if isinstance(record.value, Mapping) else None
     if isinstance(items, list):
         prefix = f"{record.path}." if record.path else ""
-        yield from (Record(record.location, v, f"{prefix}{key}[{i}]")
-                    for i, v in enumerate(items))
+        yield from (Record(record.location, v, f"{prefix}{key}[{i}]") for i, v in enumerate(items))
 
 
 # -- field readers: each raises RecordError naming the field -----------------------------------
@@ -213,8 +216,12 @@ def usd(value: Any, name: str) -> float | None:
             value = float(value)
         except ValueError:
             raise RecordError(f"{name}: expected a cost in USD, got {value!r:.40}") from None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 \
-            or not math.isfinite(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value < 0
+        or not math.isfinite(value)
+    ):
         raise RecordError(f"{name}: expected a cost in USD >= 0, got {value!r:.40}")
     return float(value)
 
@@ -248,8 +255,11 @@ def text_of(value: Any) -> str:
         if isinstance(last, Mapping):
             content = last.get("content", last.get("parts", ""))
             if isinstance(content, list):
-                return "\n".join(p.get("text") or p.get("content") or "" for p in content
-                                 if isinstance(p, Mapping))
+                return "\n".join(
+                    p.get("text") or p.get("content") or ""
+                    for p in content
+                    if isinstance(p, Mapping)
+                )
             return content if isinstance(content, str) else ""
         return last if isinstance(last, str) else ""
     return ""
@@ -267,20 +277,30 @@ def build_trace(run: ImportedRun, tiers: TierMap) -> dict[str, Any]:
             sources[cost_path(len(steps))] = source
             steps.append(_step(len(steps) + 1, call))
             continue
-        tool = {tf.TOOL_NAME: event.name, tf.TOOL_SUCCESS: event.success,
-                tf.COST: event.cost or 0.0}
+        tool = {
+            tf.TOOL_NAME: event.name,
+            tf.TOOL_SUCCESS: event.success,
+            tf.COST: event.cost or 0.0,
+        }
         if event.latency_ms is not None:
             tool[tf.LATENCY_MS] = event.latency_ms
         if not steps:  # a tool called before any model call: a step of its own
             steps.append(_step(1, None))
         steps[-1][tf.TOOL_CALLS].append(tool)
-    total = math.fsum([s[tf.MODEL_CALL][tf.COST] for s in steps if s[tf.MODEL_CALL]]
-                      + [t[tf.COST] for s in steps for t in s[tf.TOOL_CALLS]])
+    total = math.fsum(
+        [s[tf.MODEL_CALL][tf.COST] for s in steps if s[tf.MODEL_CALL]]
+        + [t[tf.COST] for s in steps for t in s[tf.TOOL_CALLS]]
+    )
     return {
-        tf.SCHEMA_VERSION_FIELD: tf.SCHEMA_VERSION, tf.TRACE_ID: run.trace_id,
-        tf.REQUEST: run.request, tf.TIMESTAMP: _rfc3339(run.started), tf.SOURCE: run.source,
-        tf.STEPS: steps, tf.FINAL_OUTCOME: "failed" if run.failed else tf.OUTCOME_COMPLETED,
-        tf.TASK_SUCCESS: False if run.failed else run.task_success, tf.TOTAL_COST: total,
+        tf.SCHEMA_VERSION_FIELD: tf.SCHEMA_VERSION,
+        tf.TRACE_ID: run.trace_id,
+        tf.REQUEST: run.request,
+        tf.TIMESTAMP: _rfc3339(run.started),
+        tf.SOURCE: run.source,
+        tf.STEPS: steps,
+        tf.FINAL_OUTCOME: "failed" if run.failed else tf.OUTCOME_COMPLETED,
+        tf.TASK_SUCCESS: False if run.failed else run.task_success,
+        tf.TOTAL_COST: total,
         tf.METADATA: {**run.metadata, "imported_from": run.where, **cost_metadata(sources)},
     }
 
@@ -290,26 +310,37 @@ def _model_call(event: ImportedCall, tiers: TierMap) -> tuple[dict[str, Any], st
     tier = next((t for t in map(tiers.tier, names) if t is not None), None)
     if tier is None:
         name = names[-1]
-        raise RecordError(f"{event.where}: model {name!r} has no tier; pass "
-                          f"--tier {name}=N (1..5) or name it in the config's models")
+        raise RecordError(
+            f"{event.where}: model {name!r} has no tier; pass "
+            f"--tier {name}=N (1..5) or name it in the config's models"
+        )
     cost, source = event.cost, COST_REPORTED
     for name in names if cost is None else ():
-        priced = price_call(name, event.input_tokens, event.output_tokens,
-                            event.cached_input_tokens, provider=event.provider)
+        priced = price_call(
+            name,
+            event.input_tokens,
+            event.output_tokens,
+            event.cached_input_tokens,
+            provider=event.provider,
+        )
         cost, source = priced.cost, priced.source
         if source != COST_UNPRICED:
             break
-    call = {tf.MODEL_ID: event.model_id, tf.TIER: tier, tf.COST: cost,
-            tf.INPUT_TOKENS: event.input_tokens, tf.OUTPUT_TOKENS: event.output_tokens,
-            tf.CACHED_INPUT_TOKENS: event.cached_input_tokens}
+    call = {
+        tf.MODEL_ID: event.model_id,
+        tf.TIER: tier,
+        tf.COST: cost,
+        tf.INPUT_TOKENS: event.input_tokens,
+        tf.OUTPUT_TOKENS: event.output_tokens,
+        tf.CACHED_INPUT_TOKENS: event.cached_input_tokens,
+    }
     if event.latency_ms is not None:
         call[tf.LATENCY_MS] = event.latency_ms
     return call, source
 
 
 def _step(number: int, call: dict[str, Any] | None) -> dict[str, Any]:
-    return {tf.STEP_NUM: number, tf.MODEL_CALL: call, tf.TOOL_CALLS: [],
-            tf.VERIFIER_CALLED: False}
+    return {tf.STEP_NUM: number, tf.MODEL_CALL: call, tf.TOOL_CALLS: [], tf.VERIFIER_CALLED: False}
 
 
 def _rfc3339(value: float | None) -> str | None:
@@ -322,9 +353,14 @@ def _rfc3339(value: float | None) -> str | None:
 Reader = Callable[[Iterable[Path]], Parsed]
 
 
-def import_traces(reader: Reader, paths: Sequence[str | Path], out: str | Path,
-                  config: ACOConfig | None = None, tiers: Mapping[str, int] | None = None,
-                  on_error: Literal["fail", "skip"] = "fail") -> ImportResult:
+def import_traces(
+    reader: Reader,
+    paths: Sequence[str | Path],
+    out: str | Path,
+    config: ACOConfig | None = None,
+    tiers: Mapping[str, int] | None = None,
+    on_error: Literal["fail", "skip"] = "fail",
+) -> ImportResult:
     """Convert export files to a trace-format-v1 JSONL file (written atomically).
 
     With on_error="fail" any problem raises DataError and nothing is written; with "skip" the
@@ -341,14 +377,23 @@ def import_traces(reader: Reader, paths: Sequence[str | Path], out: str | Path,
             problems.append(str(exc))
     if problems and on_error == "fail":
         shown = "; ".join(problems[:5])
-        raise DataError(f"{len(problems)} problem(s), nothing written: {shown}"
-                        f"{' ...' if len(problems) > 5 else ''}; fix them or pass "
-                        f"--on-error skip to leave those runs out")
-    lines = [json.dumps(t, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-             for t in traces]
+        raise DataError(
+            f"{len(problems)} problem(s), nothing written: {shown}"
+            f"{' ...' if len(problems) > 5 else ''}; fix them or pass "
+            f"--on-error skip to leave those runs out"
+        )
+    lines = [
+        json.dumps(t, ensure_ascii=False, separators=(",", ":"), allow_nan=False) for t in traces
+    ]
     write_bytes(out, "".join(line + "\n" for line in lines).encode("utf-8"))
-    return ImportResult(parsed.records, parsed.skipped, parsed.invalid,
-                        len(parsed.runs) + parsed.bad_runs, len(traces), tuple(problems))
+    return ImportResult(
+        parsed.records,
+        parsed.skipped,
+        parsed.invalid,
+        len(parsed.runs) + parsed.bad_runs,
+        len(traces),
+        tuple(problems),
+    )
 
 
 def _files(paths: Sequence[str | Path]) -> list[Path]:
@@ -356,8 +401,11 @@ def _files(paths: Sequence[str | Path]) -> list[Path]:
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file()
-                            and p.name.endswith((".json", ".jsonl", ".ndjson")))
+            files += sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and p.name.endswith((".json", ".jsonl", ".ndjson"))
+            )
         elif path.is_file():
             files.append(path)
         else:

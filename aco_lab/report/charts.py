@@ -138,8 +138,13 @@ class Controls:
     note: str = ""
 
 
-def build_chart(name: str, chart: alt.TopLevelMixin, alt_text: str, caption: str = "",
-                params: Sequence[str] = ()) -> Chart:
+def build_chart(
+    name: str,
+    chart: alt.TopLevelMixin,
+    alt_text: str,
+    caption: str = "",
+    params: Sequence[str] = (),
+) -> Chart:
     """A Chart from an Altair chart (its spec checked against the Vega-Lite schema), with a
     top-level parameter (initially ALL) for each name in `params`: what the Controls set."""
     spec = chart.to_dict()
@@ -153,10 +158,12 @@ def render_chart(chart: Chart) -> str:
     """The chart's container and its spec (a JSON script the page's glue reads)."""
     spec_id = f"chart-spec-{_esc(chart.name)}"
     caption = f"<figcaption>{_esc(chart.caption)}</figcaption>" if chart.caption else ""
-    return (f'<figure class="chart"><div class="vega" data-chart="{_esc(chart.name)}" '
-            f'data-spec="{spec_id}" role="img" aria-label="{_esc(chart.alt)}"></div>'
-            f'<script type="application/json" id="{spec_id}">{script_json(chart.spec)}</script>'
-            f"{caption}</figure>")
+    return (
+        f'<figure class="chart"><div class="vega" data-chart="{_esc(chart.name)}" '
+        f'data-spec="{spec_id}" role="img" aria-label="{_esc(chart.alt)}"></div>'
+        f'<script type="application/json" id="{spec_id}">{script_json(chart.spec)}</script>'
+        f"{caption}</figure>"
+    )
 
 
 def render_controls(controls: Controls) -> str:
@@ -164,17 +171,21 @@ def render_controls(controls: Controls) -> str:
     boxes = []
     for select in controls.selects:
         options = "".join(f'<option value="{_esc(o)}">{_esc(o)}</option>' for o in select.options)
-        boxes.append(f'<label>{_esc(select.label)}<select data-signal="{_esc(select.signal)}">'
-                     f"{options}</select></label>")
+        boxes.append(
+            f'<label>{_esc(select.label)}<select data-signal="{_esc(select.signal)}">'
+            f"{options}</select></label>"
+        )
     note = f'<span class="note">{_esc(controls.note)}</span>' if controls.note else ""
     return f'<div class="controls">{"".join(boxes)}{note}</div>'
 
 
 def render_scripts(datasets: Mapping[str, Mapping[str, Sequence[Any]]]) -> str:
     """The data, the inlined Vega libraries and the glue: what a page with charts ends with."""
-    return (f'<script type="application/json" id="{DATA_ID}">{script_json(datasets)}</script>\n'
-            f"<script>{vega_javascript()}</script>\n"
-            f"<script>{_GLUE % {'data_id': DATA_ID}}</script>")
+    return (
+        f'<script type="application/json" id="{DATA_ID}">{script_json(datasets)}</script>\n'
+        f"<script>{vega_javascript()}</script>\n"
+        f"<script>{_GLUE % {'data_id': DATA_ID}}</script>"
+    )
 
 
 @functools.cache

@@ -51,8 +51,9 @@ def compare_bundles(
     on_error: str = "skip",
 ) -> Comparison:
     """Evaluate two bundles on the same traces (on_error: bad lines fail, or are skipped)."""
-    first, second = (evaluate_bundle(b, paths, config_path, options, models_dir, on_error)
-                     for b in bundles)
+    first, second = (
+        evaluate_bundle(b, paths, config_path, options, models_dir, on_error) for b in bundles
+    )
     if first.data.n_requests != second.data.n_requests or first.mode != second.mode:
         raise DataError(
             f"{first.bundle.name} and {second.bundle.name} were evaluated on different "

@@ -45,10 +45,22 @@ from aco_lab.traces.reading import TraceTables, expand_paths, read_traces
 # denominator in the run cells, the sum that must be > 0 for the rate to exist).
 RATES = (
     ("escalation_rate", "Escalation rate", "max_escalation_rate", "escalated", "runs", None),
-    ("verifier_call_rate", "Verifier-call rate", "max_verifier_call_rate", "verifier_steps",
-     "steps", None),
-    ("cache_hit_rate", "Cache-hit rate", None, "cached_input_tokens", "input_tokens",
-     "cache_reported"),
+    (
+        "verifier_call_rate",
+        "Verifier-call rate",
+        "max_verifier_call_rate",
+        "verifier_steps",
+        "steps",
+        None,
+    ),
+    (
+        "cache_hit_rate",
+        "Cache-hit rate",
+        None,
+        "cached_input_tokens",
+        "input_tokens",
+        "cache_reported",
+    ),
     ("false_done_rate", "False-DONE rate", None, "false_dones", "completed_known", None),
 )
 
@@ -73,8 +85,9 @@ class Dashboard:
     by_task_type_from: Metrics | None = None
 
 
-def build_dashboard(tables: TraceTables, config: ACOConfig, files: Sequence[str] = (),
-                    n_rejected_lines: int = 0) -> Dashboard:
+def build_dashboard(
+    tables: TraceTables, config: ACOConfig, files: Sequence[str] = (), n_rejected_lines: int = 0
+) -> Dashboard:
     """The dashboard's numbers from the trace tables (pure; stats and usage do the sums)."""
     runs = tables.runs
     run_cells = U.build_run_cells(runs)
@@ -82,8 +95,9 @@ def build_dashboard(tables: TraceTables, config: ACOConfig, files: Sequence[str]
     day = pl.col(S.TIMESTAMP).dt.strftime("%Y-%m-%d")
     model = pl.col(S.MODEL_ID).fill_null(NULL_GROUP)
     # Only traces the runtime wrote say where their task type came from (metadata).
-    by_type_from = (compute_stats(runs, config, by=TASK_TYPE_FROM)
-                    if S.METADATA in runs.columns else None)
+    by_type_from = (
+        compute_stats(runs, config, by=TASK_TYPE_FROM) if S.METADATA in runs.columns else None
+    )
     return Dashboard(
         overall=compute_stats(runs, config),
         by_day=_split(runs.filter(day.is_not_null()), day, config),
@@ -97,15 +111,20 @@ def build_dashboard(tables: TraceTables, config: ACOConfig, files: Sequence[str]
         usage=U.usage_figures(call_cells),
         files=tuple(files),
         n_rejected_lines=n_rejected_lines,
-        by_task_type_from=(None if by_type_from is None or set(by_type_from.groups) <= {NULL_GROUP}
-                           else by_type_from),
+        by_task_type_from=(
+            None
+            if by_type_from is None or set(by_type_from.groups) <= {NULL_GROUP}
+            else by_type_from
+        ),
     )
 
 
 def _split(runs: pl.DataFrame, key: pl.Expr, config: ACOConfig) -> tuple[tuple[str, Metrics], ...]:
     """compute_stats of the runs of each value of `key`, in sorted_groups order."""
-    parts = {str(k[0]): part.drop("_key") for k, part in
-             runs.with_columns(key.alias("_key")).group_by("_key")}
+    parts = {
+        str(k[0]): part.drop("_key")
+        for k, part in runs.with_columns(key.alias("_key")).group_by("_key")
+    }
     return tuple((k, compute_stats(part, config)) for k, part in sorted_groups(parts).items())
 
 
@@ -121,20 +140,40 @@ def cost_alert_line(d: Dashboard) -> float | None:
 
 def build_callouts(d: Dashboard) -> tuple[Callout, ...]:
     """What the page shows above everything: crossed alert lines and rejected lines."""
-    callouts = tuple(Callout(f"ALERT {a.name}: {a.message}", CALLOUT_WARNING)
-                     for a in d.overall.alerts)
+    callouts = tuple(
+        Callout(f"ALERT {a.name}: {a.message}", CALLOUT_WARNING) for a in d.overall.alerts
+    )
     if d.n_rejected_lines:
-        callouts += (Callout(f"{d.n_rejected_lines} trace lines were rejected and are not counted "
-                             "(aco-lab validate lists them)", CALLOUT_WARNING),)
+        callouts += (
+            Callout(
+                f"{d.n_rejected_lines} trace lines were rejected and are not counted "
+                "(aco-lab validate lists them)",
+                CALLOUT_WARNING,
+            ),
+        )
     return callouts
 
 
 def build_dashboard_document(d: Dashboard) -> Document:
     """The dashboard as a Document: filters, charts and tables, rendered to HTML and markdown."""
-    sections = (_overview(d), _spend(d), _savings(d), _tokens(d), _latency(d), _outcomes(d),
-                _rates(d), _alerts(d), *_groups(d), _sources(d))
-    return Document("ACO monitoring dashboard", sections, build_callouts(d),
-                    D.page_datasets(d.run_cells, d.call_cells))
+    sections = (
+        _overview(d),
+        _spend(d),
+        _savings(d),
+        _tokens(d),
+        _latency(d),
+        _outcomes(d),
+        _rates(d),
+        _alerts(d),
+        *_groups(d),
+        _sources(d),
+    )
+    return Document(
+        "ACO monitoring dashboard",
+        sections,
+        build_callouts(d),
+        D.page_datasets(d.run_cells, d.call_cells),
+    )
 
 
 def choices(d: Dashboard) -> D.Choices:
@@ -151,14 +190,17 @@ def choices(d: Dashboard) -> D.Choices:
 
 def _overview(d: Dashboard) -> Section:
     top = U.top_tier(d.config)
-    return Section("Overview", (
-        D.build_controls(choices(d)),
-        C.kpi_chart(top),
-        f"Savings compare what was spent with the same calls' tokens at the top tier's prices "
-        f"(tier {top.tier}, {top.model_id}: ${top.cost_per_1k_input:g} per 1K input and "
-        f"${top.cost_per_1k_output:g} per 1K output tokens, from the config). Cost per success "
-        "and success rate count only the runs whose outcome is known.",
-    ))
+    return Section(
+        "Overview",
+        (
+            D.build_controls(choices(d)),
+            C.kpi_chart(top),
+            f"Savings compare what was spent with the same calls' tokens at the top tier's prices "
+            f"(tier {top.tier}, {top.model_id}: ${top.cost_per_1k_input:g} per 1K input and "
+            f"${top.cost_per_1k_output:g} per 1K output tokens, from the config). Cost per success "
+            "and success rate count only the runs whose outcome is known.",
+        ),
+    )
 
 
 def _no_days(d: Dashboard) -> str:
@@ -168,8 +210,10 @@ def _no_days(d: Dashboard) -> str:
 def _left_out(d: Dashboard) -> tuple[str, ...]:
     if not d.by_day or not d.n_without_timestamp:
         return ()
-    return (f"{d.n_without_timestamp:,} runs without a timestamp are left out of the charts by "
-            "day (they are in every other chart and table).",)
+    return (
+        f"{d.n_without_timestamp:,} runs without a timestamp are left out of the charts by "
+        "day (they are in every other chart and table).",
+    )
 
 
 def _spend(d: Dashboard) -> Section:
@@ -179,27 +223,42 @@ def _spend(d: Dashboard) -> Section:
 
 def _savings(d: Dashboard) -> Section:
     u, top = d.usage["overall"], U.top_tier(d.config)
-    text = (f"All runs: spent {fmt_usd(u[U.SPEND])}; the same calls at tier {top.tier}'s prices "
-            f"would have cost {fmt_usd(u[U.TOP_SPEND])}: {fmt_usd(u['savings'])} "
-            f"({fmt_pct(u['savings_share'])}) saved. Cached-input discounts and tool costs are "
-            "counted as spent on both sides.")
+    text = (
+        f"All runs: spent {fmt_usd(u[U.SPEND])}; the same calls at tier {top.tier}'s prices "
+        f"would have cost {fmt_usd(u[U.TOP_SPEND])}: {fmt_usd(u['savings'])} "
+        f"({fmt_pct(u['savings_share'])}) saved. Cached-input discounts and tool costs are "
+        "counted as spent on both sides."
+    )
     blocks: list = [text]
     if u[U.UNPRICED]:
-        blocks.append(f"{u[U.UNPRICED]:,} calls report no input tokens: they count at their own "
-                      "cost on both sides.")
-    unknown = sorted(set(U.keyed_values(d.call_cells, U.CALL_MODEL))
-                     - {t.model_id for t in d.config.tiers} - {U.TOOLS, U.NOT_ITEMISED})
+        blocks.append(
+            f"{u[U.UNPRICED]:,} calls report no input tokens: they count at their own "
+            "cost on both sides."
+        )
+    unknown = sorted(
+        set(U.keyed_values(d.call_cells, U.CALL_MODEL))
+        - {t.model_id for t in d.config.tiers}
+        - {U.TOOLS, U.NOT_ITEMISED}
+    )
     if unknown:
-        blocks.append(Callout(
-            f"Models not in the config's tier table: {', '.join(unknown[:5])}"
-            f"{' ...' if len(unknown) > 5 else ''}. The savings price their tokens at tier "
-            f"{top.tier}'s configured prices; pass --config with a tier table of the models you "
-            "run for savings in your prices.", CALLOUT_INFO))
+        blocks.append(
+            Callout(
+                f"Models not in the config's tier table: {', '.join(unknown[:5])}"
+                f"{' ...' if len(unknown) > 5 else ''}. The savings price their tokens at tier "
+                f"{top.tier}'s configured prices; pass --config with a tier table of the models "
+                "you run for savings in your prices.",
+                CALLOUT_INFO,
+            )
+        )
     if u["savings"] < 0:
-        blocks.append(f"These calls cost more than tier {top.tier}'s configured prices would: "
-                      "check the config's tier prices against what the models charge.")
-    return Section(f"Savings against the top tier (tier {top.tier})",
-                   (*blocks, C.savings_chart(top, bool(d.by_day))))
+        blocks.append(
+            f"These calls cost more than tier {top.tier}'s configured prices would: "
+            "check the config's tier prices against what the models charge."
+        )
+    return Section(
+        f"Savings against the top tier (tier {top.tier})",
+        (*blocks, C.savings_chart(top, bool(d.by_day))),
+    )
 
 
 def _tokens(d: Dashboard) -> Section:
@@ -209,9 +268,14 @@ def _tokens(d: Dashboard) -> Section:
 def _latency(d: Dashboard) -> Section:
     if not d.usage["overall"]["latency_calls"]:
         return Section("Latency", ("No model call records latency_ms: nothing to draw.",))
-    return Section("Latency", (
-        f"Percentiles of model-call latency, read from a log-scale histogram: each within "
-        f"{U.LATENCY_ACCURACY:.0%} of the exact value.", C.latency_chart(bool(d.by_day))))
+    return Section(
+        "Latency",
+        (
+            f"Percentiles of model-call latency, read from a log-scale histogram: each within "
+            f"{U.LATENCY_ACCURACY:.0%} of the exact value.",
+            C.latency_chart(bool(d.by_day)),
+        ),
+    )
 
 
 def _outcomes(d: Dashboard) -> Section:
@@ -227,8 +291,10 @@ def _rates(d: Dashboard) -> Section:
     for key, title, field, numerator, denominator, known in RATES:
         values = [getattr(m, key) for _, m in d.by_day]
         if all(v is None or v == 0 for v in values):  # a flat line at zero says nothing
-            flat.append(f"{title.lower()} is {'0' if any(v == 0 for v in values) else 'unknown'}"
-                        " on every day")
+            flat.append(
+                f"{title.lower()} is {'0' if any(v == 0 for v in values) else 'unknown'}"
+                " on every day"
+            )
             continue
         line = getattr(d.config.alerts, field) if field else None
         kind = "min" if field and field.startswith("min") else "max"
@@ -240,10 +306,13 @@ def _rates(d: Dashboard) -> Section:
 
 
 def _alerts(d: Dashboard) -> Section:
-    scoped = [*((f"task type {k}", m) for k, m in d.by_task_type.groups.items()),
-              *((f"model {k}", m) for k, m in d.by_model)]
-    summary = summary_table(d.overall, d.usage["overall"], d.config, cost_alert_line(d),
-                            U.top_tier(d.config).tier)
+    scoped = [
+        *((f"task type {k}", m) for k, m in d.by_task_type.groups.items()),
+        *((f"model {k}", m) for k, m in d.by_model),
+    ]
+    summary = summary_table(
+        d.overall, d.usage["overall"], d.config, cost_alert_line(d), U.top_tier(d.config).tier
+    )
     return alerts_section(d.overall, scoped, d.by_day, summary)
 
 
@@ -251,23 +320,33 @@ def _groups(d: Dashboard) -> tuple[Section, ...]:
     """A table per model, tier and task type (and task type source for runtime traces)."""
     u = d.usage
     sections = (
-        group_section("model", d.by_model, u["by_model"],
-                      "Runs and outcomes by the run's model (the model of its last call at its "
-                      "highest tier); spend, savings and latency by the model each call went to."),
+        group_section(
+            "model",
+            d.by_model,
+            u["by_model"],
+            "Runs and outcomes by the run's model (the model of its last call at its "
+            "highest tier); spend, savings and latency by the model each call went to.",
+        ),
         group_section("tier", tuple(d.by_tier.groups.items()), u["by_tier"]),
         group_section("task type", tuple(d.by_task_type.groups.items()), u["by_task_type"]),
     )
     if d.by_task_type_from is not None:  # runtime traces: given task types against guessed
-        sections += (group_section("task type source", tuple(d.by_task_type_from.groups.items()),
-                                   {}),)
+        sections += (
+            group_section("task type source", tuple(d.by_task_type_from.groups.items()), {}),
+        )
     return sections
 
 
 def _sources(d: Dashboard) -> Section:
     files = ", ".join(d.files) if d.files else "(trace tables)"
-    return Section("Data", (f"Traces: {files}. Runs: {d.overall.runs:,}. Metric definitions: "
-                            "docs/metrics.md; the dashboard's own figures: docs/metrics.md "
-                            "(Dashboard figures).",))
+    return Section(
+        "Data",
+        (
+            f"Traces: {files}. Runs: {d.overall.runs:,}. Metric definitions: "
+            "docs/metrics.md; the dashboard's own figures: docs/metrics.md "
+            "(Dashboard figures).",
+        ),
+    )
 
 
 def build_dashboard_metrics(d: Dashboard) -> dict:
@@ -282,12 +361,20 @@ def build_dashboard_metrics(d: Dashboard) -> dict:
         "by_tier": {k: m.to_dict() for k, m in d.by_tier.groups.items()},
         "by_task_type": {k: m.to_dict() for k, m in d.by_task_type.groups.items()},
         "by_model": {k: m.to_dict() for k, m in d.by_model},
-        **({} if d.by_task_type_from is None else {"by_task_type_from": {
-            k: m.to_dict() for k, m in d.by_task_type_from.groups.items()}}),
+        **(
+            {}
+            if d.by_task_type_from is None
+            else {
+                "by_task_type_from": {k: m.to_dict() for k, m in d.by_task_type_from.groups.items()}
+            }
+        ),
         "usage": d.usage,
-        "top_tier": {"tier": top.tier, "model_id": top.model_id,
-                     "cost_per_1k_input": top.cost_per_1k_input,
-                     "cost_per_1k_output": top.cost_per_1k_output},
+        "top_tier": {
+            "tier": top.tier,
+            "model_id": top.model_id,
+            "cost_per_1k_input": top.cost_per_1k_input,
+            "cost_per_1k_output": top.cost_per_1k_output,
+        },
         "latency_accuracy": U.LATENCY_ACCURACY,
         "runs_without_timestamp": d.n_without_timestamp,
         "rejected_lines": d.n_rejected_lines,
@@ -303,13 +390,17 @@ def write_dashboard(d: Dashboard, out_dir: str | Path) -> tuple[Path, Path, Path
     return md, page, metrics
 
 
-def report_traces(paths: Sequence[str | Path], out_dir: str | Path,
-                  config_path: str | Path | None = None, on_error: str = "skip",
-                  ) -> tuple[Dashboard, tuple[Path, ...]]:
+def report_traces(
+    paths: Sequence[str | Path],
+    out_dir: str | Path,
+    config_path: str | Path | None = None,
+    on_error: str = "skip",
+) -> tuple[Dashboard, tuple[Path, ...]]:
     """Read traces (bad lines fail, or are skipped and counted), build and write the
     dashboard."""
     files = expand_paths(paths)
     tables = read_traces(files, on_error=on_error)
-    d = build_dashboard(tables, load_config(config_path), [str(f) for f in files],
-                        len(tables.rejected))
+    d = build_dashboard(
+        tables, load_config(config_path), [str(f) for f in files], len(tables.rejected)
+    )
     return d, write_dashboard(d, out_dir)

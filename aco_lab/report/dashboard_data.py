@@ -20,8 +20,11 @@ from aco_lab.report.charts import ALL, Chart, Controls, Select, build_chart
 RUNS, CALLS = "runs", "calls"  # the page's dataset names
 ZERO = "zero"  # 1 on each dataset's zero row (page_datasets), 0 on the cells
 # (chart parameter, cell key, label) of each select filter; then the day range.
-KEY_FILTERS = (("f_task_type", U.TASK_TYPE, "task type"), ("f_model", U.MODEL, "model"),
-               ("f_tier", U.TIER, "tier"))
+KEY_FILTERS = (
+    ("f_task_type", U.TASK_TYPE, "task type"),
+    ("f_model", U.MODEL, "model"),
+    ("f_tier", U.TIER, "tier"),
+)
 FIRST_DAY, LAST_DAY = "f_from", "f_to"
 WIDE, HALF = 860, 390  # px: a chart across the page, one of two side by side
 USD = "'$,.2f'"  # d3 formats, as Vega expression strings
@@ -44,20 +47,27 @@ def build_controls(choices: Choices) -> Controls:
     options = {U.TASK_TYPE: choices.task_types, U.MODEL: choices.models, U.TIER: choices.tiers}
     selects = [Select(param, label, (ALL, *options[key])) for param, key, label in KEY_FILTERS]
     if choices.days:
-        selects += [Select(FIRST_DAY, "from", (ALL, *choices.days)),
-                    Select(LAST_DAY, "to", (ALL, *choices.days))]
-    return Controls(tuple(selects), "The charts follow these filters (a run's model is the model "
-                    "of its last call at its highest tier); the tables are over all runs.")
+        selects += [
+            Select(FIRST_DAY, "from", (ALL, *choices.days)),
+            Select(LAST_DAY, "to", (ALL, *choices.days)),
+        ]
+    return Controls(
+        tuple(selects),
+        "The charts follow these filters (a run's model is the model "
+        "of its last call at its highest tier); the tables are over all runs.",
+    )
 
 
 def filter_expression() -> str:
     """The Vega expression that keeps the cells the filters select."""
     parts = [f"({param} == '{ALL}' || datum.{key} == {param})" for param, key, _ in KEY_FILTERS]
     # A chart with days on a time axis reads them as dates, the others as text: toDate both.
-    parts += [f"({FIRST_DAY} == '{ALL}' || (datum.day != null && "
-              f"toDate(datum.day) >= toDate({FIRST_DAY})))",
-              f"({LAST_DAY} == '{ALL}' || (datum.day != null && "
-              f"toDate(datum.day) <= toDate({LAST_DAY})))"]
+    parts += [
+        f"({FIRST_DAY} == '{ALL}' || (datum.day != null && "
+        f"toDate(datum.day) >= toDate({FIRST_DAY})))",
+        f"({LAST_DAY} == '{ALL}' || (datum.day != null && "
+        f"toDate(datum.day) <= toDate({LAST_DAY})))",
+    ]
     return " && ".join(parts)
 
 
@@ -69,7 +79,8 @@ def cells(dataset: str, dated: bool = False, totals: bool = False) -> alt.Chart:
     no cell is a row of zeros (Vega aggregates nothing into no row, and a tile would be blank)."""
     zero = f"datum.{ZERO} || " if totals else f"!datum.{ZERO} && "
     chart = alt.Chart(alt.NamedData(name=dataset)).transform_filter(
-        f"{zero}({filter_expression()})")
+        f"{zero}({filter_expression()})"
+    )
     return chart.transform_filter("datum.day != null") if dated else chart
 
 
@@ -113,8 +124,10 @@ def ratio(numerator: str, denominator: str) -> str:
 
 def duration(ms: str) -> str:
     """Latency: ms below a second, else seconds."""
-    return (f"(!isValid({ms}) ? '–' : {ms} >= 1000 ? format({ms} / 1000, ',.3~r') + ' s' "
-            f": format({ms}, ',.3~r') + ' ms')")
+    return (
+        f"(!isValid({ms}) ? '–' : {ms} >= 1000 ? format({ms} / 1000, ',.3~r') + ' s' "
+        f": format({ms}, ',.3~r') + ' ms')"
+    )
 
 
 def bin_value(field: str) -> str:

@@ -232,8 +232,11 @@ def _md_block(block: str | Table | Figure | Callout | Chart) -> str:
 
 
 def _md_callout(c: Callout) -> str:
-    prefix = {CALLOUT_WARNING: "**WARNING:** ", CALLOUT_VERDICT: "**Verdict:** ",
-              CALLOUT_VERDICT_WARN: "**Verdict:** "}.get(c.level, "")
+    prefix = {
+        CALLOUT_WARNING: "**WARNING:** ",
+        CALLOUT_VERDICT: "**Verdict:** ",
+        CALLOUT_VERDICT_WARN: "**Verdict:** ",
+    }.get(c.level, "")
     return f"> {prefix}{c.text}"
 
 

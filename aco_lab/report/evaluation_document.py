@@ -45,8 +45,11 @@ def build_evaluation_document(
         for w in ev.warnings
     )
     verdict = build_verdict(ev, metrics["quality_goal"])
-    level = CALLOUT_VERDICT if verdict.router_wins and verdict.point_keeps_target \
+    level = (
+        CALLOUT_VERDICT
+        if verdict.router_wins and verdict.point_keeps_target
         else CALLOUT_VERDICT_WARN
+    )
     chart, datasets = cost_success_chart_block(ev, metrics["quality_goal"]["best_baseline"])
     sections = [
         Section("Verdict", (Callout(verdict.headline, level), *verdict.details)),
@@ -60,13 +63,16 @@ def build_evaluation_document(
     if not ev.per_task_type.is_empty():
         sections.append(Section("Per task type", (_per_task_type_table(ev),)))
     if ev.task_type_inference:
-        sections.append(Section("Task types of requests given without one",
-                                (_task_type_inference_text(ev.task_type_inference),)))
+        sections.append(
+            Section(
+                "Task types of requests given without one",
+                (_task_type_inference_text(ev.task_type_inference),),
+            )
+        )
     if ev.controls is not None:  # a section per learned run control against its rules
         sections.extend(build_controls_sections(ev.controls))
     sections.append(Section("Reproduce", _reproduce_blocks(ev, metrics)))
-    return Document(f"Router evaluation: {ev.bundle.name}", tuple(sections), callouts,
-                    datasets)
+    return Document(f"Router evaluation: {ev.bundle.name}", tuple(sections), callouts, datasets)
 
 
 def _summary_blocks(ev: Evaluation) -> tuple:
@@ -189,10 +195,16 @@ def _calibration_blocks(ev: Evaluation, summary: dict) -> tuple:
 
 
 def _task_type_inference_text(figures: dict) -> str:
-    novelty = "" if "novel_share" not in figures else (
-        f"The novelty check calls {fmt_pct(figures['novel_share'])} of them unlike the training "
-        f"requests (it was set to call {fmt_pct(figures['novel_share_expected'])} of held-out "
-        f"training-like requests so; far more means the requests have changed since training).")
+    novelty = (
+        ""
+        if "novel_share" not in figures
+        else (
+            f"The novelty check calls {fmt_pct(figures['novel_share'])} of them unlike the "
+            "training requests (it was set to call "
+            f"{fmt_pct(figures['novel_share_expected'])} of held-out training-like requests "
+            "so; far more means the requests have changed since training)."
+        )
+    )
     return (
         f"On the {figures['requests']:,} evaluation requests with a task type, taken as if "
         f"given without one: the bundle's task-type classifier names the right type for "

@@ -107,7 +107,9 @@ def format_evaluation_table(ev: Evaluation) -> str:
         format_text_table(TABLE_COLUMNS, build_evaluation_rows(ev))
         + "\n"
         + format_text_table(CURVE_COLUMNS, build_curve_rows(ev))
-        + "\n" + format_verdict(build_quality_goal(ev)) + "\n"
+        + "\n"
+        + format_verdict(build_quality_goal(ev))
+        + "\n"
     )
 
 
@@ -116,15 +118,22 @@ def format_verdict(goal: dict) -> str:
     its operating point, and the quality goal."""
     target, point = goal["target"], goal["operating_point"]
     best = goal["best_baseline"]
-    baseline = ("no baseline curve reaches it" if best is None else
-                f"best baseline {best} {fmt_pct(goal['best_baseline_cost_fraction_at_target'])}")
-    op = (f"operating point {fmt_pct(point['success_fraction_of_top'])} of the top's success at "
-          f"{fmt_pct(point['cost_fraction_of_top'])} of its cost"
-          + (f" (below the {target:.0%} target)" if point["below_target"] else ""))
-    return (f"verdict at {target:.0%} of the top tier's success: router curve "
-            f"{fmt_pct(goal['curve_cost_fraction_at_target'])} of the top's cost, {baseline}; "
-            f"{op}; quality goal (>= {QUALITY_SUCCESS:.0%} of the top's success at <= "
-            f"{QUALITY_COST:.0%} of its cost) {'met' if point['met'] else 'not met'}")
+    baseline = (
+        "no baseline curve reaches it"
+        if best is None
+        else f"best baseline {best} {fmt_pct(goal['best_baseline_cost_fraction_at_target'])}"
+    )
+    op = (
+        f"operating point {fmt_pct(point['success_fraction_of_top'])} of the top's success at "
+        f"{fmt_pct(point['cost_fraction_of_top'])} of its cost"
+        + (f" (below the {target:.0%} target)" if point["below_target"] else "")
+    )
+    return (
+        f"verdict at {target:.0%} of the top tier's success: router curve "
+        f"{fmt_pct(goal['curve_cost_fraction_at_target'])} of the top's cost, {baseline}; "
+        f"{op}; quality goal (>= {QUALITY_SUCCESS:.0%} of the top's success at <= "
+        f"{QUALITY_COST:.0%} of its cost) {'met' if point['met'] else 'not met'}"
+    )
 
 
 def format_headline(ev: Evaluation) -> str:
@@ -135,22 +144,31 @@ def format_headline(ev: Evaluation) -> str:
     target, point = goal["target"], goal["operating_point"]
     curve = goal["curve_cost_fraction_at_target"]
     top_cps = _ratio(ref.strong_cost, ref.strong_success)
-    text = (f"headline: at {target:.0%} of the top tier's success, {r.name} costs "
-            f"{fmt_pct(curve)} of the top tier's cost along its curve" if curve is not None else
-            f"headline: {r.name} never reaches {target:.0%} of the top tier's success along "
-            "its curve")
+    text = (
+        f"headline: at {target:.0%} of the top tier's success, {r.name} costs "
+        f"{fmt_pct(curve)} of the top tier's cost along its curve"
+        if curve is not None
+        else f"headline: {r.name} never reaches {target:.0%} of the top tier's success along "
+        "its curve"
+    )
     kept = fmt_pct(point["success_fraction_of_top"])
     if point["below_target"]:
-        text += (f"; its operating point keeps only {kept} of the top tier's success, below the "
-                 f"{target:.0%} target: its cost ({fmt_pct(point['cost_fraction_of_top'])} of "
-                 "the top tier's) is not a saving at that quality")
+        text += (
+            f"; its operating point keeps only {kept} of the top tier's success, below the "
+            f"{target:.0%} target: its cost ({fmt_pct(point['cost_fraction_of_top'])} of "
+            "the top tier's) is not a saving at that quality"
+        )
     else:
-        text += (f"; its operating point keeps {kept} of the top tier's success at "
-                 f"{fmt_pct(point['cost_fraction_of_top'])} of its cost "
-                 f"({fmt_usd(r.cost_per_success)} per successful task against {fmt_usd(top_cps)})")
+        text += (
+            f"; its operating point keeps {kept} of the top tier's success at "
+            f"{fmt_pct(point['cost_fraction_of_top'])} of its cost "
+            f"({fmt_usd(r.cost_per_success)} per successful task against {fmt_usd(top_cps)})"
+        )
     if ev.bundle.shortfall:
-        text += (f"; the bundle was shipped short of its {ev.bundle.floor:.0%} floor "
-                 f"(by {ev.bundle.shortfall:.1%} on its training requests)")
+        text += (
+            f"; the bundle was shipped short of its {ev.bundle.floor:.0%} floor "
+            f"(by {ev.bundle.shortfall:.1%} on its training requests)"
+        )
     return text + f" ({_figures(r)} on {r.n_requests} held-out requests)\n"
 
 
@@ -173,8 +191,9 @@ def build_quality_goal(ev: Evaluation) -> dict:
     baselines = {c.name: curve_cost_at(c, ev.reference, target) for c in ev.curves[1:]}
     reached = {name: v for name, v in baselines.items() if v is not None}
     best = min(reached, key=reached.__getitem__) if reached else None
-    per_type = next((v for name, v in baselines.items()
-                     if name.startswith("best tier per task type")), None)
+    per_type = next(
+        (v for name, v in baselines.items() if name.startswith("best tier per task type")), None
+    )
     success_ratio = _ratio(ev.router.success_rate, ev.reference.strong_success)
     cost_ratio = _ratio(ev.router.cost_per_request, ev.reference.strong_cost)
     return {

@@ -104,7 +104,9 @@ def _totals(runs: pl.DataFrame) -> dict[str, Totals]:
             pl.col(S.TASK_SUCCESS).sum().alias("successes"),
             pl.col(S.TASK_SUCCESS).count().alias("known"),
             pl.col(S.TOTAL_COST).sum().alias("cost"),
-            pl.col(S.TOTAL_COST).filter(pl.col(S.TASK_SUCCESS).is_not_null()).sum()
+            pl.col(S.TOTAL_COST)
+            .filter(pl.col(S.TASK_SUCCESS).is_not_null())
+            .sum()
             .alias("known_cost"),
         )
         .sort(S.TIER)

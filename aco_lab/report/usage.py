@@ -60,8 +60,9 @@ def top_tier(config: ACOConfig) -> TierSpec:
 
 def build_run_cells(runs: pl.DataFrame) -> pl.DataFrame:
     """The monitoring totals of the runs of each cell (one row per cell, keys as text)."""
-    return (_keyed(runs).group_by(KEYS).agg(total_sums()).pipe(_fill_zero)
-            .sort(KEYS, nulls_last=True))
+    return (
+        _keyed(runs).group_by(KEYS).agg(total_sums()).pipe(_fill_zero).sort(KEYS, nulls_last=True)
+    )
 
 
 def build_call_cells(runs: pl.DataFrame, steps: pl.DataFrame, config: ACOConfig) -> pl.DataFrame:
@@ -69,14 +70,30 @@ def build_call_cells(runs: pl.DataFrame, steps: pl.DataFrame, config: ACOConfig)
     top = top_tier(config)
     keyed = _keyed(runs).select(S.TRACE_ID, *KEYS)
     # A step with a tier made a model call; the cell's tier is the run's, not the call's.
-    calls = steps.filter(pl.col(S.TIER).is_not_null()).select(
-        S.TRACE_ID, S.MODEL_ID, S.COST, S.INPUT_TOKENS, S.OUTPUT_TOKENS, S.CACHED_INPUT_TOKENS,
-        S.LATENCY_MS).join(keyed, on=S.TRACE_ID, how="inner")
+    calls = (
+        steps.filter(pl.col(S.TIER).is_not_null())
+        .select(
+            S.TRACE_ID,
+            S.MODEL_ID,
+            S.COST,
+            S.INPUT_TOKENS,
+            S.OUTPUT_TOKENS,
+            S.CACHED_INPUT_TOKENS,
+            S.LATENCY_MS,
+        )
+        .join(keyed, on=S.TRACE_ID, how="inner")
+    )
     calls = calls.with_columns(
         _text(S.MODEL_ID).alias(CALL_MODEL),
-        pl.when(pl.col(S.INPUT_TOKENS).is_null()).then(pl.col(S.COST).fill_null(0.0))
-        .otherwise((pl.col(S.INPUT_TOKENS) * top.cost_per_1k_input
-                    + pl.col(S.OUTPUT_TOKENS).fill_null(0) * top.cost_per_1k_output) / 1000.0)
+        pl.when(pl.col(S.INPUT_TOKENS).is_null())
+        .then(pl.col(S.COST).fill_null(0.0))
+        .otherwise(
+            (
+                pl.col(S.INPUT_TOKENS) * top.cost_per_1k_input
+                + pl.col(S.OUTPUT_TOKENS).fill_null(0) * top.cost_per_1k_output
+            )
+            / 1000.0
+        )
         .alias(TOP_SPEND),
         latency_bin(pl.col(S.LATENCY_MS)).alias("_bin"),
     )
@@ -91,27 +108,43 @@ def build_call_cells(runs: pl.DataFrame, steps: pl.DataFrame, config: ACOConfig)
         pl.col(S.CACHED_INPUT_TOKENS).sum().alias(CACHED),
         pl.col(S.CACHED_INPUT_TOKENS).count().alias(CACHE_REPORTED),
     )
-    histogram = (calls.drop_nulls("_bin").group_by(*cell, "_bin").agg(pl.len().alias("_n"))
-                 .sort("_bin").group_by(cell)
-                 .agg(pl.col("_bin").cast(pl.Int64).alias(LAT_BINS),
-                      pl.col("_n").cast(pl.Int64).alias(LAT_COUNTS)))
+    histogram = (
+        calls.drop_nulls("_bin")
+        .group_by(*cell, "_bin")
+        .agg(pl.len().alias("_n"))
+        .sort("_bin")
+        .group_by(cell)
+        .agg(
+            pl.col("_bin").cast(pl.Int64).alias(LAT_BINS),
+            pl.col("_n").cast(pl.Int64).alias(LAT_COUNTS),
+        )
+    )
     model_calls = sums.join(histogram, on=cell, how="left", nulls_equal=True)
     empty = pl.lit([], dtype=pl.List(pl.Int64))  # a cell without latency has an empty histogram
-    return (pl.concat([model_calls, _other_spend(runs)], how="diagonal_relaxed")
-            .pipe(_fill_zero).with_columns(pl.col(LAT_BINS, LAT_COUNTS).fill_null(empty))
-            .sort(cell, nulls_last=True))
+    return (
+        pl.concat([model_calls, _other_spend(runs)], how="diagonal_relaxed")
+        .pipe(_fill_zero)
+        .with_columns(pl.col(LAT_BINS, LAT_COUNTS).fill_null(empty))
+        .sort(cell, nulls_last=True)
+    )
 
 
 def _other_spend(runs: pl.DataFrame) -> pl.DataFrame:
     """Rows for tool costs and for total_cost the calls and tools leave unexplained, per cell."""
-    per_cell = _keyed(runs).group_by(KEYS).agg(
-        pl.col(S.TOOL_COST).sum().alias(TOOLS),
-        (pl.col(S.TOTAL_COST).sum() - pl.col(S.MODEL_COST).sum() - pl.col(S.TOOL_COST).sum())
-        .alias(NOT_ITEMISED),
-        pl.col(S.TOTAL_COST).sum().alias("_total"),
+    per_cell = (
+        _keyed(runs)
+        .group_by(KEYS)
+        .agg(
+            pl.col(S.TOOL_COST).sum().alias(TOOLS),
+            (
+                pl.col(S.TOTAL_COST).sum() - pl.col(S.MODEL_COST).sum() - pl.col(S.TOOL_COST).sum()
+            ).alias(NOT_ITEMISED),
+            pl.col(S.TOTAL_COST).sum().alias("_total"),
+        )
     )
-    rows = per_cell.unpivot([TOOLS, NOT_ITEMISED], index=[*KEYS, "_total"],
-                            variable_name=CALL_MODEL, value_name=SPEND)
+    rows = per_cell.unpivot(
+        [TOOLS, NOT_ITEMISED], index=[*KEYS, "_total"], variable_name=CALL_MODEL, value_name=SPEND
+    )
     # Float sums leave ~1e-15 of "unexplained" cost on traces whose costs do add up.
     material = pl.col(SPEND).abs() > 1e-9 * pl.col("_total").abs() + 1e-12
     return rows.filter(material).drop("_total").with_columns(pl.col(SPEND).alias(TOP_SPEND))
@@ -156,7 +189,8 @@ def summarise_usage(calls: pl.DataFrame, by: str | None = None) -> dict[str, dic
     group = pl.col(by) if by else pl.lit("all")
     cells = calls.with_columns(group.alias(_ALL)).filter(pl.col(_ALL).is_not_null())
     sums = cells.group_by(_ALL).agg(
-        pl.col(CALLS, SPEND, TOP_SPEND, UNPRICED, INPUT, OUTPUT, CACHED, CACHE_REPORTED).sum())
+        pl.col(CALLS, SPEND, TOP_SPEND, UNPRICED, INPUT, OUTPUT, CACHED, CACHE_REPORTED).sum()
+    )
     quantiles = _latency_quantiles(cells)
     table = sums.join(quantiles, on=_ALL, how="left").sort(_ALL)
     return {row.pop(_ALL): _figures(row) for row in table.iter_rows(named=True)}
@@ -169,22 +203,33 @@ def _figures(row: dict[str, Any]) -> dict[str, Any]:
         "latency_calls": row["latency_calls"] or 0,
         "savings": savings,
         "savings_share": savings / row[TOP_SPEND] if row[TOP_SPEND] else None,
-        **{name: None if row[name] is None else bin_value(row[name])
-           for name, _ in LATENCY_QUANTILES},
+        **{
+            name: None if row[name] is None else bin_value(row[name])
+            for name, _ in LATENCY_QUANTILES
+        },
     }
 
 
 def _latency_quantiles(cells: pl.DataFrame) -> pl.DataFrame:
     """Nearest-rank quantiles of the summed histograms: the bin of the ceil(q*n)-th call."""
-    bins = (cells.select(_ALL, LAT_BINS, LAT_COUNTS).explode([LAT_BINS, LAT_COUNTS])
-            .drop_nulls(LAT_BINS).group_by(_ALL, LAT_BINS).agg(pl.col(LAT_COUNTS).sum())
-            .sort(_ALL, LAT_BINS))
-    bins = bins.with_columns(pl.col(LAT_COUNTS).cum_sum().over(_ALL).alias("_cum"),
-                             pl.col(LAT_COUNTS).sum().over(_ALL).alias("_n"))
+    bins = (
+        cells.select(_ALL, LAT_BINS, LAT_COUNTS)
+        .explode([LAT_BINS, LAT_COUNTS])
+        .drop_nulls(LAT_BINS)
+        .group_by(_ALL, LAT_BINS)
+        .agg(pl.col(LAT_COUNTS).sum())
+        .sort(_ALL, LAT_BINS)
+    )
+    bins = bins.with_columns(
+        pl.col(LAT_COUNTS).cum_sum().over(_ALL).alias("_cum"),
+        pl.col(LAT_COUNTS).sum().over(_ALL).alias("_n"),
+    )
     return bins.group_by(_ALL).agg(
         pl.col("_n").first().alias("latency_calls"),
-        *(pl.col(LAT_BINS).filter(pl.col("_cum") >= (q * pl.col("_n")).ceil()).min().alias(name)
-          for name, q in LATENCY_QUANTILES),
+        *(
+            pl.col(LAT_BINS).filter(pl.col("_cum") >= (q * pl.col("_n")).ceil()).min().alias(name)
+            for name, q in LATENCY_QUANTILES
+        ),
     )
 
 
@@ -201,9 +246,13 @@ def keyed_values(cells: pl.DataFrame, key: str) -> Sequence[str]:
 def usage_figures(calls: pl.DataFrame) -> Mapping[str, Any]:
     """metrics.json's `usage`: overall, and per day, model called, tier and task type."""
     return {
-        "overall": summarise_usage(calls).get("all") or _figures(dict.fromkeys(
-            (CALLS, SPEND, TOP_SPEND, UNPRICED, INPUT, OUTPUT, CACHED, CACHE_REPORTED), 0)
-            | dict.fromkeys(("latency_calls", *(n for n, _ in LATENCY_QUANTILES)))),
+        "overall": summarise_usage(calls).get("all")
+        or _figures(
+            dict.fromkeys(
+                (CALLS, SPEND, TOP_SPEND, UNPRICED, INPUT, OUTPUT, CACHED, CACHE_REPORTED), 0
+            )
+            | dict.fromkeys(("latency_calls", *(n for n, _ in LATENCY_QUANTILES)))
+        ),
         "by_day": summarise_usage(calls, DAY),
         "by_model": summarise_usage(calls, CALL_MODEL),
         "by_tier": summarise_usage(calls, TIER),

@@ -13,47 +13,94 @@ import math
 import random
 
 # Openers: the clearest cue, and a misleading one now and then (EASY on a hard request).
-EASY_OPENERS = ("Quick question:", "Simple one:", "Real quick -", "Hey, small thing:",
-                "Easy one, I hope:", "Just wondering,")
-NEUTRAL_OPENERS = ("", "", "Hi,", "Hello team,", "Can you help?", "Question:", "Hi there!",
-                   "Good morning,")
-HARD_OPENERS = ("We have a production outage:", "Urgent - this is blocking a release:",
-                "Critical issue:", "This is a hard one.", "Escalated from tier-2 support:",
-                "High priority, customer-facing:")
+EASY_OPENERS = (
+    "Quick question:",
+    "Simple one:",
+    "Real quick -",
+    "Hey, small thing:",
+    "Easy one, I hope:",
+    "Just wondering,",
+)
+NEUTRAL_OPENERS = (
+    "",
+    "",
+    "Hi,",
+    "Hello team,",
+    "Can you help?",
+    "Question:",
+    "Hi there!",
+    "Good morning,",
+)
+HARD_OPENERS = (
+    "We have a production outage:",
+    "Urgent - this is blocking a release:",
+    "Critical issue:",
+    "This is a hard one.",
+    "Escalated from tier-2 support:",
+    "High priority, customer-facing:",
+)
 MISLEADING_OPENER_CHANCE = 0.07
 
 # Scope qualifiers: the same words across task types, so even a small training set learns them.
-EASY_SCOPE = ("It's a small, self-contained thing.", "Nothing fancy needed.", "Just the basics.",
-              "It should be simple.", "Only one case to handle.")
-HARD_SCOPE = ("It spans several legacy systems with no tests.", "There are many edge cases.",
-              "It involves multiple teams and conflicting requirements.",
-              "Everything is distributed across {k} regions.", "Nobody has managed this before.")
+EASY_SCOPE = (
+    "It's a small, self-contained thing.",
+    "Nothing fancy needed.",
+    "Just the basics.",
+    "It should be simple.",
+    "Only one case to handle.",
+)
+HARD_SCOPE = (
+    "It spans several legacy systems with no tests.",
+    "There are many edge cases.",
+    "It involves multiple teams and conflicting requirements.",
+    "Everything is distributed across {k} regions.",
+    "Nobody has managed this before.",
+)
 SCOPE_CHANCE = 0.75  # share of requests that state their scope at all
 
-URGENCY = ("Customers are affected right now.", "We lose about ${m} per hour while this is down.",
-           "The regulator expects an answer by {date}.", "Please treat this as P1.",
-           "Our CEO is asking for an update ASAP.")
-CONTEXT = ("For context, I work at a {size} company.", "We use {tech} in production.",
-           "I tried searching but found nothing useful.",
-           "A colleague, {name}, asked me to forward this.",
-           "This came up in a meeting with our team in {city}.", "Thanks in advance!",
-           "Sorry if this was asked before.", "I'm fairly new to this.")
-GENERIC_CONSTRAINTS = ("The deadline is {date}.", "The budget is capped at ${m}.",
-                       "Keep the answer under {k0} words.", "Explain each step.",
-                       "Assume {n} concurrent users.", "The data lives in {region}.",
-                       "Give me two alternatives and a recommendation.",
-                       "Do not use any paid service.", "It has to work offline.",
-                       "List the assumptions you make.")
+URGENCY = (
+    "Customers are affected right now.",
+    "We lose about ${m} per hour while this is down.",
+    "The regulator expects an answer by {date}.",
+    "Please treat this as P1.",
+    "Our CEO is asking for an update ASAP.",
+)
+CONTEXT = (
+    "For context, I work at a {size} company.",
+    "We use {tech} in production.",
+    "I tried searching but found nothing useful.",
+    "A colleague, {name}, asked me to forward this.",
+    "This came up in a meeting with our team in {city}.",
+    "Thanks in advance!",
+    "Sorry if this was asked before.",
+    "I'm fairly new to this.",
+)
+GENERIC_CONSTRAINTS = (
+    "The deadline is {date}.",
+    "The budget is capped at ${m}.",
+    "Keep the answer under {k0} words.",
+    "Explain each step.",
+    "Assume {n} concurrent users.",
+    "The data lives in {region}.",
+    "Give me two alternatives and a recommendation.",
+    "Do not use any paid service.",
+    "It has to work offline.",
+    "List the assumptions you make.",
+)
 
 # (topic, its difficulty 0..1): the topic is chosen near the request's visible difficulty.
 TOPICS: dict[str, tuple[tuple[str, float], ...]] = {
     "quick_answer": (
-        ("what is the capital of {country}", 0.03), ("convert {n} miles to kilometres", 0.08),
-        ("give me a synonym for '{word}'", 0.05), ("who wrote {book}", 0.08),
-        ("what is {k}% of {m}", 0.12), ("what year did the {event} happen", 0.15),
+        ("what is the capital of {country}", 0.03),
+        ("convert {n} miles to kilometres", 0.08),
+        ("give me a synonym for '{word}'", 0.05),
+        ("who wrote {book}", 0.08),
+        ("what is {k}% of {m}", 0.12),
+        ("what year did the {event} happen", 0.15),
         ("is {n} a prime number", 0.22),
         ("what is the time difference between {city} and {city2}", 0.2),
-        ("why does ice float on water", 0.25), ("solve {k}x + {n} = {m} for x", 0.3),
+        ("why does ice float on water", 0.25),
+        ("solve {k}x + {n} = {m} for x", 0.3),
         ("explain the difference between TCP and UDP in one sentence", 0.3),
         ("summarise the plot of {book} in two sentences", 0.35),
         ("what is the probability of rolling two sixes in a row", 0.35),
@@ -63,7 +110,8 @@ TOPICS: dict[str, tuple[tuple[str, float], ...]] = {
         ("estimate how many piano tuners work in {city}", 0.6),
     ),
     "customer_support": (
-        ("where is my package (order #{order})", 0.08), ("reset my password", 0.1),
+        ("where is my package (order #{order})", 0.08),
+        ("reset my password", 0.1),
         ("update the shipping address on order #{order}", 0.2),
         ("apply a promo code that says it is expired", 0.3),
         ("the app crashes when I upload a receipt", 0.35),
@@ -78,7 +126,8 @@ TOPICS: dict[str, tuple[tuple[str, float], ...]] = {
         ("change a booking paid with two gift certificates and a card ending {card}", 0.72),
     ),
     "coding": (
-        ("reverse a string in {lang}", 0.05), ("check whether a number is a palindrome", 0.1),
+        ("reverse a string in {lang}", 0.05),
+        ("check whether a number is a palindrome", 0.1),
         ("write a regex that validates email addresses", 0.2),
         ("parse ISO 8601 dates in {lang}", 0.25),
         ("fix an off-by-one error in this loop", 0.25),
@@ -153,35 +202,71 @@ TOPICS: dict[str, tuple[tuple[str, float], ...]] = {
 # Task-specific constraints; hard requests carry more of them (and of the generic ones).
 CONSTRAINTS: dict[str, tuple[str, ...]] = {
     "quick_answer": ("One line please.", "Show your reasoning.", "Round to {k} decimals."),
-    "customer_support": ("My account ID is {account}.", "I already contacted you {k} times.",
-                         "I need this fixed before {date}.", "Please don't close the ticket yet."),
-    "coding": ("Use only the standard library.", "It must run on {lang} {version}.",
-               "Include tests.", "Do not change the public API.",
-               "It must handle {n} requests per second.", "Memory is limited to {k} MB.",
-               "It must stay thread-safe."),
-    "research": ("Cite primary sources only.", "Cover work since {year}.",
-                 "Flag any source with a conflict of interest.", "Compare at least {k} studies."),
-    "legal_regulated": ("We operate in {country} and {country2}.",
-                        "Personal data of minors is involved.", "Our auditor will review this.",
-                        "Quote the exact article numbers.", "We have {n} employees."),
-    "long_horizon": ("Report progress after each milestone.", "Nothing may break in production.",
-                     "Coordinate with {name} from the platform team.", "Track every cost."),
-    "data_analysis": ("The table has {n} rows.", "Some values are missing.",
-                      "Use {tech} for the query.", "Explain the statistics in plain words."),
+    "customer_support": (
+        "My account ID is {account}.",
+        "I already contacted you {k} times.",
+        "I need this fixed before {date}.",
+        "Please don't close the ticket yet.",
+    ),
+    "coding": (
+        "Use only the standard library.",
+        "It must run on {lang} {version}.",
+        "Include tests.",
+        "Do not change the public API.",
+        "It must handle {n} requests per second.",
+        "Memory is limited to {k} MB.",
+        "It must stay thread-safe.",
+    ),
+    "research": (
+        "Cite primary sources only.",
+        "Cover work since {year}.",
+        "Flag any source with a conflict of interest.",
+        "Compare at least {k} studies.",
+    ),
+    "legal_regulated": (
+        "We operate in {country} and {country2}.",
+        "Personal data of minors is involved.",
+        "Our auditor will review this.",
+        "Quote the exact article numbers.",
+        "We have {n} employees.",
+    ),
+    "long_horizon": (
+        "Report progress after each milestone.",
+        "Nothing may break in production.",
+        "Coordinate with {name} from the platform team.",
+        "Track every cost.",
+    ),
+    "data_analysis": (
+        "The table has {n} rows.",
+        "Some values are missing.",
+        "Use {tech} for the query.",
+        "Explain the statistics in plain words.",
+    ),
 }
 
-CODE_LINES = ("def {ident}(items, limit={k}):", "    for i in range(len(items) - 1):",
-              "        if items[i] > limit:", "            cache[{ident2}] = items[i]",
-              "    return sorted(items)[:{k}]", "lock.acquire()",
-              "result = await pool.submit({ident})",
-              "SELECT id, total FROM orders WHERE created_at > '{date}'",
-              "    except KeyError:", "        pass  # TODO: why does this happen?",
-              "class {Ident}Worker(Thread):", "    self.queue.put(({ident}, {k}))")
+CODE_LINES = (
+    "def {ident}(items, limit={k}):",
+    "    for i in range(len(items) - 1):",
+    "        if items[i] > limit:",
+    "            cache[{ident2}] = items[i]",
+    "    return sorted(items)[:{k}]",
+    "lock.acquire()",
+    "result = await pool.submit({ident})",
+    "SELECT id, total FROM orders WHERE created_at > '{date}'",
+    "    except KeyError:",
+    "        pass  # TODO: why does this happen?",
+    "class {Ident}Worker(Thread):",
+    "    self.queue.put(({ident}, {k}))",
+)
 
 FEW_SHOT_HEADER = "Here are examples of the format I want.\n"
-FEW_SHOT_EXAMPLES = ("Q: What is 2+2?\nA: 4\n", "Q: Capital of Italy?\nA: Rome\n",
-                     "Q: Opposite of hot?\nA: cold\n", "Q: Is 7 prime?\nA: yes\n",
-                     "Q: Translate 'merci'.\nA: thank you\n")
+FEW_SHOT_EXAMPLES = (
+    "Q: What is 2+2?\nA: 4\n",
+    "Q: Capital of Italy?\nA: Rome\n",
+    "Q: Opposite of hot?\nA: cold\n",
+    "Q: Is 7 prime?\nA: yes\n",
+    "Q: Translate 'merci'.\nA: thank you\n",
+)
 QUESTION_WORDS = ("what", "who", "is ", "does", "can ", "why", "how", "where")
 STATEMENT_STARTS = ("I ", "the ", "my ", "flight ", "explain why")
 IMPERATIVE_FRAMES = ("{t}.", "Can you {t}?", "I need to {t}.", "Please {t}.", "Help me {t}.")
@@ -190,16 +275,33 @@ _SLOT_VALUES: dict[str, tuple[str, ...]] = {
     "country": ("France", "Brazil", "Japan", "Kenya", "Germany", "Poland", "Canada", "India"),
     "city": ("Lisbon", "München", "São Paulo", "Kraków", "Osaka", "Nairobi", "Toronto", "Austin"),
     "word": ("happy", "quick", "robust", "fragile", "ambiguous"),
-    "book": ("Middlemarch", "Dune", "One Hundred Years of Solitude", "Beloved",
-             "Kafka on the Shore"),
+    "book": (
+        "Middlemarch",
+        "Dune",
+        "One Hundred Years of Solitude",
+        "Beloved",
+        "Kafka on the Shore",
+    ),
     "event": ("fall of the Berlin Wall", "first Moon landing", "signing of the Magna Carta"),
     "lang": ("Python", "Rust", "Go", "TypeScript", "Java", "C++"),
     "framework": ("Django", "FastAPI", "Rails", "Spring", "Express"),
     "tech": ("Postgres", "Kafka", "Spark", "DuckDB", "Kubernetes", "Redis", "BigQuery"),
-    "concept": ("transformers", "differential privacy", "CRISPR screening", "mixture of experts",
-                "speculative decoding", "causal forests"),
-    "field": ("LLM routing", "federated learning", "battery chemistry", "urban heat islands",
-              "protein folding", "carbon pricing"),
+    "concept": (
+        "transformers",
+        "differential privacy",
+        "CRISPR screening",
+        "mixture of experts",
+        "speculative decoding",
+        "causal forests",
+    ),
+    "field": (
+        "LLM routing",
+        "federated learning",
+        "battery chemistry",
+        "urban heat islands",
+        "protein folding",
+        "carbon pricing",
+    ),
     "stat": ("youth unemployment", "EV adoption", "broadband coverage", "hospital wait times"),
     "claim": ("coffee dehydrates you", "we only use 10% of our brains", "bats are blind"),
     "product": ("heat pumps", "e-bikes", "solar inverters", "lab centrifuges", "drones"),
@@ -212,8 +314,15 @@ _SLOT_VALUES: dict[str, tuple[str, ...]] = {
     "size": ("five-person", "mid-sized", "Fortune 500", "non-profit"),
     "version": ("3.9", "1.75", "17", "20"),
 }
-_SLOT_ALIASES = {"city2": "city", "country2": "country", "tech2": "tech", "tool2": "tool",
-                 "ident": "ident", "ident2": "ident", "Ident": "ident"}
+_SLOT_ALIASES = {
+    "city2": "city",
+    "country2": "country",
+    "tech2": "tech",
+    "tool2": "tool",
+    "ident": "ident",
+    "ident2": "ident",
+    "Ident": "ident",
+}
 
 
 class _Slots(dict):
@@ -233,9 +342,17 @@ def _draw_slot(rng: random.Random, key: str) -> str:
     base = _SLOT_ALIASES.get(key, key)
     if base in _SLOT_VALUES:
         return rng.choice(_SLOT_VALUES[base])
-    numbers = {"n": (2, 5000), "k": (2, 12), "k0": (50, 300), "k2": (2, 30), "m": (100, 250000),
-               "order": (100000, 999999), "card": (1000, 9999), "account": (10000, 99999),
-               "year": (1995, 2024)}
+    numbers = {
+        "n": (2, 5000),
+        "k": (2, 12),
+        "k0": (50, 300),
+        "k2": (2, 30),
+        "m": (100, 250000),
+        "order": (100000, 999999),
+        "card": (1000, 9999),
+        "account": (10000, 99999),
+        "year": (1995, 2024),
+    }
     if base in numbers:
         return str(rng.randint(*numbers[base]))
     if base == "ident":

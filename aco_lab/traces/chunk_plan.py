@@ -55,8 +55,9 @@ def plan_chunks(
         except FILE_ERRORS as exc:
             problem = file_problem(path, next_line, exc)
             if broken is None:
-                raise DataError(f"{problem.error} (fix or remove the file, {SKIP_HINT} to "
-                                "load the other files)") from None
+                raise DataError(
+                    f"{problem.error} (fix or remove the file, {SKIP_HINT} to load the other files)"
+                ) from None
             broken.append(problem)
 
 
@@ -65,8 +66,10 @@ def file_problem(path: Path, line: int, exc: BaseException) -> Rejection:
     if isinstance(exc, EOFError):
         cause = "the gzip data ends early: the file is truncated (copy it again)"
     elif isinstance(exc, gzip.BadGzipFile):
-        cause = (f"{exc}: a .gz trace file holds gzip data only (remove the bytes after it, "
-                 "or copy the file again)")
+        cause = (
+            f"{exc}: a .gz trace file holds gzip data only (remove the bytes after it, "
+            "or copy the file again)"
+        )
     elif isinstance(exc, zlib.error):
         cause = f"corrupt gzip data ({exc}); copy the file again"
     elif isinstance(exc, OSError):

@@ -53,7 +53,7 @@ class ChunkTask:
                 stream.seek(self.start)
                 data = stream.read(self.end - self.start)
         if self.first_line == 1 and data.startswith(UTF8_BOM):
-            return data[len(UTF8_BOM):]
+            return data[len(UTF8_BOM) :]
         return data
 
     def line_texts(self, lines: Iterable[int]) -> dict[int, str]:
@@ -104,8 +104,9 @@ def read_chunk(task: ChunkTask, strict: bool = False) -> ChunkTables:
     read = len(decoded.numbers) + len(decoded.problems)
     problems = decoded.problems + _late_problems(data, task.first_line, late)
     if strict and (refused := _unknown_key_problems(data, task.first_line, runs)):
-        runs, steps, tool_calls = without_lines((runs, steps, tool_calls),
-                                                [p.line for p in refused])
+        runs, steps, tool_calls = without_lines(
+            (runs, steps, tool_calls), [p.line for p in refused]
+        )
         problems += refused
     rejected = [
         Rejection(task.file, p.line, f"{task.file}:{p.line}: {p.message}", p.raw)
@@ -114,8 +115,7 @@ def read_chunk(task: ChunkTask, strict: bool = False) -> ChunkTables:
     return ChunkTables(runs, steps, tool_calls, tuple(rejected), read)
 
 
-def _unknown_key_problems(data: bytes, first_line: int, runs: pl.DataFrame
-                          ) -> list[LineProblem]:
+def _unknown_key_problems(data: bytes, first_line: int, runs: pl.DataFrame) -> list[LineProblem]:
     """A problem per accepted line that carries a key trace format v1 does not define."""
     lines = split_lines(data)
     problems = []
@@ -126,14 +126,14 @@ def _unknown_key_problems(data: bytes, first_line: int, runs: pl.DataFrame
     return problems
 
 
-def _late_problems(data: bytes, first_line: int, late: list[tuple[int, str]]
-                   ) -> list[LineProblem]:
+def _late_problems(data: bytes, first_line: int, late: list[tuple[int, str]]) -> list[LineProblem]:
     """The problems of lines only a column check rejected, with their text."""
     if not late:
         return []
     lines = split_lines(data)
-    return [LineProblem(line, message, raw_text(lines[line - first_line]))
-            for line, message in late]
+    return [
+        LineProblem(line, message, raw_text(lines[line - first_line])) for line, message in late
+    ]
 
 
 @contextmanager

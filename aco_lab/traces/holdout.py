@@ -36,7 +36,10 @@ GZIP_LEVEL = 6
 
 
 def split_trace_files(
-    paths: Sequence[str | Path], out_dir: str | Path, eval_fraction: float = 0.5, seed: int = 0,
+    paths: Sequence[str | Path],
+    out_dir: str | Path,
+    eval_fraction: float = 0.5,
+    seed: int = 0,
     on_error: OnError = "fail",
 ) -> tuple[Path, Path]:
     """Write the train and eval parts into out_dir, split by request; return both paths."""
@@ -48,8 +51,9 @@ def split_trace_files(
     if not tables.runs.height:
         raise DataError(f"{', '.join(map(str, paths))}: no trace lines to split")
     rids = tables.runs.get_column(S.REQUEST_ID)
-    parts = assign_splits(rids.to_list(), ((TRAIN, 1.0 - eval_fraction), (EVAL, eval_fraction)),
-                          seed)
+    parts = assign_splits(
+        rids.to_list(), ((TRAIN, 1.0 - eval_fraction), (EVAL, eval_fraction)), seed
+    )
     in_eval = rids.is_in(parts[EVAL])
     out = Path(out_dir)
     stage("writing the train and eval parts")
@@ -60,16 +64,19 @@ def split_trace_files(
     files = tables.runs.get_column(S.SOURCE_FILE).unique(maintain_order=True).to_list()
     for place, line in _lines(files, set(_places(tables.runs))):
         bodies[place in eval_lines].append(line + b"\n")
-    return (_write_gzip(out / f"{TRAIN}.jsonl.gz", b"".join(bodies[False])),
-            _write_gzip(out / f"{EVAL}.jsonl.gz", b"".join(bodies[True])))
+    return (
+        _write_gzip(out / f"{TRAIN}.jsonl.gz", b"".join(bodies[False])),
+        _write_gzip(out / f"{EVAL}.jsonl.gz", b"".join(bodies[True])),
+    )
 
 
 def _places(runs: pl.DataFrame) -> Iterator[tuple[str, int]]:
     return zip(runs.get_column(S.SOURCE_FILE), runs.get_column(S.LINE), strict=True)
 
 
-def _lines(files: list[str], wanted: set[tuple[str, int]]
-           ) -> Iterator[tuple[tuple[str, int], bytes]]:
+def _lines(
+    files: list[str], wanted: set[tuple[str, int]]
+) -> Iterator[tuple[tuple[str, int], bytes]]:
     """((file, line), the line's bytes) of the wanted lines of the files, in order."""
     for file in files:
         path = Path(file)
@@ -88,11 +95,11 @@ def _write_datasets(tables: TraceTables, in_eval: pl.Series, out: Path) -> tuple
         places = tables.runs.filter(keep).select(S.SOURCE_FILE, S.LINE)
 
         def rows(frame: pl.DataFrame, places: pl.DataFrame = places) -> pl.DataFrame:
-            return frame.join(places, on=[S.SOURCE_FILE, S.LINE], how="semi",
-                              maintain_order="left")
+            return frame.join(places, on=[S.SOURCE_FILE, S.LINE], how="semi", maintain_order="left")
 
-        part = TraceTables(rows(tables.runs), rows(tables.steps), rows(tables.tool_calls),
-                           lines_read=places.height)
+        part = TraceTables(
+            rows(tables.runs), rows(tables.steps), rows(tables.tool_calls), lines_read=places.height
+        )
         write_dataset(part, out / name, force=True)
         written.append(out / name)
     return written[0], written[1]

@@ -109,12 +109,21 @@ def ingest_traces(
         with ThreadPoolExecutor(max_workers=1) as pool:
             others = [p for p in datasets + files if p not in digests]
             hashes = pool.submit(lambda: {p: describe_input(p) for p in others})
-            totals = _write_all(datasets, files, staging, worker_count(files, workers),
-                                on_block=lambda path, block: digests[path].update(block),
-                                strict=strict, on_error=on_error, mapper=mapper)
+            totals = _write_all(
+                datasets,
+                files,
+                staging,
+                worker_count(files, workers),
+                on_block=lambda path, block: digests[path].update(block),
+                strict=strict,
+                on_error=on_error,
+                mapper=mapper,
+            )
             described = hashes.result()
-        inputs = [described[p] if p in described else _describe_hashed(p, digests[p])
-                  for p in datasets + files]
+        inputs = [
+            described[p] if p in described else _describe_hashed(p, digests[p])
+            for p in datasets + files
+        ]
         if totals.rejected and on_error == "fail":
             raise TraceFormatError(format_problems(totals.rejected, totals.lines_read))
         _finish(staging, out_dir, totals, build_manifest(totals, inputs, on_error, strict))
@@ -180,9 +189,15 @@ def _write_all(
     ]
     broken: list[Rejection] | None = None if on_error == "fail" else []
     run = mapper or map_chunks
-    chunks = report_chunks(run(partial(write_chunk, directory=staging, strict=strict),
-                               plan_chunks(files, on_block, broken), workers),
-                           files, "ingesting traces")
+    chunks = report_chunks(
+        run(
+            partial(write_chunk, directory=staging, strict=strict),
+            plan_chunks(files, on_block, broken),
+            workers,
+        ),
+        files,
+        "ingesting traces",
+    )
     written: list[WrittenPart] = []
     for task, part in itertools.chain(from_datasets, chunks):
         duplicates = reject_duplicates(part.ids, ids, task)
@@ -201,8 +216,14 @@ def _write_all(
 def write_chunk(task: ChunkTask, directory: Path, strict: bool = False) -> WrittenPart:
     """Decode, check and write one chunk (in a worker process for big inputs)."""
     chunk = read_chunk(task, strict)
-    tables = TraceTables(chunk.runs, chunk.steps, chunk.tool_calls, chunk.rejected,
-                         build_cost_warnings(chunk.runs), chunk.lines_read)
+    tables = TraceTables(
+        chunk.runs,
+        chunk.steps,
+        chunk.tool_calls,
+        chunk.rejected,
+        build_cost_warnings(chunk.runs),
+        chunk.lines_read,
+    )
     tag = hashlib.sha256(task.file.encode()).hexdigest()[:12]
     return write_part(tables, directory, f"part-{tag}-{task.first_line:012d}.parquet")
 
@@ -212,11 +233,17 @@ def write_part(tables: TraceTables, directory: Path, name: str) -> WrittenPart:
     sources = tables.runs.get_column(PARTITION_KEY)
     if tables.runs.height and sources.n_unique() == 1:
         # One source (the usual case): each table is one file (none without rows), no split.
-        files = [_write_parquet_in(frame, directory / table, sources[0], name)
-                 for table, frame in _frames(tables, runs_source=False).items() if frame.height]
+        files = [
+            _write_parquet_in(frame, directory / table, sources[0], name)
+            for table, frame in _frames(tables, runs_source=False).items()
+            if frame.height
+        ]
     else:
-        files = [path for table, frame in _frames(tables, runs_source=True).items()
-                 for path in _write_partitioned(frame, directory / table, name)]
+        files = [
+            path
+            for table, frame in _frames(tables, runs_source=True).items()
+            for path in _write_partitioned(frame, directory / table, name)
+        ]
     return WrittenPart(
         ids=tables.runs.select(S.SOURCE_FILE, S.LINE, S.TRACE_ID),
         files=tuple(files),
@@ -231,8 +258,11 @@ def write_part(tables: TraceTables, directory: Path, name: str) -> WrittenPart:
 def _frames(tables: TraceTables, runs_source: bool) -> dict[str, pl.DataFrame]:
     """The three tables to write; with runs_source, each row carries its run's `source`."""
     if not runs_source:
-        return {"runs": tables.runs.drop(PARTITION_KEY), "steps": tables.steps,
-                "tool_calls": tables.tool_calls}
+        return {
+            "runs": tables.runs.drop(PARTITION_KEY),
+            "steps": tables.steps,
+            "tool_calls": tables.tool_calls,
+        }
     source_of_run = tables.runs.select(S.SOURCE_FILE, S.LINE, PARTITION_KEY)
     return {
         "runs": tables.runs,
@@ -243,14 +273,18 @@ def _frames(tables: TraceTables, runs_source: bool) -> dict[str, pl.DataFrame]:
 
 def _drop_duplicates(part: WrittenPart, duplicates: tuple[Rejection, ...]) -> WrittenPart:
     """Rewrite a part's files without the runs whose trace_id repeats (a rare path)."""
-    drop = pl.DataFrame([(r.file, r.line) for r in duplicates], orient="row",
-                        schema={S.SOURCE_FILE: pl.String, S.LINE: pl.Int64})
+    drop = pl.DataFrame(
+        [(r.file, r.line) for r in duplicates],
+        orient="row",
+        schema={S.SOURCE_FILE: pl.String, S.LINE: pl.Int64},
+    )
     removed = {"steps": 0, "tool_calls": 0}
     for path in part.files:
         frame = pl.read_parquet(path, hive_partitioning=False)
         kept = frame.join(drop, on=[S.SOURCE_FILE, S.LINE], how="anti", maintain_order="left")
         removed[path.parent.parent.name] = removed.get(path.parent.parent.name, 0) + (
-            frame.height - kept.height)
+            frame.height - kept.height
+        )
         _write_parquet(kept, path)
     places = {f"{r.file}:{r.line}: " for r in duplicates}
     return dataclasses.replace(
@@ -265,9 +299,12 @@ def _drop_duplicates(part: WrittenPart, duplicates: tuple[Rejection, ...]) -> Wr
 
 def _write_partitioned(frame: pl.DataFrame, table_dir: Path, name: str) -> list[Path]:
     """One Parquet file per partition value, hive-style: source=<percent-encoded value>."""
-    return [_write_parquet_in(rows, table_dir, value, name)
-            for (value,), rows in frame.partition_by(PARTITION_KEY, as_dict=True,
-                                                     include_key=False).items()]
+    return [
+        _write_parquet_in(rows, table_dir, value, name)
+        for (value,), rows in frame.partition_by(
+            PARTITION_KEY, as_dict=True, include_key=False
+        ).items()
+    ]
 
 
 def _write_parquet_in(frame: pl.DataFrame, table_dir: Path, value: str | None, name: str) -> Path:
@@ -279,8 +316,9 @@ def _write_parquet_in(frame: pl.DataFrame, table_dir: Path, value: str | None, n
 
 
 def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    frame.write_parquet(path, compression=PARQUET_COMPRESSION,
-                        compression_level=PARQUET_COMPRESSION_LEVEL)
+    frame.write_parquet(
+        path, compression=PARQUET_COMPRESSION, compression_level=PARQUET_COMPRESSION_LEVEL
+    )
 
 
 def hive_value(value: str | None) -> str:
@@ -295,8 +333,7 @@ def check_out_dir(out_dir: Path, force: bool) -> None:
         raise DataError(f"{out_dir}: exists and is not a directory; choose another --out")
     for parent in out_dir.absolute().parents:
         if parent.exists() and not parent.is_dir():
-            raise DataError(f"{out_dir}: {parent} is a file, not a directory; choose another "
-                            "--out")
+            raise DataError(f"{out_dir}: {parent} is a file, not a directory; choose another --out")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
         raise DataError(f"{out_dir}: exists and is not empty; pass --force to replace it")
 
@@ -307,8 +344,10 @@ def make_staging(out_dir: Path) -> Path:
     try:
         return staging_dir(out_dir)
     except OSError as exc:
-        raise DataError(f"{out_dir}: cannot create the dataset there: "
-                        f"{exc.strerror or exc}; choose another --out") from None
+        raise DataError(
+            f"{out_dir}: cannot create the dataset there: "
+            f"{exc.strerror or exc}; choose another --out"
+        ) from None
 
 
 def _is_plain(path: Path) -> bool:
@@ -322,8 +361,11 @@ def _is_plain(path: Path) -> bool:
 def _describe_hashed(path: Path, digest: Any, target: Path | None = None) -> dict[str, Any]:
     """An input's manifest entry: its path, and the size and sha256 of what was hashed (the
     file itself, or a dataset's manifest)."""
-    return {"path": str(path), "bytes": (target or path).stat().st_size,
-            "sha256": digest.hexdigest()}
+    return {
+        "path": str(path),
+        "bytes": (target or path).stat().st_size,
+        "sha256": digest.hexdigest(),
+    }
 
 
 def describe_input(path: Path) -> dict[str, Any]:
@@ -340,8 +382,9 @@ def describe_input(path: Path) -> dict[str, Any]:
         return {"path": str(path), "error": str(exc.strerror or exc)}
 
 
-def build_manifest(totals: PartTotals, inputs: list[dict], on_error: str, strict: bool = False
-                   ) -> dict[str, Any]:
+def build_manifest(
+    totals: PartTotals, inputs: list[dict], on_error: str, strict: bool = False
+) -> dict[str, Any]:
     """The manifest of a dataset: versions, counts, inputs, partitioning and schemas."""
     return {
         "kind": DATASET_KIND,
@@ -377,8 +420,14 @@ def write_dataset(tables: TraceTables, out_dir: str | Path, force: bool = False)
     staging = make_staging(out_dir)
     try:
         part = write_part(tables, staging, "part-0.parquet")
-        totals = PartTotals(tables.lines_read, tables.runs.height, part.steps, part.tool_calls,
-                            len(tables.warnings), tables.rejected)
+        totals = PartTotals(
+            tables.lines_read,
+            tables.runs.height,
+            part.steps,
+            part.tool_calls,
+            len(tables.warnings),
+            tables.rejected,
+        )
         _finish(staging, out_dir, totals, build_manifest(totals, [], "skip"))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -396,8 +445,7 @@ def _finish(staging: Path, out_dir: Path, totals: PartTotals, manifest: dict) ->
 
 def with_run_source(frame: pl.DataFrame, source_of_run: pl.DataFrame) -> pl.DataFrame:
     """A steps or tool-calls frame with its run's `source` added (the partition key)."""
-    return frame.join(source_of_run, on=[S.SOURCE_FILE, S.LINE], how="left",
-                      maintain_order="left")
+    return frame.join(source_of_run, on=[S.SOURCE_FILE, S.LINE], how="left", maintain_order="left")
 
 
 def _write_rejected(rejected: Sequence[Rejection], path: Path) -> None:

@@ -108,18 +108,25 @@ def check_tier_models(runs: pl.DataFrame, config: ACOConfig) -> list[str]:
         if spec.model_id in models:
             continue
         stand_in = chosen.get(spec.tier)
-        instead = (f"tier {spec.tier} is learned from {stand_in!r}, whose prices the config "
-                   "does not give" if stand_in else f"no run is at tier {spec.tier} at all")
-        out.append(f"tier {spec.tier}: the config's model {spec.model_id!r} has no runs in the "
-                   f"traces; {instead}; pass --config naming your traces' models, one per tier, "
-                   "with their prices (docs/config.md)")
+        instead = (
+            f"tier {spec.tier} is learned from {stand_in!r}, whose prices the config does not give"
+            if stand_in
+            else f"no run is at tier {spec.tier} at all"
+        )
+        out.append(
+            f"tier {spec.tier}: the config's model {spec.model_id!r} has no runs in the "
+            f"traces; {instead}; pass --config naming your traces' models, one per tier, "
+            "with their prices (docs/config.md)"
+        )
     named = {spec.model_id for spec in config.tiers}
     unnamed = sorted(models - named)
     if len(unnamed) * 2 > len(models):
-        out.append(f"{len(unnamed)} of the {len(models)} traced models are not in the config "
-                   f"(e.g. {', '.join(unnamed[:3])}): the router predicts success for the "
-                   "config's model of each tier only (LightGBM routers learn from all models' "
-                   "runs); check that the config names the models you route to")
+        out.append(
+            f"{len(unnamed)} of the {len(models)} traced models are not in the config "
+            f"(e.g. {', '.join(unnamed[:3])}): the router predicts success for the "
+            "config's model of each tier only (LightGBM routers learn from all models' "
+            "runs); check that the config names the models you route to"
+        )
     return out
 
 

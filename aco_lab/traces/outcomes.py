@@ -42,13 +42,17 @@ def add_outcomes(runs: pl.DataFrame, latest: Mapping[str, Outcome]) -> pl.DataFr
         return runs
     ids = list(latest)
     values = [latest[i].task_success for i in ids]
-    success = pl.col(S.TRACE_ID).replace_strict(ids, values, default=pl.col(S.TASK_SUCCESS),
-                                                return_dtype=pl.Boolean)
+    success = pl.col(S.TRACE_ID).replace_strict(
+        ids, values, default=pl.col(S.TASK_SUCCESS), return_dtype=pl.Boolean
+    )
     return runs.with_columns(success.alias(S.TASK_SUCCESS))
 
 
 def unmatched_warnings(latest: Mapping[str, Outcome], seen: set[str]) -> list[str]:
     """A warning per outcome naming a trace_id that none of the inputs has."""
-    return [f"{o.file}:{o.line}: trace_id: {o.trace_id!r} is in no trace read; the outcome is "
-            f"ignored (check the trace files given)" for o in latest.values()
-            if o.trace_id not in seen]
+    return [
+        f"{o.file}:{o.line}: trace_id: {o.trace_id!r} is in no trace read; the outcome is "
+        f"ignored (check the trace files given)"
+        for o in latest.values()
+        if o.trace_id not in seen
+    ]

@@ -219,13 +219,20 @@ def struct_columns(structs: list[Struct], fields: tuple[str, ...]) -> dict[str, 
     return dict(zip(fields, columns, strict=True))
 
 
-def _series(columns: dict[str, list], schema: pl.Schema, skip: tuple[str, ...] = ()
-            ) -> list[pl.Series]:
+def _series(
+    columns: dict[str, list], schema: pl.Schema, skip: tuple[str, ...] = ()
+) -> list[pl.Series]:
     """Series of the columns that the table schema holds (under its names and dtypes)."""
-    named = ((_RENAMED.get(field, field), values) for field, values in columns.items()
-             if field not in skip)
-    return [pl.Series(name, values, dtype=_dtype_class(schema[name])) for name, values in named
-            if name in schema]
+    named = (
+        (_RENAMED.get(field, field), values)
+        for field, values in columns.items()
+        if field not in skip
+    )
+    return [
+        pl.Series(name, values, dtype=_dtype_class(schema[name]))
+        for name, values in named
+        if name in schema
+    ]
 
 
 @functools.cache
@@ -238,8 +245,7 @@ def _dtype_class(dtype: pl.DataType) -> pl.DataType | type[pl.DataType]:
 def _model_call_frame(calls: list[ModelCall | None]) -> pl.DataFrame:
     """The model-call fields of each step: a row per step, all null where it made no call."""
     made = list(filter(None, calls))  # a ModelCall is always true, None false
-    frame = pl.DataFrame(_series(struct_columns(made, ModelCall.__struct_fields__),
-                                 S.STEPS_SCHEMA))
+    frame = pl.DataFrame(_series(struct_columns(made, ModelCall.__struct_fields__), S.STEPS_SCHEMA))
     if len(made) == len(calls):
         return frame  # every step made a call (the usual case)
     has_call = pl.Series([call is not None for call in calls], dtype=pl.Boolean)
@@ -266,8 +272,9 @@ def build_chunk_tables(
     steps = _add_step_tool_totals(steps, tool_calls)
     runs = add_run_aggregates(runs, steps)
     if late:
-        runs, steps, tool_calls = without_lines((runs, steps, tool_calls),
-                                                [line for line, _ in late])
+        runs, steps, tool_calls = without_lines(
+            (runs, steps, tool_calls), [line for line, _ in late]
+        )
     return (
         runs.select(S.RUNS_SCHEMA.names()),
         steps.select(S.STEPS_SCHEMA.names()),
@@ -276,8 +283,7 @@ def build_chunk_tables(
     )
 
 
-def without_lines(frames: Sequence[pl.DataFrame], lines: Sequence[int]
-                  ) -> tuple[pl.DataFrame, ...]:
+def without_lines(frames: Sequence[pl.DataFrame], lines: Sequence[int]) -> tuple[pl.DataFrame, ...]:
     """Tables of one chunk without the rows that came from some of its lines."""
     keep = ~pl.col(S.LINE).is_in(pl.Series(lines, dtype=pl.Int64).implode())
     return tuple(frame.filter(keep) for frame in frames)
@@ -346,8 +352,9 @@ def _build_tool_calls(steps: pl.DataFrame, tool_calls: pl.DataFrame) -> pl.DataF
     """Tool calls with the step and run they belong to."""
     step_of_call, _ = _owner_index(steps.get_column(S.N_TOOL_CALLS).to_numpy())
     owner = steps.select("_run", S.SOURCE_FILE, S.LINE, S.TRACE_ID, S.STEP_NUM)[step_of_call]
-    return pl.concat([owner.with_columns(step_of_call.alias("_step")), tool_calls],
-                     how="horizontal")
+    return pl.concat(
+        [owner.with_columns(step_of_call.alias("_step")), tool_calls], how="horizontal"
+    )
 
 
 def _add_step_tool_totals(steps: pl.DataFrame, tool_calls: pl.DataFrame) -> pl.DataFrame:
@@ -406,8 +413,7 @@ def add_run_aggregates(runs: pl.DataFrame, steps: pl.DataFrame) -> pl.DataFrame:
         total_or_null(S.CACHED_INPUT_TOKENS),
         *_cost_sums(steps, runs.height),
         pl.Series(S.N_TOOL_CALLS, run_sum(steps.get_column(S.N_TOOL_CALLS)), dtype=pl.Int32),
-        pl.Series(S.N_VERIFIER_CALLS, run_sum(steps.get_column(S.VERIFIER_CALLED)),
-                  dtype=pl.Int32),
+        pl.Series(S.N_VERIFIER_CALLS, run_sum(steps.get_column(S.VERIFIER_CALLED)), dtype=pl.Int32),
         pl.Series(S.ESCALATED, escalated | (n_tiers.to_numpy() > 1), dtype=pl.Boolean),
     ).with_columns(pl.coalesce(S.PREDICTED_TIER, S.MAX_TIER_CALLED).alias(S.TIER))
 
@@ -415,9 +421,13 @@ def add_run_aggregates(runs: pl.DataFrame, steps: pl.DataFrame) -> pl.DataFrame:
 def _call_aggregates(steps: pl.DataFrame, n_runs: int) -> pl.DataFrame:
     """Per run, over its model calls: first tier, highest tier, distinct tiers, the model of
     the last call at the highest tier, and the first call's input tokens (null: no call)."""
-    schema = {S.FIRST_TIER: S.TIER_DTYPE, S.MAX_TIER_CALLED: S.TIER_DTYPE,
-              S.N_TIERS_CALLED: pl.Int8, S.MODEL_ID: pl.String,
-              S.FIRST_INPUT_TOKENS: S.TOKENS_DTYPE}
+    schema = {
+        S.FIRST_TIER: S.TIER_DTYPE,
+        S.MAX_TIER_CALLED: S.TIER_DTYPE,
+        S.N_TIERS_CALLED: pl.Int8,
+        S.MODEL_ID: pl.String,
+        S.FIRST_INPUT_TOKENS: S.TOKENS_DTYPE,
+    }
     tier = steps.get_column(S.TIER)
     call_step = np.flatnonzero(tier.is_not_null().to_numpy())
     if not len(call_step):

@@ -92,20 +92,22 @@ def _expand_one(given: str) -> list[Path]:
     if path.is_dir():
         files = list(_search_dir(path))
         if not files:
-            raise DataError(f"{given}: no .jsonl or .jsonl.gz file or dataset under this "
-                            "directory")
+            raise DataError(f"{given}: no .jsonl or .jsonl.gz file or dataset under this directory")
         return files
     if path.exists():
-        raise DataError(f"{given}: not a regular file (a FIFO, socket or device); pass "
-                        ".jsonl(.gz) files, globs, dirs or datasets")
+        raise DataError(
+            f"{given}: not a regular file (a FIFO, socket or device); pass "
+            ".jsonl(.gz) files, globs, dirs or datasets"
+        )
     if glob.has_magic(given):
         matches = [Path(m) for m in glob.glob(given, recursive=True)]
         files = [f for m in matches for f in (_expand_one(str(m)) if m.is_dir() else [m])]
         if files:
             return files
         raise DataError(f"{given}: no file matches this pattern; check the glob and the folder")
-    raise DataError(f"{given}: no such file or directory; pass .jsonl(.gz) files, globs, dirs "
-                    "or datasets")
+    raise DataError(
+        f"{given}: no such file or directory; pass .jsonl(.gz) files, globs, dirs or datasets"
+    )
 
 
 def _search_dir(directory: Path) -> Iterator[Path]:
@@ -149,9 +151,13 @@ def read_traces(
     if tables.rejected and on_error == "fail":
         raise TraceFormatError(format_problems(tables.rejected, tables.lines_read))
     if tables.rejected:
-        log.warning("skipped %d of %d lines that break trace format v1 (first: %s); "
-                    "aco-lab validate lists them", len(tables.rejected), tables.lines_read,
-                    tables.rejected[0].error)
+        log.warning(
+            "skipped %d of %d lines that break trace format v1 (first: %s); "
+            "aco-lab validate lists them",
+            len(tables.rejected),
+            tables.lines_read,
+            tables.rejected[0].error,
+        )
     return tables
 
 
@@ -165,8 +171,13 @@ def collect_traces(
     """Every input read into tables, with every bad line in `rejected` (what `validate`
     lists); on_error="fail" stops at a file that cannot be read, "skip" records it."""
     tables = concat_tables(list(iter_trace_tables(paths, workers, strict, on_error, mapper)))
-    log.info("read %d lines: %d accepted, %d rejected, %d warnings",
-             tables.lines_read, tables.runs.height, len(tables.rejected), len(tables.warnings))
+    log.info(
+        "read %d lines: %d accepted, %d rejected, %d warnings",
+        tables.lines_read,
+        tables.runs.height,
+        len(tables.rejected),
+        len(tables.warnings),
+    )
     return tables
 
 
@@ -206,7 +217,8 @@ def iter_trace_tables(
     inputs = expand_paths(given)
     files = [p for p in inputs if not is_dataset(p)]
     outcomes, outcome_warnings = read_outcome_files(
-        find_outcome_files(p for p in given if not is_dataset(p)))
+        find_outcome_files(p for p in given if not is_dataset(p))
+    )
     ids = TraceIdIndex()
     seen: set[str] = set()
     for path in inputs:
@@ -214,15 +226,16 @@ def iter_trace_tables(
             yield _labelled(check_part(_read_dataset_tables(path), ids), outcomes, seen)
     broken: list[Rejection] | None = None if on_error == "fail" else []
     read = partial(read_chunk, strict=strict)
-    chunks = (mapper or map_chunks)(read, plan_chunks(files, broken=broken),
-                                    worker_count(files, workers))
+    chunks = (mapper or map_chunks)(
+        read, plan_chunks(files, broken=broken), worker_count(files, workers)
+    )
     for task, chunk in report_chunks(chunks, files, "reading traces"):
-        part = TraceTables(chunk.runs, chunk.steps, chunk.tool_calls, chunk.rejected,
-                           lines_read=chunk.lines_read)
+        part = TraceTables(
+            chunk.runs, chunk.steps, chunk.tool_calls, chunk.rejected, lines_read=chunk.lines_read
+        )
         yield _labelled(check_part(part, ids, task), outcomes, seen)
     if broken:
-        yield dataclasses.replace(empty_tables(), rejected=tuple(broken),
-                                  lines_read=len(broken))
+        yield dataclasses.replace(empty_tables(), rejected=tuple(broken), lines_read=len(broken))
     if outcomes or outcome_warnings:
         warnings = outcome_warnings + unmatched_warnings(outcomes, seen)
         yield dataclasses.replace(empty_tables(), warnings=tuple(warnings))
@@ -240,8 +253,11 @@ def check_part(part: TraceTables, ids: TraceIdIndex, task: ChunkTask | None = No
     """Reject runs whose trace_id was seen before (in any part); add the cost warnings."""
     rejected = reject_duplicates(part.runs, ids, task)
     if rejected:
-        drop = pl.DataFrame([(r.file, r.line) for r in rejected], orient="row",
-                            schema={S.SOURCE_FILE: pl.String, S.LINE: pl.Int64})
+        drop = pl.DataFrame(
+            [(r.file, r.line) for r in rejected],
+            orient="row",
+            schema={S.SOURCE_FILE: pl.String, S.LINE: pl.Int64},
+        )
 
         def keep(frame: pl.DataFrame) -> pl.DataFrame:
             return frame.join(drop, on=[S.SOURCE_FILE, S.LINE], how="anti", maintain_order="left")
@@ -264,8 +280,10 @@ def reject_duplicates(
     if not duplicates:
         return ()
     texts = task.line_texts(line for _, line, _ in duplicates) if task else {}
-    return tuple(Rejection(file, line, f"{file}:{line}: {message}", texts.get(line, ""))
-                 for file, line, message in duplicates)
+    return tuple(
+        Rejection(file, line, f"{file}:{line}: {message}", texts.get(line, ""))
+        for file, line, message in duplicates
+    )
 
 
 def concat_tables(parts: Sequence[TraceTables]) -> TraceTables:
@@ -312,15 +330,20 @@ def _read_dataset_tables(directory: Path) -> TraceTables:
         raise DataError(f"{manifest_path}: not an {DATASET_KIND} manifest; re-run aco-lab ingest")
     # Partitions come back grouped by source: a stable sort restores the input order.
     frames = [
-        scan_table(directory, name).select(schema.names()).cast(schema)
-        .sort(S.SOURCE_FILE, S.LINE, maintain_order=True).collect()
-        if manifest["counts"][name] else pl.DataFrame(schema=schema)
+        scan_table(directory, name)
+        .select(schema.names())
+        .cast(schema)
+        .sort(S.SOURCE_FILE, S.LINE, maintain_order=True)
+        .collect()
+        if manifest["counts"][name]
+        else pl.DataFrame(schema=schema)
         for name, schema in TABLE_SCHEMAS.items()
     ]
     rejected_path = directory / REJECTED_FILE
     rejected = tuple(
         Rejection(**json.loads(line))
-        for line in (rejected_path.read_text(encoding="utf-8").splitlines()
-                     if rejected_path.exists() else ())
+        for line in (
+            rejected_path.read_text(encoding="utf-8").splitlines() if rejected_path.exists() else ()
+        )
     )
     return TraceTables(*frames, rejected=rejected, lines_read=manifest["counts"]["lines_read"])

@@ -61,8 +61,9 @@ VERIFIER_PASSED = tf.VERIFIER_PASSED
 
 # Tool calls: one row per tool call.
 TOOL_NAME = tf.TOOL_NAME
-TOOL_SUCCESS = next(f.column_name for f in tf.fields_of(tf.TOOL_CALL_LEVEL)
-                    if f.name == tf.TOOL_SUCCESS)
+TOOL_SUCCESS = next(
+    f.column_name for f in tf.fields_of(tf.TOOL_CALL_LEVEL) if f.name == tf.TOOL_SUCCESS
+)
 
 TIER_DTYPE = pl.Int8
 TOKENS_DTYPE = pl.Int64
@@ -70,15 +71,21 @@ USD_DTYPE = pl.Float64
 
 # The column type of each storage type of the format's fields (aco/trace_format.py).
 DTYPES: dict[str, pl.DataType] = {
-    tf.INT8: pl.Int8(), tf.INT32: pl.Int32(), tf.INT64: pl.Int64(), tf.FLOAT64: pl.Float64(),
-    tf.TEXT: pl.String(), tf.BOOLEAN: pl.Boolean(), tf.DATETIME_UTC: pl.Datetime("us", "UTC"),
+    tf.INT8: pl.Int8(),
+    tf.INT32: pl.Int32(),
+    tf.INT64: pl.Int64(),
+    tf.FLOAT64: pl.Float64(),
+    tf.TEXT: pl.String(),
+    tf.BOOLEAN: pl.Boolean(),
+    tf.DATETIME_UTC: pl.Datetime("us", "UTC"),
     tf.JSON_TEXT: pl.String(),
 }
 PROVENANCE = {SOURCE_FILE: pl.String(), LINE: pl.Int64()}
 
 
-def _columns(level: str, expand: dict[str, dict[str, pl.DataType]] | None = None
-             ) -> dict[str, pl.DataType]:
+def _columns(
+    level: str, expand: dict[str, dict[str, pl.DataType]] | None = None
+) -> dict[str, pl.DataType]:
     """The columns of one level's fields, in the table's order; a field without a column of
     its own is replaced by `expand[field]` (or left out)."""
     columns: dict[str, pl.DataType] = {}
@@ -119,11 +126,17 @@ STEPS_SCHEMA = pl.Schema(
         **PROVENANCE,
         TRACE_ID: pl.String,
         STEP_INDEX: pl.Int32,
-        **_columns(tf.STEP_LEVEL, {
-            tf.MODEL_CALL: _columns(tf.MODEL_CALL_LEVEL),
-            tf.TOOL_CALLS: {N_TOOL_CALLS: pl.Int32, TOOL_COST: USD_DTYPE,
-                            N_TOOL_FAILURES: pl.Int32},
-        }),
+        **_columns(
+            tf.STEP_LEVEL,
+            {
+                tf.MODEL_CALL: _columns(tf.MODEL_CALL_LEVEL),
+                tf.TOOL_CALLS: {
+                    N_TOOL_CALLS: pl.Int32,
+                    TOOL_COST: USD_DTYPE,
+                    N_TOOL_FAILURES: pl.Int32,
+                },
+            },
+        ),
     }
 )
 

@@ -36,8 +36,10 @@ def unknown_key_problem(line: bytes | memoryview) -> str | None:
     guess = difflib.get_close_matches(first.rsplit(".", 1)[-1], sorted(allowed), n=1)
     hint = f' (did you mean "{guess[0]}"?)' if guess else ""
     also = f"; also unknown: {', '.join(others)}" if others else ""
-    return (f"{first}: not a field of trace format v1{hint}{also}"
-            " (strict reading refuses unknown keys; without it they are ignored)")
+    return (
+        f"{first}: not a field of trace format v1{hint}{also}"
+        " (strict reading refuses unknown keys; without it they are ignored)"
+    )
 
 
 def unknown_keys(trace: dict) -> list[tuple[str, frozenset[str]]]:

@@ -73,8 +73,10 @@ class TraceIdIndex:
 
 
 def _duplicate_message(trace_id: str, first: tuple[str, int]) -> str:
-    return (f"trace_id: {show_value(trace_id)} already used at {first[0]}:{first[1]};"
-            " trace_id must be unique across all inputs")
+    return (
+        f"trace_id: {show_value(trace_id)} already used at {first[0]}:{first[1]};"
+        " trace_id must be unique across all inputs"
+    )
 
 
 def build_cost_warnings(runs: pl.DataFrame) -> tuple[str, ...]:
@@ -88,7 +90,12 @@ def build_cost_warnings(runs: pl.DataFrame) -> tuple[str, ...]:
         pl.format(
             "{}:{}: total_cost: {} differs from the sum of call costs {} (model {} + tools {});"
             " the run is kept",
-            S.SOURCE_FILE, S.LINE, S.TOTAL_COST, calls, S.MODEL_COST, S.TOOL_COST,
+            S.SOURCE_FILE,
+            S.LINE,
+            S.TOTAL_COST,
+            calls,
+            S.MODEL_COST,
+            S.TOOL_COST,
         )
     )
     return tuple(off.to_series().to_list())

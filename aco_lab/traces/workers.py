@@ -36,8 +36,9 @@ from aco_lab.traces.chunks import ChunkTask
 T = TypeVar("T")
 # What runs a per-chunk function over the chunks: map_chunks below, or an engine's
 # (aco_lab/traces/dask_engine.py): (function, tasks, workers) -> (task, result) in task order.
-ChunkMapper = Callable[[Callable[[ChunkTask], T], Iterator[ChunkTask], int],
-                       Iterator[tuple[ChunkTask, T]]]
+ChunkMapper = Callable[
+    [Callable[[ChunkTask], T], Iterator[ChunkTask], int], Iterator[tuple[ChunkTask, T]]
+]
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # smaller inputs are read in-process (no worker start-up)
 MAX_WORKERS = 4  # worker processes for big inputs (each holds ~2 chunks' objects)
 GZIP_RATIO = 5  # rough JSONL bytes per gzip byte, to judge an input's size
@@ -67,8 +68,9 @@ def map_chunks(
         return
     # spawn, not fork: forking a process that runs Polars' thread pool can deadlock.
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                               initializer=watch_parent, initargs=(os.getpid(),))
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=watch_parent, initargs=(os.getpid(),)
+    )
     try:
         _start_workers(pool, workers)
         in_flight: deque = deque()
@@ -135,8 +137,9 @@ def watch_parent(parent: int) -> None:
             libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
         except (OSError, AttributeError):
             pass  # no prctl here: the poll below still ends the worker
-    threading.Thread(target=_exit_when_orphaned, args=(parent,), name="parent-watch",
-                     daemon=True).start()
+    threading.Thread(
+        target=_exit_when_orphaned, args=(parent,), name="parent-watch", daemon=True
+    ).start()
 
 
 def _exit_when_orphaned(parent: int) -> None:
@@ -158,8 +161,9 @@ def _start_workers(pool: ProcessPoolExecutor, workers: int) -> None:
     workers already use the cores, and Polars' own pool would only compete with them.
     """
     main = sys.modules["__main__"]
-    saved = {name: main.__dict__.pop(name) for name in ("__file__", "__spec__")
-             if name in main.__dict__}
+    saved = {
+        name: main.__dict__.pop(name) for name in ("__file__", "__spec__") if name in main.__dict__
+    }
     main.__spec__ = None
     polars_threads = os.environ.get(_POLARS_THREADS)
     os.environ[_POLARS_THREADS] = "1"  # read by Polars when a worker imports it

@@ -36,12 +36,14 @@ from aco_lab.traces import schema as S
 from aco_lab.traces.labels import SUCCESS, OutcomeMatrix
 from aco_lab.traces.split import assign_splits
 from aco_lab.train.estimators import (
-    FitData,
-    FittedModel,
-    TierRows,
     fit_estimator,
     fit_lgbm_success,
     predict_fitted,
+)
+from aco_lab.train.fit_data import (
+    FitData,
+    FittedModel,
+    TierRows,
 )
 
 if TYPE_CHECKING:
@@ -81,26 +83,35 @@ class TrainingSet:
 
 
 def build_training_set(
-    labeled: pl.DataFrame, usable: pl.DataFrame, outcomes: OutcomeMatrix, X: np.ndarray,
+    labeled: pl.DataFrame,
+    usable: pl.DataFrame,
+    outcomes: OutcomeMatrix,
+    X: np.ndarray,
     spec: FeatureSpec,
 ) -> TrainingSet:
     """The training set of an outcome matrix: `usable` are the tier models' runs
     (aco_lab.labels.build_training_runs), `labeled` every run with labels (add_labels)."""
     index = {rid: i for i, rid in enumerate(outcomes.request_ids)}
     rows = _tier_rows(usable, index)
-    every = labeled.filter(pl.col(SUCCESS).is_not_null() & pl.col(S.TIER).is_not_null()
-                           & pl.col(S.MODEL_ID).is_not_null()
-                           & pl.col(S.REQUEST_ID).is_in(list(index)))
+    every = labeled.filter(
+        pl.col(SUCCESS).is_not_null()
+        & pl.col(S.TIER).is_not_null()
+        & pl.col(S.MODEL_ID).is_not_null()
+        & pl.col(S.REQUEST_ID).is_in(list(index))
+    )
     models = tuple(sorted(set(every[S.MODEL_ID].to_list())))
     model_index = {m: i for i, m in enumerate(models)}
     pooled = _tier_rows(every, index)
-    pooled = TierRows(pooled.request, pooled.tier, pooled.label,
-                      np.array([model_index[m] for m in every[S.MODEL_ID].to_list()],
-                               dtype=np.int64))
-    tier_models = tuple(model_index.get(m) if m is not None else None
-                        for m in outcomes.tier_models)
-    return TrainingSet(outcomes.request_ids, X, outcomes.success, rows, pooled, models,
-                       tier_models, spec)
+    pooled = TierRows(
+        pooled.request,
+        pooled.tier,
+        pooled.label,
+        np.array([model_index[m] for m in every[S.MODEL_ID].to_list()], dtype=np.int64),
+    )
+    tier_models = tuple(model_index.get(m) if m is not None else None for m in outcomes.tier_models)
+    return TrainingSet(
+        outcomes.request_ids, X, outcomes.success, rows, pooled, models, tier_models, spec
+    )
 
 
 def _tier_rows(runs: pl.DataFrame, index: dict[str, int]) -> TierRows:
@@ -111,29 +122,39 @@ def _tier_rows(runs: pl.DataFrame, index: dict[str, int]) -> TierRows:
     )
 
 
-def fit_candidate(name: str, objective: str, data: TrainingSet, idx: np.ndarray, seed: int,
-                  num_threads: int, engine: DaskTrainer | None = None) -> FittedModel:
+def fit_candidate(
+    name: str,
+    objective: str,
+    data: TrainingSet,
+    idx: np.ndarray,
+    seed: int,
+    num_threads: int,
+    engine: DaskTrainer | None = None,
+) -> FittedModel:
     """One router fitted on the requests `idx` of the training set (its own tuning part
     split off inside them); engine: LightGBM on a Dask cluster, the others on a sample."""
     if name == "table":
         return FittedModel(fit_table(data.X[idx], data.outcomes[idx], data.spec))
     if name == ENSEMBLE:
-        members = tuple(fit_candidate(m, objective, data, idx, seed, num_threads, engine)
-                        for m in ENSEMBLE_MEMBERS)
-        model = {"kind": ENSEMBLE, "objective": "success",
-                 "members": [m.model for m in members]}
+        members = tuple(
+            fit_candidate(m, objective, data, idx, seed, num_threads, engine)
+            for m in ENSEMBLE_MEMBERS
+        )
+        model = {"kind": ENSEMBLE, "objective": "success", "members": [m.model for m in members]}
         return FittedModel(model, members=members)
     fit_data = build_fit_data(data, idx, seed)
     fit = engine.fit_estimator if engine else fit_estimator
     if name == "table_logreg":
         keep = table_columns(data.spec)
-        fit_data = replace(fit_data, X=only_columns(fit_data.X, keep),
-                           X_held=only_columns(fit_data.X_held, keep))
+        fit_data = replace(
+            fit_data, X=only_columns(fit_data.X, keep), X_held=only_columns(fit_data.X_held, keep)
+        )
         return fit("logreg", objective, fit_data, seed, num_threads)
     if name == "residual":
         prior = fit_table(data.X[idx], data.outcomes[idx], data.spec)["linear"]
-        return fit_lgbm_success(fit_data, seed, num_threads, prior=prior,
-                                trainer=engine.train_lgbm if engine else None)
+        return fit_lgbm_success(
+            fit_data, seed, num_threads, prior=prior, trainer=engine.train_lgbm if engine else None
+        )
     return fit(name, objective, fit_data, seed, num_threads)
 
 
@@ -147,8 +168,11 @@ def predict_candidate(fitted: FittedModel, X: np.ndarray, num_threads: int = 1) 
 
 def build_fit_data(data: TrainingSet, idx: np.ndarray, seed: int) -> FitData:
     """The requests idx split by request into a fit part and a tuning part (TUNE_SHARE)."""
-    parts = assign_splits([data.request_ids[i] for i in idx],
-                          (("fit", 1.0 - TUNE_SHARE), ("tune", TUNE_SHARE)), seed + 1)
+    parts = assign_splits(
+        [data.request_ids[i] for i in idx],
+        (("fit", 1.0 - TUNE_SHARE), ("tune", TUNE_SHARE)),
+        seed + 1,
+    )
     position = {rid: i for i, rid in enumerate(data.request_ids)}
     fit = np.array(sorted(position[r] for r in parts["fit"]), dtype=np.int64)
     tune = np.array(sorted(position[r] for r in parts["tune"]), dtype=np.int64)
@@ -156,10 +180,14 @@ def build_fit_data(data: TrainingSet, idx: np.ndarray, seed: int) -> FitData:
         fit = tune = np.asarray(idx, dtype=np.int64)
     n = data.n_requests
     return FitData(
-        X=data.X[fit], rows=local_rows(data.rows, fit, n), outcomes=data.outcomes[fit],
-        X_held=data.X[tune], rows_held=local_rows(data.rows, tune, n),
+        X=data.X[fit],
+        rows=local_rows(data.rows, fit, n),
+        outcomes=data.outcomes[fit],
+        X_held=data.X[tune],
+        rows_held=local_rows(data.rows, tune, n),
         outcomes_held=data.outcomes[tune],
-        pooled=local_rows(data.pooled, fit, n), pooled_held=local_rows(data.pooled, tune, n),
+        pooled=local_rows(data.pooled, fit, n),
+        pooled_held=local_rows(data.pooled, tune, n),
         tier_models=data.tier_models,
     )
 
@@ -174,8 +202,14 @@ def local_rows(rows: TierRows, idx: np.ndarray, n: int) -> TierRows:
 
 def table_columns(spec: FeatureSpec) -> np.ndarray:
     """Feature indexes table_logreg reads: the task-type columns and TABLE_COLUMNS."""
-    return np.array([i for i, name in enumerate(spec.names)
-                     if name.startswith("task_type") or name in TABLE_COLUMNS], dtype=np.int64)
+    return np.array(
+        [
+            i
+            for i, name in enumerate(spec.names)
+            if name.startswith("task_type") or name in TABLE_COLUMNS
+        ],
+        dtype=np.int64,
+    )
 
 
 def only_columns(X: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -195,8 +229,9 @@ def task_type_index(X: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     return np.where(onehot.any(axis=1), np.argmax(onehot, axis=1), -1)
 
 
-def table_rates(X: np.ndarray, outcomes: np.ndarray, spec: FeatureSpec
-                ) -> tuple[np.ndarray, np.ndarray]:
+def table_rates(
+    X: np.ndarray, outcomes: np.ndarray, spec: FeatureSpec
+) -> tuple[np.ndarray, np.ndarray]:
     """(task types x 5 shrunk success rates, 5 overall rates) of the tier models' outcomes.
 
     A tier nobody ran takes the nearest lower tier's rates (else the nearest higher's)."""
@@ -215,8 +250,9 @@ def table_rates(X: np.ndarray, outcomes: np.ndarray, spec: FeatureSpec
     rates = np.empty((len(spec.task_types), N_TIERS))
     for k in range(len(spec.task_types)):
         mine = types == k
-        rates[k] = ((wins[mine].sum(axis=0) + TABLE_SHRINK * overall)
-                    / (seen[mine].sum(axis=0) + TABLE_SHRINK))
+        rates[k] = (wins[mine].sum(axis=0) + TABLE_SHRINK * overall) / (
+            seen[mine].sum(axis=0) + TABLE_SHRINK
+        )
     return rates, overall
 
 
@@ -230,8 +266,12 @@ def fit_table(X: np.ndarray, outcomes: np.ndarray, spec: FeatureSpec) -> dict:
     for k, task_type in enumerate(spec.task_types):
         column = spec.names.index(f"task_type={task_type}")
         coef[:, column] = np.log(clipped[k] / (1 - clipped[k])) - base
-    return {"kind": "table", "objective": "success", "shrink": TABLE_SHRINK,
-            "linear": build_linear_model(coef, base)}
+    return {
+        "kind": "table",
+        "objective": "success",
+        "shrink": TABLE_SHRINK,
+        "linear": build_linear_model(coef, base),
+    }
 
 
 def describe_table(model: dict, spec: FeatureSpec) -> dict[str, list[float]]:

@@ -44,12 +44,14 @@ from aco_lab.traces.dask_engine import DaskEngine
 from aco_lab.train.estimators import (
     LGBM_EARLY_STOP,
     LGBM_MAX_ROUNDS,
+    fit_estimator,
+    lgbm_grid,
+)
+from aco_lab.train.fit_data import (
     FitData,
     FittedModel,
     LgbmRows,
     TierRows,
-    fit_estimator,
-    lgbm_grid,
 )
 
 log = logging.getLogger(__name__)

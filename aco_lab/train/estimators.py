@@ -18,13 +18,20 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from aco.errors import DataError
 from aco.policy import clip_probability
 from aco.scoring import build_knn_model, build_linear_model, predict_knn
+from aco_lab.train.fit_data import (
+    FitData,
+    FittedModel,
+    LgbmRows,
+    LgbmTrainer,
+    TierRows,
+    build_cheapest_labels,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +62,12 @@ LGBM_TUNE_MAX_ROWS = 200_000  # above: the defaults only (each try is a full tra
 # ... and these instead: every round grows its trees on a seeded fifth of the rows, with
 # faster shrinkage. On 500k simulated rows: held-out log loss 0.2765 after ~100 rounds at
 # ~1/5 of the time per round, against 0.2710 after 370 rounds with all rows at rate 0.1.
-LGBM_LARGE = {"bagging_fraction": 0.2, "bagging_freq": 1, "learning_rate": 0.2,
-              "min_data_in_leaf": 100}
+LGBM_LARGE = {
+    "bagging_fraction": 0.2,
+    "bagging_freq": 1,
+    "learning_rate": 0.2,
+    "min_data_in_leaf": 100,
+}
 LGBM_MAX_ROUNDS = 400
 LGBM_EARLY_STOP = 30  # rounds without improvement on the held-out fold
 LOGREG_C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # inverse L2 strength, tuned held-out
@@ -64,82 +75,12 @@ KNN_K_GRID = (1, 3, 5, 10, 20, 40, 80, 160)  # tuned on the held-out fold (log l
 KNN_MAX_REFERENCES = 20_000  # stored neighbours; a seeded sample beyond this
 
 
-@dataclass(frozen=True, slots=True)
-class TierRows:
-    """Training rows of the success objective: (request, tier, 0/1 outcome), and for rows of
-    several models per tier, the model of each row."""
-
-    request: np.ndarray  # (m,) int index into the request feature matrix
-    tier: np.ndarray  # (m,) int 1..5
-    label: np.ndarray  # (m,) float 0/1
-    model: np.ndarray | None = None  # (m,) int index into a list of model ids
-
-    def take(self, mask: np.ndarray) -> TierRows:
-        """The rows where mask holds."""
-        model = None if self.model is None else self.model[mask]
-        return TierRows(self.request[mask], self.tier[mask], self.label[mask], model)
-
-
-@dataclass(frozen=True, slots=True)
-class FitData:
-    """A fit fold and a held-out fold: request features, tier rows, outcome grids."""
-
-    X: np.ndarray  # (n, d) request features
-    rows: TierRows  # indices into X
-    outcomes: np.ndarray  # (n, 5) observed success per tier, nan unobserved
-    X_held: np.ndarray
-    rows_held: TierRows
-    outcomes_held: np.ndarray
-    # LightGBM success models only: rows of every traced model (TierRows.model set), and the
-    # model standing for each tier 1..5 (None: none ran there). The trees then read a model's
-    # skill instead of its tier (aco_lab.candidates.model_skills).
-    pooled: TierRows | None = None
-    pooled_held: TierRows | None = None
-    tier_models: tuple[int | None, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class FittedModel:
-    """The model as plain data, and the LightGBM booster it came from (parity checks)."""
-
-    model: dict
-    booster: object | None = None
-    members: tuple[FittedModel, ...] = ()  # an ensemble's fitted members
-
-
-def build_cheapest_labels(success: np.ndarray) -> np.ndarray:
-    """Class per request: the lowest tier (1..5) whose outcome is a success, 0 when none is."""
-    solved = np.nan_to_num(success, nan=0.0) >= 0.5
-    return np.where(solved.any(axis=1), np.argmax(solved, axis=1) + 1, 0)
-
-
-def stack_tier_rows(X: np.ndarray, request: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Rows of [request features, tier value] for the LightGBM success model: the tier, or
-    the skill of the row's model."""
-    return np.hstack([X[request], values.astype(np.float64)[:, None]])
-
-
-@dataclass(frozen=True, slots=True)
-class LgbmRows:
-    """LightGBM's rows: X[request] with a tier value as a last column, or, without request, X."""
-
-    X: np.ndarray
-    label: np.ndarray
-    request: np.ndarray | None = None  # (m,) row of X per training row
-    values: np.ndarray | None = None  # (m,) the tier (or model skill), with request
-    init: np.ndarray | None = None  # (m,) starting margins (a prior's logits), or None
-
-    def stacked(self) -> np.ndarray:
-        """The rows as one matrix."""
-        return self.X if self.request is None else stack_tier_rows(self.X, self.request,
-                                                                   self.values)
-
-
-LgbmTrainer = Callable[[dict, LgbmRows, LgbmRows], object]  # train_lgbm, or dask_fit's
-
-
 def fit_estimator(
-    kind: str, objective: str, data: FitData, seed: int, num_threads: int,
+    kind: str,
+    objective: str,
+    data: FitData,
+    seed: int,
+    num_threads: int,
     lgbm_trainer: LgbmTrainer | None = None,
 ) -> FittedModel:
     """Fit one estimator on data.X; the held-out fold steers early stopping (lgbm) or k (knn)."""
@@ -152,15 +93,21 @@ def fit_estimator(
     if kind == "lgbm":
         return fit_lgbm_success(data, seed, num_threads, trainer=lgbm_trainer)
     if kind == "logreg":
-        return FittedModel(_tune_c(lambda c: _fit_logreg_success(data.X, data.rows, seed, c),
-                                   data.X_held, data.outcomes_held))
+        return FittedModel(
+            _tune_c(
+                lambda c: _fit_logreg_success(data.X, data.rows, seed, c),
+                data.X_held,
+                data.outcomes_held,
+            )
+        )
     return FittedModel(
         _fit_knn(data.X, data.outcomes, data.X_held, data.outcomes_held, seed, objective)
     )
 
 
-def _fit_cheapest(kind: str, data: FitData, seed: int, num_threads: int,
-                  trainer: LgbmTrainer) -> FittedModel:
+def _fit_cheapest(
+    kind: str, data: FitData, seed: int, num_threads: int, trainer: LgbmTrainer
+) -> FittedModel:
     """The multiclass objective on requests observed at every tier."""
     full = ~np.isnan(data.outcomes).any(axis=1)
     full_held = ~np.isnan(data.outcomes_held).any(axis=1)
@@ -176,8 +123,9 @@ def _fit_cheapest(kind: str, data: FitData, seed: int, num_threads: int,
         Y, Y_held = _cumulative(y), _cumulative(y_held)
         return FittedModel(_fit_knn(X, Y, X_held, Y_held, seed, "cheapest"))
     if kind == "logreg":
-        return FittedModel(_tune_c(lambda c: _fit_logreg_cheapest(X, y, seed, c), X_held,
-                                   _cumulative(y_held)))
+        return FittedModel(
+            _tune_c(lambda c: _fit_logreg_cheapest(X, y, seed, c), X_held, _cumulative(y_held))
+        )
     return _fit_lgbm_cheapest(X, y, X_held, y_held, seed, num_threads, trainer)
 
 
@@ -186,8 +134,13 @@ def _lgbm_params(seed: int, num_threads: int, **extra: object) -> dict:
     return {**LGBM_PARAMS, "seed": seed, "num_threads": num_threads, **extra}
 
 
-def fit_lgbm_success(data: FitData, seed: int, num_threads: int, prior: dict | None = None,
-                     trainer: LgbmTrainer | None = None) -> FittedModel:
+def fit_lgbm_success(
+    data: FitData,
+    seed: int,
+    num_threads: int,
+    prior: dict | None = None,
+    trainer: LgbmTrainer | None = None,
+) -> FittedModel:
     """LightGBM on (request, tier) rows, success non-decreasing in the last column: the tier,
     or with rows of several models per tier (data.pooled), the model's skill. With a prior
     (a per-task-type table, plain linear data), the trees learn the residual over its logits.
@@ -210,8 +163,10 @@ def fit_lgbm_success(data: FitData, seed: int, num_threads: int, prior: dict | N
     monotone = [0] * data.X.shape[1] + [1]  # success never drops as the tier (skill) rises
     params = _lgbm_params(seed, num_threads, objective="binary", monotone_constraints=monotone)
     booster = (trainer or train_lgbm)(
-        params, LgbmRows(data.X, rows.label, rows.request, values, init),
-        LgbmRows(data.X_held, rows_held.label, rows_held.request, values_held, init_held))
+        params,
+        LgbmRows(data.X, rows.label, rows.request, values, init),
+        LgbmRows(data.X_held, rows_held.label, rows_held.request, values_held, init_held),
+    )
     model["booster"] = lgbm_model_to_plain(booster)
     if prior is not None:
         model["prior"] = prior
@@ -221,14 +176,19 @@ def fit_lgbm_success(data: FitData, seed: int, num_threads: int, prior: dict | N
 SKILL_PRIOR = 1.0  # pseudo-successes and pseudo-failures added to each model's count
 
 
-def model_skills(rows: TierRows, tier_models: tuple[int | None, ...]
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def model_skills(
+    rows: TierRows, tier_models: tuple[int | None, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     """(skill per model index, skill per tier 1..5): a model's skill is the logit of its
     smoothed success rate over the rows; a tier's, that of the model standing for it, else the
     mean of the tier's models, else the nearest lower tier's (else higher)."""
     assert rows.model is not None
-    n_models = int(max(rows.model.max(initial=-1) + 1,
-                       max((m for m in tier_models if m is not None), default=-1) + 1))
+    n_models = int(
+        max(
+            rows.model.max(initial=-1) + 1,
+            max((m for m in tier_models if m is not None), default=-1) + 1,
+        )
+    )
     wins = np.bincount(rows.model, weights=rows.label, minlength=n_models)
     runs = np.bincount(rows.model, minlength=n_models)
     rate = (wins + SKILL_PRIOR) / (runs + 2 * SKILL_PRIOR)
@@ -251,8 +211,13 @@ def model_skills(rows: TierRows, tier_models: tuple[int | None, ...]
 
 
 def _fit_lgbm_cheapest(
-    X: np.ndarray, y: np.ndarray, X_held: np.ndarray, y_held: np.ndarray, seed: int,
-    num_threads: int, trainer: LgbmTrainer,
+    X: np.ndarray,
+    y: np.ndarray,
+    X_held: np.ndarray,
+    y_held: np.ndarray,
+    seed: int,
+    num_threads: int,
+    trainer: LgbmTrainer,
 ) -> FittedModel:
     from aco_lab.train.plain_models import lgbm_model_to_plain
 
@@ -266,12 +231,19 @@ def _datasets(lgb, params: dict, X, y, X_held, y_held, init=None, init_held=None
     """Binned training and held-out datasets (raw arrays not kept); init: starting margins."""
     keys = ("max_bin", "seed", "num_threads", "verbosity")
     dataset_params = {k: params[k] for k in keys} | {"feature_pre_filter": False}
-    train = lgb.Dataset(X, label=y, init_score=init, params=dataset_params,
-                        free_raw_data=True).construct()
+    train = lgb.Dataset(
+        X, label=y, init_score=init, params=dataset_params, free_raw_data=True
+    ).construct()
     held = None
     if len(y_held):
-        held = lgb.Dataset(X_held, label=y_held, init_score=init_held, reference=train,
-                           params=dataset_params, free_raw_data=True).construct()
+        held = lgb.Dataset(
+            X_held,
+            label=y_held,
+            init_score=init_held,
+            reference=train,
+            params=dataset_params,
+            free_raw_data=True,
+        ).construct()
     return train, held
 
 
@@ -287,13 +259,25 @@ def train_lgbm(params: dict, rows: LgbmRows, held_rows: LgbmRows):  # noqa: ANN2
 
     # The stacked (request, tier) rows are binned into LightGBM's datasets and dropped before
     # boosting: on a million rows they are the largest arrays of the whole training.
-    train, held = _datasets(lgb, params, rows.stacked(), rows.label, held_rows.stacked(),
-                            held_rows.label, rows.init, held_rows.init)
+    train, held = _datasets(
+        lgb,
+        params,
+        rows.stacked(),
+        rows.label,
+        held_rows.stacked(),
+        held_rows.label,
+        rows.init,
+        held_rows.init,
+    )
     best, best_loss = None, np.inf
     for extra in lgbm_grid(train.num_data(), held is not None):
         booster, loss = _train_lgbm_once(lgb, {**params, **extra}, train, held)
-        log.info("lightgbm %s: %d trees, held-out log loss %.4f", extra or "defaults",
-                 booster.num_trees(), loss)
+        log.info(
+            "lightgbm %s: %d trees, held-out log loss %.4f",
+            extra or "defaults",
+            booster.num_trees(),
+            loss,
+        )
         if loss < best_loss - 1e-12 or best is None:
             best, best_loss = booster, loss
     return best
@@ -302,8 +286,9 @@ def train_lgbm(params: dict, rows: LgbmRows, held_rows: LgbmRows):  # noqa: ANN2
 def _train_lgbm_once(lgb, params: dict, train, held):  # noqa: ANN001, ANN202
     valid_sets = [held] if held is not None else []
     callbacks = [lgb.early_stopping(LGBM_EARLY_STOP, verbose=False)] if valid_sets else []
-    booster = lgb.train(params, train, num_boost_round=LGBM_MAX_ROUNDS, valid_sets=valid_sets,
-                        callbacks=callbacks)
+    booster = lgb.train(
+        params, train, num_boost_round=LGBM_MAX_ROUNDS, valid_sets=valid_sets, callbacks=callbacks
+    )
     loss = min(booster.best_score["valid_0"].values()) if valid_sets else 0.0
     if booster.best_iteration and booster.best_iteration < booster.current_iteration():
         text = booster.model_to_string(num_iteration=booster.best_iteration)
@@ -399,8 +384,12 @@ def _fit_logreg_success(X: np.ndarray, rows: TierRows, seed: int, c: float) -> d
         model.fit(Z[rows.request[mask]], y)
         coef[t - 1], intercept[t - 1] = model.coef_[0], model.intercept_[0]
     _fill_missing_tiers(coef, intercept)
-    return {"kind": "logreg", "objective": "success", "C": c,
-            "linear": build_linear_model(coef, intercept, mean, scale)}
+    return {
+        "kind": "logreg",
+        "objective": "success",
+        "C": c,
+        "linear": build_linear_model(coef, intercept, mean, scale),
+    }
 
 
 def _fill_missing_tiers(coef: np.ndarray, intercept: np.ndarray) -> None:
@@ -428,8 +417,12 @@ def _fit_logreg_cheapest(X: np.ndarray, y: np.ndarray, seed: int, c: float) -> d
         intercept[classes[0]] = 0.0
     else:
         coef[classes], intercept[classes] = model.coef_, model.intercept_
-    return {"kind": "logreg", "objective": "cheapest", "C": c,
-            "linear": build_linear_model(coef, intercept, mean, scale)}
+    return {
+        "kind": "logreg",
+        "objective": "cheapest",
+        "C": c,
+        "linear": build_linear_model(coef, intercept, mean, scale),
+    }
 
 
 # -- k nearest neighbours -----------------------------------------------------------------
@@ -440,7 +433,11 @@ def _cumulative(classes: np.ndarray) -> np.ndarray:
 
 
 def _fit_knn(
-    X: np.ndarray, Y: np.ndarray, X_held: np.ndarray, Y_held: np.ndarray, seed: int,
+    X: np.ndarray,
+    Y: np.ndarray,
+    X_held: np.ndarray,
+    Y_held: np.ndarray,
+    seed: int,
     objective: str,
 ) -> dict:
     """Cosine kNN over standardised features; k tuned on the held-out fold's log loss."""
@@ -453,6 +450,9 @@ def _fit_knn(
     grid = sorted({min(k, len(X)) for k in KNN_K_GRID})
     losses = [held_out_log_loss(predict_knn(knn, X_held, k=k), Y_held) for k in grid]
     knn["k"] = grid[int(np.argmin(losses))]
-    log.info("knn: k=%d (held-out log loss by k: %s)", knn["k"],
-             ", ".join(f"{k}:{v:.4f}" for k, v in zip(grid, losses, strict=True)))
+    log.info(
+        "knn: k=%d (held-out log loss by k: %s)",
+        knn["k"],
+        ", ".join(f"{k}:{v:.4f}" for k, v in zip(grid, losses, strict=True)),
+    )
     return {"kind": "knn", "objective": objective, "knn": knn}

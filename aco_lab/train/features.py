@@ -33,8 +33,12 @@ EXECUTOR_PART_ROWS = 20_000  # distinct requests per task given to an executor (
 Key = tuple[str, str | None, float | None, float | None]
 
 
-def build_features(runs: pl.DataFrame, spec: FeatureSpec, workers: int | None = None,
-                   executor: Executor | None = None) -> np.ndarray:
+def build_features(
+    runs: pl.DataFrame,
+    spec: FeatureSpec,
+    workers: int | None = None,
+    executor: Executor | None = None,
+) -> np.ndarray:
     """The (rows, spec.n_features) float64 matrix of request_features for every run.
 
     executor: computes the distinct requests in parts of EXECUTOR_PART_ROWS (the Dask
@@ -72,8 +76,9 @@ def _where(runs: pl.DataFrame, row: int) -> str:
     return f"runs row {row}: "
 
 
-def _features_of(keys: Sequence[Key], spec: FeatureSpec, workers: int | None,
-                 executor: Executor | None = None) -> np.ndarray:
+def _features_of(
+    keys: Sequence[Key], spec: FeatureSpec, workers: int | None, executor: Executor | None = None
+) -> np.ndarray:
     if executor is not None and keys:
         parts = [keys[i : i + EXECUTOR_PART_ROWS] for i in range(0, len(keys), EXECUTOR_PART_ROWS)]
         specs = [spec.to_dict()] * len(parts)

@@ -86,8 +86,11 @@ class CandidateScore:
 
     def figures(self) -> dict:
         """Plain data for the bundle."""
-        return {"cost_at_target": self.cost_at_target, "aiq": round(self.aiq, 6),
-                "log_loss": round(self.log_loss, 6)}
+        return {
+            "cost_at_target": self.cost_at_target,
+            "aiq": round(self.aiq, 6),
+            "log_loss": round(self.log_loss, 6),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +107,14 @@ class Selection:
     def to_dict(self) -> dict:
         """Plain data for the bundle (validation.selection)."""
         return {
-            "winner": self.winner.name, "why": self.why, "target": self.target,
+            "winner": self.winner.name,
+            "why": self.why,
+            "target": self.target,
             "folds": self.folds,
-            "candidates": {s.name: {**s.figures(),
-                                    "standard_error": self.standard_errors.get(s.name)}
-                           for s in self.scores},
+            "candidates": {
+                s.name: {**s.figures(), "standard_error": self.standard_errors.get(s.name)}
+                for s in self.scores
+            },
         }
 
 
@@ -119,8 +125,15 @@ def assign_folds(request_ids: Sequence[str], folds: int, seed: int) -> np.ndarra
     return np.array([fold_of[r] for r in request_ids], dtype=np.int64)
 
 
-def out_of_fold(name: str, objective: str, data: TrainingSet, folds: np.ndarray, seed: int,
-                num_threads: int, engine: DaskTrainer | None = None) -> np.ndarray:
+def out_of_fold(
+    name: str,
+    objective: str,
+    data: TrainingSet,
+    folds: np.ndarray,
+    seed: int,
+    num_threads: int,
+    engine: DaskTrainer | None = None,
+) -> np.ndarray:
     """(n, 5) P(success) of every training request from the candidate fitted without its fold."""
     oof = np.full((data.n_requests, 5), np.nan)
     for k in np.unique(folds):
@@ -130,19 +143,32 @@ def out_of_fold(name: str, objective: str, data: TrainingSet, folds: np.ndarray,
     return oof
 
 
-def score_candidate(name: str, oof: np.ndarray, validation: ValidationSet, cost_scale: float,
-                    target: float, calibration_method: str, seconds: float = 0.0,
-                    seed: int = 0) -> CandidateScore:
+def score_candidate(
+    name: str,
+    oof: np.ndarray,
+    validation: ValidationSet,
+    cost_scale: float,
+    target: float,
+    calibration_method: str,
+    seconds: float = 0.0,
+    seed: int = 0,
+) -> CandidateScore:
     """Calibrate a candidate's out-of-fold predictions and measure its curve."""
     seen = ~np.isnan(validation.success)
-    calibration = fit_calibration(oof[seen], (validation.success[seen] >= 0.5).astype(float),
-                                  calibration_method)
+    calibration = fit_calibration(
+        oof[seen], (validation.success[seen] >= 0.5).astype(float), calibration_method
+    )
     p = make_monotone(calibrate(oof, calibration))
     curve = CurveTable.build(p, validation, cost_scale)
     cost = curve.cost_at(target)
     return CandidateScore(
-        name=name, oof=oof, calibration=calibration, cost_at_target=cost, aiq=curve.aiq(),
-        log_loss=held_out_log_loss(p, validation.success), seconds=seconds,
+        name=name,
+        oof=oof,
+        calibration=calibration,
+        cost_at_target=cost,
+        aiq=curve.aiq(),
+        log_loss=held_out_log_loss(p, validation.success),
+        seconds=seconds,
         replicates=curve.bootstrap(target, seed),
     )
 
@@ -161,14 +187,20 @@ class CurveTable:
         """Route p over the curve's policies (no task floors) and look up the outcomes."""
         success, cost = validation.scored()
         allowed = build_allowed(np.ones(len(p), dtype=np.int64), validation.configured)
-        params = ([PolicyParams(0.0, d, 0.0, cost_scale) for d in CURVE_DOWNGRADES]
-                  + [PolicyParams(0.0, 0.0, v, cost_scale) for v in CURVE_VALUES]
-                  + [PolicyParams(*TOP_POLICY, cost_scale)])
+        params = (
+            [PolicyParams(0.0, d, 0.0, cost_scale) for d in CURVE_DOWNGRADES]
+            + [PolicyParams(0.0, 0.0, v, cost_scale) for v in CURVE_VALUES]
+            + [PolicyParams(*TOP_POLICY, cost_scale)]
+        )
         rows = np.arange(len(p))
         chosen = np.array([choose_tiers(p, validation.costs, allowed, x)[0] for x in params])
         configured = tuple(int(t) for t in np.flatnonzero(validation.configured))
-        return cls(success[rows, chosen], cost[rows, chosen],
-                   (success[:, configured].T, cost[:, configured].T), configured)
+        return cls(
+            success[rows, chosen],
+            cost[rows, chosen],
+            (success[:, configured].T, cost[:, configured].T),
+            configured,
+        )
 
     def cost_at(self, target: float, weights: np.ndarray | None = None) -> float | None:
         """Least cost along the frontier reaching target x the top tier's success, as a share
@@ -183,8 +215,11 @@ class CurveTable:
         s, c, _, _ = self._means(None)
         single_s, single_c = (a.mean(axis=1) for a in self.singles)
         tiers = range(len(self.configured))
-        ref = build_reference({t: float(single_c[t]) for t in tiers},
-                              {t: float(single_s[t]) for t in tiers}, len(self.configured) - 1)
+        ref = build_reference(
+            {t: float(single_c[t]) for t in tiers},
+            {t: float(single_s[t]) for t in tiers},
+            len(self.configured) - 1,
+        )
         return build_area_metrics(Curve("cv", tuple(c.tolist()), tuple(s.tolist())), ref).aiq
 
     def bootstrap(self, target: float, seed: int) -> np.ndarray:
@@ -226,31 +261,46 @@ def select(scores: Sequence[CandidateScore], target: float, folds: int) -> Selec
     reached = [s for s in scores if s.cost_at_target is not None]
     if not reached:
         best = max(scores, key=lambda s: s.aiq)
-        why = (f"no candidate's cross-validated curve reaches {target:.0%} of the top tier's "
-               f"success; {best.name} has the highest AIQ ({best.aiq:.4f})")
+        why = (
+            f"no candidate's cross-validated curve reaches {target:.0%} of the top tier's "
+            f"success; {best.name} has the highest AIQ ({best.aiq:.4f})"
+        )
         return Selection(best, tuple(scores), {}, target, folds, why)
     best = min(reached, key=lambda s: (s.cost_at_target, -s.aiq))
     errors = {s.name: float(np.std(s.replicates - best.replicates)) for s in reached}
     order = {name: i for i, name in enumerate(CANDIDATES)}
     near = [s for s in reached if s.cost_at_target <= best.cost_at_target + errors[s.name]]
     winner = min(near, key=lambda s: (round(s.log_loss, 4), order.get(s.name, len(order))))
-    why = (f"cross-validated over {folds} folds by request, {winner.name} reaches "
-           f"{target:.0%} of the top tier's success at {winner.cost_at_target:.1%} of its cost "
-           f"(AIQ {winner.aiq:.4f}, log loss {winner.log_loss:.4f})")
+    why = (
+        f"cross-validated over {folds} folds by request, {winner.name} reaches "
+        f"{target:.0%} of the top tier's success at {winner.cost_at_target:.1%} of its cost "
+        f"(AIQ {winner.aiq:.4f}, log loss {winner.log_loss:.4f})"
+    )
     if winner is best:
         why += ", the lowest of the candidates"
     else:
-        why += (f", within one standard error ({errors[winner.name]:.1%}) of the lowest "
-                f"({best.name}, {best.cost_at_target:.1%}), with the lowest log loss of those")
+        why += (
+            f", within one standard error ({errors[winner.name]:.1%}) of the lowest "
+            f"({best.name}, {best.cost_at_target:.1%}), with the lowest log loss of those"
+        )
     if len(near) == 1 and winner is best:
         why += " and the only one within one standard error of it"
     return Selection(winner, tuple(scores), errors, target, folds, why)
 
 
-def cross_validate(names: Sequence[str], objective: str, data: TrainingSet,
-                   validation: ValidationSet, cost_scale: float, target: float,
-                   calibration_method: str, seed: int, num_threads: int,
-                   folds: int = CV_FOLDS, engine: DaskTrainer | None = None) -> Selection:
+def cross_validate(
+    names: Sequence[str],
+    objective: str,
+    data: TrainingSet,
+    validation: ValidationSet,
+    cost_scale: float,
+    target: float,
+    calibration_method: str,
+    seed: int,
+    num_threads: int,
+    folds: int = CV_FOLDS,
+    engine: DaskTrainer | None = None,
+) -> Selection:
     """Every named candidate's out-of-fold curve, and the one to ship (engine: fitted on a
     Dask cluster, aco_lab/train/dask_fit.py)."""
     fold = assign_folds(data.request_ids, folds, seed)
@@ -260,18 +310,31 @@ def cross_validate(names: Sequence[str], objective: str, data: TrainingSet,
         if name == ENSEMBLE:  # its members' out-of-fold predictions, averaged: no refit
             for member in ENSEMBLE_MEMBERS:
                 if member not in oofs:
-                    oofs[member] = out_of_fold(member, objective, data, fold, seed, num_threads,
-                                               engine)
+                    oofs[member] = out_of_fold(
+                        member, objective, data, fold, seed, num_threads, engine
+                    )
             oof = np.mean([oofs[m] for m in ENSEMBLE_MEMBERS], axis=0)
         else:
-            oof = oofs[name] = out_of_fold(name, objective, data, fold, seed, num_threads,
-                                           engine)
-        score = score_candidate(name, oof, validation, cost_scale, target, calibration_method,
-                                time.perf_counter() - start, seed)
-        log.info("candidate %s: cost at %.0f%% of the top's success %s, AIQ %.4f, log loss "
-                 "%.4f (%.1fs)", name, 100 * target,
-                 "-" if score.cost_at_target is None else f"{score.cost_at_target:.1%}",
-                 score.aiq, score.log_loss, score.seconds)
+            oof = oofs[name] = out_of_fold(name, objective, data, fold, seed, num_threads, engine)
+        score = score_candidate(
+            name,
+            oof,
+            validation,
+            cost_scale,
+            target,
+            calibration_method,
+            time.perf_counter() - start,
+            seed,
+        )
+        log.info(
+            "candidate %s: cost at %.0f%% of the top's success %s, AIQ %.4f, log loss %.4f (%.1fs)",
+            name,
+            100 * target,
+            "-" if score.cost_at_target is None else f"{score.cost_at_target:.1%}",
+            score.aiq,
+            score.log_loss,
+            score.seconds,
+        )
         scores.append(score)
     selection = select(scores, target, folds)
     log.info("chose %s: %s", selection.winner.name, selection.why)

@@ -68,13 +68,19 @@ class OperatingPoint:
     def to_dict(self) -> dict:
         """Plain data for the bundle's validation metrics."""
         return {
-            "n_requests": self.n_requests, "success": self.success, "cost": self.cost,
-            "top_success": self.top_success, "top_cost": self.top_cost,
-            "success_ratio": self.success_ratio, "cost_ratio": self.cost_ratio,
-            "met_floor": self.met_floor, "floor": self.floor,
+            "n_requests": self.n_requests,
+            "success": self.success,
+            "cost": self.cost,
+            "top_success": self.top_success,
+            "top_cost": self.top_cost,
+            "success_ratio": self.success_ratio,
+            "cost_ratio": self.cost_ratio,
+            "met_floor": self.met_floor,
+            "floor": self.floor,
             "shortfall": max(0.0, self.floor - self.success_ratio) if self.top_success else 0.0,
             "mix_share": 0.0 if self.mix is None else self.mix.share,
-            "aim": self.aim, "standard_error": self.standard_error,
+            "aim": self.aim,
+            "standard_error": self.standard_error,
         }
 
 
@@ -177,16 +183,30 @@ def choose_operating_point(
         aim = success_floor + margin * error
         if aim > success_floor:
             tighter = _choose(data, aim, cost_scale, candidate_floors, salt)
-            point = replace(tighter, floor=success_floor, aim=aim, standard_error=error,
-                            met_floor=bool(tighter.success_ratio >= success_floor - 1e-9))
+            point = replace(
+                tighter,
+                floor=success_floor,
+                aim=aim,
+                standard_error=error,
+                met_floor=bool(tighter.success_ratio >= success_floor - 1e-9),
+            )
     if not point.met_floor:
-        log.warning("no policy reached %.0f%% of the top tier's success; the most successful "
-                    "one keeps %.1f%%", 100 * success_floor, 100 * point.success_ratio)
+        log.warning(
+            "no policy reached %.0f%% of the top tier's success; the most successful "
+            "one keeps %.1f%%",
+            100 * success_floor,
+            100 * point.success_ratio,
+        )
     return point
 
 
-def _choose(data: ValidationSet, success_floor: float, cost_scale: float,
-            candidate_floors: Mapping[str, int] | None, salt: int) -> OperatingPoint:
+def _choose(
+    data: ValidationSet,
+    success_floor: float,
+    cost_scale: float,
+    candidate_floors: Mapping[str, int] | None,
+    salt: int,
+) -> OperatingPoint:
     success, cost = data.scored()
     top = int(np.flatnonzero(data.configured)[-1])
     top_success, top_cost = float(success[:, top].mean()), float(cost[:, top].mean())
@@ -199,10 +219,17 @@ def _choose(data: ValidationSet, success_floor: float, cost_scale: float,
         s_mix = s[first] if second is None else (1 - share) * s[first] + share * s[second]
         c_mix = c[first] if second is None else (1 - share) * c[first] + share * c[second]
         candidate = OperatingPoint(
-            params=points[first], task_floors=floors, n_requests=len(success),
-            success=float(s_mix), cost=float(c_mix), top_success=top_success,
-            top_cost=top_cost, met_floor=bool(s_mix >= success_floor * top_success - 1e-9),
-            mix=mix, floor=success_floor, aim=success_floor,
+            params=points[first],
+            task_floors=floors,
+            n_requests=len(success),
+            success=float(s_mix),
+            cost=float(c_mix),
+            top_success=top_success,
+            top_cost=top_cost,
+            met_floor=bool(s_mix >= success_floor * top_success - 1e-9),
+            mix=mix,
+            floor=success_floor,
+            aim=success_floor,
         )
         if best is None or _better(candidate, best):
             best = candidate

@@ -105,8 +105,12 @@ class TrainedRouter:
 
 
 def train_router(
-    paths: Sequence[str | Path], config: ACOConfig, options: TrainOptions, out_dir: str | Path,
-    on_error: str = "fail", engine: DaskTrainer | None = None,
+    paths: Sequence[str | Path],
+    config: ACOConfig,
+    options: TrainOptions,
+    out_dir: str | Path,
+    on_error: str = "fail",
+    engine: DaskTrainer | None = None,
 ):  # noqa: ANN201 - returns aco_lab.train.bundle_writer.BundleInfo
     """Read traces, train, write a versioned bundle into out_dir; returns (BundleInfo, payload).
 
@@ -116,11 +120,11 @@ def train_router(
     from aco_lab.train.bundle_writer import write_bundle
 
     files = expand_paths(paths)
-    tables = read_traces(files, on_error=on_error,
-                         mapper=engine.map_chunks if engine else None)
+    tables = read_traces(files, on_error=on_error, mapper=engine.map_chunks if engine else None)
     log.info("training on %d runs from %d files", tables.runs.height, len(files))
-    trained = build_router(tables.runs, config, options, read_file_fingerprints(files),
-                           engine=engine)
+    trained = build_router(
+        tables.runs, config, options, read_file_fingerprints(files), engine=engine
+    )
     payload = trained.payload
     if options.controls:
         from aco_lab.controls.suite import learn_controls
@@ -146,18 +150,24 @@ def candidate_names(options: TrainOptions) -> tuple[str, ...]:
     """The routers to cross-validate: all candidates for auto, else the one asked for."""
     if options.model == AUTO:
         if options.objective != "success":
-            raise DataError(f"--objective {options.objective} needs one model: pass --model "
-                            "lgbm, logreg or knn")
+            raise DataError(
+                f"--objective {options.objective} needs one model: pass --model lgbm, logreg or knn"
+            )
         return CANDIDATES
     if options.objective != "success" and options.model in ("table", "residual"):
-        raise DataError(f"--model {options.model} learns the success objective only; use "
-                        "--objective success")
+        raise DataError(
+            f"--model {options.model} learns the success objective only; use --objective success"
+        )
     return (options.model,)
 
 
 def build_router(
-    runs: pl.DataFrame, config: ACOConfig, options: TrainOptions, files: Sequence[dict] = (),
-    created_at: str | None = None, engine: DaskTrainer | None = None,
+    runs: pl.DataFrame,
+    config: ACOConfig,
+    options: TrainOptions,
+    files: Sequence[dict] = (),
+    created_at: str | None = None,
+    engine: DaskTrainer | None = None,
 ) -> TrainedRouter:
     """Cross-validate the candidates, refit the winner, calibrate it, choose its operating point.
 
@@ -173,8 +183,10 @@ def build_router(
         options = replace(options, num_threads=1 if usable.height < PARALLEL_MIN_ROWS else 2)
     outcomes = build_outcome_matrix(usable, config)
     if outcomes.n_requests < MIN_REQUESTS:
-        raise DataError(f"{outcomes.n_requests} usable requests; training needs at least "
-                        f"{MIN_REQUESTS} with task_success true/false and a tier")
+        raise DataError(
+            f"{outcomes.n_requests} usable requests; training needs at least "
+            f"{MIN_REQUESTS} with task_success true/false and a tier"
+        )
     stage(f"building features of {format_count(outcomes.n_requests)} requests")
     spec = build_feature_spec(outcomes.task_types)
     X = build_request_matrix(outcomes, spec, engine.executor() if engine else None)
@@ -187,16 +199,26 @@ def build_router(
     cost_model["cost_scale"] = _cost_scale(cost_model, config, outcomes)
     validation = _validation_set(None, cost_model, config, outcomes)
     stage(f"cross-validating {', '.join(names)}")
-    selection = cross_validate(names, options.objective, data, validation,
-                               cost_model["cost_scale"], options.success_floor,
-                               options.calibration, options.seed, options.num_threads,
-                               options.cv_folds, engine)
+    selection = cross_validate(
+        names,
+        options.objective,
+        data,
+        validation,
+        cost_model["cost_scale"],
+        options.success_floor,
+        options.calibration,
+        options.seed,
+        options.num_threads,
+        options.cv_folds,
+        engine,
+    )
     for warning in warnings:
         log.warning("%s", warning)
     winner = selection.winner
     stage(f"fitting {winner.name} on all training requests")
-    fitted = fit_candidate(winner.name, options.objective, data, every, options.seed,
-                           options.num_threads, engine)
+    fitted = fit_candidate(
+        winner.name, options.objective, data, every, options.seed, options.num_threads, engine
+    )
     log.info("refitted %s on all %d training requests", winner.name, outcomes.n_requests)
     metrics = build_calibration_metrics(*_cells(winner.oof, outcomes), winner.calibration)
     stage("choosing the operating point")
@@ -212,30 +234,43 @@ def build_router(
     # type a runtime guessed (metadata.task_type_from) would teach it its own guesses.
     known_types = _known_task_types(outcomes, guessed_task_type_requests(usable))
     stage("fitting the task-type classifier")
-    task_model = fit_task_type_model(X[fit], _types(known_types, fit), spec, options.seed,
-                                     X_held=X[held])
+    task_model = fit_task_type_model(
+        X[fit], _types(known_types, fit), spec, options.seed, X_held=X[held]
+    )
     payload = build_payload(
-        model=fitted.model, calibration=winner.calibration, operating_point=point,
-        cost_model=cost_model, spec=spec, config=config, task_type_model=task_model,
-        training=build_training_fingerprint(files, usable, outcomes.request_ids,
-                                            is_counterfactual(usable)),
-        validation={"operating_point": point.to_dict(), "calibration": metrics.as_dict(),
-                    "selection": _selection_record(selection, fitted.model, spec),
-                    "task_type": task_type_figures(task_model, [outcomes.requests[i] for i in held],
-                                                   X[held], _types(known_types, held)),
-                    "folds": {"cross_validation": options.cv_folds,
-                              "requests": outcomes.n_requests}},
+        model=fitted.model,
+        calibration=winner.calibration,
+        operating_point=point,
+        cost_model=cost_model,
+        spec=spec,
+        config=config,
+        task_type_model=task_model,
+        training=build_training_fingerprint(
+            files, usable, outcomes.request_ids, is_counterfactual(usable)
+        ),
+        validation={
+            "operating_point": point.to_dict(),
+            "calibration": metrics.as_dict(),
+            "selection": _selection_record(selection, fitted.model, spec),
+            "task_type": task_type_figures(
+                task_model, [outcomes.requests[i] for i in held], X[held], _types(known_types, held)
+            ),
+            "folds": {"cross_validation": options.cv_folds, "requests": outcomes.n_requests},
+        },
         options=asdict(options) | (engine.recorded() if engine else {}),
-        created_at=created_at, warnings=warnings,
+        created_at=created_at,
+        warnings=warnings,
     )
     return TrainedRouter(payload=payload, booster=fitted.booster)
 
 
 def shortfall_message(point: OperatingPoint) -> str:
     """What a router whose out-of-fold curve misses the success floor keeps, in words."""
-    return (f"shortfall: no operating point keeps {point.floor:.0%} of the top tier's success "
-            f"on the cross-validated training requests; the most successful keeps "
-            f"{point.success_ratio:.1%} at {point.cost_ratio:.1%} of the top tier's cost")
+    return (
+        f"shortfall: no operating point keeps {point.floor:.0%} of the top tier's success "
+        f"on the cross-validated training requests; the most successful keeps "
+        f"{point.success_ratio:.1%} at {point.cost_ratio:.1%} of the top tier's cost"
+    )
 
 
 def _selection_record(selection: Selection, model: dict, spec: FeatureSpec) -> dict:
@@ -255,8 +290,10 @@ def validation_headline(payload: dict) -> dict[str, float | bool | str]:
     return {
         "model": selection.get("winner", payload["model"]["kind"]),
         "why": selection.get("why", ""),
-        **{f"cv_cost_at_target_{name}": figures["cost_at_target"]
-           for name, figures in selection.get("candidates", {}).items()},
+        **{
+            f"cv_cost_at_target_{name}": figures["cost_at_target"]
+            for name, figures in selection.get("candidates", {}).items()
+        },
         "validation_requests": point["n_requests"],
         "success_vs_top": point["success_ratio"],
         "cost_vs_top": point["cost_ratio"],
@@ -274,8 +311,9 @@ def validation_headline(payload: dict) -> dict[str, float | bool | str]:
     }
 
 
-def build_request_matrix(outcomes: OutcomeMatrix, spec: FeatureSpec,
-                         executor: Executor | None = None) -> np.ndarray:
+def build_request_matrix(
+    outcomes: OutcomeMatrix, spec: FeatureSpec, executor: Executor | None = None
+) -> np.ndarray:
     """Request features, one row per request of the outcome matrix (aco_lab.train.features)."""
     from aco_lab.train.features import build_features
 
@@ -286,8 +324,12 @@ def build_request_matrix(outcomes: OutcomeMatrix, spec: FeatureSpec,
             S.DIFFICULTY: [None if np.isnan(d) else int(d) for d in outcomes.difficulty],
             S.FIRST_INPUT_TOKENS: [None if np.isnan(t) else int(t) for t in outcomes.input_tokens],
         },
-        schema={S.REQUEST: pl.String, S.TASK_TYPE: pl.String, S.DIFFICULTY: pl.Int8,
-                S.FIRST_INPUT_TOKENS: pl.Int64},
+        schema={
+            S.REQUEST: pl.String,
+            S.TASK_TYPE: pl.String,
+            S.DIFFICULTY: pl.Int8,
+            S.FIRST_INPUT_TOKENS: pl.Int64,
+        },
     )
     return np.asarray(build_features(frame, spec, executor=executor), dtype=np.float64)
 
@@ -300,14 +342,19 @@ def guessed_task_type_requests(runs: pl.DataFrame) -> set[str]:
     source = pl.col(S.METADATA).str.json_path_match("$.task_type_from")
     guessed = runs.filter(source.is_in(GUESSED_TASK_TYPES))[S.REQUEST_ID].unique().to_list()
     if guessed:
-        log.info("%d requests carry a task type the runtime guessed: the task-type classifier "
-                 "neither learns from nor is measured on them", len(guessed))
+        log.info(
+            "%d requests carry a task type the runtime guessed: the task-type classifier "
+            "neither learns from nor is measured on them",
+            len(guessed),
+        )
     return set(guessed)
 
 
 def _known_task_types(outcomes: OutcomeMatrix, guessed: set[str]) -> list[str | None]:
-    return [None if rid in guessed else t
-            for rid, t in zip(outcomes.request_ids, outcomes.task_types, strict=True)]
+    return [
+        None if rid in guessed else t
+        for rid, t in zip(outcomes.request_ids, outcomes.task_types, strict=True)
+    ]
 
 
 def _types(task_types: Sequence[str | None], idx: np.ndarray) -> list[str | None]:
@@ -322,8 +369,9 @@ def _cells(p: np.ndarray, outcomes: OutcomeMatrix) -> tuple[np.ndarray, np.ndarr
 
 def _costs(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix) -> np.ndarray:
     chars = np.array([len(r) for r in outcomes.requests], dtype=np.float64)
-    return expected_cost_table(cost_model, config.tiers, outcomes.input_tokens,
-                               list(outcomes.task_types), chars)
+    return expected_cost_table(
+        cost_model, config.tiers, outcomes.input_tokens, list(outcomes.task_types), chars
+    )
 
 
 def _cost_scale(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix) -> float:
@@ -333,30 +381,45 @@ def _cost_scale(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix) ->
     return scale if scale > 0 else 1.0
 
 
-def _validation_set(p: np.ndarray | None, cost_model: dict, config: ACOConfig,
-                    outcomes: OutcomeMatrix) -> ValidationSet:
+def _validation_set(
+    p: np.ndarray | None, cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix
+) -> ValidationSet:
     """The training requests as a policy is scored on them (p: calibrated out-of-fold P)."""
     success = outcomes.success
     return ValidationSet(
         p=np.full(success.shape, 0.5) if p is None else p,
-        costs=_costs(cost_model, config, outcomes), success=success, cost=outcomes.cost,
+        costs=_costs(cost_model, config, outcomes),
+        success=success,
+        cost=outcomes.cost,
         task_types=list(outcomes.task_types),
         configured=np.array([t in {s.tier for s in config.tiers} for t in range(1, 6)]),
     )
 
 
-def _operating_point(options: TrainOptions, p: np.ndarray, cost_model: dict,
-                     outcomes: OutcomeMatrix, usable: pl.DataFrame, config: ACOConfig
-                     ) -> OperatingPoint:
+def _operating_point(
+    options: TrainOptions,
+    p: np.ndarray,
+    cost_model: dict,
+    outcomes: OutcomeMatrix,
+    usable: pl.DataFrame,
+    config: ACOConfig,
+) -> OperatingPoint:
     """The cheapest policy (or mix of two) holding the floor on the out-of-fold predictions;
     candidate task floors from the training runs' success by tier. A DataError when none
     holds it, unless options.allow_shortfall."""
-    floors = build_task_floors(usable[S.TASK_TYPE].to_list(),
-                               usable[S.TIER].cast(pl.Int64).to_numpy(),
-                               usable[SUCCESS].cast(pl.Float64).to_numpy())
-    point = choose_operating_point(_validation_set(p, cost_model, config, outcomes),
-                                   options.success_floor, cost_model["cost_scale"], floors,
-                                   salt=options.seed, margin=options.success_margin)
+    floors = build_task_floors(
+        usable[S.TASK_TYPE].to_list(),
+        usable[S.TIER].cast(pl.Int64).to_numpy(),
+        usable[SUCCESS].cast(pl.Float64).to_numpy(),
+    )
+    point = choose_operating_point(
+        _validation_set(p, cost_model, config, outcomes),
+        options.success_floor,
+        cost_model["cost_scale"],
+        floors,
+        salt=options.seed,
+        margin=options.success_margin,
+    )
     if not point.met_floor and not options.allow_shortfall:
         raise DataError(
             f"{shortfall_message(point)}. The router cannot promise the floor: lower "

@@ -48,9 +48,11 @@ def build_cost_model(fit_runs: pl.DataFrame) -> dict:
     ):
         medians = _medians(part)
         by_type[task_type] = [medians.get(t, default[t - 1]) for t in range(1, 6)]
-    ratio = fit_runs.filter(pl.col(S.FIRST_INPUT_TOKENS) > 0).select(
-        (pl.col(S.REQUEST).str.len_chars() / pl.col(S.FIRST_INPUT_TOKENS)).median()
-    ).item()
+    ratio = (
+        fit_runs.filter(pl.col(S.FIRST_INPUT_TOKENS) > 0)
+        .select((pl.col(S.REQUEST).str.len_chars() / pl.col(S.FIRST_INPUT_TOKENS)).median())
+        .item()
+    )
     return {
         "output_tokens": dict(sorted(by_type.items())),
         "default_output_tokens": default,
@@ -66,8 +68,7 @@ def build_cost_model(fit_runs: pl.DataFrame) -> dict:
 COST_FACTOR_RANGE = (0.1, 100.0)
 
 
-def fit_cost_factors(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix
-                     ) -> list[float]:
+def fit_cost_factors(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix) -> list[float]:
     """Per tier 1..5, the training runs' mean observed cost over the mean of the config's
     priced-token estimate for the same requests (1.0 where either is unknown or zero)."""
     observed, estimated = _observed_and_estimated(cost_model, config, outcomes)
@@ -80,8 +81,9 @@ def fit_cost_factors(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatri
 COST_FACTOR_PRIOR = 20.0
 
 
-def fit_task_cost_factors(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix
-                          ) -> dict[str, list[float]]:
+def fit_task_cost_factors(
+    cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix
+) -> dict[str, list[float]]:
     """Per task type and tier 1..5, the runs' observed cost over their priced-token estimate,
     shrunk toward the tier's factor (COST_FACTOR_PRIOR). Tool costs and the number of calls an
     agent makes differ by task type, so one factor per tier misprices some types by 2-4x."""
@@ -96,15 +98,17 @@ def fit_task_cost_factors(cost_model: dict, config: ACOConfig, outcomes: Outcome
         observed = np.where(seen[rows], outcomes.cost[rows], 0.0).sum(axis=0)
         estimated = np.where(seen[rows], estimate[rows], 0.0).sum(axis=0)
         mean = np.divide(estimated, n, out=np.zeros_like(tier), where=n > 0)
-        factor = np.divide(observed + COST_FACTOR_PRIOR * tier * mean,
-                           estimated + COST_FACTOR_PRIOR * mean,
-                           out=tier.copy(), where=estimated + COST_FACTOR_PRIOR * mean > 0)
+        factor = np.divide(
+            observed + COST_FACTOR_PRIOR * tier * mean,
+            estimated + COST_FACTOR_PRIOR * mean,
+            out=tier.copy(),
+            where=estimated + COST_FACTOR_PRIOR * mean > 0,
+        )
         out[task_type] = [float(f) for f in factor]
     return out
 
 
-def check_cost_factors(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix
-                       ) -> list[str]:
+def check_cost_factors(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix) -> list[str]:
     """A warning naming the tiers whose config prices misjudge their traced runs' cost."""
     observed, estimated = _observed_and_estimated(cost_model, config, outcomes)
     factors = np.asarray(cost_model["tier_cost_factor"])
@@ -112,36 +116,43 @@ def check_cost_factors(cost_model: dict, config: ACOConfig, outcomes: OutcomeMat
     off = [spec for spec in config.tiers if not low <= factors[spec.tier - 1] <= high]
     if not off:
         return []
-    shown = "; ".join(f"tier {s.tier} ({s.model_id}) ${estimated[s.tier - 1]:.4g} priced, "
-                      f"${observed[s.tier - 1]:.4g} observed" for s in off)
-    return [f"the config's prices misjudge what the traced runs cost per request ({shown}): "
-            "routing uses the observed costs (cost_model.tier_cost_factor); check the prices in "
-            "--config, or the traces' token counts"]
+    shown = "; ".join(
+        f"tier {s.tier} ({s.model_id}) ${estimated[s.tier - 1]:.4g} priced, "
+        f"${observed[s.tier - 1]:.4g} observed"
+        for s in off
+    )
+    return [
+        f"the config's prices misjudge what the traced runs cost per request ({shown}): "
+        "routing uses the observed costs (cost_model.tier_cost_factor); check the prices in "
+        "--config, or the traces' token counts"
+    ]
 
 
-def _observed_and_estimated(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix
-                            ) -> tuple[np.ndarray, np.ndarray]:
+def _observed_and_estimated(
+    cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix
+) -> tuple[np.ndarray, np.ndarray]:
     """(5,) mean observed USD per request and tier, and the priced-token estimate for them."""
     estimate = _unscaled_estimate(cost_model, config, outcomes)
     seen = ~np.isnan(outcomes.cost)
     counts = np.maximum(seen.sum(axis=0), 1)
-    observed = np.where(seen.any(axis=0), np.where(seen, outcomes.cost, 0).sum(axis=0) / counts,
-                        np.nan)
-    estimated = np.where(seen.any(axis=0),
-                         np.where(seen, estimate, 0).sum(axis=0) / counts, np.nan)
+    observed = np.where(
+        seen.any(axis=0), np.where(seen, outcomes.cost, 0).sum(axis=0) / counts, np.nan
+    )
+    estimated = np.where(seen.any(axis=0), np.where(seen, estimate, 0).sum(axis=0) / counts, np.nan)
     return observed, estimated
 
 
-def _unscaled_estimate(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix
-                       ) -> np.ndarray:
+def _unscaled_estimate(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix) -> np.ndarray:
     """(n, 5) priced-token USD per request and tier, before any cost factor."""
     from aco.router import expected_cost_table
 
-    unscaled = {k: v for k, v in cost_model.items()
-                if k not in ("tier_cost_factor", "task_cost_factor")}
+    unscaled = {
+        k: v for k, v in cost_model.items() if k not in ("tier_cost_factor", "task_cost_factor")
+    }
     chars = np.array([len(r) for r in outcomes.requests], dtype=np.float64)
-    return expected_cost_table(unscaled, config.tiers, outcomes.input_tokens,
-                               list(outcomes.task_types), chars)
+    return expected_cost_table(
+        unscaled, config.tiers, outcomes.input_tokens, list(outcomes.task_types), chars
+    )
 
 
 def _medians(runs: pl.DataFrame) -> dict[int, float]:
@@ -160,8 +171,9 @@ def read_file_fingerprints(paths: Iterable[Path]) -> list[dict]:
         with open(target, "rb") as stream:
             while block := stream.read(1 << 20):
                 digest.update(block)
-        out.append({"path": str(path), "sha256": digest.hexdigest(),
-                    "bytes": target.stat().st_size})
+        out.append(
+            {"path": str(path), "sha256": digest.hexdigest(), "bytes": target.stat().st_size}
+        )
     return out
 
 

@@ -40,7 +40,10 @@ NOVELTY_MAX_ROWS = 5_000  # requests the centroids are fitted on (a seeded sampl
 
 
 def fit_task_type_model(
-    X: np.ndarray, task_types: list[str | None], spec: FeatureSpec, seed: int,
+    X: np.ndarray,
+    task_types: list[str | None],
+    spec: FeatureSpec,
+    seed: int,
     X_held: np.ndarray | None = None,
 ) -> dict | None:
     """A softmax model of the task type from features computed without one; None if no types.
@@ -60,8 +63,11 @@ def fit_task_type_model(
         known[keep] = True
     task_columns = [spec.names.index(f"task_type={t}") for t in spec.task_types]
     task_columns.append(spec.names.index(TASK_UNKNOWN))
-    model = {"task_types": types, "task_columns": task_columns,
-             "missing_column": spec.names.index(TASK_MISSING)}
+    model = {
+        "task_types": types,
+        "task_columns": task_columns,
+        "missing_column": spec.names.index(TASK_MISSING),
+    }
     Xm = np.array(X[known])
     Xm[:, task_columns] = 0.0
     Xm[:, model["missing_column"]] = 1.0
@@ -82,8 +88,9 @@ def fit_task_type_model(
     return model
 
 
-def task_type_figures(task_model: dict | None, requests: list[str], X: np.ndarray,
-                      task_types: list[str | None]) -> dict:
+def task_type_figures(
+    task_model: dict | None, requests: list[str], X: np.ndarray, task_types: list[str | None]
+) -> dict:
     """The task-type predictor on held-out requests with a known type: its accuracy alone, as
     the runtime applies it (novel requests typed by the rules' cues, or left unknown), and the
     share it calls novel (about NOVELTY_QUANTILE: the threshold was set on these requests)."""
@@ -93,10 +100,14 @@ def task_type_figures(task_model: dict | None, requests: list[str], X: np.ndarra
     truth = np.array([task_types[i] for i in known], dtype=object)
     index, _ = predict_task_types(task_model, X[known])
     predicted = np.array(task_model["task_types"], dtype=object)[index]
-    inferred = np.array(infer_task_types(task_model, [requests[i] for i in known], X[known]),
-                        dtype=object)
-    figures = {"requests": len(known), "accuracy": round(float(np.mean(predicted == truth)), 4),
-               "accuracy_as_routed": round(float(np.mean(inferred == truth)), 4)}
+    inferred = np.array(
+        infer_task_types(task_model, [requests[i] for i in known], X[known]), dtype=object
+    )
+    figures = {
+        "requests": len(known),
+        "accuracy": round(float(np.mean(predicted == truth)), 4),
+        "accuracy_as_routed": round(float(np.mean(inferred == truth)), 4),
+    }
     if "novelty" in task_model:  # the share it calls novel, and the share it was set to
         figures["novel_share"] = round(float(np.mean(novel_rows(task_model, X[known]))), 4)
         figures["novel_share_expected"] = float(task_model["novelty"]["quantile"])
@@ -125,7 +136,12 @@ def fit_novelty(X: np.ndarray, X_held: np.ndarray, spec: FeatureSpec, seed: int)
     stored = (centroids / np.where(norms > 0, norms, 1.0)).astype("<f2")
     nearest = nearest_similarity(stored.astype(np.float32), np.asarray(X_held)[:, start:])
     threshold = float(np.quantile(nearest, NOVELTY_QUANTILE))
-    log.info("task-type novelty check: %d centroids, threshold %.3f (the %.0f%% quantile of "
-             "%d held-out requests' nearest similarity)", k, threshold,
-             100 * NOVELTY_QUANTILE, len(nearest))
+    log.info(
+        "task-type novelty check: %d centroids, threshold %.3f (the %.0f%% quantile of "
+        "%d held-out requests' nearest similarity)",
+        k,
+        threshold,
+        100 * NOVELTY_QUANTILE,
+        len(nearest),
+    )
     return build_novelty(stored, start, threshold, NOVELTY_QUANTILE)

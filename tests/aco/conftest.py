@@ -20,7 +20,10 @@ def trained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     traces = root / "sim.jsonl"
     write_simulated_traces(traces, SIM_REQUESTS, seed=SIM_SEED, config=ACOConfig())
     # No learned run controls: the tests here use rule controls unless they add their own.
-    info, _ = train_router([traces], ACOConfig(),
-                           TrainOptions(model="lgbm", seed=SIM_SEED, controls=False),
-                           root / "router_models")
+    info, _ = train_router(
+        [traces],
+        ACOConfig(),
+        TrainOptions(model="lgbm", seed=SIM_SEED, controls=False),
+        root / "router_models",
+    )
     return info.path

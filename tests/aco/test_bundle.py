@@ -105,8 +105,9 @@ def test_other_bundle_format_version_is_refused(tmp_path: Path) -> None:
         load_bundle(write_raw(tmp_path / "b.pkl", data))
 
 
-def test_other_feature_version_is_refused_with_what_to_do(tmp_path: Path,
-                                                         golden_payload: dict) -> None:
+def test_other_feature_version_is_refused_with_what_to_do(
+    tmp_path: Path, golden_payload: dict
+) -> None:
     golden_payload["feature_spec"]["version"] = FEATURE_VERSION + 1
     data = pickle.dumps(golden_payload, protocol=5)
     path = write_raw(tmp_path / "b.pkl", data)
@@ -116,8 +117,9 @@ def test_other_feature_version_is_refused_with_what_to_do(tmp_path: Path,
         load_bundle(path)
 
 
-def test_hmac_is_checked_when_a_key_is_configured(tmp_path: Path, monkeypatch,
-                                                 golden_payload: dict) -> None:
+def test_hmac_is_checked_when_a_key_is_configured(
+    tmp_path: Path, monkeypatch, golden_payload: dict
+) -> None:
     monkeypatch.delenv(KEY_ENV, raising=False)
     signed = write_bundle(golden_payload, tmp_path, key="right key")
     assert load_bundle(signed.path, key="right key")["model"] == golden_payload["model"]
@@ -135,8 +137,9 @@ def test_hmac_is_checked_when_a_key_is_configured(tmp_path: Path, monkeypatch,
         load_bundle(unsigned.path, key="right key")
 
 
-def test_hmac_written_from_the_environment(tmp_path: Path, monkeypatch,
-                                          golden_payload: dict) -> None:
+def test_hmac_written_from_the_environment(
+    tmp_path: Path, monkeypatch, golden_payload: dict
+) -> None:
     monkeypatch.setenv(KEY_ENV, "env key")
     info = write_bundle(golden_payload, tmp_path)
     assert "hmac_sha256" in json.loads(info.manifest_path.read_text())

@@ -34,45 +34,107 @@ def other_kinds(golden: dict) -> list[dict]:
     """The golden payload with a logistic model and a novelty check, and with a kNN model."""
     rng = np.random.default_rng(0)
     n = len(golden["feature_spec"]["names"])
-    logreg = {"kind": "logreg", "objective": "cheapest", "C": 1.0,
-              "linear": build_linear_model(rng.normal(size=(6, n)), rng.normal(size=6))}
-    task_model = {**golden["task_type_model"],
-                  "novelty": build_novelty(rng.random((3, 256)), n - 256, 0.2, 0.01)}
-    knn = {"kind": "knn", "objective": "success",
-           "knn": build_knn_model(rng.normal(size=(8, n)), rng.random((8, 5)), k=3)}
-    return [{**golden, "model": logreg, "task_type_model": task_model},
-            {**golden, "model": knn, "task_type_model": None}]
+    logreg = {
+        "kind": "logreg",
+        "objective": "cheapest",
+        "C": 1.0,
+        "linear": build_linear_model(rng.normal(size=(6, n)), rng.normal(size=6)),
+    }
+    task_model = {
+        **golden["task_type_model"],
+        "novelty": build_novelty(rng.random((3, 256)), n - 256, 0.2, 0.01),
+    }
+    knn = {
+        "kind": "knn",
+        "objective": "success",
+        "knn": build_knn_model(rng.normal(size=(8, n)), rng.random((8, 5)), k=3),
+    }
+    return [
+        {**golden, "model": logreg, "task_type_model": task_model},
+        {**golden, "model": knn, "task_type_model": None},
+    ]
 
 
-LOGISTIC = {"features": ["log_steps", "failures", "task:*"], "weights": [0.5, -1.0, 0.1],
-            "bias": 1.0}
+LOGISTIC = {
+    "features": ["log_steps", "failures", "task:*"],
+    "weights": [0.5, -1.0, 0.1],
+    "bias": 1.0,
+}
 CONTROLS = {  # small specs of each learned run control, as aco-lab writes them
-    "doom": {"kind": "doom_logistic", "version": 1, "model": LOGISTIC, "threshold": 0.1,
-             "min_steps": 2, "typical": {"*/*": {"cost": 0.1, "steps": 5.0}}},
-    "gate": {"kind": "tool_values", "version": 1, "value_per_success": {"*": 1.0},
-             "tools": {"*/calculator": {"allow": False, "runs": 9, "lift": -0.1,
-                                        "shrunk_lift": -0.05, "cost": 0.01,
-                                        "failure_rate": 0.2, "net_value": -0.02}}},
-    "verify": {"kind": "false_done_logistic", "version": 1, "model": LOGISTIC,
-               "threshold": {"*": 0.3, "coding": 1.01}, "false_done_cost": {"*": 0.5},
-               "verifier_cost": 0.1, "max_call_rate": 0.5},
-    "context_budget": {"kind": "token_quantiles", "version": 1, "quantile": 0.9,
-                       "total_tokens": {"*/*": 400, "*/3": 300}, "keep_exact": {"*": ["code"]},
-                       "omit": {"*": ["greetings_and_chit_chat"]}},
-    "cascade": {"kind": "cascade_stages", "version": 1, "top": "specialist-expert",
-                "options": {"cheap-cloud-8b": {"tier": 2, "mean_cost": 0.1},
-                            "specialist-expert": {"tier": 5, "mean_cost": 1.0}},
-                "policies": {"*": {"sequence": ["cheap-cloud-8b"], "fallback": "specialist-expert",
-                                   "accept_at": [0.6], "escalate_below": [0.0],
-                                   "rank": ["specialist-expert", "cheap-cloud-8b"],
-                                   "models": {"cheap-cloud-8b": {"features": ["share"],
-                                                                 "weights": [1.0],
-                                                                 "bias": 0.0}}}}},
+    "doom": {
+        "kind": "doom_logistic",
+        "version": 1,
+        "model": LOGISTIC,
+        "threshold": 0.1,
+        "min_steps": 2,
+        "typical": {"*/*": {"cost": 0.1, "steps": 5.0}},
+    },
+    "gate": {
+        "kind": "tool_values",
+        "version": 1,
+        "value_per_success": {"*": 1.0},
+        "tools": {
+            "*/calculator": {
+                "allow": False,
+                "runs": 9,
+                "lift": -0.1,
+                "shrunk_lift": -0.05,
+                "cost": 0.01,
+                "failure_rate": 0.2,
+                "net_value": -0.02,
+            }
+        },
+    },
+    "verify": {
+        "kind": "false_done_logistic",
+        "version": 1,
+        "model": LOGISTIC,
+        "threshold": {"*": 0.3, "coding": 1.01},
+        "false_done_cost": {"*": 0.5},
+        "verifier_cost": 0.1,
+        "max_call_rate": 0.5,
+    },
+    "context_budget": {
+        "kind": "token_quantiles",
+        "version": 1,
+        "quantile": 0.9,
+        "total_tokens": {"*/*": 400, "*/3": 300},
+        "keep_exact": {"*": ["code"]},
+        "omit": {"*": ["greetings_and_chit_chat"]},
+    },
+    "cascade": {
+        "kind": "cascade_stages",
+        "version": 1,
+        "top": "specialist-expert",
+        "options": {
+            "cheap-cloud-8b": {"tier": 2, "mean_cost": 0.1},
+            "specialist-expert": {"tier": 5, "mean_cost": 1.0},
+        },
+        "policies": {
+            "*": {
+                "sequence": ["cheap-cloud-8b"],
+                "fallback": "specialist-expert",
+                "accept_at": [0.6],
+                "escalate_below": [0.0],
+                "rank": ["specialist-expert", "cheap-cloud-8b"],
+                "models": {
+                    "cheap-cloud-8b": {"features": ["share"], "weights": [1.0], "bias": 0.0}
+                },
+            }
+        },
+    },
 }
 BASES = [GOLDEN, *other_kinds(GOLDEN), {**GOLDEN, "controls": CONTROLS}]
-FUZZ = settings(max_examples=100, deadline=5000, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=100,
+    deadline=5000,
+    derandomize=True,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 MAX_LIST_PATHS = 3  # list items per list a mutation may reach (the rest are alike)
 
 
@@ -91,14 +153,24 @@ def field_paths(value: Any, path: tuple = ()) -> list[tuple]:
 PATHS = [field_paths(base) for base in BASES]
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.sampled_from([0, 1, 5, 6, -1]),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
-    st.binary(max_size=24), st.sampled_from(["platt", "isotonic", "none", "lgbm", "knn",
-                                             "logreg", "linear", "success", "cheapest"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.sampled_from([0, 1, 5, 6, -1]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.binary(max_size=24),
+    st.sampled_from(
+        ["platt", "isotonic", "none", "lgbm", "knn", "logreg", "linear", "success", "cheapest"]
+    ),
 )
-plain = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=6), st.dictionaries(st.text(max_size=6), inner, max_size=5)),
-    max_leaves=20)
+plain = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=6), st.dictionaries(st.text(max_size=6), inner, max_size=5)
+    ),
+    max_leaves=20,
+)
 
 
 @st.composite
@@ -147,8 +219,11 @@ def load_and_route(path: Path) -> None:
         return
     format_description(describe_bundle(path, payload, read_manifest(path), False))
     optimizer = ACOOptimizer(None, bundle=path)
-    for request, task_type in (("Fix the failing test in auth.py", None), ("hi", "coding"),
-                               ("", None)):
+    for request, task_type in (
+        ("Fix the failing test in auth.py", None),
+        ("hi", "coding"),
+        ("", None),
+    ):
         decision = optimizer.route(request, task_type=task_type)
         assert 1 <= decision.tier <= 5 and decision.model_id
         optimizer.context_budget(request, decision.tier, task_type)
@@ -170,8 +245,14 @@ def test_mutated_payloads_load_and_route_or_are_refused(bundle_file: Path, paylo
 
 
 @FUZZ
-@given(payload=st.one_of(plain, st.dictionaries(st.text(max_size=6), plain, max_size=6).map(
-    lambda d: {**d, FORMAT_VERSION_KEY: 1})))
+@given(
+    payload=st.one_of(
+        plain,
+        st.dictionaries(st.text(max_size=6), plain, max_size=6).map(
+            lambda d: {**d, FORMAT_VERSION_KEY: 1}
+        ),
+    )
+)
 def test_random_plain_pickles_are_refused(bundle_file: Path, payload: Any) -> None:
     with pytest.raises(BundleError):
         load_payload(write_raw(bundle_file, pickle.dumps(payload, protocol=5)))
@@ -186,6 +267,5 @@ def test_the_other_model_kinds_load_and_route(bundle_file: Path) -> None:
 
 @FUZZ
 @given(data=flipped_pickles())
-def test_flipped_pickle_bytes_load_and_route_or_are_refused(bundle_file: Path,
-                                                            data: bytes) -> None:
+def test_flipped_pickle_bytes_load_and_route_or_are_refused(bundle_file: Path, data: bytes) -> None:
     load_and_route(write_raw(bundle_file, data))

@@ -46,16 +46,18 @@ def test_shared_containers_are_walked_once() -> None:
     check_plain({"x": shared_nesting(30)})  # 2**30 paths, 31 lists: returns at once
 
 
-def test_shared_nesting_inside_a_valid_payload_is_refused(tmp_path: Path,
-                                                         golden_payload: dict) -> None:
+def test_shared_nesting_inside_a_valid_payload_is_refused(
+    tmp_path: Path, golden_payload: dict
+) -> None:
     golden_payload["options"]["folds"] = shared_nesting(20)
     path = write_unchecked(golden_payload, tmp_path)
     with pytest.raises(BundleError, match=r"options\.folds\[0\]\[0\]: expected a number, bool"):
         load_bundle(path)
 
 
-def test_a_huge_file_is_refused_by_its_size_before_it_is_read(tmp_path: Path,
-                                                              golden_payload: dict) -> None:
+def test_a_huge_file_is_refused_by_its_size_before_it_is_read(
+    tmp_path: Path, golden_payload: dict
+) -> None:
     info = write_bundle(golden_payload, tmp_path)
     with open(info.path, "r+b") as stream:
         stream.truncate(4 << 30)  # sparse: 4 GiB on paper, nothing on disk
@@ -67,43 +69,82 @@ MALFORMED = [  # (change to the golden payload, the message's field and what it 
     (lambda p: {FORMAT_VERSION_KEY: 1}, r"format: missing"),
     (lambda p: {**p, "model": [1, 2]}, r"model: expected a mapping, got list"),
     (lambda p: {**p, "policy": {}}, r"policy\.safety_threshold: missing"),
-    (lambda p: {**p, "calibration": {"method": "bogus"}},
-     r"calibration\.method: expected one of platt, isotonic, none, got str 'bogus'"),
-    (lambda p: {**p, "cost_model": {**p["cost_model"], "chars_per_token": 0}},
-     r"cost_model\.chars_per_token: expected a finite number in \(0, inf\]"),
-    (lambda p: {**p, "cost_model": {**p["cost_model"], "default_output_tokens": [1.0]}},
-     r"cost_model\.default_output_tokens: expected a list of 5 items"),
+    (
+        lambda p: {**p, "calibration": {"method": "bogus"}},
+        r"calibration\.method: expected one of platt, isotonic, none, got str 'bogus'",
+    ),
+    (
+        lambda p: {**p, "cost_model": {**p["cost_model"], "chars_per_token": 0}},
+        r"cost_model\.chars_per_token: expected a finite number in \(0, inf\]",
+    ),
+    (
+        lambda p: {**p, "cost_model": {**p["cost_model"], "default_output_tokens": [1.0]}},
+        r"cost_model\.default_output_tokens: expected a list of 5 items",
+    ),
     (lambda p: {**p, "cost_model": "cheap"}, r"cost_model: expected a mapping, got str"),
-    (lambda p: {**p, "cost_model": {**p["cost_model"], "task_cost_factor": {"coding": [1.0]}}},
-     r"cost_model\.task_cost_factor\.coding: expected a list of 5 items"),
-    (lambda p: {**p, "policy": {**p["policy"], "cost_scale": 0.0}},
-     r"policy\.cost_scale: expected a finite number in \(0, inf\]"),
-    (lambda p: {**p, "tiers": [{**p["tiers"][0], "tier": 9}]},
-     r"tiers\[0\]\.tier: expected an int in 1\.\.5, got int 9"),
+    (
+        lambda p: {**p, "cost_model": {**p["cost_model"], "task_cost_factor": {"coding": [1.0]}}},
+        r"cost_model\.task_cost_factor\.coding: expected a list of 5 items",
+    ),
+    (
+        lambda p: {**p, "policy": {**p["policy"], "cost_scale": 0.0}},
+        r"policy\.cost_scale: expected a finite number in \(0, inf\]",
+    ),
+    (
+        lambda p: {**p, "tiers": [{**p["tiers"][0], "tier": 9}]},
+        r"tiers\[0\]\.tier: expected an int in 1\.\.5, got int 9",
+    ),
     (lambda p: {**p, "tiers": []}, r"tiers: expected at least one tier"),
     (lambda p: {**p, "task_floors": {"coding": 0}}, r"task_floors\.coding: expected an int in"),
     (lambda p: _booster(p, num_trees=125), r"model\.booster\.tree_root: 124 roots, num_trees"),
-    (lambda p: _booster(p, threshold=p["model"]["booster"]["threshold"][:-8]),
-     r"model\.booster\.threshold: 2037 entries, left has 2038"),
-    (lambda p: _booster(p, left=b"\x00" * 8152),
-     r"model\.booster\.left\[1\]: expected a child after its parent .*, got 0"),
+    (
+        lambda p: _booster(p, threshold=p["model"]["booster"]["threshold"][:-8]),
+        r"model\.booster\.threshold: 2037 entries, left has 2038",
+    ),
+    (
+        lambda p: _booster(p, left=b"\x00" * 8152),
+        r"model\.booster\.left\[1\]: expected a child after its parent .*, got 0",
+    ),
     (lambda p: _booster(p, value=b"\xff" * 16304), r"model\.booster\.value\[0\]: expected a fin"),
     (lambda p: _booster(p, max_depth=3), r"model\.booster\.max_depth: expected an int in 6\.\.6"),
-    (lambda p: _booster(p, num_features=100, feature_names=[], monotone_constraints=[]),
-     r"model\.booster\.feature\[\d+\]: expected a feature index in 0\.\.99, got \d+"),
-    (lambda p: {**p, "feature_spec": {**p["feature_spec"], "hash_buckets": 100}},
-     r"feature_spec: feature spec: hash_buckets: expected a power of two"),
-    (lambda p: {**p, "task_type_model": {**p["task_type_model"], "task_types": ["a"]}},
-     r"task_type_model\.linear: 7 x 285 weights do not fit 1 task types"),
-    (lambda p: {**p, "controls": {"doom": {"kind": "doom_logistic"}}},
-     r"controls\.doom\.version: expected 1"),
+    (
+        lambda p: _booster(p, num_features=100, feature_names=[], monotone_constraints=[]),
+        r"model\.booster\.feature\[\d+\]: expected a feature index in 0\.\.99, got \d+",
+    ),
+    (
+        lambda p: {**p, "feature_spec": {**p["feature_spec"], "hash_buckets": 100}},
+        r"feature_spec: feature spec: hash_buckets: expected a power of two",
+    ),
+    (
+        lambda p: {**p, "task_type_model": {**p["task_type_model"], "task_types": ["a"]}},
+        r"task_type_model\.linear: 7 x 285 weights do not fit 1 task types",
+    ),
+    (
+        lambda p: {**p, "controls": {"doom": {"kind": "doom_logistic"}}},
+        r"controls\.doom\.version: expected 1",
+    ),
     (lambda p: {**p, "surprise": 1}, r"surprise: unknown field"),
-    (lambda p: {**p, "model": {"kind": "ensemble", "objective": "success",
-                               "members": [p["model"]]}},
-     r"model\.members: expected a list of 2\.\.8 models"),
-    (lambda p: {**p, "model": {"kind": "ensemble", "objective": "success", "members": [
-        {"kind": "ensemble", "objective": "success", "members": []}, p["model"]]}},
-     r"model\.members\[0\]\.kind: expected one of"),
+    (
+        lambda p: {
+            **p,
+            "model": {"kind": "ensemble", "objective": "success", "members": [p["model"]]},
+        },
+        r"model\.members: expected a list of 2\.\.8 models",
+    ),
+    (
+        lambda p: {
+            **p,
+            "model": {
+                "kind": "ensemble",
+                "objective": "success",
+                "members": [
+                    {"kind": "ensemble", "objective": "success", "members": []},
+                    p["model"],
+                ],
+            },
+        },
+        r"model\.members\[0\]\.kind: expected one of",
+    ),
 ]
 
 
@@ -135,8 +176,10 @@ def test_route_and_version_refuse_the_same_bundle_in_real_processes(
     for args in (["route", "hello", "--bundle", str(path)], ["version", "--bundle", str(path)]):
         out = subprocess.run([str(ACO), *args], capture_output=True, text=True, timeout=60)
         assert out.returncode == 1 and out.stdout == ""
-        assert out.stderr == (f"error: {path}: calibration.method: expected one of platt, "
-                              "isotonic, none, got str 'bogus'\n")
+        assert out.stderr == (
+            f"error: {path}: calibration.method: expected one of platt, "
+            "isotonic, none, got str 'bogus'\n"
+        )
 
 
 def test_a_manifest_that_is_a_directory_is_one_line(tmp_path: Path, golden_payload: dict) -> None:
@@ -147,8 +190,9 @@ def test_a_manifest_that_is_a_directory_is_one_line(tmp_path: Path, golden_paylo
         load_bundle(info.path)
 
 
-def test_a_bundle_that_is_not_a_regular_file_is_one_line(tmp_path: Path,
-                                                         golden_payload: dict) -> None:
+def test_a_bundle_that_is_not_a_regular_file_is_one_line(
+    tmp_path: Path, golden_payload: dict
+) -> None:
     info = write_bundle(golden_payload, tmp_path)
     manifest = info.manifest_path.read_text()
     for make in (Path.mkdir, lambda p: os.mkfifo(p)):  # a FIFO would block a plain read
@@ -170,8 +214,9 @@ def test_an_unreadable_bundle_is_one_line(tmp_path: Path, golden_payload: dict) 
         load_bundle(info.path)
 
 
-def test_latest_skips_a_bundle_left_without_its_manifest(tmp_path: Path, golden_payload: dict,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_latest_skips_a_bundle_left_without_its_manifest(
+    tmp_path: Path, golden_payload: dict, caplog: pytest.LogCaptureFixture
+) -> None:
     first = write_bundle(golden_payload, tmp_path)
     second = write_bundle(golden_payload, tmp_path)
     second.manifest_path.unlink()  # a write interrupted between the .pkl and its manifest
@@ -186,8 +231,9 @@ def test_latest_skips_a_bundle_left_without_its_manifest(tmp_path: Path, golden_
         resolve_bundle_path("latest", tmp_path)
 
 
-def test_a_manifest_with_a_negative_or_huge_size_field(tmp_path: Path,
-                                                       golden_payload: dict) -> None:
+def test_a_manifest_with_a_negative_or_huge_size_field(
+    tmp_path: Path, golden_payload: dict
+) -> None:
     info = write_bundle(golden_payload, tmp_path)
     manifest = json.loads(info.manifest_path.read_text())
     for size in (-1, True, 10**30):

@@ -23,18 +23,21 @@ from aco.errors import ACOError, BundleError
 CHEAP_A, CHEAP_B, TOP = "cheap-a", "cheap-b", "top"
 
 
-@pytest.mark.parametrize(("text", "key"), [
-    ("B\n", "option:B"),
-    ("(c)", "option:C"),
-    ("A) dry palms", "option:A"),
-    ("  d.", "option:D"),
-    ("", None),
-    (None, None),
-    ("I do", None),  # a truncated refusal, as claude-v2 answers on RouterBench
-    ("I'm sorry, but I cannot help with that.", None),
-    ("The answer is Paris.", "text:the answer is paris"),
-    ("Answer:  PARIS!", "text:answer paris"),
-])
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("B\n", "option:B"),
+        ("(c)", "option:C"),
+        ("A) dry palms", "option:A"),
+        ("  d.", "option:D"),
+        ("", None),
+        (None, None),
+        ("I do", None),  # a truncated refusal, as claude-v2 answers on RouterBench
+        ("I'm sorry, but I cannot help with that.", None),
+        ("The answer is Paris.", "text:the answer is paris"),
+        ("Answer:  PARIS!", "text:answer paris"),
+    ],
+)
 def test_answer_key_normalizes_what_an_answer_says(text, key) -> None:
     assert answer_key(text) == key
 
@@ -78,8 +81,9 @@ def test_the_candidate_is_the_majority_answer_and_ties_go_to_the_better_ranked_m
 
 
 def test_state_features_name_agreement_per_model() -> None:
-    candidate, f = state_features([Answer("a", 1, "A"), Answer("b", 2, "A"),
-                                   Answer("c", 3, "C")], rank=["c", "b", "a"])
+    candidate, f = state_features(
+        [Answer("a", 1, "A"), Answer("b", 2, "A"), Answer("c", 3, "C")], rank=["c", "b", "a"]
+    )
     assert candidate == "b"
     assert f["share"] == pytest.approx(2 / 3)
     assert f["all_agree"] == 0.0
@@ -94,15 +98,23 @@ def _model(weight_on_agreement: float, bias: float) -> dict:
 def spec() -> dict:
     """Two cheap models then the top: accept when both agree, else escalate."""
     return {
-        "kind": "cascade_stages", "version": 1, "top": TOP,
+        "kind": "cascade_stages",
+        "version": 1,
+        "top": TOP,
         "options": {CHEAP_A: {"tier": 1}, CHEAP_B: {"tier": 2}, TOP: {"tier": 5}},
-        "policies": {"*": {
-            "sequence": [CHEAP_A, CHEAP_B], "fallback": TOP,
-            "accept_at": [0.99, 0.8], "escalate_below": [0.0, 0.0],
-            "rank": [TOP, CHEAP_B, CHEAP_A],
-            "models": {CHEAP_A: _model(0.0, 0.0),  # P = 0.5 whatever the answer
-                       subset_key([CHEAP_A, CHEAP_B]): _model(6.0, -3.0)},  # 0.95 or 0.05
-        }},
+        "policies": {
+            "*": {
+                "sequence": [CHEAP_A, CHEAP_B],
+                "fallback": TOP,
+                "accept_at": [0.99, 0.8],
+                "escalate_below": [0.0, 0.0],
+                "rank": [TOP, CHEAP_B, CHEAP_A],
+                "models": {
+                    CHEAP_A: _model(0.0, 0.0),  # P = 0.5 whatever the answer
+                    subset_key([CHEAP_A, CHEAP_B]): _model(6.0, -3.0),
+                },  # 0.95 or 0.05
+            }
+        },
     }
 
 
@@ -121,8 +133,9 @@ def test_disagreement_escalates_to_the_fallback_whose_answer_is_final() -> None:
     policy = CascadePolicy(spec())
     split = policy.step(None, [Answer(CHEAP_A, 1, "A"), Answer(CHEAP_B, 2, "B")])
     assert (split.action, split.model_id, split.tier) == (CALL, TOP, 5)
-    final = policy.step(None, [Answer(CHEAP_A, 1, "A"), Answer(CHEAP_B, 2, "B"),
-                               Answer(TOP, 5, "C")])
+    final = policy.step(
+        None, [Answer(CHEAP_A, 1, "A"), Answer(CHEAP_B, 2, "B"), Answer(TOP, 5, "C")]
+    )
     assert (final.action, final.model_id) == (ACCEPT, TOP)
 
 
@@ -154,14 +167,17 @@ def test_task_types_without_a_policy_use_the_pooled_one() -> None:
     assert policy.first("poetry") == (CHEAP_A, 1)
 
 
-@pytest.mark.parametrize(("path", "value", "message"), [
-    (("kind",), "logistic", "kind"),
-    (("version",), 99, "version"),
-    (("top",), "nobody", "top"),
-    (("policies", "*", "sequence"), ["nobody"], "sequence"),
-    (("policies", "*", "accept_at"), [0.5], "accept_at"),
-    (("policies", "*", "models", CHEAP_A, "weights"), [1.0, 2.0], "models"),
-])
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("kind",), "logistic", "kind"),
+        (("version",), 99, "version"),
+        (("top",), "nobody", "top"),
+        (("policies", "*", "sequence"), ["nobody"], "sequence"),
+        (("policies", "*", "accept_at"), [0.5], "accept_at"),
+        (("policies", "*", "models", CHEAP_A, "weights"), [1.0, 2.0], "models"),
+    ],
+)
 def test_a_malformed_spec_is_refused_with_its_field(path, value, message) -> None:
     bad = spec()
     target = bad
@@ -175,15 +191,16 @@ def test_a_malformed_spec_is_refused_with_its_field(path, value, message) -> Non
 def test_score_is_a_logistic_of_named_features() -> None:
     model = {"features": ["x", "y"], "weights": [2.0, -1.0], "bias": 0.5}
     assert score(model, {"x": 1.0, "y": 2.5}) == pytest.approx(0.5)
-    assert score(model, {}) == pytest.approx(1 / (1 + 2.718281828 ** -0.5), rel=1e-6)
+    assert score(model, {}) == pytest.approx(1 / (1 + 2.718281828**-0.5), rel=1e-6)
 
 
 def test_the_runtime_asks_for_the_learned_model_even_when_the_config_names_another() -> None:
     from aco.config import ACOConfig, TierSpec
     from aco.controls import Controls, read_answer_signals
 
-    config = ACOConfig(tiers=(TierSpec(1, CHEAP_A), TierSpec(2, "configured-b"),
-                              TierSpec(5, TOP)), task_floors={})
+    config = ACOConfig(
+        tiers=(TierSpec(1, CHEAP_A), TierSpec(2, "configured-b"), TierSpec(5, TOP)), task_floors={}
+    )
     controls = Controls(config, {"cascade": spec()})
     signals = read_answer_signals(None, "B")
     first = controls.answer(signals, "B", 1, None)
@@ -204,8 +221,11 @@ def test_start_run_names_where_the_learned_cascade_begins(trained_bundle, tmp_pa
     payload = load_bundle(trained_bundle)
     payload.pop("format_version", None)
     info = write_bundle({**payload, "controls": {"cascade": spec()}}, tmp_path / "models")
-    config = ACOConfig(tiers=(TierSpec(1, CHEAP_A), TierSpec(2, CHEAP_B), TierSpec(5, TOP)),
-                       task_floors={}, trace_dir=str(tmp_path / "traces"))
+    config = ACOConfig(
+        tiers=(TierSpec(1, CHEAP_A), TierSpec(2, CHEAP_B), TierSpec(5, TOP)),
+        task_floors={},
+        trace_dir=str(tmp_path / "traces"),
+    )
     plan = ACOOptimizer(config, bundle=info.path).start_run("Is it A or B?")
     assert plan["cascade"] == {"tier": 1, "model_id": CHEAP_A}
     rules = ACOOptimizer(config.replace(trace_dir=str(tmp_path / "t2"))).start_run("A or B?")

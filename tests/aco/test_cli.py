@@ -32,8 +32,16 @@ def test_route_prints_tier_model_cost_and_mode() -> None:
 
 def test_route_json_has_the_documented_keys() -> None:
     data = json.loads(_invoke("route", "What is 2+2?", "--json"))
-    assert set(data) == {"tier", "model_id", "confidence", "cost_estimate", "task_type",
-                         "task_type_from", "reason", "mode"}
+    assert set(data) == {
+        "tier",
+        "model_id",
+        "confidence",
+        "cost_estimate",
+        "task_type",
+        "task_type_from",
+        "reason",
+        "mode",
+    }
     assert (data["task_type"], data["task_type_from"]) == ("quick_answer", "rule_cues")
     assert data["tier"] <= 2 and data["mode"] == "rules"
 
@@ -41,8 +49,9 @@ def test_route_json_has_the_documented_keys() -> None:
 def test_route_options_reach_the_router(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text("task_floors:\n  coding: 5\n")
-    data = json.loads(_invoke("route", "hello", "--task-type", "coding", "--config", str(config),
-                              "--json"))
+    data = json.loads(
+        _invoke("route", "hello", "--task-type", "coding", "--config", str(config), "--json")
+    )
     assert data["tier"] == 5 and data["task_type"] == "coding"
     assert json.loads(_invoke("route", "hello", "--difficulty", "4", "--json"))["tier"] == 4
     long = json.loads(_invoke("route", "Summarize it", "--input-tokens", "50000", "--json"))
@@ -55,8 +64,7 @@ def test_route_reads_stdin() -> None:
 
 
 def test_budget() -> None:
-    data = json.loads(_invoke("budget", "Fix the TypeError in parse():\n```\nx = 1\n```",
-                              "--json"))
+    data = json.loads(_invoke("budget", "Fix the TypeError in parse():\n```\nx = 1\n```", "--json"))
     assert {"code", "error_messages"} <= set(data["keep_exact"])
     assert data["total_tokens"] > 0 and data["mode"] == "rules"
     small = json.loads(_invoke("budget", "Fix it", "--tier", "1", "--json"))
@@ -65,16 +73,20 @@ def test_budget() -> None:
     assert _invoke("budget", "Fix it").startswith("total_tokens=")
 
 
-@pytest.mark.parametrize(("tool", "task_type", "allow"),
-                         [("web_search", "quick_answer", False), ("web_search", "research", True)])
+@pytest.mark.parametrize(
+    ("tool", "task_type", "allow"),
+    [("web_search", "quick_answer", False), ("web_search", "research", True)],
+)
 def test_gate(tool: str, task_type: str, allow: bool) -> None:
     data = json.loads(_invoke("gate", tool, "--task-type", task_type, "--json"))
     assert data["allow"] is allow and data["tool_name"] == tool and data["mode"] == "rules"
     assert _invoke("gate", tool, "--task-type", task_type).startswith(f"allow={str(allow).lower()}")
 
 
-@pytest.mark.parametrize(("risk", "confidence", "verify"),
-                         [("high", "0.99", True), ("low", "0.9", False), ("medium", "0.5", True)])
+@pytest.mark.parametrize(
+    ("risk", "confidence", "verify"),
+    [("high", "0.99", True), ("low", "0.9", False), ("medium", "0.5", True)],
+)
 def test_verify(risk: str, confidence: str, verify: bool) -> None:
     data = json.loads(_invoke("verify", "--risk", risk, "--confidence", confidence, "--json"))
     assert data["verify"] is verify
@@ -90,8 +102,15 @@ def test_stats_match_aco_lab_stats(tmp_path: Path, by: str | None) -> None:
     from aco_lab.cli import main as lab_main
 
     opt = ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)))
-    for i, request in enumerate(["What is 2+2?", "Fix the auth bug in production",
-                                 "Summarize these papers", "Fix the login test"] * 2):
+    for i, request in enumerate(
+        [
+            "What is 2+2?",
+            "Fix the auth bug in production",
+            "Summarize these papers",
+            "Fix the login test",
+        ]
+        * 2
+    ):
         run = opt.begin(request)
         run.record_call(tier=1 + i % 3, cost=0.01 * i, input_tokens=100, cached_input_tokens=10 * i)
         if i % 3 == 0:
@@ -122,7 +141,8 @@ def test_stats_of_a_missing_directory_is_an_error(tmp_path: Path) -> None:
         missing = args[1] if args[0] == "--trace-dir" else str(tmp_path / "from-config")
         assert result.output.strip().splitlines() == [
             f"error: {missing}: no such trace directory; pass --trace-dir with the directory "
-            f"runs are logged to (runtime.trace_dir)"]
+            f"runs are logged to (runtime.trace_dir)"
+        ]
 
 
 def test_bad_config_is_one_line_and_exit_1(tmp_path: Path) -> None:
@@ -131,7 +151,8 @@ def test_bad_config_is_one_line_and_exit_1(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["route", "x", "--config", str(bad)])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        f"error: {bad}: routing.safety_threshold: expected a number in 0..1, got 7"]
+        f"error: {bad}: routing.safety_threshold: expected a number in 0..1, got 7"
+    ]
 
 
 def test_version() -> None:
@@ -166,25 +187,34 @@ def test_console_script_missing_bundle_is_one_line(tmp_path: Path) -> None:
 
 # -- with a bundle -------------------------------------------------------------------------------
 def test_route_with_a_bundle_matches_the_optimizer(trained_bundle: Path) -> None:
-    data = json.loads(_invoke("route", "Fix the auth bug in production", "--bundle",
-                              str(trained_bundle), "--json"))
+    data = json.loads(
+        _invoke(
+            "route", "Fix the auth bug in production", "--bundle", str(trained_bundle), "--json"
+        )
+    )
     expected = ACOOptimizer(bundle=trained_bundle).route("Fix the auth bug in production")
     assert data["mode"] == "bundle"
     assert (data["tier"], data["model_id"], data["task_type"]) == (
-        expected.tier, expected.model_id, expected.task_type)
+        expected.tier,
+        expected.model_id,
+        expected.task_type,
+    )
     assert data["confidence"] == pytest.approx(expected.confidence)
 
 
-def test_bundle_version_resolves_under_router_models(trained_bundle: Path, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bundle_version_resolves_under_router_models(
+    trained_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import shutil
 
     from aco.bundle import manifest_path
 
     models = tmp_path / "router_models"
     models.mkdir()
-    for source, name in ((trained_bundle, "router_bundle_v3.pkl"),
-                         (manifest_path(trained_bundle), "router_bundle_v3.manifest.json")):
+    for source, name in (
+        (trained_bundle, "router_bundle_v3.pkl"),
+        (manifest_path(trained_bundle), "router_bundle_v3.manifest.json"),
+    ):
         shutil.copy(source, models / name)
     monkeypatch.chdir(tmp_path)
     assert json.loads(_invoke("route", "hello", "--bundle", "v3", "--json"))["mode"] == "bundle"
@@ -215,8 +245,9 @@ def test_console_script_tampered_bundle_is_one_line(trained_bundle: Path, tmp_pa
 
 
 # -- aco version --bundle: what a bundle holds ---------------------------------------------
-def test_version_describes_a_bundle_after_checking_it(trained_bundle: Path, tmp_path: Path,
-                                                      monkeypatch) -> None:
+def test_version_describes_a_bundle_after_checking_it(
+    trained_bundle: Path, tmp_path: Path, monkeypatch
+) -> None:
     from aco.bundle import KEY_ENV, load_bundle, read_manifest
 
     monkeypatch.delenv(KEY_ENV, raising=False)
@@ -224,8 +255,11 @@ def test_version_describes_a_bundle_after_checking_it(trained_bundle: Path, tmp_
     out = _script("version", "--bundle", str(trained_bundle), "--json")
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout)["bundle"]
-    assert (info["sha256"], info["size"], info["hmac"]) == (manifest["sha256"],
-                                                            manifest["size"], "none")
+    assert (info["sha256"], info["size"], info["hmac"]) == (
+        manifest["sha256"],
+        manifest["size"],
+        "none",
+    )
     assert info["training"]["requests"] == payload["training_data"]["n_requests"]
     assert info["task_types"] == payload["feature_spec"]["task_types"]
     threshold = payload["task_type_model"]["novelty"]["threshold"]
@@ -244,7 +278,8 @@ def test_version_describes_a_bundle_after_checking_it(trained_bundle: Path, tmp_
     copy = tmp_path / trained_bundle.name
     copy.write_bytes(trained_bundle.read_bytes()[:-1] + b"\x00")
     (tmp_path / trained_bundle.name.replace(".pkl", ".manifest.json")).write_text(
-        json.dumps(manifest))
+        json.dumps(manifest)
+    )
     bad = _script("version", "--bundle", str(copy))
     assert bad.returncode == 1 and "tampered" in bad.stderr and bad.stdout == ""
 

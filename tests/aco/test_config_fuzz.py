@@ -19,10 +19,13 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "config.md"
 DEFAULTS = yaml.safe_load(re.search(r"```yaml\n(.*?)```", DOCS.read_text(), re.DOTALL).group(1))
 
 ODD_VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-(10**20), 10**20),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
-    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=4), st.integers(),
-                                                         max_size=2),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
 )
 
 
@@ -61,10 +64,14 @@ def _load_or_refuse(tmp_path: Path, raw: bytes) -> None:
     assert 1 <= tier <= 5
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(changes=st.lists(st.tuples(st.sampled_from(PATHS), ODD_VALUES, st.booleans()),
-                        min_size=1, max_size=3))
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    changes=st.lists(
+        st.tuples(st.sampled_from(PATHS), ODD_VALUES, st.booleans()), min_size=1, max_size=3
+    )
+)
 def test_a_mutated_config_loads_or_is_one_config_error(tmp_path: Path, changes) -> None:
     data = DEFAULTS
     for path, value, remove in changes:
@@ -75,8 +82,9 @@ def test_a_mutated_config_loads_or_is_one_config_error(tmp_path: Path, changes) 
     _load_or_refuse(tmp_path, yaml.safe_dump(data, allow_unicode=True).encode())
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(raw=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
 def test_any_bytes_load_or_are_one_config_error(tmp_path: Path, raw: bytes) -> None:
     _load_or_refuse(tmp_path, raw)

@@ -43,8 +43,9 @@ def test_low_quantile_sees_what_the_mean_hides() -> None:
         (None, "Possibly Lyon, I'm not sure.", False, "hedging"),  # 0.6 * 0.6 = 0.36 >= 0.30
     ],
 )
-def test_rule_cascade_table(logprobs: list[float] | None, response: str, escalated: bool,
-                            cue: str | None) -> None:
+def test_rule_cascade_table(
+    logprobs: list[float] | None, response: str, escalated: bool, cue: str | None
+) -> None:
     signals = read_answer_signals(logprobs, response)
     decision = RULES.cascade(signals, 2)
     assert decision.escalated is escalated, decision.reason
@@ -132,8 +133,14 @@ def test_gate_notes_side_effects() -> None:
 
 @pytest.mark.parametrize(
     ("risk", "confidence", "verify"),
-    [("low", 0.2, True), ("low", 0.5, False), ("medium", 0.6, True), ("medium", 0.8, False),
-     ("high", 0.99, True), ("high", 1.0, True)],
+    [
+        ("low", 0.2, True),
+        ("low", 0.5, False),
+        ("medium", 0.6, True),
+        ("medium", 0.8, False),
+        ("high", 0.99, True),
+        ("high", 1.0, True),
+    ],
 )
 def test_rule_verify_table(risk: str, confidence: float, verify: bool) -> None:
     assert RULES.verify(risk, confidence).verify is verify
@@ -148,40 +155,82 @@ def test_verify_refuses_bad_input(risk: str, confidence: float) -> None:
 # A learned cascade (aco.cascade): ask tier 1, then tier 2 when unsure, accept when they agree,
 # else fall back to tier 5.
 CASCADE = {
-    "kind": "cascade_stages", "version": 1,
-    "options": {"tiny-local-3b": {"tier": 1, "mean_cost": 0.0},
-                "cheap-cloud-8b": {"tier": 2, "mean_cost": 0.001},
-                "specialist-expert": {"tier": 5, "mean_cost": 0.1}},
+    "kind": "cascade_stages",
+    "version": 1,
+    "options": {
+        "tiny-local-3b": {"tier": 1, "mean_cost": 0.0},
+        "cheap-cloud-8b": {"tier": 2, "mean_cost": 0.001},
+        "specialist-expert": {"tier": 5, "mean_cost": 0.1},
+    },
     "top": "specialist-expert",
-    "policies": {"*": {
-        "sequence": ["tiny-local-3b", "cheap-cloud-8b"], "fallback": "specialist-expert",
-        "accept_at": [0.8, 0.6], "escalate_below": [0.0, 0.0],
-        "rank": ["cheap-cloud-8b", "tiny-local-3b"],
-        "models": {
-            "tiny-local-3b": {"features": ["tiny-local-3b:min_logprob"], "weights": [2.0],
-                              "bias": 2.0},
-            "cheap-cloud-8b|tiny-local-3b": {"features": ["all_agree"], "weights": [4.0],
-                                             "bias": -2.0}}}},
+    "policies": {
+        "*": {
+            "sequence": ["tiny-local-3b", "cheap-cloud-8b"],
+            "fallback": "specialist-expert",
+            "accept_at": [0.8, 0.6],
+            "escalate_below": [0.0, 0.0],
+            "rank": ["cheap-cloud-8b", "tiny-local-3b"],
+            "models": {
+                "tiny-local-3b": {
+                    "features": ["tiny-local-3b:min_logprob"],
+                    "weights": [2.0],
+                    "bias": 2.0,
+                },
+                "cheap-cloud-8b|tiny-local-3b": {
+                    "features": ["all_agree"],
+                    "weights": [4.0],
+                    "bias": -2.0,
+                },
+            },
+        }
+    },
 }
 # Learned doom, gate, verify and context budget in aco.learned_controls' formats.
-TOOL = {"runs": 40, "lift": -0.05, "shrunk_lift": -0.03, "cost": 0.01, "failure_rate": 0.2,
-        "net_value": -0.02}
+TOOL = {
+    "runs": 40,
+    "lift": -0.05,
+    "shrunk_lift": -0.03,
+    "cost": 0.01,
+    "failure_rate": 0.2,
+    "net_value": -0.02,
+}
 LEARNED = {
     "cascade": CASCADE,
-    "doom": {"kind": "doom_logistic", "version": 1,
-             "model": {"features": ["stalled", "log_spend_ratio"], "weights": [-1.0, -2.0],
-                       "bias": 2.0},
-             "threshold": 0.2, "min_steps": 2, "typical": {"*/*": {"cost": 1.0, "steps": 4.0}}},
-    "gate": {"kind": "tool_values", "version": 1, "value_per_success": 1.0,
-             "tools": {"coding/web_search": {**TOOL, "allow": False, "enforcement": "enforced"},
-                       "coding/shell": {**TOOL, "allow": False},  # advisory (the default)
-                       "*/web_search": {**TOOL, "allow": True}}},
-    "verify": {"kind": "false_done_logistic", "version": 1,
-               "model": {"features": [], "weights": [], "bias": 0.0}, "threshold": {"*": 0.3},
-               "false_done_cost": {"*": 1.0}, "verifier_cost": 0.01, "max_call_rate": 0.5},
-    "context_budget": {"kind": "token_quantiles", "version": 1, "quantile": 0.9,
-                       "total_tokens": {"*/1": 1234, "*/*": 5000},
-                       "keep_exact": {"*": ["request"]}, "omit": {"*": ["old_turns"]}},
+    "doom": {
+        "kind": "doom_logistic",
+        "version": 1,
+        "model": {"features": ["stalled", "log_spend_ratio"], "weights": [-1.0, -2.0], "bias": 2.0},
+        "threshold": 0.2,
+        "min_steps": 2,
+        "typical": {"*/*": {"cost": 1.0, "steps": 4.0}},
+    },
+    "gate": {
+        "kind": "tool_values",
+        "version": 1,
+        "value_per_success": 1.0,
+        "tools": {
+            "coding/web_search": {**TOOL, "allow": False, "enforcement": "enforced"},
+            "coding/shell": {**TOOL, "allow": False},  # advisory (the default)
+            "*/web_search": {**TOOL, "allow": True},
+        },
+    },
+    "verify": {
+        "kind": "false_done_logistic",
+        "version": 1,
+        "model": {"features": [], "weights": [], "bias": 0.0},
+        "threshold": {"*": 0.3},
+        "false_done_cost": {"*": 1.0},
+        "verifier_cost": 0.01,
+        "max_call_rate": 0.5,
+    },
+    "context_budget": {
+        "kind": "token_quantiles",
+        "version": 1,
+        "quantile": 0.9,
+        "total_tokens": {"*/1": 1234, "*/*": 5000},
+        "keep_exact": {"*": ["request"]},
+        "omit": {"*": ["old_turns"]},
+    },
 }
 
 
@@ -232,8 +281,11 @@ def test_learned_controls_decide_and_say_so() -> None:
     high = learned.verify("high", 0.99)
     assert high.verify and high.mode == MODE_RULES  # high risk is always verified
     budget = learned.context_budget(read_cues("hello"), 1)
-    assert (budget.total_tokens, budget.keep_exact, budget.omit) == (1234, ("request",),
-                                                                      ("old_turns",))
+    assert (budget.total_tokens, budget.keep_exact, budget.omit) == (
+        1234,
+        ("request",),
+        ("old_turns",),
+    )
     assert learned.context_budget(read_cues("x" * 40_000), 1).total_tokens == 10_000 + 1_000
     assert all(learned.mode(name) == MODE_BUNDLE for name in LEARNED)
 
@@ -250,11 +302,15 @@ def test_partial_controls_fall_back_to_rules_per_control() -> None:
         ({"teleport": {}}, "controls.teleport: unknown control"),
         ({"cascade": {"kind": "table"}}, "controls.cascade.kind"),
         ({"cascade": {**CASCADE, "top": "gpt-9"}}, "controls.cascade.top"),
-        ({"doom": {**LEARNED["doom"], "model": {"features": ["a"], "weights": [], "bias": 0}}},
-         "controls.doom.model"),
+        (
+            {"doom": {**LEARNED["doom"], "model": {"features": ["a"], "weights": [], "bias": 0}}},
+            "controls.doom.model",
+        ),
         ({"gate": {**LEARNED["gate"], "version": 2}}, "controls.gate.version"),
-        ({"verify": {k: v for k, v in LEARNED["verify"].items() if k != "threshold"}},
-         "controls.verify.threshold"),
+        (
+            {"verify": {k: v for k, v in LEARNED["verify"].items() if k != "threshold"}},
+            "controls.verify.threshold",
+        ),
         ({"context_budget": {"kind": "by_tier"}}, "controls.context_budget.kind"),
     ],
 )

@@ -56,8 +56,18 @@ def metrics(traces: list[dict], **alerts: float) -> dict:
 
 # -- the metrics, by hand ----------------------------------------------------------------------
 TWO_TIERS = [
-    run(True, 2.0, steps=[step(1, call(4, input_tokens=100, cached_input_tokens=40),
-                               verifier_called=True, verifier_passed=True)]),
+    run(
+        True,
+        2.0,
+        steps=[
+            step(
+                1,
+                call(4, input_tokens=100, cached_input_tokens=40),
+                verifier_called=True,
+                verifier_passed=True,
+            )
+        ],
+    ),
     run(False, 1.0, steps=[step(1, call(4, input_tokens=50)), step(2, None)]),
     run(True, 0.5, steps=[step(1, call(1, input_tokens=30, cached_input_tokens=10))]),
     run(None, 0.5, outcome="aborted", steps=[step(1, call(1, input_tokens=20))]),
@@ -126,8 +136,14 @@ def test_false_done_rate_counts_completed_runs_with_a_known_outcome() -> None:
 def test_no_runs() -> None:
     out = metrics([])
     assert (out["runs"], out["successes"], out["total_cost"]) == (0, 0, 0.0)
-    nullable = ("success_rate", "cost_per_success", "escalation_rate", "cache_hit_rate",
-                "verifier_call_rate", "false_done_rate")
+    nullable = (
+        "success_rate",
+        "cost_per_success",
+        "escalation_rate",
+        "cache_hit_rate",
+        "verifier_call_rate",
+        "false_done_rate",
+    )
     assert all(out[key] is None for key in nullable)
     assert out["success_rate_by_tier"] == {} and out["alerts"] == []
 
@@ -140,8 +156,14 @@ def test_zero_input_tokens_leave_the_cache_hit_rate_null() -> None:
 def test_cache_hit_rate_is_null_when_no_call_reports_the_cache() -> None:
     # Unknown is not zero: RouterBench reports input tokens but never the prompt cache.
     assert metrics([run(steps=[step(1, call(2, input_tokens=100))])])["cache_hit_rate"] is None
-    mixed = [run(steps=[step(1, call(2, input_tokens=100)),
-                        step(2, call(2, input_tokens=100, cached_input_tokens=50))])]
+    mixed = [
+        run(
+            steps=[
+                step(1, call(2, input_tokens=100)),
+                step(2, call(2, input_tokens=100, cached_input_tokens=50)),
+            ]
+        )
+    ]
     assert metrics(mixed)["cache_hit_rate"] == 0.25  # the unreported call counts as a miss
 
 
@@ -223,12 +245,30 @@ def test_alert_thresholds_come_from_the_config() -> None:
 
 # -- groups ----------------------------------------------------------------------------------
 GROUPED = [
-    run(True, 1.0, task_type="coding", source="runtime", steps=[step(1, call(3))],
-        metadata={"task_type_from": "caller"}),
-    run(False, 2.0, task_type="coding", source="bench", steps=[step(1, call(4))],
-        metadata={"task_type_from": "classifier"}),
-    run(True, 0.5, task_type=None, source="runtime", steps=[step(1, call(1))],
-        metadata={"task_type_from": "none", "router_mode": "bundle"}),
+    run(
+        True,
+        1.0,
+        task_type="coding",
+        source="runtime",
+        steps=[step(1, call(3))],
+        metadata={"task_type_from": "caller"},
+    ),
+    run(
+        False,
+        2.0,
+        task_type="coding",
+        source="bench",
+        steps=[step(1, call(4))],
+        metadata={"task_type_from": "classifier"},
+    ),
+    run(
+        True,
+        0.5,
+        task_type=None,
+        source="runtime",
+        steps=[step(1, call(1))],
+        metadata={"task_type_from": "none", "router_mode": "bundle"},
+    ),
     run(True, 0.25, task_type="quick_answer", steps=[step(1, call(1))]),  # no metadata
 ]
 
@@ -253,9 +293,13 @@ def test_groups_equal_the_metrics_of_their_runs(by: str, keys: list[str]) -> Non
 
 
 def _key(trace: dict, by: str) -> str:
-    value = (trace["steps"][0]["model_call"]["tier"] if by == "tier"
-             else (trace.get("metadata") or {}).get(by) if by == "task_type_from"
-             else trace.get(by))
+    value = (
+        trace["steps"][0]["model_call"]["tier"]
+        if by == "tier"
+        else (trace.get("metadata") or {}).get(by)
+        if by == "task_type_from"
+        else trace.get(by)
+    )
     return NULL_GROUP if value is None else str(value)
 
 
@@ -268,13 +312,17 @@ def test_unknown_group_field_is_refused() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"total_cost": "cheap"},
-         r"trace #1 \(t\): total_cost: expected a number >= 0, got 'cheap'"),
+        (
+            {"total_cost": "cheap"},
+            r"trace #1 \(t\): total_cost: expected a number >= 0, got 'cheap'",
+        ),
         ({"total_cost": -0.5}, r"total_cost: expected a number >= 0, got -0.5"),
         ({"task_success": 1}, r"task_success: expected true, false or null, got 1"),
         ({"steps": None}, r"steps: expected a list of steps, got None"),
-        ({"steps": [{"step_num": 1, "model_call": {"tier": "high"}}]},
-         r"steps\[0\]\.model_call\.tier: expected an int 1..5"),
+        (
+            {"steps": [{"step_num": 1, "model_call": {"tier": "high"}}]},
+            r"steps\[0\]\.model_call\.tier: expected an int 1..5",
+        ),
     ],
 )
 def test_malformed_traces_raise_with_the_field(change: dict, message: str) -> None:
@@ -324,18 +372,28 @@ def test_format_metrics_shows_alerts_and_groups() -> None:
     assert "ALERT low_success_rate: success rate 0.0% is below 70.0%" in failing
 
 
-@pytest.mark.parametrize(("bad", "message"), [
-    (b'{"deep": ' + b"[" * 1000 + b"]" * 1000 + b"}",
-     "invalid JSON: arrays or objects nested too deeply"),
-    (json.dumps(run(cost="1")).encode(), "total_cost: expected a number >= 0, got \"1\""),
-    (json.dumps(run(steps=[step(1, {**call(2), "input_tokens": "5"})])).encode(),
-     'steps[0].model_call.input_tokens: expected an int >= 0 or null, got "5"'),
-    (json.dumps(run(predicted_tier="high")).encode(), "predicted_tier: expected an int 1..5"),
-    (json.dumps(run(total_cost=1e300)).encode()[:-1] + b', "total_cost": 1e999}',
-     "total_cost: key given 2 times"),
-])
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (
+            b'{"deep": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+            "invalid JSON: arrays or objects nested too deeply",
+        ),
+        (json.dumps(run(cost="1")).encode(), 'total_cost: expected a number >= 0, got "1"'),
+        (
+            json.dumps(run(steps=[step(1, {**call(2), "input_tokens": "5"})])).encode(),
+            'steps[0].model_call.input_tokens: expected an int >= 0 or null, got "5"',
+        ),
+        (json.dumps(run(predicted_tier="high")).encode(), "predicted_tier: expected an int 1..5"),
+        (
+            json.dumps(run(total_cost=1e300)).encode()[:-1] + b', "total_cost": 1e999}',
+            "total_cost: key given 2 times",
+        ),
+    ],
+)
 def test_read_trace_lines_rejects_a_line_that_breaks_the_format(
-        tmp_path: Path, caplog, bad: bytes, message: str) -> None:
+    tmp_path: Path, caplog, bad: bytes, message: str
+) -> None:
     path = tmp_path / "a.jsonl"
     path.write_bytes(json.dumps(run()).encode() + b"\n" + bad + b"\n")
     with pytest.raises(TraceFormatError, match=re.escape(f"{path}:2: {message}")):

@@ -28,8 +28,16 @@ def test_start_run_returns_the_guides_dict(opt: ACOOptimizer) -> None:
     plan = opt.start_run("Fix the auth bug in production", task_type="coding")
     assert set(plan) == {"trace_id", "routing", "context_budget"}
     routing = plan["routing"]
-    assert set(routing) == {"tier", "model_id", "confidence", "cost_estimate", "task_type",
-                            "task_type_from", "reason", "mode"}
+    assert set(routing) == {
+        "tier",
+        "model_id",
+        "confidence",
+        "cost_estimate",
+        "task_type",
+        "task_type_from",
+        "reason",
+        "mode",
+    }
     assert routing["tier"] >= 4 and routing["mode"] == MODE_RULES
     assert (routing["task_type"], routing["task_type_from"]) == ("coding", "caller")
     assert set(plan["context_budget"]) == {"total_tokens", "keep_exact", "omit"}
@@ -38,11 +46,24 @@ def test_start_run_returns_the_guides_dict(opt: ACOOptimizer) -> None:
 
 def test_end_run_writes_a_valid_trace_with_the_summed_cost(opt: ACOOptimizer) -> None:
     plan = opt.start_run("Fix the flaky login test", task_type="coding")
-    opt.record_call(tier=3, cost=0.10, input_tokens=1000, output_tokens=200, action="plan",
-                    logprobs=[-0.1, -0.5], output_text="patch ...")
+    opt.record_call(
+        tier=3,
+        cost=0.10,
+        input_tokens=1000,
+        output_tokens=200,
+        action="plan",
+        logprobs=[-0.1, -0.5],
+        output_text="patch ...",
+    )
     opt.record_tool_call("run_tests", success=False, cost=0.02, latency_ms=1500.0)
-    opt.record_call(tier=4, cost=0.30, escalated_from=3, input_tokens=1200,
-                    cached_input_tokens=800, output_tokens=250)
+    opt.record_call(
+        tier=4,
+        cost=0.30,
+        escalated_from=3,
+        input_tokens=1200,
+        cached_input_tokens=800,
+        output_tokens=250,
+    )
     opt.record_tool_call("run_tests", success=True, cost=0.02)
     opt.record_verification(True, tier=2, cost=0.005, input_tokens=300, output_tokens=5)
     trace = opt.end_run(success=True)
@@ -60,14 +81,17 @@ def test_end_run_writes_a_valid_trace_with_the_summed_cost(opt: ACOOptimizer) ->
     assert row["escalated"] and row["n_tool_calls"] == 2 and row["n_verifier_calls"] == 1
 
 
-@pytest.mark.parametrize(("request_text", "task_type", "expected"), [
-    ("Fix the flaky login test", "coding", ("coding", "caller")),
-    ("Fix the bug in the login code", None, ("coding", "rule_cues")),
-    ("zqx vbnm wert", None, (None, "none")),
-])
-def test_the_trace_says_where_its_task_type_came_from(opt: ACOOptimizer, request_text: str,
-                                                       task_type: str | None,
-                                                       expected: tuple) -> None:
+@pytest.mark.parametrize(
+    ("request_text", "task_type", "expected"),
+    [
+        ("Fix the flaky login test", "coding", ("coding", "caller")),
+        ("Fix the bug in the login code", None, ("coding", "rule_cues")),
+        ("zqx vbnm wert", None, (None, "none")),
+    ],
+)
+def test_the_trace_says_where_its_task_type_came_from(
+    opt: ACOOptimizer, request_text: str, task_type: str | None, expected: tuple
+) -> None:
     opt.start_run(request_text, task_type=task_type)
     trace = opt.end_run(success=True)
     assert (trace["task_type"], trace["metadata"]["task_type_from"]) == expected
@@ -76,12 +100,17 @@ def test_the_trace_says_where_its_task_type_came_from(opt: ACOOptimizer, request
 
 @pytest.mark.parametrize(
     ("success", "outcome", "expected"),
-    [(False, None, ("failed", False)), (False, "completed", ("completed", False)),
-     (None, None, ("completed", None)), (False, "aborted", ("aborted", False)),
-     (False, "budget_exceeded", ("budget_exceeded", False))],
+    [
+        (False, None, ("failed", False)),
+        (False, "completed", ("completed", False)),
+        (None, None, ("completed", None)),
+        (False, "aborted", ("aborted", False)),
+        (False, "budget_exceeded", ("budget_exceeded", False)),
+    ],
 )
-def test_end_run_outcomes(opt: ACOOptimizer, success: bool | None, outcome: str | None,
-                          expected: tuple) -> None:
+def test_end_run_outcomes(
+    opt: ACOOptimizer, success: bool | None, outcome: str | None, expected: tuple
+) -> None:
     opt.start_run("hello")
     trace = opt.end_run(success, outcome)
     assert (trace["final_outcome"], trace["task_success"]) == expected
@@ -202,8 +231,10 @@ def test_threads_sharing_one_optimizer_never_mix_runs(opt: ACOOptimizer) -> None
 def test_one_run_handle_records_from_many_threads(opt: ACOOptimizer) -> None:
     run = opt.begin("Research three vendors")
     run.record_call(tier=3, cost=0.05)
-    threads = [threading.Thread(target=run.record_tool_call, args=(f"fetch_{i}", True, 0.001))
-               for i in range(50)]
+    threads = [
+        threading.Thread(target=run.record_tool_call, args=(f"fetch_{i}", True, 0.001))
+        for i in range(50)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -277,16 +308,17 @@ def test_bundle_mode_routes_like_the_router(trained_bundle: Path, tmp_path: Path
         plan = opt.start_run(request)
         expected = router.decide(request)
         assert plan["routing"]["mode"] == "bundle"
-        assert (plan["routing"]["tier"], plan["routing"]["task_type"]) == (expected.tier,
-                                                                          expected.task_type)
+        assert (plan["routing"]["tier"], plan["routing"]["task_type"]) == (
+            expected.tier,
+            expected.task_type,
+        )
         assert plan["routing"]["confidence"] == pytest.approx(expected.confidence)
         trace = opt.end_run(True)
         assert trace["metadata"]["router_mode"] == "bundle"
     assert read_traces(opt.trace_log.path).runs.height == 2
 
 
-def test_config_router_model_path_selects_bundle_mode(trained_bundle: Path,
-                                                      tmp_path: Path) -> None:
+def test_config_router_model_path_selects_bundle_mode(trained_bundle: Path, tmp_path: Path) -> None:
     opt = ACOOptimizer(ACOConfig(router_model_path=str(trained_bundle), trace_dir=str(tmp_path)))
     assert opt.route("Fix the auth bug in production").mode == "bundle"
     assert opt.controls.mode("gate") == "rules"  # a bundle without controls: rule controls
@@ -295,10 +327,15 @@ def test_config_router_model_path_selects_bundle_mode(trained_bundle: Path,
 def test_bundle_controls_are_used_when_present(trained_bundle: Path, tmp_path: Path) -> None:
     from tests.aco.test_controls import LEARNED, TOOL
 
-    gate = {**LEARNED["gate"], "tools": {"*/web_search": {**TOOL, "allow": False,
-                                                          "enforcement": "enforced"}}}
-    path = _rewrite(trained_bundle, tmp_path / "models",
-                    controls={"gate": gate, "doom": LEARNED["doom"], "verify": LEARNED["verify"]})
+    gate = {
+        **LEARNED["gate"],
+        "tools": {"*/web_search": {**TOOL, "allow": False, "enforcement": "enforced"}},
+    }
+    path = _rewrite(
+        trained_bundle,
+        tmp_path / "models",
+        controls={"gate": gate, "doom": LEARNED["doom"], "verify": LEARNED["verify"]},
+    )
     opt = ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)), bundle=path)
     blocked = opt.gate_tool("web_search", task_type="research")  # the rules would allow it
     assert (blocked.allow, blocked.mode) == (False, "bundle")
@@ -331,15 +368,19 @@ def test_tampered_bundle_is_refused(trained_bundle: Path, tmp_path: Path) -> Non
         ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)), bundle=copy)
 
 
-def test_bundle_of_another_feature_version_is_refused(trained_bundle: Path,
-                                                      tmp_path: Path) -> None:
+def test_bundle_of_another_feature_version_is_refused(trained_bundle: Path, tmp_path: Path) -> None:
     from aco.bundle import load_bundle
     from aco.errors import FeatureVersionError
     from aco.features import FEATURE_VERSION
 
     spec = dict(load_bundle(trained_bundle)["feature_spec"], version=FEATURE_VERSION + 1)
-    path = _rewrite(trained_bundle, tmp_path / "models", checked=False,
-                    feature_version=FEATURE_VERSION + 1, feature_spec=spec)
+    path = _rewrite(
+        trained_bundle,
+        tmp_path / "models",
+        checked=False,
+        feature_version=FEATURE_VERSION + 1,
+        feature_spec=spec,
+    )
     with pytest.raises(FeatureVersionError):
         ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)), bundle=path)
 
@@ -360,9 +401,16 @@ def test_a_pickle_with_code_never_runs(tmp_path: Path) -> None:
     path = tmp_path / "router_bundle_v1.pkl"
     data = pickle.dumps({"bundle_format_version": 1, "model": Exploit()})
     path.write_bytes(data)
-    manifest_path(path).write_text(json.dumps({  # a manifest that truthfully matches the bytes
-        "kind": MANIFEST_KIND, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
-        "feature_version": None}))
+    manifest_path(path).write_text(
+        json.dumps(
+            {  # a manifest that truthfully matches the bytes
+                "kind": MANIFEST_KIND,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size": len(data),
+                "feature_version": None,
+            }
+        )
+    )
     with pytest.raises(BundleError, match="unsafe"):
         ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)), bundle=path)
     assert not marker.exists()
@@ -399,8 +447,9 @@ def test_bundle_mode_is_consistent_across_threads(trained_bundle: Path, tmp_path
     from concurrent.futures import ThreadPoolExecutor
 
     opt = ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)), bundle=trained_bundle)
-    requests = [f"Fix bug #{i} in the {w} service" for i in range(40)
-                for w in ("billing", "search")]
+    requests = [
+        f"Fix bug #{i} in the {w} service" for i in range(40) for w in ("billing", "search")
+    ]
     alone = [opt.route(r) for r in requests]
 
     def run_one(request: str) -> tuple[dict, dict]:
@@ -411,8 +460,10 @@ def test_bundle_mode_is_consistent_across_threads(trained_bundle: Path, tmp_path
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(run_one, requests))
     for decision, (plan, trace) in zip(alone, results, strict=True):
-        assert (plan["routing"]["tier"], plan["routing"]["task_type"]) == (decision.tier,
-                                                                          decision.task_type)
+        assert (plan["routing"]["tier"], plan["routing"]["task_type"]) == (
+            decision.tier,
+            decision.task_type,
+        )
         assert trace["trace_id"] == plan["trace_id"] and trace["predicted_tier"] == decision.tier
     assert read_traces(opt.trace_log.path).runs.height == len(requests)
 
@@ -437,13 +488,15 @@ def test_learned_cascade_through_a_run(trained_bundle: Path, tmp_path: Path) -> 
     assert lone.mode == "bundle" and lone.escalated
 
 
-def test_a_learned_context_budget_defers_reading_the_cues(trained_bundle: Path,
-                                                           tmp_path: Path) -> None:
+def test_a_learned_context_budget_defers_reading_the_cues(
+    trained_bundle: Path, tmp_path: Path
+) -> None:
     from aco.rules import read_cues
     from tests.aco.test_learned_controls import context_spec
 
-    path = _rewrite(trained_bundle, tmp_path / "models",
-                    controls={"context_budget": context_spec()})
+    path = _rewrite(
+        trained_bundle, tmp_path / "models", controls={"context_budget": context_spec()}
+    )
     opt = ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)), bundle=path)
     eager = ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)), bundle=trained_bundle)
     request = "Fix the failing payment test in billing_v2.py; it is urgent"

@@ -52,13 +52,17 @@ def test_stats_count_labelled_runs_only(opt: ACOOptimizer) -> None:
     assert stats["cost_per_success"] == pytest.approx(0.5)  # the labelled run's cost, not 5 x
 
 
-@pytest.mark.parametrize(("line", "message"), [
-    ('{"trace_id": "t1", "task_success": "yes"}', "task_success: expected true or false"),
-    ('{"task_success": true}', "trace_id: expected a non-empty string"),
-    ("{not json", "invalid JSON"),
-])
-def test_bad_outcome_lines_are_named_by_file_and_line(tmp_path: Path, line: str,
-                                                      message: str) -> None:
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"trace_id": "t1", "task_success": "yes"}', "task_success: expected true or false"),
+        ('{"task_success": true}', "trace_id: expected a non-empty string"),
+        ("{not json", "invalid JSON"),
+    ],
+)
+def test_bad_outcome_lines_are_named_by_file_and_line(
+    tmp_path: Path, line: str, message: str
+) -> None:
     path = tmp_path / "outcomes.jsonl"
     path.write_text('{"trace_id": "t0", "task_success": true}\n\n' + line + "\n")
     latest, problems = read_outcomes([path])
@@ -80,10 +84,13 @@ def test_apply_and_file_names() -> None:
     assert not is_outcomes_file("x/traces.jsonl")
 
 
-@pytest.mark.parametrize(("raw", "problem"), [
-    (b'{"trace_id": "t", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}", "nested too deeply"),
-    (b'{"trace_id": "t\xff", "task_success": true}', "not valid UTF-8 at column 16"),
-])
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b'{"trace_id": "t", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}", "nested too deeply"),
+        (b'{"trace_id": "t\xff", "task_success": true}', "not valid UTF-8 at column 16"),
+    ],
+)
 def test_a_hostile_outcome_line_is_one_problem(tmp_path: Path, raw: bytes, problem: str) -> None:
     path = tmp_path / "outcomes.jsonl"
     path.write_bytes(b'\xef\xbb\xbf{"trace_id": "a", "task_success": true}\n' + raw + b"\n")

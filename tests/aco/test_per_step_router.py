@@ -11,9 +11,12 @@ from aco.errors import ACOError, BudgetExceededError
 from aco.per_step_router import STEP_INPUT_TOKENS, STEP_OUTPUT_TOKENS, PerStepRouter
 
 CONFIG = ACOConfig()
-PRICED = ACOConfig(tiers=tuple(  # every tier costs something, so a budget can run out
-    TierSpec(t, f"model-{t}", cost_per_1k_input=0.01 * 3**t, cost_per_1k_output=0.02 * 3**t)
-    for t in range(1, 6)))
+PRICED = ACOConfig(
+    tiers=tuple(  # every tier costs something, so a budget can run out
+        TierSpec(t, f"model-{t}", cost_per_1k_input=0.01 * 3**t, cost_per_1k_output=0.02 * 3**t)
+        for t in range(1, 6)
+    )
+)
 
 
 @pytest.mark.parametrize(
@@ -36,7 +39,8 @@ def test_step_tier_table(action: str, failures: bool, risk: str, tier: int) -> N
     assert decision.allowed
     assert decision.model_id == CONFIG.tier(tier).model_id
     assert decision.cost_estimate == pytest.approx(
-        CONFIG.tier(tier).cost(STEP_INPUT_TOKENS, STEP_OUTPUT_TOKENS))
+        CONFIG.tier(tier).cost(STEP_INPUT_TOKENS, STEP_OUTPUT_TOKENS)
+    )
 
 
 def test_downgrades_before_refusing() -> None:
@@ -79,8 +83,11 @@ def test_record_tracks_spend_and_remaining() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"action": 3, "step_num": 1}, "action"), ({"action": "a", "step_num": 0}, "step_num"),
-     ({"action": "a", "step_num": 1, "task_risk": "extreme"}, "task_risk")],
+    [
+        ({"action": 3, "step_num": 1}, "action"),
+        ({"action": "a", "step_num": 0}, "step_num"),
+        ({"action": "a", "step_num": 1, "task_risk": "extreme"}, "task_risk"),
+    ],
 )
 def test_bad_step_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(ACOError, match=message):
@@ -174,10 +181,12 @@ def test_reserve_holds_exactly_that_tier_or_refuses() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"input_tokens": -10**7}, "input_tokens: expected an int >= 0, got -10000000"),
-     ({"input_tokens": "10"}, "input_tokens: expected an int >= 0, got '10'"),
-     ({"output_tokens": 2.5}, "output_tokens: expected an int >= 0, got 2.5"),
-     ({"output_tokens": True}, "output_tokens: expected an int >= 0, got True")],
+    [
+        ({"input_tokens": -(10**7)}, "input_tokens: expected an int >= 0, got -10000000"),
+        ({"input_tokens": "10"}, "input_tokens: expected an int >= 0, got '10'"),
+        ({"output_tokens": 2.5}, "output_tokens: expected an int >= 0, got 2.5"),
+        ({"output_tokens": True}, "output_tokens: expected an int >= 0, got True"),
+    ],
 )
 def test_bad_token_counts(kwargs: dict, message: str) -> None:
     router = PerStepRouter(1.0, PRICED)
@@ -218,8 +227,9 @@ def _run_threads(n: int, work) -> list:
 def test_threads_routing_before_any_records_cannot_overspend() -> None:
     # Eight threads route a $0.75 step each before any of them records: each must see the
     # others' holds (checking the budget without reserving let all eight spend $6 of $1).
-    only_tier_4 = ACOConfig(tiers=(TierSpec(4, "m4", cost_per_1k_input=0.25,
-                                            cost_per_1k_output=0.5),))
+    only_tier_4 = ACOConfig(
+        tiers=(TierSpec(4, "m4", cost_per_1k_input=0.25, cost_per_1k_output=0.5),)
+    )
     router = PerStepRouter(1.0, only_tier_4, min_tier=4)
 
     def work(i: int, barrier: threading.Barrier) -> bool:
@@ -235,12 +245,15 @@ def test_threads_routing_before_any_records_cannot_overspend() -> None:
     assert router.total_spent == pytest.approx(0.75) and router.reserved == 0.0
 
 
-THREAD_STEPS = st.lists(st.tuples(
-    st.sampled_from(["Plan it", "Read it", "Write it", "Check it"]),
-    st.floats(0.0, 1.0),  # the share of its estimate the call really costs
-    st.integers(0, 20_000),  # input tokens
-    st.sampled_from(["now", "later", "release"]),  # record at once, after the barrier, or drop
-), max_size=8)
+THREAD_STEPS = st.lists(
+    st.tuples(
+        st.sampled_from(["Plan it", "Read it", "Write it", "Check it"]),
+        st.floats(0.0, 1.0),  # the share of its estimate the call really costs
+        st.integers(0, 20_000),  # input tokens
+        st.sampled_from(["now", "later", "release"]),  # record at once, after the barrier, or drop
+    ),
+    max_size=8,
+)
 
 
 @settings(max_examples=40, deadline=None)

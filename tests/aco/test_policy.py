@@ -17,8 +17,9 @@ from aco.policy import (
 
 COSTS = np.array([0.0, 0.05, 0.3, 1.0, 1.5])
 probs = st.lists(st.floats(0, 1), min_size=5, max_size=5).map(lambda v: np.maximum.accumulate(v))
-params = st.builds(PolicyParams, st.floats(0, 1), st.floats(0, 1), st.sampled_from([0, 0.5, 3, 30]),
-                   st.just(1.0))
+params = st.builds(
+    PolicyParams, st.floats(0, 1), st.floats(0, 1), st.sampled_from([0, 0.5, 3, 30]), st.just(1.0)
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -33,8 +34,13 @@ def test_single_request_rule_matches_the_vectorised_rule(p, prm, floor, scale) -
 
 
 @settings(max_examples=200, deadline=None)
-@given(p=probs, safety=st.floats(0, 1), low=st.floats(0, 1), high=st.floats(0, 1),
-       value=st.sampled_from([0, 1, 10]))
+@given(
+    p=probs,
+    safety=st.floats(0, 1),
+    low=st.floats(0, 1),
+    high=st.floats(0, 1),
+    value=st.sampled_from([0, 1, 10]),
+)
 def test_raising_the_downgrade_threshold_never_picks_a_cheaper_tier(p, safety, low, high, value):
     low, high = sorted((low, high))
     allowed = np.ones((1, 5), dtype=bool)
@@ -66,9 +72,12 @@ def test_floor_above_every_configured_tier_leaves_the_top_configured_one() -> No
 
 def test_helpers() -> None:
     assert make_monotone(np.array([[0.5, 0.4, 0.6]])).tolist() == [[0.5, 0.5, 0.6]]
-    np.testing.assert_allclose(expected_costs(np.array([1000.0]), np.array([[0, 500]]),
-                                              np.array([1.0, 2.0]), np.array([0.0, 4.0])),
-                               [[1.0, 4.0]])
+    np.testing.assert_allclose(
+        expected_costs(
+            np.array([1000.0]), np.array([[0, 500]]), np.array([1.0, 2.0]), np.array([0.0, 4.0])
+        ),
+        [[1.0, 4.0]],
+    )
     assert calibrate(np.array([0.3]), {"method": "none"}) == 0.3
     assert calibrate(np.array([0.5]), {"method": "platt", "a": 1.0, "b": 0.0}) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="calibration.method"):
@@ -78,21 +87,24 @@ def test_helpers() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(p=st.lists(st.floats(0, 1), min_size=5, max_size=5), a=st.floats(0, 5),
-       b=st.floats(-5, 5))
+@given(p=st.lists(st.floats(0, 1), min_size=5, max_size=5), a=st.floats(0, 5), b=st.floats(-5, 5))
 def test_single_request_calibration_matches_the_vectorised_one(p, a, b) -> None:
     from aco.policy import calibrate_one, make_monotone_one
 
-    for calibration in ({"method": "platt", "a": a, "b": b}, {"method": "none"},
-                        {"method": "isotonic", "x": [0.0, 0.5, 1.0], "y": [0.1, 0.4, 0.9]}):
+    for calibration in (
+        {"method": "platt", "a": a, "b": b},
+        {"method": "none"},
+        {"method": "isotonic", "x": [0.0, 0.5, 1.0], "y": [0.1, 0.4, 0.9]},
+    ):
         one = make_monotone_one(calibrate_one(p, calibration))
         many = make_monotone(calibrate(np.array([p]), calibration))[0]
         np.testing.assert_allclose(one, many, rtol=0, atol=1e-12)
 
 
 @settings(max_examples=200, deadline=None)
-@given(raw=st.lists(st.floats(-40, 40), min_size=5, max_size=5), a=st.floats(0, 5),
-       b=st.floats(-5, 5))
+@given(
+    raw=st.lists(st.floats(-40, 40), min_size=5, max_size=5), a=st.floats(0, 5), b=st.floats(-5, 5)
+)
 def test_calibrating_margins_matches_calibrating_their_sigmoid(raw, a, b) -> None:
     from aco.policy import calibrate_margins_one
 

@@ -65,7 +65,8 @@ def test_price_call_sources() -> None:
 
 def test_cost_metadata_names_the_snapshot_only_when_used() -> None:
     assert cost_metadata({"steps[0].model_call.cost": "reported"}) == {
-        "cost_sources": {"steps[0].model_call.cost": "reported"}}
+        "cost_sources": {"steps[0].model_call.cost": "reported"}
+    }
     meta = cost_metadata({"steps[0].model_call.cost": COST_SNAPSHOT})
     assert meta["price_snapshot"]["sha256"] == load_price_snapshot().sha256
 
@@ -80,8 +81,11 @@ def _opt(tmp_path: Path, tiers=None):
 
 
 def test_record_call_without_a_cost_is_priced_and_says_how(tmp_path: Path) -> None:
-    tiers = (TierSpec(1, "gpt-4o-mini"), TierSpec(2, "in-house-8b", "local", 0.5, 1.0),
-             TierSpec(3, "gpt-4o"))
+    tiers = (
+        TierSpec(1, "gpt-4o-mini"),
+        TierSpec(2, "in-house-8b", "local", 0.5, 1.0),
+        TierSpec(3, "gpt-4o"),
+    )
     opt = _opt(tmp_path, tiers)
     run = opt.begin("What is 2+2?")
     run.record_call(1, input_tokens=1000, output_tokens=100, cached_input_tokens=200)
@@ -94,8 +98,11 @@ def test_record_call_without_a_cost_is_priced_and_says_how(tmp_path: Path) -> No
     assert costs == [pytest.approx(mini.cost(1000, 100, 200)), pytest.approx(1.5), 0.25, 0.0]
     assert trace["total_cost"] == pytest.approx(sum(costs))
     assert trace["metadata"]["cost_sources"] == {
-        "steps[0].model_call.cost": "price_snapshot", "steps[1].model_call.cost": "tier_table",
-        "steps[2].model_call.cost": "reported", "steps[3].model_call.cost": "unpriced"}
+        "steps[0].model_call.cost": "price_snapshot",
+        "steps[1].model_call.cost": "tier_table",
+        "steps[2].model_call.cost": "reported",
+        "steps[3].model_call.cost": "unpriced",
+    }
     assert trace["metadata"]["price_snapshot"] == load_price_snapshot().stamp()
 
 

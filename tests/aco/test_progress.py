@@ -39,7 +39,8 @@ def test_reports_are_log_records_carrying_progress(caplog: pytest.LogCaptureFixt
     ]
     # Stages at INFO (shown by -v), the meter's steps at DEBUG (-vv).
     assert [r.levelno for r in caplog.records] == [logging.INFO] * 2 + [logging.DEBUG] * 3 + [
-        logging.INFO]
+        logging.INFO
+    ]
 
 
 def test_a_meter_never_counts_past_its_total(caplog: pytest.LogCaptureFixture) -> None:
@@ -57,8 +58,10 @@ def test_a_terminal_shows_stage_lines_and_a_bar() -> None:
         _work()
     lines = terminal.getvalue().replace("\r", "\n").splitlines()
     stages = [line for line in lines if line.endswith(("building features", "the bundle"))]
-    assert [line.split("] ", 1)[1] for line in stages] == ["building features",
-                                                           "writing the bundle"]
+    assert [line.split("] ", 1)[1] for line in stages] == [
+        "building features",
+        "writing the bundle",
+    ]
     assert all(line.startswith("[") and "s] " in line for line in stages)  # time stamps
     bars = [line for line in lines if "reading traces" in line]
     assert "100%" in bars[-1] and "300/300 requests" in bars[-1]
@@ -66,8 +69,10 @@ def test_a_terminal_shows_stage_lines_and_a_bar() -> None:
 
 
 @pytest.mark.parametrize(("enabled", "stream"), [(False, Terminal()), (True, io.StringIO())])
-def test_nothing_is_drawn_when_quiet_or_not_a_terminal(enabled: bool, stream: io.StringIO,
-                                                       ) -> None:
+def test_nothing_is_drawn_when_quiet_or_not_a_terminal(
+    enabled: bool,
+    stream: io.StringIO,
+) -> None:
     with progress_shown(enabled, stream):
         _work()
     assert stream.getvalue() == ""

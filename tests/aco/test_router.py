@@ -30,10 +30,14 @@ def test_golden_bundle_routes_identically(golden: Router) -> None:
     cases = golden_cases()
     assert len(cases) >= 20
     for case in cases:
-        d = golden.decide(case["request"], task_type=case["task_type"],
-                          input_tokens=case["input_tokens"])
+        d = golden.decide(
+            case["request"], task_type=case["task_type"], input_tokens=case["input_tokens"]
+        )
         assert (d.tier, d.model_id, d.task_type) == (
-            case["tier"], case["model_id"], case["decided_task_type"]), case["request"]
+            case["tier"],
+            case["model_id"],
+            case["decided_task_type"],
+        ), case["request"]
         np.testing.assert_allclose(d.probabilities, case["probabilities"], rtol=0, atol=1e-9)
         assert d.confidence == pytest.approx(case["confidence"], abs=1e-9)
         assert d.cost_estimate == pytest.approx(case["cost_estimate"], rel=1e-12)
@@ -41,8 +45,9 @@ def test_golden_bundle_routes_identically(golden: Router) -> None:
 
 
 def test_decision_fields_and_reason(golden: Router) -> None:
-    d = golden.decide("Summarise the attached quarterly report", task_type="research",
-                      input_tokens=1200)
+    d = golden.decide(
+        "Summarise the attached quarterly report", task_type="research", input_tokens=1200
+    )
     assert list(d.probabilities) == sorted(d.probabilities)  # non-decreasing in the tier
     assert d.confidence == d.probabilities[d.tier - 1]
     assert d.reason.startswith("bundle v1: P(success)")
@@ -52,8 +57,9 @@ def test_decision_fields_and_reason(golden: Router) -> None:
 
 def test_config_supplies_prices_and_can_only_raise_floors(golden: Router) -> None:
     bundle = golden.bundle
-    free = ACOConfig(tiers=tuple(TierSpec(t, f"m{t}") for t in range(1, 6)),
-                     task_floors={"quick_answer": 5})
+    free = ACOConfig(
+        tiers=tuple(TierSpec(t, f"m{t}") for t in range(1, 6)), task_floors={"quick_answer": 5}
+    )
     router = Router(bundle, free)
     d = router.decide("What is 2+2?", task_type="quick_answer", input_tokens=10)
     assert d.tier == 5 and d.model_id == "m5" and d.cost_estimate == 0.0
@@ -107,14 +113,17 @@ def test_runtime_matches_lightgbm_on_routerbench(routerbench_dir: Path, tmp_path
     spec = FeatureSpec.from_dict(trained.payload["feature_spec"])
     held = runs.filter(pl.col("request_id").is_in(ids[1::40]))
     held = held.unique("request_id").sort("request_id")
-    for request, task_type, tokens in held.select("request", "task_type",
-                                                  "first_input_tokens").iter_rows():
+    for request, task_type, tokens in held.select(
+        "request", "task_type", "first_input_tokens"
+    ).iter_rows():
         x = request_features(spec, request, task_type, None, tokens)
         # The last column: each tier's model skill (pooled over RouterBench's 11 models).
-        rows = np.column_stack([np.repeat(x[None], 5, axis=0),
-                                trained.payload["model"]["tier_values"]])
-        expected = np.maximum.accumulate(calibrate(trained.booster.predict(rows),
-                                                   trained.payload["calibration"]))
+        rows = np.column_stack(
+            [np.repeat(x[None], 5, axis=0), trained.payload["model"]["tier_values"]]
+        )
+        expected = np.maximum.accumulate(
+            calibrate(trained.booster.predict(rows), trained.payload["calibration"])
+        )
         d = router.decide(request, task_type=task_type, input_tokens=tokens)
         np.testing.assert_allclose(d.probabilities, expected, rtol=0, atol=1e-9)
 
@@ -133,8 +142,9 @@ def test_folded_task_type_predictor_equals_the_linear_model(golden: Router) -> N
 
     predictor = TaskTypePredictor(golden.task_model)
     texts = [build_sim_request(4, i).text for i in range(200)]
-    X = np.stack([request_features(golden.spec, t, difficulty=d) for t in texts
-                  for d in (None, 3)])  # NaN difficulty: read as the training mean
+    X = np.stack(
+        [request_features(golden.spec, t, difficulty=d) for t in texts for d in (None, 3)]
+    )  # NaN difficulty: read as the training mean
     index, prob = predict_task_types(golden.task_model, X)
     for x, i, p in zip(X, index, prob, strict=True):
         task_type, q = predictor.predict(x)
@@ -152,7 +162,8 @@ HAND_WRITTEN = {  # requests unlike the simulator's templates, with the type the
 
 
 def test_a_request_unlike_the_training_ones_takes_its_type_from_the_rule_cues(
-        trained_bundle: Path) -> None:
+    trained_bundle: Path,
+) -> None:
     router = Router.load(trained_bundle)
     assert "novelty" in router.task_model
     for request, cue_type in HAND_WRITTEN.items():
@@ -168,13 +179,16 @@ def test_a_request_unlike_the_training_ones_takes_its_type_from_the_rule_cues(
 
 
 def test_a_novel_request_without_rule_cues_is_routed_with_no_task_type(
-        trained_bundle: Path) -> None:
+    trained_bundle: Path,
+) -> None:
     router = Router.load(trained_bundle)
     decision = router.decide("zqx vbnm wert plokij")  # no cue, no n-gram of the templates
     assert (decision.task_type, decision.task_type_from) == (None, "none")
     assert decision.reason.endswith("task type unknown")
-    assert decision.probabilities == router.decide("zqx vbnm wert plokij",
-                                                   task_type=None).probabilities
+    assert (
+        decision.probabilities
+        == router.decide("zqx vbnm wert plokij", task_type=None).probabilities
+    )
 
 
 def test_requests_like_the_training_ones_are_predicted(trained_bundle: Path) -> None:
@@ -185,7 +199,8 @@ def test_requests_like_the_training_ones_are_predicted(trained_bundle: Path) -> 
     decisions = [router.decide(build_sim_request(11, i).text) for i in range(300)]
     assert {d.task_type_from for d in decisions} <= {"classifier", "rule_cues", "none"}
     assert sum(d.task_type_from == "classifier" for d in decisions) == sum(
-        "task type predicted" in d.reason for d in decisions)
+        "task type predicted" in d.reason for d in decisions
+    )
     predicted = sum("task type predicted" in r for r in reasons)
     assert predicted >= 0.95 * len(reasons)  # the threshold calls ~1% of held-out ones novel
     assert predicted + sum("unlike the training requests" in r for r in reasons) == len(reasons)
@@ -196,9 +211,11 @@ def test_a_malformed_novelty_check_is_refused_when_the_bundle_loads(trained_bund
 
     payload = load_bundle(trained_bundle)
     novelty = payload["task_type_model"]["novelty"]
-    for broken in ({**novelty, "centroids": novelty["centroids"][:-2]},
-                   {**novelty, "offset": novelty["offset"] + 1},
-                   {k: v for k, v in novelty.items() if k != "threshold"}):
+    for broken in (
+        {**novelty, "centroids": novelty["centroids"][:-2]},
+        {**novelty, "offset": novelty["offset"] + 1},
+        {k: v for k, v in novelty.items() if k != "threshold"},
+    ):
         payload["task_type_model"]["novelty"] = broken
         with pytest.raises(BundleError, match="task_type_model.novelty"):
             Router(payload, source="b.pkl")

@@ -47,8 +47,9 @@ def test_rule_table(request_text: str, task_type: str | None, low: int, high: in
     assert decision.reason.startswith("rules: ")
 
 
-@pytest.mark.parametrize("text", ["def f(x):\n    return x + 1\n", "Fix the TypeError in parse()",
-                                  "x = {1: 2};"])
+@pytest.mark.parametrize(
+    "text", ["def f(x):\n    return x + 1\n", "Fix the TypeError in parse()", "x = {1: 2};"]
+)
 def test_code_without_keywords_is_coding(text: str) -> None:
     assert read_cues(text).task_type == "coding"
 
@@ -74,8 +75,10 @@ def test_long_request_raises_the_tier() -> None:
     short = route_by_rules("Summarize this report", CONFIG)
     long = route_by_rules("Summarize this report " + "lorem ipsum " * LONG_REQUEST_TOKENS, CONFIG)
     assert long.tier == short.tier + 1
-    assert route_by_rules("Summarize this report", CONFIG,
-                          input_tokens=LONG_REQUEST_TOKENS + 1).tier == short.tier + 1
+    assert (
+        route_by_rules("Summarize this report", CONFIG, input_tokens=LONG_REQUEST_TOKENS + 1).tier
+        == short.tier + 1
+    )
 
 
 @pytest.mark.parametrize("difficulty", [1, 2, 3, 4, 5])
@@ -90,17 +93,35 @@ def test_bad_difficulty_is_refused(difficulty: object) -> None:
 
 
 def test_only_configured_tiers_are_chosen() -> None:
-    config = ACOConfig(tiers=(TierSpec(1, "small", cost_per_1k_input=0.1),
-                              TierSpec(3, "big", cost_per_1k_input=1.0)), task_floors={})
+    config = ACOConfig(
+        tiers=(
+            TierSpec(1, "small", cost_per_1k_input=0.1),
+            TierSpec(3, "big", cost_per_1k_input=1.0),
+        ),
+        task_floors={},
+    )
     assert route_by_rules("hello there", config).tier == 3  # wanted 2: next configured is 3
     assert route_by_rules("Fix the auth bug in production", config).tier == 3  # top tier
 
 
 def test_cost_estimate_uses_the_tier_prices() -> None:
     cheap = route_by_rules("hello there", CONFIG, input_tokens=1000)
-    pricier = route_by_rules("hello there", CONFIG.replace(tiers=tuple(
-        TierSpec(s.tier, s.model_id, s.provider, s.cost_per_1k_input * 2, s.cost_per_1k_output * 2)
-        for s in CONFIG.tiers)), input_tokens=1000)
+    pricier = route_by_rules(
+        "hello there",
+        CONFIG.replace(
+            tiers=tuple(
+                TierSpec(
+                    s.tier,
+                    s.model_id,
+                    s.provider,
+                    s.cost_per_1k_input * 2,
+                    s.cost_per_1k_output * 2,
+                )
+                for s in CONFIG.tiers
+            )
+        ),
+        input_tokens=1000,
+    )
     assert cheap.cost_estimate > 0
     assert pricier.cost_estimate == pytest.approx(2 * cheap.cost_estimate)
 
@@ -138,14 +159,19 @@ def test_a_huge_request_is_scanned_at_its_ends_only() -> None:
     filler = "lorem ipsum " * 100_000  # 1.2 MB of pasted log between the ends
     cues = read_cues("Fix the bug. " + filler + " outage " + filler + " It is urgent.")
     assert cues.task_type == "coding" and cues.risk == ("urgent",)  # "outage" sits mid-log
-    assert cues.tokens == estimate_tokens("Fix the bug. " + filler + " outage " + filler +
-                                          " It is urgent.")
+    assert cues.tokens == estimate_tokens(
+        "Fix the bug. " + filler + " outage " + filler + " It is urgent."
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "risk"),
-    [("we had an outage in prod", ("outage", "prod")), ("the author wrote", ()),
-     ("possible data loss", ("data loss",)), ("metadata lossy", ())],
+    [
+        ("we had an outage in prod", ("outage", "prod")),
+        ("the author wrote", ()),
+        ("possible data loss", ("data loss",)),
+        ("metadata lossy", ()),
+    ],
 )
 def test_cues_match_whole_words_and_phrases(text: str, risk: tuple) -> None:
     assert read_cues(text).risk == risk
@@ -154,14 +180,35 @@ def test_cues_match_whole_words_and_phrases(text: str, risk: tuple) -> None:
 # The one alternation _has_code replaced (kept here as the reference it must equal).
 CODE_ALTERNATION = re.compile(
     r"```|^\s*(def|class|import|from \S+ import|function|const|let|#include)\b|"
-    r"Traceback \(most recent call last\)|[;{}]\s*$|\w\(\)", re.MULTILINE)
-CODE_PIECES = ["```", "def ", "class", " import ", "from x import y", "let", "#include", "()",
-               "f()", ";", "{", "}", " ", "\n", "\t", "Traceback (most recent call last)", "a",
-               "_", "9", "(", ")"]
+    r"Traceback \(most recent call last\)|[;{}]\s*$|\w\(\)",
+    re.MULTILINE,
+)
+CODE_PIECES = [
+    "```",
+    "def ",
+    "class",
+    " import ",
+    "from x import y",
+    "let",
+    "#include",
+    "()",
+    "f()",
+    ";",
+    "{",
+    "}",
+    " ",
+    "\n",
+    "\t",
+    "Traceback (most recent call last)",
+    "a",
+    "_",
+    "9",
+    "(",
+    ")",
+]
 
 
 @settings(max_examples=500, deadline=None)
 @given(st.lists(st.sampled_from(CODE_PIECES), max_size=12).map("".join))
 def test_has_code_equals_the_single_alternation(text: str) -> None:
     assert _has_code(text) == bool(CODE_ALTERNATION.search(text))
-

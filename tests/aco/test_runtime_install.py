@@ -43,24 +43,35 @@ def runtime_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             if not (site / top).exists():
                 (site / top).symlink_to(Path(dist.locate_file(top)))
     # -S (in _run) drops the interpreter's site-packages; only these two remain on the path.
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(site)]),
-            "PYTHONNOUSERSITE": "1"}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(site)]),
+        "PYTHONNOUSERSITE": "1",
+    }
 
 
 def _run(env: dict[str, str] | None, script: str, *args: str) -> subprocess.CompletedProcess:
     """Run console script `script` as its installed wrapper would (env None: with the lab)."""
     module, _, function = PROJECT["scripts"][script].partition(":")
-    code = f"import sys; from {module} import {function}; sys.argv[0] = {script!r}; " \
-           f"sys.exit({function}())"
+    code = (
+        f"import sys; from {module} import {function}; sys.argv[0] = {script!r}; "
+        f"sys.exit({function}())"
+    )
     python = [sys.executable, "-c"] if env is None else [sys.executable, "-S", "-c"]
-    return subprocess.run([*python, code, *args], env=env, cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [*python, code, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_the_lab_stack_is_absent(runtime_env: dict[str, str]) -> None:
     code = f"import importlib.util as u; print([m for m in {LAB!r} if u.find_spec(m)])"
-    out = subprocess.run([sys.executable, "-S", "-c", code], env=runtime_env,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        env=runtime_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -83,9 +94,15 @@ def golden_tiers(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from aco.bundle import load_payload
 
     tiers = load_payload(GOLDEN / "router_bundle_v1.pkl").tiers
-    models = {f"tier{t.tier}": {"model_id": t.model_id, "provider": t.provider,
-                                "cost_per_1k_input": t.cost_per_1k_input,
-                                "cost_per_1k_output": t.cost_per_1k_output} for t in tiers}
+    models = {
+        f"tier{t.tier}": {
+            "model_id": t.model_id,
+            "provider": t.provider,
+            "cost_per_1k_input": t.cost_per_1k_input,
+            "cost_per_1k_output": t.cost_per_1k_output,
+        }
+        for t in tiers
+    }
     path = tmp_path_factory.mktemp("golden") / "golden_tiers.yaml"
     path.write_text(yaml.safe_dump({"models": models}), encoding="utf-8")
     return path
@@ -94,8 +111,15 @@ def golden_tiers(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_route_with_the_golden_bundle(runtime_env: dict[str, str], golden_tiers: Path) -> None:
     lines = (GOLDEN / "expected_decisions.jsonl").read_text(encoding="utf-8").splitlines()
     for case in map(json.loads, lines[:4]):
-        args = ["route", case["request"], "--bundle", str(GOLDEN / "router_bundle_v1.pkl"),
-                "--config", str(golden_tiers), "--json"]
+        args = [
+            "route",
+            case["request"],
+            "--bundle",
+            str(GOLDEN / "router_bundle_v1.pkl"),
+            "--config",
+            str(golden_tiers),
+            "--json",
+        ]
         args += ["--task-type", case["task_type"]] if case["task_type"] else []
         args += ["--input-tokens", str(case["input_tokens"])] if case["input_tokens"] else []
         out = _run(runtime_env, "aco", *args)
@@ -103,7 +127,10 @@ def test_route_with_the_golden_bundle(runtime_env: dict[str, str], golden_tiers:
         data = json.loads(out.stdout)
         assert data["mode"] == "bundle"
         assert (data["tier"], data["model_id"], data["task_type"]) == (
-            case["tier"], case["model_id"], case["decided_task_type"])
+            case["tier"],
+            case["model_id"],
+            case["decided_task_type"],
+        )
         assert data["confidence"] == pytest.approx(case["confidence"], abs=1e-9)
 
 
@@ -115,15 +142,17 @@ def test_stats_and_version(runtime_env: dict[str, str], tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args", [(), ("train", "traces.jsonl"), ("--help",)])
-def test_aco_lab_without_the_lab_says_how_to_install_it(runtime_env: dict[str, str],
-                                                        args: tuple[str, ...]) -> None:
+def test_aco_lab_without_the_lab_says_how_to_install_it(
+    runtime_env: dict[str, str], args: tuple[str, ...]
+) -> None:
     out = _run(runtime_env, "aco-lab", *args)
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.splitlines() == [
         "error: aco-lab needs the lab packages (polars, pyarrow, sklearn, lightgbm, matplotlib, "
         "threadpoolctl, altair, vl_convert not installed); install them with: "
         "pip install 'aco[lab]' "
-        "(from a checkout: pip install '.[lab]')"]
+        "(from a checkout: pip install '.[lab]')"
+    ]
 
 
 def test_aco_lab_with_the_lab_runs() -> None:

@@ -161,11 +161,24 @@ def tiny_tree(left: tuple, max_depth: int) -> dict:
     """A one-tree plain model over 3 entries; `left` decides its shape."""
     i4 = lambda *v: np.array(v, dtype="<i4").tobytes()  # noqa: E731
     f8 = lambda *v: np.array(v, dtype="<f8").tobytes()  # noqa: E731
-    return {"kind": sc.LGBM_KIND, "layout_version": LGBM_LAYOUT_VERSION, "num_class": 1,
-            "num_trees": 1, "num_features": 2, "average_output": False, "objective": "binary",
-            "feature_names": [], "monotone_constraints": [],
-            "max_depth": max_depth, "feature": i4(0, 0, 0), "threshold": f8(1.0, 1.0, 0.0),
-            "left": i4(*left), "missing": bytes(3), "value": f8(0, 0.25, 0.5), "tree_root": i4(0)}
+    return {
+        "kind": sc.LGBM_KIND,
+        "layout_version": LGBM_LAYOUT_VERSION,
+        "num_class": 1,
+        "num_trees": 1,
+        "num_features": 2,
+        "average_output": False,
+        "objective": "binary",
+        "feature_names": [],
+        "monotone_constraints": [],
+        "max_depth": max_depth,
+        "feature": i4(0, 0, 0),
+        "threshold": f8(1.0, 1.0, 0.0),
+        "left": i4(*left),
+        "missing": bytes(3),
+        "value": f8(0, 0.25, 0.5),
+        "tree_root": i4(0),
+    }
 
 
 def test_a_cycle_or_a_wrong_depth_is_refused_at_load() -> None:

@@ -8,11 +8,8 @@ import pytest
 
 import aco
 
-HEAVY = ("polars", "pyarrow", "sklearn", "lightgbm", "matplotlib", "pandas", "dask",
-         "distributed")
-RUNTIME_MODULES = ["aco"] + [
-    f"aco.{info.name}" for info in pkgutil.iter_modules(aco.__path__)
-]
+HEAVY = ("polars", "pyarrow", "sklearn", "lightgbm", "matplotlib", "pandas", "dask", "distributed")
+RUNTIME_MODULES = ["aco"] + [f"aco.{info.name}" for info in pkgutil.iter_modules(aco.__path__)]
 
 
 @pytest.mark.parametrize("module", RUNTIME_MODULES)
@@ -22,15 +19,32 @@ def test_runtime_import_loads_no_heavy_library(module: str) -> None:
     assert out.stdout.strip() == "", f"import {module} loaded {out.stdout.strip()}"
 
 
-INTEGRATION_LIBRARIES = ("langchain_core", "litellm", "openai", "httpx", "opentelemetry",
-                         "langfuse", "langsmith")
+INTEGRATION_LIBRARIES = (
+    "langchain_core",
+    "litellm",
+    "openai",
+    "httpx",
+    "opentelemetry",
+    "langfuse",
+    "langsmith",
+)
 
 
-@pytest.mark.parametrize("module", ["aco", "aco.optimizer", "aco.integrations",
-                                    "aco.integrations.calls", "aco.integrations.openai"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "aco",
+        "aco.optimizer",
+        "aco.integrations",
+        "aco.integrations.calls",
+        "aco.integrations.openai",
+    ],
+)
 def test_integration_libraries_load_only_when_used(module: str) -> None:
     # aco.integrations.openai imports the SDK when a client is wrapped, not before.
-    code = (f"import sys, {module}; "
-            f"print(' '.join(m for m in {INTEGRATION_LIBRARIES!r} if m in sys.modules))")
+    code = (
+        f"import sys, {module}; "
+        f"print(' '.join(m for m in {INTEGRATION_LIBRARIES!r} if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"import {module} loaded {out.stdout.strip()}"

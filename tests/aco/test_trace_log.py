@@ -14,8 +14,14 @@ from aco_lab.traces.reading import read_traces
 
 
 def _trace(trace_id: str, padding: int = 0) -> dict:
-    return {"trace_id": trace_id, "request": "r" + "x" * padding, "steps": [],
-            "final_outcome": "completed", "task_success": True, "total_cost": 0.0}
+    return {
+        "trace_id": trace_id,
+        "request": "r" + "x" * padding,
+        "steps": [],
+        "final_outcome": "completed",
+        "task_success": True,
+        "total_cost": 0.0,
+    }
 
 
 def _lines(path: Path) -> list[bytes]:
@@ -26,7 +32,7 @@ def _lines(path: Path) -> list[bytes]:
 
 def test_append_round_trips_unicode(tmp_path: Path) -> None:
     log = TraceLog(tmp_path / "traces")
-    trace = _trace("t1") | {"request": "héllo 🚀 \u2028 \"quoted\"\nnext line"}
+    trace = _trace("t1") | {"request": 'héllo 🚀 \u2028 "quoted"\nnext line'}
     log.append(trace)
     log.append(_trace("t2"))
     assert log.path == tmp_path / "traces" / TRACE_FILE_NAME
@@ -106,8 +112,10 @@ for t in threads: t.join()
 
 def test_processes_and_threads_write_valid_traces(tmp_path: Path) -> None:
     trace_dir, n_procs, per_thread = tmp_path / "traces", 4, 15
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(trace_dir), str(p),
-                               str(per_thread)]) for p in range(n_procs)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(trace_dir), str(p), str(per_thread)])
+        for p in range(n_procs)
+    ]
     assert [p.wait(timeout=120) for p in procs] == [0] * n_procs
     lines = _lines(trace_dir / TRACE_FILE_NAME)
     expected = n_procs * 4 * per_thread

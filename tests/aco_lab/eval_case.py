@@ -38,8 +38,14 @@ def build_eval_case(root: Path) -> EvalCase:
     from aco_lab.simulate.generate import write_simulated_traces
     from aco_lab.train.router import TrainOptions, train_router
 
-    case = EvalCase(root, root / "train.jsonl", root / "eval.jsonl", root / "logs.jsonl",
-                    root / "router_models", root / "router_models" / "router_bundle_v1.pkl")
+    case = EvalCase(
+        root,
+        root / "train.jsonl",
+        root / "eval.jsonl",
+        root / "logs.jsonl",
+        root / "router_models",
+        root / "router_models" / "router_bundle_v1.pkl",
+    )
     if case.bundle.exists():
         return case
     root.mkdir(parents=True, exist_ok=True)

@@ -48,9 +48,11 @@ def test_a_staging_directory_has_the_directory_mode(tmp_path: Path) -> None:
 
 
 def test_the_modes_follow_the_umask(tmp_path: Path) -> None:
-    code = ("import sys; from pathlib import Path; from aco_lab.files import staging_dir, "
-            "write_text; write_text(Path(sys.argv[1]) / 'f', 'x'); "
-            "staging_dir(Path(sys.argv[1]) / 'd').rename(Path(sys.argv[1]) / 'd')")
+    code = (
+        "import sys; from pathlib import Path; from aco_lab.files import staging_dir, "
+        "write_text; write_text(Path(sys.argv[1]) / 'f', 'x'); "
+        "staging_dir(Path(sys.argv[1]) / 'd').rename(Path(sys.argv[1]) / 'd')"
+    )
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, umask=0o027)
     assert mode(tmp_path / "f") == 0o640 and mode(tmp_path / "d") == 0o750
 
@@ -61,8 +63,14 @@ def test_what_the_lab_writes_has_the_usual_modes(tmp_path: Path, golden_payload:
     train, held = split_trace_files([traces], tmp_path / "split")
     ingest_traces([traces], tmp_path / "dataset")
     bundle = write_bundle(golden_payload, tmp_path / "models")
-    files = [traces, train, held, bundle.path, bundle.manifest_path,
-             *(p for p in (tmp_path / "dataset").rglob("*") if p.is_file())]
+    files = [
+        traces,
+        train,
+        held,
+        bundle.path,
+        bundle.manifest_path,
+        *(p for p in (tmp_path / "dataset").rglob("*") if p.is_file()),
+    ]
     dirs = [tmp_path / "dataset", *(p for p in (tmp_path / "dataset").rglob("*") if p.is_dir())]
     assert {str(p): oct(mode(p)) for p in files} == {str(p): oct(FILE_MODE) for p in files}
     assert {str(p): oct(mode(p)) for p in dirs} == {str(p): oct(DIR_MODE) for p in dirs}

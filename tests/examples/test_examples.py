@@ -42,8 +42,9 @@ def _calls(trace: dict) -> list[dict]:
 
 # -- the cost-aware agent harness ----------------------------------------------------------
 def test_easy_task_completes_on_the_cheapest_tier(opt: ACOOptimizer) -> None:
-    result = agent.run_agent(opt, agent.ScriptedClient(opt.config),
-                             agent.Task("What is 6 times 7?", risk="low"))
+    result = agent.run_agent(
+        opt, agent.ScriptedClient(opt.config), agent.Task("What is 6 times 7?", risk="low")
+    )
     assert result.outcome == "completed" and result.trace["task_success"] is True
     assert [c["tier"] for c in _calls(result.trace)] == [1]
 
@@ -60,8 +61,11 @@ def test_hedged_cheap_answer_escalates(opt: ACOOptimizer) -> None:
 
 
 def test_high_risk_answer_is_verified(opt: ACOOptimizer) -> None:
-    result = agent.run_agent(opt, agent.ScriptedClient(opt.config),
-                             agent.Task("Fix the auth bug in production", risk="high"))
+    result = agent.run_agent(
+        opt,
+        agent.ScriptedClient(opt.config),
+        agent.Task("Fix the auth bug in production", risk="high"),
+    )
     verifier_steps = [s for s in result.trace["steps"] if s["verifier_called"]]
     assert result.outcome == "completed" and len(verifier_steps) == 1
     assert verifier_steps[0]["verifier_passed"] is True
@@ -70,8 +74,11 @@ def test_high_risk_answer_is_verified(opt: ACOOptimizer) -> None:
 
 def test_gate_keeps_a_quick_answer_off_web_search(opt: ACOOptimizer) -> None:
     searched = []
-    task = agent.Task("What is the latest search trend?", task_type="quick_answer",
-                      tools={"web_search": lambda: searched.append(1) or True})
+    task = agent.Task(
+        "What is the latest search trend?",
+        task_type="quick_answer",
+        tools={"web_search": lambda: searched.append(1) or True},
+    )
     result = agent.run_agent(opt, agent.ScriptedClient(opt.config), task)
     assert not searched
     assert all(not s["tool_calls"] for s in result.trace["steps"])
@@ -95,9 +102,13 @@ def test_looping_agent_is_stopped_by_the_doom_check(opt: ACOOptimizer) -> None:
 
 
 def test_budget_runs_out_before_it_is_overspent(tmp_path: Path) -> None:
-    priced = ACOConfig(trace_dir=str(tmp_path), tiers=tuple(
-        TierSpec(t, f"m{t}", cost_per_1k_input=0.5 * t, cost_per_1k_output=0.5 * t)
-        for t in range(1, 6)))
+    priced = ACOConfig(
+        trace_dir=str(tmp_path),
+        tiers=tuple(
+            TierSpec(t, f"m{t}", cost_per_1k_input=0.5 * t, cost_per_1k_output=0.5 * t)
+            for t in range(1, 6)
+        ),
+    )
     opt = ACOOptimizer(priced)
     task = agent.Task("loop on the flaky service", tools={"flaky": lambda: False})
     result = agent.run_agent(opt, agent.ScriptedClient(priced), task, budget=1.5, max_steps=50)
@@ -106,9 +117,13 @@ def test_budget_runs_out_before_it_is_overspent(tmp_path: Path) -> None:
 
 
 def test_a_verifier_the_budget_cannot_pay_for_is_not_called(tmp_path: Path) -> None:
-    priced = ACOConfig(trace_dir=str(tmp_path), tiers=tuple(
-        TierSpec(t, f"m{t}", cost_per_1k_input=0.1 * t**3, cost_per_1k_output=0.1 * t**3)
-        for t in range(1, 6)))
+    priced = ACOConfig(
+        trace_dir=str(tmp_path),
+        tiers=tuple(
+            TierSpec(t, f"m{t}", cost_per_1k_input=0.1 * t**3, cost_per_1k_output=0.1 * t**3)
+            for t in range(1, 6)
+        ),
+    )
     task = agent.Task("Fix the auth bug in production", risk="high")
     step_tier = agent.PerStepRouter(100.0, priced).route_step(task.request, 1, False, "high")
     step = priced.tier(step_tier.adjusted_tier).cost(**agent._tokens(task.request))
@@ -121,8 +136,22 @@ def test_a_verifier_the_budget_cannot_pay_for_is_not_called(tmp_path: Path) -> N
     assert result.trace["total_cost"] <= (step + verifier) / 2
 
 
-WORDS = ("what is", "hard", "search", "loop", "wrong", "fix the auth bug", "in production",
-         "plan", "read the file", "design", "summarize", "prove", "the", "release notes")
+WORDS = (
+    "what is",
+    "hard",
+    "search",
+    "loop",
+    "wrong",
+    "fix the auth bug",
+    "in production",
+    "plan",
+    "read the file",
+    "design",
+    "summarize",
+    "prove",
+    "the",
+    "release notes",
+)
 
 
 def _random_run(seed: int, trace_log: TraceLog) -> tuple[float, list[float]]:
@@ -131,20 +160,27 @@ def _random_run(seed: int, trace_log: TraceLog) -> tuple[float, list[float]]:
     prices = [rng.choice([0.0, rng.uniform(0.0, 0.1)])]
     while len(prices) < 5:  # each tier dearer than the one below, by up to 6x
         prices.append(prices[-1] * rng.uniform(1.0, 6.0) + rng.uniform(0.0, 0.2))
-    config = ACOConfig(tiers=tuple(
-        TierSpec(t, f"m{t}", cost_per_1k_input=p, cost_per_1k_output=p * rng.uniform(0.5, 4))
-        for t, p in enumerate(prices, start=1)))
+    config = ACOConfig(
+        tiers=tuple(
+            TierSpec(t, f"m{t}", cost_per_1k_input=p, cost_per_1k_output=p * rng.uniform(0.5, 4))
+            for t, p in enumerate(prices, start=1)
+        )
+    )
     request = " ".join(rng.choices(WORDS, k=rng.randint(1, 12)))
     request += " x" * rng.choice([0] * 6 + [200, 2_000, 20_000])  # some prompts are long
-    task = agent.Task(request, risk=rng.choice(["low", "medium", "high"]),
-                      task_type=rng.choice([None, "quick_answer", "coding", "legal_regulated"]),
-                      tools={"web_search": lambda: rng.random() < 0.5, "flaky": lambda: False})
+    task = agent.Task(
+        request,
+        risk=rng.choice(["low", "medium", "high"]),
+        task_type=rng.choice([None, "quick_answer", "coding", "legal_regulated"]),
+        tools={"web_search": lambda: rng.random() < 0.5, "flaky": lambda: False},
+    )
     # Budgets around what a few calls cost, where running out is decided call by call.
     call = config.tier(rng.randint(1, 5)).cost(200, 512)
     budget = max(call, 0.001) * 10 ** rng.uniform(-0.5, 1.5)
     opt = ACOOptimizer(config, trace_log=trace_log)
-    result = agent.run_agent(opt, agent.ScriptedClient(config), task, budget=budget,
-                             max_steps=rng.randint(1, 12))
+    result = agent.run_agent(
+        opt, agent.ScriptedClient(config), task, budget=budget, max_steps=rng.randint(1, 12)
+    )
     return budget, [c["cost"] for c in _calls(result.trace)]
 
 
@@ -167,15 +203,24 @@ def test_agent_traces_are_valid_for_the_lab(opt: ACOOptimizer) -> None:
 
 def _validate(path: Path) -> str:
     aco_lab = Path(sys.executable).with_name("aco-lab")  # the console script beside python
-    checked = subprocess.run([str(aco_lab), "validate", "--strict", str(path)],
-                             capture_output=True, text=True, timeout=120)
+    checked = subprocess.run(
+        [str(aco_lab), "validate", "--strict", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     return checked.stdout
 
 
 def test_the_agent_example_script_runs(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, str(EXAMPLES / "cost_aware_agent.py"), str(tmp_path)],
-                         capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "cost_aware_agent.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     assert "traces appended to" in out.stdout
     assert "rejected=0" in _validate(tmp_path)
 
@@ -184,8 +229,14 @@ def test_the_agent_example_script_runs(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["langchain_agent", "litellm_router", "openai_client"])
 def test_integration_examples_run_offline(tmp_path: Path, name: str) -> None:
     env = {**os.environ, "OPENAI_API_KEY": "", "NO_PROXY": "*"}
-    out = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py")], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / f"{name}.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert "traces appended to traces/traces.jsonl" in out.stdout
     assert "read=3 accepted=3 rejected=0" in _validate(tmp_path / "traces")

@@ -39,10 +39,19 @@ def main() -> None:
         task_type = None if i % 4 == 0 else req.task_type  # every 4th: the type is predicted
         tokens = None if i % 5 == 0 else req.tokens
         d = router.decide(req.text, task_type=task_type, input_tokens=tokens)
-        lines.append({"request": req.text, "task_type": task_type, "input_tokens": tokens,
-                      "tier": d.tier, "model_id": d.model_id, "confidence": d.confidence,
-                      "cost_estimate": d.cost_estimate, "decided_task_type": d.task_type,
-                      "probabilities": list(d.probabilities)})
+        lines.append(
+            {
+                "request": req.text,
+                "task_type": task_type,
+                "input_tokens": tokens,
+                "tier": d.tier,
+                "model_id": d.model_id,
+                "confidence": d.confidence,
+                "cost_estimate": d.cost_estimate,
+                "decided_task_type": d.task_type,
+                "probabilities": list(d.probabilities),
+            }
+        )
     text = "".join(json.dumps(line, sort_keys=True) + "\n" for line in lines)
     (HERE / "expected_decisions.jsonl").write_text(text, encoding="utf-8")
     print(f"wrote {info.path.name} and {len(lines)} decisions")

@@ -25,8 +25,9 @@ PROMPT = ChatPromptTemplate.from_messages([("system", "Be brief."), ("human", "{
 
 
 def fake(name: str, *replies: AIMessage) -> GenericFakeChatModel:
-    default = AIMessage(f"{name} answers", usage_metadata=USAGE,
-                        response_metadata={"model_name": name})
+    default = AIMessage(
+        f"{name} answers", usage_metadata=USAGE, response_metadata={"model_name": name}
+    )
     return GenericFakeChatModel(messages=itertools.cycle(replies or [default]))
 
 
@@ -50,15 +51,21 @@ def _models(trace: dict) -> list[str]:
     return [s["model_call"]["model_id"] for s in trace["steps"] if s["model_call"]]
 
 
-@pytest.mark.parametrize(("question", "model_id"), [
-    ("What is 2+2?", "gpt-4o-mini"), ("Fix the auth bug in production", "gpt-4o")])
+@pytest.mark.parametrize(
+    ("question", "model_id"),
+    [("What is 2+2?", "gpt-4o-mini"), ("Fix the auth bug in production", "gpt-4o")],
+)
 def test_a_chain_used_as_documented_is_routed_and_traced(opt, model, question, model_id) -> None:
     answer = (PROMPT | model | StrOutputParser()).invoke({"question": question})
     assert answer == f"{model_id} answers"
     [trace] = _traces(opt)
     call = trace["steps"][0]["model_call"]
     assert (trace["request"], call["model_id"], call["input_tokens"], call["output_tokens"]) == (
-        question, model_id, 100, 20)
+        question,
+        model_id,
+        100,
+        20,
+    )
     assert call["cost"] == pytest.approx(load_price_snapshot().find(model_id).cost(100, 20))
     assert trace["metadata"]["cost_sources"] == {"steps[0].model_call.cost": "price_snapshot"}
 
@@ -125,11 +132,18 @@ def _agent(model: ACOChatModel) -> RunnableLambda:
 
 
 def _tool_model(name: str) -> GenericFakeChatModel:
-    ask = AIMessage("", usage_metadata=USAGE, response_metadata={"model_name": name}, tool_calls=[
-        {"name": "lookup", "args": {"query": "q"}, "id": "1"},
-        {"name": "broken", "args": {"query": "q"}, "id": "2"}])
-    return fake(name, ask, AIMessage("done", usage_metadata=USAGE,
-                                     response_metadata={"model_name": name}))
+    ask = AIMessage(
+        "",
+        usage_metadata=USAGE,
+        response_metadata={"model_name": name},
+        tool_calls=[
+            {"name": "lookup", "args": {"query": "q"}, "id": "1"},
+            {"name": "broken", "args": {"query": "q"}, "id": "2"},
+        ],
+    )
+    return fake(
+        name, ask, AIMessage("done", usage_metadata=USAGE, response_metadata={"model_name": name})
+    )
 
 
 def test_the_handler_makes_an_agent_invocation_one_run(opt) -> None:
@@ -140,9 +154,12 @@ def test_the_handler_makes_an_agent_invocation_one_run(opt) -> None:
     assert _models(trace) == ["gpt-4o-mini", "gpt-4o-mini"]
     assert trace["steps"][0]["tool_calls"][0]["tool_name"] == "lookup"
     assert [(t["tool_name"], t["success"]) for t in trace["steps"][0]["tool_calls"]] == [
-        ("lookup", True), ("broken", False)]
-    assert trace["total_cost"] == pytest.approx(sum(s["model_call"]["cost"] for s in
-                                                    trace["steps"]))
+        ("lookup", True),
+        ("broken", False),
+    ]
+    assert trace["total_cost"] == pytest.approx(
+        sum(s["model_call"]["cost"] for s in trace["steps"])
+    )
 
 
 def test_the_handler_records_plain_models_too(opt) -> None:
@@ -158,8 +175,9 @@ def test_a_failing_invocation_ends_its_run_as_failed(opt) -> None:
         raise RuntimeError("agent crashed")
 
     with pytest.raises(RuntimeError):
-        RunnableLambda(explode).invoke("What is 2+2?",
-                                       config={"callbacks": [ACOCallbackHandler(opt)]})
+        RunnableLambda(explode).invoke(
+            "What is 2+2?", config={"callbacks": [ACOCallbackHandler(opt)]}
+        )
     assert _traces(opt) == []  # nothing was called: no run was opened
     model = ACOChatModel(models={1: fake("gpt-4o-mini")}, optimizer=opt)
 
@@ -169,7 +187,8 @@ def test_a_failing_invocation_ends_its_run_as_failed(opt) -> None:
 
     with pytest.raises(RuntimeError):
         RunnableLambda(call_then_explode).invoke(
-            "What is 2+2?", config={"callbacks": [ACOCallbackHandler(opt)]})
+            "What is 2+2?", config={"callbacks": [ACOCallbackHandler(opt)]}
+        )
     [trace] = _traces(opt)
     assert (trace["final_outcome"], trace["task_success"]) == ("failed", False)
 

@@ -19,8 +19,10 @@ from aco_lab.traces.reading import read_traces  # noqa: E402
 
 
 def _deployment(group: str, model: str, reply: object = "ok") -> dict:
-    return {"model_name": group, "litellm_params": {"model": model, "api_key": "test",
-                                                    "mock_response": reply}}
+    return {
+        "model_name": group,
+        "litellm_params": {"model": model, "api_key": "test", "mock_response": reply},
+    }
 
 
 @pytest.fixture
@@ -31,8 +33,14 @@ def opt(tmp_path: Path) -> ACOOptimizer:
 @pytest.fixture(autouse=True)
 def no_callbacks_left():
     """Each test starts and ends with litellm's callback lists empty."""
-    lists = ("callbacks", "input_callback", "success_callback", "failure_callback",
-             "_async_success_callback", "_async_failure_callback")
+    lists = (
+        "callbacks",
+        "input_callback",
+        "success_callback",
+        "failure_callback",
+        "_async_success_callback",
+        "_async_failure_callback",
+    )
     for name in lists:
         setattr(litellm, name, [])
     yield
@@ -42,8 +50,12 @@ def no_callbacks_left():
 
 @pytest.fixture
 def router():
-    return litellm.Router(model_list=[_deployment("small", "openai/gpt-4o-mini"),
-                                      _deployment("large", "openai/gpt-4o")])
+    return litellm.Router(
+        model_list=[
+            _deployment("small", "openai/gpt-4o-mini"),
+            _deployment("large", "openai/gpt-4o"),
+        ]
+    )
 
 
 def _ask(text: str) -> list[dict]:
@@ -54,8 +66,10 @@ def _traces(opt: ACOOptimizer) -> list[dict]:
     return [json.loads(t) for t in opt.trace_log.path.read_text().splitlines()]
 
 
-@pytest.mark.parametrize(("question", "model"), [
-    ("What is 2+2?", "gpt-4o-mini"), ("Fix the auth bug in production", "gpt-4o")])
+@pytest.mark.parametrize(
+    ("question", "model"),
+    [("What is 2+2?", "gpt-4o-mini"), ("Fix the auth bug in production", "gpt-4o")],
+)
 def test_sync_completion_is_routed_and_logged(opt, router, question: str, model: str) -> None:
     routed = route_litellm(router, {1: "small", 4: "large"}, optimizer=opt)
     reply = router.completion(model="aco", messages=_ask(question))
@@ -64,7 +78,10 @@ def test_sync_completion_is_routed_and_logged(opt, router, question: str, model:
     [trace] = _traces(opt)
     call = trace["steps"][0]["model_call"]
     assert (call["model_id"], call["input_tokens"], call["output_tokens"]) == (
-        model, reply.usage.prompt_tokens, reply.usage.completion_tokens)
+        model,
+        reply.usage.prompt_tokens,
+        reply.usage.completion_tokens,
+    )
     assert call["cost"] == pytest.approx(reply._hidden_params["response_cost"])
     assert trace["metadata"]["cost_sources"] == {"steps[0].model_call.cost": "reported"}
 
@@ -73,8 +90,9 @@ def test_async_calls_and_a_run_of_several_calls(opt, router) -> None:
     routed = route_litellm(router, {1: "small", 4: "large"}, optimizer=opt)
 
     async def main() -> None:
-        await asyncio.gather(*(router.acompletion(model="aco", messages=_ask(f"What is {i}+1?"))
-                               for i in range(3)))
+        await asyncio.gather(
+            *(router.acompletion(model="aco", messages=_ask(f"What is {i}+1?")) for i in range(3))
+        )
         async with routed.run("Fix the auth bug in production") as run:
             for step in ("read the logs", "write the patch"):
                 await router.acompletion(model="aco", messages=_ask(step))
@@ -91,8 +109,10 @@ def test_async_calls_and_a_run_of_several_calls(opt, router) -> None:
 
 
 def test_a_failed_call_ends_its_run_as_failed(opt) -> None:
-    router = litellm.Router(model_list=[
-        _deployment("small", "openai/gpt-4o-mini", Exception("provider down"))], num_retries=0)
+    router = litellm.Router(
+        model_list=[_deployment("small", "openai/gpt-4o-mini", Exception("provider down"))],
+        num_retries=0,
+    )
     routed = route_litellm(router, {1: "small"}, optimizer=opt)
     with pytest.raises(Exception, match="provider down"):
         router.completion(model="aco", messages=_ask("What is 2+2?"))
@@ -103,8 +123,9 @@ def test_a_failed_call_ends_its_run_as_failed(opt) -> None:
 
 def test_the_logger_alone_records_calls_it_did_not_route(opt) -> None:
     litellm.callbacks = [ACOLogger(opt)]
-    litellm.completion(model="openai/gpt-4o-mini", api_key="test", mock_response="4",
-                       messages=_ask("What is 2+2?"))
+    litellm.completion(
+        model="openai/gpt-4o-mini", api_key="test", mock_response="4", messages=_ask("What is 2+2?")
+    )
     for _ in range(500):  # litellm logs sync calls from a thread
         if opt.trace_log.path.exists():
             break

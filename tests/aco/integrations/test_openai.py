@@ -15,28 +15,59 @@ from aco.prices import load_price_snapshot
 from aco_lab.traces.reading import read_traces
 
 MODELS = {1: "gpt-4o-mini", 4: "gpt-4o"}
-USAGE = {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150,
-         "prompt_tokens_details": {"cached_tokens": 20}}
+USAGE = {
+    "prompt_tokens": 120,
+    "completion_tokens": 30,
+    "total_tokens": 150,
+    "prompt_tokens_details": {"cached_tokens": 20},
+}
 
 
 def _reply(body: dict) -> httpx.Response:
     if body.get("stream"):
-        chunks = [{"id": "c", "object": "chat.completion.chunk", "created": 1,
-                   "model": body["model"], "choices": [{"index": 0, "delta": {"content": w},
-                                                        "finish_reason": None}]}
-                  for w in ("4", ".")]
-        chunks.append({"id": "c", "object": "chat.completion.chunk", "created": 1,
-                       "model": body["model"], "choices": [], "usage": USAGE})
+        chunks = [
+            {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": body["model"],
+                "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}],
+            }
+            for w in ("4", ".")
+        ]
+        chunks.append(
+            {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": body["model"],
+                "choices": [],
+                "usage": USAGE,
+            }
+        )
         data = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
-        return httpx.Response(200, content=data.encode(),
-                              headers={"content-type": "text/event-stream"})
+        return httpx.Response(
+            200, content=data.encode(), headers={"content-type": "text/event-stream"}
+        )
     if body["messages"][-1]["content"] == "fail":
         return httpx.Response(400, json={"error": {"message": "bad request", "type": "x"}})
-    return httpx.Response(200, json={
-        "id": "r", "object": "chat.completion", "created": 1, "model": body["model"],
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": f"answer from {body['model']}"}}],
-        "usage": USAGE})
+    return httpx.Response(
+        200,
+        json={
+            "id": "r",
+            "object": "chat.completion",
+            "created": 1,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": f"answer from {body['model']}"},
+                }
+            ],
+            "usage": USAGE,
+        },
+    )
 
 
 class Server:
@@ -63,8 +94,7 @@ def _client(server: Server, opt: ACOOptimizer, async_: bool = False) -> RoutedOp
         http = httpx.AsyncClient(transport=httpx.MockTransport(server.handle_async))
         return RoutedOpenAI(openai.AsyncOpenAI(api_key="test", http_client=http), MODELS, opt)
     http = httpx.Client(transport=httpx.MockTransport(server))
-    return RoutedOpenAI(openai.OpenAI(api_key="test", http_client=http, max_retries=0),
-                        MODELS, opt)
+    return RoutedOpenAI(openai.OpenAI(api_key="test", http_client=http, max_retries=0), MODELS, opt)
 
 
 def _traces(opt: ACOOptimizer) -> list[dict]:
@@ -75,16 +105,22 @@ def _ask(text: str) -> list[dict]:
     return [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}]
 
 
-@pytest.mark.parametrize(("request_text", "model"), [
-    ("What is 2+2?", "gpt-4o-mini"), ("Fix the auth bug in production", "gpt-4o")])
+@pytest.mark.parametrize(
+    ("request_text", "model"),
+    [("What is 2+2?", "gpt-4o-mini"), ("Fix the auth bug in production", "gpt-4o")],
+)
 def test_create_routes_and_records_usage(opt, request_text: str, model: str) -> None:
     server = Server()
     reply = _client(server, opt).chat.completions.create(messages=_ask(request_text))
     assert server.bodies[0]["model"] == model and reply.choices[0].message.content.endswith(model)
     trace = _traces(opt)[0]
     call = trace["steps"][0]["model_call"]
-    assert (call["model_id"], call["input_tokens"], call["output_tokens"],
-            call["cached_input_tokens"]) == (model, 120, 30, 20)
+    assert (
+        call["model_id"],
+        call["input_tokens"],
+        call["output_tokens"],
+        call["cached_input_tokens"],
+    ) == (model, 120, 30, 20)
     assert call["cost"] == pytest.approx(load_price_snapshot().find(model).cost(120, 30, 20))
     assert trace["metadata"]["cost_sources"] == {"steps[0].model_call.cost": "price_snapshot"}
     assert trace["request"] == request_text and trace["task_success"] is None
@@ -102,8 +138,9 @@ def test_calls_join_the_current_run(opt) -> None:
 
 def test_streaming_records_when_the_stream_ends(opt) -> None:
     server = Server()
-    stream = _client(server, opt).chat.completions.create(messages=_ask("What is 2+2?"),
-                                                          stream=True)
+    stream = _client(server, opt).chat.completions.create(
+        messages=_ask("What is 2+2?"), stream=True
+    )
     assert not opt.trace_log.path.exists()
     assert "".join(c.choices[0].delta.content for c in stream if c.choices) == "4."
     assert server.bodies[0]["stream_options"] == {"include_usage": True}
@@ -114,8 +151,9 @@ def test_async_client(opt) -> None:
     client = _client(Server(), opt, async_=True)
 
     async def main() -> None:
-        await asyncio.gather(*(client.chat.completions.create(messages=_ask(f"What is {i}+1?"))
-                               for i in range(3)))
+        await asyncio.gather(
+            *(client.chat.completions.create(messages=_ask(f"What is {i}+1?")) for i in range(3))
+        )
         stream = await client.chat.completions.create(messages=_ask("hi"), stream=True)
         assert [c async for c in stream]
 

@@ -28,5 +28,7 @@ def test_defaults_are_left_out_and_arguments_come_last() -> None:
 
 
 def test_changed_options_and_flags_are_recorded() -> None:
-    assert (run("t.jsonl", "--no-controls", "--strict", "--seed", "3", "--out", "x")
-            == "aco-lab demo --out x --seed 3 --no-controls --strict t.jsonl")
+    assert (
+        run("t.jsonl", "--no-controls", "--strict", "--seed", "3", "--out", "x")
+        == "aco-lab demo --out x --seed 3 --no-controls --strict t.jsonl"
+    )

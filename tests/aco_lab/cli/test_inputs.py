@@ -38,8 +38,7 @@ def logs(eval_case, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
     torn.write_bytes(eval_case.train.read_bytes() + TORN.encode() + b"\n")
     dataset = root / "dataset"
     ingest_traces([torn], dataset, on_error="skip")
-    return {"torn": torn, "dataset": dataset, "eval": eval_case.eval,
-            "bundle": eval_case.bundle}
+    return {"torn": torn, "dataset": dataset, "eval": eval_case.eval, "bundle": eval_case.bundle}
 
 
 def test_report_and_stats_read_a_dataset_not_its_rejected_lines(logs, tmp_path) -> None:
@@ -54,15 +53,19 @@ def test_report_and_stats_read_a_dataset_not_its_rejected_lines(logs, tmp_path) 
 def test_a_folder_holding_a_dataset_reads_it_as_one(logs, tmp_path) -> None:
     folder = tmp_path / "folder"
     shutil.copytree(logs["dataset"], folder / "ds")
-    assert read_traces(folder, on_error="skip").runs.height == read_dataset(
-        logs["dataset"]).runs.height
+    assert (
+        read_traces(folder, on_error="skip").runs.height
+        == read_dataset(logs["dataset"]).runs.height
+    )
 
 
 def test_a_torn_line_fails_with_advice_that_works(logs, tmp_path) -> None:
-    for command in (["train", "--out", tmp_path / "m", "--model", "logreg", "--no-controls"],
-                    ["holdout", "--out", tmp_path / "h"],
-                    ["report", "--out", tmp_path / "r"],
-                    ["stats"]):
+    for command in (
+        ["train", "--out", tmp_path / "m", "--model", "logreg", "--no-controls"],
+        ["holdout", "--out", tmp_path / "h"],
+        ["report", "--out", tmp_path / "r"],
+        ["stats"],
+    ):
         failed = invoke(*command, logs["torn"])
         assert failed.exit_code == 1, command
         assert failed.stderr.splitlines()[-1].startswith("error: 1 of ")
@@ -71,8 +74,18 @@ def test_a_torn_line_fails_with_advice_that_works(logs, tmp_path) -> None:
 
 
 def test_train_holdout_and_evaluate_take_a_dataset(logs, tmp_path) -> None:
-    trained = invoke("train", logs["dataset"], "--out", tmp_path / "m", "--model", "logreg",
-                     "--no-controls", "--json", "--on-error", "skip")
+    trained = invoke(
+        "train",
+        logs["dataset"],
+        "--out",
+        tmp_path / "m",
+        "--model",
+        "logreg",
+        "--no-controls",
+        "--json",
+        "--on-error",
+        "skip",
+    )
     assert trained.exit_code == 0, trained.output
     held = invoke("holdout", logs["dataset"], "--out", tmp_path / "h", "--on-error", "skip")
     assert held.exit_code == 0, held.output
@@ -81,10 +94,28 @@ def test_train_holdout_and_evaluate_take_a_dataset(logs, tmp_path) -> None:
     assert not set(parts[0]["request_id"]) & set(parts[1]["request_id"])
     evaluation = tmp_path / "eval-dataset"
     ingest_traces([logs["eval"]], evaluation)
-    on_files = invoke("evaluate", "--bundle", logs["bundle"], logs["eval"], "--out",
-                      tmp_path / "e1", "--compare-models", "", "--json")
-    on_dataset = invoke("evaluate", "--bundle", logs["bundle"], evaluation, "--out",
-                        tmp_path / "e2", "--compare-models", "", "--json")
+    on_files = invoke(
+        "evaluate",
+        "--bundle",
+        logs["bundle"],
+        logs["eval"],
+        "--out",
+        tmp_path / "e1",
+        "--compare-models",
+        "",
+        "--json",
+    )
+    on_dataset = invoke(
+        "evaluate",
+        "--bundle",
+        logs["bundle"],
+        evaluation,
+        "--out",
+        tmp_path / "e2",
+        "--compare-models",
+        "",
+        "--json",
+    )
     assert on_dataset.exit_code == 0, on_dataset.output
     first, second = json.loads(on_files.stdout), json.loads(on_dataset.stdout)
     assert first["router"] == second["router"]
@@ -108,25 +139,42 @@ def one_line_error(done: subprocess.CompletedProcess, *parts: str) -> None:
 
 def test_broken_and_unreadable_files_are_one_line_each(tmp_path) -> None:
     good = tmp_path / "good.jsonl"
-    good.write_text(json.dumps({"trace_id": "a", "request": "q", "final_outcome": "completed",
-                                "task_success": True, "total_cost": 0.0, "steps": []}) + "\n")
+    good.write_text(
+        json.dumps(
+            {
+                "trace_id": "a",
+                "request": "q",
+                "final_outcome": "completed",
+                "task_success": True,
+                "total_cost": 0.0,
+                "steps": [],
+            }
+        )
+        + "\n"
+    )
     line = good.read_text()
-    whole = gzip.compress("".join(line.replace('"a"', f'"b{i}"') for i in range(200)).encode(),
-                          mtime=0)
+    whole = gzip.compress(
+        "".join(line.replace('"a"', f'"b{i}"') for i in range(200)).encode(), mtime=0
+    )
     truncated, trailing = tmp_path / "cut.jsonl.gz", tmp_path / "tail.jsonl.gz"
     truncated.write_bytes(whole[:-12])
     trailing.write_bytes(whole + b"junk")
     one_line_error(run("stats", truncated, good), str(truncated), "truncated")
-    one_line_error(run("ingest", trailing, good, "--out", tmp_path / "d"), str(trailing),
-                   "bytes after the gzip data")
-    skipped = run("ingest", truncated, good, "--out", tmp_path / "d", "--on-error", "skip",
-                  "--json")
+    one_line_error(
+        run("ingest", trailing, good, "--out", tmp_path / "d"),
+        str(trailing),
+        "bytes after the gzip data",
+    )
+    skipped = run(
+        "ingest", truncated, good, "--out", tmp_path / "d", "--on-error", "skip", "--json"
+    )
     assert skipped.returncode == 0, skipped.stderr
     counts = json.loads(skipped.stdout)
     assert counts["rejected"] == 1 and counts["accepted"] == counts["lines_read"] - 1 > 1
     (tmp_path / "afile").write_text("")
-    one_line_error(run("ingest", good, "--out", tmp_path / "afile" / "sub"),
-                   "afile is a file, not a directory")
+    one_line_error(
+        run("ingest", good, "--out", tmp_path / "afile" / "sub"), "afile is a file, not a directory"
+    )
     secret = tmp_path / "secret.jsonl"
     shutil.copy(good, secret)
     secret.chmod(0)
@@ -136,7 +184,8 @@ def test_broken_and_unreadable_files_are_one_line_each(tmp_path) -> None:
     listed = run("validate", secret, good, drop_read_override=as_user)
     assert listed.returncode == 1 and not listed.stderr
     assert f"{secret}:1: cannot read the file: Permission denied" in listed.stdout.splitlines()
-    one_line_error(run("stats", secret, good, drop_read_override=as_user), str(secret),
-                   "Permission denied")
+    one_line_error(
+        run("stats", secret, good, drop_read_override=as_user), str(secret), "Permission denied"
+    )
     listed = run("stats", secret, good, "--on-error", "skip", drop_read_override=as_user)
     assert listed.returncode == 0 and "skipped 1 of 2 lines" in listed.stderr, listed.stderr

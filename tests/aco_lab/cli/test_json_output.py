@@ -29,26 +29,47 @@ def test_every_command_has_a_json_option(cli: click.Group) -> None:
 Args = Callable[[EvalCase, Path], list[str]]
 # command -> (its arguments, fields its JSON object must have)
 CASES: dict[str, tuple[Args, set[str]]] = {
-    "validate": (lambda c, t: [str(c.eval)],
-                 {"read", "accepted", "rejected", "problems", "warnings"}),
-    "ingest": (lambda c, t: [str(c.eval), "--out", str(t / "ds")],
-               {"out_dir", "lines_read", "accepted", "rejected", "steps", "tool_calls"}),
-    "import": (lambda c, t: ["--from", "otel", str(OTEL), "--out", str(t / "i.jsonl"),
-                             *OTEL_TIERS],
-               {"records", "runs", "written", "rejected", "problems"}),
-    "label": (lambda c, t: ["run-1", "run-2", "--success", "--traces", str(t)],
-              {"labelled", "task_success", "trace_ids", "outcomes_file"}),
-    "simulate": (lambda c, t: ["--n", "3", "--out", str(t / "s.jsonl")],
-                 {"path", "mode", "requests", "traces", "bytes"}),
+    "validate": (
+        lambda c, t: [str(c.eval)],
+        {"read", "accepted", "rejected", "problems", "warnings"},
+    ),
+    "ingest": (
+        lambda c, t: [str(c.eval), "--out", str(t / "ds")],
+        {"out_dir", "lines_read", "accepted", "rejected", "steps", "tool_calls"},
+    ),
+    "import": (
+        lambda c, t: ["--from", "otel", str(OTEL), "--out", str(t / "i.jsonl"), *OTEL_TIERS],
+        {"records", "runs", "written", "rejected", "problems"},
+    ),
+    "label": (
+        lambda c, t: ["run-1", "run-2", "--success", "--traces", str(t)],
+        {"labelled", "task_success", "trace_ids", "outcomes_file"},
+    ),
+    "simulate": (
+        lambda c, t: ["--n", "3", "--out", str(t / "s.jsonl")],
+        {"path", "mode", "requests", "traces", "bytes"},
+    ),
     "stats": (lambda c, t: [str(c.logs)], {"runs", "success_rate", "cost_per_success", "alerts"}),
-    "train": (lambda c, t: [str(c.train), "--out", str(t), "--model", "logreg",
-                            "--no-controls"],
-              {"path", "version", "sha256", "success_vs_top", "cost_vs_top"}),
-    "evaluate": (lambda c, t: ["--bundle", str(c.bundle), str(c.eval), "--out", str(t),
-                               "--compare-models", ""],
-                 {"bundle", "router", "baselines", "command"}),
-    "compare": (lambda c, t: [str(c.bundle), str(c.bundle), str(c.eval), "--out", str(t)],
-                {"bundles", "command"}),
+    "train": (
+        lambda c, t: [str(c.train), "--out", str(t), "--model", "logreg", "--no-controls"],
+        {"path", "version", "sha256", "success_vs_top", "cost_vs_top"},
+    ),
+    "evaluate": (
+        lambda c, t: [
+            "--bundle",
+            str(c.bundle),
+            str(c.eval),
+            "--out",
+            str(t),
+            "--compare-models",
+            "",
+        ],
+        {"bundle", "router", "baselines", "command"},
+    ),
+    "compare": (
+        lambda c, t: [str(c.bundle), str(c.bundle), str(c.eval), "--out", str(t)],
+        {"bundles", "command"},
+    ),
     "report": (lambda c, t: [str(c.logs), "--out", str(t)], {"overall"}),
     "holdout": (lambda c, t: [str(c.eval), "--out", str(t)], {"train", "eval"}),
 }
@@ -69,24 +90,33 @@ def test_json_is_one_object_with_its_key_fields(eval_case, tmp_path, command) ->
 
 
 def test_label_json_names_the_outcomes_file(tmp_path: Path) -> None:
-    result = CliRunner().invoke(lab_main, ["label", "t-9", "--failure", "--traces",
-                                           str(tmp_path), "--json"])
+    result = CliRunner().invoke(
+        lab_main, ["label", "t-9", "--failure", "--traces", str(tmp_path), "--json"]
+    )
     data = json.loads(result.stdout)
-    assert data == {"labelled": 1, "task_success": False, "trace_ids": ["t-9"],
-                    "outcomes_file": str(tmp_path / "outcomes.jsonl")}
+    assert data == {
+        "labelled": 1,
+        "task_success": False,
+        "trace_ids": ["t-9"],
+        "outcomes_file": str(tmp_path / "outcomes.jsonl"),
+    }
     assert '"trace_id": "t-9"' in (tmp_path / "outcomes.jsonl").read_text().replace('":"', '": "')
 
 
 def test_report_json_is_its_metrics_file(eval_case, tmp_path) -> None:  # noqa: F811
-    result = CliRunner().invoke(lab_main, ["report", str(eval_case.logs), "--out",
-                                           str(tmp_path), "--json"])
+    result = CliRunner().invoke(
+        lab_main, ["report", str(eval_case.logs), "--out", str(tmp_path), "--json"]
+    )
     assert json.loads(result.stdout) == json.loads((tmp_path / "metrics.json").read_text())
 
 
 def test_holdout_json_names_both_parts(eval_case, tmp_path) -> None:  # noqa: F811
-    result = CliRunner().invoke(lab_main, ["holdout", str(eval_case.eval), "--out",
-                                           str(tmp_path), "--json"])
+    result = CliRunner().invoke(
+        lab_main, ["holdout", str(eval_case.eval), "--out", str(tmp_path), "--json"]
+    )
     data = json.loads(result.stdout)
-    assert data == {"train": str(tmp_path / "train.jsonl.gz"),
-                    "eval": str(tmp_path / "eval.jsonl.gz")}
+    assert data == {
+        "train": str(tmp_path / "train.jsonl.gz"),
+        "eval": str(tmp_path / "eval.jsonl.gz"),
+    }
     assert all(Path(p).is_file() for p in data.values())

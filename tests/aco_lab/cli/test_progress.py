@@ -19,15 +19,15 @@ from aco_lab.cli import main
 from tests.aco_lab.eval_case import eval_case  # noqa: F401 - the fixture
 
 ACO_LAB = Path(sys.executable).with_name("aco-lab")
-needs_script = pytest.mark.skipif(not ACO_LAB.exists(),
-                                  reason="the aco-lab console script is not installed")
+needs_script = pytest.mark.skipif(
+    not ACO_LAB.exists(), reason="the aco-lab console script is not installed"
+)
 
 
 def run(args: list[str], terminal: bool) -> tuple[str, str]:
     """Run aco-lab; stderr on a pseudo-terminal or a pipe. Returns (stdout, stderr)."""
     if not terminal:
-        done = subprocess.run([str(ACO_LAB), *args], capture_output=True, text=True,
-                              timeout=600)
+        done = subprocess.run([str(ACO_LAB), *args], capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr
         return done.stdout, done.stderr
     leader, follower = pty.openpty()
@@ -76,14 +76,22 @@ def _stages(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def test_train_reports_each_stage(eval_case, tmp_path, caplog) -> None:  # noqa: F811
     caplog.set_level(logging.INFO, logger=LOGGER)
-    result = CliRunner().invoke(main, ["train", str(eval_case.train), "--out", str(tmp_path),
-                                       "--model", "logreg"])
+    result = CliRunner().invoke(
+        main, ["train", str(eval_case.train), "--out", str(tmp_path), "--model", "logreg"]
+    )
     assert result.exit_code == 0, result.output
     stages = _stages(caplog)
-    expected = ["reading traces", "labelling runs", "building features of 160 requests",
-                "cross-validating logreg", "fitting logreg on all training requests",
-                "choosing the operating point", "fitting the task-type classifier",
-                "learning the cascade control", "writing the bundle"]
+    expected = [
+        "reading traces",
+        "labelling runs",
+        "building features of 160 requests",
+        "cross-validating logreg",
+        "fitting logreg on all training requests",
+        "choosing the operating point",
+        "fitting the task-type classifier",
+        "learning the cascade control",
+        "writing the bundle",
+    ]
     assert [s for s in stages if s in expected] == expected
     # Not a terminal: no progress and no stage lines; only warnings about the data may show.
     assert all(line.startswith("WARNING: ") for line in result.stderr.splitlines())
@@ -91,13 +99,29 @@ def test_train_reports_each_stage(eval_case, tmp_path, caplog) -> None:  # noqa:
 
 def test_evaluate_reports_each_stage(eval_case, tmp_path, caplog) -> None:  # noqa: F811
     caplog.set_level(logging.INFO, logger=LOGGER)
-    result = CliRunner().invoke(main, ["evaluate", "--bundle", str(eval_case.bundle),
-                                       str(eval_case.eval), "--out", str(tmp_path),
-                                       "--compare-models", "logreg"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--bundle",
+            str(eval_case.bundle),
+            str(eval_case.eval),
+            "--out",
+            str(tmp_path),
+            "--compare-models",
+            "logreg",
+        ],
+    )
     assert result.exit_code == 0, result.output
     stages = _stages(caplog)
-    expected = ["reading traces", "reading the bundle's training traces", "reading traces",
-                "sweeping the router's thresholds", "replaying the baselines",
-                "training the logreg comparison router", "writing the report"]
+    expected = [
+        "reading traces",
+        "reading the bundle's training traces",
+        "reading traces",
+        "sweeping the router's thresholds",
+        "replaying the baselines",
+        "training the logreg comparison router",
+        "writing the report",
+    ]
     assert [s for s in stages if s in expected] == expected
     assert any(s.startswith("replaying the router on ") for s in stages)

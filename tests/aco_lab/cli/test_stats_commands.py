@@ -36,10 +36,16 @@ def test_simulate_writes_the_file_and_says_so(tmp_path: Path) -> None:
 
 def test_simulate_json_summary_and_tiers(tmp_path: Path) -> None:
     out = tmp_path / "sim.jsonl"
-    summary = json.loads(invoke("simulate", "--n", "10", "--out", str(out), "--tiers", "1,3",
-                                "--json"))
-    assert summary == {"path": str(out), "mode": "counterfactual", "requests": 10, "traces": 20,
-                       "bytes": out.stat().st_size}
+    summary = json.loads(
+        invoke("simulate", "--n", "10", "--out", str(out), "--tiers", "1,3", "--json")
+    )
+    assert summary == {
+        "path": str(out),
+        "mode": "counterfactual",
+        "requests": 10,
+        "traces": 20,
+        "bytes": out.stat().st_size,
+    }
     tiers = {json.loads(line)["predicted_tier"] for line in out.read_text().splitlines()}
     assert tiers == {1, 3}
 
@@ -54,8 +60,9 @@ def test_simulate_json_summary_and_tiers(tmp_path: Path) -> None:
     ],
 )
 def test_simulate_refuses_bad_options(tmp_path: Path, args: list[str], message: str) -> None:
-    result = CliRunner().invoke(main, ["simulate", "--n", "3", "--out", str(tmp_path / "x.jsonl"),
-                                       *args])
+    result = CliRunner().invoke(
+        main, ["simulate", "--n", "3", "--out", str(tmp_path / "x.jsonl"), *args]
+    )
     assert result.exit_code in (1, 2) and message in result.output
     assert not (tmp_path / "x.jsonl").exists()
 
@@ -98,8 +105,9 @@ def test_stats_on_a_bad_file_is_one_line_and_exit_1(sim: Path, tmp_path: Path, c
     assert result.exit_code == 1
     assert result.output.startswith("error: 1 of 1 lines break trace format v1: ")
     assert len(result.output.strip().splitlines()) == 1
-    skipped = CliRunner().invoke(main, ["stats", str(sim), str(bad), "--on-error", "skip",
-                                        "--json"])
+    skipped = CliRunner().invoke(
+        main, ["stats", str(sim), str(bad), "--on-error", "skip", "--json"]
+    )
     assert skipped.exit_code == 0
     assert json.loads(skipped.stdout)["runs"] == 200
     assert "skipped 1 of 201 lines" in caplog.text  # a warning on stderr (logging)
@@ -107,11 +115,19 @@ def test_stats_on_a_bad_file_is_one_line_and_exit_1(sim: Path, tmp_path: Path, c
 
 def test_console_scripts_simulate_then_stats(tmp_path: Path) -> None:
     out = tmp_path / "sim.jsonl.gz"
-    made = subprocess.run([str(ACO_LAB), "simulate", "--n", "20", "--seed", "4", "--out", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    made = subprocess.run(
+        [str(ACO_LAB), "simulate", "--n", "20", "--seed", "4", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert made.returncode == 0, made.stderr
-    stats = subprocess.run([str(ACO_LAB), "stats", str(out), "--json", "--by", "tier"],
-                           capture_output=True, text=True, timeout=120)
+    stats = subprocess.run(
+        [str(ACO_LAB), "stats", str(out), "--json", "--by", "tier"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert stats.returncode == 0, stats.stderr
     metrics = json.loads(stats.stdout)
     assert metrics["runs"] == 100 and list(metrics["by_tier"]) == list("12345")

@@ -34,31 +34,59 @@ def test_train_prints_path_version_and_headline_then_increments(traces: Path, tm
     result = json.loads(second.stdout)
     assert result["version"] == 2 and result["path"].endswith("router_bundle_v2.pkl")
     router = Router.load(result["path"])
-    assert router.bundle["command"] == (f"aco-lab train --out {out} --model logreg --seed 2 "
-                                        f"{traces}")
+    assert router.bundle["command"] == (
+        f"aco-lab train --out {out} --model logreg --seed 2 {traces}"
+    )
     assert router.bundle["options"]["model"] == "logreg"
 
 
 def test_success_floor_is_recorded_and_bounded(traces: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["train", str(traces), "--out", str(tmp_path),
-                                       "--success-floor", "2.5"])
+    result = CliRunner().invoke(
+        main, ["train", str(traces), "--out", str(tmp_path), "--success-floor", "2.5"]
+    )
     assert result.exit_code == 2 and "success-floor" in result.output
 
 
 def test_cheapest_on_logs_is_one_line_error(tmp_path: Path) -> None:
     logs = tmp_path / "logs.jsonl"
     write_simulated_traces(logs, 120, seed=1, config=ACOConfig(), mode="logs")
-    result = CliRunner().invoke(main, ["train", str(logs), "--out", str(tmp_path / "m"),
-                                       "--objective", "cheapest", "--model", "lgbm"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            str(logs),
+            "--out",
+            str(tmp_path / "m"),
+            "--objective",
+            "cheapest",
+            "--model",
+            "lgbm",
+        ],
+    )
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: --objective cheapest needs")
 
 
 def test_real_console_script_trains_and_routes(traces: Path, tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("aco-lab")
-    done = subprocess.run([str(exe), "train", str(traces), "--out", str(tmp_path), "--json",
-                           "--model", "knn", "--calibration", "isotonic", "--no-controls"],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [
+            str(exe),
+            "train",
+            str(traces),
+            "--out",
+            str(tmp_path),
+            "--json",
+            "--model",
+            "knn",
+            "--calibration",
+            "isotonic",
+            "--no-controls",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # stderr is a pipe: no progress drawn
     path = json.loads(done.stdout)["path"]

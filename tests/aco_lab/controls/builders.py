@@ -8,15 +8,30 @@ from pathlib import Path
 from aco_lab.traces.reading import TraceTables, read_traces
 
 
-def step(num: int, tier: int | None = 1, cost: float = 0.01, model: str | None = None,
-         tools: tuple = (), verified: bool | None = None, text: str | None = None,
-         input_tokens: int | None = 100, logprobs: tuple[float, float] | None = None) -> dict:
+def step(
+    num: int,
+    tier: int | None = 1,
+    cost: float = 0.01,
+    model: str | None = None,
+    tools: tuple = (),
+    verified: bool | None = None,
+    text: str | None = None,
+    input_tokens: int | None = 100,
+    logprobs: tuple[float, float] | None = None,
+) -> dict:
     """One step: a model call (unless tier is None), tool calls (name, success, cost), a check."""
-    out: dict = {"step_num": num, "tool_calls": [
-        {"tool_name": n, "success": ok, "cost": c} for n, ok, c in tools]}
+    out: dict = {
+        "step_num": num,
+        "tool_calls": [{"tool_name": n, "success": ok, "cost": c} for n, ok, c in tools],
+    }
     if tier is not None:
-        call = {"model_id": model or f"model-{tier}", "tier": tier, "cost": cost,
-                "input_tokens": input_tokens, "output_tokens": 10}
+        call = {
+            "model_id": model or f"model-{tier}",
+            "tier": tier,
+            "cost": cost,
+            "input_tokens": input_tokens,
+            "output_tokens": 10,
+        }
         if text is not None:
             call["output_text"] = text
         if logprobs is not None:
@@ -28,14 +43,30 @@ def step(num: int, tier: int | None = 1, cost: float = 0.01, model: str | None =
     return out
 
 
-def run(trace_id: str, steps: list[dict], success: bool | None, request_id: str | None = None,
-        task_type: str | None = "qa", outcome: str = "completed", request: str = "Q?") -> dict:
+def run(
+    trace_id: str,
+    steps: list[dict],
+    success: bool | None,
+    request_id: str | None = None,
+    task_type: str | None = "qa",
+    outcome: str = "completed",
+    request: str = "Q?",
+) -> dict:
     """One run; total_cost is the sum of its calls."""
-    total = sum((s.get("model_call") or {}).get("cost", 0.0)
-                + sum(t["cost"] for t in s["tool_calls"]) for s in steps)
-    return {"trace_id": trace_id, "request_id": request_id or trace_id, "request": request,
-            "task_type": task_type, "steps": steps, "final_outcome": outcome,
-            "task_success": success, "total_cost": total}
+    total = sum(
+        (s.get("model_call") or {}).get("cost", 0.0) + sum(t["cost"] for t in s["tool_calls"])
+        for s in steps
+    )
+    return {
+        "trace_id": trace_id,
+        "request_id": request_id or trace_id,
+        "request": request,
+        "task_type": task_type,
+        "steps": steps,
+        "final_outcome": outcome,
+        "task_success": success,
+        "total_cost": total,
+    }
 
 
 def tables_of(tmp_path: Path, runs: list[dict], name: str = "traces.jsonl") -> TraceTables:
@@ -52,16 +83,26 @@ def agreement_world(n: int, seed: int, cheap_accuracy: float = 0.7) -> list[dict
     cheap answers that agree are almost always right; the top model is right 95% of the time.
     """
     rng = random.Random(seed)
-    models = (("cheap-a", 1, 0.001, cheap_accuracy), ("cheap-b", 2, 0.002, cheap_accuracy),
-              ("top", 5, 0.02, 0.95))
+    models = (
+        ("cheap-a", 1, 0.001, cheap_accuracy),
+        ("cheap-b", 2, 0.002, cheap_accuracy),
+        ("top", 5, 0.02, 0.95),
+    )
     runs = []
     for i in range(n):
         truth = rng.choice("ABCD")
         for model, tier, cost, accuracy in models:
             right = rng.random() < accuracy
             letter = truth if right else rng.choice([c for c in "ABCD" if c != truth])
-            runs.append(run(f"r{i}-{model}", [step(1, tier, cost, model, text=letter + "\n")],
-                            right, request_id=f"r{i}", task_type="mc"))
+            runs.append(
+                run(
+                    f"r{i}-{model}",
+                    [step(1, tier, cost, model, text=letter + "\n")],
+                    right,
+                    request_id=f"r{i}",
+                    task_type="mc",
+                )
+            )
     return runs
 
 
@@ -75,8 +116,13 @@ def replay_decisions_independently(decisions: Path, traces: list[Path]) -> tuple
                 t = json.loads(text)
                 tiers = [s["model_call"]["tier"] for s in t["steps"] if s.get("model_call")]
                 models = [s["model_call"]["model_id"] for s in t["steps"] if s.get("model_call")]
-                runs[t["trace_id"]] = (t["request_id"], models[-1], max(tiers), t["total_cost"],
-                                       t["task_success"])
+                runs[t["trace_id"]] = (
+                    t["request_id"],
+                    models[-1],
+                    max(tiers),
+                    t["total_cost"],
+                    t["task_success"],
+                )
     successes, cost, calls = 0, 0.0, 0
     with open(decisions, encoding="utf-8") as lines:
         for text in lines:

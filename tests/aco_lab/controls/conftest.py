@@ -31,7 +31,13 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> SimSplit:
     path = tmp_path_factory.mktemp("controls") / "sim.jsonl.gz"
     write_simulated_traces(path, SIM_REQUESTS, seed=SIM_SEED, config=ACOConfig())
     tables = read_traces([path])
-    parts = assign_splits(tables.runs["request_id"].unique().to_list(),
-                          [("train", 0.5), ("held_out", 0.5)], seed=SIM_SEED)
-    return SimSplit(path, restrict_tables(tables, set(parts["train"])),
-                    restrict_tables(tables, set(parts["held_out"])))
+    parts = assign_splits(
+        tables.runs["request_id"].unique().to_list(),
+        [("train", 0.5), ("held_out", 0.5)],
+        seed=SIM_SEED,
+    )
+    return SimSplit(
+        path,
+        restrict_tables(tables, set(parts["train"])),
+        restrict_tables(tables, set(parts["held_out"])),
+    )

@@ -37,15 +37,22 @@ from tests.aco_lab.controls.builders import (
     tables_of,
 )
 
-CONFIG = ACOConfig(tiers=(TierSpec(1, "cheap-a"), TierSpec(2, "cheap-b"), TierSpec(5, "top")),
-                   task_floors={})
+CONFIG = ACOConfig(
+    tiers=(TierSpec(1, "cheap-a"), TierSpec(2, "cheap-b"), TierSpec(5, "top")), task_floors={}
+)
 
 
 def test_cascade_data_lays_out_each_requests_final_answers_and_costs(tmp_path) -> None:
     runs = [
-        run("x-a", [step(1, 1, 0.001, "cheap-a", text="draft"),
-                    step(2, 1, 0.002, "cheap-a", text="B", logprobs=(-0.2, -1.5))],
-            True, request_id="x"),
+        run(
+            "x-a",
+            [
+                step(1, 1, 0.001, "cheap-a", text="draft"),
+                step(2, 1, 0.002, "cheap-a", text="B", logprobs=(-0.2, -1.5)),
+            ],
+            True,
+            request_id="x",
+        ),
         run("x-top", [step(1, 5, 0.05, "top", text="B")], True, request_id="x"),
         run("y-a", [step(1, 1, 0.001, "cheap-a", text="C")], False, request_id="y"),  # alone
     ]
@@ -129,8 +136,9 @@ def test_the_spec_is_plain_data_the_runtime_accepts(world) -> None:
     assert json.loads(json.dumps(spec)) == spec
 
 
-def _check_replay_file(tmp_path: Path, held: CascadeData, spec: dict, traces: Path
-                       ) -> CascadeSummary:
+def _check_replay_file(
+    tmp_path: Path, held: CascadeData, spec: dict, traces: Path
+) -> CascadeSummary:
     lines, summary = replay("learned", held, learned_chooser(spec))
     path = write_decisions(lines, tmp_path / "decisions.jsonl")
     successes, cost, calls = replay_decisions_independently(path, [traces])
@@ -148,12 +156,12 @@ def test_decisions_replay_exactly_from_simulated_traces(tmp_path, sim, sim_casca
 
 @pytest.mark.shared_data
 def test_decisions_replay_exactly_from_routerbench_and_keep_the_target(
-        tmp_path, routerbench_dir) -> None:
+    tmp_path, routerbench_dir
+) -> None:
     from aco_lab.traces.reading import read_traces
 
     traces = routerbench_dir / "traces.jsonl.gz"
-    data = build_cascade_data(read_traces([traces]),
-                              load_config(routerbench_dir / "config.yaml"))
+    data = build_cascade_data(read_traces([traces]), load_config(routerbench_dir / "config.yaml"))
     parts = assign_splits(data.request_ids, [("train", 0.5), ("eval", 0.5)], seed=0)
     spec = learn_cascade(data.select(set(parts["train"])), seed=0)
     summary = _check_replay_file(tmp_path, data.select(set(parts["eval"])), spec, traces)
@@ -176,7 +184,8 @@ def test_a_policy_replayed_on_its_own_search_rows_gives_the_searched_totals() ->
     assert len(points) > 3
     for point in points:
         assert replay_point(point, p, correct, costs, fb_correct, fb_cost) == pytest.approx(
-            (point.successes, point.cost))
+            (point.successes, point.cost)
+        )
 
 
 @pytest.fixture(scope="module")
@@ -185,13 +194,13 @@ def sim_cascade(sim):  # noqa: ANN201
     operating point chosen each way."""
     train = build_cascade_data(sim.train, ACOConfig())
     held = build_cascade_data(sim.held_out, ACOConfig())
-    specs = learn_cascades(train, seed=0, settings=[
-        CascadeSettings(operating_point=rule) for rule in OPERATING_POINTS])
+    specs = learn_cascades(
+        train, seed=0, settings=[CascadeSettings(operating_point=rule) for rule in OPERATING_POINTS]
+    )
     return train, held, dict(zip(OPERATING_POINTS, specs, strict=True))
 
 
-def test_the_out_of_fold_point_keeps_on_held_out_requests_what_it_promises(
-        sim_cascade) -> None:
+def test_the_out_of_fold_point_keeps_on_held_out_requests_what_it_promises(sim_cascade) -> None:
     train, held, specs = sim_cascade
     point = specs["out_of_fold"]["train"]["operating_point"]
     assert (point["rule"], point["folds"], point["reached"]) == ("out_of_fold", 5, True)
@@ -207,8 +216,7 @@ def test_the_out_of_fold_point_keeps_on_held_out_requests_what_it_promises(
     assert in_sample.success_ratio < 0.95 <= out_of_fold.success_ratio
 
 
-def test_a_budget_caps_the_cost_and_the_spec_says_the_target_is_out_of_reach(
-        world, caplog) -> None:
+def test_a_budget_caps_the_cost_and_the_spec_says_the_target_is_out_of_reach(world, caplog) -> None:
     train, held, free = world
     budget = 0.5 * free["train"]["operating_point"]["cost_ratio"]
     with caplog.at_level(logging.WARNING, logger="aco_lab.controls.cascade_point"):
@@ -248,28 +256,41 @@ def test_small_task_types_are_counted_where_the_pooled_policy_serves_them(tmp_pa
 FIGURES = [(80, 10), (94, 20), (96, 30), (97, 25)]
 
 
-@pytest.mark.parametrize(("target", "budget", "chosen", "reached"), [
-    (0.95, None, 3, True),  # the cheapest reaching 95%: 97 at 25 before 96 at 30
-    (0.90, None, 1, True),
-    (0.95, 0.22, 1, False),  # within the budget, the most successful
-    (0.99, None, 3, False),  # out of reach: the most successful, the cheapest of those
-    (0.50, 0.05, 0, False),  # nothing within the budget: the cheapest
-])
+@pytest.mark.parametrize(
+    ("target", "budget", "chosen", "reached"),
+    [
+        (0.95, None, 3, True),  # the cheapest reaching 95%: 97 at 25 before 96 at 30
+        (0.90, None, 1, True),
+        (0.95, 0.22, 1, False),  # within the budget, the most successful
+        (0.99, None, 3, False),  # out of reach: the most successful, the cheapest of those
+        (0.50, 0.05, 0, False),  # nothing within the budget: the cheapest
+    ],
+)
 def test_the_rule_takes_the_cheapest_point_reaching_the_target_within_the_budget(
-        target, budget, chosen, reached) -> None:
+    target, budget, chosen, reached
+) -> None:
     figures = np.array([(s, c, 100.0, 100.0) for s, c in FIGURES])
-    point = choose_point(np.arange(1.0, 5.0), figures,
-                         CascadeSettings(target_success_ratio=target, max_cost_ratio=budget))
+    point = choose_point(
+        np.arange(1.0, 5.0),
+        figures,
+        CascadeSettings(target_success_ratio=target, max_cost_ratio=budget),
+    )
     assert (point.value, point.reached) == (chosen + 1.0, reached)
     assert (point.successes, point.cost) == FIGURES[chosen]
 
 
-@given(st.lists(st.tuples(st.integers(0, 120), st.integers(1, 100)), min_size=1, max_size=12),
-       st.sampled_from([0.8, 0.9, 0.95, 1.0]), st.sampled_from([None, 0.2, 0.5]))
+@given(
+    st.lists(st.tuples(st.integers(0, 120), st.integers(1, 100)), min_size=1, max_size=12),
+    st.sampled_from([0.8, 0.9, 0.95, 1.0]),
+    st.sampled_from([None, 0.2, 0.5]),
+)
 def test_no_cheaper_point_reaches_the_target_than_the_chosen_one(points, target, budget) -> None:
     figures = np.array([(s, c, 100.0, 100.0) for s, c in points], dtype=float)
-    point = choose_point(np.arange(len(points), dtype=float), figures,
-                         CascadeSettings(target_success_ratio=target, max_cost_ratio=budget))
+    point = choose_point(
+        np.arange(len(points), dtype=float),
+        figures,
+        CascadeSettings(target_success_ratio=target, max_cost_ratio=budget),
+    )
     ok = [(s >= 100 * target) and (budget is None or c <= 100 * budget) for s, c in points]
     assert point.reached == any(ok)
     if point.reached:
@@ -279,8 +300,11 @@ def test_no_cheaper_point_reaches_the_target_than_the_chosen_one(points, target,
 
 def test_several_operating_points_of_one_learning_are_those_learned_one_by_one(world) -> None:
     train, _, default = world
-    settings = [CascadeSettings(), CascadeSettings(operating_point="in_sample"),
-                CascadeSettings(target_success_ratio=0.9, max_cost_ratio=0.3)]
+    settings = [
+        CascadeSettings(),
+        CascadeSettings(operating_point="in_sample"),
+        CascadeSettings(target_success_ratio=0.9, max_cost_ratio=0.3),
+    ]
     specs = learn_cascades(train, seed=0, settings=settings)
     assert specs[0] == default
     assert specs[1:] == [learn_cascade(train, seed=0, settings=one) for one in settings[1:]]

@@ -16,11 +16,19 @@ FEW_SHOT = "".join(f"Question {i}: 2+{i}?\nAnswer: {2 + i}\n\n" for i in range(5
 
 def _qa_runs(n: int) -> list[dict]:
     # Successful runs' largest prompts are 100..100+n-1; failed runs read far more.
-    runs = [run(f"ok{i}", [step(1, 2, input_tokens=50), step(2, 2, input_tokens=100 + i)], True,
-                task_type="qa", request=FEW_SHOT + "Question: 2+9?\nAnswer:")
-            for i in range(n)]
-    runs += [run(f"bad{i}", [step(1, 2, input_tokens=5000)], False, task_type="qa")
-             for i in range(5)]
+    runs = [
+        run(
+            f"ok{i}",
+            [step(1, 2, input_tokens=50), step(2, 2, input_tokens=100 + i)],
+            True,
+            task_type="qa",
+            request=FEW_SHOT + "Question: 2+9?\nAnswer:",
+        )
+        for i in range(n)
+    ]
+    runs += [
+        run(f"bad{i}", [step(1, 2, input_tokens=5000)], False, task_type="qa") for i in range(5)
+    ]
     return runs
 
 
@@ -45,8 +53,9 @@ def test_few_shot_preambles_are_omitted_and_growing_prompts_drop_old_tool_output
 
 
 def test_cells_with_few_successful_runs_use_the_tier_over_all_task_types(tmp_path) -> None:
-    runs = _qa_runs(40) + [run(f"rare{i}", [step(1, 2, input_tokens=900)], True,
-                               task_type="rare") for i in range(3)]
+    runs = _qa_runs(40) + [
+        run(f"rare{i}", [step(1, 2, input_tokens=900)], True, task_type="rare") for i in range(3)
+    ]
     spec = learn_context_budget(tables_of(tmp_path, runs))
     assert "rare/2" not in spec["total_tokens"]
     assert apply_context_budget(spec, "rare", 2).total_tokens == spec["total_tokens"]["*/2"]

@@ -21,11 +21,13 @@ from tests.aco_lab.controls.builders import run, step, tables_of
 
 
 def test_states_follow_spend_failures_and_streaks_step_by_step(tmp_path) -> None:
-    steps = [step(1, cost=0.1, tools=(("search", False, 0.01),)),  # all tools failed
-             step(2, cost=0.2, verified=False),  # the verifier failed
-             step(3, cost=0.3, tools=(("search", True, 0.0),)),  # progress
-             step(4, cost=0.4, tools=(("search", False, 0.0), ("read", True, 0.0))),  # progress
-             step(5, cost=0.5)]
+    steps = [
+        step(1, cost=0.1, tools=(("search", False, 0.01),)),  # all tools failed
+        step(2, cost=0.2, verified=False),  # the verifier failed
+        step(3, cost=0.3, tools=(("search", True, 0.0),)),  # progress
+        step(4, cost=0.4, tools=(("search", False, 0.0), ("read", True, 0.0))),  # progress
+        step(5, cost=0.5),
+    ]
     states = build_doom_states(tables_of(tmp_path, [run("a", steps, False)]))
     assert states[STATE_STEPS].to_list() == [1, 2, 3, 4]  # none after the last step
     assert states[STATE_SPEND].to_list() == pytest.approx([0.11, 0.31, 0.61, 1.01])
@@ -35,8 +37,10 @@ def test_states_follow_spend_failures_and_streaks_step_by_step(tmp_path) -> None
 
 
 def test_runs_without_outcome_or_model_call_have_no_states(tmp_path) -> None:
-    runs = [run("unknown", [step(1), step(2)], None), run("tools", [step(1, tier=None),
-                                                                    step(2, tier=None)], True)]
+    runs = [
+        run("unknown", [step(1), step(2)], None),
+        run("tools", [step(1, tier=None), step(2, tier=None)], True),
+    ]
     assert build_doom_states(tables_of(tmp_path, runs)).is_empty()
 
 
@@ -72,11 +76,19 @@ def test_held_out_false_alarms_stay_far_below_prior_art_and_beat_the_rules(learn
 def test_the_runtime_stops_where_the_lab_replay_stopped(learned, sim) -> None:
     states = build_doom_states(sim.held_out).head(400)
     for r in states.iter_rows(named=True):
-        decision = apply_doom(learned, r["task_type"], r["tier"], r[STATE_STEPS],
-                              r[STATE_SPEND], r[STATE_FAILURES], r[STATE_STALLED])
+        decision = apply_doom(
+            learned,
+            r["task_type"],
+            r["tier"],
+            r[STATE_STEPS],
+            r[STATE_SPEND],
+            r[STATE_FAILURES],
+            r[STATE_STALLED],
+        )
         assert decision.success_probability is not None
         expected = r[STATE_STEPS] >= learned["min_steps"] and (
-            decision.success_probability < learned["threshold"] - 1e-4)
+            decision.success_probability < learned["threshold"] - 1e-4
+        )
         if abs(decision.success_probability - learned["threshold"]) > 1e-4:
             assert decision.doomed == expected
 

@@ -45,8 +45,7 @@ def test_a_bundle_without_a_control_is_reported_as_such(controls, sim) -> None:
     partial = {k: v for k, v in controls.items() if k != "doom"}
     ev = evaluate_controls(partial, sim.held_out, ACOConfig())
     assert ev.doom == () and "doom" in ev.skipped
-    assert "Controls not evaluated" in render_markdown(
-        Document("c", build_controls_sections(ev)))
+    assert "Controls not evaluated" in render_markdown(Document("c", build_controls_sections(ev)))
 
 
 @pytest.mark.shared_data

@@ -21,15 +21,34 @@ from aco_lab.simulate.world import PROFILES
 from tests.aco_lab.controls.builders import run, step, tables_of
 
 
-def _runs(tool: str, cost: float, n_with: int, ok_with: int, n_without: int, ok_without: int,
-          fail: bool = False) -> list[dict]:
+def _runs(
+    tool: str,
+    cost: float,
+    n_with: int,
+    ok_with: int,
+    n_without: int,
+    ok_without: int,
+    fail: bool = False,
+) -> list[dict]:
     out = []
     for i in range(n_with):
-        out.append(run(f"w{i}", [step(1, tools=((tool, not fail, cost),)), step(2)],
-                       i < ok_with, task_type="qa"))
+        out.append(
+            run(
+                f"w{i}",
+                [step(1, tools=((tool, not fail, cost),)), step(2)],
+                i < ok_with,
+                task_type="qa",
+            )
+        )
     for i in range(n_without):
-        out.append(run(f"o{i}", [step(1, tools=(("other", True, 0.0),)), step(2)],
-                       i < ok_without, task_type="qa"))
+        out.append(
+            run(
+                f"o{i}",
+                [step(1, tools=(("other", True, 0.0),)), step(2)],
+                i < ok_without,
+                task_type="qa",
+            )
+        )
     return out
 
 
@@ -37,7 +56,8 @@ def test_the_table_compares_with_runs_that_used_other_tools(tmp_path) -> None:
     runs = _runs("search", 0.01, 10, 3, 20, 15) + [run("plain", [step(1)], True, task_type="qa")]
     table = build_tool_table(tables_of(tmp_path, runs))
     row = table.filter((table["task_type"] == "qa") & (table["tool_name"] == "search")).row(
-        0, named=True)
+        0, named=True
+    )
     # The one-step run that called no tool is not the comparison group.
     assert (row[RUNS_WITH], row[SUCCESS_WITH], row[RUNS_WITHOUT]) == (10, 3, 20)
     assert set(table["task_type"]) == {"qa", "*"}
@@ -70,8 +90,10 @@ def test_a_deny_is_enforced_only_on_strong_evidence(tmp_path) -> None:
     mode, why = describe_enforcement(strong)
     assert mode == ENFORCED and ">= 200 training runs" in why
     # The same on fewer runs than the strong threshold stays advice.
-    few = learn_gate(tables_of(tmp_path, _runs("search", 0.5, 250, 180, 250, 180), "few.jsonl"),
-                     GateSettings(strong_runs=300))
+    few = learn_gate(
+        tables_of(tmp_path, _runs("search", 0.5, 250, 180, 250, 180), "few.jsonl"),
+        GateSettings(strong_runs=300),
+    )
     assert few["tools"]["qa/search"]["enforcement"] == ADVISORY
     assert apply_gate(few, "search", "qa").allow
 
@@ -91,14 +113,20 @@ def test_rare_and_free_tools_are_never_denied(tmp_path) -> None:
     assert rare["tools"]["qa/search"]["allow"]  # 8 runs: too few to judge
     free = learn_gate(tables_of(tmp_path, _runs("think", 0.0, 60, 15, 60, 45), "free.jsonl"))
     assert free["tools"]["qa/think"]["allow"]  # costs nothing, never fails: nothing to save
-    flaky = learn_gate(tables_of(tmp_path, _runs("think", 0.0, 60, 15, 60, 45, fail=True),
-                                 "flaky.jsonl"))
+    flaky = learn_gate(
+        tables_of(tmp_path, _runs("think", 0.0, 60, 15, 60, 45, fail=True), "flaky.jsonl")
+    )
     assert not flaky["tools"]["qa/think"]["allow"]  # every call fails: a wasted step each
 
 
 def test_more_shrinkage_never_denies_more(sim) -> None:
-    denied = [sum(not v["allow"] for v in learn_gate(sim.train, GateSettings(prior_runs=k))
-                  ["tools"].values()) for k in (0.0, 20.0, 200.0, 2000.0)]
+    denied = [
+        sum(
+            not v["allow"]
+            for v in learn_gate(sim.train, GateSettings(prior_runs=k))["tools"].values()
+        )
+        for k in (0.0, 20.0, 200.0, 2000.0)
+    ]
     assert denied == sorted(denied, reverse=True)
 
 

@@ -62,8 +62,10 @@ def test_a_tighter_cap_verifies_fewer_dones(sim) -> None:
 
 
 def test_without_verified_dones_the_rates_are_assumed_and_said_so(tmp_path) -> None:
-    runs = [run(f"r{i}", [step(1), step(2, text="I think" if i % 3 else "B")], i % 3 == 0)
-            for i in range(60)]
+    runs = [
+        run(f"r{i}", [step(1), step(2, text="I think" if i % 3 else "B")], i % 3 == 0)
+        for i in range(60)
+    ]
     spec = learn_verifier(tables_of(tmp_path, runs))
     assert spec["verifier"]["source"].startswith("assumed")
     assert spec["verifier"]["catch_rate"] == VerifierSettings().assumed_catch_rate

@@ -35,10 +35,15 @@ def test_counterfactual_traces_are_replayed_on_their_disjoint_requests(replayed,
     assert ev.data.n_excluded == unknown
     assert ev.data.n_requests + ev.data.n_excluded == 80
     names = [b.name for b in ev.baselines]
-    for expected in ("tier 1 only", "tier 5 only", "random mixing at the router's cost",
-                     "task-floor rule (config)", "static cascade (verifier error 20%)",
-                     "best tier per task type (fit on training)",
-                     "oracle (cheapest successful tier)"):
+    for expected in (
+        "tier 1 only",
+        "tier 5 only",
+        "random mixing at the router's cost",
+        "task-floor rule (config)",
+        "static cascade (verifier error 20%)",
+        "best tier per task type (fit on training)",
+        "oracle (cheapest successful tier)",
+    ):
         assert expected in names
     assert ev.decisions.height == ev.data.n_requests
 
@@ -74,12 +79,17 @@ def test_lab_decisions_equal_the_runtime_routers_decisions(replayed, eval_case) 
     for trace in read_jsonl(eval_case.eval):
         steps = [s for s in trace["steps"] if s.get("model_call")]
         tokens = steps[0]["model_call"].get("input_tokens") if steps else None
-        requests[trace["request_id"]] = (trace["request"], trace["task_type"], tokens,
-                                         trace.get("difficulty"))
+        requests[trace["request_id"]] = (
+            trace["request"],
+            trace["task_type"],
+            tokens,
+            trace.get("difficulty"),
+        )
     for row in replayed.decisions.iter_rows(named=True):
         request, task_type, tokens, difficulty = requests[row[S.REQUEST_ID]]
-        decision = router.decide(request, task_type=task_type, input_tokens=tokens,
-                                 difficulty=difficulty)
+        decision = router.decide(
+            request, task_type=task_type, input_tokens=tokens, difficulty=difficulty
+        )
         assert decision.tier == row[S.TIER], row[S.REQUEST_ID]
         assert np.allclose(decision.probabilities, row["p_success"])
 
@@ -87,8 +97,12 @@ def test_lab_decisions_equal_the_runtime_routers_decisions(replayed, eval_case) 
 def test_the_sweep_holds_the_bundles_point_and_the_recommended_one_the_target(replayed) -> None:
     ev = replayed
     params = ev.bundle.params
-    own = [p for p in ev.sweep if (p.downgrade_threshold, p.success_value)
-           == (params.downgrade_threshold, params.success_value)]
+    own = [
+        p
+        for p in ev.sweep
+        if (p.downgrade_threshold, p.success_value)
+        == (params.downgrade_threshold, params.success_value)
+    ]
     assert len(own) == 1
     if load_bundle(ev.bundle.path).get("policy_mix") is None:  # else the router mixes two
         assert own[0].result.success_rate == ev.router.success_rate
@@ -97,15 +111,19 @@ def test_the_sweep_holds_the_bundles_point_and_the_recommended_one_the_target(re
     assert rec is not None
     assert rec.success_rate >= ev.options.target * ev.reference.strong_success - 1e-12
     cheaper = [p for p in ev.sweep if p.result.cost_per_request < rec.cost_per_request - 1e-15]
-    assert all(p.result.success_rate < ev.options.target * ev.reference.strong_success
-               for p in cheaper)
+    assert all(
+        p.result.success_rate < ev.options.target * ev.reference.strong_success for p in cheaper
+    )
 
 
 def test_evaluating_on_training_requests_is_refused_unless_allowed(eval_case) -> None:  # noqa: F811
     with pytest.raises(DataError, match="used to train the bundle.*--allow-overlap"):
         evaluate_bundle(eval_case.bundle, [eval_case.train], options=FAST)
-    ev = evaluate_bundle(eval_case.bundle, [eval_case.train],
-                         options=EvalOptions(compare_models=(), allow_overlap=True))
+    ev = evaluate_bundle(
+        eval_case.bundle,
+        [eval_case.train],
+        options=EvalOptions(compare_models=(), allow_overlap=True),
+    )
     assert ev.data.n_overlap == 160 and ev.data.overlap_allowed
     assert ev.bundle.name == "v1"
     assert any("used to train this bundle" in w for w in ev.warnings)
@@ -157,7 +175,8 @@ def test_logs_without_propensities_fall_back_to_the_direct_method(eval_case, tmp
 
 
 def test_trained_baselines_are_skipped_with_a_reason_when_training_files_are_gone(
-    eval_case, tmp_path  # noqa: F811
+    eval_case,  # noqa: F811
+    tmp_path,
 ) -> None:
     import shutil
 
@@ -165,8 +184,11 @@ def test_trained_baselines_are_skipped_with_a_reason_when_training_files_are_gon
     shutil.copytree(eval_case.models_dir, moved)
     train = eval_case.train.rename(tmp_path / "train-moved.jsonl")
     try:
-        ev = evaluate_bundle(moved / "router_bundle_v1.pkl", [eval_case.eval],
-                             options=EvalOptions(compare_models=("knn",)))
+        ev = evaluate_bundle(
+            moved / "router_bundle_v1.pkl",
+            [eval_case.eval],
+            options=EvalOptions(compare_models=("knn",)),
+        )
     finally:
         train.rename(eval_case.train)
     skipped = dict(ev.skipped)
@@ -180,8 +202,10 @@ def test_without_paths_the_holdout_the_bundle_records_is_evaluated(eval_case, tm
 
     payload = load_bundle(eval_case.bundle)
     ids = sorted({t["request_id"] for t in read_jsonl(eval_case.eval)})[:30]
-    payload["training_data"]["holdout"] = {"files": [{"path": str(eval_case.eval)}],
-                                           "request_ids": ids}
+    payload["training_data"]["holdout"] = {
+        "files": [{"path": str(eval_case.eval)}],
+        "request_ids": ids,
+    }
     info = write_bundle(payload, tmp_path)
     ev = evaluate_bundle(info.path, [], options=FAST)
     assert ev.data.n_requests + ev.data.n_excluded == 30
@@ -196,20 +220,27 @@ def test_routerbench_half_and_half(routerbench_dir, tmp_path) -> None:
 
     config_path = routerbench_dir / "config.yaml"
     train, held = split_trace_files([routerbench_dir / "traces.jsonl.gz"], tmp_path, 0.5, seed=0)
-    info, _ = train_router([train], load_config(config_path), TrainOptions(seed=0),
-                           tmp_path / "models")
+    info, _ = train_router(
+        [train], load_config(config_path), TrainOptions(seed=0), tmp_path / "models"
+    )
     ev = evaluate_bundle(info.path, [held], config_path, options=FAST)
     assert ev.mode == MODE_REPLAY and ev.data.n_overlap == 0
     # gpt-4 (tier 5) on the held-out half, straight from the raw lines.
-    gpt4 = [t for t in read_jsonl_gz(held) if t["steps"][0]["model_call"]["tier"] == 5
-            and t["steps"][0]["model_call"]["model_id"] == ev.tier_models[-1]]
+    gpt4 = [
+        t
+        for t in read_jsonl_gz(held)
+        if t["steps"][0]["model_call"]["tier"] == 5
+        and t["steps"][0]["model_call"]["model_id"] == ev.tier_models[-1]
+    ]
     top = next(b for b in ev.baselines if b.name == "tier 5 only")
     assert top.n_requests == len(gpt4) == ev.data.n_requests
     assert top.success_rate == pytest.approx(np.mean([t["task_success"] for t in gpt4]))
     areas = {name: a.to_dict() for name, a in ev.areas}
     oracle = next(b for b in ev.baselines if b.name.startswith("oracle"))
-    assert oracle.cost_per_request / ev.reference.strong_cost < \
-        areas["random mixing of tiers"]["cost_fraction_at"]["95"]
+    assert (
+        oracle.cost_per_request / ev.reference.strong_cost
+        < areas["random mixing of tiers"]["cost_fraction_at"]["95"]
+    )
     router = Router.load(info.path, load_config(config_path))
     by_id = {t["request_id"]: t for t in gpt4}
     for row in ev.decisions.head(50).iter_rows(named=True):
@@ -265,8 +296,9 @@ def test_a_bundle_trained_on_logs_is_replayed_without_the_per_task_type_table(tm
     logs, runs = tmp_path / "logs.jsonl", tmp_path / "counterfactual.jsonl"
     write_simulated_traces(logs, 400, seed=1, mode="logs")
     write_simulated_traces(runs, 60, seed=2)
-    info, _ = train_router([logs], ACOConfig(), TrainOptions(model="table", seed=1,
-                                                              controls=False), tmp_path / "m")
+    info, _ = train_router(
+        [logs], ACOConfig(), TrainOptions(model="table", seed=1, controls=False), tmp_path / "m"
+    )
     ev = evaluate_bundle(info.path, [runs], options=EvalOptions(compare_models=()))
     assert ev.mode == MODE_REPLAY
     assert [name for name, _ in ev.skipped] == ["best tier per task type"]

@@ -44,10 +44,18 @@ def test_paying_for_a_higher_tier_when_a_cheaper_one_succeeded_is_over_routing()
 
 def test_under_over_matrices_by_hand() -> None:
     under, over = build_under_over(SUCCESS)
-    assert under.tolist() == [[False, False, False], [True, False, False], [True, True, False],
-                              [False, False, False]]
-    assert over.tolist() == [[False, True, True], [False, False, True], [False, False, False],
-                             [False, False, False]]
+    assert under.tolist() == [
+        [False, False, False],
+        [True, False, False],
+        [True, True, False],
+        [False, False, False],
+    ]
+    assert over.tolist() == [
+        [False, True, True],
+        [False, False, True],
+        [False, False, False],
+        [False, False, False],
+    ]
 
 
 def test_nothing_succeeded_gives_no_cost_per_success() -> None:

@@ -16,36 +16,78 @@ FIXTURE = Path(__file__).parent / "fixtures" / "langfuse_traces.json"
 def to_langfuse(run: dict) -> dict:
     """A run as the Langfuse public API returns a trace (GET /api/public/traces/{id})."""
     root = f"{run['trace_id']}-agent"
-    observations = [{
-        "id": root, "traceId": run["trace_id"], "type": "AGENT", "name": "agent",
-        "startTime": iso(0), "endTime": iso(30), "parentObservationId": None,
-        "level": "ERROR" if run["final_outcome"] == "failed" else "DEFAULT",
-        "statusMessage": "agent raised" if run["final_outcome"] == "failed" else None}]
+    observations = [
+        {
+            "id": root,
+            "traceId": run["trace_id"],
+            "type": "AGENT",
+            "name": "agent",
+            "startTime": iso(0),
+            "endTime": iso(30),
+            "parentObservationId": None,
+            "level": "ERROR" if run["final_outcome"] == "failed" else "DEFAULT",
+            "statusMessage": "agent raised" if run["final_outcome"] == "failed" else None,
+        }
+    ]
     for t, kind, _, item in events(run):
-        base = {"id": f"{run['trace_id']}-{t}", "traceId": run["trace_id"],
-                "parentObservationId": root, "startTime": iso(t), "endTime": iso(t + 0.5)}
+        base = {
+            "id": f"{run['trace_id']}-{t}",
+            "traceId": run["trace_id"],
+            "parentObservationId": root,
+            "startTime": iso(t),
+            "endTime": iso(t + 0.5),
+        }
         if kind == "tool":
-            observations.append({**base, "type": "TOOL", "name": item["tool_name"],
-                                 "level": "DEFAULT" if item["success"] else "ERROR"})
+            observations.append(
+                {
+                    **base,
+                    "type": "TOOL",
+                    "name": item["tool_name"],
+                    "level": "DEFAULT" if item["success"] else "ERROR",
+                }
+            )
             continue
-        usage = {"input": item["input_tokens"], "output": item["output_tokens"],
-                 "total": item["input_tokens"] + item["output_tokens"]}
+        usage = {
+            "input": item["input_tokens"],
+            "output": item["output_tokens"],
+            "total": item["input_tokens"] + item["output_tokens"],
+        }
         if item["cached_input_tokens"] is not None:
             usage["input_cached_tokens"] = item["cached_input_tokens"]
-        generation = {**base, "type": "GENERATION", "name": "chat", "model": item["model_id"],
-                      "modelParameters": {"temperature": 0}, "level": "DEFAULT",
-                      "input": [{"role": "user", "content": run["request"]}],
-                      "usageDetails": usage, "costDetails": {}}
+        generation = {
+            **base,
+            "type": "GENERATION",
+            "name": "chat",
+            "model": item["model_id"],
+            "modelParameters": {"temperature": 0},
+            "level": "DEFAULT",
+            "input": [{"role": "user", "content": run["request"]}],
+            "usageDetails": usage,
+            "costDetails": {},
+        }
         if item["cost"] is not None:
-            generation["costDetails"] = {"input": item["cost"] * 0.4,
-                                         "output": item["cost"] * 0.6, "total": item["cost"]}
+            generation["costDetails"] = {
+                "input": item["cost"] * 0.4,
+                "output": item["cost"] * 0.6,
+                "total": item["cost"],
+            }
         observations.append(generation)
-    scores = [] if run["task_success"] is None else [
-        {"name": "task_success", "value": int(run["task_success"]), "dataType": "BOOLEAN"}]
-    return {"id": run["trace_id"], "timestamp": iso(0), "name": "support-agent",
-            "input": {"input": run["request"]}, "output": None, "environment": "default",
-            "htmlPath": f"/project/demo/traces/{run['trace_id']}", "scores": scores,
-            "observations": observations}
+    scores = (
+        []
+        if run["task_success"] is None
+        else [{"name": "task_success", "value": int(run["task_success"]), "dataType": "BOOLEAN"}]
+    )
+    return {
+        "id": run["trace_id"],
+        "timestamp": iso(0),
+        "name": "support-agent",
+        "input": {"input": run["request"]},
+        "output": None,
+        "environment": "default",
+        "htmlPath": f"/project/demo/traces/{run['trace_id']}",
+        "scores": scores,
+        "observations": observations,
+    }
 
 
 @pytest.mark.parametrize("layout", ["traces", "page", "observations-jsonl"])
@@ -70,8 +112,7 @@ def test_round_trip(tmp_path: Path, layout: str) -> None:
     costs = [s["model_call"]["cost"] for t in imported for s in t["steps"]]
     sonnet = load_price_snapshot().find("claude-sonnet-4-5").cost(3000, 400)
     assert costs == [0.00025, 0.0069, pytest.approx(sonnet), 0.00285]
-    assert imported[1]["metadata"]["cost_sources"] == {
-        "steps[0].model_call.cost": "price_snapshot"}
+    assert imported[1]["metadata"]["cost_sources"] == {"steps[0].model_call.cost": "price_snapshot"}
     assert not read_traces(out, strict=True).rejected
 
 
@@ -80,7 +121,8 @@ def test_the_committed_fixture(tmp_path: Path) -> None:
     result = import_traces(read_langfuse, [FIXTURE], out, tiers=TIERS)
     assert (result.runs, result.written, result.problems) == (3, 3, ())
     assert [comparable(json.loads(t)) for t in out.read_text().splitlines()] == [
-        comparable(run) for run in RUNS]
+        comparable(run) for run in RUNS
+    ]
 
 
 def test_a_generation_without_a_model_is_reported_where_it_is(tmp_path: Path) -> None:
@@ -88,8 +130,10 @@ def test_a_generation_without_a_model_is_reported_where_it_is(tmp_path: Path) ->
     del trace["observations"][1]["model"]
     path = tmp_path / "export.json"
     path.write_text(json.dumps({"data": [trace, to_langfuse(RUNS[2])]}))
-    result = import_traces(read_langfuse, [path], tmp_path / "t.jsonl", tiers=TIERS,
-                           on_error="skip")
-    assert result.problems == (f"{path}:data[0].observations[1]: model: a generation names "
-                               f"no model",)
+    result = import_traces(
+        read_langfuse, [path], tmp_path / "t.jsonl", tiers=TIERS, on_error="skip"
+    )
+    assert result.problems == (
+        f"{path}:data[0].observations[1]: model: a generation names no model",
+    )
     assert (result.runs, result.written, result.rejected) == (2, 1, 1)

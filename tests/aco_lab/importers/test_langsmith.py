@@ -17,31 +17,67 @@ def to_langsmith(run: dict) -> list[dict]:
     """A run as LangSmith's list_runs returns its runs: the root chain, llm and tool runs."""
     trace_id = run["trace_id"]
     failed = run["final_outcome"] == "failed"
-    feedback = {} if run["task_success"] is None else {
-        "task_success": {"n": 1, "avg": float(run["task_success"])}}
-    runs = [{"id": trace_id, "trace_id": trace_id, "parent_run_id": None, "run_type": "chain",
-             "name": "AgentExecutor", "start_time": iso(0)[:-1], "end_time": iso(30)[:-1],
-             "inputs": {"input": run["request"]}, "outputs": None if failed else {"output": "ok"},
-             "error": "ToolException: refund failed" if failed else None,
-             "status": "error" if failed else "success", "feedback_stats": feedback,
-             "dotted_order": f"20251204T090000000000Z{trace_id}", "tags": ["prod"]}]
+    feedback = (
+        {}
+        if run["task_success"] is None
+        else {"task_success": {"n": 1, "avg": float(run["task_success"])}}
+    )
+    runs = [
+        {
+            "id": trace_id,
+            "trace_id": trace_id,
+            "parent_run_id": None,
+            "run_type": "chain",
+            "name": "AgentExecutor",
+            "start_time": iso(0)[:-1],
+            "end_time": iso(30)[:-1],
+            "inputs": {"input": run["request"]},
+            "outputs": None if failed else {"output": "ok"},
+            "error": "ToolException: refund failed" if failed else None,
+            "status": "error" if failed else "success",
+            "feedback_stats": feedback,
+            "dotted_order": f"20251204T090000000000Z{trace_id}",
+            "tags": ["prod"],
+        }
+    ]
     for t, kind, _, item in events(run):
-        base = {"id": f"{trace_id}-{t}", "trace_id": trace_id, "parent_run_id": trace_id,
-                "start_time": iso(t)[:-1], "end_time": iso(t + 0.5)[:-1], "status": "success"}
+        base = {
+            "id": f"{trace_id}-{t}",
+            "trace_id": trace_id,
+            "parent_run_id": trace_id,
+            "start_time": iso(t)[:-1],
+            "end_time": iso(t + 0.5)[:-1],
+            "status": "success",
+        }
         if kind == "tool":
-            runs.append({**base, "run_type": "tool", "name": item["tool_name"],
-                         "inputs": {"input": "..."},
-                         "error": None if item["success"] else "ToolException: failed",
-                         "status": "success" if item["success"] else "error"})
+            runs.append(
+                {
+                    **base,
+                    "run_type": "tool",
+                    "name": item["tool_name"],
+                    "inputs": {"input": "..."},
+                    "error": None if item["success"] else "ToolException: failed",
+                    "status": "success" if item["success"] else "error",
+                }
+            )
             continue
         model = item["model_id"]
-        llm = {**base, "run_type": "llm", "name": "ChatOpenAI",
-               "extra": {"metadata": {"ls_model_name": model, "ls_provider": "openai"},
-                         "invocation_params": {"model": model, "temperature": 0}},
-               "inputs": {"messages": [[{"role": "user", "content": run["request"]}]]},
-               "prompt_tokens": item["input_tokens"], "completion_tokens": item["output_tokens"],
-               "total_tokens": item["input_tokens"] + item["output_tokens"],
-               "total_cost": None, "prompt_cost": None, "completion_cost": None}
+        llm = {
+            **base,
+            "run_type": "llm",
+            "name": "ChatOpenAI",
+            "extra": {
+                "metadata": {"ls_model_name": model, "ls_provider": "openai"},
+                "invocation_params": {"model": model, "temperature": 0},
+            },
+            "inputs": {"messages": [[{"role": "user", "content": run["request"]}]]},
+            "prompt_tokens": item["input_tokens"],
+            "completion_tokens": item["output_tokens"],
+            "total_tokens": item["input_tokens"] + item["output_tokens"],
+            "total_cost": None,
+            "prompt_cost": None,
+            "completion_cost": None,
+        }
         if item["cached_input_tokens"] is not None:
             llm["prompt_token_details"] = {"cache_read": item["cached_input_tokens"]}
         if item["cost"] is not None:  # LangSmith writes costs as decimal strings
@@ -78,7 +114,8 @@ def test_the_committed_fixture(tmp_path: Path) -> None:
     result = import_traces(read_langsmith, [FIXTURE], out, tiers=TIERS)
     assert (result.runs, result.written, result.problems) == (3, 3, ())
     assert [comparable(json.loads(t)) for t in out.read_text().splitlines()] == [
-        comparable(run) for run in RUNS]
+        comparable(run) for run in RUNS
+    ]
 
 
 def test_bad_token_counts_are_reported_where_they_are(tmp_path: Path) -> None:
@@ -86,7 +123,8 @@ def test_bad_token_counts_are_reported_where_they_are(tmp_path: Path) -> None:
     runs[1]["prompt_tokens"] = -3
     path = tmp_path / "runs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in runs))
-    result = import_traces(read_langsmith, [path], tmp_path / "t.jsonl", tiers=TIERS,
-                           on_error="skip")
+    result = import_traces(
+        read_langsmith, [path], tmp_path / "t.jsonl", tiers=TIERS, on_error="skip"
+    )
     assert result.problems == (f"{path}:2: prompt_tokens: expected a token count >= 0, got -3",)
     assert (result.records, result.runs, result.written) == (3, 1, 0)

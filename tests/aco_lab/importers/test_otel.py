@@ -28,30 +28,53 @@ def test_both_generations_of_attributes_tools_and_errors(tmp_path: Path) -> None
     result, (agent, old) = _import(tmp_path)
     # 9 spans: 2 runs' GenAI spans and their roots; an HTTP span and a plain root are skipped.
     assert (result.records, result.skipped, result.invalid, result.runs, result.written) == (
-        9, 2, 0, 2, 2)
+        9,
+        2,
+        0,
+        2,
+        2,
+    )
     calls = [s["model_call"] for s in agent["steps"]]
-    assert [(c["model_id"], c["tier"], c["input_tokens"], c["output_tokens"],
-             c["cached_input_tokens"]) for c in calls] == [
-        ("gpt-4o-mini-2024-07-18", 1, 1200, 85, 1024), ("gpt-4o-2024-08-06", 4, 1800, 240, None)]
+    assert [
+        (c["model_id"], c["tier"], c["input_tokens"], c["output_tokens"], c["cached_input_tokens"])
+        for c in calls
+    ] == [("gpt-4o-mini-2024-07-18", 1, 1200, 85, 1024), ("gpt-4o-2024-08-06", 4, 1800, 240, None)]
     mini = load_price_snapshot().find("gpt-4o-mini-2024-07-18")
     assert calls[0]["cost"] == pytest.approx(mini.cost(1200, 85, 1024))
     assert calls[1]["cost"] == 0.0069  # the span's gen_ai.usage.cost
-    assert agent["metadata"]["cost_sources"] == {"steps[0].model_call.cost": "price_snapshot",
-                                                 "steps[1].model_call.cost": "reported"}
+    assert agent["metadata"]["cost_sources"] == {
+        "steps[0].model_call.cost": "price_snapshot",
+        "steps[1].model_call.cost": "reported",
+    }
     assert [(t["tool_name"], t["success"]) for t in agent["steps"][0]["tool_calls"]] == [
-        ("search_docs", True), ("status_page", False)]
+        ("search_docs", True),
+        ("status_page", False),
+    ]
     assert (agent["request"], agent["final_outcome"], agent["task_success"]) == (
-        "Why do users see login errors?", "completed", None)
+        "Why do users see login errors?",
+        "completed",
+        None,
+    )
     assert agent["timestamp"] == "2025-12-04T09:20:00.000000+00:00"
     # The older generation: gen_ai.system, prompt/completion tokens, indexed prompts.
     call = old["steps"][0]["model_call"]
     assert (call["input_tokens"], call["output_tokens"]) == (3000, 400)
-    assert call["cost"] == pytest.approx(load_price_snapshot().find("claude-sonnet-4-5")
-                                         .cost(3000, 400))
+    assert call["cost"] == pytest.approx(
+        load_price_snapshot().find("claude-sonnet-4-5").cost(3000, 400)
+    )
     assert (old["request"], old["final_outcome"], old["task_success"]) == (
-        "Summarize the incident report", "failed", False)
-    assert old["steps"][0]["tool_calls"] == [{"tool_name": "fetch_report", "success": True,
-                                               "cost": 0.0, "latency_ms": pytest.approx(300.0)}]
+        "Summarize the incident report",
+        "failed",
+        False,
+    )
+    assert old["steps"][0]["tool_calls"] == [
+        {
+            "tool_name": "fetch_report",
+            "success": True,
+            "cost": 0.0,
+            "latency_ms": pytest.approx(300.0),
+        }
+    ]
 
 
 def test_the_result_passes_strict_validation(tmp_path: Path) -> None:
@@ -66,8 +89,12 @@ def test_jsonl_exports_from_several_files_join_by_trace_id(tmp_path: Path) -> No
     first, second = doc["resourceSpans"][0], doc["resourceSpans"][1]
     spans = first["scopeSpans"][0]["spans"]
     a = tmp_path / "a.jsonl"  # the collector's file exporter: one request per line
-    a.write_text(json.dumps({"resourceSpans": [{**first, "scopeSpans": [
-        {"spans": spans[:3]}]}]}) + "\n" + json.dumps({"resourceSpans": [second]}) + "\n")
+    a.write_text(
+        json.dumps({"resourceSpans": [{**first, "scopeSpans": [{"spans": spans[:3]}]}]})
+        + "\n"
+        + json.dumps({"resourceSpans": [second]})
+        + "\n"
+    )
     b = tmp_path / "b.json"
     b.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans[3:]}]}]}))
     result, traces = _import(tmp_path, a, b)
@@ -79,8 +106,9 @@ def _with_bad_tokens(tmp_path: Path) -> Path:
     doc = json.loads(OTEL.read_text())
     span = doc["resourceSpans"][1]["scopeSpans"][0]["spans"][1]
     span["attributes"] = [a for a in span["attributes"] if a["key"] != "gen_ai.usage.prompt_tokens"]
-    span["attributes"].append({"key": "gen_ai.usage.prompt_tokens",
-                               "value": {"stringValue": "lots"}})
+    span["attributes"].append(
+        {"key": "gen_ai.usage.prompt_tokens", "value": {"stringValue": "lots"}}
+    )
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(doc))
     return path
@@ -88,8 +116,11 @@ def _with_bad_tokens(tmp_path: Path) -> Path:
 
 def test_a_bad_span_names_its_file_and_position(tmp_path: Path) -> None:
     bad = _with_bad_tokens(tmp_path)
-    with pytest.raises(DataError, match=r"bad\.json:resourceSpans\[1\]\.scopeSpans\[0\]"
-                                        r"\.spans\[1\]: gen_ai\.usage\.input_tokens: expected"):
+    with pytest.raises(
+        DataError,
+        match=r"bad\.json:resourceSpans\[1\]\.scopeSpans\[0\]"
+        r"\.spans\[1\]: gen_ai\.usage\.input_tokens: expected",
+    ):
         _import(tmp_path, bad)
     assert not (tmp_path / "traces.jsonl").exists()  # nothing written
     result, traces = _import(tmp_path, bad, on_error="skip")
@@ -101,10 +132,18 @@ OTHER_MODELS = ACOConfig(tiers=(TierSpec(1, "small-model"), TierSpec(5, "large-m
 
 
 def test_a_model_without_a_tier_is_a_problem_that_says_how_to_fix_it(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"model 'claude-sonnet-4-5' has no tier; pass "
-                                        r"--tier claude-sonnet-4-5=N"):
-        import_traces(read_otel, [OTEL], tmp_path / "t.jsonl", config=OTHER_MODELS,
-                      tiers={"gpt-4o-mini": 1, "gpt-4o": 4})
+    with pytest.raises(
+        DataError,
+        match=r"model 'claude-sonnet-4-5' has no tier; pass "
+        r"--tier claude-sonnet-4-5=N",
+    ):
+        import_traces(
+            read_otel,
+            [OTEL],
+            tmp_path / "t.jsonl",
+            config=OTHER_MODELS,
+            tiers={"gpt-4o-mini": 1, "gpt-4o": 4},
+        )
 
 
 def test_the_command(tmp_path: Path) -> None:
@@ -132,15 +171,29 @@ def test_spans_from_the_opentelemetry_sdk_round_trip(tmp_path: Path) -> None:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("test")
-    with tracer.start_as_current_span("invoke_agent", attributes={
-            "gen_ai.operation.name": "invoke_agent", "gen_ai.input.messages": json.dumps(
-                [{"role": "user", "parts": [{"type": "text", "content": "Plan the trip"}]}])}):
-        with tracer.start_as_current_span("chat", attributes={
-                "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
-                "gen_ai.usage.input_tokens": 321, "gen_ai.usage.output_tokens": 54}):
+    with tracer.start_as_current_span(
+        "invoke_agent",
+        attributes={
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.input.messages": json.dumps(
+                [{"role": "user", "parts": [{"type": "text", "content": "Plan the trip"}]}]
+            ),
+        },
+    ):
+        with tracer.start_as_current_span(
+            "chat",
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": 321,
+                "gen_ai.usage.output_tokens": 54,
+            },
+        ):
             pass
-        with tracer.start_as_current_span("execute_tool", attributes={
-                "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "book"}) as tool:
+        with tracer.start_as_current_span(
+            "execute_tool",
+            attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "book"},
+        ) as tool:
             tool.set_status(Status(StatusCode.ERROR, "sold out"))
     path = tmp_path / "sdk.json"
     path.write_text(MessageToJson(encode_spans(exporter.get_finished_spans())))

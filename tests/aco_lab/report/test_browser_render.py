@@ -32,8 +32,15 @@ from aco_lab.report.evaluation_report import write_evaluation
 from tests.aco_lab.eval_case import eval_case  # noqa: F401 - the fixture
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--no-first-run", "--disable-component-update", "--disable-sync")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+)
 TIMEOUT_S = 180
 # Injected into a copy of the page: after load, decode every plot on a canvas and write what
 # was seen into the DOM, which --dump-dom then prints.
@@ -120,10 +127,29 @@ window.addEventListener("load", function () {
 });
 </script>"""
 FIRST_SCREEN = "--window-size=1280,800"  # a laptop's browser window
-DASHBOARD_CHARTS = ("overview", "spend_by_day", "spend_breakdown", "savings", "tokens",
-                    "latency", "outcomes_by_day", "success_by_group", "rates_by_day")
-DASHBOARD_SECTIONS = ("Overview", "Spend", "Tokens", "Latency", "Outcomes",
-                      "Monitoring rates by day", "Alerts", "By model", "By tier", "By task type")
+DASHBOARD_CHARTS = (
+    "overview",
+    "spend_by_day",
+    "spend_breakdown",
+    "savings",
+    "tokens",
+    "latency",
+    "outcomes_by_day",
+    "success_by_group",
+    "rates_by_day",
+)
+DASHBOARD_SECTIONS = (
+    "Overview",
+    "Spend",
+    "Tokens",
+    "Latency",
+    "Outcomes",
+    "Monitoring rates by day",
+    "Alerts",
+    "By model",
+    "By tier",
+    "By task type",
+)
 
 
 @pytest.fixture(scope="module")
@@ -156,8 +182,7 @@ def _run(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess
     return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
 
 
-def _probe(browser: str, page: Path, tmp_path: Path, head: str, tail: str,
-           *flags: str) -> object:
+def _probe(browser: str, page: Path, tmp_path: Path, head: str, tail: str, *flags: str) -> object:
     """What the probe script wrote into the page, as loaded by Chromium."""
     text = page.read_text(encoding="utf-8")
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -165,16 +190,23 @@ def _probe(browser: str, page: Path, tmp_path: Path, head: str, tail: str,
     before, end, after = text.rpartition("</body>")  # the page's own; a script may quote one
     text = (before + tail + end + after).replace("<head>", "<head>" + head, 1)
     probe.write_text(text, encoding="utf-8")
-    done = _run(browser, tmp_path / "profile", *flags, "--virtual-time-budget=60000",
-                "--dump-dom", probe.as_uri())
+    done = _run(
+        browser,
+        tmp_path / "profile",
+        *flags,
+        "--virtual-time-budget=60000",
+        "--dump-dom",
+        probe.as_uri(),
+    )
     found = re.search(r'<pre id="probe">(.*?)</pre>', done.stdout, re.S)
     assert found, f"no probe output; chromium said: {done.stderr[-2000:]}"
     return json.loads(html.unescape(found.group(1)))
 
 
 def _charts(browser: str, page: Path, tmp_path: Path, filters: dict | None = None) -> dict:
-    seen = _probe(browser, page, tmp_path, ERROR_CATCHER,
-                  CHART_PROBE % {"filters": json.dumps(filters or {})})
+    seen = _probe(
+        browser, page, tmp_path, ERROR_CATCHER, CHART_PROBE % {"filters": json.dumps(filters or {})}
+    )
     assert seen["errors"] == []
     return seen
 
@@ -182,8 +214,11 @@ def _charts(browser: str, page: Path, tmp_path: Path, filters: dict | None = Non
 def _tiles(seen: dict) -> list[str]:
     """The overview's headline values, in order ("value: $1.23" marks)."""
     overview = next(c for c in seen["charts"] if c["name"] == "overview")
-    return [label[len("value: "):] for label in overview["labels"]
-            if label and label.startswith("value: ")]
+    return [
+        label[len("value: ") :]
+        for label in overview["labels"]
+        if label and label.startswith("value: ")
+    ]
 
 
 def test_every_plot_is_decoded_and_not_blank(browser, pages, tmp_path) -> None:
@@ -241,8 +276,9 @@ def test_the_headline_tiles_show_metrics_json(browser, pages, metrics, tmp_path)
     assert latency == f"{fmt_ms(usage['latency_p50_ms'])} / {fmt_ms(usage['latency_p95_ms'])}"
 
 
-def test_the_filters_change_the_tiles_to_the_filtered_runs(browser, pages, metrics,
-                                                          tmp_path) -> None:
+def test_the_filters_change_the_tiles_to_the_filtered_runs(
+    browser, pages, metrics, tmp_path
+) -> None:
     task_type = max(metrics["by_task_type"], key=lambda k: metrics["by_task_type"][k]["runs"])
     seen = _charts(browser, pages["dashboard"], tmp_path / "type", {"f_task_type": task_type})
     spend, runs, _, success, *_ = _tiles(seen)
@@ -250,8 +286,9 @@ def test_the_filters_change_the_tiles_to_the_filtered_runs(browser, pages, metri
     assert success == fmt_pct(metrics["by_task_type"][task_type]["success_rate"])
     assert spend == fmt_usd(metrics["usage"]["by_task_type"][task_type]["spend"])
     days = sorted(metrics["by_day"])[1:3]
-    seen = _charts(browser, pages["dashboard"], tmp_path / "days",
-                   {"f_from": days[0], "f_to": days[-1]})
+    seen = _charts(
+        browser, pages["dashboard"], tmp_path / "days", {"f_from": days[0], "f_to": days[-1]}
+    )
     assert _tiles(seen)[1] == f"{sum(metrics['by_day'][day]['runs'] for day in days):,}"
 
 
@@ -260,8 +297,11 @@ def test_a_chart_by_day_shows_each_days_metric(browser, pages, metrics, tmp_path
     rates = next(c for c in seen["charts"] if c["name"] == "rates_by_day")
     points = {}
     for label in rates["labels"]:
-        found = re.match(r"day \(year-month-date\): (\w+ \d+, \d+); verifier_call_rate: "
-                         r"([\d.]+)%", label or "")
+        found = re.match(
+            r"day \(year-month-date\): (\w+ \d+, \d+); verifier_call_rate: "
+            r"([\d.]+)%",
+            label or "",
+        )
         if found:
             day = dt.datetime.strptime(found.group(1), "%b %d, %Y").date().isoformat()
             points[day] = float(found.group(2)) / 100
@@ -275,8 +315,14 @@ def test_the_page_screenshot_is_not_a_single_colour(browser, pages, page, tmp_pa
     from matplotlib.image import imread
 
     shot = tmp_path / "shot.png"
-    done = _run(browser, tmp_path / "profile", "--window-size=1200,2400",
-                "--virtual-time-budget=30000", f"--screenshot={shot}", pages[page].as_uri())
+    done = _run(
+        browser,
+        tmp_path / "profile",
+        "--window-size=1200,2400",
+        "--virtual-time-budget=30000",
+        f"--screenshot={shot}",
+        pages[page].as_uri(),
+    )
     assert shot.is_file(), f"no screenshot; chromium said: {done.stderr[-2000:]}"
     pixels = imread(shot)[..., :3]
     assert pixels.shape[0] > 1000 and pixels.shape[1] > 1000

@@ -28,11 +28,29 @@ from aco_lab.traces import schema as S
 from aco_lab.traces.reading import TraceTables, read_traces
 
 DAILY_CHARTS = ("spend_by_day", "outcomes_by_day", "rates_by_day")
-CHARTS = ("overview", "spend_breakdown", "savings", "tokens", "latency", "success_by_group",
-          *DAILY_CHARTS)
-SECTIONS = ("Overview", "Spend", "Savings against the top tier (tier 5)", "Tokens", "Latency",
-            "Outcomes", "Monitoring rates by day", "Alerts", "By model", "By tier",
-            "By task type", "Data")
+CHARTS = (
+    "overview",
+    "spend_breakdown",
+    "savings",
+    "tokens",
+    "latency",
+    "success_by_group",
+    *DAILY_CHARTS,
+)
+SECTIONS = (
+    "Overview",
+    "Spend",
+    "Savings against the top tier (tier 5)",
+    "Tokens",
+    "Latency",
+    "Outcomes",
+    "Monitoring rates by day",
+    "Alerts",
+    "By model",
+    "By tier",
+    "By task type",
+    "Data",
+)
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +85,12 @@ def with_runs(tables: TraceTables, runs: pl.DataFrame) -> TraceTables:
 
 def page_datasets(page: str) -> dict[str, pl.DataFrame]:
     """The datasets the page carries, as frames, without their zero rows."""
-    found = re.search(f'<script type="application/json" id="{DATA_ID}">(.*?)</script>', page,
-                      re.S)
+    found = re.search(f'<script type="application/json" id="{DATA_ID}">(.*?)</script>', page, re.S)
     data = json.loads(found.group(1).replace("<\\/", "</"))
-    return {name: pl.DataFrame(columns).filter(pl.col(D.ZERO) == 0).drop(D.ZERO)
-            for name, columns in data.items()}
+    return {
+        name: pl.DataFrame(columns).filter(pl.col(D.ZERO) == 0).drop(D.ZERO)
+        for name, columns in data.items()
+    }
 
 
 def test_overall_and_per_day_come_from_aco_lab_stats(tables, runs) -> None:
@@ -109,8 +128,11 @@ def test_every_section_and_chart_is_on_the_page(strict_page) -> None:
 
 def test_the_filters_offer_the_values_of_the_data(runs, strict_page) -> None:
     _, page = strict_page
-    for signal, column in (("f_task_type", S.TASK_TYPE), ("f_tier", S.TIER),
-                           ("f_model", S.MODEL_ID)):
+    for signal, column in (
+        ("f_task_type", S.TASK_TYPE),
+        ("f_tier", S.TIER),
+        ("f_model", S.MODEL_ID),
+    ):
         box = re.search(f'<select data-signal="{signal}">(.*?)</select>', page).group(1)
         options = re.findall(r'<option value="([^"]*)"', box)
         assert options[0] == "(all)"
@@ -133,8 +155,9 @@ def test_alerts_of_the_days_are_one_row_per_alert(tables, strict_page) -> None:
     d = build_dashboard(tables, STRICT)
     n_days = sum(1 for _, m in d.by_day if "low_success_rate" in {a.name for a in m.alerts})
     assert f"{n_days} of {len(d.by_day)} days (latest" in page
-    day_rows = re.findall(r"<td>(?:\d+ of \d+ days \(latest[^<]*|day [\d-]+)</td><td>(\w+)</td>",
-                          page)
+    day_rows = re.findall(
+        r"<td>(?:\d+ of \d+ days \(latest[^<]*|day [\d-]+)</td><td>(\w+)</td>", page
+    )
     assert sorted(day_rows) == sorted(set(day_rows))  # one row per alert, not one per day
 
 
@@ -161,8 +184,10 @@ def test_a_rate_zero_on_every_day_is_said_not_drawn(tables, runs) -> None:
     calm = with_runs(tables, runs.with_columns(pl.lit(False).alias(S.ESCALATED)))
     page = render_html(build_dashboard_document(build_dashboard(calm, ACOConfig())))
     assert "escalation rate is 0 on every day" in page
-    assert '"escalation_rate' not in page.split('id="chart-spec-rates_by_day">')[1].split(
-        "</script>")[0]
+    assert (
+        '"escalation_rate'
+        not in page.split('id="chart-spec-rates_by_day">')[1].split("</script>")[0]
+    )
     busy = with_runs(tables, runs.with_columns((pl.col(S.N_STEPS) > 3).alias(S.ESCALATED)))
     page = render_html(build_dashboard_document(build_dashboard(busy, ACOConfig())))
     assert "escalation rate is 0" not in page and "escalation_rate_a" in page
@@ -182,9 +207,11 @@ def test_the_page_carries_the_cells_metrics_json_sums(written) -> None:
         assert usage["by_day"][day]["top_spend"] == pytest.approx(top)
     assert usage["overall"]["latency_calls"] == sum(map(sum, calls[U.LAT_COUNTS].to_list()))
     assert metrics["overall"]["labelled_share"] == pytest.approx(
-        cells["known"].sum() / cells["runs"].sum())
+        cells["known"].sum() / cells["runs"].sum()
+    )
     assert metrics["overall"]["cost_per_success"] == pytest.approx(
-        cells[U.KNOWN_COST].sum() / cells["successes"].sum())
+        cells[U.KNOWN_COST].sum() / cells["successes"].sum()
+    )
 
 
 def totals_of(cells: pl.DataFrame) -> Totals:
@@ -192,11 +219,20 @@ def totals_of(cells: pl.DataFrame) -> Totals:
     names = {"cost": S.TOTAL_COST}  # TierTotals' cost is the cells' total_cost
     tiers = []
     for tier, part in sorted(cells.group_by(U.TIER), key=lambda kv: int(kv[0][0])):
-        tiers.append(TierTotals(tier=int(tier[0]), **{
-            f.name: part[names.get(f.name, f.name)].sum()
-            for f in dataclasses.fields(TierTotals) if f.name != "tier"}))
-    return Totals(**{f.name: cells[f.name].sum() for f in dataclasses.fields(Totals)
-                     if f.name != "tiers"}, tiers=tuple(tiers))
+        tiers.append(
+            TierTotals(
+                tier=int(tier[0]),
+                **{
+                    f.name: part[names.get(f.name, f.name)].sum()
+                    for f in dataclasses.fields(TierTotals)
+                    if f.name != "tier"
+                },
+            )
+        )
+    return Totals(
+        **{f.name: cells[f.name].sum() for f in dataclasses.fields(Totals) if f.name != "tiers"},
+        tiers=tuple(tiers),
+    )
 
 
 def test_the_pages_run_cells_give_the_shared_metrics_of_every_day(written) -> None:
@@ -249,8 +285,12 @@ def test_runtime_traces_get_a_task_type_source_section(tables, runs, tmp_path) -
     no_metadata = dataclasses.replace(tables, runs=runs.drop(S.METADATA))
     assert build_dashboard(no_metadata, ACOConfig()).by_task_type_from is None
     opt = ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)))
-    for request, task_type in [("Fix the bug in the login code", None), ("hello", None),
-                               ("Summarize it", "research"), ("Refactor the parser", "coding")]:
+    for request, task_type in [
+        ("Fix the bug in the login code", None),
+        ("hello", None),
+        ("Summarize it", "research"),
+        ("Refactor the parser", "coding"),
+    ]:
         opt.start_run(request, task_type=task_type)
         opt.record_call(tier=2, cost=0.01)
         opt.end_run(success=True)
@@ -258,7 +298,10 @@ def test_runtime_traces_get_a_task_type_source_section(tables, runs, tmp_path) -
     d = build_dashboard(runtime, ACOConfig())
     assert d.by_task_type_from == compute_stats(runtime.runs, ACOConfig(), by="task_type_from")
     assert {k: m.runs for k, m in d.by_task_type_from.groups.items()} == {
-        "caller": 2, "none": 1, "rule_cues": 1}
+        "caller": 2,
+        "none": 1,
+        "rule_cues": 1,
+    }
     assert build_dashboard_metrics(d)["by_task_type_from"]["caller"]["runs"] == 2
     assert "by_task_type_from" not in build_dashboard_metrics(build_dashboard(tables, ACOConfig()))
     doc = build_dashboard_document(d)
@@ -268,7 +311,8 @@ def test_runtime_traces_get_a_task_type_source_section(tables, runs, tmp_path) -
 def test_models_outside_the_tier_table_are_named_beside_the_savings(tables) -> None:
     page = render_html(build_dashboard_document(build_dashboard(tables, ACOConfig())))
     assert "Models not in the config" not in page  # the simulator runs the config's models
-    renamed = ACOConfig(tiers=tuple(dataclasses.replace(t, model_id=f"other-{t.tier}")
-                                    for t in ACOConfig().tiers))
+    renamed = ACOConfig(
+        tiers=tuple(dataclasses.replace(t, model_id=f"other-{t.tier}") for t in ACOConfig().tiers)
+    )
     page = render_html(build_dashboard_document(build_dashboard(tables, renamed)))
     assert "Models not in the config&#x27;s tier table: claude-opus-4-5" in page

@@ -117,74 +117,96 @@ def _verdict_md(ev, tmp_path: Path) -> tuple[str, dict]:  # noqa: ANN001
 
 
 def test_the_verdict_says_what_the_router_saves_when_it_wins(eval_case, tmp_path) -> None:  # noqa: F811
-    ev = evaluate_bundle(eval_case.bundle, [eval_case.eval],
-                         options=EvalOptions(compare_models=(), target=0.95))
+    ev = evaluate_bundle(
+        eval_case.bundle, [eval_case.eval], options=EvalOptions(compare_models=(), target=0.95)
+    )
     verdict, goal = _verdict_md(ev, tmp_path)
     curve, point = goal["curve_cost_fraction_at_target"], goal["operating_point"]
     assert curve < goal["best_baseline_cost_fraction_at_target"]  # the router wins here
     top_cps = ev.reference.strong_cost / ev.reference.strong_success
-    assert (f"At 95% of the top tier's success, this router costs {fmt_pct(curve)} of always "
-            f"using the top tier (tier 5), {fmt_pct(1 - curve)} less: about "
-            f"{fmt_usd(curve / 0.95 * top_cps)} per successful task against "
-            f"{fmt_usd(top_cps)}.") in verdict
+    assert (
+        f"At 95% of the top tier's success, this router costs {fmt_pct(curve)} of always "
+        f"using the top tier (tier 5), {fmt_pct(1 - curve)} less: about "
+        f"{fmt_usd(curve / 0.95 * top_cps)} per successful task against "
+        f"{fmt_usd(top_cps)}."
+    ) in verdict
     assert not point["below_target"]
-    assert (f"operating point keeps {fmt_pct(point['success_fraction_of_top'])} of the top "
-            f"tier's success at {fmt_pct(point['cost_fraction_of_top'])} of its cost: "
-            f"{fmt_usd(ev.router.cost_per_success)} per successful task") in verdict
+    assert (
+        f"operating point keeps {fmt_pct(point['success_fraction_of_top'])} of the top "
+        f"tier's success at {fmt_pct(point['cost_fraction_of_top'])} of its cost: "
+        f"{fmt_usd(ev.router.cost_per_success)} per successful task"
+    ) in verdict
     assert f"the {goal['best_baseline']}, needs" not in verdict
     assert "comes closest" in verdict and "cheaper than this router" not in verdict
 
 
 def test_the_verdict_names_a_baseline_that_wins(eval_case, tmp_path) -> None:  # noqa: F811
-    ev = evaluate_bundle(eval_case.bundle, [eval_case.eval],
-                         options=EvalOptions(compare_models=(), target=0.9))
+    ev = evaluate_bundle(
+        eval_case.bundle, [eval_case.eval], options=EvalOptions(compare_models=(), target=0.9)
+    )
     verdict, goal = _verdict_md(ev, tmp_path)
     best = goal["best_baseline_cost_fraction_at_target"]
     curve = goal["curve_cost_fraction_at_target"]
     assert goal["best_baseline"] == "best tier per task type" and best < curve
-    assert (f"The best tier per task type reaches 90% of the top tier's success at "
-            f"{fmt_pct(best)} of the top tier's cost, cheaper than this router's "
-            f"{fmt_pct(curve)}: ship that table") in verdict
+    assert (
+        f"The best tier per task type reaches 90% of the top tier's success at "
+        f"{fmt_pct(best)} of the top tier's cost, cheaper than this router's "
+        f"{fmt_pct(curve)}: ship that table"
+    ) in verdict
     assert "verdict-warn" in (tmp_path / REPORT_HTML).read_text()
 
 
 def test_an_operating_point_below_the_target_is_not_called_a_saving(eval_case, tmp_path) -> None:  # noqa: F811
-    ev = evaluate_bundle(eval_case.bundle, [eval_case.eval],
-                         options=EvalOptions(compare_models=(), target=1.05))
+    ev = evaluate_bundle(
+        eval_case.bundle, [eval_case.eval], options=EvalOptions(compare_models=(), target=1.05)
+    )
     verdict, goal = _verdict_md(ev, tmp_path)
     assert goal["operating_point"]["below_target"]
-    point = verdict[verdict.index("The bundle's operating point"):].split("\n")[0]
+    point = verdict[verdict.index("The bundle's operating point") :].split("\n")[0]
     assert "keeps only" in point and "is not a saving at the target quality" in point
     assert "less)" not in point and "per successful task" not in point
 
 
 def test_same_input_gives_the_same_bytes(written, eval_case, tmp_path) -> None:  # noqa: F811
     _, first = written
-    again = evaluate_bundle(eval_case.bundle, [eval_case.eval],
-                            options=EvalOptions(compare_models=()))
+    again = evaluate_bundle(
+        eval_case.bundle, [eval_case.eval], options=EvalOptions(compare_models=())
+    )
     write_evaluation(again, tmp_path, command="aco-lab evaluate ...")
     for name in OUTPUTS:
         assert (tmp_path / name).read_bytes() == (first / name).read_bytes(), name
 
 
 def test_an_allowed_overlap_is_flagged_first_thing_in_the_report(eval_case, tmp_path) -> None:  # noqa: F811
-    ev = evaluate_bundle(eval_case.bundle, [eval_case.train],
-                         options=EvalOptions(compare_models=(), allow_overlap=True))
+    ev = evaluate_bundle(
+        eval_case.bundle,
+        [eval_case.train],
+        options=EvalOptions(compare_models=(), allow_overlap=True),
+    )
     write_evaluation(ev, tmp_path)
     page = (tmp_path / REPORT_HTML).read_text()
     first_callout = page.index('<div class="callout warning">')
-    assert "used to train this bundle" in page[first_callout: first_callout + 300]
+    assert "used to train this bundle" in page[first_callout : first_callout + 300]
     assert first_callout < page.index("<h2>")
     metrics = json.loads((tmp_path / METRICS_FILE).read_text())
     assert metrics["data"]["overlap"] == {"requests": 160, "allowed": True}
 
 
 def test_markdown_escapes_pipes_and_bolds_highlighted_rows() -> None:
-    doc = Document("T", (Section("S", (
-        "para", build_table(("a", "b"), [("x|y", "1"), ("z", "2")], highlight=[1]),
-        Figure("f", plot_bars(["a"], [1.0], "t", "y"), "alt text"),
-        Callout("careful", "warning"),
-    )),))
+    doc = Document(
+        "T",
+        (
+            Section(
+                "S",
+                (
+                    "para",
+                    build_table(("a", "b"), [("x|y", "1"), ("z", "2")], highlight=[1]),
+                    Figure("f", plot_bars(["a"], [1.0], "t", "y"), "alt text"),
+                    Callout("careful", "warning"),
+                ),
+            ),
+        ),
+    )
     md = render_markdown(doc)
     assert "| x\\|y | 1 |" in md
     assert "| **z** | **2** |" in md

@@ -90,11 +90,19 @@ def test_accepts_trace_tables_and_lazy_frames(tmp_path: Path) -> None:
         ([{S.INPUT_TOKENS: 0, S.CACHED_INPUT_TOKENS: 0}], ["cache_hit_rate"]),
         ([{S.CACHED_INPUT_TOKENS: None}], ["cache_hit_rate"]),  # no call reported the cache
         ([{S.N_STEPS: 0, S.TIER: None}], ["verifier_call_rate"]),
-        ([{S.FINAL_OUTCOME: "failed", S.TASK_SUCCESS: False}],
-         ["cost_per_success", "false_done_rate"]),
+        (
+            [{S.FINAL_OUTCOME: "failed", S.TASK_SUCCESS: False}],
+            ["cost_per_success", "false_done_rate"],
+        ),
     ],
-    ids=["no success", "unknown outcome", "zero input tokens", "cache unreported", "no steps",
-         "nothing completed"],
+    ids=[
+        "no success",
+        "unknown outcome",
+        "zero input tokens",
+        "cache unreported",
+        "no steps",
+        "nothing completed",
+    ],
 )
 def test_null_edges(rows: list[dict], nulls: list[str]) -> None:
     metrics = compute_stats(runs_frame(*rows)).to_dict()
@@ -113,9 +121,15 @@ def test_no_runs_at_all() -> None:
         ({}, ["low_success_rate", "high_cost_per_success"]),
         ({"min_success_rate": 0.5}, ["high_cost_per_success"]),  # 0.5 is not below 0.5
         ({"max_cost_ratio_vs_frontier": 3.0}, ["low_success_rate"]),
-        ({"max_escalation_rate": 0.2, "max_verifier_call_rate": 0.1},
-         ["low_success_rate", "high_cost_per_success", "high_verifier_call_rate",
-          "high_escalation_rate"]),
+        (
+            {"max_escalation_rate": 0.2, "max_verifier_call_rate": 0.1},
+            [
+                "low_success_rate",
+                "high_cost_per_success",
+                "high_verifier_call_rate",
+                "high_escalation_rate",
+            ],
+        ),
     ],
 )
 def test_alerts_at_their_lines(lines: dict, fired: list[str]) -> None:
@@ -228,13 +242,21 @@ def test_groups_by_where_the_task_type_came_from_on_runtime_traces(tmp_path: Pat
     from aco.optimizer import ACOOptimizer
 
     opt = ACOOptimizer(ACOConfig(trace_dir=str(tmp_path)))
-    cases = [("Fix the bug in the login code", "coding"), ("Fix the bug in the login code", None),
-             ("zqx vbnm wert", None), ("What is 2+2?", None), ("Summarize this", "research")]
+    cases = [
+        ("Fix the bug in the login code", "coding"),
+        ("Fix the bug in the login code", None),
+        ("zqx vbnm wert", None),
+        ("What is 2+2?", None),
+        ("Summarize this", "research"),
+    ]
     for i, (request, task_type) in enumerate(cases):
         opt.start_run(request, task_type=task_type)
         opt.record_call(tier=1 + i % 3, cost=0.01 * (i + 1))
         opt.end_run(success=i % 2 == 0)
     lab = compute_stats(read_traces(opt.trace_log.path), by="task_type_from").to_dict()
     assert {k: v["runs"] for k, v in lab["by_task_type_from"].items()} == {
-        "caller": 2, "rule_cues": 2, "none": 1}
+        "caller": 2,
+        "rule_cues": 2,
+        "none": 1,
+    }
     assert_same(lab, compute_metrics(read_trace_lines(opt.trace_log.path), by="task_type_from"))

@@ -21,30 +21,70 @@ from aco_lab.traces.reading import read_traces
 CONFIG = ACOConfig(tiers=(*DEFAULT_TIERS[:4], TierSpec(5, "m5", "cloud", 2.0, 4.0)))
 
 
-def call(model: str, tier: int, cost: float, tokens: tuple | None = None,
-         latency: float | None = None, **extra) -> dict:
+def call(
+    model: str,
+    tier: int,
+    cost: float,
+    tokens: tuple | None = None,
+    latency: float | None = None,
+    **extra,
+) -> dict:
     inp, out, cached = tokens or (None, None, None)
-    return {"model_id": model, "tier": tier, "cost": cost, "input_tokens": inp,
-            "output_tokens": out, "cached_input_tokens": cached, "latency_ms": latency, **extra}
+    return {
+        "model_id": model,
+        "tier": tier,
+        "cost": cost,
+        "input_tokens": inp,
+        "output_tokens": out,
+        "cached_input_tokens": cached,
+        "latency_ms": latency,
+        **extra,
+    }
 
 
 def trace(trace_id: str, calls: list[dict], total: float, **fields) -> dict:
     steps = [{"step_num": i + 1, "model_call": c} for i, c in enumerate(calls)]
-    return {"trace_id": trace_id, "request": "r", "steps": steps, "final_outcome": "completed",
-            "task_success": True, "total_cost": total, **fields}
+    return {
+        "trace_id": trace_id,
+        "request": "r",
+        "steps": steps,
+        "final_outcome": "completed",
+        "task_success": True,
+        "total_cost": total,
+        **fields,
+    }
 
 
 TRACES = [
     # A tier-2 call and a tool call (cost 0.005).
-    trace("t1", [call("m2", 2, 0.01, (1000, 200, 100), 100.0)], 0.015, task_type="coding",
-          timestamp="2026-01-01T10:00:00Z"),
+    trace(
+        "t1",
+        [call("m2", 2, 0.01, (1000, 200, 100), 100.0)],
+        0.015,
+        task_type="coding",
+        timestamp="2026-01-01T10:00:00Z",
+    ),
     # Escalated from m1 to m2; total_cost has 0.004 the calls do not itemise; a false DONE.
-    trace("t2", [call("m1", 1, 0.001, (500, 100, None), 50.0),
-                 call("m2", 2, 0.02, (1000, 500, None), 300.0, escalated_from=1)], 0.025,
-          task_type="coding", timestamp="2026-01-01T23:59:59Z", task_success=False),
+    trace(
+        "t2",
+        [
+            call("m1", 1, 0.001, (500, 100, None), 50.0),
+            call("m2", 2, 0.02, (1000, 500, None), 300.0, escalated_from=1),
+        ],
+        0.025,
+        task_type="coding",
+        timestamp="2026-01-01T23:59:59Z",
+        task_success=False,
+    ),
     # No token counts, no latency, unknown outcome.
-    trace("t3", [call("m5", 5, 0.5)], 0.5, task_type="research",
-          timestamp="2026-01-02T00:00:00Z", task_success=None),
+    trace(
+        "t3",
+        [call("m5", 5, 0.5)],
+        0.5,
+        task_type="research",
+        timestamp="2026-01-02T00:00:00Z",
+        task_success=None,
+    ),
     # No timestamp, no model call.
     trace("t4", [], 0.0, task_type="quick_answer"),
 ]
@@ -89,8 +129,14 @@ def test_run_cells_hold_the_monitoring_totals(tables) -> None:
     cells = U.build_run_cells(tables.runs)
     got = {tuple(r[k] for k in U.KEYS): r for r in cells.iter_rows(named=True)}
     coding = got[("2026-01-01", "coding", "2", "m2")]
-    assert (coding["runs"], coding["successes"], coding["known"], coding["escalated"],
-            coding["false_dones"], coding[U.KNOWN_COST]) == (2, 1, 2, 1, 1, pytest.approx(0.04))
+    assert (
+        coding["runs"],
+        coding["successes"],
+        coding["known"],
+        coding["escalated"],
+        coding["false_dones"],
+        coding[U.KNOWN_COST],
+    ) == (2, 1, 2, 1, 1, pytest.approx(0.04))
     assert got[("2026-01-02", "research", "5", "m5")][U.KNOWN_COST] == 0.0  # outcome unknown
     assert got[(None, "quick_answer", NULL_GROUP, NULL_GROUP)]["runs"] == 1
 
@@ -130,12 +176,32 @@ def test_quantiles_are_the_nearest_rank_bins_of_the_raw_latencies() -> None:
     latency = rng.lognormal(7.0, 0.8, size=3000)
     groups = rng.choice(["a", "b", "c"], size=3000)
     bins = pl.select(U.latency_bin(pl.Series(latency))).to_series()
-    cells = (pl.DataFrame({"g": groups, "b": bins}).group_by("g", "b").len().sort("b")
-             .group_by("g").agg(pl.col("b").cast(pl.Int64).alias(U.LAT_BINS),
-                                pl.col("len").cast(pl.Int64).alias(U.LAT_COUNTS)))
-    cells = cells.with_columns(*(pl.lit(0).alias(c) for c in (
-        U.CALLS, U.SPEND, U.TOP_SPEND, U.UNPRICED, U.INPUT, U.OUTPUT, U.CACHED,
-        U.CACHE_REPORTED)))
+    cells = (
+        pl.DataFrame({"g": groups, "b": bins})
+        .group_by("g", "b")
+        .len()
+        .sort("b")
+        .group_by("g")
+        .agg(
+            pl.col("b").cast(pl.Int64).alias(U.LAT_BINS),
+            pl.col("len").cast(pl.Int64).alias(U.LAT_COUNTS),
+        )
+    )
+    cells = cells.with_columns(
+        *(
+            pl.lit(0).alias(c)
+            for c in (
+                U.CALLS,
+                U.SPEND,
+                U.TOP_SPEND,
+                U.UNPRICED,
+                U.INPUT,
+                U.OUTPUT,
+                U.CACHED,
+                U.CACHE_REPORTED,
+            )
+        )
+    )
     got = U.summarise_usage(cells, "g")
     for group in "abc":
         values = np.sort(latency[groups == group])

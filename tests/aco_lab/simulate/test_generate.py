@@ -200,17 +200,26 @@ def test_cheap_tiers_answer_quick_questions_and_the_dearest_is_not_always_best(
 def test_trivial_questions_succeed_at_every_tier() -> None:
     """Capitals ("What is the capital of Japan?") are solved by every tier: route them low."""
     traces = list(generate_traces(1000, seed=12))
-    trivial = [t for t in traces if "What is the capital of" in t["request"]
-               and t["task_type"] == "quick_answer"]
+    trivial = [
+        t
+        for t in traces
+        if "What is the capital of" in t["request"] and t["task_type"] == "quick_answer"
+    ]
     assert len({t["request_id"] for t in trivial}) >= 10
     assert np.mean([t["task_success"] is True for t in trivial]) > 0.97
 
 
 def test_run_costs_follow_real_prices(counterfactual: list[dict]) -> None:
     """Fractions of a cent for a quick answer at tier 1, tens of cents for agentic work on top."""
+
     def mean_cost(task_type: str, tier: int) -> float:
-        return np.mean([t["total_cost"] for t in counterfactual
-                        if (t["task_type"], t["predicted_tier"]) == (task_type, tier)])
+        return np.mean(
+            [
+                t["total_cost"]
+                for t in counterfactual
+                if (t["task_type"], t["predicted_tier"]) == (task_type, tier)
+            ]
+        )
 
     assert mean_cost("quick_answer", 1) < 0.002
     assert 0.05 < mean_cost("coding", 5) < 1.0
@@ -222,12 +231,16 @@ def test_outcomes_are_not_perfectly_predictable(counterfactual: list[dict]) -> N
     for trace in counterfactual:
         by_request[trace["request_id"]][trace["predicted_tier"]] = trace["task_success"] is True
     # A cheaper tier sometimes succeeds where a dearer one fails (noise, not only difficulty).
-    inversions = sum(any(r[lo] and not r[hi] for lo in r for hi in r if lo < hi)
-                     for r in by_request.values())
+    inversions = sum(
+        any(r[lo] and not r[hi] for lo in r for hi in r if lo < hi) for r in by_request.values()
+    )
     assert 0.05 < inversions / len(by_request) < 0.6
     # The same task type and difficulty estimate leave the outcome open.
-    cell = [t for t in counterfactual
-            if (t["task_type"], t["difficulty"], t["predicted_tier"]) == ("coding", 3, 1)]
+    cell = [
+        t
+        for t in counterfactual
+        if (t["task_type"], t["difficulty"], t["predicted_tier"]) == ("coding", 3, 1)
+    ]
     assert 0.2 < sum(t["task_success"] is True for t in cell) / len(cell) < 0.9
 
 
@@ -239,7 +252,8 @@ def test_text_carries_real_but_noisy_signal() -> None:
 
     traces = list(generate_traces(1600, seed=8, tiers=[3]))
     text = HashingVectorizer(n_features=2**12, ngram_range=(1, 2)).transform(
-        [t["request"] for t in traces])
+        [t["request"] for t in traces]
+    )
     won = np.array([t["task_success"] is True for t in traces])
     model = LogisticRegression(C=1.0, max_iter=2000).fit(text[:800], won[:800])
     auc = roc_auc_score(won[800:], model.predict_proba(text[800:])[:, 1])
@@ -249,14 +263,17 @@ def test_text_carries_real_but_noisy_signal() -> None:
 def test_the_run_mix_has_every_kind_of_run(counterfactual: list[dict]) -> None:
     outcomes = Counter(t["final_outcome"] for t in counterfactual)
     assert {"completed", "failed", "aborted"} <= set(outcomes)  # budget_exceeded: its own test
-    false_done = sum(t["final_outcome"] == "completed" and t["task_success"] is False
-                     for t in counterfactual)
+    false_done = sum(
+        t["final_outcome"] == "completed" and t["task_success"] is False for t in counterfactual
+    )
     assert 0.03 < false_done / len(counterfactual) < 0.3
     assert {None, 1, 2, 3, 4, 5} == {t["difficulty"] for t in counterfactual}
     steps = [step for t in counterfactual for step in t["steps"]]
     assert {len(t["steps"]) for t in counterfactual} >= set(range(1, 15))
-    assert {step.get("verifier_passed") for step in steps if step["verifier_called"]} == {True,
-                                                                                          False}
+    assert {step.get("verifier_passed") for step in steps if step["verifier_called"]} == {
+        True,
+        False,
+    }
     assert any(step["model_call"].get("cached_input_tokens") for step in steps)
     tools = [tool for step in steps for tool in step["tool_calls"]]
     assert {tool["success"] for tool in tools} == {True, False}
@@ -266,8 +283,12 @@ def test_the_run_mix_has_every_kind_of_run(counterfactual: list[dict]) -> None:
 
 def test_only_logged_runs_escalate(counterfactual: list[dict], logs: list[dict]) -> None:
     def escalations(traces: list[dict]) -> list[dict]:
-        return [step["model_call"] for t in traces for step in t["steps"]
-                if "escalated_from" in step["model_call"]]
+        return [
+            step["model_call"]
+            for t in traces
+            for step in t["steps"]
+            if "escalated_from" in step["model_call"]
+        ]
 
     assert escalations(counterfactual) == []  # each counterfactual run stays at its tier
     calls = escalations(logs)
@@ -280,13 +301,15 @@ def test_doomed_runs_burn_steps(counterfactual: list[dict]) -> None:
     aborted = [len(t["steps"]) for t in counterfactual if t["final_outcome"] == "aborted"]
     done = [len(t["steps"]) for t in counterfactual if t["task_success"] is True]
     assert np.mean(aborted) > np.mean(done) + 3
-    retries = [s["action"] for t in counterfactual if t["final_outcome"] == "aborted"
-               for s in t["steps"]]
+    retries = [
+        s["action"] for t in counterfactual if t["final_outcome"] == "aborted" for s in t["steps"]
+    ]
     assert any(action.startswith("retry: ") for action in retries)
 
 
 def test_outcomes_are_known_in_counterfactual_runs_and_sometimes_missing_in_logs(
-    counterfactual: list[dict], logs: list[dict],
+    counterfactual: list[dict],
+    logs: list[dict],
 ) -> None:
     """A benchmark grades every run; in production logs some runs were never labelled."""
     assert all(t["task_success"] is not None for t in counterfactual)
@@ -318,8 +341,9 @@ def test_logprobs_and_answers_lean_with_correctness(counterfactual: list[dict]) 
             final[trace["task_success"]].append(call["mean_logprob"])
             assert call["min_logprob"] <= call["mean_logprob"] <= 0
         text = call["output_text"]
-        hedged[trace["task_success"]].append(text.startswith(ANSWER_HEDGES) or
-                                             text in ANSWER_REFUSALS)
+        hedged[trace["task_success"]].append(
+            text.startswith(ANSWER_HEDGES) or text in ANSWER_REFUSALS
+        )
     assert np.mean(final[True]) > np.mean(final[False]) + 0.1
     assert np.mean(hedged[False]) > np.mean(hedged[True]) + 0.15
     assert np.mean(hedged[True]) > 0  # right answers hedge too: a signal, not a label
@@ -387,23 +411,34 @@ def test_workers_write_the_same_bytes(tmp_path: Path) -> None:
 def test_gzip_output_is_plain_gzip_of_the_lines(tmp_path: Path) -> None:
     write_simulated_traces(tmp_path / "a.jsonl.gz", 5, seed=2)
     write_simulated_traces(tmp_path / "a.jsonl", 5, seed=2)
-    assert gzip.decompress((tmp_path / "a.jsonl.gz").read_bytes()) == (
-        tmp_path / "a.jsonl").read_bytes()
+    assert (
+        gzip.decompress((tmp_path / "a.jsonl.gz").read_bytes())
+        == (tmp_path / "a.jsonl").read_bytes()
+    )
     lines = (tmp_path / "a.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line) for line in lines] == list(generate_traces(5, seed=2))
 
 
 SHIPPED = [
-    ("aco-lab simulate --n 2000 --seed 20260101 --out data/sample_traces.jsonl.gz",
-     "sample_traces.jsonl.gz", "counterfactual"),
-    ("aco-lab simulate --mode logs --n 2000 --seed 20260101 --out data/sample_logs.jsonl.gz",
-     "sample_logs.jsonl.gz", "logs"),
+    (
+        "aco-lab simulate --n 2000 --seed 20260101 --out data/sample_traces.jsonl.gz",
+        "sample_traces.jsonl.gz",
+        "counterfactual",
+    ),
+    (
+        "aco-lab simulate --mode logs --n 2000 --seed 20260101 --out data/sample_logs.jsonl.gz",
+        "sample_logs.jsonl.gz",
+        "logs",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("command", "name", "mode"), SHIPPED)
 def test_the_shipped_samples_are_what_their_documented_commands_write(
-    tmp_path: Path, command: str, name: str, mode: str,
+    tmp_path: Path,
+    command: str,
+    name: str,
+    mode: str,
 ) -> None:
     """data/README.md's commands regenerate data/*.jsonl.gz line for line."""
     readme = (REPO / "data" / "README.md").read_text(encoding="utf-8")

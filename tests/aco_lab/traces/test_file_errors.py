@@ -18,8 +18,16 @@ N = 30
 
 
 def trace(i: int) -> str:
-    return json.dumps({"trace_id": f"t{i}", "request": f"q{i}", "final_outcome": "completed",
-                       "task_success": True, "total_cost": 0.0, "steps": []})
+    return json.dumps(
+        {
+            "trace_id": f"t{i}",
+            "request": f"q{i}",
+            "final_outcome": "completed",
+            "task_success": True,
+            "total_cost": 0.0,
+            "steps": [],
+        }
+    )
 
 
 def text(first: int = 0, n: int = N) -> bytes:
@@ -90,7 +98,8 @@ def test_a_directory_in_place_of_a_file_is_named(tmp_path: Path, good: Path) -> 
 
 
 def test_ingest_skip_keeps_a_broken_file_in_rejected_and_the_manifest(
-        tmp_path: Path, good: Path) -> None:
+    tmp_path: Path, good: Path
+) -> None:
     path, _, cause = broken_files(tmp_path)["trailing"]
     with pytest.raises(DataError, match=cause):
         ingest_traces([path, good], tmp_path / "fail")

@@ -32,27 +32,54 @@ from aco.monitoring import compute_metrics, read_trace_lines
 from aco_lab.traces.reading import read_traces
 
 EXAMPLES = int(os.environ.get("ACO_FUZZ_EXAMPLES", "60"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 BOM = b"\xef\xbb\xbf"
 GZIP_MAGIC = b"\x1f\x8b"
 
-STEP = {"step_num": 1, "action": "plan",
-        "model_call": {"model_id": "m", "tier": 2, "cost": 0.002, "input_tokens": 100,
-                       "output_tokens": 20, "cached_input_tokens": 0, "latency_ms": 412.5,
-                       "escalated_from": 1, "mean_logprob": -0.25, "min_logprob": -3.0,
-                       "output_text": "ok"},
-        "tool_calls": [{"tool_name": "grep", "success": True, "cost": 0.0, "latency_ms": 3.5}],
-        "verifier_called": True, "verifier_passed": None}
+STEP = {
+    "step_num": 1,
+    "action": "plan",
+    "model_call": {
+        "model_id": "m",
+        "tier": 2,
+        "cost": 0.002,
+        "input_tokens": 100,
+        "output_tokens": 20,
+        "cached_input_tokens": 0,
+        "latency_ms": 412.5,
+        "escalated_from": 1,
+        "mean_logprob": -0.25,
+        "min_logprob": -3.0,
+        "output_text": "ok",
+    },
+    "tool_calls": [{"tool_name": "grep", "success": True, "cost": 0.0, "latency_ms": 3.5}],
+    "verifier_called": True,
+    "verifier_passed": None,
+}
 
 
 def good_trace(trace_id: str, r: random.Random) -> dict:
-    trace = {"schema_version": 1, "trace_id": trace_id, "request": r.choice(["Fix it", "é ✓"]),
-             "task_type": "coding", "difficulty": 3, "predicted_tier": 2,
-             "timestamp": "2025-01-31T12:00:00Z", "source": "fuzz",
-             "steps": [STEP, {"step_num": 2, "model_call": None}][: r.randint(0, 2)],
-             "final_outcome": "completed", "task_success": r.choice([True, False, None]),
-             "total_cost": 0.002, "metadata": {"k": [1, "ü", None]}}
+    trace = {
+        "schema_version": 1,
+        "trace_id": trace_id,
+        "request": r.choice(["Fix it", "é ✓"]),
+        "task_type": "coding",
+        "difficulty": 3,
+        "predicted_tier": 2,
+        "timestamp": "2025-01-31T12:00:00Z",
+        "source": "fuzz",
+        "steps": [STEP, {"step_num": 2, "model_call": None}][: r.randint(0, 2)],
+        "final_outcome": "completed",
+        "task_success": r.choice([True, False, None]),
+        "total_cost": 0.002,
+        "metadata": {"k": [1, "ü", None]},
+    }
     for key in r.sample(["task_type", "difficulty", "timestamp", "metadata", "request_id"], 2):
         trace.pop(key, None)
     return trace
@@ -60,11 +87,35 @@ def good_trace(trace_id: str, r: random.Random) -> dict:
 
 _VALUE = re.compile(rb'"(\w+)": ("(?:[^"\\]|\\.)*"|-?[\d.eE+-]+|true|false|null)')
 _NUMBER = re.compile(rb"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
-HUGE = [b"1e999", b"-1e999", b"123456789012345678901234567890", b"9223372036854775808",
-        b"-0", b"1e-400", b"2147483648", b"-1", b"0.0", b"5e-324"]
+HUGE = [
+    b"1e999",
+    b"-1e999",
+    b"123456789012345678901234567890",
+    b"9223372036854775808",
+    b"-0",
+    b"1e-400",
+    b"2147483648",
+    b"-1",
+    b"0.0",
+    b"5e-324",
+]
 NOT_NUMBERS = [b"NaN", b"Infinity", b"-Infinity", b"nan", b"0x10", b"01", b"1."]
-OTHER_VALUES = [b'"x"', b"true", b"false", b"null", b"[]", b"{}", b"1.5", b"-1", b"0", b'""',
-                b'"2025-02-30T00:00:00Z"', b'"completed"', b"[1, 2]", b'{"a": 1}']
+OTHER_VALUES = [
+    b'"x"',
+    b"true",
+    b"false",
+    b"null",
+    b"[]",
+    b"{}",
+    b"1.5",
+    b"-1",
+    b"0",
+    b'""',
+    b'"2025-02-30T00:00:00Z"',
+    b'"completed"',
+    b"[1, 2]",
+    b'{"a": 1}',
+]
 BAD_UTF8 = [b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xe9", b"\xf4\x90\x80\x80", b"\x80"]
 
 
@@ -73,7 +124,7 @@ def _at_value(line: bytes, r: random.Random, new: bytes) -> bytes:
     if not found:
         return line
     m = r.choice(found)
-    return line[: m.start(2)] + new + line[m.end(2):]
+    return line[: m.start(2)] + new + line[m.end(2) :]
 
 
 def mutate(line: bytes, r: random.Random) -> bytes:
@@ -81,11 +132,18 @@ def mutate(line: bytes, r: random.Random) -> bytes:
     kind = r.randrange(10) if line else 9
     if kind == 0:  # deep nesting, in an unknown key, metadata or a known field
         depth = r.choice([10, 200, 900, 1000, 3000])
-        deep = b"[" * depth + b"]" * depth if r.random() < 0.5 else (
-            b'{"a": ' * depth + b"1" + b"}" * depth)
-        return r.choice([lambda: line[:-1] + b', "deep": ' + deep + b"}",
-                         lambda: line[:-1] + b', "metadata": {"x": ' + deep + b"}}",
-                         lambda: _at_value(line, r, deep)])()
+        deep = (
+            b"[" * depth + b"]" * depth
+            if r.random() < 0.5
+            else (b'{"a": ' * depth + b"1" + b"}" * depth)
+        )
+        return r.choice(
+            [
+                lambda: line[:-1] + b', "deep": ' + deep + b"}",
+                lambda: line[:-1] + b', "metadata": {"x": ' + deep + b"}}",
+                lambda: _at_value(line, r, deep),
+            ]
+        )()
     if kind == 1:  # bytes that are not UTF-8, anywhere or inside a string
         at = r.randrange(len(line) + 1)
         return line[:at] + r.choice(BAD_UTF8) + line[at:]
@@ -96,7 +154,7 @@ def mutate(line: bytes, r: random.Random) -> bytes:
         if not found:
             return line
         m = r.choice(found)
-        return line[: m.start()] + r.choice(HUGE + NOT_NUMBERS) + line[m.end():]
+        return line[: m.start()] + r.choice(HUGE + NOT_NUMBERS) + line[m.end() :]
     if kind == 4:  # a value of the wrong type
         return _at_value(line, r, r.choice(OTHER_VALUES))
     if kind == 5:  # a key given twice, the copy with another value
@@ -112,14 +170,19 @@ def mutate(line: bytes, r: random.Random) -> bytes:
     if kind == 7:  # a byte replaced, inserted or deleted
         at = r.randrange(len(line))
         byte = bytes([r.randrange(256)])
-        return r.choice([line[:at] + byte + line[at + 1:], line[:at] + byte + line[at:],
-                         line[:at] + line[at + 1:]])
+        return r.choice(
+            [
+                line[:at] + byte + line[at + 1 :],
+                line[:at] + byte + line[at:],
+                line[:at] + line[at + 1 :],
+            ]
+        )
     if kind == 8:  # a key removed
         found = list(_VALUE.finditer(line))
         if not found:
             return line
         m = r.choice(found)
-        return line[: m.start()] + line[m.end():]
+        return line[: m.start()] + line[m.end() :]
     return bytes(r.randrange(256) for _ in range(r.randrange(1, 40)))  # random bytes
 
 
@@ -127,8 +190,9 @@ def hostile_file(r: random.Random, n_lines: int) -> bytes:
     """A JSONL file of good and mutated lines, blank lines and odd line ends."""
     lines = []
     for _ in range(n_lines):
-        line = json.dumps(good_trace(f"t{r.randrange(n_lines * 2)}", r),
-                          ensure_ascii=r.random() < 0.5).encode()
+        line = json.dumps(
+            good_trace(f"t{r.randrange(n_lines * 2)}", r), ensure_ascii=r.random() < 0.5
+        ).encode()
         for _ in range(r.choice([0, 1, 1, 2, 3])):
             line = mutate(line, r)
         lines.append(line + (b"\r" if r.random() < 0.1 else b""))
@@ -198,10 +262,15 @@ def check_runtime(path: Path, data: bytes) -> None:
 
 
 @FUZZ
-@given(seed=st.integers(0, 2**32 - 1), n_lines=st.integers(1, 8), gzipped=st.booleans(),
-       strict=st.booleans())
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_lines=st.integers(1, 8),
+    gzipped=st.booleans(),
+    strict=st.booleans(),
+)
 def test_hostile_files_never_crash_a_reader_nor_lose_a_line(
-        seed: int, n_lines: int, gzipped: bool, strict: bool) -> None:
+    seed: int, n_lines: int, gzipped: bool, strict: bool
+) -> None:
     data = hostile_file(random.Random(seed), n_lines)
     with tempfile.TemporaryDirectory() as directory:
         path = write(Path(directory), data, gzipped)
@@ -236,8 +305,10 @@ def test_the_commands_survive_hostile_files(tmp_path: Path, seed: int) -> None:
         assert summary["read"] == len(counted_lines(data))
         assert summary["read"] == summary["accepted"] + summary["rejected"]
         assert len(summary["problems"]) == summary["rejected"]
-        assert all(p["file"] == str(path) and p["error"].startswith(f"{path}:{p['line']}: ")
-                   for p in summary["problems"])
+        assert all(
+            p["file"] == str(path) and p["error"].startswith(f"{path}:{p['line']}: ")
+            for p in summary["problems"]
+        )
     log = tmp_path / "log"  # the runtime's log: one plain traces.jsonl per directory
     log.mkdir()
     log_file = write(log, data, gzipped=False)

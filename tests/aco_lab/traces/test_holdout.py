@@ -12,8 +12,14 @@ from aco_lab.traces.holdout import split_trace_files
 
 
 def _trace(rid: str | None, tier: int, request: str = "q") -> str:
-    trace = {"trace_id": f"{rid}-{tier}", "request": request, "steps": [],
-             "final_outcome": "completed", "task_success": True, "total_cost": 0.0}
+    trace = {
+        "trace_id": f"{rid}-{tier}",
+        "request": request,
+        "steps": [],
+        "final_outcome": "completed",
+        "task_success": True,
+        "total_cost": 0.0,
+    }
     if rid is not None:
         trace["request_id"] = rid
     return json.dumps(trace)
@@ -21,8 +27,10 @@ def _trace(rid: str | None, tier: int, request: str = "q") -> str:
 
 def _ids(path) -> list[str]:  # noqa: ANN001
     with gzip.open(path, "rt") as lines:
-        return [json.loads(line).get("request_id") or derive_request_id(json.loads(line)["request"])
-                for line in lines]
+        return [
+            json.loads(line).get("request_id") or derive_request_id(json.loads(line)["request"])
+            for line in lines
+        ]
 
 
 def test_every_line_lands_once_and_requests_never_straddle(tmp_path) -> None:
@@ -46,11 +54,14 @@ def test_the_same_input_gives_the_same_bytes(tmp_path) -> None:
         assert x.read_bytes() == y.read_bytes()
 
 
-@pytest.mark.parametrize(("text", "fraction", "message"), [
-    ("not json\n", 0.5, "t.jsonl:1: invalid JSON"),
-    ('{"trace_id": "x"}\n', 0.5, "t.jsonl:1: request: required field is missing"),
-    (_trace("r", 1) + "\n", 1.0, "eval_fraction: expected a number strictly between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    ("text", "fraction", "message"),
+    [
+        ("not json\n", 0.5, "t.jsonl:1: invalid JSON"),
+        ('{"trace_id": "x"}\n', 0.5, "t.jsonl:1: request: required field is missing"),
+        (_trace("r", 1) + "\n", 1.0, "eval_fraction: expected a number strictly between 0 and 1"),
+    ],
+)
 def test_bad_input_is_an_error_saying_where(tmp_path, text, fraction, message) -> None:
     src = tmp_path / "t.jsonl"
     src.write_text(text)

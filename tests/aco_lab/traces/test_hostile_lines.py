@@ -9,13 +9,23 @@ import pytest
 from aco.errors import TraceFormatError
 from aco_lab.traces.reading import read_traces
 
-STEP = {"step_num": 1, "model_call": {"model_id": "m", "tier": 2, "cost": 0.1},
-        "tool_calls": [{"tool_name": "grep", "success": True, "cost": 0.0}]}
+STEP = {
+    "step_num": 1,
+    "model_call": {"model_id": "m", "tier": 2, "cost": 0.1},
+    "tool_calls": [{"tool_name": "grep", "success": True, "cost": 0.0}],
+}
 
 
 def line(trace_id: str = "t", **extra: object) -> bytes:
-    trace = {"trace_id": trace_id, "request": "r", "steps": [STEP], "final_outcome": "completed",
-             "task_success": True, "total_cost": 0.1, **extra}
+    trace = {
+        "trace_id": trace_id,
+        "request": "r",
+        "steps": [STEP],
+        "final_outcome": "completed",
+        "task_success": True,
+        "total_cost": 0.1,
+        **extra,
+    }
     return json.dumps(trace).encode()
 
 
@@ -41,13 +51,17 @@ NESTED = b"[" * 1000 + b"]" * 1000
 
 @pytest.mark.parametrize("where", ["unknown key", "metadata", "known field"])
 def test_json_nested_1000_deep_is_one_rejection(tmp_path: Path, where: str) -> None:
-    bad = {"unknown key": with_raw(b'"deep": ' + NESTED),
-           "metadata": with_raw(b'"metadata": {"x": ' + NESTED + b"}"),
-           "known field": with_raw(b'"request_id": ' + NESTED)}[where]
+    bad = {
+        "unknown key": with_raw(b'"deep": ' + NESTED),
+        "metadata": with_raw(b'"metadata": {"x": ' + NESTED + b"}"),
+        "known field": with_raw(b'"request_id": ' + NESTED),
+    }[where]
     message = read_one_bad(tmp_path, bad)
     if where == "known field":  # refused at its first "[": a string was expected
-        assert message == ("request_id: expected a string or null, got a value not shown "
-                           "(the line nests too deeply to read)")
+        assert message == (
+            "request_id: expected a string or null, got a value not shown "
+            "(the line nests too deeply to read)"
+        )
     else:
         assert message.startswith("invalid JSON: arrays or objects nested too deeply")
 
@@ -63,7 +77,8 @@ def test_bad_utf8_in_metadata_is_rejected_at_its_line(tmp_path: Path) -> None:
     bad = with_raw(b'"metadata": {"note": "caf\xe9"}')
     column = len(bad[: bad.index(b"\xe9")].decode()) + 1
     assert read_one_bad(tmp_path, bad) == (
-        f"metadata: not valid UTF-8 at column {column}; re-encode the file as UTF-8")
+        f"metadata: not valid UTF-8 at column {column}; re-encode the file as UTF-8"
+    )
 
 
 def test_bad_utf8_and_a_bad_timestamp_on_one_line_reject_it_once(tmp_path: Path) -> None:
@@ -73,7 +88,8 @@ def test_bad_utf8_and_a_bad_timestamp_on_one_line_reject_it_once(tmp_path: Path)
 
 def test_a_bad_timestamp_and_metadata_not_an_object_reject_the_line_once(tmp_path: Path) -> None:
     assert read_one_bad(tmp_path, line("b", timestamp="yesterday", metadata=[1])).startswith(
-        "timestamp: ")
+        "timestamp: "
+    )
 
 
 def test_bad_utf8_in_an_unknown_key_is_ignored_unless_strict(tmp_path: Path) -> None:
@@ -85,8 +101,7 @@ def test_bad_utf8_in_an_unknown_key_is_ignored_unless_strict(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("gzipped", [False, True])
-def test_a_byte_order_mark_at_the_start_of_a_file_is_dropped(tmp_path: Path,
-                                                             gzipped: bool) -> None:
+def test_a_byte_order_mark_at_the_start_of_a_file_is_dropped(tmp_path: Path, gzipped: bool) -> None:
     data = b"\xef\xbb\xbf" + line("a") + b"\n" + line("b") + b"\n"
     path = tmp_path / "a.jsonl"
     path.write_bytes(gzip.compress(data) if gzipped else data)
@@ -101,16 +116,24 @@ def test_a_byte_order_mark_inside_a_file_is_an_invalid_character(tmp_path: Path)
     assert message == "invalid JSON: invalid character near column 1"
 
 
-@pytest.mark.parametrize(("bad", "message"), [
-    (line("b").replace(b'"tier": 2', b'"tier": "x", "tier": 2'),
-     'steps[0].model_call.tier: key given 2 times in one object ("x", then 2); every value '
-     "must be an int 1..5 (the last one is kept); give the key once"),
-    (line("b").replace(b'"total_cost": 0.1', b'"total_cost": 0.1, "total_cost": -1'),
-     "total_cost: key given 2 times in one object (0.1, then -1); every value must be a "
-     "number >= 0 (the last one is kept); give the key once"),
-])
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (
+            line("b").replace(b'"tier": 2', b'"tier": "x", "tier": 2'),
+            'steps[0].model_call.tier: key given 2 times in one object ("x", then 2); every value '
+            "must be an int 1..5 (the last one is kept); give the key once",
+        ),
+        (
+            line("b").replace(b'"total_cost": 0.1', b'"total_cost": 0.1, "total_cost": -1'),
+            "total_cost: key given 2 times in one object (0.1, then -1); every value must be a "
+            "number >= 0 (the last one is kept); give the key once",
+        ),
+    ],
+)
 def test_a_duplicate_key_with_an_invalid_value_says_the_key_is_duplicated(
-        tmp_path: Path, bad: bytes, message: str) -> None:
+    tmp_path: Path, bad: bytes, message: str
+) -> None:
     assert read_one_bad(tmp_path, bad) == message
 
 

@@ -27,10 +27,15 @@ def trace(i: int, source: str | None) -> dict:
         "source": source,
         "timestamp": f"2025-01-{i % 28 + 1:02d}T10:00:00Z",
         "steps": [
-            {"step_num": 1, "model_call": {"model_id": "a", "tier": 1, "cost": 0.01},
-             "tool_calls": [{"tool_name": "grep", "success": i % 2 == 0, "cost": 0.001}]},
-            {"step_num": 2, "model_call": {"model_id": "b", "tier": 3, "cost": 0.1,
-                                           "escalated_from": 1}},
+            {
+                "step_num": 1,
+                "model_call": {"model_id": "a", "tier": 1, "cost": 0.01},
+                "tool_calls": [{"tool_name": "grep", "success": i % 2 == 0, "cost": 0.001}],
+            },
+            {
+                "step_num": 2,
+                "model_call": {"model_id": "b", "tier": 3, "cost": 0.1, "escalated_from": 1},
+            },
         ],
         "final_outcome": "completed",
         "task_success": i % 3 == 0,
@@ -46,8 +51,9 @@ def inputs(tmp_path: Path) -> list[Path]:
     first.parent.mkdir()
     first.write_text("\n".join(json.dumps(trace(i, s)) for i, s in enumerate(SOURCES)) + "\n")
     second = tmp_path / "in" / "b.jsonl"
-    second.write_text(json.dumps(trace(10, "other")) + "\n{not json\n"
-                      + json.dumps(trace(11, None)) + "\n")
+    second.write_text(
+        json.dumps(trace(10, "other")) + "\n{not json\n" + json.dumps(trace(11, None)) + "\n"
+    )
     return [first, second]
 
 
@@ -76,8 +82,13 @@ def test_tables_are_hive_partitioned_by_source(tmp_path: Path, inputs: list[Path
     ingest_traces(inputs, tmp_path / "ds", on_error="skip")
     for table in ("runs", "steps", "tool_calls"):
         parts = sorted(p.name for p in (tmp_path / "ds" / table).iterdir())
-        assert parts == ["source=123", "source=__HIVE_DEFAULT_PARTITION__", "source=other",
-                         "source=runtime", "source=x%2Fy%3Dz%20%C3%BCn%C3%AF"]
+        assert parts == [
+            "source=123",
+            "source=__HIVE_DEFAULT_PARTITION__",
+            "source=other",
+            "source=runtime",
+            "source=x%2Fy%3Dz%20%C3%BCn%C3%AF",
+        ]
 
 
 @pytest.mark.parametrize("source", ["runtime", "x/y=z ünï", None])
@@ -99,8 +110,15 @@ def test_partition_pruning_reads_only_one_source(
 def test_manifest_records_counts_inputs_and_schemas(tmp_path: Path, inputs: list[Path]) -> None:
     ingest_traces(inputs, tmp_path / "ds", on_error="skip")
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
-    assert manifest["counts"] == {"lines_read": 8, "accepted": 7, "rejected": 1, "warnings": 0,
-                                  "runs": 7, "steps": 14, "tool_calls": 7}
+    assert manifest["counts"] == {
+        "lines_read": 8,
+        "accepted": 7,
+        "rejected": 1,
+        "warnings": 0,
+        "runs": 7,
+        "steps": 14,
+        "tool_calls": 7,
+    }
     assert [i["path"] for i in manifest["inputs"]] == [str(p) for p in inputs]
     assert manifest["inputs"][0]["sha256"] == hashlib.sha256(inputs[0].read_bytes()).hexdigest()
     assert manifest["trace_schema_version"] == 1
@@ -112,9 +130,14 @@ def test_skip_keeps_every_rejected_line(tmp_path: Path, inputs: list[Path]) -> N
     result = ingest_traces(inputs, tmp_path / "ds", on_error="skip")
     text = (tmp_path / "ds" / "rejected.jsonl").read_text()
     rows = [json.loads(line) for line in text.splitlines()]
-    assert rows == [{"file": str(inputs[1]), "line": 2, "raw": "{not json",
-                     "error": f"{inputs[1]}:2: invalid JSON: object keys must be strings"
-                              " near column 2"}]
+    assert rows == [
+        {
+            "file": str(inputs[1]),
+            "line": 2,
+            "raw": "{not json",
+            "error": f"{inputs[1]}:2: invalid JSON: object keys must be strings near column 2",
+        }
+    ]
     assert result.lines_read == result.accepted + result.rejected
 
 
@@ -200,8 +223,9 @@ def test_many_chunks_stream_into_the_same_dataset(
 ) -> None:
     monkeypatch.setattr("aco_lab.traces.chunk_plan.CHUNK_BYTES", 1500)  # about two traces per chunk
     dup = json.dumps(trace(3, "runtime"))  # t3 again, several chunks later
-    (tmp_path / "in" / "c.jsonl").write_text("\n".join(
-        [json.dumps(trace(i, SOURCES[i % 5])) for i in range(20, 40)] + [dup]) + "\n")
+    (tmp_path / "in" / "c.jsonl").write_text(
+        "\n".join([json.dumps(trace(i, SOURCES[i % 5])) for i in range(20, 40)] + [dup]) + "\n"
+    )
     paths = [*inputs, tmp_path / "in" / "c.jsonl"]
     result = ingest_traces(paths, tmp_path / "ds", on_error="skip", workers=workers)
     direct = read_traces(paths, on_error="skip", workers=1)
@@ -231,8 +255,9 @@ def test_a_dataset_ingested_again_with_more_files(tmp_path: Path, inputs: list[P
     back = read_dataset(tmp_path / "ds2")
     assert (result.accepted, result.rejected, result.lines_read) == (8, 2, 10)
     assert back.rejected[-1].error.startswith(f'{more}:2: trace_id: "t0" already used at')
-    assert sorted(back.runs[S.TRACE_ID]) == sorted([f"t{i}" for i in range(5)] + ["t10", "t11",
-                                                                                   "t50"])
+    assert sorted(back.runs[S.TRACE_ID]) == sorted(
+        [f"t{i}" for i in range(5)] + ["t10", "t11", "t50"]
+    )
     assert back.steps.height == 16 and back.tool_calls.height == 8
 
 
@@ -261,8 +286,13 @@ def test_manifest_hashes_every_input_whole(tmp_path: Path, inputs: list[Path], m
     ingest_traces(paths, tmp_path / "ds", on_error="skip", workers=1)
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     assert manifest["inputs"] == [
-        {"path": str(p), "bytes": p.stat().st_size,
-         "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in paths]
+        {
+            "path": str(p),
+            "bytes": p.stat().st_size,
+            "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
+        }
+        for p in paths
+    ]
     assert manifest["counts"]["lines_read"] == 9
 
 

@@ -17,8 +17,9 @@ from aco_lab.traces.labels import (
     select_tier_models,
 )
 
-CONFIG = ACOConfig(tiers=(TierSpec(1, "small", cost_per_1k_input=0.1),
-                          TierSpec(2, "big", cost_per_1k_input=1.0)))
+CONFIG = ACOConfig(
+    tiers=(TierSpec(1, "small", cost_per_1k_input=0.1), TierSpec(2, "big", cost_per_1k_input=1.0))
+)
 
 
 def runs(rows: list[tuple]) -> pl.DataFrame:
@@ -40,13 +41,22 @@ def runs(rows: list[tuple]) -> pl.DataFrame:
     )
 
 
-COUNTERFACTUAL = runs([
-    ("a", 1, "small", False, 0.01, 5), ("a", 2, "big", True, 0.10, 7),
-    ("a", 2, "other", False, 0.20, 9),  # another model at tier 2: not the config's
-    ("b", 1, "small", True, 0.02, 3), ("b", 2, "big", True, 0.30, 4),
-])
-LOGS = runs([("a", 1, "small", True, 0.01, 5), ("b", 2, "big", None, 0.1, 6),
-             ("c", 2, "big", False, 0.2, 8)])
+COUNTERFACTUAL = runs(
+    [
+        ("a", 1, "small", False, 0.01, 5),
+        ("a", 2, "big", True, 0.10, 7),
+        ("a", 2, "other", False, 0.20, 9),  # another model at tier 2: not the config's
+        ("b", 1, "small", True, 0.02, 3),
+        ("b", 2, "big", True, 0.30, 4),
+    ]
+)
+LOGS = runs(
+    [
+        ("a", 1, "small", True, 0.01, 5),
+        ("b", 2, "big", None, 0.1, 6),
+        ("c", 2, "big", False, 0.2, 8),
+    ]
+)
 
 
 def test_add_labels_marks_success_and_the_tier_model() -> None:
@@ -64,17 +74,34 @@ def test_unknown_outcomes_are_left_out_of_training_rows() -> None:
 
 
 def test_a_log_with_a_few_requests_repeated_at_another_tier_is_still_a_log() -> None:
-    repeated = runs([("a", 1, "small", True, 0.01, 5), ("a", 2, "big", True, 0.1, 6),
-                     ("b", 2, "big", False, 0.2, 8), ("c", 1, "small", True, 0.01, 4)])
+    repeated = runs(
+        [
+            ("a", 1, "small", True, 0.01, 5),
+            ("a", 2, "big", True, 0.1, 6),
+            ("b", 2, "big", False, 0.2, 8),
+            ("c", 1, "small", True, 0.01, 4),
+        ]
+    )
     assert not is_counterfactual(build_training_runs(add_labels(repeated, CONFIG)))
-    half = runs([("a", 1, "small", True, 0.01, 5), ("a", 2, "big", True, 0.1, 6),
-                 ("b", 2, "big", False, 0.2, 8)])
+    half = runs(
+        [
+            ("a", 1, "small", True, 0.01, 5),
+            ("a", 2, "big", True, 0.1, 6),
+            ("b", 2, "big", False, 0.2, 8),
+        ]
+    )
     assert is_counterfactual(build_training_runs(add_labels(half, CONFIG)))
 
 
 def test_tier_model_falls_back_to_the_most_run_model() -> None:
-    frame = runs([("a", 2, "x", True, 0.1, 1), ("b", 2, "y", True, 0.1, 1),
-                  ("c", 2, "y", False, 0.1, 1), ("a", 1, "small", True, 0.0, 1)])
+    frame = runs(
+        [
+            ("a", 2, "x", True, 0.1, 1),
+            ("b", 2, "y", True, 0.1, 1),
+            ("c", 2, "y", False, 0.1, 1),
+            ("a", 1, "small", True, 0.0, 1),
+        ]
+    )
     assert select_tier_models(frame, CONFIG) == {1: "small", 2: "y"}
 
 

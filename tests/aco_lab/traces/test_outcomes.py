@@ -27,8 +27,7 @@ def logged(tmp_path: Path) -> tuple[Path, list[str]]:
 
 def test_label_then_stats_count_labelled_runs_only(logged) -> None:
     trace_dir, ids = logged
-    labelled = CliRunner().invoke(main, ["label", ids[0], "--success", "--traces",
-                                         str(trace_dir)])
+    labelled = CliRunner().invoke(main, ["label", ids[0], "--success", "--traces", str(trace_dir)])
     assert labelled.exit_code == 0, labelled.output
     out = CliRunner().invoke(main, ["stats", str(trace_dir), "--json"])
     stats = json.loads(out.output)
@@ -58,8 +57,9 @@ def test_outcome_problems_are_warnings_and_lines_reconcile(logged) -> None:
     tables = read_traces(trace_dir)
     assert tables.lines_read == 5 == tables.runs.height  # outcome lines are not trace lines
     assert len(tables.warnings) == 2
-    assert tables.warnings[0].endswith(":2: trace_id: expected a non-empty string, got 3; "
-                                       "the outcome line is ignored")
+    assert tables.warnings[0].endswith(
+        ":2: trace_id: expected a non-empty string, got 3; the outcome line is ignored"
+    )
     assert "'nope' is in no trace read" in tables.warnings[1]
     checked = CliRunner().invoke(main, ["validate", "--strict", str(trace_dir)])
     assert checked.exit_code == 0 and "read=5 accepted=5 rejected=0" in checked.output

@@ -14,24 +14,48 @@ from aco_lab.traces.parser import decode_chunk, split_lines
 def trace(**fields) -> dict:
     """A valid trace with two steps (a model call each, a tool call); fields replace keys."""
     base = {
-        "schema_version": 1, "trace_id": "t1", "request_id": "r1",
-        "request": "Fix the failing test in parser.py", "task_type": "coding",
-        "difficulty": 3, "predicted_tier": 2, "timestamp": "2026-01-06T15:10:26.905Z",
-        "source": "unit", "metadata": {"team": "a", "n": [1, 2]},
+        "schema_version": 1,
+        "trace_id": "t1",
+        "request_id": "r1",
+        "request": "Fix the failing test in parser.py",
+        "task_type": "coding",
+        "difficulty": 3,
+        "predicted_tier": 2,
+        "timestamp": "2026-01-06T15:10:26.905Z",
+        "source": "unit",
+        "metadata": {"team": "a", "n": [1, 2]},
         "steps": [
-            {"step_num": 1, "action": "read", "model_call": {
-                "model_id": "m2", "tier": 2, "cost": 0.002, "input_tokens": 100,
-                "output_tokens": 20, "cached_input_tokens": 0, "latency_ms": 412.5,
-                "escalated_from": None, "mean_logprob": -0.25, "min_logprob": -2.5,
-                "output_text": "looking"},
-             "tool_calls": [{"tool_name": "grep", "success": True, "cost": 0.0,
-                             "latency_ms": 3.5}],
-             "verifier_called": False},
-            {"step_num": 2, "model_call": {"model_id": "m4", "tier": 4, "cost": 0.03,
-                                           "escalated_from": 2},
-             "verifier_called": True, "verifier_passed": True},
+            {
+                "step_num": 1,
+                "action": "read",
+                "model_call": {
+                    "model_id": "m2",
+                    "tier": 2,
+                    "cost": 0.002,
+                    "input_tokens": 100,
+                    "output_tokens": 20,
+                    "cached_input_tokens": 0,
+                    "latency_ms": 412.5,
+                    "escalated_from": None,
+                    "mean_logprob": -0.25,
+                    "min_logprob": -2.5,
+                    "output_text": "looking",
+                },
+                "tool_calls": [
+                    {"tool_name": "grep", "success": True, "cost": 0.0, "latency_ms": 3.5}
+                ],
+                "verifier_called": False,
+            },
+            {
+                "step_num": 2,
+                "model_call": {"model_id": "m4", "tier": 4, "cost": 0.03, "escalated_from": 2},
+                "verifier_called": True,
+                "verifier_passed": True,
+            },
         ],
-        "final_outcome": "completed", "task_success": True, "total_cost": 0.032,
+        "final_outcome": "completed",
+        "task_success": True,
+        "total_cost": 0.032,
     }
     base.update(fields)
     return base
@@ -52,32 +76,51 @@ VALID = {
     "escapes": GOOD.replace("Fix the", r"Fix \"the\" \\ \/ \b\f\n\r\t end \u00e9 \ud83d\ude00"),
     "nul escape": GOOD.replace("read", r"re\u0000ad"),
     "escaped outcome and ids": GOOD.replace('"completed"', r'"complete\u0064"')
-    .replace('"t1"', r'"t\u0031\n"').replace('"m4"', r'"m\u0034"'),
+    .replace('"t1"', r'"t\u0031\n"')
+    .replace('"m4"', r'"m\u0034"'),
     "raw unicode": GOOD.replace("Fix the", "Répare le 修复 😀"),
-    "nulls everywhere": json.dumps(trace(request_id=None, task_type=None, difficulty=None,
-                                         predicted_tier=None, timestamp=None, source=None,
-                                         metadata=None, task_success=None)),
-    "optional fields missing": json.dumps({k: v for k, v in trace().items() if k in (
-        "trace_id", "request", "steps", "final_outcome", "task_success", "total_cost")}),
+    "nulls everywhere": json.dumps(
+        trace(
+            request_id=None,
+            task_type=None,
+            difficulty=None,
+            predicted_tier=None,
+            timestamp=None,
+            source=None,
+            metadata=None,
+            task_success=None,
+        )
+    ),
+    "optional fields missing": json.dumps(
+        {
+            k: v
+            for k, v in trace().items()
+            if k in ("trace_id", "request", "steps", "final_outcome", "task_success", "total_cost")
+        }
+    ),
     "no steps": json.dumps(trace(steps=[])),
-    "model_call null and missing": json.dumps(trace(steps=[
-        {"step_num": 1, "model_call": None}, {"step_num": 2, "tool_calls": []}])),
+    "model_call null and missing": json.dumps(
+        trace(steps=[{"step_num": 1, "model_call": None}, {"step_num": 2, "tool_calls": []}])
+    ),
     "metadata shapes": json.dumps(trace(metadata={"a": {"b": [None, True, 1.5e3, "x"]}})),
-    "unknown keys at every level": GOOD
-    .replace('"step_num": 1', '"x": [{"y": null}], "step_num": 1')
+    "unknown keys at every level": GOOD.replace(
+        '"step_num": 1', '"x": [{"y": null}], "step_num": 1'
+    )
     .replace('"tier": 2', '"extra": {"deep": [1, -2.5e-3, "s"]}, "tier": 2')
     .replace('"tool_name"', '"z": false, "tool_name"')
     .replace('"trace_id"', '"u": "v", "trace_id"'),
     "whitespace between tokens": GOOD.replace(": ", " :\t").replace(", ", " ,  ") + " \r",
     "minus zero int in a float field": GOOD.replace('"cost": 0.002', '"cost": -0'),
     "float shapes": GOOD.replace('"latency_ms": 412.5', '"latency_ms": -1.5E+300')
-    .replace('"latency_ms": 3.5', '"latency_ms": 5e-324').replace('"cost": 0.03', '"cost": 1e-400')
+    .replace('"latency_ms": 3.5', '"latency_ms": 5e-324')
+    .replace('"cost": 0.03', '"cost": 1e-400')
     .replace('"total_cost": 0.032', '"total_cost": 123456789012345678901234567890'),
     "int limits": GOOD.replace('"input_tokens": 100', '"input_tokens": 9223372036854775807')
     .replace('"output_tokens": 20', '"output_tokens": -0')
     .replace('"step_num": 2', '"step_num": 2147483647'),
     "schema_version missing": json.dumps(
-        {k: v for k, v in trace().items() if k != "schema_version"}),
+        {k: v for k, v in trace().items() if k != "schema_version"}
+    ),
     "duplicate top-level key": GOOD[:-1] + ', "source": "again"}',
     "duplicate nested key": GOOD.replace('"tier": 2', '"tier": 3, "tier": 2'),
     "escaped key": GOOD.replace('"source"', r'"sour\u0063e"'),
@@ -99,8 +142,9 @@ REJECTED = {
     "null trace_id": json.dumps(trace(trace_id=None)),
     "null tool_calls": json.dumps(trace(steps=[{"step_num": 1, "tool_calls": None}])),
     "null steps": json.dumps(trace(steps=None)),
-    "tokens above int64": GOOD.replace('"input_tokens": 100',
-                                       '"input_tokens": 9223372036854775808'),
+    "tokens above int64": GOOD.replace(
+        '"input_tokens": 100', '"input_tokens": 9223372036854775808'
+    ),
     "negative tokens": GOOD.replace('"input_tokens": 100', '"input_tokens": -1'),
     "step_num 0": GOOD.replace('"step_num": 1', '"step_num": 0'),
     "step_num above int32": GOOD.replace('"step_num": 1', '"step_num": 2147483648'),
@@ -139,8 +183,18 @@ def test_bad_lines_become_problems_at_their_line(name: str) -> None:
 
 
 def test_blank_lines_and_line_numbers() -> None:
-    data = b"\n".join([b"", line(trace(trace_id="a")), b"  \t", b"\x0c", line(trace(trace_id="b")),
-                       b"{bad", b"\r", line(trace(trace_id="c"))])
+    data = b"\n".join(
+        [
+            b"",
+            line(trace(trace_id="a")),
+            b"  \t",
+            b"\x0c",
+            line(trace(trace_id="b")),
+            b"{bad",
+            b"\r",
+            line(trace(trace_id="c")),
+        ]
+    )
     decoded = decode_chunk(split_lines(data), first_line=1000)
     assert decoded.numbers == [1001, 1004, 1007] and [p.line for p in decoded.problems] == [1005]
 

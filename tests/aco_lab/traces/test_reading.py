@@ -64,14 +64,32 @@ CASCADE = make_trace(
     "cascade",
     total_cost=0.2135,
     steps=[
-        {"step_num": 1, "model_call": {"model_id": "small", "tier": 1, "input_tokens": 100,
-                                       "output_tokens": 10, "cost": 0.01},
-         "tool_calls": [{"tool_name": "search", "success": False, "cost": 0.002},
-                        {"tool_name": "search", "success": True, "cost": 0.0015}]},
+        {
+            "step_num": 1,
+            "model_call": {
+                "model_id": "small",
+                "tier": 1,
+                "input_tokens": 100,
+                "output_tokens": 10,
+                "cost": 0.01,
+            },
+            "tool_calls": [
+                {"tool_name": "search", "success": False, "cost": 0.002},
+                {"tool_name": "search", "success": True, "cost": 0.0015},
+            ],
+        },
         {"step_num": 2, "action": "check", "verifier_called": True, "verifier_passed": False},
-        {"step_num": 3, "model_call": {"model_id": "big-a", "tier": 3, "input_tokens": 200,
-                                       "cached_input_tokens": 50, "cost": 0.1,
-                                       "escalated_from": 1}},
+        {
+            "step_num": 3,
+            "model_call": {
+                "model_id": "big-a",
+                "tier": 3,
+                "input_tokens": 200,
+                "cached_input_tokens": 50,
+                "cost": 0.1,
+                "escalated_from": 1,
+            },
+        },
         {"step_num": 4, "model_call": {"model_id": "big-b", "tier": 3, "cost": 0.1}},
     ],
 )
@@ -127,8 +145,10 @@ def test_run_without_steps_stays_in_runs(tmp_path: Path) -> None:
 def test_token_sums_are_null_only_when_every_call_left_them_null(tmp_path: Path) -> None:
     steps = [
         {"step_num": 1, "model_call": {"model_id": "a", "tier": 1, "cost": 0.0}},
-        {"step_num": 2, "model_call": {"model_id": "a", "tier": 1, "cost": 0.0,
-                                       "output_tokens": 7}},
+        {
+            "step_num": 2,
+            "model_call": {"model_id": "a", "tier": 1, "cost": 0.0, "output_tokens": 7},
+        },
     ]
     run = read_traces(
         write_jsonl(tmp_path / "a.jsonl", [make_trace(steps=steps, total_cost=0.0)])
@@ -167,11 +187,32 @@ def test_metadata_is_kept_as_json_text(tmp_path: Path) -> None:
 
 
 def test_unicode_empty_strings_and_explicit_nulls(tmp_path: Path) -> None:
-    steps = [{"step_num": 1, "action": "", "model_call": {
-        "model_id": "m", "tier": 1, "cost": 0.0, "output_text": "答案是 42 🎉", "latency_ms": None,
-        "input_tokens": None, "mean_logprob": None}, "verifier_passed": None}]
-    line = make_trace("ids-🚀-中文", request="", task_type=None, difficulty=None, source=None,
-                      steps=steps, task_success=None, total_cost=0)
+    steps = [
+        {
+            "step_num": 1,
+            "action": "",
+            "model_call": {
+                "model_id": "m",
+                "tier": 1,
+                "cost": 0.0,
+                "output_text": "答案是 42 🎉",
+                "latency_ms": None,
+                "input_tokens": None,
+                "mean_logprob": None,
+            },
+            "verifier_passed": None,
+        }
+    ]
+    line = make_trace(
+        "ids-🚀-中文",
+        request="",
+        task_type=None,
+        difficulty=None,
+        source=None,
+        steps=steps,
+        task_success=None,
+        total_cost=0,
+    )
     tables = read_traces(write_jsonl(tmp_path / "a.jsonl", [line]))
     run = tables.runs.row(0, named=True)
     assert (run[S.TRACE_ID], run[S.REQUEST], run[S.TASK_SUCCESS]) == ("ids-🚀-中文", "", None)
@@ -187,12 +228,20 @@ def test_unknown_extra_keys_are_ignored(tmp_path: Path) -> None:
 
 
 def test_a_key_first_appearing_late_is_kept(tmp_path: Path) -> None:
-    late_step = [{"step_num": 1, "model_call": {"model_id": "m", "tier": 2, "cost": 0.01,
-                                                "cached_input_tokens": 33}}]
-    write_jsonl(tmp_path / "a.jsonl", [make_trace(f"a{i}") for i in range(2000)]
-                + [make_trace("late", task_type="coding", steps=late_step)])
-    write_jsonl(tmp_path / "b.jsonl",
-                [make_trace("b", difficulty=5, timestamp="2025-01-01T00:00:00Z")])
+    late_step = [
+        {
+            "step_num": 1,
+            "model_call": {"model_id": "m", "tier": 2, "cost": 0.01, "cached_input_tokens": 33},
+        }
+    ]
+    write_jsonl(
+        tmp_path / "a.jsonl",
+        [make_trace(f"a{i}") for i in range(2000)]
+        + [make_trace("late", task_type="coding", steps=late_step)],
+    )
+    write_jsonl(
+        tmp_path / "b.jsonl", [make_trace("b", difficulty=5, timestamp="2025-01-01T00:00:00Z")]
+    )
     tables = read_traces(tmp_path)
     runs = tables.runs
     assert runs.filter(pl.col(S.TRACE_ID) == "late")[S.TASK_TYPE].to_list() == ["coding"]
@@ -268,10 +317,14 @@ LINE_KINDS = st.sampled_from(["good", "json", "type", "blank"])
 @settings(max_examples=30, deadline=None)
 @given(kinds=st.lists(LINE_KINDS, max_size=25))
 def test_the_loader_never_loses_a_line(tmp_path_factory, kinds: list[str]) -> None:
-    texts = {"json": '{"trace_id": ', "type": json.dumps(make_trace("x", total_cost="1")),
-             "blank": "   "}
-    lines = [json.dumps(make_trace(f"t{i}")) if k == "good" else texts[k]
-             for i, k in enumerate(kinds)]
+    texts = {
+        "json": '{"trace_id": ',
+        "type": json.dumps(make_trace("x", total_cost="1")),
+        "blank": "   ",
+    }
+    lines = [
+        json.dumps(make_trace(f"t{i}")) if k == "good" else texts[k] for i, k in enumerate(kinds)
+    ]
     path = write_jsonl(tmp_path_factory.mktemp("h") / "a.jsonl", lines)
     tables = read_traces(path, on_error="skip")
     assert tables.lines_read == tables.runs.height + len(tables.rejected)
@@ -336,10 +389,13 @@ def test_worker_processes_read_the_same_tables(tmp_path: Path, monkeypatch) -> N
     assert parallel.rejected == serial.rejected
     # t2 again at line 8, the bad line 13, and CASCADE (first at line 5) every 5th line
     assert [(r.line, r.error.split(": ")[1]) for r in serial.rejected] == [
-        (8, "trace_id"), (10, "trace_id"), (13, "invalid JSON")] + [
-        (n, "trace_id") for n in (15, 20, 25, 30, 35)]
-    assert serial.rejected[-1].error.endswith(f"already used at {tmp_path / 'a.jsonl'}:5;"
-                                              " trace_id must be unique across all inputs")
+        (8, "trace_id"),
+        (10, "trace_id"),
+        (13, "invalid JSON"),
+    ] + [(n, "trace_id") for n in (15, 20, 25, 30, 35)]
+    assert serial.rejected[-1].error.endswith(
+        f"already used at {tmp_path / 'a.jsonl'}:5; trace_id must be unique across all inputs"
+    )
     assert serial.rejected[-1].raw == json.dumps(CASCADE)
     assert serial.lines_read == parallel.lines_read == 38 + 30
 
@@ -347,10 +403,13 @@ def test_worker_processes_read_the_same_tables(tmp_path: Path, monkeypatch) -> N
 def test_a_script_without_main_guard_can_use_workers(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "a.jsonl", [make_trace(f"t{i}") for i in range(50)])
     script = tmp_path / "no_guard.py"  # reads at top level: spawned workers must not re-run it
-    script.write_text("from aco_lab.traces.reading import read_traces\n"
-                      f"print(read_traces({str(tmp_path / 'a.jsonl')!r}, workers=2).runs.height)\n")
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=300)
+    script.write_text(
+        "from aco_lab.traces.reading import read_traces\n"
+        f"print(read_traces({str(tmp_path / 'a.jsonl')!r}, workers=2).runs.height)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
+    )
     assert (done.returncode, done.stdout) == (0, "50\n"), done.stderr
 
 
@@ -376,44 +435,77 @@ def reference_run_aggregates(runs: pl.DataFrame, steps: pl.DataFrame) -> pl.Data
         pl.col(S.VERIFIER_CALLED).sum().cast(pl.Int32).alias(S.N_VERIFIER_CALLS),
         pl.col(S.ESCALATED_FROM).is_not_null().any().alias("_escalated_from"),
     )
-    derived = [S.FIRST_TIER, S.MAX_TIER_CALLED, S.N_TIERS_CALLED, S.MODEL_ID,
-               S.FIRST_INPUT_TOKENS, S.INPUT_TOKENS, S.OUTPUT_TOKENS, S.CACHED_INPUT_TOKENS,
-               S.MODEL_COST, S.TOOL_COST, S.N_TOOL_CALLS, S.N_VERIFIER_CALLS]
+    derived = [
+        S.FIRST_TIER,
+        S.MAX_TIER_CALLED,
+        S.N_TIERS_CALLED,
+        S.MODEL_ID,
+        S.FIRST_INPUT_TOKENS,
+        S.INPUT_TOKENS,
+        S.OUTPUT_TOKENS,
+        S.CACHED_INPUT_TOKENS,
+        S.MODEL_COST,
+        S.TOOL_COST,
+        S.N_TOOL_CALLS,
+        S.N_VERIFIER_CALLS,
+    ]
     joined = runs.drop(*derived, S.TIER, S.ESCALATED).join(
-        per_run, on=[S.SOURCE_FILE, S.LINE], how="left", maintain_order="left")
+        per_run, on=[S.SOURCE_FILE, S.LINE], how="left", maintain_order="left"
+    )
     return joined.with_columns(
         pl.coalesce(S.PREDICTED_TIER, S.MAX_TIER_CALLED).alias(S.TIER),
         pl.col(S.N_TIERS_CALLED).fill_null(0),
         pl.col(S.MODEL_COST, S.TOOL_COST).fill_null(0.0),
         pl.col(S.N_TOOL_CALLS, S.N_VERIFIER_CALLS).fill_null(0),
         (pl.col("_escalated_from").fill_null(False) | (pl.col(S.N_TIERS_CALLED) > 1))
-        .fill_null(False).alias(S.ESCALATED),
+        .fill_null(False)
+        .alias(S.ESCALATED),
     ).select(S.RUNS_SCHEMA.names())
 
 
 OPTIONAL_INT = st.one_of(st.none(), st.integers(0, 10**6), st.just(2**62))
 MODEL_CALLS = st.fixed_dictionaries(
-    {"model_id": st.sampled_from(["a", "b", "c"]), "tier": st.integers(1, 5),
-     "cost": st.sampled_from([0, 0.1, 0.25, 1e-9, 3.0])},
-    optional={"input_tokens": OPTIONAL_INT, "output_tokens": OPTIONAL_INT,
-              "cached_input_tokens": OPTIONAL_INT,
-              "escalated_from": st.one_of(st.none(), st.integers(1, 5))},
+    {
+        "model_id": st.sampled_from(["a", "b", "c"]),
+        "tier": st.integers(1, 5),
+        "cost": st.sampled_from([0, 0.1, 0.25, 1e-9, 3.0]),
+    },
+    optional={
+        "input_tokens": OPTIONAL_INT,
+        "output_tokens": OPTIONAL_INT,
+        "cached_input_tokens": OPTIONAL_INT,
+        "escalated_from": st.one_of(st.none(), st.integers(1, 5)),
+    },
 )
-STEPS = st.lists(st.fixed_dictionaries(
-    {"step_num": st.integers(1, 9)},
-    optional={"model_call": st.one_of(st.none(), MODEL_CALLS),
-              "tool_calls": st.lists(st.fixed_dictionaries(
-                  {"tool_name": st.just("t"), "success": st.booleans(),
-                   "cost": st.sampled_from([0, 0.01, 0.3])}), max_size=3),
-              "verifier_called": st.booleans()},
-), max_size=6)
+STEPS = st.lists(
+    st.fixed_dictionaries(
+        {"step_num": st.integers(1, 9)},
+        optional={
+            "model_call": st.one_of(st.none(), MODEL_CALLS),
+            "tool_calls": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "tool_name": st.just("t"),
+                        "success": st.booleans(),
+                        "cost": st.sampled_from([0, 0.01, 0.3]),
+                    }
+                ),
+                max_size=3,
+            ),
+            "verifier_called": st.booleans(),
+        },
+    ),
+    max_size=6,
+)
 
 
 @settings(max_examples=40, deadline=None)
 @given(runs=st.lists(st.tuples(STEPS, st.one_of(st.none(), st.integers(1, 5))), max_size=12))
 def test_derived_run_columns_match_a_group_by_over_the_steps(tmp_path_factory, runs) -> None:
-    lines = [make_trace(f"t{i}", steps=steps, predicted_tier=tier)
-             for i, (steps, tier) in enumerate(runs)]
+    lines = [
+        make_trace(f"t{i}", steps=steps, predicted_tier=tier)
+        for i, (steps, tier) in enumerate(runs)
+    ]
     path = write_jsonl(tmp_path_factory.mktemp("agg") / "a.jsonl", lines)
     tables = read_traces(path)
     assert_frame_equal(tables.runs, reference_run_aggregates(tables.runs, tables.steps))

@@ -31,7 +31,11 @@ def _reports(caplog: pytest.LogCaptureFixture, name: str) -> list[Progress]:
 
 @pytest.mark.parametrize("read", ["read_traces", "ingest_traces"])
 def test_the_meter_counts_every_byte_on_disk_once_in_many_steps(
-    inputs: list[Path], tmp_path: Path, monkeypatch, caplog: pytest.LogCaptureFixture, read: str,
+    inputs: list[Path],
+    tmp_path: Path,
+    monkeypatch,
+    caplog: pytest.LogCaptureFixture,
+    read: str,
 ) -> None:
     # Small chunks and gzip pieces: several chunks per file, plain and compressed.
     monkeypatch.setattr("aco_lab.traces.chunk_plan.CHUNK_BYTES", 20_000)

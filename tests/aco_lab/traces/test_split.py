@@ -13,8 +13,9 @@ FOLDS = (("a", 0.5), ("b", 0.3), ("c", 0.2))
 
 
 @settings(max_examples=50, deadline=None)
-@given(ids=st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=60),
-       seed=st.integers(0, 9))
+@given(
+    ids=st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=60), seed=st.integers(0, 9)
+)
 def test_every_request_lands_in_exactly_one_split(ids: list[str], seed: int) -> None:
     parts = assign_splits(ids, FOLDS, seed)
     flat = [r for part in parts.values() for r in part]
@@ -29,8 +30,9 @@ def test_split_is_independent_of_order_and_changes_with_the_seed() -> None:
 
 
 def test_runs_of_one_request_stay_together() -> None:
-    runs = pl.DataFrame({S.REQUEST_ID: [f"r{i % 50}" for i in range(250)],
-                         S.TIER: [i % 5 + 1 for i in range(250)]})
+    runs = pl.DataFrame(
+        {S.REQUEST_ID: [f"r{i % 50}" for i in range(250)], S.TIER: [i % 5 + 1 for i in range(250)]}
+    )
     parts = split_by_request(runs, (("train", 0.5), ("eval", 0.5)), seed=0)
     train, held = set(parts["train"][S.REQUEST_ID]), set(parts["eval"][S.REQUEST_ID])
     assert not train & held and len(train) == len(held) == 25

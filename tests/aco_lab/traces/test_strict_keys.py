@@ -9,14 +9,24 @@ from aco_lab.traces.chunks import ChunkTask, read_chunk
 from aco_lab.traces.reading import read_traces
 from aco_lab.traces.strict_keys import unknown_key_problem, unknown_keys
 
-STEP = {"step_num": 1, "model_call": {"model_id": "m", "tier": 2, "cost": 0.1},
-        "tool_calls": [{"tool_name": "grep", "success": True, "cost": 0.0}]}
+STEP = {
+    "step_num": 1,
+    "model_call": {"model_id": "m", "tier": 2, "cost": 0.1},
+    "tool_calls": [{"tool_name": "grep", "success": True, "cost": 0.0}],
+}
 
 
 def trace(trace_id: str = "t", step: dict | None = None, **extra) -> dict:
-    return {"trace_id": trace_id, "request": "r", "steps": [step or STEP],
-            "final_outcome": "completed", "task_success": True, "total_cost": 0.1,
-            "metadata": {"anything": {"goes": 1}}, **extra}
+    return {
+        "trace_id": trace_id,
+        "request": "r",
+        "steps": [step or STEP],
+        "final_outcome": "completed",
+        "task_success": True,
+        "total_cost": 0.1,
+        "metadata": {"anything": {"goes": 1}},
+        **extra,
+    }
 
 
 def test_a_trace_of_known_keys_has_none() -> None:
@@ -25,22 +35,43 @@ def test_a_trace_of_known_keys_has_none() -> None:
 
 
 def test_every_level_is_searched_in_document_order() -> None:
-    step = {**STEP, "lat": 1, "model_call": {**STEP["model_call"], "teir": 3},
-            "tool_calls": [STEP["tool_calls"][0], {**STEP["tool_calls"][0], "sucess": True}]}
+    step = {
+        **STEP,
+        "lat": 1,
+        "model_call": {**STEP["model_call"], "teir": 3},
+        "tool_calls": [STEP["tool_calls"][0], {**STEP["tool_calls"][0], "sucess": True}],
+    }
     found = [path for path, _ in unknown_keys(trace(step=step, difficuly=3))]
-    assert found == ["difficuly", "steps[0].lat", "steps[0].model_call.teir",
-                     "steps[0].tool_calls[1].sucess"]
+    assert found == [
+        "difficuly",
+        "steps[0].lat",
+        "steps[0].model_call.teir",
+        "steps[0].tool_calls[1].sucess",
+    ]
 
 
-@pytest.mark.parametrize(("extra", "step", "message_start"), [
-    ({"difficuly": 3}, None,
-     'difficuly: not a field of trace format v1 (did you mean "difficulty"?)'),
-    ({}, {**STEP, "model_call": {**STEP["model_call"], "teir": 3}},
-     'steps[0].model_call.teir: not a field of trace format v1 (did you mean "tier"?)'),
-    ({}, {**STEP, "tool_calls": [{**STEP["tool_calls"][0], "sucess": 1}]},
-     'steps[0].tool_calls[0].sucess: not a field of trace format v1 (did you mean "success"?)'),
-    ({"zzz": 1}, None, "zzz: not a field of trace format v1 (strict"),
-])
+@pytest.mark.parametrize(
+    ("extra", "step", "message_start"),
+    [
+        (
+            {"difficuly": 3},
+            None,
+            'difficuly: not a field of trace format v1 (did you mean "difficulty"?)',
+        ),
+        (
+            {},
+            {**STEP, "model_call": {**STEP["model_call"], "teir": 3}},
+            'steps[0].model_call.teir: not a field of trace format v1 (did you mean "tier"?)',
+        ),
+        (
+            {},
+            {**STEP, "tool_calls": [{**STEP["tool_calls"][0], "sucess": 1}]},
+            "steps[0].tool_calls[0].sucess: not a field of trace format v1 "
+            '(did you mean "success"?)',
+        ),
+        ({"zzz": 1}, None, "zzz: not a field of trace format v1 (strict"),
+    ],
+)
 def test_the_message_names_the_path_and_the_likely_field(extra, step, message_start) -> None:
     message = unknown_key_problem(json.dumps(trace(step=step, **extra)).encode())
     assert message is not None and message.startswith(message_start)

@@ -67,57 +67,97 @@ BAD_LINES = [
     (mutate(call(tier=2.0)), "steps[0].model_call.tier: expected an int 1..5, got 2.0"),
     (mutate(call(cost=-0.5)), "steps[0].model_call.cost: expected a number >= 0, got -0.5"),
     (mutate(call(cost=False)), "steps[0].model_call.cost: expected a number >= 0, got false"),
-    (mutate(call(input_tokens=-1)),
-     "steps[0].model_call.input_tokens: expected an int >= 0 or null, got -1"),
-    (mutate(call(output_tokens=1.5)),
-     "steps[0].model_call.output_tokens: expected an int >= 0 or null, got 1.5"),
-    (mutate(call(cached_input_tokens="3")),
-     'steps[0].model_call.cached_input_tokens: expected an int >= 0 or null, got "3"'),
-    (mutate(call(escalated_from=9)),
-     "steps[0].model_call.escalated_from: expected an int 1..5 or null, got 9"),
-    (mutate(call(mean_logprob=0.1)),
-     "steps[0].model_call.mean_logprob: expected a number <= 0 or null, got 0.1"),
-    (mutate(call(min_logprob=2)),
-     "steps[0].model_call.min_logprob: expected a number <= 0 or null, got 2"),
-    (mutate(call(latency_ms="fast")),
-     'steps[0].model_call.latency_ms: expected a number or null, got "fast"'),
+    (
+        mutate(call(input_tokens=-1)),
+        "steps[0].model_call.input_tokens: expected an int >= 0 or null, got -1",
+    ),
+    (
+        mutate(call(output_tokens=1.5)),
+        "steps[0].model_call.output_tokens: expected an int >= 0 or null, got 1.5",
+    ),
+    (
+        mutate(call(cached_input_tokens="3")),
+        'steps[0].model_call.cached_input_tokens: expected an int >= 0 or null, got "3"',
+    ),
+    (
+        mutate(call(escalated_from=9)),
+        "steps[0].model_call.escalated_from: expected an int 1..5 or null, got 9",
+    ),
+    (
+        mutate(call(mean_logprob=0.1)),
+        "steps[0].model_call.mean_logprob: expected a number <= 0 or null, got 0.1",
+    ),
+    (
+        mutate(call(min_logprob=2)),
+        "steps[0].model_call.min_logprob: expected a number <= 0 or null, got 2",
+    ),
+    (
+        mutate(call(latency_ms="fast")),
+        'steps[0].model_call.latency_ms: expected a number or null, got "fast"',
+    ),
     (mutate(call(model_id=7)), "steps[0].model_call.model_id: expected a string, got 7"),
-    (mutate(drop("steps", 0, "model_call", "model_id")),
-     "steps[0].model_call.model_id: required field is missing; expected a string"),
-    (mutate(drop("steps", 0, "model_call", "cost")),
-     "steps[0].model_call.cost: required field is missing; expected a number >= 0"),
-    (mutate(drop("steps", 0, "model_call", "tier")),
-     "steps[0].model_call.tier: required field is missing; expected an int 1..5"),
-    (mutate(call(input_tokens=2**63)),  # past the Int64 column
-     f"steps[0].model_call.input_tokens: expected an int >= 0 or null, got {2**63}"),
-    (mutate(lambda t: t["steps"][0].update(step_num=2**31)),
-     f"steps[0].step_num: expected an int >= 1, got {2**31}"),
+    (
+        mutate(drop("steps", 0, "model_call", "model_id")),
+        "steps[0].model_call.model_id: required field is missing; expected a string",
+    ),
+    (
+        mutate(drop("steps", 0, "model_call", "cost")),
+        "steps[0].model_call.cost: required field is missing; expected a number >= 0",
+    ),
+    (
+        mutate(drop("steps", 0, "model_call", "tier")),
+        "steps[0].model_call.tier: required field is missing; expected an int 1..5",
+    ),
+    (
+        mutate(call(input_tokens=2**63)),  # past the Int64 column
+        f"steps[0].model_call.input_tokens: expected an int >= 0 or null, got {2**63}",
+    ),
+    (
+        mutate(lambda t: t["steps"][0].update(step_num=2**31)),
+        f"steps[0].step_num: expected an int >= 1, got {2**31}",
+    ),
     (mutate(tool(success=1)), "steps[0].tool_calls[0].success: expected true or false, got 1"),
     (mutate(tool(cost=-1)), "steps[0].tool_calls[0].cost: expected a number >= 0, got -1"),
-    (mutate(drop("steps", 0, "tool_calls", 0, "tool_name")),
-     "steps[0].tool_calls[0].tool_name: required field is missing; expected a string"),
-    (mutate(lambda t: t["steps"][0].update(step_num=0)),
-     "steps[0].step_num: expected an int >= 1, got 0"),
-    (mutate(lambda t: t["steps"][0].update(verifier_called=0)),
-     "steps[0].verifier_called: expected true or false, got 0"),
-    (mutate(lambda t: t["steps"][0].update(verifier_passed="yes")),
-     'steps[0].verifier_passed: expected true, false or null, got "yes"'),
-    (mutate(lambda t: t["steps"][0].update(tool_calls=None)),
-     "steps[0].tool_calls: expected a list of tool-call objects, got null"),
-    (mutate(lambda t: t["steps"][0].update(model_call=[])),
-     "steps[0].model_call: expected an object or null, got an array"),
+    (
+        mutate(drop("steps", 0, "tool_calls", 0, "tool_name")),
+        "steps[0].tool_calls[0].tool_name: required field is missing; expected a string",
+    ),
+    (
+        mutate(lambda t: t["steps"][0].update(step_num=0)),
+        "steps[0].step_num: expected an int >= 1, got 0",
+    ),
+    (
+        mutate(lambda t: t["steps"][0].update(verifier_called=0)),
+        "steps[0].verifier_called: expected true or false, got 0",
+    ),
+    (
+        mutate(lambda t: t["steps"][0].update(verifier_passed="yes")),
+        'steps[0].verifier_passed: expected true, false or null, got "yes"',
+    ),
+    (
+        mutate(lambda t: t["steps"][0].update(tool_calls=None)),
+        "steps[0].tool_calls: expected a list of tool-call objects, got null",
+    ),
+    (
+        mutate(lambda t: t["steps"][0].update(model_call=[])),
+        "steps[0].model_call: expected an object or null, got an array",
+    ),
     (mutate(lambda t: t["steps"].append(3)), "steps[1]: expected a step object, got 3"),
     (mutate(top(steps={})), "steps: expected a list of step objects, got an object"),
     (mutate(drop("steps")), "steps: required field is missing; expected a list of step objects"),
     (mutate(top(difficulty=6)), "difficulty: expected an int 1..5 or null, got 6"),
     (mutate(top(difficulty=0)), "difficulty: expected an int 1..5 or null, got 0"),
     (mutate(top(predicted_tier="4")), 'predicted_tier: expected an int 1..5 or null, got "4"'),
-    (mutate(top(final_outcome="done")),
-     'final_outcome: expected one of completed, failed, aborted, budget_exceeded, got "done"'),
+    (
+        mutate(top(final_outcome="done")),
+        'final_outcome: expected one of completed, failed, aborted, budget_exceeded, got "done"',
+    ),
     (mutate(top(task_success=1)), "task_success: expected true, false or null, got 1"),
     (mutate(top(task_success="true")), 'task_success: expected true, false or null, got "true"'),
-    (mutate(drop("task_success")),
-     "task_success: required field is missing; expected true, false or null"),
+    (
+        mutate(drop("task_success")),
+        "task_success: required field is missing; expected true, false or null",
+    ),
     (mutate(top(total_cost="0.1")), 'total_cost: expected a number >= 0, got "0.1"'),
     (mutate(top(total_cost=-0.01)), "total_cost: expected a number >= 0, got -0.01"),
     (mutate(drop("total_cost")), "total_cost: required field is missing; expected a number >= 0"),
@@ -128,24 +168,32 @@ BAD_LINES = [
     (mutate(top(request_id=5)), "request_id: expected a string or null, got 5"),
     (mutate(top(task_type=["coding"])), "task_type: expected a string or null, got an array"),
     (mutate(top(source=False)), "source: expected a string or null, got false"),
-    (mutate(top(schema_version=2)),
-     "schema_version: expected 1 (this loader reads trace format v1), got 2"),
+    (
+        mutate(top(schema_version=2)),
+        "schema_version: expected 1 (this loader reads trace format v1), got 2",
+    ),
     (mutate(top(metadata=[1])), "metadata: expected an object or null, got an array"),
     (mutate(top(metadata="note")), 'metadata: expected an object or null, got "note"'),
-    (mutate(top(timestamp="yesterday")),
-     "timestamp: expected an RFC 3339 date-time string (e.g. 2025-01-31T12:00:00Z) or null,"
-     ' got "yesterday"'),
+    (
+        mutate(top(timestamp="yesterday")),
+        "timestamp: expected an RFC 3339 date-time string (e.g. 2025-01-31T12:00:00Z) or null,"
+        ' got "yesterday"',
+    ),
     (mutate(top(timestamp="2025-02-30T00:00:00Z")), 'got "2025-02-30T00:00:00Z"'),
     (mutate(top(timestamp=1735689600)), "timestamp: expected an RFC 3339"),
     ("[1, 2]", "expected a JSON object (one trace per line), got an array"),
     ('"just a string"', 'expected a JSON object (one trace per line), got "just a string"'),
     ('{"trace_id": "x", oops}', "invalid JSON: object keys must be strings near column 19"),
     ('{"trace_id": "x"', "invalid JSON: the line ends before the JSON value is complete"),
-    (mutate(top()) + " x",
-     f"invalid JSON: trailing characters near column {len(mutate(top())) + 2}"),
+    (
+        mutate(top()) + " x",
+        f"invalid JSON: trailing characters near column {len(mutate(top())) + 2}",
+    ),
     ('{"request": "été", "x": tru}', "invalid JSON: invalid character near column 26"),
-    (mutate(top(total_cost=1)).replace('"total_cost": 1', '"total_cost": 1e999'),
-     "total_cost: number out of range; expected a number >= 0"),
+    (
+        mutate(top(total_cost=1)).replace('"total_cost": 1', '"total_cost": 1e999'),
+        "total_cost: number out of range; expected a number >= 0",
+    ),
 ]
 
 
@@ -167,8 +215,9 @@ def test_each_rule_rejects_the_bad_line_with_its_line_number(
 
 
 def test_messages_follow_file_line_path_what_allowed(tmp_path: Path) -> None:
-    steps = [GOOD["steps"][0]] * 2 + [{"step_num": 3, "model_call": {
-        "model_id": "m", "tier": "high", "cost": 0.1}}]
+    steps = [GOOD["steps"][0]] * 2 + [
+        {"step_num": 3, "model_call": {"model_id": "m", "tier": "high", "cost": 0.1}}
+    ]
     path = tmp_path / "traces" / "a.jsonl"
     path.parent.mkdir()
     path.write_text("\n" * 1041 + mutate(top(steps=steps)) + "\n")

@@ -95,8 +95,7 @@ def test_the_writer_refuses_what_the_loader_would(tmp_path: Path, golden_payload
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_typed_payload_is_written_as_its_plain_data(tmp_path: Path,
-                                                      golden_payload: dict) -> None:
+def test_a_typed_payload_is_written_as_its_plain_data(tmp_path: Path, golden_payload: dict) -> None:
     typed = BundlePayload.from_dict(golden_payload)
     assert load_bundle(write_bundle(typed, tmp_path).path) == golden_payload
 
@@ -106,8 +105,9 @@ def test_a_foreign_format_version_in_the_payload_is_refused(tmp_path: Path) -> N
         write_bundle({"bundle_format_version": 99}, tmp_path)
 
 
-def test_concurrent_writers_each_get_their_own_version(tmp_path: Path,
-                                                      golden_payload: dict) -> None:
+def test_concurrent_writers_each_get_their_own_version(
+    tmp_path: Path, golden_payload: dict
+) -> None:
     n_writers = 8
     infos: list[BundleInfo] = []
     errors: list[BaseException] = []

@@ -17,8 +17,9 @@ from aco_lab.train.curves import (
     frontier_success,
 )
 
-REF = Reference(weak_cost=1.0, weak_success=0.5, strong_cost=3.0, strong_success=0.9,
-                cost_lo=1.0, cost_hi=3.0)
+REF = Reference(
+    weak_cost=1.0, weak_success=0.5, strong_cost=3.0, strong_success=0.9, cost_lo=1.0, cost_hi=3.0
+)
 
 
 def test_frontier_drops_dominated_points_and_points_under_a_segment() -> None:
@@ -64,8 +65,10 @@ def test_a_curve_that_never_reaches_the_target_has_no_cost_at_it() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.floats(0.01, 10.0), st.floats(0.0, 1.0)), min_size=1, max_size=12),
-       st.floats(0.0, 1.0))
+@given(
+    st.lists(st.tuples(st.floats(0.01, 10.0), st.floats(0.0, 1.0)), min_size=1, max_size=12),
+    st.floats(0.0, 1.0),
+)
 def test_frontier_is_increasing_and_cost_at_inverts_it(points, target) -> None:
     fc, fs = build_frontier([p[0] for p in points], [p[1] for p in points])
     assert np.all(np.diff(fc) > 0) and np.all(np.diff(fs) > 0)
@@ -81,8 +84,10 @@ def test_frontier_is_increasing_and_cost_at_inverts_it(points, target) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.floats(1.0, 3.0), st.floats(0.0, 1.0)), min_size=1, max_size=10),
-       st.tuples(st.floats(1.0, 3.0), st.floats(0.0, 1.0)))
+@given(
+    st.lists(st.tuples(st.floats(1.0, 3.0), st.floats(0.0, 1.0)), min_size=1, max_size=10),
+    st.tuples(st.floats(1.0, 3.0), st.floats(0.0, 1.0)),
+)
 def test_adding_a_point_never_lowers_the_area(points, extra) -> None:
     base = build_area_metrics(Curve("a", *map(tuple, zip(*points, strict=True))), REF)
     more = build_area_metrics(Curve("b", *map(tuple, zip(*(points + [extra]), strict=True))), REF)

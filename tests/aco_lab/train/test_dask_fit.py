@@ -13,7 +13,8 @@ from aco.router import predict_success
 from aco_lab.simulate.generate import write_simulated_traces
 from aco_lab.traces.labels import add_labels, build_outcome_matrix, build_training_runs
 from aco_lab.traces.reading import read_traces
-from aco_lab.train.estimators import LgbmRows, held_out_log_loss
+from aco_lab.train.estimators import held_out_log_loss
+from aco_lab.train.fit_data import LgbmRows
 from aco_lab.train.router import TrainOptions, build_request_matrix, build_router
 from tests.dask_cluster import dask_cluster  # noqa: F401 - the fixture
 

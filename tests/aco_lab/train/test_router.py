@@ -50,8 +50,12 @@ def lgbm_payload(sim_runs: pl.DataFrame) -> dict:
 def test_counterfactual_training_yields_a_complete_bundle_payload(lgbm_payload: dict) -> None:
     p = lgbm_payload
     assert p["model"]["kind"] == "lgbm" and p["model"]["objective"] == "success"
-    assert set(p["policy"]) == {"safety_threshold", "downgrade_threshold", "success_value",
-                                "cost_scale"}
+    assert set(p["policy"]) == {
+        "safety_threshold",
+        "downgrade_threshold",
+        "success_value",
+        "cost_scale",
+    }
     assert 0 <= p["policy"]["downgrade_threshold"] <= 1 and p["policy"]["cost_scale"] > 0
     training = p["training_data"]
     assert training["counterfactual"] and training["n_requests"] == 160
@@ -69,14 +73,33 @@ def test_success_never_drops_as_the_tier_rises(lgbm_payload: dict) -> None:
     success never drops as the tier's model skill rises (the trees' last column)."""
     spec = FeatureSpec.from_dict(lgbm_payload["feature_spec"])
     rng = np.random.default_rng(0)
-    words = ["fix", "the", "bug", "in", "auth", "deploy", "report", "legal", "contract",
-             "quickly", "why", "how", "data"]
-    X = np.stack([
-        request_features(spec, " ".join(rng.choice(words, rng.integers(1, 60))),
-                         rng.choice([*spec.task_types, None]), int(rng.integers(1, 6)),
-                         int(rng.integers(1, 5000)))
-        for _ in range(400)
-    ])
+    words = [
+        "fix",
+        "the",
+        "bug",
+        "in",
+        "auth",
+        "deploy",
+        "report",
+        "legal",
+        "contract",
+        "quickly",
+        "why",
+        "how",
+        "data",
+    ]
+    X = np.stack(
+        [
+            request_features(
+                spec,
+                " ".join(rng.choice(words, rng.integers(1, 60))),
+                rng.choice([*spec.task_types, None]),
+                int(rng.integers(1, 6)),
+                int(rng.integers(1, 5000)),
+            )
+            for _ in range(400)
+        ]
+    )
     X += rng.normal(0, 0.5, X.shape) * (rng.uniform(size=X.shape) < 0.2)
     by_skill = np.argsort(lgbm_payload["model"]["tier_values"], kind="stable")
     raw = predict_success(lgbm_payload["model"], X)[:, by_skill]
@@ -145,11 +168,15 @@ def test_routerbench_training_end_to_end(routerbench_dir: Path) -> None:
     config = load_config(routerbench_dir / "config.yaml")
     runs = read_traces(routerbench_dir / "traces.jsonl.gz").runs
     ids = sorted(runs["request_id"].unique().to_list())[::6][:240]
-    payload = build_router(runs.filter(pl.col("request_id").is_in(ids)), config,
-                           TrainOptions(seed=1)).payload
+    payload = build_router(
+        runs.filter(pl.col("request_id").is_in(ids)), config, TrainOptions(seed=1)
+    ).payload
     assert payload["training_data"]["n_requests"] == 240
-    assert sorted(payload["feature_spec"]["task_types"]) == ["coding", "commonsense_qa",
-                                                             "science_qa"]
+    assert sorted(payload["feature_spec"]["task_types"]) == [
+        "coding",
+        "commonsense_qa",
+        "science_qa",
+    ]
     assert payload["tiers"][4]["model_id"] == "gpt-4-1106-preview"
     assert payload["validation"]["operating_point"]["success_ratio"] >= 0.9
 
@@ -170,13 +197,13 @@ def test_the_novelty_threshold_calls_the_chosen_share_of_held_out_requests_novel
     held = nearest_similarity(centroids, X[400:, offset:])
     assert np.mean(held < threshold) <= NOVELTY_QUANTILE + 1e-9
     assert np.mean(held <= threshold) >= NOVELTY_QUANTILE  # the quantile, not a bound far off
-    other = np.stack([request_features(spec, t)
-                      for t in ("Fix the auth bug in production", "What is 2+2?")])
+    other = np.stack(
+        [request_features(spec, t) for t in ("Fix the auth bug in production", "What is 2+2?")]
+    )
     assert (nearest_similarity(centroids, other[:, offset:]) < threshold).all()
 
 
-def test_training_reports_the_task_type_predictor_on_held_out_requests(lgbm_payload: dict
-                                                                       ) -> None:
+def test_training_reports_the_task_type_predictor_on_held_out_requests(lgbm_payload: dict) -> None:
     from aco_lab.train.router import validation_headline
 
     figures = lgbm_payload["validation"]["task_type"]
@@ -184,14 +211,16 @@ def test_training_reports_the_task_type_predictor_on_held_out_requests(lgbm_payl
     assert folds == {"cross_validation": 5, "requests": 160}
     assert figures["requests"] == 64  # two folds in five held out for it
     assert 0.3 < figures["accuracy"] <= 1.0  # above chance (1/7) on 160 requests' worth
-    assert (abs(figures["accuracy_as_routed"] - figures["accuracy"])
-            <= figures["novel_share"] + 1e-4)  # the figures are rounded to 4 decimals
+    assert (
+        abs(figures["accuracy_as_routed"] - figures["accuracy"]) <= figures["novel_share"] + 1e-4
+    )  # the figures are rounded to 4 decimals
     assert 0 < figures["novel_share"] < 0.1
     assert validation_headline(lgbm_payload)["task_type_novel_share"] == figures["novel_share"]
 
 
 def test_task_types_a_runtime_guessed_do_not_teach_the_task_type_classifier(
-        sim_runs: pl.DataFrame) -> None:
+    sim_runs: pl.DataFrame,
+) -> None:
     from aco_lab.train.router import guessed_task_type_requests
 
     ids = sorted(sim_runs["request_id"].unique().to_list())
@@ -199,7 +228,9 @@ def test_task_types_a_runtime_guessed_do_not_teach_the_task_type_classifier(
     marked = sim_runs.with_columns(
         pl.when(pl.col("request_id").is_in(guessed))
         .then(pl.lit('{"task_type_from": "classifier", "router_mode": "bundle"}'))
-        .otherwise(pl.lit('{"task_type_from": "caller"}')).alias("metadata"))
+        .otherwise(pl.lit('{"task_type_from": "caller"}'))
+        .alias("metadata")
+    )
     assert guessed_task_type_requests(marked) == guessed
     assert guessed_task_type_requests(sim_runs) == set()  # the simulator's types are given
     payload = build_router(marked, CONFIG, TrainOptions(seed=SEED), created_at=CREATED).payload
