@@ -36,15 +36,18 @@ def heavy_modules_loaded(module: str) -> list[str]:
     return out.stdout.split()
 
 
-def train_bundle(out_dir: Path, seed: int) -> Path:
-    """A LightGBM router bundle trained on simulated traces."""
+def train_bundle(out_dir: Path, seed: int, model: str) -> Path:
+    """A router bundle of the given model (`aco-lab train --model`) trained on simulated
+    traces."""
     from aco.config import ACOConfig
     from aco_lab.simulate.generate import write_simulated_traces
     from aco_lab.train.router import TrainOptions, train_router
 
     traces = out_dir / "sim.jsonl"
     write_simulated_traces(traces, 400, seed=seed, config=ACOConfig())
-    info, _ = train_router([traces], ACOConfig(), TrainOptions(seed=seed), out_dir / "models")
+    info, _ = train_router(
+        [traces], ACOConfig(), TrainOptions(seed=seed, model=model), out_dir / "models"
+    )
     return info.path
 
 
@@ -153,6 +156,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--model", default="lgbm", help="the bundle's model (aco-lab train --model)"
+    )
     args = parser.parse_args()
     print(
         f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
@@ -161,7 +167,7 @@ def main() -> None:
     for module in ("aco", "aco.optimizer", "aco.cli", "aco.router"):
         print(f"import {module}: heavy modules loaded: {heavy_modules_loaded(module) or 'none'}")
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = args.bundle or train_bundle(Path(tmp), args.seed)
+        bundle = args.bundle or train_bundle(Path(tmp), args.seed, args.model)
         print(f"bundle: {bundle if args.bundle else 'trained on 400 simulated requests (lgbm)'}")
         times = bench_processes(bundle, args.repeats)
         medians = {name: statistics.median(ts) for name, ts in times.items()}
