@@ -136,10 +136,15 @@ def bench_trace_log(appends: int) -> dict[str, list[float]]:
 
 
 def _model_shape(router) -> tuple[int, int]:
-    """(features, trees) of the bundle's LightGBM model, for a like-for-like baseline."""
+    """(features, trees) of the bundle's LightGBM model (an ensemble's largest LightGBM
+    member), for a like-for-like baseline."""
     from aco.scoring import compile_lgbm
 
-    trees = compile_lgbm(router.model["booster"])
+    models = router.model.get("members", [router.model])
+    shapes = [compile_lgbm(m["booster"]) for m in models if "booster" in m]
+    if not shapes:
+        raise SystemExit("the bundle has no LightGBM model to size the baseline by")
+    trees = max(shapes, key=lambda t: t.num_trees)
     return trees.num_features, trees.num_trees
 
 
@@ -168,7 +173,8 @@ def main() -> None:
         print(f"import {module}: heavy modules loaded: {heavy_modules_loaded(module) or 'none'}")
     with tempfile.TemporaryDirectory() as tmp:
         bundle = args.bundle or train_bundle(Path(tmp), args.seed, args.model)
-        print(f"bundle: {bundle if args.bundle else 'trained on 400 simulated requests (lgbm)'}")
+        trained = f"trained on 400 simulated requests ({args.model})"
+        print(f"bundle: {bundle if args.bundle else trained}")
         times = bench_processes(bundle, args.repeats)
         medians = {name: statistics.median(ts) for name, ts in times.items()}
         for name, median in medians.items():
