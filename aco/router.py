@@ -35,6 +35,7 @@ from aco.decisions import (
 )
 from aco.errors import BundleError
 from aco.features import request_features, set_task_type
+from aco.formatting import format_money
 from aco.payload import BundlePayload, Novelty, read_payload
 from aco.payload_fields import PayloadError
 from aco.policy import (
@@ -441,20 +442,24 @@ class Router:
         return floor, allowed
 
     def _reason(self, code: int, i: int, p: list[float], floor: int, params: PolicyParams) -> str:
+        """Why tier i, in words: the probabilities, then the rule of the operating point."""
         where = f"{self._label}: P(success) {p[i]:.2f} at tier {i + 1}, best {max(p):.2f}"
         floor_note = f"; task floor {floor}" if floor > 1 else ""
         if REASONS[code] == "safety":
             return (
-                f"{where}; every allowed tier is below safety_threshold "
-                f"{params.safety_threshold:.2f}: top allowed tier{floor_note}"
+                f"{where}; no allowed tier reaches P(success) {params.safety_threshold:.2f}: "
+                f"the top allowed tier{floor_note}"
             )
-        value, scale = params.success_value, params.cost_scale
-        rule = (
-            "the cheapest"
-            if value == 0
-            else f"the best value ({value:.3g} x P - cost / {scale:.3g})"
+        among = (
+            ""
+            if params.downgrade_threshold <= 0
+            else f" among the tiers within {1 - params.downgrade_threshold:.0%} of the best"
         )
+        if params.success_value == 0:
+            return f"{where}; the cheapest tier{among}{floor_note}"
+        worth = format_money(params.success_value * params.cost_scale)
         return (
-            f"{where}; {rule} of the tiers keeping >= {params.downgrade_threshold:.2f} "
-            f"of the best{floor_note}"
+            f"{where}; the most success for the money{among}: this operating point counts a "
+            f"success as worth {worth}, so a dearer tier is taken only when its gain in "
+            f"P(success) x {worth} exceeds its extra cost{floor_note}"
         )

@@ -55,6 +55,27 @@ def test_decision_fields_and_reason(golden: Router) -> None:
     assert "task type predicted" in predicted.reason and predicted.task_type is not None
 
 
+def test_the_reason_says_in_dollars_what_a_success_is_worth(golden: Router) -> None:
+    from dataclasses import replace
+
+    from aco.formatting import format_money
+
+    params = golden.params
+    for value in (0.0, 2.5):
+        golden.params = replace(params, success_value=value, downgrade_threshold=0.9)
+        try:
+            d = golden.decide("Fix the failing test", task_type="research", input_tokens=800)
+        finally:
+            golden.params = params
+        assert "within 10% of the best" in d.reason
+        worth = format_money(value * params.cost_scale)
+        if value == 0:
+            assert "the cheapest tier" in d.reason and "worth" not in d.reason
+        else:
+            assert f"counts a success as worth {worth}" in d.reason
+            assert f"P(success) x {worth} exceeds its extra cost" in d.reason
+
+
 def test_config_supplies_prices_and_can_only_raise_floors(golden: Router) -> None:
     bundle = golden.bundle
     free = ACOConfig(
