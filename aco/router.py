@@ -349,7 +349,8 @@ class Router:
             t: [o * po for o, po in zip(out, self._prices_out, strict=True)]
             for t, out in by_type.items()
         }
-        self._cost_factors = {t: cost_factors(self.cost_model, t) for t in by_type}
+        typed = {*by_type, *(self.cost_model.get("task_cost_factor") or {})}
+        self._cost_factors = {t: cost_factors(self.cost_model, t) for t in typed}
         self.mix = self.payload.policy_mix
         self.version: int | None = None  # from the manifest, when loaded from a file
         self._label = "bundle"
@@ -413,9 +414,7 @@ class Router:
         output = self._output_costs.get(task_type) if task_type else None
         if output is None:
             output = self._output_costs[None]
-        factors = self._cost_factors.get(task_type) if task_type else None
-        if factors is None:
-            factors = cost_factors(self.cost_model, task_type)
+        factors = self._cost_factors.get(task_type, self._cost_factors[None])
         return [
             (tokens * pi + oc) / 1000.0 * f
             for pi, oc, f in zip(self._prices_in, output, factors, strict=True)
