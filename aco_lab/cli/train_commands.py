@@ -1,6 +1,9 @@
 """`aco-lab train`: learn a tier router from traces and write a versioned bundle."""
 
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -131,7 +134,7 @@ def train_command(
         allow_shortfall=allow_shortfall,
     )
     stage(f"training {model} ({objective}) on {len(paths)} path(s)")
-    with open_trainer(engine, scheduler) as trainer:
+    with open_trainer(engine, scheduler) as trainer, _warnings_said_once():
         info, payload = train_router(
             list(paths), load_config(config_path), options, out_dir, on_error, trainer
         )
@@ -175,3 +178,26 @@ def _shown(key: str, value: object) -> str:
 
 
 COMMANDS: list = [train_command]
+
+
+# Training logs each warning it also returns in the bundle; the command prints the bundle's.
+TRAINING_LOGGERS = ("aco_lab.train.router", "aco_lab.train.operating_point")
+
+
+class _NoWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno != logging.WARNING
+
+
+@contextmanager
+def _warnings_said_once() -> Iterator[None]:
+    """While training: the training loggers' warnings held back (printed after, from the
+    bundle), their other records kept."""
+    drop, loggers = _NoWarnings(), [logging.getLogger(name) for name in TRAINING_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(drop)

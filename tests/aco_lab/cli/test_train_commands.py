@@ -94,3 +94,30 @@ def test_real_console_script_trains_and_routes(traces: Path, tmp_path: Path) -> 
     assert router.calibration["method"] == "isotonic" and "controls" not in router.bundle
     decision = router.decide("Fix the flaky login test", task_type="coding")
     assert decision.mode == "bundle" and 1 <= decision.tier <= 5
+
+
+def test_each_training_warning_is_printed_once(tmp_path: Path) -> None:
+    from aco_lab.simulate.generate import write_simulated_traces
+
+    logs = tmp_path / "logs.jsonl"
+    write_simulated_traces(logs, 200, seed=3, mode="logs")
+    exe = Path(sys.executable).with_name("aco-lab")
+    done = subprocess.run(
+        [
+            str(exe),
+            "train",
+            str(logs),
+            "--out",
+            str(tmp_path / "m"),
+            "--model",
+            "table",
+            "--no-controls",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert sum("ordinary logs" in line for line in lines) == 1
+    assert all(line.startswith("WARNING: ") for line in lines), lines
