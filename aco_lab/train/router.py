@@ -52,9 +52,7 @@ from aco_lab.train.router_payload import (
     build_cost_model,
     build_payload,
     build_training_fingerprint,
-    check_cost_factors,
     fit_cost_factors,
-    fit_task_cost_factors,
     read_file_fingerprints,
 )
 from aco_lab.train.task_types import fit_task_type_model, task_type_figures
@@ -193,9 +191,9 @@ def build_router(
     data = build_training_set(labeled, usable, outcomes, X, spec)
     every = np.arange(outcomes.n_requests)
     cost_model = build_cost_model(usable)
-    cost_model["tier_cost_factor"] = fit_cost_factors(cost_model, config, outcomes)
-    cost_model["task_cost_factor"] = fit_task_cost_factors(cost_model, config, outcomes)
-    warnings += check_cost_factors(cost_model, config, outcomes)
+    factors, price_warnings = fit_cost_factors(cost_model, config, outcomes)
+    cost_model.update(factors)
+    warnings += price_warnings
     cost_model["cost_scale"] = _cost_scale(cost_model, config, outcomes)
     validation = _validation_set(None, cost_model, config, outcomes)
     stage(f"cross-validating {', '.join(names)}")

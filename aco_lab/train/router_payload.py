@@ -68,12 +68,26 @@ def build_cost_model(fit_runs: pl.DataFrame) -> dict:
 COST_FACTOR_RANGE = (0.1, 100.0)
 
 
-def fit_cost_factors(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix) -> list[float]:
-    """Per tier 1..5, the training runs' mean observed cost over the mean of the config's
-    priced-token estimate for the same requests (1.0 where either is unknown or zero)."""
-    observed, estimated = _observed_and_estimated(cost_model, config, outcomes)
+def fit_cost_factors(
+    cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix
+) -> tuple[dict, list[str]]:
+    """The cost model's factors from priced tokens to what the training runs cost
+    (`tier_cost_factor`, `task_cost_factor`), and a warning naming the tiers whose config
+    prices misjudge their runs' cost. The requests are priced once, before any factor."""
+    from aco.router import expected_cost_table
+
+    chars = np.array([len(r) for r in outcomes.requests], dtype=np.float64)
+    estimate = expected_cost_table(
+        cost_model, config.tiers, outcomes.input_tokens, list(outcomes.task_types), chars
+    )
+    observed, estimated = _tier_means(outcomes.cost, estimate)
     ok = np.isfinite(observed) & np.isfinite(estimated) & (observed > 0) & (estimated > 0)
-    return [float(o / e) if k else 1.0 for o, e, k in zip(observed, estimated, ok, strict=True)]
+    tier = np.where(ok, observed / np.where(ok, estimated, 1.0), 1.0)
+    factors = {
+        "tier_cost_factor": [float(f) for f in tier],
+        "task_cost_factor": _task_cost_factors(tier, estimate, outcomes),
+    }
+    return factors, _price_warnings(tier, observed, estimated, config)
 
 
 # A task type's cost factor is shrunk toward its tier's as if this many more requests had the
@@ -81,14 +95,12 @@ def fit_cost_factors(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatri
 COST_FACTOR_PRIOR = 20.0
 
 
-def fit_task_cost_factors(
-    cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix
+def _task_cost_factors(
+    tier: np.ndarray, estimate: np.ndarray, outcomes: OutcomeMatrix
 ) -> dict[str, list[float]]:
     """Per task type and tier 1..5, the runs' observed cost over their priced-token estimate,
     shrunk toward the tier's factor (COST_FACTOR_PRIOR). Tool costs and the number of calls an
     agent makes differ by task type, so one factor per tier misprices some types by 2-4x."""
-    tier = np.asarray(cost_model["tier_cost_factor"], dtype=np.float64)
-    estimate = _unscaled_estimate(cost_model, config, outcomes)
     seen = ~np.isnan(outcomes.cost) & (estimate > 0)
     types = np.array(["" if t is None else t for t in outcomes.task_types], dtype=object)
     out = {}
@@ -108,12 +120,12 @@ def fit_task_cost_factors(
     return out
 
 
-def check_cost_factors(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix) -> list[str]:
-    """A warning naming the tiers whose config prices misjudge their traced runs' cost."""
-    observed, estimated = _observed_and_estimated(cost_model, config, outcomes)
-    factors = np.asarray(cost_model["tier_cost_factor"])
+def _price_warnings(
+    tier: np.ndarray, observed: np.ndarray, estimated: np.ndarray, config: ACOConfig
+) -> list[str]:
+    """A warning naming the tiers whose factor lies outside COST_FACTOR_RANGE."""
     low, high = COST_FACTOR_RANGE
-    off = [spec for spec in config.tiers if not low <= factors[spec.tier - 1] <= high]
+    off = [spec for spec in config.tiers if not low <= tier[spec.tier - 1] <= high]
     if not off:
         return []
     shown = "; ".join(
@@ -128,31 +140,14 @@ def check_cost_factors(cost_model: dict, config: ACOConfig, outcomes: OutcomeMat
     ]
 
 
-def _observed_and_estimated(
-    cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix
-) -> tuple[np.ndarray, np.ndarray]:
-    """(5,) mean observed USD per request and tier, and the priced-token estimate for them."""
-    estimate = _unscaled_estimate(cost_model, config, outcomes)
-    seen = ~np.isnan(outcomes.cost)
+def _tier_means(cost: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(5,) mean observed USD per request and tier, and the priced estimate for the same
+    requests (NaN where no request was run at the tier)."""
+    seen = ~np.isnan(cost)
     counts = np.maximum(seen.sum(axis=0), 1)
-    observed = np.where(
-        seen.any(axis=0), np.where(seen, outcomes.cost, 0).sum(axis=0) / counts, np.nan
-    )
+    observed = np.where(seen.any(axis=0), np.where(seen, cost, 0).sum(axis=0) / counts, np.nan)
     estimated = np.where(seen.any(axis=0), np.where(seen, estimate, 0).sum(axis=0) / counts, np.nan)
     return observed, estimated
-
-
-def _unscaled_estimate(cost_model: dict, config: ACOConfig, outcomes: OutcomeMatrix) -> np.ndarray:
-    """(n, 5) priced-token USD per request and tier, before any cost factor."""
-    from aco.router import expected_cost_table
-
-    unscaled = {
-        k: v for k, v in cost_model.items() if k not in ("tier_cost_factor", "task_cost_factor")
-    }
-    chars = np.array([len(r) for r in outcomes.requests], dtype=np.float64)
-    return expected_cost_table(
-        unscaled, config.tiers, outcomes.input_tokens, list(outcomes.task_types), chars
-    )
 
 
 def _medians(runs: pl.DataFrame) -> dict[int, float]:
